@@ -1,0 +1,1 @@
+"""relay: a transactional outbox that delivers analytics events to Mixpanel."""

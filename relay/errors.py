@@ -1,0 +1,82 @@
+"""The relay's exceptions: one root, and a type per decision a caller has to make.
+
+Whether something is retried is decided by the exception's *type*, never by its message.
+Messages name the event and the field at fault but never carry property values, so an
+error can be logged or shown to an operator without leaking personal data.
+"""
+
+from __future__ import annotations
+
+
+class RelayError(Exception):
+    """Root of every error raised by relay."""
+
+
+class ConfigurationError(RelayError):
+    """The settings are missing or contradictory; nothing will work until they are fixed."""
+
+
+# --- the event contract -----------------------------------------------------------------
+
+
+class EventContractError(RelayError, ValueError):
+    """An event, a schema or a property breaks the event contract.
+
+    ``event`` and ``field`` name what is wrong; the message never contains a property value.
+    """
+
+    def __init__(self, message: str, *, event: str | None = None, field: str | None = None):
+        self.event = event
+        self.field = field
+        where = []
+        if event:
+            where.append(f"event {event!r}")
+        if field:
+            where.append(f"field {field!r}")
+        prefix = f"{', '.join(where)}: " if where else ""
+        super().__init__(f"{prefix}{message}")
+
+
+class EventNameError(EventContractError):
+    """An event name does not follow ``{prefix}.{object}.{action}[.error]``."""
+
+
+class SchemaDefinitionError(EventContractError):
+    """A schema class breaks a rule that is checked when it is registered."""
+
+
+class EventRegistrationError(EventContractError):
+    """An event is unknown, or a different schema is already registered under its name."""
+
+
+class EventValidationError(EventContractError):
+    """An event's properties, ``distinct_id``, ``$insert_id`` or time fail validation."""
+
+
+# --- storage ------------------------------------------------------------------------------
+
+
+class StoreError(RelayError):
+    """The outbox database failed; the driver's exception is chained as ``__cause__``."""
+
+
+# --- delivery -----------------------------------------------------------------------------
+
+
+class DeliveryError(RelayError):
+    """Sending to Mixpanel failed."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth retrying later with backoff: 429, 5xx, timeouts, connection errors."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying the same request will fail the same way."""
+
+
+class MixpanelAuthError(PermanentDeliveryError, ConfigurationError):
+    """Mixpanel answered 401: credentials, role, ``project_id`` or regional host are wrong.
+
+    Sending stops and rows are left untouched until an operator fixes the configuration.
+    """

@@ -1,0 +1,155 @@
+"""The outbox and audit tables, as SQLAlchemy Core metadata with a naming convention.
+
+``relay_outbox`` holds one row per tracked event; ``relay_audit`` records every operator action.
+Alembic revisions in ``migrations/`` must equal these definitions (``alembic check``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+#: Longest ``$insert_id`` Mixpanel accepts (36 bytes of ``[A-Za-z0-9-]``).
+INSERT_ID_MAX_LENGTH = 36
+EVENT_NAME_MAX_LENGTH = 255
+DISTINCT_ID_MAX_LENGTH = 255
+LEASE_TOKEN_LENGTH = 32
+LAST_ERROR_MAX_LENGTH = 1000
+
+
+class OutboxState(enum.StrEnum):
+    """Life cycle of an outbox row: pending until Mixpanel accepts it (delivered) or refuses it (dead)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC datetime on every dialect.
+
+    PostgreSQL stores ``timestamptz``; SQLite and MySQL have no zone, so values are stored as
+    naive UTC (microsecond precision on MySQL) and come back aware. Naive input is refused:
+    a naive local time silently stored as UTC would shift every schedule by hours.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=dialect.name == "postgresql"))
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("relay stores only timezone-aware datetimes")
+        value = value.astimezone(dt.UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: Dialect
+    ) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+# BIGINT ids everywhere except SQLite, where only INTEGER PRIMARY KEY is the rowid alias.
+_BigId = BigInteger().with_variant(Integer(), "sqlite")
+_Json = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+outbox = Table(
+    "relay_outbox",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("insert_id", String(INSERT_ID_MAX_LENGTH), nullable=False, unique=True),
+    Column("event", String(EVENT_NAME_MAX_LENGTH), nullable=False),
+    Column("distinct_id", String(DISTINCT_ID_MAX_LENGTH), nullable=False),
+    Column("time_ms", BigInteger(), nullable=False, comment="event time, ms since the epoch"),
+    Column("properties", _Json, nullable=False),
+    Column("state", String(16), nullable=False, server_default=OutboxState.PENDING.value),
+    Column("attempts", Integer(), nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("lease_token", String(LEASE_TOKEN_LENGTH), nullable=True),
+    Column("last_error", String(LAST_ERROR_MAX_LENGTH), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True, comment="when delivered or dead"),
+    CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="state"),
+    CheckConstraint("attempts >= 0", name="attempts"),
+    # The claim reads only due pending rows. Partial on PostgreSQL and SQLite, so millions of
+    # delivered rows never enter it; MySQL/MariaDB has no partial indexes and gets the full
+    # composite, whose leading ``state`` still confines the scan to pending rows.
+    Index(
+        "ix_relay_outbox_pending_due",
+        "state",
+        "next_attempt_at",
+        postgresql_where=text("state = 'pending'"),
+        sqlite_where=text("state = 'pending'"),
+    ),
+    # Retention, dead-letter listings and "delivered in the last hour" read by (state, finished_at).
+    Index("ix_relay_outbox_state_finished_at", "state", "finished_at"),
+)
+
+audit = Table(
+    "relay_audit",
+    metadata,
+    Column("id", _BigId, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("filter", JSON(), nullable=False),
+    Column("count", Integer(), nullable=False),
+    Column("detail", Text(), nullable=True),
+    Index("ix_relay_audit_at", "at"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """One claimed outbox row, as the Mixpanel client needs it.
+
+    ``properties_json`` is the stored JSON object text without ``time``, ``distinct_id`` and
+    ``$insert_id``; the client splices those three in so the stored bytes are never re-encoded.
+    """
+
+    id: int
+    insert_id: str
+    event: str
+    distinct_id: str
+    time_ms: int
+    properties_json: str
+    attempts: int
