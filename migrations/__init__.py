@@ -1,0 +1,1 @@
+"""relay's Alembic environment and revisions (installed as ``relay.migrations``)."""

@@ -1,0 +1,84 @@
+"""Alembic environment for relay's tables.
+
+The URL is taken, in order, from a connection handed over in ``config.attributes``
+(``relay migrate`` and the Python API), ``-x url=...``, ``sqlalchemy.url`` in the ini file, or
+``RelaySettings().database_url`` (``RELAY_DATABASE_URL``). Only relay's own tables are compared,
+so ``alembic check`` stays clean in a database shared with a host application.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from relay.config import RelaySettings
+from relay.database import create_engine
+from relay.models import metadata
+
+VERSION_TABLE = "relay_alembic_version"
+
+config = context.config
+
+
+def _include_name(name: str | None, type_: str, _parent: Any) -> bool:
+    if type_ == "table":
+        return name in metadata.tables
+    return True
+
+
+def _include_object(
+    obj: Any, name: str | None, type_: Literal["schema", "table", "column", "index",
+    "unique_constraint", "foreign_key_constraint"] | str, reflected: bool, _compare_to: Any
+) -> bool:
+    if type_ == "table":
+        return name in metadata.tables
+    return True
+
+
+def _configure(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=VERSION_TABLE,
+        include_name=_include_name,
+        include_object=_include_object,
+        compare_type=True,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _url() -> str:
+    return (
+        context.get_x_argument(as_dictionary=True).get("url")
+        or config.get_main_option("sqlalchemy.url")
+        or RelaySettings().database_url
+    )
+
+
+def run_migrations() -> None:
+    """Run against the handed-over connection, or one made from the configured URL."""
+    if context.is_offline_mode():
+        context.configure(
+            url=_url(), target_metadata=metadata, version_table=VERSION_TABLE, literal_binds=True
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    connection: Connection | None = config.attributes.get("connection")
+    if connection is not None:
+        _configure(connection)
+        return
+    engine = create_engine(_url())
+    try:
+        with engine.connect() as conn:
+            _configure(conn)
+            conn.commit()
+    finally:
+        engine.dispose()
+
+
+run_migrations()

@@ -1,0 +1,221 @@
+"""Checks on an event's values at track time: Mixpanel's limits and the PII-by-value guard.
+
+Mixpanel truncates long strings and drops oversized events silently; the relay refuses them
+loudly instead, before they reach the outbox, so that nothing in the outbox is an event
+Mixpanel would reject or change. Every error names the event and the property path, never the
+value (the value may be the very personal data being refused).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from relay.errors import EventValidationError
+
+MAX_PROPERTIES = 254  # "fewer than 255 properties", time/distinct_id/$insert_id included
+MAX_NAME_LENGTH = 255
+MAX_STRING_LENGTH = 255
+MAX_COLLECTION_ITEMS = 254  # objects < 255 keys, lists < 255 elements
+MAX_NESTING_DEPTH = 3
+MAX_EVENT_BYTES = 1_000_000  # an event must be under 1 MB of JSON
+MAX_INSERT_ID_LENGTH = 36
+MIN_EVENT_TIME_MS = 31_536_000_000  # 1971-01-01T00:00:00Z: Mixpanel rejects anything earlier
+MAX_FUTURE_MS = 3_600_000  # Mixpanel rejects events more than an hour ahead of its clock
+_INT64 = 2**63
+
+#: Placeholder values Mixpanel refuses as ``distinct_id`` and ``$insert_id``.
+BANNED_IDS = frozenset(
+    {
+        "00000000-0000-0000-0000-000000000000",
+        "anon",
+        "anonymous",
+        "nil",
+        "none",
+        "null",
+        "n/a",
+        "na",
+        "undefined",
+        "unknown",
+        "<nil>",
+        "0",
+        "-1",
+        "true",
+        "false",
+        "[]",
+        "{}",
+    }
+)
+
+_INSERT_ID = re.compile(r"^[A-Za-z0-9-]{1,36}$")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_PHONE_CHARS = re.compile(r"^\+?[\d\s().-]+$")
+_PHONE_SEPARATED = re.compile(r"^\+|\d[\s().-]+\d")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+_PLAIN_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
+_MIN_PHONE_DIGITS = 7
+_MAX_PHONE_DIGITS = 15
+
+
+def looks_like_email(value: str) -> bool:
+    """Whether a string contains an email address."""
+    return "@" in value and _EMAIL.search(value) is not None
+
+
+def looks_like_phone(value: str) -> bool:
+    """Whether a string is shaped like a phone number (``+44 20 7946 0958``, ``(555) 123-4567``).
+
+    Plain digit strings, decimals and ISO dates are not phone-shaped: ids, counts and dates are
+    far more common in analytics than unformatted phone numbers.
+    """
+    stripped = value.strip()
+    if not _PHONE_CHARS.match(stripped) or _ISO_DATE.match(stripped):
+        return False
+    if _PLAIN_NUMBER.match(stripped):
+        return False
+    digits = sum(ch.isdigit() for ch in stripped)
+    return (
+        _MIN_PHONE_DIGITS <= digits <= _MAX_PHONE_DIGITS
+        and _PHONE_SEPARATED.search(stripped) is not None
+    )
+
+
+def _check_string(event: str, path: str, value: str, *, what: str = "value") -> None:
+    if len(value) > MAX_STRING_LENGTH:
+        raise EventValidationError(
+            f"string {what} is {len(value)} characters; Mixpanel keeps at most {MAX_STRING_LENGTH}",
+            event=event,
+            field=path,
+        )
+    if "\x00" in value:
+        raise EventValidationError(f"string {what} contains a NUL character", event=event, field=path)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EventValidationError(
+            f"string {what} is not valid UTF-8 (lone surrogate)", event=event, field=path
+        ) from None
+    if what == "value":
+        if looks_like_email(value):
+            raise EventValidationError(
+                "value looks like an email address (personal data)", event=event, field=path
+            )
+        if looks_like_phone(value):
+            raise EventValidationError(
+                "value looks like a phone number (personal data)", event=event, field=path
+            )
+
+
+def _check_value(event: str, path: str, value: Any, depth: int) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        _check_string(event, path, value)
+    elif isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            raise EventValidationError("integer does not fit in 64 bits", event=event, field=path)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise EventValidationError("number is NaN or infinite", event=event, field=path)
+    elif isinstance(value, Mapping):
+        if depth >= MAX_NESTING_DEPTH:
+            raise EventValidationError(
+                f"objects nest deeper than {MAX_NESTING_DEPTH} levels", event=event, field=path
+            )
+        if len(value) > MAX_COLLECTION_ITEMS:
+            raise EventValidationError(
+                f"object has {len(value)} keys; at most {MAX_COLLECTION_ITEMS}",
+                event=event,
+                field=path,
+            )
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise EventValidationError("object keys must be strings", event=event, field=path)
+            _check_string(event, f"{path}.{key}", key, what="name")
+            _check_value(event, f"{path}.{key}", item, depth + 1)
+    elif isinstance(value, list | tuple):
+        if depth >= MAX_NESTING_DEPTH:
+            raise EventValidationError(
+                f"lists nest deeper than {MAX_NESTING_DEPTH} levels", event=event, field=path
+            )
+        if len(value) > MAX_COLLECTION_ITEMS:
+            raise EventValidationError(
+                f"list has {len(value)} elements; at most {MAX_COLLECTION_ITEMS}",
+                event=event,
+                field=path,
+            )
+        for i, item in enumerate(value):
+            _check_value(event, f"{path}[{i}]", item, depth + 1)
+    else:
+        raise EventValidationError(
+            f"{type(value).__name__} is not a JSON value", event=event, field=path
+        )
+
+
+def check_properties(event: str, properties: Mapping[str, Any]) -> bytes:
+    """Check serialised properties against Mixpanel's limits and the PII guard.
+
+    Returns the properties as JSON bytes (the exact text stored in the outbox).
+    """
+    if len(properties) + 3 > MAX_PROPERTIES:
+        raise EventValidationError(
+            f"{len(properties) + 3} properties (with time, distinct_id, $insert_id); "
+            f"Mixpanel accepts fewer than {MAX_PROPERTIES + 1}",
+            event=event,
+        )
+    for key, value in properties.items():
+        _check_string(event, key, key, what="name")
+        _check_value(event, key, value, depth=0)
+    encoded = orjson.dumps(properties)
+    if len(encoded) >= MAX_EVENT_BYTES:
+        raise EventValidationError(
+            f"event is {len(encoded)} bytes of JSON; Mixpanel accepts under {MAX_EVENT_BYTES}",
+            event=event,
+        )
+    return encoded
+
+
+def check_distinct_id(event: str, distinct_id: str) -> str:
+    """Refuse a ``distinct_id`` that is empty, too long, a banned placeholder or personal data."""
+    if not isinstance(distinct_id, str) or not distinct_id:
+        raise EventValidationError("distinct_id must be a non-empty string", event=event)
+    if distinct_id.strip().lower() in BANNED_IDS:
+        raise EventValidationError(
+            "distinct_id is a placeholder value Mixpanel refuses", event=event, field="distinct_id"
+        )
+    _check_string(event, "distinct_id", distinct_id)
+    return distinct_id
+
+
+def check_insert_id(event: str, insert_id: str) -> str:
+    """Refuse an ``$insert_id`` that is not 1-36 characters of ``[A-Za-z0-9-]`` or is banned."""
+    if not isinstance(insert_id, str) or not _INSERT_ID.match(insert_id):
+        raise EventValidationError(
+            f"$insert_id must be 1-{MAX_INSERT_ID_LENGTH} characters of [A-Za-z0-9-]",
+            event=event,
+            field="$insert_id",
+        )
+    if insert_id.lower() in BANNED_IDS:
+        raise EventValidationError(
+            "$insert_id is a placeholder value Mixpanel refuses", event=event, field="$insert_id"
+        )
+    return insert_id
+
+
+def check_time_ms(event: str, time_ms: int, *, now_ms: int) -> int:
+    """Refuse an event time Mixpanel would reject: before 1971 or over an hour in the future."""
+    if time_ms < MIN_EVENT_TIME_MS:
+        raise EventValidationError(
+            "time is before 1971-01-01; Mixpanel rejects it", event=event, field="time"
+        )
+    if time_ms > now_ms + MAX_FUTURE_MS:
+        raise EventValidationError(
+            "time is more than an hour in the future; Mixpanel rejects it",
+            event=event,
+            field="time",
+        )
+    return time_ms

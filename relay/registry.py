@@ -1,0 +1,59 @@
+"""The event registry: event name -> the schema its properties are validated against.
+
+Registration checks the name rule and the schema's definition once, so that ``track()`` only
+has to validate values.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from relay.errors import EventRegistrationError
+from relay.naming import check_event_name
+from relay.schema import MixpanelSuperEventPropertiesSchema, check_schema_definition
+
+_EVENT_SCHEMA_REGISTRY: dict[str, type[MixpanelSuperEventPropertiesSchema]] = {}
+_lock = threading.Lock()
+
+#: Read-only live view of the registry: event name -> schema class.
+EVENT_SCHEMA_REGISTRY: Mapping[str, type[MixpanelSuperEventPropertiesSchema]] = MappingProxyType(
+    _EVENT_SCHEMA_REGISTRY
+)
+
+
+def register_event(
+    name: str, schema: type[MixpanelSuperEventPropertiesSchema]
+) -> type[MixpanelSuperEventPropertiesSchema]:
+    """Register ``schema`` for event ``name`` and return the schema.
+
+    Registering the same schema twice is a no-op; a different schema under a name that is
+    already registered raises ``EventRegistrationError``. Raises ``EventNameError`` or
+    ``SchemaDefinitionError`` when the name or the schema breaks the contract.
+    """
+    check_event_name(name)
+    check_schema_definition(name, schema)
+    with _lock:
+        existing = _EVENT_SCHEMA_REGISTRY.get(name)
+        if existing is not None and existing is not schema:
+            raise EventRegistrationError(
+                f"already registered with {existing.__qualname__}; "
+                f"refusing {schema.__qualname__}",
+                event=name,
+            )
+        _EVENT_SCHEMA_REGISTRY[name] = schema
+    return schema
+
+
+def is_event_registered(name: str) -> bool:
+    """Whether an event named ``name`` is registered."""
+    return name in _EVENT_SCHEMA_REGISTRY
+
+
+def get_event_schema(name: str) -> type[MixpanelSuperEventPropertiesSchema]:
+    """The schema registered for ``name``; ``EventRegistrationError`` if there is none."""
+    try:
+        return _EVENT_SCHEMA_REGISTRY[name]
+    except KeyError:
+        raise EventRegistrationError("is not registered", event=name) from None

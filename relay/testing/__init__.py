@@ -1,0 +1,1 @@
+"""Test support for host applications and for relay's own tests."""
