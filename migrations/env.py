@@ -29,8 +29,14 @@ def _include_name(name: str | None, type_: str, _parent: Any) -> bool:
 
 
 def _include_object(
-    obj: Any, name: str | None, type_: Literal["schema", "table", "column", "index",
-    "unique_constraint", "foreign_key_constraint"] | str, reflected: bool, _compare_to: Any
+    obj: Any,
+    name: str | None,
+    type_: Literal[
+        "schema", "table", "column", "index", "unique_constraint", "foreign_key_constraint"
+    ]
+    | str,
+    reflected: bool,
+    _compare_to: Any,
 ) -> bool:
     if type_ == "table":
         return name in metadata.tables

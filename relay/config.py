@@ -1,4 +1,6 @@
-"""``RelaySettings``: every knob, read once from ``RELAY_*`` environment variables at the entry point.
+"""``RelaySettings``: every knob, read once from ``RELAY_*`` environment variables.
+
+Read once at the entry point.
 
 Build one ``RelaySettings`` in the CLI, the daemon or Alembic's ``env.py`` and pass it down;
 nothing below an entry point reads the environment.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sized
 from typing import Any
 
 import orjson
@@ -92,7 +92,9 @@ def _check_string(event: str, path: str, value: str, *, what: str = "value") -> 
             field=path,
         )
     if "\x00" in value:
-        raise EventValidationError(f"string {what} contains a NUL character", event=event, field=path)
+        raise EventValidationError(
+            f"string {what} contains a NUL character", event=event, field=path
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -122,37 +124,34 @@ def _check_value(event: str, path: str, value: Any, depth: int) -> None:
         if not math.isfinite(value):
             raise EventValidationError("number is NaN or infinite", event=event, field=path)
     elif isinstance(value, Mapping):
-        if depth >= MAX_NESTING_DEPTH:
-            raise EventValidationError(
-                f"objects nest deeper than {MAX_NESTING_DEPTH} levels", event=event, field=path
-            )
-        if len(value) > MAX_COLLECTION_ITEMS:
-            raise EventValidationError(
-                f"object has {len(value)} keys; at most {MAX_COLLECTION_ITEMS}",
-                event=event,
-                field=path,
-            )
+        _check_collection(event, path, value, depth, kind="object", unit="keys")
         for key, item in value.items():
             if not isinstance(key, str):
                 raise EventValidationError("object keys must be strings", event=event, field=path)
             _check_string(event, f"{path}.{key}", key, what="name")
             _check_value(event, f"{path}.{key}", item, depth + 1)
     elif isinstance(value, list | tuple):
-        if depth >= MAX_NESTING_DEPTH:
-            raise EventValidationError(
-                f"lists nest deeper than {MAX_NESTING_DEPTH} levels", event=event, field=path
-            )
-        if len(value) > MAX_COLLECTION_ITEMS:
-            raise EventValidationError(
-                f"list has {len(value)} elements; at most {MAX_COLLECTION_ITEMS}",
-                event=event,
-                field=path,
-            )
+        _check_collection(event, path, value, depth, kind="list", unit="elements")
         for i, item in enumerate(value):
             _check_value(event, f"{path}[{i}]", item, depth + 1)
     else:
         raise EventValidationError(
             f"{type(value).__name__} is not a JSON value", event=event, field=path
+        )
+
+
+def _check_collection(
+    event: str, path: str, value: Sized, depth: int, *, kind: str, unit: str
+) -> None:
+    if depth >= MAX_NESTING_DEPTH:
+        raise EventValidationError(
+            f"{kind}s nest deeper than {MAX_NESTING_DEPTH} levels", event=event, field=path
+        )
+    if len(value) > MAX_COLLECTION_ITEMS:
+        raise EventValidationError(
+            f"{kind} has {len(value)} {unit}; at most {MAX_COLLECTION_ITEMS}",
+            event=event,
+            field=path,
         )
 
 

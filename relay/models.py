@@ -48,7 +48,7 @@ LAST_ERROR_MAX_LENGTH = 1000
 
 
 class OutboxState(enum.StrEnum):
-    """Life cycle of an outbox row: pending until Mixpanel accepts it (delivered) or refuses it (dead)."""
+    """Life cycle of a row: pending until Mixpanel accepts it (delivered) or refuses it (dead)."""
 
     PENDING = "pending"
     DELIVERED = "delivered"

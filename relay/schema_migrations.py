@@ -6,6 +6,7 @@ migrations run beside a host application's own Alembic history in the same datab
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from alembic import command
@@ -13,13 +14,14 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-import relay.migrations
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
     """An Alembic ``Config`` for relay's revisions, bound to ``engine`` when given."""
     config = Config()
-    config.set_main_option("script_location", str(Path(relay.migrations.__file__).parent))
+    # The top-level migrations/ folder is installed as relay.migrations (see pyproject.toml).
+    revisions = importlib.import_module("relay.migrations")
+    config.set_main_option("script_location", str(Path(str(revisions.__file__)).parent))
     config.set_main_option("path_separator", "os")
     if engine is not None:
         config.set_main_option(

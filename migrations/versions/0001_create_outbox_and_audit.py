@@ -64,9 +64,7 @@ def upgrade() -> None:
         postgresql_where=sa.text("state = 'pending'"),
         sqlite_where=sa.text("state = 'pending'"),
     )
-    op.create_index(
-        "ix_relay_outbox_state_finished_at", "relay_outbox", ["state", "finished_at"]
-    )
+    op.create_index("ix_relay_outbox_state_finished_at", "relay_outbox", ["state", "finished_at"])
     op.create_table(
         "relay_audit",
         sa.Column("id", BIG_ID, autoincrement=True, nullable=False),
