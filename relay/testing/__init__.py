@@ -1,1 +1,50 @@
-"""Test support for host applications and for relay's own tests."""
+"""Test support for host applications and for relay's own tests.
+
+- :mod:`relay.testing.plugin`: the pytest plugin. Enable it in your ``conftest.py`` with
+  ``pytest_plugins = ["relay.testing.plugin"]``: every test then runs with strict tracking,
+  and the ``relay_outbox`` fixture (:class:`OutboxCapture`) reads back the events tracked so
+  far as :class:`CapturedEvent` values, including those in the test's uncommitted transaction.
+- :mod:`relay.testing.mixpanel_standin`: :class:`MixpanelStandin`, a real HTTP server on
+  loopback that answers like Mixpanel's ``/import`` and records what it accepted.
+- :class:`relay.catalog.StaticEmployeeDirectory`: an in-memory employee directory for the
+  catalog helpers.
+
+The names above are imported on first use, so ``import relay.testing`` stays cheap and pulls
+in neither pytest nor the HTTP server.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from relay.testing.mixpanel_standin import MixpanelStandin, RequestRecord, StandinStats
+    from relay.testing.plugin import CapturedEvent, OutboxCapture
+
+__all__ = [
+    "CapturedEvent",
+    "MixpanelStandin",
+    "OutboxCapture",
+    "RequestRecord",
+    "StandinStats",
+]
+
+_LAZY = {
+    "CapturedEvent": "relay.testing.plugin",
+    "OutboxCapture": "relay.testing.plugin",
+    "MixpanelStandin": "relay.testing.mixpanel_standin",
+    "RequestRecord": "relay.testing.mixpanel_standin",
+    "StandinStats": "relay.testing.mixpanel_standin",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,89 @@
+"""The shipped event catalog: names, schemas and one tracking helper per event.
+
+Importing :mod:`relay.catalog` registers every catalog event with :mod:`relay.registry`.
+
+- :class:`MixPanelEvent` holds the event names, grouped by domain.
+- ``Mxp{Domain}{Action}EventSchema`` classes describe each event's properties.
+- ``{Domain}TrackHelper`` classes (``AuthTrackHelper``, ``SurveyTrackHelper``,
+  ``RiskTrackHelper``, ``MapTrackHelper``, ``CoreTrackHelper``) have one classmethod per
+  event, ``track_<event>(session, *, ...)``: keyword-only after the caller's session, they
+  look the employee up in an :class:`EmployeeDirectory`, build the schema, pick the
+  ``distinct_id`` and call :func:`relay.tracking.track` in the caller's transaction.
+  They are fire-and-forget: a failure is logged and ``None`` returned, unless strict tracking
+  is on (``strict=True``, :func:`relay.tracking.strict_tracking`, or the process setting),
+  when it is raised.
+
+Example::
+
+    from relay.catalog import DeliveryChannel, SurveyTrackHelper, SurveyType
+
+    with Session(engine) as session, session.begin():
+        deliver(survey, employee)
+        SurveyTrackHelper.track_survey_delivered(
+            session,
+            employee_id=str(employee.id),
+            survey_id=str(survey.id),
+            survey_run_id=str(run.id),
+            survey_type=SurveyType.PULSE,
+            channel=DeliveryChannel.SLACK,
+            question_count=len(survey.questions),
+        )
+"""
+
+from relay.catalog.auth import AuthTrackHelper
+from relay.catalog.constants import MixPanelEvent
+from relay.catalog.core import CoreTrackHelper
+from relay.catalog.directory import (
+    EmployeeDirectory,
+    EmployeeInfo,
+    OrganizationInfo,
+    SqlEmployeeDirectory,
+    StaticEmployeeDirectory,
+    directory_metadata,
+)
+from relay.catalog.map import MapTrackHelper
+from relay.catalog.risk import RiskTrackHelper
+from relay.catalog.schemas import (
+    CATALOG_SCHEMAS,
+    ActionPlanSource,
+    DeliveryChannel,
+    HrisUploadTrigger,
+    LoginMethod,
+    MxpAuthUserLoggedInEventSchema,
+    MxpHrisCsvUploadAnalysisCompletedEventSchema,
+    MxpMapActionPlanCreatedEventSchema,
+    MxpRiskScoreCalculatedEventSchema,
+    MxpSurveyDeliveredErrorEventSchema,
+    MxpSurveyDeliveredEventSchema,
+    RiskLevel,
+    SurveyType,
+)
+from relay.catalog.survey import SurveyTrackHelper
+
+__all__ = [
+    "CATALOG_SCHEMAS",
+    "ActionPlanSource",
+    "AuthTrackHelper",
+    "CoreTrackHelper",
+    "DeliveryChannel",
+    "EmployeeDirectory",
+    "EmployeeInfo",
+    "HrisUploadTrigger",
+    "LoginMethod",
+    "MapTrackHelper",
+    "MixPanelEvent",
+    "MxpAuthUserLoggedInEventSchema",
+    "MxpHrisCsvUploadAnalysisCompletedEventSchema",
+    "MxpMapActionPlanCreatedEventSchema",
+    "MxpRiskScoreCalculatedEventSchema",
+    "MxpSurveyDeliveredErrorEventSchema",
+    "MxpSurveyDeliveredEventSchema",
+    "OrganizationInfo",
+    "RiskLevel",
+    "RiskTrackHelper",
+    "SqlEmployeeDirectory",
+    "StaticEmployeeDirectory",
+    "SurveyTrackHelper",
+    "SurveyType",
+    "directory_metadata",
+]

@@ -1,0 +1,159 @@
+"""A pytest plugin for host applications: strict tracking in every test, and the outbox in view.
+
+Enable it in the host application's ``conftest.py`` (there is no entry point, so projects
+that do not opt in are untouched)::
+
+    pytest_plugins = ["relay.testing.plugin"]
+
+Fixtures:
+
+``relay_strict_tracking`` (autouse)
+    Every test runs under :func:`relay.tracking.strict_tracking`: a tracking failure (an
+    invalid event, an unknown employee directory table, a broken outbox) raises instead of
+    being logged and swallowed, so a test cannot pass while its events are silently lost.
+    A test of the fire-and-forget behaviour itself passes ``strict=False`` to the call, or
+    wraps it in ``strict_tracking(False)``.
+
+``relay_outbox``
+    An :class:`OutboxCapture`: reads the events tracked so far straight from the outbox table.
+    Given the test's own ``Session`` or ``Connection`` it sees the rows of that still
+    uncommitted transaction; given an ``Engine`` it sees committed rows only.
+
+Example::
+
+    def test_delivery_is_tracked(session, relay_outbox):
+        deliver_survey(session, survey, employee)
+        captured = relay_outbox.assert_tracked(
+            session, MixPanelEvent.SURVEY_DELIVERED, survey_id=str(survey.id)
+        )
+        assert captured.distinct_id == str(employee.id)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from relay.store.capture import CapturedRow, select_events
+from relay.tracking import strict_tracking
+
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedEvent:
+    """One outbox row: the event as it will be sent (``properties`` under their wire names)."""
+
+    id: int
+    insert_id: str
+    event: str
+    distinct_id: str
+    time_ms: int
+    properties: dict[str, Any]
+    state: str
+
+    @classmethod
+    def from_row(cls, row: CapturedRow) -> CapturedEvent:
+        """The captured event of a :func:`relay.store.capture.select_events` row."""
+        return cls(
+            id=row.id,
+            insert_id=row.insert_id,
+            event=row.event,
+            distinct_id=row.distinct_id,
+            time_ms=row.time_ms,
+            properties=dict(row.properties),
+            state=row.state,
+        )
+
+
+def _mismatches(
+    captured: CapturedEvent, distinct_id: str | None, expected: dict[str, Any]
+) -> list[str]:
+    found = []
+    if distinct_id is not None and captured.distinct_id != distinct_id:
+        found.append(f"distinct_id: expected {distinct_id!r}, got {captured.distinct_id!r}")
+    for key, value in expected.items():
+        actual = captured.properties.get(key, _MISSING)
+        if actual is _MISSING:
+            found.append(f"{key}: expected {value!r}, but the event has no such property")
+        elif actual != value:
+            found.append(f"{key}: expected {value!r}, got {actual!r}")
+    return found
+
+
+class OutboxCapture:
+    """Reads back what was tracked into the outbox (the ``relay_outbox`` fixture)."""
+
+    def events(
+        self, bind: Session | Connection | Engine, *, event: str | None = None
+    ) -> list[CapturedEvent]:
+        """Every event in the outbox (or every ``event`` event), oldest first.
+
+        ``bind`` is the test's ``Session`` or ``Connection`` (its uncommitted rows included)
+        or an ``Engine`` (committed rows only, read on a connection of its own).
+        """
+        if isinstance(bind, Engine):
+            with bind.connect() as conn:
+                rows = select_events(conn, event=event)
+        elif isinstance(bind, Session):
+            rows = select_events(bind.connection(), event=event)
+        else:
+            rows = select_events(bind, event=event)
+        return [CapturedEvent.from_row(row) for row in rows]
+
+    def assert_tracked(
+        self,
+        bind: Session | Connection | Engine,
+        event: str,
+        /,
+        *,
+        distinct_id: str | None = None,
+        **expected_properties: Any,
+    ) -> CapturedEvent:
+        """The one ``event`` event whose properties include ``expected_properties``.
+
+        Properties are compared under their wire names after JSON serialisation (an enum
+        member equals its value; pass ``**{"$device_id": ...}`` for ``$`` names).
+        ``distinct_id``, if given, must match too. Raises ``AssertionError`` saying what
+        differs when no event, or more than one, matches.
+        """
+        candidates = self.events(bind, event=event)
+        if not candidates:
+            tracked = sorted({captured.event for captured in self.events(bind)})
+            raise AssertionError(
+                f"expected a {event!r} event in the outbox, found none; "
+                f"tracked: {', '.join(tracked) if tracked else 'nothing'}"
+            )
+        report = {c.id: _mismatches(c, distinct_id, expected_properties) for c in candidates}
+        matching = [c for c in candidates if not report[c.id]]
+        if len(matching) == 1:
+            return matching[0]
+        if matching:
+            raise AssertionError(
+                f"{len(matching)} {event!r} events match {expected_properties!r}; "
+                "pass more properties to tell them apart, or read relay_outbox.events()"
+            )
+        details = "\n".join(
+            f"  outbox row {row_id}: " + "; ".join(problems) for row_id, problems in report.items()
+        )
+        raise AssertionError(
+            f"no {event!r} event matches; {len(candidates)} tracked, differing in:\n{details}"
+        )
+
+
+@pytest.fixture(autouse=True)
+def relay_strict_tracking() -> Iterator[None]:
+    """Make tracking failures raise for the whole test instead of being logged and dropped."""
+    with strict_tracking():
+        yield
+
+
+@pytest.fixture
+def relay_outbox() -> OutboxCapture:
+    """Read the events tracked into the outbox so far; see :class:`OutboxCapture`."""
+    return OutboxCapture()
