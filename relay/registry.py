@@ -38,8 +38,7 @@ def register_event(
         existing = _EVENT_SCHEMA_REGISTRY.get(name)
         if existing is not None and existing is not schema:
             raise EventRegistrationError(
-                f"already registered with {existing.__qualname__}; "
-                f"refusing {schema.__qualname__}",
+                f"already registered with {existing.__qualname__}; refusing {schema.__qualname__}",
                 event=name,
             )
         _EVENT_SCHEMA_REGISTRY[name] = schema
