@@ -27,6 +27,8 @@ LEASE_SECONDS = 60.0
 MAX_ATTEMPTS = 30
 #: After a 401 the relay leaves rows alone and looks again after this pause.
 AUTH_FAILURE_PAUSE_SECONDS = 60.0
+#: Batches one relay keeps in flight (the HTTP of one overlaps the claim and ack of the next).
+DRAIN_CONCURRENCY = 2
 POLL_MIN_SECONDS = 0.05
 POLL_MAX_SECONDS = 2.0
 DELIVERED_RETENTION_HOURS = 7 * 24.0
@@ -74,6 +76,7 @@ class RelaySettings(BaseSettings):
     lease_seconds: float = Field(default=LEASE_SECONDS, gt=0)
     max_attempts: int = Field(default=MAX_ATTEMPTS, ge=1)
     auth_failure_pause_seconds: float = Field(default=AUTH_FAILURE_PAUSE_SECONDS, gt=0)
+    drain_concurrency: int = Field(default=DRAIN_CONCURRENCY, ge=1, le=16)
 
     # --- tracking -------------------------------------------------------------------
     strict_tracking: bool = Field(

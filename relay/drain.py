@@ -1,0 +1,304 @@
+"""One drain tick: claim a batch, send it with no transaction open, ack it fenced.
+
+The claim commits before any byte goes to Mixpanel and the ack runs in a new transaction that
+only touches rows still holding this tick's lease token, so a slow send, a crash or a second
+relay can at worst cause a re-send of the same ``$insert_id`` (which Mixpanel deduplicates),
+never a lost row or an overwritten newer claim.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from relay.backoff import retry_delay
+from relay.config import RelaySettings
+from relay.mixpanel_client import SendOutcome
+from relay.models import OutboxEvent
+from relay.store import outbox as store
+
+if TYPE_CHECKING:
+    from relay.metrics import RelayMetrics
+
+logger = structlog.get_logger(__name__)
+
+
+def utc_now() -> dt.datetime:
+    """The current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class BatchSender(Protocol):
+    """What the drainer needs from a Mixpanel client (``MixpanelImportClient`` fits)."""
+
+    def send(self, events: Sequence[OutboxEvent]) -> SendOutcome:
+        """Send ``events``; every id lands in exactly one bucket of the outcome."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """What one tick (or, summed, several) did to the rows it claimed.
+
+    ``rejected`` rows were refused by Mixpanel and are dead; ``dead_after_max_attempts`` ran
+    out of attempts on a retryable failure; ``released`` went back unsent with their attempt
+    returned; ``lease_lost`` rows had been re-claimed by another relay before the ack, which
+    therefore left them alone. ``batch_full`` says the claim hit its limit, so more rows are
+    probably due.
+    """
+
+    claimed: int = 0
+    delivered: int = 0
+    rejected: int = 0
+    retried: int = 0
+    dead_after_max_attempts: int = 0
+    released: int = 0
+    lease_lost: int = 0
+    auth_error: str | None = None
+    batch_full: bool = False
+
+    def __add__(self, other: DrainResult) -> DrainResult:
+        """Totals of two results; the later auth error and fullness win."""
+        return DrainResult(
+            claimed=self.claimed + other.claimed,
+            delivered=self.delivered + other.delivered,
+            rejected=self.rejected + other.rejected,
+            retried=self.retried + other.retried,
+            dead_after_max_attempts=self.dead_after_max_attempts + other.dead_after_max_attempts,
+            released=self.released + other.released,
+            lease_lost=self.lease_lost + other.lease_lost,
+            auth_error=other.auth_error or self.auth_error,
+            batch_full=other.batch_full,
+        )
+
+
+class _Budget:
+    """A thread-safe countdown of batches; ``None`` never runs out."""
+
+    def __init__(self, batches: int | None) -> None:
+        self._left = batches
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._left is None:
+                return True
+            if self._left <= 0:
+                return False
+            self._left -= 1
+            return True
+
+
+class Drainer:
+    """Moves due outbox rows to Mixpanel, one batch per :meth:`drain_once`.
+
+    ``stop`` (optional) is checked after the claim: once it is set a claimed batch is released
+    unsent instead of being sent. ``monotonic`` measures how long the send took, which is
+    added to the tick's ``now`` to time-stamp the ack; tests pin it to make acks exact.
+    ``concurrency`` is how many batches :meth:`drain_until_idle` keeps in flight at once.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: BatchSender,
+        settings: RelaySettings,
+        *,
+        metrics: RelayMetrics | None = None,
+        stop: threading.Event | None = None,
+        rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        concurrency: int = 1,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._engine = engine
+        self._client = client
+        self._settings = settings
+        self._metrics = metrics
+        self._stop = stop
+        self._rng = rng
+        self._monotonic = monotonic
+        self._concurrency = concurrency
+
+    def drain_once(self, *, now: dt.datetime) -> DrainResult:
+        """Claim up to ``settings.batch_max_events`` rows due at ``now``, send them, ack them.
+
+        Raises :class:`relay.errors.StoreError` when the database fails; rows claimed but not
+        acked then come back when their lease expires.
+        """
+        result = self._drain_once(now=now)
+        if self._metrics is not None:
+            self._metrics.observe_drain(result)
+            if result.auth_error is None:
+                self._metrics.tick_succeeded()
+        return result
+
+    def _drain_once(self, *, now: dt.datetime) -> DrainResult:
+        limit = self._settings.batch_max_events
+        with store.transaction(self._engine, write=True) as conn:
+            claim = store.claim(
+                conn, now=now, limit=limit, lease_seconds=self._settings.lease_seconds
+            )
+        if not claim.events:
+            return DrainResult()
+        log = logger.bind(lease=claim.token[:8], claimed=len(claim.events))
+        log.debug("batch_claimed")
+        batch_full = len(claim.events) >= limit
+
+        if self._stop is not None and self._stop.is_set():
+            with store.transaction(self._engine, write=True) as conn:
+                released = store.release(
+                    conn,
+                    token=claim.token,
+                    ids=[e.id for e in claim.events],
+                    next_attempt_at=now,
+                    now=now,
+                )
+            log.info("batch_released_unsent", released=released)
+            return DrainResult(claimed=len(claim.events), released=released)
+
+        started = self._monotonic()
+        outcome = self._send(claim.events, log)
+        ack_now = now + dt.timedelta(seconds=max(0.0, self._monotonic() - started))
+        if self._metrics is not None:
+            self._metrics.observe_requests(outcome.requests)
+
+        result = self._ack(claim, outcome, now=ack_now)
+        result = dataclasses.replace(result, batch_full=batch_full)
+        log.debug(
+            "batch_acked",
+            delivered=result.delivered,
+            rejected=result.rejected,
+            retried=result.retried,
+            dead_after_max_attempts=result.dead_after_max_attempts,
+            released=result.released,
+            lease_lost=result.lease_lost,
+        )
+        if result.lease_lost:
+            log.warning("lease_lost_before_ack", rows=result.lease_lost)
+        return result
+
+    def drain_until_idle(
+        self,
+        *,
+        clock: Callable[[], dt.datetime] = utc_now,
+        max_batches: int | None = None,
+    ) -> DrainResult:
+        """Call :meth:`drain_once` while batches come back full, at ``clock()`` each time.
+
+        With ``concurrency`` above 1, once a first batch came back full that many threads
+        drain side by side, so one batch's HTTP round trip overlaps another's claim and ack
+        (claims never overlap: SKIP LOCKED, or SQLite's write lock). Each thread stops on a
+        short batch, an auth error, released rows (sending them again at once would only
+        repeat the problem), a transient failure, ``stop``, or when ``max_batches`` batches were
+        drained in all.
+        Raises the first :class:`relay.errors.StoreError` any thread met.
+        """
+        budget = _Budget(max_batches)
+        if not budget.take():
+            return DrainResult()
+        first = self.drain_once(now=clock())
+        if not self._more_due(first):
+            return first
+        if self._concurrency == 1:
+            return first + self._drain_loop(clock, budget)
+        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="relay-drain") as pool:
+            futures = [
+                pool.submit(self._drain_loop, clock, budget) for _ in range(self._concurrency)
+            ]
+        total = first
+        for future in futures:
+            total += future.result()
+        return total
+
+    def _drain_loop(self, clock: Callable[[], dt.datetime], budget: _Budget) -> DrainResult:
+        total = DrainResult()
+        while budget.take():
+            result = self.drain_once(now=clock())
+            total += result
+            if not self._more_due(result):
+                break
+        return total
+
+    def _more_due(self, result: DrainResult) -> bool:
+        if not result.batch_full or result.auth_error is not None or result.released:
+            return False
+        if result.retried or result.dead_after_max_attempts:
+            # Mixpanel is failing transiently (429, 5xx, timeouts): hammering it with the
+            # rest of the backlog would only burn those rows' attempts too.
+            return False
+        return self._stop is None or not self._stop.is_set()
+
+    def _send(self, events: Sequence[OutboxEvent], log: structlog.BoundLogger) -> SendOutcome:
+        try:
+            return self._client.send(events)
+        except Exception as exc:
+            # The client promises not to raise; if it does anyway (a bug), the batch is
+            # retried with backoff rather than left leased until the lease expires.
+            log.exception("send_failed_unexpectedly")
+            return SendOutcome(
+                delivered=[],
+                rejected={},
+                retry={e.id: f"client error: {type(exc).__name__}" for e in events},
+                unsent=[],
+                auth_error=None,
+                requests=[],
+            )
+
+    def _ack(self, claim: store.Claim, outcome: SendOutcome, *, now: dt.datetime) -> DrainResult:
+        """Write every row's outcome in one fenced transaction."""
+        attempts = {e.id: e.attempts for e in claim.events}
+        max_attempts = self._settings.max_attempts
+        dead = dict(outcome.rejected)
+        out_of_attempts: dict[int, str] = {}
+        retries: dict[int, store.Retry] = {}
+        # Unsent rows (after a 401, the client stops sending) were never tried: they go
+        # back with their attempt returned and are due again at once.
+        release_ids = list(outcome.unsent)
+        delays: dict[int, float] = {}
+        for row_id, error in outcome.retry.items():
+            attempt = attempts[row_id]
+            if attempt >= max_attempts:
+                out_of_attempts[row_id] = f"max attempts ({max_attempts}) reached: {error}"
+                continue
+            # One draw per attempt number: rows failing together come back together, which
+            # keeps the next batch full.
+            if attempt not in delays:
+                delays[attempt] = retry_delay(attempt, rng=self._rng)
+            retries[row_id] = store.Retry(
+                at=now + dt.timedelta(seconds=delays[attempt]), error=error
+            )
+        expected = len(outcome.delivered) + len(dead) + len(out_of_attempts)
+        expected += len(retries) + len(release_ids)
+        with store.transaction(self._engine, write=True) as conn:
+            delivered = store.mark_delivered(
+                conn, token=claim.token, ids=outcome.delivered, now=now
+            )
+            rejected = store.mark_dead(conn, token=claim.token, errors=dead, now=now)
+            exhausted = store.mark_dead(conn, token=claim.token, errors=out_of_attempts, now=now)
+            retried = store.schedule_retry(conn, token=claim.token, retries=retries, now=now)
+            released = store.release(
+                conn, token=claim.token, ids=release_ids, next_attempt_at=now, now=now
+            )
+        changed = delivered + rejected + exhausted + retried + released
+        return DrainResult(
+            claimed=len(claim.events),
+            delivered=delivered,
+            rejected=rejected,
+            retried=retried,
+            dead_after_max_attempts=exhausted,
+            released=released,
+            lease_lost=expected - changed,
+            auth_error=outcome.auth_error,
+        )

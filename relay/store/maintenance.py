@@ -1,0 +1,206 @@
+"""Keeping the outbox small and visible: retention in bounded batches, and cheap gauges.
+
+Both read the table only through its two state-leading indexes, so they cost the same with
+millions of delivered rows present: retention walks ``ix_relay_outbox_state_finished_at``
+from its old end, the pending gauges walk the partial index ``ix_relay_outbox_pending_due``
+(pending rows only), the dead count walks ``(state, finished_at)`` for ``state = 'dead'``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from relay.config import RelaySettings
+from relay.models import OutboxState, outbox
+from relay.store.outbox import is_mysql, state_is, transaction, translate_errors
+
+_FINISHED_STATES = frozenset({OutboxState.DELIVERED, OutboxState.DEAD})
+_PENDING_INDEX = "ix_relay_outbox_pending_due"
+
+
+@translate_errors
+def purge_finished_batch(
+    conn: Connection, *, state: OutboxState, finished_before: dt.datetime, limit: int
+) -> int:
+    """Delete up to ``limit`` rows in ``state`` finished before ``finished_before``.
+
+    ``state`` is ``delivered`` or ``dead``; pending rows are never touched. Returns how many
+    rows were deleted. Lock: the deleted rows (PostgreSQL skips rows another purge holds).
+    Guard: ``state = :state AND finished_at < :finished_before``, read through
+    ``ix_relay_outbox_state_finished_at``.
+    """
+    if state not in _FINISHED_STATES:
+        raise ValueError(f"only delivered or dead rows are purged, not {state!r}")
+    old = sa.and_(state_is(state), outbox.c.finished_at < finished_before)
+    if is_mysql(conn):
+        # MySQL/MariaDB refuse LIMIT in an IN subquery but take DELETE ... LIMIT directly.
+        stmt = sa.delete(outbox).where(old).with_dialect_options(mysql_limit=limit)
+    elif conn.dialect.name == "postgresql":
+        # id = ANY(ARRAY(subquery)): the subquery runs once, rows are then fetched by primary
+        # key; "id IN (subquery)" may be planned as a hash semi-join over the whole table.
+        victims = sa.select(outbox.c.id).where(old).limit(limit).with_for_update(skip_locked=True)
+        stmt = sa.delete(outbox).where(
+            outbox.c.id == sa.any_(sa.func.array(victims.scalar_subquery()))
+        )
+    else:
+        victims = sa.select(outbox.c.id).where(old).limit(limit)
+        stmt = sa.delete(outbox).where(outbox.c.id.in_(victims.scalar_subquery()))
+    return conn.execute(stmt).rowcount
+
+
+def purge_finished(
+    engine: Engine,
+    *,
+    state: OutboxState,
+    finished_before: dt.datetime,
+    batch_size: int,
+    max_batches: int | None = None,
+) -> int:
+    """Delete every ``state`` row finished before ``finished_before``, one short transaction
+    per batch of at most ``batch_size`` rows, so neither locks nor undo logs grow with the
+    backlog. Stops after ``max_batches`` batches when given. Returns the rows deleted.
+    """
+    deleted = 0
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        with transaction(engine, write=True) as conn:
+            n = purge_finished_batch(
+                conn, state=state, finished_before=finished_before, limit=batch_size
+            )
+        deleted += n
+        batches += 1
+        if n < batch_size:
+            break
+    return deleted
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionResult:
+    """Rows deleted by one retention run."""
+
+    delivered_deleted: int
+    dead_deleted: int
+
+
+def run_retention(
+    engine: Engine,
+    settings: RelaySettings,
+    *,
+    now: dt.datetime,
+    max_batches: int | None = None,
+) -> RetentionResult:
+    """Delete delivered rows older than ``settings.delivered_retention_hours`` and dead rows
+    older than ``settings.dead_retention_hours`` (by ``finished_at``), in batches of
+    ``settings.purge_batch_size``.
+    """
+    delivered = purge_finished(
+        engine,
+        state=OutboxState.DELIVERED,
+        finished_before=now - dt.timedelta(hours=settings.delivered_retention_hours),
+        batch_size=settings.purge_batch_size,
+        max_batches=max_batches,
+    )
+    dead = purge_finished(
+        engine,
+        state=OutboxState.DEAD,
+        finished_before=now - dt.timedelta(hours=settings.dead_retention_hours),
+        batch_size=settings.purge_batch_size,
+        max_batches=max_batches,
+    )
+    return RetentionResult(delivered_deleted=delivered, dead_deleted=dead)
+
+
+# --- gauges -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PendingGauges:
+    """What the pending rows look like at one moment."""
+
+    pending: int
+    due: int
+    inflight: int
+    oldest_created_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Gauges:
+    """The outbox's health in numbers, as exported by ``relay.metrics``."""
+
+    pending: int
+    due: int
+    inflight: int
+    dead: int
+    oldest_pending_age_seconds: float
+
+
+def _count_where(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    # SUM(CASE ...) rather than COUNT(*) FILTER, which MySQL/MariaDB lack.
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
+@translate_errors
+def pending_gauges(conn: Connection, *, now: dt.datetime) -> PendingGauges:
+    """Count pending rows, those due at ``now``, those under a live lease, and find the
+    oldest one's ``created_at``, in one pass over the pending rows.
+
+    Lock: none (a plain read). Guard: ``state = 'pending'``, read through a state-leading index
+    (``ix_relay_outbox_pending_due``, forced on MySQL/MariaDB), so delivered and dead rows are
+    never visited; the cost grows with the backlog only.
+    """
+    query = sa.select(
+        sa.func.count().label("pending"),
+        _count_where(outbox.c.next_attempt_at <= now).label("due"),
+        _count_where(
+            sa.and_(outbox.c.lease_token.is_not(None), outbox.c.next_attempt_at > now)
+        ).label("inflight"),
+        sa.func.min(outbox.c.created_at).label("oldest"),
+    ).where(state_is(OutboxState.PENDING))
+    for dialect in ("mysql", "mariadb"):
+        # MySQL/MariaDB's optimizer trades the index for a full scan once pending rows are a
+        # sizeable share; the cost of a gauge must follow the backlog, not the table.
+        query = query.with_hint(outbox, f"FORCE INDEX ({_PENDING_INDEX})", dialect_name=dialect)
+    row = conn.execute(query).one()
+    return PendingGauges(
+        pending=int(row.pending),
+        due=int(row.due),
+        inflight=int(row.inflight),
+        oldest_created_at=row.oldest,
+    )
+
+
+@translate_errors
+def dead_count(conn: Connection) -> int:
+    """Count dead rows.
+
+    Lock: none (a plain read). Guard: ``state = 'dead'``, answered from
+    ``ix_relay_outbox_state_finished_at``.
+    """
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).select_from(outbox).where(state_is(OutboxState.DEAD))
+        ).scalar_one()
+    )
+
+
+def read_gauges(engine: Engine, *, now: dt.datetime) -> Gauges:
+    """All gauges, read in one short transaction."""
+    with transaction(engine) as conn:
+        pending = pending_gauges(conn, now=now)
+        dead = dead_count(conn)
+    oldest_age = (
+        max(0.0, (now - pending.oldest_created_at).total_seconds())
+        if pending.oldest_created_at is not None
+        else 0.0
+    )
+    return Gauges(
+        pending=pending.pending,
+        due=pending.due,
+        inflight=pending.inflight,
+        dead=dead,
+        oldest_pending_age_seconds=oldest_age,
+    )

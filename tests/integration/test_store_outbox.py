@@ -1,0 +1,420 @@
+"""The outbox store on real databases: insert, claim, fenced acks, release, error translation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from relay.database import create_engine
+from relay.errors import StoreError
+from relay.models import LAST_ERROR_MAX_LENGTH, OutboxState, metadata, outbox
+from relay.store import outbox as store
+
+NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+LEASE_SECONDS = 60.0
+
+
+def _values(*, due: dt.datetime = NOW, **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "insert_id": str(uuid.uuid4()),
+        "event": "svc.test.thing_done",
+        "distinct_id": "user-1",
+        "time_ms": 1_767_225_600_000,
+        "properties": {"organization_id": "org-1", "n": 1},
+        "next_attempt_at": due,
+        "created_at": NOW - dt.timedelta(minutes=5),
+        "updated_at": NOW - dt.timedelta(minutes=5),
+    }
+    values.update(overrides)
+    return values
+
+
+def _add(engine: Engine, count: int = 1, **overrides: Any) -> list[int]:
+    """Insert ``count`` rows and return their ids, oldest first."""
+    insert_ids = []
+    with store.transaction(engine) as conn:
+        for _ in range(count):
+            values = _values(**overrides)
+            insert_ids.append(values["insert_id"])
+            store.insert_event(conn, values=values)
+        ids = conn.execute(
+            sa.select(outbox.c.id).where(outbox.c.insert_id.in_(insert_ids)).order_by(outbox.c.id)
+        ).scalars()
+        return list(ids)
+
+
+def _row(engine: Engine, row_id: int) -> sa.Row[Any]:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(outbox).where(outbox.c.id == row_id)).one()
+
+
+def _claim(engine: Engine, *, now: dt.datetime = NOW, limit: int = 100) -> store.Claim:
+    with store.transaction(engine, write=True) as conn:
+        return store.claim(conn, now=now, limit=limit, lease_seconds=LEASE_SECONDS)
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def locking_engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """An engine on each database with row locks (SKIP LOCKED), with empty relay tables."""
+    engine = create_engine(request.getfixturevalue(f"{request.param}_url"))
+    metadata.drop_all(engine)
+    metadata.create_all(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+# --- insert and notify ----------------------------------------------------------------------
+
+
+def test_insert_event_stores_one_pending_row_with_zero_attempts(engine: Engine) -> None:
+    """insert_event writes exactly the given values, with the table's defaults for the rest."""
+    (row_id,) = _add(engine, properties={"organization_id": "org-9", "nested": {"a": [1, 2]}})
+    row = _row(engine, row_id)
+    assert row.state == OutboxState.PENDING
+    assert row.attempts == 0
+    assert row.lease_token is None
+    assert row.properties == {"organization_id": "org-9", "nested": {"a": [1, 2]}}
+    assert row.next_attempt_at == NOW
+
+
+def test_insert_event_rolled_back_with_the_callers_transaction_leaves_no_row(
+    engine: Engine,
+) -> None:
+    """The insert belongs to the caller's transaction: a rollback removes it."""
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        store.insert_event(conn, values=_values())
+        transaction.rollback()
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one() == 0
+
+
+def test_duplicate_insert_id_raises_store_error_with_the_driver_error_chained(
+    engine: Engine,
+) -> None:
+    """A driver error leaves the store as StoreError, the original kept as __cause__."""
+    values = _values()
+    _add(engine, insert_id=values["insert_id"])
+    with engine.connect() as conn, pytest.raises(StoreError) as caught:
+        store.insert_event(conn, values=values)
+    assert isinstance(caught.value.__cause__, sa.exc.IntegrityError)
+
+
+def test_unreachable_database_raises_store_error(postgresql_url: str) -> None:
+    """Failing to connect at all is a StoreError too, not a SQLAlchemy exception."""
+    url = sa.make_url(postgresql_url).set(port=1, host="127.0.0.1")
+    engine = create_engine(url.render_as_string(hide_password=False), pool_pre_ping=False)
+    try:
+        with pytest.raises(StoreError), store.transaction(engine) as conn:
+            store.insert_event(conn, values=_values())
+    finally:
+        engine.dispose()
+
+
+def test_notify_reaches_a_listener_only_when_the_transaction_commits(pg_engine: Engine) -> None:
+    """On PostgreSQL, notify is delivered at commit and dropped at rollback."""
+    url = pg_engine.url
+    with psycopg.connect(
+        host=url.host, port=url.port, user=url.username, dbname=url.database, autocommit=True
+    ) as listener:
+        listener.execute("LISTEN relay_test_channel")
+        with pg_engine.connect() as conn:
+            transaction = conn.begin()
+            store.notify(conn, "relay_test_channel")
+            transaction.rollback()
+        assert list(listener.notifies(timeout=0.2)) == []
+        with pg_engine.begin() as conn:
+            store.notify(conn, "relay_test_channel")
+        received = list(listener.notifies(timeout=5.0, stop_after=1))
+    assert [n.channel for n in received] == ["relay_test_channel"]
+
+
+def test_notify_is_a_no_op_on_sqlite(sqlite_engine: Engine) -> None:
+    """Without LISTEN/NOTIFY, notify runs no statement and raises nothing."""
+    with sqlite_engine.begin() as conn:
+        store.notify(conn, "relay_outbox")
+
+
+# --- claim ------------------------------------------------------------------------------------
+
+
+def test_claim_returns_only_due_pending_rows(engine: Engine) -> None:
+    """Rows not yet due, delivered and dead rows are never claimed."""
+    due = _add(engine, 2, due=NOW - dt.timedelta(seconds=1))
+    exactly_due = _add(engine, due=NOW)
+    _add(engine, due=NOW + dt.timedelta(microseconds=1))
+    _add(engine, state=OutboxState.DELIVERED.value, finished_at=NOW)
+    _add(engine, state=OutboxState.DEAD.value, finished_at=NOW)
+    claim = _claim(engine)
+    assert [e.id for e in claim.events] == due + exactly_due
+
+
+def test_claim_leases_rows_under_a_fresh_token_and_counts_the_attempt(engine: Engine) -> None:
+    """The claim sets a new token, pushes next_attempt_at by the lease and adds one attempt."""
+    (row_id,) = _add(engine, attempts=2)
+    claim = _claim(engine)
+    assert len(claim.token) == 32
+    assert [e.attempts for e in claim.events] == [3]
+    row = _row(engine, row_id)
+    assert row.lease_token == claim.token
+    assert row.attempts == 3
+    assert row.next_attempt_at == NOW + dt.timedelta(seconds=LEASE_SECONDS)
+    assert row.updated_at == NOW
+    assert row.state == OutboxState.PENDING
+    assert _claim(engine).token != claim.token
+
+
+def test_claim_carries_the_stored_fields_and_properties_as_json_text(engine: Engine) -> None:
+    """Claimed events hold the stored columns; properties come back as the stored JSON text."""
+    properties = {"organization_id": "org-1", "unicode": "Zürich ✓", "list": [1, 2.5, None]}
+    (row_id,) = _add(
+        engine, properties=properties, insert_id="ins-1", distinct_id="d-7", time_ms=123
+    )
+    (event,) = _claim(engine).events
+    assert (event.id, event.insert_id, event.distinct_id, event.time_ms) == (
+        row_id,
+        "ins-1",
+        "d-7",
+        123,
+    )
+    assert event.event == "svc.test.thing_done"
+    assert isinstance(event.properties_json, str)
+    assert json.loads(event.properties_json) == properties
+
+
+def test_claim_takes_oldest_due_first_and_at_most_the_limit(engine: Engine) -> None:
+    """Rows come in (next_attempt_at, id) order and no more than the limit are leased."""
+    late = _add(engine, 2, due=NOW - dt.timedelta(seconds=1))
+    early = _add(engine, 2, due=NOW - dt.timedelta(seconds=10))
+    first = _claim(engine, limit=3)
+    assert [e.id for e in first.events] == sorted([*early, late[0]])
+    second = _claim(engine, limit=3)
+    assert [e.id for e in second.events] == [late[1]]
+
+
+def test_claim_with_nothing_due_returns_no_events(engine: Engine) -> None:
+    """An empty claim is a normal answer, not an error."""
+    _add(engine, due=NOW + dt.timedelta(hours=1))
+    assert _claim(engine).events == []
+
+
+def test_leased_row_is_not_claimed_again_before_the_lease_expires(engine: Engine) -> None:
+    """A live lease keeps the row away from other claims."""
+    _add(engine)
+    assert len(_claim(engine).events) == 1
+    assert _claim(engine, now=NOW + dt.timedelta(seconds=LEASE_SECONDS - 1)).events == []
+
+
+def test_expired_lease_is_claimed_again_with_a_new_token_and_another_attempt(
+    engine: Engine,
+) -> None:
+    """After the lease runs out the row is due again: no rescuer needed, one more attempt."""
+    (row_id,) = _add(engine)
+    first = _claim(engine)
+    later = NOW + dt.timedelta(seconds=LEASE_SECONDS)
+    second = _claim(engine, now=later)
+    assert [e.id for e in second.events] == [row_id]
+    assert second.token != first.token
+    assert second.events[0].attempts == 2
+    assert _row(engine, row_id).lease_token == second.token
+
+
+def test_claim_on_a_second_connection_skips_rows_locked_by_an_open_claim(
+    locking_engine: Engine,
+) -> None:
+    """While one relay's claim transaction is open, another claims other rows without waiting."""
+    ids = _add(locking_engine, 6)
+    with locking_engine.connect() as first_conn, locking_engine.connect() as second_conn:
+        first_tx = first_conn.begin()
+        first = store.claim(first_conn, now=NOW, limit=3, lease_seconds=LEASE_SECONDS)
+        # Fail fast instead of hanging if SKIP LOCKED did not skip.
+        if locking_engine.dialect.name == "postgresql":
+            second_conn.exec_driver_sql("SET lock_timeout = '2s'")
+        else:
+            second_conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = 2")
+        second_conn.commit()
+        with second_conn.begin():
+            second = store.claim(second_conn, now=NOW, limit=6, lease_seconds=LEASE_SECONDS)
+        first_tx.commit()
+    first_ids = {e.id for e in first.events}
+    second_ids = {e.id for e in second.events}
+    assert first_ids == set(ids[:3])
+    assert second_ids == set(ids[3:])
+
+
+def test_concurrent_claimers_never_receive_the_same_row(engine: Engine) -> None:
+    """Eight threads claiming until the table is drained receive every row exactly once."""
+    ids = _add(engine, 300)
+    claimed: list[list[int]] = [[] for _ in range(8)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(claimed))
+
+    def claimer(out: list[int]) -> None:
+        try:
+            start.wait()
+            while True:
+                events = _claim(engine, limit=7).events
+                if not events:
+                    return
+                out.extend(e.id for e in events)
+        except Exception as exc:  # noqa: BLE001 - handed to the main thread to fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claimer, args=(out,)) for out in claimed]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    everything = [row_id for out in claimed for row_id in out]
+    assert sorted(everything) == ids
+
+
+# --- fenced acks ------------------------------------------------------------------------------
+
+
+def test_mark_delivered_finishes_the_row_and_clears_the_lease(engine: Engine) -> None:
+    """Delivered rows get state delivered, finished_at, and no token or error."""
+    (row_id,) = _add(engine, last_error="HTTP 503")
+    claim = _claim(engine)
+    acked_at = NOW + dt.timedelta(seconds=2)
+    with store.transaction(engine, write=True) as conn:
+        changed = store.mark_delivered(conn, token=claim.token, ids=[row_id], now=acked_at)
+    assert changed == 1
+    row = _row(engine, row_id)
+    assert (row.state, row.finished_at, row.lease_token, row.last_error) == (
+        OutboxState.DELIVERED,
+        acked_at,
+        None,
+        None,
+    )
+    assert row.attempts == 1
+
+
+def test_mark_dead_keeps_each_rows_own_reason(engine: Engine) -> None:
+    """Rows killed together keep their individual reasons, in one statement."""
+    ids = _add(engine, 3)
+    claim = _claim(engine)
+    reasons = {ids[0]: "properties.time: too old", ids[1]: "event: too large"}
+    with store.transaction(engine, write=True) as conn:
+        assert store.mark_dead(conn, token=claim.token, errors=reasons, now=NOW) == 2
+    for row_id, reason in reasons.items():
+        row = _row(engine, row_id)
+        assert (row.state, row.last_error, row.finished_at) == (OutboxState.DEAD, reason, NOW)
+        assert row.lease_token is None
+    assert _row(engine, ids[2]).state == OutboxState.PENDING
+
+
+def test_schedule_retry_sets_each_rows_time_and_error_and_keeps_the_attempt(
+    engine: Engine,
+) -> None:
+    """Retried rows stay pending with their own next_attempt_at and error; attempts stay."""
+    ids = _add(engine, 2)
+    claim = _claim(engine)
+    retries = {
+        ids[0]: store.Retry(at=NOW + dt.timedelta(seconds=3), error="HTTP 429"),
+        ids[1]: store.Retry(at=NOW + dt.timedelta(seconds=9), error="timeout"),
+    }
+    with store.transaction(engine, write=True) as conn:
+        assert store.schedule_retry(conn, token=claim.token, retries=retries, now=NOW) == 2
+    for row_id, retry in retries.items():
+        row = _row(engine, row_id)
+        assert (row.state, row.next_attempt_at, row.last_error) == (
+            OutboxState.PENDING,
+            retry.at,
+            retry.error,
+        )
+        assert (row.lease_token, row.attempts) == (None, 1)
+
+
+def test_release_gives_the_attempt_back_and_makes_the_row_due(engine: Engine) -> None:
+    """A released row is pending, unleased, due at the given time, with its attempt returned."""
+    (row_id,) = _add(engine, attempts=4)
+    claim = _claim(engine)
+    with store.transaction(engine, write=True) as conn:
+        changed = store.release(conn, token=claim.token, ids=[row_id], next_attempt_at=NOW, now=NOW)
+    assert changed == 1
+    row = _row(engine, row_id)
+    assert (row.attempts, row.lease_token, row.next_attempt_at) == (4, None, NOW)
+    assert [e.id for e in _claim(engine).events] == [row_id]
+
+
+def test_acks_with_a_stale_token_change_nothing_after_another_relay_reclaimed(
+    engine: Engine,
+) -> None:
+    """A late worker's acks are fenced out once its lease was re-claimed: rowcount 0 each."""
+    (row_id,) = _add(engine)
+    stale = _claim(engine)
+    fresh = _claim(engine, now=NOW + dt.timedelta(seconds=LEASE_SECONDS + 1))
+    before = _row(engine, row_id)
+    later = NOW + dt.timedelta(seconds=LEASE_SECONDS + 2)
+    with store.transaction(engine, write=True) as conn:
+        results = [
+            store.mark_delivered(conn, token=stale.token, ids=[row_id], now=later),
+            store.mark_dead(conn, token=stale.token, errors={row_id: "x"}, now=later),
+            store.schedule_retry(
+                conn, token=stale.token, retries={row_id: store.Retry(later, "y")}, now=later
+            ),
+            store.release(conn, token=stale.token, ids=[row_id], next_attempt_at=later, now=later),
+        ]
+    assert results == [0, 0, 0, 0]
+    assert _row(engine, row_id) == before
+    with store.transaction(engine, write=True) as conn:
+        assert store.mark_delivered(conn, token=fresh.token, ids=[row_id], now=later) == 1
+
+
+def test_second_ack_of_a_finished_row_changes_nothing(engine: Engine) -> None:
+    """The state guard makes a duplicate ack a no-op, even with the right token."""
+    (row_id,) = _add(engine)
+    claim = _claim(engine)
+    with store.transaction(engine, write=True) as conn:
+        assert store.mark_delivered(conn, token=claim.token, ids=[row_id], now=NOW) == 1
+    with store.transaction(engine, write=True) as conn:
+        assert store.mark_dead(conn, token=claim.token, errors={row_id: "late"}, now=NOW) == 0
+    assert _row(engine, row_id).state == OutboxState.DELIVERED
+
+
+def test_acks_with_nothing_to_do_run_no_statement(engine: Engine) -> None:
+    """Empty id lists return 0 without touching the database."""
+    with store.transaction(engine, write=True) as conn:
+        assert store.mark_delivered(conn, token="t", ids=[], now=NOW) == 0
+        assert store.mark_dead(conn, token="t", errors={}, now=NOW) == 0
+        assert store.schedule_retry(conn, token="t", retries={}, now=NOW) == 0
+        assert store.release(conn, token="t", ids=[], next_attempt_at=NOW, now=NOW) == 0
+
+
+def test_long_errors_are_clipped_to_the_column(engine: Engine) -> None:
+    """An error longer than last_error holds is cut, not refused by the database."""
+    (row_id,) = _add(engine)
+    claim = _claim(engine)
+    with store.transaction(engine, write=True) as conn:
+        store.mark_dead(conn, token=claim.token, errors={row_id: "e" * 5000}, now=NOW)
+    last_error = _row(engine, row_id).last_error
+    assert len(last_error) == LAST_ERROR_MAX_LENGTH
+    assert last_error.endswith("…")
+
+
+def test_ack_of_two_thousand_rows_is_one_statement_that_fits_every_dialect(
+    engine: Engine,
+) -> None:
+    """A full batch (2000 ids, 2000 distinct reasons) is acked without hitting bind limits."""
+    with store.transaction(engine) as conn:
+        conn.execute(sa.insert(outbox), [_values() for _ in range(2000)])
+    claim = _claim(engine, limit=2000)
+    assert len(claim.events) == 2000
+    half = [e.id for e in claim.events[:1000]]
+    reasons = {e.id: f"reason {e.id}" for e in claim.events[1000:]}
+    with store.transaction(engine, write=True) as conn:
+        assert store.mark_delivered(conn, token=claim.token, ids=half, now=NOW) == 1000
+        assert store.mark_dead(conn, token=claim.token, errors=reasons, now=NOW) == 1000
