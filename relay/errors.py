@@ -53,6 +53,18 @@ class EventValidationError(EventContractError):
     """An event's properties, ``distinct_id``, ``$insert_id`` or time fail validation."""
 
 
+class FilterError(RelayError, ValueError):
+    """An operator's filter is malformed or names something that does not exist.
+
+    Raised before anything is changed. ``field`` names the filter field at fault
+    (``events``, ``states``, ``created_after``, ...).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
+
+
 # --- storage ------------------------------------------------------------------------------
 
 

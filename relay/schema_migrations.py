@@ -15,7 +15,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 
-
 def alembic_config(engine: Engine | None = None) -> Config:
     """An Alembic ``Config`` for relay's revisions, bound to ``engine`` when given."""
     config = Config()

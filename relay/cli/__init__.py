@@ -13,7 +13,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from relay.cli import operations
+from relay.cli import admin, operations
 from relay.config import RelaySettings
 from relay.errors import ConfigurationError, RelayError
 
@@ -45,9 +45,13 @@ class _RelayGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:
     """relay: a transactional outbox that delivers analytics events to Mixpanel."""
-    overrides = {"database_url": database_url} if database_url else {}
     try:
-        ctx.obj = RelaySettings(**overrides)
+        settings = RelaySettings()
+        if database_url:
+            settings = RelaySettings.model_validate(
+                settings.model_dump() | {"database_url": database_url}
+            )
+        ctx.obj = settings
     except ValidationError as exc:
         fields = ", ".join(
             "RELAY_" + "_".join(str(p) for p in err["loc"]).upper() for err in exc.errors()
@@ -56,4 +60,6 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
 
 for command in operations.COMMANDS:
+    main.add_command(command)
+for command in admin.COMMANDS:
     main.add_command(command)

@@ -151,10 +151,6 @@ def claimed_columns(conn: Connection) -> tuple[sa.ColumnElement[Any], ...]:
     )
 
 
-# The earlier private name, still imported by relay.store.selection.
-_claimed_columns = claimed_columns
-
-
 def _to_events(rows: Sequence[Sequence[Any]], *, attempts_offset: int = 0) -> list[OutboxEvent]:
     # Positional unpacking: attribute access on 2000 rows per claim is measurably slower.
     return [

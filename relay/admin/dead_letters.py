@@ -1,0 +1,171 @@
+"""Dead letters: rows Mixpanel refused or that ran out of attempts, grouped by their reason.
+
+Ten thousand rows that died of one cause read as one group. A group (or any selection of dead
+rows) can be requeued for the relay, as a replay would, or discarded: deleted, with the
+operator's reason and the count kept in the audit trail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Connection, Engine
+
+from relay.admin.filters import check_filter
+from relay.admin.inspection import EventDetail, inspect_event
+from relay.admin.replay import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_SAMPLE_SIZE,
+    BatchResult,
+    OnBatch,
+    Preview,
+    describe,
+    requeue_change,
+    run_operation,
+)
+from relay.errors import FilterError
+from relay.models import OutboxState
+from relay.store import requeue as requeue_store
+from relay.store import stats as stats_store
+from relay.store.outbox import transaction
+from relay.store.selection import Candidate, EventFilter
+
+_DEAD = (OutboxState.DEAD,)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterGroup:
+    """Dead rows sharing one reason: how many, when the first and last died, per event name."""
+
+    reason: str
+    count: int
+    first_at: dt.datetime | None
+    last_at: dt.datetime | None
+    events: dict[str, int] = field(default_factory=dict)
+
+
+def dead_letters(engine: Engine) -> list[DeadLetterGroup]:
+    """Every dead row grouped by reason, largest group first."""
+    with transaction(engine) as conn:
+        found = stats_store.dead_groups(conn)
+    groups: dict[str, DeadLetterGroup] = {}
+    for g in found:
+        seen = groups.get(g.reason)
+        events = dict(seen.events) if seen else {}
+        events[g.event] = events.get(g.event, 0) + g.count
+        groups[g.reason] = DeadLetterGroup(
+            reason=g.reason,
+            count=(seen.count if seen else 0) + g.count,
+            first_at=_earliest(seen.first_at if seen else None, g.first_at),
+            last_at=_latest(seen.last_at if seen else None, g.last_at),
+            events=dict(sorted(events.items(), key=lambda kv: (-kv[1], kv[0]))),
+        )
+    return sorted(groups.values(), key=lambda g: (-g.count, g.reason))
+
+
+def _earliest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
+    return min((x for x in (a, b) if x is not None), default=None)
+
+
+def _latest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
+    return max((x for x in (a, b) if x is not None), default=None)
+
+
+def show_dead_letter(engine: Engine, key: str) -> EventDetail:
+    """One dead row in full, by outbox id or ``$insert_id`` (see ``inspect_event``).
+
+    Raises :class:`FilterError` when ``key`` names no row, or a row that is not dead.
+    """
+    detail = inspect_event(engine, key)
+    if detail.row.state is not OutboxState.DEAD:
+        raise FilterError(
+            f"event {detail.row.event.id} is {detail.row.state.value}, not a dead letter",
+            field="key",
+        )
+    return detail
+
+
+def preview_dead_letters(
+    engine: Engine,
+    f: EventFilter,
+    *,
+    now: dt.datetime,
+    allow_all: bool = False,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+) -> Preview:
+    """The dry run of a requeue or discard: the dead rows ``f`` selects. Changes nothing."""
+    dead = f.with_states(_DEAD)
+    with transaction(engine) as conn:
+        check_filter(conn, f, allow_all=allow_all)
+        return describe(conn, dead, now=now, sample_size=sample_size)
+
+
+def requeue_dead_letters(
+    engine: Engine,
+    f: EventFilter,
+    *,
+    now: dt.datetime,
+    actor: str | None = None,
+    allow_all: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_batch: OnBatch | None = None,
+) -> BatchResult:
+    """Replay the dead rows ``f`` selects (select a group with ``EventFilter(errors=(reason,))``).
+
+    Audited as ``requeue``. Raises :class:`FilterError` before changing anything for a bad or
+    (without ``allow_all``) empty filter, or one asking for rows that are not dead.
+    """
+    dead = f.with_states(_DEAD)
+    return run_operation(
+        engine,
+        dead,
+        checked=f,
+        allow_all=allow_all,
+        action="requeue",
+        done="requeued",
+        change=requeue_change(dead, now=now),
+        now=now,
+        actor=actor,
+        batch_size=batch_size,
+        on_batch=on_batch,
+    )
+
+
+def discard_dead_letters(
+    engine: Engine,
+    f: EventFilter,
+    *,
+    reason: str,
+    now: dt.datetime,
+    actor: str | None = None,
+    allow_all: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_batch: OnBatch | None = None,
+) -> BatchResult:
+    """Delete the dead rows ``f`` selects, in audited batches; ``reason`` says why, for the audit.
+
+    Only dead rows are ever deleted. Raises :class:`FilterError` before changing anything for a
+    blank ``reason``, a bad or (without ``allow_all``) empty filter.
+    """
+    if not reason.strip():
+        raise FilterError("a discard needs a reason (why these events are dropped)", field="reason")
+    dead = f.with_states(_DEAD)
+
+    def change(conn: Connection, chosen: list[Candidate]) -> int:
+        return requeue_store.delete_dead(conn, dead, ids=[c.id for c in chosen])
+
+    return run_operation(
+        engine,
+        dead,
+        checked=f,
+        allow_all=allow_all,
+        action="discard",
+        done="discarded",
+        change=change,
+        now=now,
+        actor=actor,
+        batch_size=batch_size,
+        on_batch=on_batch,
+        note=f"reason: {reason}",
+    )

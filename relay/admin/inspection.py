@@ -1,0 +1,114 @@
+"""One event in full, and events in bulk, exactly as the relay would send them to ``/import``.
+
+Both go through :func:`relay.mixpanel_client.encode_event`, the relay's own encoder, over the
+stored properties text: what ``inspect`` shows and what ``export`` writes are byte for byte the
+event objects of an ``/import`` request body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import IO, Any
+
+import orjson
+from sqlalchemy.engine import Engine
+
+from relay.admin.filters import check_filter
+from relay.errors import EventValidationError, FilterError
+from relay.mixpanel_client import encode_event
+from relay.store import selection
+from relay.store.outbox import transaction
+from relay.store.selection import EventFilter, StoredRow
+
+#: Rows read per query by :func:`export_events`.
+EXPORT_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class EventDetail:
+    """A row in full, its stored properties, and the ``/import`` JSON the relay would send.
+
+    ``import_json`` is ``None`` when the row cannot be encoded (then the relay would refuse it
+    too), and ``encode_error`` says why.
+    """
+
+    row: StoredRow
+    properties: Any
+    import_json: str | None
+    encode_error: str | None
+
+
+def _key(key: str) -> dict[str, Any]:
+    """``id:N`` and ``insert_id:X`` name one side; a bare key may be either."""
+    kind, sep, value = key.partition(":")
+    if sep and kind == "id":
+        if not value.isascii() or not value.isdigit():
+            raise FilterError(f"malformed outbox id {value!r}: expected digits", field="key")
+        return {"row_id": int(value)}
+    if sep and kind == "insert_id":
+        return {"insert_id": value}
+    return {"row_id": int(key) if key.isascii() and key.isdigit() else None, "insert_id": key}
+
+
+def inspect_event(engine: Engine, key: str) -> EventDetail:
+    """The event whose outbox id or ``$insert_id`` is ``key``.
+
+    ``id:123`` or ``insert_id:abc`` pick one side when a numeric ``$insert_id`` could also be an
+    id. Raises :class:`FilterError` when nothing matches or a bare key matches two rows.
+    """
+    with transaction(engine) as conn:
+        found = selection.find(conn, **_key(key))
+    if not found:
+        raise FilterError(f"no outbox event with id or $insert_id {key!r}", field="key")
+    if len(found) > 1:
+        raise FilterError(
+            f"{key!r} is the id of event {found[0].event.id} and the $insert_id of event "
+            f"{found[1].event.id}: write id:{key} or insert_id:{key}",
+            field="key",
+        )
+    row = found[0]
+    try:
+        encoded: str | None = encode_event(row.event).decode()
+        error = None
+    except (EventValidationError, ValueError, TypeError) as exc:
+        encoded, error = None, str(exc)
+    try:
+        properties = orjson.loads(row.event.properties_json)
+    except orjson.JSONDecodeError:
+        properties = row.event.properties_json
+    return EventDetail(row=row, properties=properties, import_json=encoded, encode_error=error)
+
+
+def export_events(
+    engine: Engine,
+    f: EventFilter,
+    out: IO[bytes],
+    *,
+    allow_all: bool = False,
+    page_size: int = EXPORT_PAGE_SIZE,
+) -> int:
+    """Write the rows ``f`` selects to ``out`` as ``/import``-shaped JSON Lines; returns the count.
+
+    Streams: ``page_size`` rows per query, by keyset (``id > last``), one short read
+    transaction per page, so memory does not grow with the selection and no transaction stays
+    open while ``out`` is written. Raises :class:`FilterError` for a bad or (without
+    ``allow_all``) empty filter, and :class:`relay.errors.EventValidationError` for a row whose
+    stored properties are not a JSON object (the relay could not send it either).
+    """
+    if page_size < 1:
+        raise ValueError("page_size must be at least 1")
+    with transaction(engine) as conn:
+        check_filter(conn, f, allow_all=allow_all)
+    written = 0
+    after = 0
+    while True:
+        with transaction(engine) as conn:
+            page = selection.events_page(conn, f, after_id=after, limit=page_size)
+        if not page:
+            break
+        out.write(b"".join(encode_event(event) + b"\n" for event in page))
+        written += len(page)
+        after = page[-1].id
+        if len(page) < page_size:
+            break
+    return written

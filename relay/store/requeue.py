@@ -1,0 +1,62 @@
+"""Operator writes on chosen rows: requeue them for the relay, or delete dead letters.
+
+Both take ids chosen by :func:`relay.store.selection.next_batch` in the same transaction and
+re-check the filter in their own WHERE, so a row that changed since it was chosen (a relay
+claimed it, delivered it) is left alone rather than overwritten. Run them in
+``transaction(engine, write=True)``: one batch, one atomic transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from relay.models import OutboxState, outbox
+from relay.store.outbox import state_is, translate_errors
+from relay.store.selection import EventFilter, leased, where
+
+
+@translate_errors
+def requeue(conn: Connection, f: EventFilter, *, ids: Collection[int], now: dt.datetime) -> int:
+    """Make the rows in ``ids`` that still match ``f`` pending and due at ``now``, as new.
+
+    Resets ``attempts``, ``lease_token``, ``last_error`` and ``finished_at``; keeps ``time_ms``,
+    ``insert_id`` and the properties, so a re-send carries the same deduplication key. Returns
+    how many rows changed. Lock: the rows updated. Guard: ``f`` again, and not leased by a
+    relay at ``now`` (``state = 'pending' AND lease_token IS NOT NULL AND next_attempt_at >
+    now``): a row a relay is sending is never yanked from under it.
+    """
+    if not ids:
+        return 0
+    result = conn.execute(
+        sa.update(outbox)
+        .where(outbox.c.id.in_(list(ids)), where(f), sa.not_(leased(now)))
+        .values(
+            state=OutboxState.PENDING.value,
+            next_attempt_at=now,
+            attempts=0,
+            lease_token=None,
+            last_error=None,
+            finished_at=None,
+            updated_at=now,
+        )
+    )
+    return result.rowcount
+
+
+@translate_errors
+def delete_dead(conn: Connection, f: EventFilter, *, ids: Collection[int]) -> int:
+    """Delete the rows in ``ids`` that are dead and still match ``f``; returns the count.
+
+    Lock: the rows deleted. Guard: ``state = 'dead'`` and ``f`` again, so a pending or
+    delivered row is never deleted here.
+    """
+    if not ids:
+        return 0
+    result = conn.execute(
+        sa.delete(outbox).where(outbox.c.id.in_(list(ids)), state_is(OutboxState.DEAD), where(f))
+    )
+    return result.rowcount
