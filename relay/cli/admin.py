@@ -344,6 +344,38 @@ def _echo_batches(result: admin.BatchResult, *, done: str, as_json: bool) -> Non
     click.echo(f"audit entry #{result.audit_id}.")
 
 
+def _preview_or_execute(
+    settings: RelaySettings,
+    kwargs: dict[str, Any],
+    *,
+    verb: str,
+    done: str,
+    preview: Callable[..., admin.Preview],
+    execute: Callable[..., admin.BatchResult],
+) -> None:
+    """A dry run through ``preview`` unless --yes, else ``execute`` in audited batches."""
+    now = _now()
+    f = _filter(kwargs, now=now)
+    with _engine(settings) as engine:
+        if not kwargs["yes"]:
+            p = preview(
+                engine, f, now=now, allow_all=kwargs["allow_all"], sample_size=kwargs["sample"]
+            )
+            _echo_preview(p, verb=verb, as_json=kwargs["as_json"])
+            return
+        with _progress(verb, forced=kwargs["progress"], pause=kwargs["pause_after_batch"]) as cb:
+            result = execute(
+                engine,
+                f,
+                now=now,
+                actor=kwargs["actor"],
+                allow_all=kwargs["allow_all"],
+                batch_size=kwargs["batch_size"],
+                on_batch=cb,
+            )
+    _echo_batches(result, done=done, as_json=kwargs["as_json"])
+
+
 # --- commands --------------------------------------------------------------------------------
 
 
@@ -360,28 +392,14 @@ def replay(settings: RelaySettings, /, **kwargs: Any) -> None:
     atomic: an interrupted replay leaves every row replayed or untouched. Events a relay is
     sending right now are skipped and reported. Mixpanel deduplicates events it already holds.
     """
-    now = _now()
-    f = _filter(kwargs, now=now)
-    with _engine(settings) as engine:
-        if not kwargs["yes"]:
-            p = admin.preview(
-                engine, f, now=now, allow_all=kwargs["allow_all"], sample_size=kwargs["sample"]
-            )
-            _echo_preview(p, verb="replay", as_json=kwargs["as_json"])
-            return
-        with _progress(
-            "replay", forced=kwargs["progress"], pause=kwargs["pause_after_batch"]
-        ) as on_batch:
-            result = admin.replay(
-                engine,
-                f,
-                now=now,
-                actor=kwargs["actor"],
-                allow_all=kwargs["allow_all"],
-                batch_size=kwargs["batch_size"],
-                on_batch=on_batch,
-            )
-    _echo_batches(result, done="replayed", as_json=kwargs["as_json"])
+    _preview_or_execute(
+        settings,
+        kwargs,
+        verb="replay",
+        done="replayed",
+        preview=admin.preview,
+        execute=admin.replay,
+    )
 
 
 @click.group("dead-letters")
@@ -478,28 +496,14 @@ def dead_letters_requeue(
     A dry run unless --yes. Audited as "requeue".
     """
     kwargs["errors"] = (*kwargs["errors"], *reasons)
-    now = _now()
-    f = _filter(kwargs, now=now)
-    with _engine(settings) as engine:
-        if not kwargs["yes"]:
-            p = admin.preview_dead_letters(
-                engine, f, now=now, allow_all=kwargs["allow_all"], sample_size=kwargs["sample"]
-            )
-            _echo_preview(p, verb="requeue", as_json=kwargs["as_json"])
-            return
-        with _progress(
-            "requeue", forced=kwargs["progress"], pause=kwargs["pause_after_batch"]
-        ) as on_batch:
-            result = admin.requeue_dead_letters(
-                engine,
-                f,
-                now=now,
-                actor=kwargs["actor"],
-                allow_all=kwargs["allow_all"],
-                batch_size=kwargs["batch_size"],
-                on_batch=on_batch,
-            )
-    _echo_batches(result, done="requeued", as_json=kwargs["as_json"])
+    _preview_or_execute(
+        settings,
+        kwargs,
+        verb="requeue",
+        done="requeued",
+        preview=admin.preview_dead_letters,
+        execute=admin.requeue_dead_letters,
+    )
 
 
 @dead_letters.command("discard", epilog=FILTER_HELP)
