@@ -3,7 +3,9 @@
 - :mod:`relay.testing.plugin`: the pytest plugin. Enable it in your ``conftest.py`` with
   ``pytest_plugins = ["relay.testing.plugin"]``: every test then runs with strict tracking,
   and the ``relay_outbox`` fixture (:class:`OutboxCapture`) reads back the events tracked so
-  far as :class:`CapturedEvent` values, including those in the test's uncommitted transaction.
+  far as :class:`CapturedEvent` values, including those in the test's uncommitted transaction;
+  ``mixpanel_standin`` and ``relay_drain`` (:class:`EagerDrain`) drain committed events to a
+  stand-in on demand.
 - :mod:`relay.testing.mixpanel_standin`: :class:`MixpanelStandin`, a real HTTP server on
   loopback that answers like Mixpanel's ``/import`` and records what it accepted.
 - :class:`relay.catalog.StaticEmployeeDirectory`: an in-memory employee directory for the
@@ -20,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from relay.testing.mixpanel_standin import MixpanelStandin, RequestRecord, StandinStats
-    from relay.testing.plugin import CapturedEvent, OutboxCapture
+    from relay.testing.plugin import CapturedEvent, EagerDrain, OutboxCapture
 
 __all__ = [
     "CapturedEvent",
+    "EagerDrain",
     "MixpanelStandin",
     "OutboxCapture",
     "RequestRecord",
@@ -32,6 +35,7 @@ __all__ = [
 
 _LAZY = {
     "CapturedEvent": "relay.testing.plugin",
+    "EagerDrain": "relay.testing.plugin",
     "OutboxCapture": "relay.testing.plugin",
     "MixpanelStandin": "relay.testing.mixpanel_standin",
     "RequestRecord": "relay.testing.mixpanel_standin",

@@ -19,6 +19,15 @@ Fixtures:
     Given the test's own ``Session`` or ``Connection`` it sees the rows of that still
     uncommitted transaction; given an ``Engine`` it sees committed rows only.
 
+``mixpanel_standin``
+    A started :class:`relay.testing.mixpanel_standin.MixpanelStandin` on loopback: what it
+    accepted, its dedup view, and fault injection (``fail_next(503)``, ...).
+
+``relay_drain``
+    An :class:`EagerDrain`: ``relay_drain(engine)`` drains every due committed outbox row to
+    ``mixpanel_standin`` through the real client, right now, and returns the
+    :class:`relay.drain.DrainResult`, for end-to-end tests of "this action reaches Mixpanel".
+
 Example::
 
     def test_delivery_is_tracked(session, relay_outbox):
@@ -39,7 +48,11 @@ import pytest
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from relay.config import RelaySettings
+from relay.drain import Drainer, DrainResult
+from relay.mixpanel_client import MixpanelImportClient
 from relay.store.capture import CapturedRow, select_events
+from relay.testing.mixpanel_standin import MixpanelStandin
 from relay.tracking import strict_tracking
 
 _MISSING = object()
@@ -144,6 +157,38 @@ class OutboxCapture:
         raise AssertionError(
             f"no {event!r} event matches; {len(candidates)} tracked, differing in:\n{details}"
         )
+
+
+class EagerDrain:
+    """Drains an outbox to a Mixpanel stand-in on demand, through the relay's real HTTP path."""
+
+    def __init__(self, standin: MixpanelStandin) -> None:
+        self.standin = standin
+
+    def __call__(self, engine: Engine) -> DrainResult:
+        """Send every committed row due now to the stand-in; the result says what happened."""
+        settings = RelaySettings(
+            database_url=engine.url.render_as_string(hide_password=False),
+            mixpanel_api_url=self.standin.url,
+            mixpanel_project_id=self.standin.project_id,
+            mixpanel_service_account_username=self.standin.username,
+            mixpanel_service_account_secret=self.standin.secret,
+        )
+        with MixpanelImportClient(settings) as client:
+            return Drainer(engine, client, settings).drain_until_idle()
+
+
+@pytest.fixture
+def mixpanel_standin() -> Iterator[MixpanelStandin]:
+    """A Mixpanel stand-in on loopback, stopped after the test."""
+    with MixpanelStandin() as standin:
+        yield standin
+
+
+@pytest.fixture
+def relay_drain(mixpanel_standin: MixpanelStandin) -> EagerDrain:
+    """Drain the outbox to ``mixpanel_standin`` on demand: ``relay_drain(engine)``."""
+    return EagerDrain(mixpanel_standin)
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,8 @@ from relay.catalog import (
     SurveyType,
 )
 from relay.schema import SystemRole
-from relay.testing.plugin import OutboxCapture
+from relay.testing.mixpanel_standin import MixpanelStandin
+from relay.testing.plugin import EagerDrain, OutboxCapture
 from relay.tracking import strict_tracking
 
 EMPLOYEE_ID = str(uuid.uuid4())
@@ -240,3 +241,15 @@ def test_project_that_does_not_opt_in_is_untouched(tmp_path: Path) -> None:
     result = _run_pytest(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_eager_drain_delivers_committed_events_to_the_standin(engine: Engine) -> None:
+    """EagerDrain sends what a test committed to the stand-in, with the stored dedup key."""
+    with engine.begin() as conn:
+        insert_id = _deliver(conn, survey_id="s-1")
+    with MixpanelStandin() as standin:
+        result = EagerDrain(standin)(engine)
+        (accepted,) = standin.accepted_events()
+    assert result.delivered == 1
+    assert accepted["event"] == MixPanelEvent.SURVEY_DELIVERED
+    assert accepted["properties"]["$insert_id"] == insert_id
