@@ -1,0 +1,143 @@
+"""`relay migrate`, `relay drain` and `relay run` through the console entry point."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import sqlalchemy as sa
+import structlog
+from click.testing import CliRunner
+from sqlalchemy.engine import Engine
+
+from relay.cli import main
+from relay.database import create_engine
+from relay.models import outbox
+from relay.registry import register_event
+from relay.schema import MixpanelSuperEventPropertiesSchema
+from relay.testing.mixpanel_standin import MixpanelStandin
+from relay.tracking import track
+
+EVENT = "svc.tests.cli_drained"
+
+
+class CliDrainedSchema(MixpanelSuperEventPropertiesSchema):
+    """Test event for the CLI."""
+
+    n: int
+
+
+register_event(EVENT, CliDrainedSchema)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The commands configure logging for the process; undo it for the tests after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
+@pytest.fixture
+def standin() -> Iterator[MixpanelStandin]:
+    """A Mixpanel stand-in on loopback."""
+    with MixpanelStandin() as server:
+        yield server
+
+
+@pytest.fixture
+def runner(standin: MixpanelStandin, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """A CLI runner whose environment points the relay at the stand-in."""
+    for key in list(os.environ):
+        if key.startswith("RELAY_"):
+            monkeypatch.delenv(key)
+    for key, value in standin.settings_env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RELAY_LOG_LEVEL", "WARNING")
+    return CliRunner()
+
+
+def _track(engine: Engine, count: int) -> list[str]:
+    ids = []
+    with engine.begin() as conn:
+        for n in range(count):
+            insert_id = track(
+                conn,
+                event=EVENT,
+                distinct_id="user-1",
+                properties={
+                    "employee_id": "user-1",
+                    "organization_id": "org-1",
+                    "organization_name": "Acme",
+                    "role": None,
+                    "impersonation": False,
+                    "n": n,
+                },
+                strict=True,
+            )
+            assert insert_id is not None
+            ids.append(insert_id)
+    return ids
+
+
+def test_migrate_creates_the_tables_in_an_empty_database(tmp_path: Path, runner: CliRunner) -> None:
+    """`relay migrate` on a new SQLite file creates the outbox, audit and version tables."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    result = runner.invoke(main, ["--database-url", url, "migrate"])
+    assert result.exit_code == 0, result.output
+    engine = create_engine(url)
+    try:
+        tables = set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert {"relay_outbox", "relay_audit", "relay_alembic_version"} <= tables
+
+
+def test_drain_delivers_everything_due_and_exits_zero(
+    engine: Engine, db_url: str, runner: CliRunner, standin: MixpanelStandin
+) -> None:
+    """`relay drain` sends every due row once, reports the totals and exits 0."""
+    ids = _track(engine, 2500)
+    result = runner.invoke(main, ["--database-url", db_url, "drain", "--json"])
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout.strip().splitlines()[-1])["delivered"] == 2500
+    assert {key[3] for key in standin.unique_events()} == set(ids)
+    with engine.connect() as conn:
+        states = conn.execute(sa.select(outbox.c.state).distinct()).scalars().all()
+    assert states == ["delivered"]
+
+
+def test_drain_with_rejected_credentials_exits_3_and_leaves_rows_untouched(
+    sqlite_engine: Engine, sqlite_url: str, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 401 makes `relay drain` exit 3 with the reason; rows keep attempts 0 and stay pending."""
+    _track(sqlite_engine, 3)
+    monkeypatch.setenv("RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET", "wrong")
+    result = runner.invoke(main, ["--database-url", sqlite_url, "drain"])
+    assert result.exit_code == 3
+    assert "Mixpanel refused the credentials" in result.stderr
+    assert "wrong" not in result.output
+    with sqlite_engine.connect() as conn:
+        rows = conn.execute(sa.select(outbox.c.state, outbox.c.attempts)).all()
+    assert rows == [("pending", 0)] * 3
+
+
+def test_commands_without_credentials_exit_3_naming_the_missing_settings(
+    sqlite_url: str, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no Mixpanel credentials, drain and run exit 3 and say which variables to set."""
+    for key in list(os.environ):
+        if key.startswith("RELAY_MIXPANEL"):
+            monkeypatch.delenv(key)
+    for command in ("drain", "run"):
+        result = runner.invoke(main, ["--database-url", sqlite_url, command])
+        assert result.exit_code == 3, (command, result.output)
+    drained = runner.invoke(main, ["--database-url", sqlite_url, "drain"])
+    assert "RELAY_MIXPANEL_PROJECT_TOKEN" in drained.stderr
