@@ -24,7 +24,10 @@ MAX_COLLECTION_ITEMS = 254  # objects < 255 keys, lists < 255 elements
 MAX_NESTING_DEPTH = 3
 MAX_EVENT_BYTES = 1_000_000  # an event must be under 1 MB of JSON
 MAX_INSERT_ID_LENGTH = 36
-MIN_EVENT_TIME_MS = 31_536_000_000  # 1971-01-01T00:00:00Z: Mixpanel rejects anything earlier
+#: Mixpanel rejects times before 1971-01-01 and reads ``time`` as seconds when it is below
+#: 1e11, so a millisecond time before 1973-03-03T09:46:40Z would be read as a date centuries
+#: ahead and refused. The earliest unambiguous millisecond time is therefore the floor.
+MIN_EVENT_TIME_MS = 100_000_000_000
 MAX_FUTURE_MS = 3_600_000  # Mixpanel rejects events more than an hour ahead of its clock
 _INT64 = 2**63
 
@@ -51,7 +54,7 @@ BANNED_IDS = frozenset(
     }
 )
 
-_INSERT_ID = re.compile(r"^[A-Za-z0-9-]{1,36}$")
+_INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")  # used with fullmatch: "$" would allow "\n"
 _EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _PHONE_CHARS = re.compile(r"^\+?[\d\s().-]+$")
 _PHONE_SEPARATED = re.compile(r"^\+|\d[\s().-]+\d")
@@ -192,7 +195,7 @@ def check_distinct_id(event: str, distinct_id: str) -> str:
 
 def check_insert_id(event: str, insert_id: str) -> str:
     """Refuse an ``$insert_id`` that is not 1-36 characters of ``[A-Za-z0-9-]`` or is banned."""
-    if not isinstance(insert_id, str) or not _INSERT_ID.match(insert_id):
+    if not isinstance(insert_id, str) or not _INSERT_ID.fullmatch(insert_id):
         raise EventValidationError(
             f"$insert_id must be 1-{MAX_INSERT_ID_LENGTH} characters of [A-Za-z0-9-]",
             event=event,
@@ -209,7 +212,9 @@ def check_time_ms(event: str, time_ms: int, *, now_ms: int) -> int:
     """Refuse an event time Mixpanel would reject: before 1971 or over an hour in the future."""
     if time_ms < MIN_EVENT_TIME_MS:
         raise EventValidationError(
-            "time is before 1971-01-01; Mixpanel rejects it", event=event, field="time"
+            "time is before 1973-03-03T09:46:40Z; Mixpanel would read it as seconds and reject it",
+            event=event,
+            field="time",
         )
     if time_ms > now_ms + MAX_FUTURE_MS:
         raise EventValidationError(

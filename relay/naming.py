@@ -15,7 +15,7 @@ MIN_SEGMENTS = 3
 MAX_EVENT_NAME_LENGTH = 255
 ERROR_SUFFIX = "error"
 
-_SEGMENT = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
+_SEGMENT = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")  # fullmatch: "$" would allow "\n"
 
 
 def check_event_name(name: str) -> str:
@@ -28,7 +28,7 @@ def check_event_name(name: str) -> str:
         )
     segments = name.split(".")
     for segment in segments:
-        if not _SEGMENT.match(segment):
+        if not _SEGMENT.fullmatch(segment):
             raise EventNameError(
                 f"segment {segment!r} is not lowercase snake_case "
                 "(expected {prefix}.{object}.{action}[.error])",

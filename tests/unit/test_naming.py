@@ -33,6 +33,7 @@ def test_names_following_the_rule_are_accepted(name: str) -> None:
         ("svc.surveys.cron_survey_delivered", "mentions cron"),
         ("svc.cronjobs.survey_delivered", "mentions cron"),
         ("", "non-empty string"),
+        ("svc.surveys.survey_delivered\n", "is not lowercase snake_case"),
         ("svc.x." + "a" * 260, "at most 255"),
     ],
 )
