@@ -45,7 +45,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _scratch_database(admin_url: str) -> Iterator[str]:
     name = f"relay_t_{secrets.token_hex(6)}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    # Pre-ping: the fault suite restarts PostgreSQL, which kills pooled connections.
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     try:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"CREATE DATABASE {name}")

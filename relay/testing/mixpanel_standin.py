@@ -27,6 +27,7 @@ import http.server
 import re
 import signal
 import socket
+import sys
 import threading
 import time
 import zlib
@@ -960,6 +961,12 @@ class _Server(http.server.ThreadingHTTPServer):
     ) -> None:
         self.standin = standin
         super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet when a client vanished mid-request (a killed relay); report the rest."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
