@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -45,6 +44,8 @@ EVENT_NAME_MAX_LENGTH = 255
 DISTINCT_ID_MAX_LENGTH = 255
 LEASE_TOKEN_LENGTH = 32
 LAST_ERROR_MAX_LENGTH = 1000
+#: Percent of each PostgreSQL heap page that inserts fill; the rest is kept for the claim.
+OUTBOX_FILLFACTOR = 50
 
 
 class OutboxState(enum.StrEnum):
@@ -104,6 +105,14 @@ outbox = Table(
     Column("attempts", Integer(), nullable=False, server_default=text("0")),
     Column("next_attempt_at", UTCDateTime(), nullable=False),
     Column("lease_token", String(LEASE_TOKEN_LENGTH), nullable=True),
+    # Written by the claim instead of next_attempt_at so that the claim changes no indexed
+    # column: PostgreSQL can then update the row in place (a HOT update, no index entries).
+    Column(
+        "lease_expires_at",
+        UTCDateTime(),
+        nullable=True,
+        comment="until when lease_token holds the row; NULL when no relay holds it",
+    ),
     Column("last_error", String(LAST_ERROR_MAX_LENGTH), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
@@ -121,7 +130,18 @@ outbox = Table(
         sqlite_where=text("state = 'pending'"),
     ),
     # Retention, dead-letter listings and "delivered in the last hour" read by (state, finished_at).
-    Index("ix_relay_outbox_state_finished_at", "state", "finished_at"),
+    # None of them reads pending rows, so PostgreSQL leaves them out: one index entry less for
+    # every insert. (SQLite cannot tell that state = 'dead' implies the predicate, so it keeps
+    # the full index.)
+    Index(
+        "ix_relay_outbox_state_finished_at",
+        "state",
+        "finished_at",
+        postgresql_where=text("state <> 'pending'"),
+    ),
+    # Room on every page for a second version of each row, so that the claim's in-place (HOT)
+    # update finds space on the row's own page; see migration 0002.
+    postgresql_with={"fillfactor": OUTBOX_FILLFACTOR},
 )
 
 audit = Table(
@@ -138,12 +158,14 @@ audit = Table(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxEvent:
-    """One claimed outbox row, as the Mixpanel client needs it.
+class OutboxEvent(NamedTuple):
+    """One claimed outbox row, as the Mixpanel client needs it (immutable).
 
     ``properties_json`` is the stored JSON object text without ``time``, ``distinct_id`` and
     ``$insert_id``; the client splices those three in so the stored bytes are never re-encoded.
+    A named tuple rather than a frozen dataclass: a claim builds 2000 of them, and a frozen
+    dataclass's ``__init__`` (one ``object.__setattr__`` per field) took 2 µs per row, a tenth
+    of the relay's CPU time per event.
     """
 
     id: int

@@ -144,6 +144,7 @@ def _row_json(row: StoredRow) -> dict[str, Any]:
         "attempts": e.attempts,
         "next_attempt_at": _iso(row.next_attempt_at),
         "lease_token": row.lease_token,
+        "lease_expires_at": _iso(row.lease_expires_at),
         "last_error": row.last_error,
         "created_at": _iso(row.created_at),
         "updated_at": _iso(row.updated_at),

@@ -16,7 +16,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from relay.config import RelaySettings
 from relay.models import OutboxState, outbox
-from relay.store.outbox import is_mysql, state_is, transaction, translate_errors
+from relay.store.outbox import (
+    is_due,
+    is_mysql,
+    lease_is_live,
+    state_is,
+    transaction,
+    translate_errors,
+)
 
 _FINISHED_STATES = frozenset({OutboxState.DELIVERED, OutboxState.DEAD})
 _PENDING_INDEX = "ix_relay_outbox_pending_due"
@@ -145,8 +152,8 @@ def _count_where(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
 
 @translate_errors
 def pending_gauges(conn: Connection, *, now: dt.datetime) -> PendingGauges:
-    """Count pending rows, those due at ``now``, those under a live lease, and find the
-    oldest one's ``created_at``, in one pass over the pending rows.
+    """Count pending rows, those due at ``now`` (:func:`~relay.store.outbox.is_due`), those
+    under a live lease, and find the oldest one's ``created_at``, in one pass over them.
 
     Lock: none (a plain read). Guard: ``state = 'pending'``, read through a state-leading index
     (``ix_relay_outbox_pending_due``, forced on MySQL/MariaDB), so delivered and dead rows are
@@ -154,10 +161,8 @@ def pending_gauges(conn: Connection, *, now: dt.datetime) -> PendingGauges:
     """
     query = sa.select(
         sa.func.count().label("pending"),
-        _count_where(outbox.c.next_attempt_at <= now).label("due"),
-        _count_where(
-            sa.and_(outbox.c.lease_token.is_not(None), outbox.c.next_attempt_at > now)
-        ).label("inflight"),
+        _count_where(is_due(now)).label("due"),
+        _count_where(lease_is_live(now)).label("inflight"),
         sa.func.min(outbox.c.created_at).label("oldest"),
     ).where(state_is(OutboxState.PENDING))
     for dialect in ("mysql", "mariadb"):

@@ -23,11 +23,12 @@ from relay.store.selection import EventFilter, leased, where
 def requeue(conn: Connection, f: EventFilter, *, ids: Collection[int], now: dt.datetime) -> int:
     """Make the rows in ``ids`` that still match ``f`` pending and due at ``now``, as new.
 
-    Resets ``attempts``, ``lease_token``, ``last_error`` and ``finished_at``; keeps ``time_ms``,
+    Resets ``attempts``, the lease, ``last_error`` and ``finished_at``; keeps ``time_ms``,
     ``insert_id`` and the properties, so a re-send carries the same deduplication key. Returns
     how many rows changed. Lock: the rows updated. Guard: ``f`` again, and not leased by a
-    relay at ``now`` (``state = 'pending' AND lease_token IS NOT NULL AND next_attempt_at >
-    now``): a row a relay is sending is never yanked from under it.
+    relay at ``now`` (``state = 'pending'`` and a live lease, see
+    :func:`relay.store.outbox.lease_is_live`): a row a relay is sending is never yanked from
+    under it.
     """
     if not ids:
         return 0
@@ -39,6 +40,7 @@ def requeue(conn: Connection, f: EventFilter, *, ids: Collection[int], now: dt.d
             next_attempt_at=now,
             attempts=0,
             lease_token=None,
+            lease_expires_at=None,
             last_error=None,
             finished_at=None,
             updated_at=now,

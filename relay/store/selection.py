@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from relay.errors import FilterError
 from relay.models import OutboxEvent, OutboxState, outbox
 from relay.schema import datetime_to_timestamp_ms
-from relay.store.outbox import claimed_columns, state_is, translate_errors
+from relay.store.outbox import claimed_columns, lease_is_live, state_is, translate_errors
 
 
 def _aware(name: str, value: dt.datetime | None) -> None:
@@ -150,11 +150,7 @@ def where(f: EventFilter) -> sa.ColumnElement[bool]:
 
 def leased(now: dt.datetime) -> sa.ColumnElement[bool]:
     """Rows a relay holds right now: pending, with a lease token, the lease not yet expired."""
-    return sa.and_(
-        state_is(OutboxState.PENDING),
-        outbox.c.lease_token.is_not(None),
-        outbox.c.next_attempt_at > now,
-    )
+    return sa.and_(state_is(OutboxState.PENDING), lease_is_live(now))
 
 
 # --- reads ----------------------------------------------------------------------------------
@@ -215,6 +211,7 @@ class StoredRow:
     state: OutboxState
     next_attempt_at: dt.datetime
     lease_token: str | None
+    lease_expires_at: dt.datetime | None
     last_error: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -225,6 +222,7 @@ _BOOKKEEPING = (
     outbox.c.state,
     outbox.c.next_attempt_at,
     outbox.c.lease_token,
+    outbox.c.lease_expires_at,
     outbox.c.last_error,
     outbox.c.created_at,
     outbox.c.updated_at,

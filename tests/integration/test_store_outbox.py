@@ -161,7 +161,8 @@ def test_claim_returns_only_due_pending_rows(engine: Engine) -> None:
 
 
 def test_claim_leases_rows_under_a_fresh_token_and_counts_the_attempt(engine: Engine) -> None:
-    """The claim sets a new token, pushes next_attempt_at by the lease and adds one attempt."""
+    """The claim sets a new token and the lease's expiry and adds one attempt; it leaves
+    next_attempt_at (an indexed column) alone."""
     (row_id,) = _add(engine, attempts=2)
     claim = _claim(engine)
     assert len(claim.token) == 32
@@ -169,10 +170,43 @@ def test_claim_leases_rows_under_a_fresh_token_and_counts_the_attempt(engine: En
     row = _row(engine, row_id)
     assert row.lease_token == claim.token
     assert row.attempts == 3
-    assert row.next_attempt_at == NOW + dt.timedelta(seconds=LEASE_SECONDS)
+    assert row.lease_expires_at == NOW + dt.timedelta(seconds=LEASE_SECONDS)
+    assert row.next_attempt_at == NOW
     assert row.updated_at == NOW
     assert row.state == OutboxState.PENDING
     assert _claim(engine).token != claim.token
+
+
+def test_claim_updates_rows_in_place_without_new_index_entries_on_postgresql(
+    pg_engine: Engine,
+) -> None:
+    """Every claimed row is a HOT update: the claim changes no indexed column, and the fill
+    factor leaves room on each page for the new version of each of its rows (of the size of a
+    catalog event, whose properties take some 400 bytes of JSON)."""
+    _add(pg_engine, 200, properties={"organization_id": "org-1", "detail": "x" * 400})
+    with store.transaction(pg_engine, write=True) as conn:
+        claim = store.claim(conn, now=NOW, limit=200, lease_seconds=LEASE_SECONDS)
+        hot = conn.execute(
+            sa.text("SELECT pg_stat_get_xact_tuples_hot_updated('relay_outbox'::regclass)")
+        ).scalar_one()
+    assert len(claim.events) == 200
+    assert hot == 200
+
+
+def test_row_leased_before_the_lease_expiry_column_is_neither_claimed_nor_due(
+    engine: Engine,
+) -> None:
+    """A lease written by a relay older than migration 0002 (expiry in next_attempt_at, no
+    lease_expires_at) is honoured until it runs out, then the row is claimable."""
+    (row_id,) = _add(engine, lease_token="o" * 32, due=NOW + dt.timedelta(seconds=30))
+    assert _claim(engine).events == []
+    with engine.connect() as conn:
+        leased = conn.execute(
+            sa.select(sa.func.count()).select_from(outbox).where(store.lease_is_live(NOW))
+        ).scalar_one()
+    assert leased == 1
+    later = NOW + dt.timedelta(seconds=30)
+    assert [e.id for e in _claim(engine, now=later).events] == [row_id]
 
 
 def test_claim_carries_the_stored_fields_and_properties_as_json_text(engine: Engine) -> None:
@@ -300,6 +334,40 @@ def test_mark_delivered_finishes_the_row_and_clears_the_lease(engine: Engine) ->
         None,
     )
     assert row.attempts == 1
+
+
+def test_mark_claim_delivered_finishes_only_the_claims_own_rows_in_its_id_range(
+    engine: Engine,
+) -> None:
+    """Acking a whole claim by its id range leaves another claim's rows in that range alone."""
+    early = NOW - dt.timedelta(seconds=10)
+    ids = [_add(engine, due=early if n % 2 == 0 else NOW)[0] for n in range(4)]
+    first = _claim(engine, limit=2)
+    second = _claim(engine, limit=2)
+    assert [e.id for e in first.events] == [ids[0], ids[2]]
+    assert [e.id for e in second.events] == [ids[1], ids[3]]
+    with store.transaction(engine, write=True) as conn:
+        changed = store.mark_claim_delivered(
+            conn, token=first.token, first_id=ids[0], last_id=ids[2], now=NOW
+        )
+    assert changed == 2
+    states = [_row(engine, row_id).state for row_id in ids]
+    assert states == [OutboxState.DELIVERED, OutboxState.PENDING] * 2
+    row = _row(engine, ids[0])
+    assert (row.finished_at, row.lease_token, row.lease_expires_at) == (NOW, None, None)
+
+
+def test_mark_claim_delivered_with_a_stale_token_changes_nothing(engine: Engine) -> None:
+    """A claim acked after its rows were re-claimed by another relay changes no row."""
+    (row_id,) = _add(engine)
+    stale = _claim(engine)
+    _claim(engine, now=NOW + dt.timedelta(seconds=LEASE_SECONDS))
+    with store.transaction(engine, write=True) as conn:
+        changed = store.mark_claim_delivered(
+            conn, token=stale.token, first_id=row_id, last_id=row_id, now=NOW
+        )
+    assert changed == 0
+    assert _row(engine, row_id).state == OutboxState.PENDING
 
 
 def test_mark_dead_keeps_each_rows_own_reason(engine: Engine) -> None:
