@@ -1,0 +1,299 @@
+"""Drain throughput: ``relay drain`` from a pending backlog to the stand-in, against the baseline.
+
+Each run bulk-loads ``--events`` pending rows (``VACUUM ANALYZE`` and ``CHECKPOINT`` after the
+load, so every run starts alike), then times, in separate processes:
+
+* ``baseline``: the ``mixpanel`` package's ``Mixpanel.import_data`` over a ``BufferedConsumer``
+  (50 events per request, form-encoded, ``retry_limit=0``, ``ServiceAccountCredentials``)
+  sending the same events to the same stand-in, with no database at all;
+* ``pg x1``: one ``relay drain`` process on PostgreSQL;
+* ``pg x2``: two ``relay drain`` processes on the same PostgreSQL backlog;
+* ``sqlite x1``: one ``relay drain`` process on a SQLite file.
+
+The stand-in runs in its own process with counters only. Every relay run is checked: the
+stand-in accepted each event exactly once and every row is ``delivered``. Events/s is events
+over the time from "go" to the last relay's exit (interpreter start-up and imports excluded).
+Peak RSS is the relay process's ``ru_maxrss``. Scenarios are interleaved run by run, so slow
+phases of this shared machine hit all of them alike; the table shows medians and the ratio of
+medians to the baseline.
+
+    .venv/bin/python bench/drain_throughput.py [--events 200000] [--runs 3] [--quick]
+        [--scenarios baseline,pg1,pg2,sqlite1] [--concurrency N] [--gzip-level N]
+        [--profile DIR (pyinstrument)] [--py-spy DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import functools
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    DEFAULT_ADMIN_URL,
+    PostgresCpu,
+    Standin,
+    count_by_state,
+    load_rows,
+    machine,
+    median,
+    new_tag,
+    print_table,
+    relay_env,
+    retry_if_restarted,
+    scratch_postgres,
+    scratch_sqlite,
+    server_version,
+    settle,
+    start_py_spy,
+    start_worker,
+    truncate,
+)
+from sqlalchemy.engine import make_url
+
+from relay.database import create_engine
+
+TARGET_EVENTS_PER_SECOND = 30_000
+TARGET_RATIO = 3.0
+TARGET_RSS_MB = 200
+SCENARIOS = ("baseline", "pg1", "pg2", "sqlite1")
+LABELS = {
+    "baseline": "baseline (BufferedConsumer)",
+    "pg1": "pg x1 (relay drain)",
+    "pg2": "pg x2 (two relay drains)",
+    "sqlite1": "sqlite x1 (relay drain)",
+}
+
+
+def run_relays(
+    url: str,
+    standin: Standin,
+    *,
+    processes: int,
+    events: int,
+    settings: dict[str, Any],
+    log_dir: Path,
+    profile: Path | None,
+    py_spy: Path | None,
+) -> dict[str, float]:
+    """Load ``events`` pending rows, drain them with ``processes`` relays; one run's figures."""
+    engine = create_engine(url)
+    try:
+        truncate(engine)
+        load_rows(engine, count=events, tag=new_tag())
+        settle(engine)
+        standin.reset()
+        env = relay_env(url, standin, **settings)
+        args: list[str] = []
+        if profile is not None:
+            args = ["--profile", str(profile)]
+        workers = [
+            start_worker("relay-drain", env=env, args=args, log_dir=log_dir)
+            for _ in range(processes)
+        ]
+        spies = []
+        if py_spy is not None:
+            for n, worker in enumerate(workers):
+                spies.append(start_py_spy(worker.process.pid, py_spy.with_suffix(f".{n}.txt")))
+            time.sleep(1.0)  # py-spy attaches before the clock starts
+        cpu_before = standin.cpu_seconds()
+        pg_cpu_meter = PostgresCpu(make_url(url).database).start()
+        started = time.perf_counter()
+        for worker in workers:
+            worker.go()
+        results = [worker.wait(timeout=600) for worker in workers]
+        elapsed = time.perf_counter() - started
+        for spy in spies:
+            spy.wait(timeout=60)
+        standin_cpu = standin.cpu_seconds() - cpu_before
+        pg_cpu = pg_cpu_meter.stop()
+        pg_kinds = ", ".join(f"{k} {v:.1f}" for k, v in sorted(pg_cpu_meter.by_kind().items()))
+        print(f"  postgres CPU s by process: {pg_kinds}", flush=True)
+        stats = standin.stats()
+        states = count_by_state(engine)
+    finally:
+        engine.dispose()
+    if stats["unique"] != events or states.get("delivered") != events:
+        raise SystemExit(f"lost or duplicated events: stand-in {stats}, outbox {states}")
+    if stats["duplicates"]:
+        print(f"  note: {stats['duplicates']} re-sends of the same $insert_id", file=sys.stderr)
+    return {
+        "events_per_second": events / elapsed,
+        "seconds": elapsed,
+        "relay_cpu_seconds": sum(r["cpu_seconds"] for r in results),
+        "peak_rss_mb": max(r["maxrss_bytes"] for r in results) / 2**20,
+        "standin_cpu_seconds": standin_cpu,
+        "postgres_cpu_seconds": pg_cpu,
+        "requests": stats["requests"],
+    }
+
+
+def run_baseline(standin: Standin, *, events: int, log_dir: Path) -> dict[str, float]:
+    """The ``BufferedConsumer`` sending the same events; one run's figures."""
+    standin.reset()
+    tag = new_tag()
+    base_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    worker = start_worker(
+        "baseline", env={}, args=[standin.url, str(events), tag, str(base_ms)], log_dir=log_dir
+    )
+    cpu_before = standin.cpu_seconds()
+    started = time.perf_counter()
+    worker.go()
+    result = worker.wait(timeout=900)
+    elapsed = time.perf_counter() - started
+    standin_cpu = standin.cpu_seconds() - cpu_before
+    stats = standin.stats()
+    if stats["unique"] != events:
+        raise SystemExit(f"baseline: stand-in accepted {stats}")
+    return {
+        "events_per_second": events / elapsed,
+        "seconds": elapsed,
+        "relay_cpu_seconds": result["cpu_seconds"],
+        "peak_rss_mb": result["maxrss_bytes"] / 2**20,
+        "standin_cpu_seconds": standin_cpu,
+        "postgres_cpu_seconds": 0.0,
+        "requests": stats["requests"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="20,000 events, 1 run")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="RELAY_DRAIN_CONCURRENCY for every relay"
+    )
+    parser.add_argument("--gzip-level", type=int, default=None, help="RELAY_GZIP_LEVEL")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="write pyinstrument reports into DIR"
+    )
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        default=None,
+        help="record every relay with py-spy (wall clock, idle included) into DIR",
+    )
+    parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
+    args = parser.parse_args()
+    if args.quick:
+        args.events, args.runs = 20_000, 1
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios {sorted(unknown)}")
+    settings: dict[str, Any] = {}
+    if args.concurrency is not None:
+        settings["drain_concurrency"] = args.concurrency
+    if args.gzip_level is not None:
+        settings["gzip_level"] = args.gzip_level
+
+    print(f"machine: {machine()}")
+    print(f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"command: {' '.join(sys.argv)}")
+    print(f"{args.events:,} events per run, {args.runs} runs, settings {settings or 'defaults'}")
+    results: dict[str, list[dict[str, float]]] = {s: [] for s in scenarios}
+    with contextlib.ExitStack() as stack:
+        log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="relay_bench_")))
+        standin = stack.enter_context(Standin())
+        pg_url = stack.enter_context(scratch_postgres(args.admin_url))
+        sqlite_url = stack.enter_context(scratch_sqlite()) if "sqlite1" in scenarios else None
+        engine = create_engine(pg_url)
+        print(f"database: {server_version(engine)}; stand-in {standin.url}")
+        engine.dispose()
+        for run in range(1, args.runs + 1):
+            for scenario in scenarios:
+                profile = spy = None
+                if args.profile is not None:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    profile = args.profile / f"{scenario}-run{run}.txt"
+                if args.py_spy is not None:
+                    args.py_spy.mkdir(parents=True, exist_ok=True)
+                    spy = args.py_spy / f"{scenario}-run{run}"
+                if scenario == "baseline":
+                    figures = run_baseline(standin, events=args.events, log_dir=log_dir)
+                else:
+                    url = sqlite_url if scenario == "sqlite1" else pg_url
+                    assert url is not None
+                    figures = retry_if_restarted(
+                        functools.partial(
+                            run_relays,
+                            url,
+                            standin,
+                            processes=2 if scenario == "pg2" else 1,
+                            events=args.events,
+                            settings=settings,
+                            log_dir=log_dir,
+                            profile=profile,
+                            py_spy=spy,
+                        )
+                    )
+                results[scenario].append(figures)
+                print(
+                    f"run {run} {LABELS[scenario]:<28} {figures['events_per_second']:>9,.0f} "
+                    f"events/s  {figures['seconds']:6.2f} s  relay CPU "
+                    f"{figures['relay_cpu_seconds']:5.2f} s  stand-in CPU "
+                    f"{figures['standin_cpu_seconds']:5.2f} s  postgres CPU "
+                    f"{figures['postgres_cpu_seconds']:5.2f} s  peak RSS "
+                    f"{figures['peak_rss_mb']:5.1f} MB",
+                    flush=True,
+                )
+
+    baseline = (
+        median([r["events_per_second"] for r in results["baseline"]])
+        if "baseline" in results
+        else None
+    )
+    rows = []
+    for scenario in scenarios:
+        rates = [r["events_per_second"] for r in results[scenario]]
+        rate = median(rates)
+        ratio = f"{rate / baseline:.2f}x" if baseline else "-"
+        rows.append(
+            [
+                LABELS[scenario],
+                f"{rate:,.0f}",
+                f"{min(rates):,.0f}-{max(rates):,.0f}",
+                ratio,
+                f"{median([r['relay_cpu_seconds'] for r in results[scenario]]):.2f}",
+                f"{median([r['standin_cpu_seconds'] for r in results[scenario]]):.2f}",
+                f"{median([r['postgres_cpu_seconds'] for r in results[scenario]]):.2f}",
+                f"{max(r['peak_rss_mb'] for r in results[scenario]):.0f}",
+            ]
+        )
+    print()
+    print_table(
+        [
+            f"median of {args.runs}",
+            "events/s",
+            "min-max",
+            "vs baseline",
+            "client CPU s",
+            "stand-in CPU s",
+            "postgres CPU s",
+            "peak RSS MB",
+        ],
+        rows,
+    )
+    if baseline and "pg1" in results:
+        pg1 = median([r["events_per_second"] for r in results["pg1"]])
+        rss = max(r["peak_rss_mb"] for r in results["pg1"])
+        print(
+            f"\ntargets (pg x1): >= {TARGET_EVENTS_PER_SECOND:,} events/s: {pg1:,.0f} "
+            f"({'met' if pg1 >= TARGET_EVENTS_PER_SECOND else 'missed'}); "
+            f">= {TARGET_RATIO:.0f}x baseline: {pg1 / baseline:.2f}x "
+            f"({'met' if pg1 / baseline >= TARGET_RATIO else 'missed'}); "
+            f"peak RSS <= {TARGET_RSS_MB} MB: {rss:.0f} MB "
+            f"({'met' if rss <= TARGET_RSS_MB else 'missed'})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
