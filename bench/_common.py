@@ -193,7 +193,9 @@ SELECT
     CASE WHEN CAST(:state AS text) = 'pending' THEN NULL
         ELSE :now - (g % 86400) * interval '1 second' END
 FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g,
-    LATERAL (SELECT md5(:tag || g::text) AS h) AS hashed
+    LATERAL (SELECT CASE WHEN :ordered
+        THEN lpad(to_hex(CAST(:base_ms AS bigint)), 12, '0') || lpad(to_hex(g), 20, '0')
+        ELSE md5(:tag || g::text) END AS h) AS hashed
 """  # noqa: S608
 
 _SQLITE_LOAD = f"""
@@ -262,8 +264,13 @@ def load_rows(
     first: int = 1,
     base_ms: int | None = None,
     chunk: int = 500_000,
+    ordered_ids: bool = False,
 ) -> None:
-    """Bulk-load ``count`` rows in ``state`` numbered from ``first``, in chunks of ``chunk``."""
+    """Bulk-load ``count`` rows in ``state`` numbered from ``first``, in chunks of ``chunk``.
+
+    ``$insert_id``\\ s are scattered like ``uuid4()``'s, or with ``ordered_ids`` (PostgreSQL)
+    rising with time like UUIDv7's, so that new entries land at the end of the unique index.
+    """
     now = dt.datetime.now(dt.UTC)
     base_ms = base_ms if base_ms is not None else int(now.timestamp() * 1000)
     sql = sa.text(_PG_LOAD if engine.dialect.name == "postgresql" else _SQLITE_LOAD)
@@ -282,6 +289,7 @@ def load_rows(
                     "now": bind_now,
                     "first": start,
                     "last": stop,
+                    "ordered": ordered_ids,
                 },
             )
         start = stop + 1

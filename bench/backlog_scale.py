@@ -12,7 +12,7 @@ sampled every 0.25 s. Reported: peak, and the median RSS of the second and of th
 the run (the first holds the start-up; flat: the two within 10 MB).
 
     .venv/bin/python bench/backlog_scale.py [--delivered 5000000] [--pending 100000]
-        [--rss-events 1000000] [--runs 3] [--quick]
+        [--rss-events 1000000] [--runs 3] [--ordered-insert-ids] [--quick]
 """
 
 from __future__ import annotations
@@ -50,14 +50,20 @@ TARGET_RSS_MB = 200
 
 
 def drain_pending(
-    url: str, standin: Standin, *, pending: int, log_dir: Path, sample_every: float | None = None
+    url: str,
+    standin: Standin,
+    *,
+    pending: int,
+    log_dir: Path,
+    sample_every: float | None = None,
+    ordered_ids: bool = False,
 ) -> tuple[float, list[tuple[float, int]], int]:
     """Load ``pending`` rows, drain them with one relay; (events/s, RSS samples, peak RSS)."""
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
             floor = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM relay_outbox")).scalar()
-        load_rows(engine, count=pending, tag=new_tag())
+        load_rows(engine, count=pending, tag=new_tag(), ordered_ids=ordered_ids)
         settle(engine)
         standin.reset()
         worker = start_worker("relay-drain", env=relay_env(url, standin), log_dir=log_dir)
@@ -93,6 +99,11 @@ def main() -> int:
     parser.add_argument("--rss-events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
+        "--ordered-insert-ids",
+        action="store_true",
+        help="pending rows get time-ordered $insert_ids (like UUIDv7) instead of uuid4-like",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="500k delivered, 20k pending, 100k for RSS, 1 run"
     )
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
@@ -121,13 +132,19 @@ def main() -> int:
         engine.dispose()
         print(
             f"loaded {args.delivered:,} delivered rows in {time.perf_counter() - started:.0f} s "
-            f"(table with indexes: {size}); {args.pending:,} pending per run"
+            f"(table with indexes: {size}); {args.pending:,} pending per run, "
+            f"{'time-ordered' if args.ordered_insert_ids else 'uuid4-like'} $insert_ids"
         )
         for run in range(1, args.runs + 1):
             for name, url in (("empty", empty_url), ("full", full_url)):
                 rate, _, _ = retry_if_restarted(
                     functools.partial(
-                        drain_pending, url, standin, pending=args.pending, log_dir=log_dir
+                        drain_pending,
+                        url,
+                        standin,
+                        pending=args.pending,
+                        log_dir=log_dir,
+                        ordered_ids=args.ordered_insert_ids,
                     )
                 )
                 rates[name].append(rate)
