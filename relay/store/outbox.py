@@ -149,10 +149,15 @@ def notify(conn: Connection | Session, channel: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Rows leased by one claim, in id order: ``token`` fences every ack of them."""
+    """Rows leased by one claim, in id order: ``token`` fences every ack of them.
+
+    ``last_due`` is the latest ``next_attempt_at`` among them (``None`` when the claim is
+    empty): a following claim may start reading there (see :func:`claim`'s ``due_from``).
+    """
 
     token: str
     events: list[OutboxEvent]
+    last_due: dt.datetime | None = None
 
 
 def claimed_columns(conn: Connection) -> tuple[sa.ColumnElement[Any], ...]:
@@ -176,15 +181,13 @@ def claimed_columns(conn: Connection) -> tuple[sa.ColumnElement[Any], ...]:
 
 
 def _to_events(rows: Sequence[Sequence[Any]], *, attempts_offset: int = 0) -> list[OutboxEvent]:
-    if not attempts_offset:
-        # The rows hold the event's fields in order: build each tuple straight from its row.
-        return list(map(OutboxEvent._make, rows))
+    """Events from claimed rows: :func:`claimed_columns`, then ``next_attempt_at``."""
     # Positional unpacking: attribute access on 2000 rows per claim is measurably slower.
     return [
         OutboxEvent(
             row_id, insert_id, event, distinct_id, time_ms, properties, attempts + attempts_offset
         )
-        for row_id, insert_id, event, distinct_id, time_ms, properties, attempts in rows
+        for row_id, insert_id, event, distinct_id, time_ms, properties, attempts, _ in rows
     ]
 
 
@@ -227,7 +230,14 @@ def is_due(now: dt.datetime) -> sa.ColumnElement[bool]:
 
 
 @translate_errors
-def claim(conn: Connection, *, now: dt.datetime, limit: int, lease_seconds: float) -> Claim:
+def claim(
+    conn: Connection,
+    *,
+    now: dt.datetime,
+    limit: int,
+    lease_seconds: float,
+    due_from: dt.datetime | None = None,
+) -> Claim:
     """Lease up to ``limit`` due pending rows, oldest due first, under a fresh token.
 
     Sets ``lease_token`` and ``lease_expires_at = now + lease_seconds`` (an expired lease simply
@@ -236,6 +246,13 @@ def claim(conn: Connection, *, now: dt.datetime, limit: int, lease_seconds: floa
     updates each row in place on its own page (a HOT update: no new index entries, which
     were most of a claim's cost). Run it in ``transaction(engine, write=True)`` and commit
     before sending.
+
+    ``due_from`` (optional) skips rows due before it: the claim starts reading the index there
+    instead of at its oldest entry. On PostgreSQL every finished row leaves a dead entry at the
+    head of ``ix_relay_outbox_pending_due`` until VACUUM removes it, and a claim from the
+    start walks all of them: during a long drain that grows to thousands of pages per claim.
+    A relay passes the previous claim's :attr:`Claim.last_due` and starts from the beginning
+    again often enough to pick up rows left behind (see :class:`relay.drain.ClaimCursor`).
 
     Lock: PostgreSQL and MySQL/MariaDB lock the chosen rows ``FOR UPDATE SKIP LOCKED``, so
     concurrent relays claim disjoint rows without waiting; SQLite holds the database write
@@ -251,6 +268,9 @@ def claim(conn: Connection, *, now: dt.datetime, limit: int, lease_seconds: floa
         .order_by(outbox.c.next_attempt_at, outbox.c.id)
         .limit(limit)
     )
+    if due_from is not None:
+        due = due.where(outbox.c.next_attempt_at >= due_from)
+    returned = (*claimed_columns(conn), outbox.c.next_attempt_at)
     lease = {
         "lease_token": token,
         "lease_expires_at": lease_until,
@@ -261,7 +281,7 @@ def claim(conn: Connection, *, now: dt.datetime, limit: int, lease_seconds: floa
         # MariaDB has no UPDATE ... RETURNING: read and lock first, then mark, in one
         # transaction; the selected row locks make the UPDATE safe.
         rows = conn.execute(
-            due.with_only_columns(*claimed_columns(conn)).with_for_update(skip_locked=True)
+            due.with_only_columns(*returned).with_for_update(skip_locked=True)
         ).all()
         if rows:
             conn.execute(
@@ -279,12 +299,13 @@ def claim(conn: Connection, *, now: dt.datetime, limit: int, lease_seconds: floa
         else:
             chosen = outbox.c.id.in_(due.scalar_subquery())
         rows = conn.execute(
-            sa.update(outbox).where(chosen).values(lease).returning(*claimed_columns(conn))
+            sa.update(outbox).where(chosen).values(lease).returning(*returned)
         ).all()
         events = _to_events(rows)
     # RETURNING has no defined order: hand events over in id (creation) order everywhere.
     events.sort(key=lambda e: e.id)
-    return Claim(token=token, events=events)
+    last_due = max(row[-1] for row in rows) if rows else None
+    return Claim(token=token, events=events, last_due=last_due)
 
 
 def _fenced(conn: Connection, token: str, ids: Collection[int]) -> sa.ColumnElement[bool]:

@@ -110,6 +110,8 @@ def make_drainer(
         stop: threading.Event | None = None,
         metrics: RelayMetrics | None = None,
         concurrency: int = 1,
+        monotonic: Callable[[], float] = lambda: 0.0,
+        rescan_seconds: float = 5.0,
     ) -> Drainer:
         settings = settings or make_settings()
         if client is None:
@@ -122,8 +124,9 @@ def make_drainer(
             metrics=metrics,
             stop=stop,
             rng=random.Random(1),
-            monotonic=lambda: 0.0,
+            monotonic=monotonic,
             concurrency=concurrency,
+            rescan_seconds=rescan_seconds,
         )
 
     yield make
@@ -476,3 +479,86 @@ def test_drain_updates_the_metrics(
     assert sample("relay_send_seconds_count", {"status": "400"}) == 1
     assert (sample("relay_last_success_timestamp_seconds") or 0) > 0
     assert metrics.health()[0] is True
+
+
+# --- the claim cursor: reading past rows already claimed --------------------------------------
+
+
+def _due(seconds_before_now: float) -> dt.datetime:
+    return NOW - dt.timedelta(seconds=seconds_before_now)
+
+
+def test_a_row_due_before_the_claim_cursor_is_claimed_before_the_drain_reports_idle(
+    engine: Engine,
+    standin: MixpanelStandin,
+    make_drainer: Callable[..., Drainer],
+    make_settings: SettingsFactory,
+) -> None:
+    """Full claims start where the previous one ended; a row that became due behind that point
+    (here: committed late with an early next_attempt_at) is claimed by the claim from the start
+    that follows the first short claim, and drain_until_idle does not stop before it."""
+    drainer = make_drainer(settings=make_settings(batch_max_events=2))
+    ids = [_add(engine, next_attempt_at=_due(10 - i))[0] for i in range(5)]
+
+    first = drainer.drain_once(now=NOW)
+    (late,) = _add(engine, next_attempt_at=_due(60))
+    second = drainer.drain_once(now=NOW)
+    third = drainer.drain_once(now=NOW)
+    fourth = drainer.drain_once(now=NOW)
+    idle = drainer.drain_once(now=NOW)
+
+    assert (first.claimed, first.batch_full) == (2, True)
+    # Started at the cursor: the late row, due earlier, is passed over...
+    assert (second.claimed, second.batch_full) == (2, True)
+    # ...until the end of the due rows: short, but "more may be due" behind the cursor.
+    assert (third.claimed, third.batch_full) == (1, True)
+    assert (fourth.claimed, fourth.delivered, fourth.batch_full) == (1, 1, False)
+    assert idle == DrainResult()
+    assert [_row(engine, i).state for i in [*ids, late]] == [OutboxState.DELIVERED] * 6
+    assert len(standin.accepted_events()) == 6
+
+
+def test_drain_until_idle_delivers_rows_left_behind_the_claim_cursor(
+    engine: Engine,
+    standin: MixpanelStandin,
+    make_drainer: Callable[..., Drainer],
+    make_settings: SettingsFactory,
+) -> None:
+    """The same through drain_until_idle: nothing due is left when it returns."""
+    drainer = make_drainer(settings=make_settings(batch_max_events=2))
+    _add(engine, 3, next_attempt_at=_due(30))
+    drainer.drain_once(now=NOW)  # full: the cursor now sits at the rows due 30 s ago
+    _add(engine, 2, next_attempt_at=_due(60))  # behind the cursor
+
+    result = drainer.drain_until_idle(clock=lambda: NOW)
+
+    assert result.delivered == 3
+    assert _states(engine) == {OutboxState.DELIVERED.value: 5}
+
+
+def test_claims_go_back_to_the_oldest_due_row_every_rescan_interval_during_a_backlog(
+    engine: Engine,
+    standin: MixpanelStandin,
+    make_drainer: Callable[..., Drainer],
+    make_settings: SettingsFactory,
+) -> None:
+    """While claims keep coming back full, a row behind the cursor waits at most the rescan
+    interval, not for the end of the backlog."""
+    clock = [0.0]
+    drainer = make_drainer(
+        settings=make_settings(batch_max_events=2), monotonic=lambda: clock[0], rescan_seconds=5.0
+    )
+    _add(engine, 8, next_attempt_at=_due(30))
+    drainer.drain_once(now=NOW)
+    (late,) = _add(engine, next_attempt_at=_due(60))
+
+    clock[0] = 4.9
+    before = drainer.drain_once(now=NOW)
+    late_state_before = _row(engine, late).state
+    clock[0] = 5.0
+    after = drainer.drain_once(now=NOW)
+
+    assert (before.claimed, before.batch_full) == (2, True)
+    assert late_state_before == OutboxState.PENDING
+    assert (after.claimed, after.batch_full) == (2, True)
+    assert _row(engine, late).state == OutboxState.DELIVERED

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
 from relay.database import create_engine
@@ -235,6 +236,92 @@ def test_claim_takes_oldest_due_first_and_at_most_the_limit(engine: Engine) -> N
     assert [e.id for e in first.events] == sorted([*early, late[0]])
     second = _claim(engine, limit=3)
     assert [e.id for e in second.events] == [late[1]]
+
+
+def test_claim_from_due_from_skips_rows_due_before_it_and_reports_its_last_due(
+    engine: Engine,
+) -> None:
+    """``due_from`` is where the claim starts reading; ``last_due`` is where the next may."""
+    _add(engine, due=NOW - dt.timedelta(seconds=10))
+    later = _add(engine, 2, due=NOW - dt.timedelta(seconds=5))
+    last = _add(engine, due=NOW - dt.timedelta(seconds=1))
+    with store.transaction(engine, write=True) as conn:
+        claim = store.claim(
+            conn,
+            now=NOW,
+            limit=100,
+            lease_seconds=LEASE_SECONDS,
+            due_from=NOW - dt.timedelta(seconds=5),
+        )
+    assert [e.id for e in claim.events] == [*later, *last]
+    assert claim.last_due == NOW - dt.timedelta(seconds=1)
+    assert _claim(engine, limit=100).last_due == NOW - dt.timedelta(seconds=10)
+    assert _claim(engine).last_due is None
+
+
+def test_claim_from_due_from_reads_past_the_dead_index_entries_of_finished_rows(
+    pg_engine: Engine,
+) -> None:
+    """PostgreSQL keeps a finished row's entry in the partial index of pending rows until
+    VACUUM: a claim from the oldest entry walks all of them, a claim from ``due_from`` does
+    not. Counted in index pages fetched, not in time."""
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE relay_outbox SET (autovacuum_enabled = false)"))
+        conn.execute(
+            sa.insert(outbox).from_select(
+                [
+                    "insert_id",
+                    "event",
+                    "distinct_id",
+                    "time_ms",
+                    "properties",
+                    "state",
+                    "attempts",
+                    "next_attempt_at",
+                    "created_at",
+                    "updated_at",
+                ],
+                sa.select(
+                    sa.func.md5(sa.cast(sa.column("g"), sa.Text)),
+                    sa.literal("svc.test.thing_done"),
+                    sa.literal("user-1"),
+                    sa.literal(1_767_225_600_000),
+                    sa.cast(sa.literal('{"n": 1}'), postgresql.JSONB),
+                    sa.literal("pending"),
+                    sa.literal(0),
+                    sa.literal(NOW) - sa.column("g") * sa.text("interval '1 millisecond'"),
+                    sa.literal(NOW),
+                    sa.literal(NOW),
+                ).select_from(sa.func.generate_series(1, 20_000).alias("g")),
+            )
+        )
+        conn.execute(sa.text("ANALYZE relay_outbox"))
+    tail = _add(pg_engine, 3, due=NOW)
+    with store.transaction(pg_engine, write=True) as conn:
+        finished = conn.execute(
+            sa.update(outbox).where(outbox.c.id.not_in(tail)).values(state="delivered")
+        ).rowcount
+    assert finished == 20_000
+
+    def index_pages_fetched(due_from: dt.datetime | None) -> tuple[list[int], int]:
+        fetched = sa.text(
+            "SELECT pg_stat_get_xact_blocks_fetched('ix_relay_outbox_pending_due'::regclass)"
+        )
+        with store.transaction(pg_engine, write=True) as conn:
+            conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+            before = conn.execute(fetched).scalar_one()
+            claim = store.claim(
+                conn, now=NOW, limit=10, lease_seconds=LEASE_SECONDS, due_from=due_from
+            )
+            after = conn.execute(fetched).scalar_one()
+            conn.rollback()
+        return [e.id for e in claim.events], after - before
+
+    from_start, start_pages = index_pages_fetched(None)
+    from_cursor, cursor_pages = index_pages_fetched(NOW)
+    assert from_start == from_cursor == tail
+    assert cursor_pages <= 5
+    assert start_pages >= 10 * cursor_pages
 
 
 def test_claim_with_nothing_due_returns_no_events(engine: Engine) -> None:
