@@ -264,12 +264,13 @@ def load_rows(
     first: int = 1,
     base_ms: int | None = None,
     chunk: int = 500_000,
-    ordered_ids: bool = False,
+    ordered_ids: bool = True,
 ) -> None:
     """Bulk-load ``count`` rows in ``state`` numbered from ``first``, in chunks of ``chunk``.
 
-    ``$insert_id``\\ s are scattered like ``uuid4()``'s, or with ``ordered_ids`` (PostgreSQL)
-    rising with time like UUIDv7's, so that new entries land at the end of the unique index.
+    ``$insert_id``\\ s rise with time like the UUIDv7s ``track()`` makes (PostgreSQL), so that
+    new entries land at the end of the unique index, or with ``ordered_ids=False`` are
+    scattered like ``uuid4()``'s (what ``track()`` made before).
     """
     now = dt.datetime.now(dt.UTC)
     base_ms = base_ms if base_ms is not None else int(now.timestamp() * 1000)

@@ -12,7 +12,7 @@ sampled every 0.25 s. Reported: peak, and the median RSS of the second and of th
 the run (the first holds the start-up; flat: the two within 10 MB).
 
     .venv/bin/python bench/backlog_scale.py [--delivered 5000000] [--pending 100000]
-        [--rss-events 1000000] [--runs 3] [--ordered-insert-ids] [--quick]
+        [--rss-events 1000000] [--runs 3] [--random-insert-ids] [--quick]
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def drain_pending(
     pending: int,
     log_dir: Path,
     sample_every: float | None = None,
-    ordered_ids: bool = False,
+    ordered_ids: bool = True,
 ) -> tuple[float, list[tuple[float, int]], int]:
     """Load ``pending`` rows, drain them with one relay; (events/s, RSS samples, peak RSS)."""
     engine = create_engine(url)
@@ -99,9 +99,10 @@ def main() -> int:
     parser.add_argument("--rss-events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--ordered-insert-ids",
+        "--random-insert-ids",
         action="store_true",
-        help="pending rows get time-ordered $insert_ids (like UUIDv7) instead of uuid4-like",
+        help="pending rows get uuid4-like $insert_ids instead of time-ordered ones like "
+        "track()'s UUIDv7s",
     )
     parser.add_argument(
         "--quick", action="store_true", help="500k delivered, 20k pending, 100k for RSS, 1 run"
@@ -123,7 +124,14 @@ def main() -> int:
         engine = create_engine(full_url)
         started = time.perf_counter()
         now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-        load_rows(engine, count=args.delivered, state="delivered", tag=new_tag(), base_ms=now_ms)
+        load_rows(
+            engine,
+            count=args.delivered,
+            state="delivered",
+            tag=new_tag(),
+            base_ms=now_ms,
+            ordered_ids=not args.random_insert_ids,
+        )
         settle(engine)
         with engine.connect() as conn:
             size = conn.execute(
@@ -133,7 +141,7 @@ def main() -> int:
         print(
             f"loaded {args.delivered:,} delivered rows in {time.perf_counter() - started:.0f} s "
             f"(table with indexes: {size}); {args.pending:,} pending per run, "
-            f"{'time-ordered' if args.ordered_insert_ids else 'uuid4-like'} $insert_ids"
+            f"{'uuid4-like' if args.random_insert_ids else 'time-ordered'} $insert_ids"
         )
         for run in range(1, args.runs + 1):
             for name, url in (("empty", empty_url), ("full", full_url)):
@@ -144,7 +152,7 @@ def main() -> int:
                         standin,
                         pending=args.pending,
                         log_dir=log_dir,
-                        ordered_ids=args.ordered_insert_ids,
+                        ordered_ids=not args.random_insert_ids,
                     )
                 )
                 rates[name].append(rate)

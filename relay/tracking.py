@@ -16,12 +16,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
+import uuid_utils
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -103,6 +103,19 @@ class PreparedEvent:
     properties_json: bytes
 
 
+def new_insert_id() -> str:
+    """A fresh ``$insert_id``: a time-ordered UUID (version 7, RFC 9562), 36 characters.
+
+    Time-ordered rather than random (``uuid4``): each new entry of the outbox's unique
+    ``insert_id`` index lands at its right edge, on a page that is already in memory, instead of
+    on a random leaf of an index that grows with every row kept for replay (measured: with
+    5,000,000 delivered rows, random ids cost the drain a quarter of its speed; see
+    BENCHMARKS.md). The 48-bit millisecond timestamp it carries is the event's creation time,
+    which Mixpanel receives anyway; the other 74 bits are random and a per-process counter.
+    """
+    return str(uuid_utils.uuid7())
+
+
 def prepare_event(
     *,
     event: str,
@@ -134,7 +147,7 @@ def prepare_event(
     return PreparedEvent(
         event=event,
         distinct_id=check_distinct_id(event, distinct_id),
-        insert_id=check_insert_id(event, insert_id if insert_id is not None else str(uuid.uuid4())),
+        insert_id=check_insert_id(event, insert_id if insert_id is not None else new_insert_id()),
         time_ms=time_ms,
         properties=dumped,
         properties_json=check_properties(event, dumped),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
+import uuid
 from typing import Any
 
 import psycopg
@@ -131,6 +133,22 @@ def test_generated_insert_ids_are_unique_and_valid(db: Engine) -> None:
     for insert_id in ids:
         assert insert_id is not None
         check_insert_id(EVENT, insert_id)
+
+
+def test_generated_insert_ids_are_time_ordered_uuid7s(db: Engine) -> None:
+    """Generated ids are version-7 UUIDs carrying the creation time, ascending in creation
+    order, so the outbox's unique insert_id index grows at its right edge."""
+    before_ms = int(time.time() * 1000)
+    with db.begin() as conn:
+        ids = [
+            str(track(conn, event=EVENT, distinct_id=USER, properties=props(), strict=True))
+            for _ in range(50)
+        ]
+    after_ms = int(time.time() * 1000)
+    parsed = [uuid.UUID(insert_id) for insert_id in ids]
+    assert {u.version for u in parsed} == {7}
+    assert ids == sorted(ids)
+    assert all(before_ms <= u.int >> 80 <= after_ms for u in parsed)
 
 
 def test_invalid_event_in_default_mode_keeps_the_business_row(
