@@ -186,9 +186,9 @@ SELECT
     {_PG_PROPERTIES},
     CAST(:state AS text),
     CASE WHEN CAST(:state AS text) = 'pending' THEN 0 ELSE 1 END,
-    :now - (CAST(:last AS bigint) - g) * interval '1 microsecond',
+    :now - (CAST(:newest AS bigint) - g) * interval '1 microsecond',
     NULL, NULL,
-    :now - (CAST(:last AS bigint) - g) * interval '1 microsecond',
+    :now - (CAST(:newest AS bigint) - g) * interval '1 microsecond',
     :now,
     CASE WHEN CAST(:state AS text) = 'pending' THEN NULL
         ELSE :now - (g % 86400) * interval '1 second' END
@@ -290,6 +290,7 @@ def load_rows(
                     "now": bind_now,
                     "first": start,
                     "last": stop,
+                    "newest": last_row,
                     "ordered": ordered_ids,
                 },
             )

@@ -317,16 +317,9 @@ class Drainer:
     def _ack(self, claim: store.Claim, outcome: SendOutcome, *, now: dt.datetime) -> DrainResult:
         """Write every row's outcome in one fenced transaction."""
         if len(outcome.delivered) == len(claim.events):
-            # The usual case: the whole batch was accepted. One statement over the claim's
-            # id range, fenced by its token, instead of shipping every id to the database.
+            # The usual case: the whole batch was accepted (one statement; see the store).
             with store.transaction(self._engine, write=True, durable=False) as conn:
-                delivered = store.mark_claim_delivered(
-                    conn,
-                    token=claim.token,
-                    first_id=claim.events[0].id,
-                    last_id=claim.events[-1].id,
-                    now=now,
-                )
+                delivered = store.mark_claim_delivered(conn, claim=claim, now=now)
             return DrainResult(
                 claimed=len(claim.events),
                 delivered=delivered,

@@ -434,14 +434,58 @@ def test_mark_claim_delivered_finishes_only_the_claims_own_rows_in_its_id_range(
     assert [e.id for e in first.events] == [ids[0], ids[2]]
     assert [e.id for e in second.events] == [ids[1], ids[3]]
     with store.transaction(engine, write=True) as conn:
-        changed = store.mark_claim_delivered(
-            conn, token=first.token, first_id=ids[0], last_id=ids[2], now=NOW
-        )
+        changed = store.mark_claim_delivered(conn, claim=first, now=NOW)
     assert changed == 2
     states = [_row(engine, row_id).state for row_id in ids]
     assert states == [OutboxState.DELIVERED, OutboxState.PENDING] * 2
     row = _row(engine, ids[0])
     assert (row.finished_at, row.lease_token, row.lease_expires_at) == (NOW, None, None)
+
+
+def test_claim_spread_over_the_table_is_acked_by_its_ids_not_by_walking_its_id_range(
+    engine: Engine,
+) -> None:
+    """A claim that takes an old row (a retry, due now) with new ones spans most of the table
+    by id: its ack touches exactly its rows, and on PostgreSQL reads only those rows, not
+    every row between its lowest and highest id."""
+    (old,) = _add(engine, due=NOW - dt.timedelta(seconds=30))
+    _add(engine, 1000, due=NOW + dt.timedelta(hours=1))  # in between, not due
+    new = _add(engine, 2, due=NOW - dt.timedelta(seconds=1))
+    claim = _claim(engine)
+    assert [e.id for e in claim.events] == [old, *new]
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("ANALYZE relay_outbox"))
+    with store.transaction(engine, write=True) as conn:
+        before = _rows_read(conn)
+        changed = store.mark_claim_delivered(conn, claim=claim, now=NOW)
+        read = _rows_read(conn) - before
+    assert changed == 3
+    assert _states(engine) == {"delivered": 3, "pending": 1000}
+    if engine.dialect.name == "postgresql":
+        assert read <= 10
+
+
+def _rows_read(conn: sa.Connection) -> int:
+    """Rows of relay_outbox this transaction has read so far, by any scan (PostgreSQL)."""
+    if conn.dialect.name != "postgresql":
+        return 0
+    return int(
+        conn.execute(
+            sa.text(
+                "SELECT pg_stat_get_xact_tuples_returned('relay_outbox'::regclass)"
+                " + pg_stat_get_xact_tuples_fetched('relay_outbox'::regclass)"
+            )
+        ).scalar_one()
+    )
+
+
+def _states(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(outbox.c.state, sa.func.count()).group_by(outbox.c.state)
+        ).all()
+    return {str(state): int(count) for state, count in rows}
 
 
 def test_mark_claim_delivered_with_a_stale_token_changes_nothing(engine: Engine) -> None:
@@ -450,9 +494,7 @@ def test_mark_claim_delivered_with_a_stale_token_changes_nothing(engine: Engine)
     stale = _claim(engine)
     _claim(engine, now=NOW + dt.timedelta(seconds=LEASE_SECONDS))
     with store.transaction(engine, write=True) as conn:
-        changed = store.mark_claim_delivered(
-            conn, token=stale.token, first_id=row_id, last_id=row_id, now=NOW
-        )
+        changed = store.mark_claim_delivered(conn, claim=stale, now=NOW)
     assert changed == 0
     assert _row(engine, row_id).state == OutboxState.PENDING
 
