@@ -8,7 +8,9 @@ load, so every run starts alike), then times, in separate processes:
   sending the same events to the same stand-in, with no database at all;
 * ``pg x1``: one ``relay drain`` process on PostgreSQL;
 * ``pg x2``: two ``relay drain`` processes on the same PostgreSQL backlog;
-* ``sqlite x1``: one ``relay drain`` process on a SQLite file.
+* ``sqlite x1``: one ``relay drain`` process on a SQLite file;
+* ``pg1-uuid4`` (not run by default): ``pg x1`` with ``$insert_id``\\ s scattered like
+  ``uuid4()``'s instead of time-ordered like the UUIDv7s ``track()`` makes.
 
 The stand-in runs in its own process with counters only. Every relay run is checked: the
 stand-in accepted each event exactly once and every row is ``delivered``. Events/s is events
@@ -18,7 +20,7 @@ phases of this shared machine hit all of them alike; the table shows medians and
 medians to the baseline.
 
     .venv/bin/python bench/drain_throughput.py [--events 200000] [--runs 3] [--quick]
-        [--scenarios baseline,pg1,pg2,sqlite1] [--concurrency N] [--gzip-level N]
+        [--scenarios baseline,pg1,pg2,sqlite1[,pg1-uuid4]] [--concurrency N] [--gzip-level N]
         [--profile DIR (pyinstrument)] [--py-spy DIR]
 """
 
@@ -61,10 +63,12 @@ from relay.database import create_engine
 TARGET_EVENTS_PER_SECOND = 30_000
 TARGET_RATIO = 3.0
 TARGET_RSS_MB = 200
-SCENARIOS = ("baseline", "pg1", "pg2", "sqlite1")
+SCENARIOS = ("baseline", "pg1", "pg2", "sqlite1", "pg1-uuid4")
+DEFAULT_SCENARIOS = ("baseline", "pg1", "pg2", "sqlite1")
 LABELS = {
     "baseline": "baseline (BufferedConsumer)",
     "pg1": "pg x1 (relay drain)",
+    "pg1-uuid4": "pg x1, uuid4-like $insert_ids",
     "pg2": "pg x2 (two relay drains)",
     "sqlite1": "sqlite x1 (relay drain)",
 }
@@ -77,6 +81,7 @@ def run_relays(
     processes: int,
     events: int,
     settings: dict[str, Any],
+    ordered_ids: bool = True,
     log_dir: Path,
     profile: Path | None,
     py_spy: Path | None,
@@ -85,7 +90,7 @@ def run_relays(
     engine = create_engine(url)
     try:
         truncate(engine)
-        load_rows(engine, count=events, tag=new_tag())
+        load_rows(engine, count=events, tag=new_tag(), ordered_ids=ordered_ids)
         settle(engine)
         standin.reset()
         env = relay_env(url, standin, **settings)
@@ -166,7 +171,11 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="20,000 events, 1 run")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(DEFAULT_SCENARIOS),
+        help=f"comma-separated, of {', '.join(SCENARIOS)}",
+    )
     parser.add_argument(
         "--concurrency", type=int, default=None, help="RELAY_DRAIN_CONCURRENCY for every relay"
     )
@@ -228,6 +237,7 @@ def main() -> int:
                             standin,
                             processes=2 if scenario == "pg2" else 1,
                             events=args.events,
+                            ordered_ids=scenario != "pg1-uuid4",
                             settings=settings,
                             log_dir=log_dir,
                             profile=profile,
