@@ -3,7 +3,8 @@
 Two transactions, alternated one for one so that both see the same machine:
 
 * ``track``: insert one business row, call ``track()`` once (validation against the
-  registered schema, SAVEPOINT, INSERT into the outbox, ``pg_notify``), commit;
+  registered schema, then SAVEPOINT, INSERT into the outbox, ``pg_notify`` and RELEASE, sent
+  as one query through psycopg), commit;
 * ``plain``: insert the same business row plus a plain SQLAlchemy Core INSERT of an equally
   sized JSON row (the properties ``track()`` stores, into a JSONB column), commit.
 

@@ -33,7 +33,7 @@ from relay.limits import check_distinct_id, check_insert_id, check_properties, c
 from relay.models import OutboxState
 from relay.registry import get_event_schema
 from relay.schema import MixpanelSuperEventPropertiesSchema, datetime_to_timestamp_ms
-from relay.store.outbox import insert_event, notify
+from relay.store.outbox import insert_and_notify_in_one_round_trip, insert_event, notify
 
 logger = structlog.get_logger(__name__)
 
@@ -259,19 +259,26 @@ def _write(session: Session | Connection, prepared: PreparedEvent) -> None:
         "created_at": now,
         "updated_at": now,
     }
+    channel = str(_process_default["notify_channel"])
     try:
-        with session.begin_nested():
-            conn = session.connection() if isinstance(session, Session) else session
-            insert_event(conn, values=values)
-            # NOTIFY inside the business transaction is delivered only at its commit.
-            notify(conn, str(_process_default["notify_channel"]))
+        conn = session.connection() if isinstance(session, Session) else session
+        if not insert_and_notify_in_one_round_trip(
+            conn, values=values, properties_json=prepared.properties_json, channel=channel
+        ):
+            with session.begin_nested():
+                insert_event(conn, values=values)
+                # NOTIFY inside the business transaction is delivered only at its commit.
+                notify(conn, channel)
     except (StoreError, SQLAlchemyError) as exc:
         # The driver's message quotes the bound parameters (property values): never chain it.
         cause = exc.__cause__ if isinstance(exc, StoreError) else exc
-        sqlstate = getattr(getattr(cause, "orig", None), "sqlstate", None)
+        driver_error = getattr(cause, "orig", cause)
+        sqlstate = getattr(driver_error, "sqlstate", None)
+        # SQLSTATE class 23: integrity constraint violation (SQLite's errors carry none).
+        duplicate = isinstance(cause, IntegrityError) or str(sqlstate or "").startswith("23")
         hint = (
             "is this $insert_id already in the outbox?"
-            if isinstance(cause, IntegrityError)
+            if duplicate
             else "is the database reachable and migrated (relay migrate)?"
         )
         raise StoreError(

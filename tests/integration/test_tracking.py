@@ -23,6 +23,7 @@ from relay.limits import check_distinct_id, check_insert_id, check_properties
 from relay.models import outbox
 from relay.registry import register_event
 from relay.schema import MixpanelSuperEventPropertiesSchema, SystemRole, datetime_to_timestamp_ms
+from relay.store import outbox as store
 from relay.tracking import cron_run, strict_tracking, track
 
 EVENT = "svc.tests.widget_shipped"
@@ -149,6 +150,94 @@ def test_generated_insert_ids_are_time_ordered_uuid7s(db: Engine) -> None:
     assert {u.version for u in parsed} == {7}
     assert ids == sorted(ids)
     assert all(before_ms <= u.int >> 80 <= after_ms for u in parsed)
+
+
+def test_values_that_look_like_sql_or_placeholders_are_stored_verbatim(db: Engine) -> None:
+    """Quotes, backslashes, semicolons and placeholders reach the row as they were given (on
+    PostgreSQL the row goes out as one client-side quoted query)."""
+    nasty = "o'brien\\'); DROP TABLE test_orders; -- %s %(x)s $1 \u00e9 \\x00 ''"
+    with db.begin() as conn:
+        conn.execute(sa.insert(orders).values(id=1))
+        track(
+            conn,
+            event=EVENT,
+            distinct_id=USER,
+            properties=props(widget_id=nasty, tags=[nasty], extra={nasty: nasty}),
+            insert_id="quote-1",
+            strict=True,
+        )
+    (row,) = outbox_rows(db)
+    assert row.properties["widget_id"] == nasty
+    assert row.properties["tags"] == [nasty]
+    assert row.properties["extra"] == {nasty: nasty}
+    assert order_count(db) == 1
+
+
+def test_postgresql_writes_the_event_in_one_query_and_other_databases_do_not(
+    engine: Engine,
+) -> None:
+    """The one-round-trip write applies to PostgreSQL through psycopg only, and never to a
+    connection in autocommit mode (it has no transaction to hold a savepoint)."""
+    values = {
+        "insert_id": "one-trip-1",
+        "event": EVENT,
+        "distinct_id": USER,
+        "time_ms": 1_795_167_015_250,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": OCCURRED,
+        "created_at": OCCURRED,
+        "updated_at": OCCURRED,
+    }
+    with engine.begin() as conn:
+        written = store.insert_and_notify_in_one_round_trip(
+            conn, values=values, properties_json=b'{"a": 1}', channel="relay_outbox"
+        )
+    assert written == (engine.dialect.name == "postgresql")
+    rows = outbox_rows(engine)
+    assert [(r.insert_id, r.properties, r.next_attempt_at) for r in rows] == (
+        [("one-trip-1", {"a": 1}, OCCURRED)] if written else []
+    )
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        assert not store.insert_and_notify_in_one_round_trip(
+            conn, values=values, properties_json=b"{}", channel="relay_outbox"
+        )
+
+
+@pytest.mark.parametrize(
+    ("properties_json", "refused_by"),
+    [(b'{"a": "\\u0000"}', "server"), (b'{"a": "\x00"}', "driver")],
+)
+def test_one_query_write_refused_by_server_or_driver_leaves_the_transaction_usable(
+    pg_engine: Engine, properties_json: bytes, refused_by: str
+) -> None:
+    """PostgreSQL refuses a NUL escape in jsonb (inside the query, after the savepoint);
+    psycopg refuses a raw NUL before sending anything. Either way the business transaction
+    carries on and commits its own rows."""
+    business.create_all(pg_engine)
+    values = {
+        "insert_id": f"nul-{refused_by}",
+        "event": EVENT,
+        "distinct_id": USER,
+        "time_ms": 1_795_167_015_250,
+        "state": "pending",
+        "attempts": 0,
+        "next_attempt_at": OCCURRED,
+        "created_at": OCCURRED,
+        "updated_at": OCCURRED,
+    }
+    try:
+        with pg_engine.begin() as conn:
+            conn.execute(sa.insert(orders).values(id=1))
+            with pytest.raises(StoreError):
+                store.insert_and_notify_in_one_round_trip(
+                    conn, values=values, properties_json=properties_json, channel="relay_outbox"
+                )
+            conn.execute(sa.insert(orders).values(id=2))
+        assert order_count(pg_engine) == 2
+        assert outbox_rows(pg_engine) == []
+    finally:
+        business.drop_all(pg_engine)
 
 
 def test_invalid_event_in_default_mode_keeps_the_business_row(
