@@ -103,10 +103,14 @@ def with_track(engine: sa.Engine, n: int) -> float:
     return elapsed
 
 
+def _not_applicable(*_: object, **__: object) -> bool:
+    return False
+
+
 def with_portable_track(engine: sa.Engine, n: int) -> float:
     """``with_track`` on the portable path: the one-query write reports "not applicable"."""
     one_query = relay.tracking.insert_and_notify_in_one_round_trip
-    relay.tracking.insert_and_notify_in_one_round_trip = lambda *_, **__: False  # type: ignore[assignment]
+    relay.tracking.insert_and_notify_in_one_round_trip = _not_applicable
     try:
         return with_track(engine, n)
     finally:

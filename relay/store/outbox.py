@@ -150,8 +150,8 @@ def insert_and_notify_in_one_round_trip(
     """On PostgreSQL through psycopg 3: SAVEPOINT, INSERT, ``pg_notify``, RELEASE as one query.
 
     What ``track()`` needs, in one network round trip instead of four: ``values`` as for
-    :func:`insert_event`, with the properties as their UTF-8 JSON text. Sent as one simple-protocol
-    query by psycopg's ``ClientCursor``, which quotes every value as a literal itself. When
+    :func:`insert_event`, with the properties as their UTF-8 JSON text. Sent as one
+    simple-protocol query by psycopg's ``ClientCursor``, which quotes every value itself. When
     the INSERT fails, PostgreSQL skips the rest of the query and this rolls back to the
     savepoint, so the caller's transaction carries on as before, and raises
     :class:`StoreError` (the driver's error chained). Returns ``False``, having done nothing,

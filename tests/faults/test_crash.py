@@ -42,6 +42,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from relay.models import OutboxState, outbox
+from relay.store import outbox as store
 from relay.testing.mixpanel_standin import MixpanelStandin
 from relay.tracking import track
 
@@ -192,8 +193,7 @@ def _leased_now(engine: Engine) -> int:
                 .select_from(outbox)
                 .where(
                     outbox.c.state == OutboxState.PENDING.value,
-                    outbox.c.lease_token.is_not(None),
-                    outbox.c.next_attempt_at > utc_now(),
+                    store.lease_is_live(utc_now()),
                 )
             ).scalar_one()
         )
@@ -296,6 +296,8 @@ def run_crash_scenario(
     assert standin.stats().rejected == 0, context
     assert all(k.in_flight for k in by_mode["in_flight"]), context
     assert all(k.accepted_unacked > 0 for k in by_mode["send_ack"]), context
+    # Killed between send and ack, a relay leaves its claim's rows under a live lease.
+    assert all(k.leased_at_kill > 0 for k in by_mode["send_ack"]), context
     # A restarted relay may re-send a dead relay's rows only once their lease has expired
     # (less the moments between a claim and its request reaching the stand-in).
     assert resends_within(log, SHORT_LEASE_SECONDS - 1.0) == [], context
