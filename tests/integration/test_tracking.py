@@ -173,13 +173,10 @@ def test_values_that_look_like_sql_or_placeholders_are_stored_verbatim(db: Engin
     assert order_count(db) == 1
 
 
-def test_postgresql_writes_the_event_in_one_query_and_other_databases_do_not(
-    engine: Engine,
-) -> None:
-    """The one-round-trip write applies to PostgreSQL through psycopg only, and never to a
-    connection in autocommit mode (it has no transaction to hold a savepoint)."""
-    values = {
-        "insert_id": "one-trip-1",
+def row_values(insert_id: str) -> dict[str, Any]:
+    """An outbox row's column values, as track() hands them to the store (properties apart)."""
+    return {
+        "insert_id": insert_id,
         "event": EVENT,
         "distinct_id": USER,
         "time_ms": 1_795_167_015_250,
@@ -189,6 +186,14 @@ def test_postgresql_writes_the_event_in_one_query_and_other_databases_do_not(
         "created_at": OCCURRED,
         "updated_at": OCCURRED,
     }
+
+
+def test_postgresql_writes_the_event_in_one_query_and_other_databases_do_not(
+    engine: Engine,
+) -> None:
+    """The one-round-trip write applies to PostgreSQL through psycopg only, and never to a
+    connection in autocommit mode (it has no transaction to hold a savepoint)."""
+    values = row_values("one-trip-1")
     with engine.begin() as conn:
         written = store.insert_and_notify_in_one_round_trip(
             conn, values=values, properties_json=b'{"a": 1}', channel="relay_outbox"
@@ -215,17 +220,7 @@ def test_one_query_write_refused_by_server_or_driver_leaves_the_transaction_usab
     psycopg refuses a raw NUL before sending anything. Either way the business transaction
     carries on and commits its own rows."""
     business.create_all(pg_engine)
-    values = {
-        "insert_id": f"nul-{refused_by}",
-        "event": EVENT,
-        "distinct_id": USER,
-        "time_ms": 1_795_167_015_250,
-        "state": "pending",
-        "attempts": 0,
-        "next_attempt_at": OCCURRED,
-        "created_at": OCCURRED,
-        "updated_at": OCCURRED,
-    }
+    values = row_values(f"nul-{refused_by}")
     try:
         with pg_engine.begin() as conn:
             conn.execute(sa.insert(orders).values(id=1))
