@@ -4,10 +4,10 @@ Two transactions, alternated one for one so that both see the same machine:
 
 * ``track``: insert one business row, call ``track()`` once (validation against the
   registered schema, then SAVEPOINT, INSERT into the outbox, ``pg_notify`` and RELEASE, sent
-  as one query through psycopg), commit;
+  in one round trip with psycopg's pipeline mode), commit;
 * ``plain``: insert the same business row plus a plain SQLAlchemy Core INSERT of an equally
   sized JSON row (the properties ``track()`` stores, into a JSONB column), commit;
-* ``portable`` (for contrast): ``track`` with the one-query write switched off, so that
+* ``portable`` (for contrast): ``track`` with the pipelined write switched off, so that
   ``track()`` takes the path of other drivers: SAVEPOINT, INSERT, ``pg_notify`` and RELEASE as
   four statements through SQLAlchemy.
 
@@ -108,7 +108,7 @@ def _not_applicable(*_: object, **__: object) -> bool:
 
 
 def with_portable_track(engine: sa.Engine, n: int) -> float:
-    """``with_track`` on the portable path: the one-query write reports "not applicable"."""
+    """``with_track`` on the portable path: the pipelined write reports "not applicable"."""
     one_query = relay.tracking.insert_and_notify_in_one_round_trip
     relay.tracking.insert_and_notify_in_one_round_trip = _not_applicable
     try:

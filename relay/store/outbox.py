@@ -131,33 +131,31 @@ def insert_event(conn: Connection | Session, *, values: Mapping[str, Any]) -> No
     conn.execute(sa.insert(outbox), dict(values))
 
 
-# Built from constants only. The SAVEPOINT keeps a failed INSERT from aborting the caller's
-# transaction; pg_notify is delivered at the caller's commit, dropped at its rollback.
-_PG_TRACK_SQL = (
-    "SAVEPOINT relay_track; "
+# Built from constants only; the values travel as bind parameters.
+_PG_INSERT_SQL = (
     "INSERT INTO relay_outbox (insert_id, event, distinct_id, time_ms, properties, state, "
     "attempts, next_attempt_at, created_at, updated_at) VALUES (%(insert_id)s, %(event)s, "
     "%(distinct_id)s, %(time_ms)s, CAST(%(properties)s AS jsonb), %(state)s, %(attempts)s, "
-    "%(next_attempt_at)s, %(created_at)s, %(updated_at)s); "
-    "SELECT pg_notify(%(channel)s, ''); "
-    "RELEASE SAVEPOINT relay_track"
+    "%(next_attempt_at)s, %(created_at)s, %(updated_at)s)"
 )
 
 
 def insert_and_notify_in_one_round_trip(
     conn: Connection, *, values: Mapping[str, Any], properties_json: bytes, channel: str
 ) -> bool:
-    """On PostgreSQL through psycopg 3: SAVEPOINT, INSERT, ``pg_notify``, RELEASE as one query.
+    """On PostgreSQL through psycopg 3: SAVEPOINT, INSERT, ``pg_notify``, RELEASE pipelined.
 
     What ``track()`` needs, in one network round trip instead of four: ``values`` as for
-    :func:`insert_event`, with the properties as their UTF-8 JSON text. Sent as one
-    simple-protocol query by psycopg's ``ClientCursor``, which quotes every value itself. When
-    the INSERT fails, PostgreSQL skips the rest of the query and this rolls back to the
-    savepoint, so the caller's transaction carries on as before, and raises
-    :class:`StoreError` (the driver's error chained). Returns ``False``, having done nothing,
-    on any other dialect or driver, or on a connection in autocommit mode, where the caller
-    takes the portable path (:func:`insert_event` and :func:`notify` in a savepoint).
-    Statement hooks of SQLAlchemy (``before_cursor_execute``) do not see this query.
+    :func:`insert_event`, with the properties as their UTF-8 JSON text. The four statements go
+    out in psycopg's pipeline mode (the extended protocol, values as bind parameters, so a
+    server log of a failed statement shows placeholders, not property values) and their
+    results come back together. When one fails, PostgreSQL skips the rest; this rolls back to
+    the savepoint if it was taken, so the caller's transaction carries on as before, and
+    raises :class:`StoreError` (the driver's error chained). Returns ``False``, having done
+    nothing, on any other dialect or driver, on a libpq without pipeline mode, or on a
+    connection in autocommit mode, where the caller takes the portable path
+    (:func:`insert_event` and :func:`notify` in a savepoint). SQLAlchemy's statement hooks
+    (``before_cursor_execute``) do not see these statements.
 
     Lock and guard: as :func:`insert_event`.
     """
@@ -166,23 +164,31 @@ def insert_and_notify_in_one_round_trip(
     import psycopg  # the driver of this dialect: installed  # noqa: PLC0415
 
     driver = conn.connection.driver_connection
-    if not isinstance(driver, psycopg.Connection) or driver.autocommit:
+    if (
+        not isinstance(driver, psycopg.Connection)
+        or driver.autocommit
+        or not psycopg.Pipeline.is_supported()
+    ):
         return False
-    params = {**values, "properties": properties_json.decode(), "channel": channel}
-    try:
-        with psycopg.ClientCursor(driver) as cursor:
-            cursor.execute(_PG_TRACK_SQL, params)
-    except psycopg.Error as exc:
-        # Only a failure on the server leaves the transaction aborted, with the savepoint
-        # taken; a value psycopg refused to send left both untouched (rolling back to a
-        # savepoint that was never taken would abort the caller's transaction).
-        if driver.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
-            with contextlib.suppress(psycopg.Error):  # unusable before, or connection gone
-                driver.execute("ROLLBACK TO SAVEPOINT relay_track")
-                driver.execute("RELEASE SAVEPOINT relay_track")
-        raise StoreError(
-            f"insert_and_notify_in_one_round_trip failed: {type(exc).__name__}"
-        ) from exc
+    params = {**values, "properties": properties_json.decode()}
+    with driver.cursor() as savepoint, driver.cursor() as cursor:
+        try:
+            with driver.pipeline():
+                savepoint.execute("SAVEPOINT relay_track")
+                cursor.execute(_PG_INSERT_SQL, params)
+                cursor.execute("SELECT pg_notify(%s, '')", (channel,))
+                cursor.execute("RELEASE SAVEPOINT relay_track")
+        except psycopg.Error as exc:
+            # Roll back only to a savepoint that was taken: rolling back to one that was not
+            # (the transaction was aborted before) would raise, not repair. A value psycopg
+            # refused to send leaves the transaction usable, with the savepoint taken.
+            if savepoint.statusmessage == "SAVEPOINT":
+                with contextlib.suppress(psycopg.Error):  # the connection is gone
+                    driver.execute("ROLLBACK TO SAVEPOINT relay_track")
+                    driver.execute("RELEASE SAVEPOINT relay_track")
+            raise StoreError(
+                f"insert_and_notify_in_one_round_trip failed: {type(exc).__name__}"
+            ) from exc
     return True
 
 

@@ -153,8 +153,7 @@ def test_generated_insert_ids_are_time_ordered_uuid7s(db: Engine) -> None:
 
 
 def test_values_that_look_like_sql_or_placeholders_are_stored_verbatim(db: Engine) -> None:
-    """Quotes, backslashes, semicolons and placeholders reach the row as they were given (on
-    PostgreSQL the row goes out as one client-side quoted query)."""
+    """Quotes, backslashes, semicolons and placeholders reach the row as they were given."""
     nasty = "o'brien\\'); DROP TABLE test_orders; -- %s %(x)s $1 \u00e9 \\x00 ''"
     with db.begin() as conn:
         conn.execute(sa.insert(orders).values(id=1))
@@ -188,7 +187,7 @@ def row_values(insert_id: str) -> dict[str, Any]:
     }
 
 
-def test_postgresql_writes_the_event_in_one_query_and_other_databases_do_not(
+def test_postgresql_writes_the_event_in_one_round_trip_and_other_databases_do_not(
     engine: Engine,
 ) -> None:
     """The one-round-trip write applies to PostgreSQL through psycopg only, and never to a
@@ -213,12 +212,12 @@ def test_postgresql_writes_the_event_in_one_query_and_other_databases_do_not(
     ("properties_json", "refused_by"),
     [(b'{"a": "\\u0000"}', "server"), (b'{"a": "\x00"}', "driver")],
 )
-def test_one_query_write_refused_by_server_or_driver_leaves_the_transaction_usable(
+def test_one_round_trip_write_refused_by_server_or_driver_leaves_the_transaction_usable(
     pg_engine: Engine, properties_json: bytes, refused_by: str
 ) -> None:
-    """PostgreSQL refuses a NUL escape in jsonb (inside the query, after the savepoint);
-    psycopg refuses a raw NUL before sending anything. Either way the business transaction
-    carries on and commits its own rows."""
+    """PostgreSQL refuses a NUL escape in jsonb; psycopg refuses a raw NUL in a bind parameter
+    before sending the insert (the savepoint already went out). Either way the business
+    transaction carries on and commits its own rows."""
     business.create_all(pg_engine)
     values = row_values(f"nul-{refused_by}")
     try:
@@ -233,6 +232,27 @@ def test_one_query_write_refused_by_server_or_driver_leaves_the_transaction_usab
         assert outbox_rows(pg_engine) == []
     finally:
         business.drop_all(pg_engine)
+
+
+def test_one_round_trip_write_in_an_already_failed_transaction_raises_and_changes_nothing(
+    pg_engine: Engine,
+) -> None:
+    """A transaction the caller's own statement already aborted: the savepoint is refused,
+    nothing is rolled back on the caller's behalf, and the caller's rollback still works."""
+    with pg_engine.connect() as conn:
+        tx = conn.begin()
+        with pytest.raises(sa.exc.DBAPIError):
+            conn.execute(sa.text("SELECT 1 / 0"))
+        with pytest.raises(StoreError, match="InFailedSqlTransaction"):
+            store.insert_and_notify_in_one_round_trip(
+                conn,
+                values=row_values("aborted-1"),
+                properties_json=b"{}",
+                channel="relay_outbox",
+            )
+        tx.rollback()
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+    assert outbox_rows(pg_engine) == []
 
 
 def test_invalid_event_in_default_mode_keeps_the_business_row(
