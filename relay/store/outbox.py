@@ -388,6 +388,18 @@ def _per_row(values: Mapping[int, _V], type_: sa.types.TypeEngine[_V]) -> sa.Col
     )
 
 
+def _delivered(now: dt.datetime) -> dict[str, Any]:
+    """The columns an ack of accepted rows sets: finished now, lease and error cleared."""
+    return {
+        "state": OutboxState.DELIVERED.value,
+        "finished_at": now,
+        "updated_at": now,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "last_error": None,
+    }
+
+
 @translate_errors
 def mark_delivered(conn: Connection, *, token: str, ids: Collection[int], now: dt.datetime) -> int:
     """Record that Mixpanel accepted ``ids``; returns how many rows changed.
@@ -398,16 +410,7 @@ def mark_delivered(conn: Connection, *, token: str, ids: Collection[int], now: d
     if not ids:
         return 0
     result = conn.execute(
-        sa.update(outbox)
-        .where(_fenced(conn, token, ids))
-        .values(
-            state=OutboxState.DELIVERED.value,
-            finished_at=now,
-            updated_at=now,
-            lease_token=None,
-            lease_expires_at=None,
-            last_error=None,
-        )
+        sa.update(outbox).where(_fenced(conn, token, ids)).values(_delivered(now))
     )
     return result.rowcount
 
@@ -444,14 +447,7 @@ def mark_claim_delivered(conn: Connection, *, claim: Claim, now: dt.datetime) ->
             outbox.c.lease_token == claim.token,
             state_is(OutboxState.PENDING),
         )
-        .values(
-            state=OutboxState.DELIVERED.value,
-            finished_at=now,
-            updated_at=now,
-            lease_token=None,
-            lease_expires_at=None,
-            last_error=None,
-        )
+        .values(_delivered(now))
     )
     return result.rowcount
 
