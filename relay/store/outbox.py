@@ -131,13 +131,22 @@ def insert_event(conn: Connection | Session, *, values: Mapping[str, Any]) -> No
     conn.execute(sa.insert(outbox), dict(values))
 
 
-# Built from constants only; the values travel as bind parameters.
-_PG_INSERT_SQL = (
-    "INSERT INTO relay_outbox (insert_id, event, distinct_id, time_ms, properties, state, "
-    "attempts, next_attempt_at, created_at, updated_at) VALUES (%(insert_id)s, %(event)s, "
-    "%(distinct_id)s, %(time_ms)s, CAST(%(properties)s AS jsonb), %(state)s, %(attempts)s, "
-    "%(next_attempt_at)s, %(created_at)s, %(updated_at)s)"
-)
+@functools.lru_cache(maxsize=8)
+def _pg_insert_sql(columns: tuple[str, ...]) -> str:
+    """``INSERT INTO relay_outbox (columns) VALUES (...)`` with psycopg named placeholders.
+
+    The columns are those of the values :func:`insert_event` would insert, so the two paths
+    cannot drift apart; each must be a column of the table (``KeyError`` otherwise), which
+    also keeps anything but column names out of the SQL.
+    """
+    names = [outbox.c[column].name for column in columns]
+    placeholders = [
+        f"CAST(%({name})s AS jsonb)" if name == "properties" else f"%({name})s" for name in names
+    ]
+    return (
+        f"INSERT INTO {outbox.name} ({', '.join(names)}) "  # noqa: S608 - column names only
+        f"VALUES ({', '.join(placeholders)})"
+    )
 
 
 def insert_and_notify_in_one_round_trip(
@@ -175,7 +184,7 @@ def insert_and_notify_in_one_round_trip(
         try:
             with driver.pipeline():
                 savepoint.execute("SAVEPOINT relay_track")
-                cursor.execute(_PG_INSERT_SQL, params)
+                cursor.execute(_pg_insert_sql(tuple(params)), params)
                 cursor.execute("SELECT pg_notify(%s, '')", (channel,))
                 cursor.execute("RELEASE SAVEPOINT relay_track")
         except psycopg.Error as exc:
