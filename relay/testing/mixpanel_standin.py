@@ -24,7 +24,7 @@ import base64
 import binascii
 import contextlib
 import http.server
-import re
+import json
 import signal
 import socket
 import sys
@@ -37,10 +37,46 @@ from dataclasses import asdict, dataclass
 from email.message import Message
 from http import HTTPStatus
 from types import FrameType, TracebackType
-from typing import Any, Literal, NamedTuple, Self, cast
+from typing import Any, Literal, Self, cast
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+
+from relay.testing import _mixpanel_rules as rules
+from relay.testing._mixpanel_rules import (
+    BANNED_IDS,
+    MAX_FUTURE_MS,
+    MAX_INSERT_ID_LENGTH,
+    MAX_PROPERTIES,
+    MAX_PROPERTY_NAME_LENGTH,
+    MIN_TIME_MS,
+    SECONDS_THRESHOLD,
+    TRACK_MAX_AGE_MS,
+    Key,
+)
+from relay.testing._mixpanel_rules import Failure as _Failure
+
+__all__ = [
+    "BANNED_IDS",
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_EVENTS",
+    "MAX_FUTURE_MS",
+    "MAX_INSERT_ID_LENGTH",
+    "MAX_PROPERTIES",
+    "MAX_PROPERTY_NAME_LENGTH",
+    "MIN_TIME_MS",
+    "NO_ANSWER",
+    "SECONDS_THRESHOLD",
+    "TIMEOUT",
+    "TRACK_MAX_AGE_MS",
+    "IngestedEvent",
+    "Key",
+    "MixpanelStandin",
+    "Outage",
+    "RequestRecord",
+    "StandinStats",
+    "main",
+]
 
 #: ``set_outage`` mode that holds requests unanswered instead of answering with a status.
 TIMEOUT = "timeout"
@@ -49,38 +85,7 @@ NO_ANSWER = 0
 
 DEFAULT_MAX_EVENTS = 2000
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
-MAX_PROPERTIES = 255  # a record must have fewer
-MAX_PROPERTY_NAME_LENGTH = 255
-MAX_INSERT_ID_LENGTH = 36
-MIN_TIME_MS = 31_536_000_000  # 1971-01-01T00:00:00Z
-MAX_FUTURE_MS = 3_600_000
-SECONDS_THRESHOLD = 100_000_000_000  # smaller times are seconds, larger are milliseconds
-TRACK_MAX_AGE_MS = 5 * 24 * 3_600_000  # /track silently drops older events
 _JOIN_SECONDS = 5.0
-
-#: Values Mixpanel refuses as ``distinct_id`` and ``$insert_id`` (compared case-insensitively).
-BANNED_IDS = frozenset(
-    {
-        "00000000-0000-0000-0000-000000000000",
-        "anon",
-        "anonymous",
-        "nil",
-        "none",
-        "null",
-        "n/a",
-        "na",
-        "undefined",
-        "unknown",
-        "<nil>",
-        "0",
-        "-1",
-        "true",
-        "false",
-        "[]",
-        "{}",
-    }
-)
-_INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")
 
 _ERROR_PARTIAL = "some data points in the request failed validation"
 _ERROR_UNAUTHORIZED = "Invalid credentials"
@@ -88,8 +93,7 @@ _ERROR_RATE_LIMITED = (
     "Project exceeded rate limits. Please retry the request with exponential backoff."
 )
 
-Key = tuple[str, str, int, str]
-Stored = tuple[Key, dict[str, Any]]
+Stored = tuple[Key, dict[str, Any], "_Note | None"]
 Outage = int | Literal["timeout"]
 
 
@@ -128,11 +132,6 @@ class RequestRecord:
     body_bytes: int = 0
 
 
-class _Failure(NamedTuple):
-    field: str
-    message: str
-
-
 @dataclass(frozen=True, slots=True)
 class _Fault:
     status: int | None  # None: a delay, then a normal answer (or a drop)
@@ -167,21 +166,105 @@ class _Body:
     verbose: bool = True
     size: int = 0
     rejected: int = 0  # records refused one by one, counted when the request is finished
+    strict_utf8: bool = True  # False: parsed leniently, strings may hold lone surrogates
+    request_ip_used: bool = True  # /track geolocates from the request only with ip=1
 
 
-def _parse_records(content_type: str, body: bytes) -> list[Any] | _Reply:
-    """The records of a JSON array or NDJSON body, or the 400 answer to an unreadable one."""
+@dataclass(frozen=True, slots=True)
+class _Note:
+    """What ingestion did to a record taken by the careful path (none: stored as sent)."""
+
+    sent_time_ms: int
+    request_ip_used: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IngestedEvent:
+    """One accepted record as Mixpanel would store it, and what ingestion did to it.
+
+    ``event`` is the record as stored (a future ``time`` replaced by the ingestion time, which
+    ``key`` also carries); ``sent_time_ms`` is the time as sent, in ms; ``duplicate`` says its
+    key was already stored; ``geolocated`` whether Mixpanel would run GeoIP on it (no ``ip`` of
+    ``0``/``"0"``); ``truncated`` the paths of strings Mixpanel would silently cut to 255.
+    """
+
+    key: Key
+    event: dict[str, Any]
+    sent_time_ms: int
+    duplicate: bool
+    geolocated: bool
+    truncated: tuple[str, ...]
+
+    @property
+    def time_overwritten(self) -> bool:
+        """Whether Mixpanel replaced a future ``time`` with its ingestion time."""
+        return self.key[2] != self.sent_time_ms
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object ``GET /_standin/events`` lists for this record."""
+        event, distinct_id, time_ms, insert_id = self.key
+        return {
+            "key": {
+                "event": event,
+                "distinct_id": distinct_id,
+                "time": time_ms,
+                "$insert_id": insert_id,
+            },
+            "event": self.event,
+            "sent_time": self.sent_time_ms,
+            "time_overwritten": self.time_overwritten,
+            "duplicate": self.duplicate,
+            "geolocated": self.geolocated,
+            "truncated": list(self.truncated),
+        }
+
+
+def _parse_records(content_type: str, body: bytes) -> tuple[list[Any], bool] | _Reply:
+    """(records, parsed strictly) of a JSON array or NDJSON body, or the 400 for an unreadable one.
+
+    Invalid UTF-8 fails one record at Mixpanel ("string should be valid utf8" on its field),
+    not the request, so a body orjson refuses is parsed again leniently: raw invalid bytes
+    become lone surrogates (``surrogateescape``), as a ``\\ud800`` escape does, and the rules
+    refuse the records holding them.
+    """
     if content_type not in ("application/json", "application/x-ndjson"):
         return _mixpanel_error(400, f"unsupported Content-Type {content_type!r}")
+    ndjson = content_type == "application/x-ndjson"
     try:
-        if content_type == "application/x-ndjson":
-            return [orjson.loads(line) for line in body.splitlines() if line.strip()]
+        if ndjson:
+            return [orjson.loads(line) for line in body.splitlines() if line.strip()], True
         parsed = orjson.loads(body)
+        strict = True
     except orjson.JSONDecodeError as exc:
-        return _mixpanel_error(400, f"unable to parse request body as JSON: {exc}")
+        lenient = _parse_leniently(body, ndjson=ndjson)
+        if lenient is None:
+            return _mixpanel_error(400, f"unable to parse request body as JSON: {exc}")
+        if ndjson:
+            return lenient, False
+        parsed, strict = lenient, False
     if not isinstance(parsed, list):
         return _mixpanel_error(400, "request body must be a JSON array of events")
-    return parsed
+    return parsed, strict
+
+
+def _parse_leniently(body: bytes, *, ndjson: bool) -> Any:
+    """The body parsed with invalid UTF-8 kept as lone surrogates, or ``None`` if not JSON."""
+    text = body.decode("utf-8", "surrogateescape")
+    try:
+        if ndjson:
+            return [_lenient_loads(line) for line in text.splitlines() if line.strip()]
+        return _lenient_loads(text)
+    except ValueError:  # json.JSONDecodeError, or a NaN/Infinity refused below
+        return None
+
+
+def _lenient_loads(text: str) -> Any:
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def _refuse_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON; only the stdlib parser would accept them."""
+    raise ValueError("not JSON")
 
 
 def _json_reply(status: int, payload: Mapping[str, Any]) -> _Reply:
@@ -254,6 +337,8 @@ class MixpanelStandin:
 
     def _clear_records(self) -> None:
         self._accepted: list[dict[str, Any]] = []
+        self._accepted_keys: list[Key] = []  # parallel to _accepted
+        self._notes: dict[int, _Note] = {}  # index in _accepted -> what ingestion did
         self._unique: dict[Key, dict[str, Any]] = {}
         self._log: list[RequestRecord] = []
         self._requests = 0
@@ -341,6 +426,38 @@ class MixpanelStandin:
         self._require_retained()
         with self._lock:
             return dict(self._unique)
+
+    def ingested(self) -> list[IngestedEvent]:
+        """Every accepted record as Mixpanel would store it, in arrival order, re-sends included.
+
+        Each comes with its dedup key, the time as sent, whether its key was already stored,
+        whether Mixpanel would geolocate it and which strings it would truncate: what a test
+        needs to prove the relay sends no future time, no geolocatable event, no long string.
+        """
+        self._require_retained()
+        with self._lock:
+            records = list(self._accepted)
+            keys = list(self._accepted_keys)
+            notes = dict(self._notes)
+        seen: set[Key] = set()
+        found: list[IngestedEvent] = []
+        for index, (key, record) in enumerate(zip(keys, records, strict=True)):
+            note = notes.get(index)
+            properties = record["properties"]
+            found.append(
+                IngestedEvent(
+                    key=key,
+                    event=record,
+                    sent_time_ms=key[2] if note is None else note.sent_time_ms,
+                    duplicate=key in seen,
+                    geolocated=rules.geolocated(
+                        properties, request_ip_used=note is None or note.request_ip_used
+                    ),
+                    truncated=rules.truncated_strings(record),
+                )
+            )
+            seen.add(key)
+        return found
 
     def stats(self) -> StandinStats:
         """Counters since start or the last ``reset``."""
@@ -561,13 +678,18 @@ class MixpanelStandin:
             self._by_status[status] = self._by_status.get(status, 0) + 1
             self._log.append(entry)
             unique = self._unique
-            for key, record in stored:
+            for key, record, _ in stored:
                 if key in unique:
                     self._duplicates += 1
                 unique[key] = record if self.retain_events else _NOT_RETAINED
             self._accepted_count += len(stored)
             if self.retain_events:
-                self._accepted.extend(record for _, record in stored)
+                start = len(self._accepted)
+                self._accepted.extend(record for _, record, _ in stored)
+                self._accepted_keys.extend(key for key, _, _ in stored)
+                for offset, (_, _, note) in enumerate(stored):
+                    if note is not None:
+                        self._notes[start + offset] = note
         return reply
 
     # --- bodies ------------------------------------------------------------------------------
@@ -584,7 +706,13 @@ class MixpanelStandin:
         parsed = _parse_records(content_type, inflated)
         if isinstance(parsed, _Reply):
             return _Body(error=parsed, size=len(inflated))
-        return _Body(records=parsed, size=len(inflated))
+        records, strict = parsed
+        return _Body(
+            records=records,
+            size=len(inflated),
+            strict_utf8=strict,
+            request_ip_used=query.get("ip") == "1",
+        )
 
     def _inflate(self, headers: Message, body: bytes) -> bytes | _Reply:
         """The uncompressed body (cut at ``max_bytes + 1``: no gzip bomb), or an error answer."""
@@ -615,7 +743,14 @@ class MixpanelStandin:
             error = _legacy_reply(200, "data, missing or empty", verbose=verbose)
             return _Body(error=error, legacy=True, verbose=verbose, size=len(body))
         records = parsed if isinstance(parsed, list) else [parsed]
-        return _Body(records=records, legacy=True, verbose=verbose, size=len(body))
+        request_ip_used = (form.get("ip", [None])[0] or query.get("ip")) == "1"
+        return _Body(
+            records=records,
+            legacy=True,
+            verbose=verbose,
+            size=len(body),
+            request_ip_used=request_ip_used,
+        )
 
     def _authorized(self, headers: Message, query: dict[str, str]) -> bool:
         scheme, _, encoded = (headers.get("Authorization") or "").partition(" ")
@@ -650,7 +785,7 @@ class MixpanelStandin:
         failed_records = [
             {
                 "index": index,
-                "insert_id": _insert_id_of(records[index]),
+                "insert_id": _reportable(_insert_id_of(records[index])),
                 "field": failure.field,
                 "message": failure.message,
             }
@@ -718,6 +853,8 @@ class MixpanelStandin:
             stats = asdict(self.stats())
             stats["by_status"] = {str(k): v for k, v in stats["by_status"].items()}
             return _json_reply(200, stats)
+        if path == "/_standin/events" and method == "GET":
+            return self._events_reply()
         if path == "/_standin/reset" and method == "POST":
             self.reset()
             return _json_reply(200, {"ok": True})
@@ -728,6 +865,14 @@ class MixpanelStandin:
                 return _json_reply(400, {"ok": False, "error": f"{type(exc).__name__}: {exc}"})
             return _json_reply(200, {"ok": True})
         return _json_reply(404, {"error": "not found", "status": "error"})
+
+    def _events_reply(self) -> _Reply:
+        """``GET /_standin/events``: ``{"events": [...]}`` of ``ingested()``, 409 if not kept."""
+        if not self.retain_events:
+            return _json_reply(
+                409, {"error": "the stand-in does not retain events", "status": "error"}
+            )
+        return _json_reply(200, {"events": [event.to_json() for event in self.ingested()]})
 
     def apply_faults(self, spec: object) -> None:
         """Apply fault calls given as data: ``{"op": "fail_next", "status": 503, "times": 2}``.
@@ -768,7 +913,11 @@ class MixpanelStandin:
     def _validate(
         self, decoded: _Body, *, track: bool
     ) -> tuple[list[Stored], list[tuple[int, _Failure]]]:
-        """Split records into (dedup key, record) pairs to store and (index, failure) pairs."""
+        """Split records into (dedup key, record, note) to store and (index, failure) pairs.
+
+        The rules are ``_mixpanel_rules``; a record whose time Mixpanel overwrites is stored as
+        Mixpanel stores it, with the ingestion time, and keyed by it.
+        """
         records = decoded.records or []
         now_ms = int(self._now() * 1000)
         with self._lock:
@@ -776,153 +925,39 @@ class MixpanelStandin:
         stored: list[Stored] = []
         failures: list[tuple[int, _Failure]] = []
         dropped = 0
-        max_ms = now_ms + MAX_FUTURE_MS
-        for index, record in enumerate(records):
-            checked: Key | _Failure | None = None if track else _valid_import_key(record, max_ms)
-            if checked is None:
-                checked = self._check_record(record, now_ms=now_ms, track=track)
-            if checked is None:  # /track's silent drop of old events
-                dropped += 1
-            elif isinstance(checked, _Failure):
-                failures.append((index, checked))
-            elif refused and (failure := refused.get(checked[3])) is not None:
+        # The fast path assumes what only the body can tell: valid UTF-8, no event near 1MB.
+        fast = not track and decoded.strict_utf8 and decoded.size < rules.MAX_EVENT_BYTES
+        request_ip_used = decoded.request_ip_used or not track
+        for index, sent in enumerate(records):
+            record = sent
+            key = rules.fast_import_key(record, now_ms=now_ms) if fast else None
+            note: _Note | None = None
+            if key is None:
+                verdict = rules.judge(record, now_ms=now_ms, track=track, token=self.project_token)
+                if verdict is None:  # /track's silent drop of old events
+                    dropped += 1
+                    continue
+                if isinstance(verdict, _Failure):
+                    failures.append((index, verdict))
+                    continue
+                key = verdict.key
+                note = _Note(sent_time_ms=verdict.time.sent_ms, request_ip_used=request_ip_used)
+                if verdict.time.overwritten:
+                    record = _with_time(record, verdict.time.stored_ms)
+            if refused and (failure := refused.get(key[3])) is not None:
                 failures.append((index, failure))
             else:
-                stored.append((checked, record))
+                stored.append((key, record, note))
         decoded.rejected = len(failures) + dropped
         return stored, failures
 
-    def _check_record(self, record: Any, *, now_ms: int, track: bool) -> Key | _Failure | None:
-        """The record's dedup key, why it is refused, or ``None`` for /track's silent drop.
 
-        Rule by rule, for the first failure's message; ``_valid_import_key`` is the fast path.
-        """
-        failure = _shape_failure(record)
-        if failure is not None:
-            return failure
-        properties: dict[str, Any] = record["properties"]
-        time_ms = _time_ms(properties.get("time"), now_ms=now_ms, allow_float=track)
-        if isinstance(time_ms, _Failure):
-            return time_ms
-        if track and time_ms < now_ms - TRACK_MAX_AGE_MS:
-            return None
-        distinct_id = properties.get("distinct_id")
-        insert_id_optional = track and "$insert_id" not in properties  # optional on /track only
-        insert_id = "" if insert_id_optional else properties.get("$insert_id")
-        failure = (
-            _distinct_id_failure(distinct_id)
-            or (None if insert_id_optional else _insert_id_failure(insert_id))
-            or (self._token_failure(properties) if track else None)
-        )
-        if failure is not None:
-            return failure
-        return (record["event"], cast(str, distinct_id), time_ms, cast(str, insert_id))
-
-    def _token_failure(self, properties: dict[str, Any]) -> _Failure | None:
-        if properties.get("token") == self.project_token:
-            return None
-        return _Failure("properties.token", "'properties.token' is not a valid project token")
+def _with_time(record: dict[str, Any], time_ms: int) -> dict[str, Any]:
+    """A copy of ``record`` carrying ``time_ms``, as Mixpanel stores an overwritten future time."""
+    return {**record, "properties": {**record["properties"], "time": time_ms}}
 
 
 _NOT_RETAINED: dict[str, Any] = {}
-
-
-def _valid_import_key(record: Any, max_ms: int) -> Key | None:
-    """The dedup key of a record that passes every /import rule, else ``None``.
-
-    The same rules as ``_check_record`` in one pass without messages: most records are
-    valid, and this keeps the stand-in far above the relay's target throughput.
-    """
-    if type(record) is not dict or len(record) != 2:
-        return None
-    event = record.get("event")
-    properties = record.get("properties")
-    if type(event) is not str or not event or type(properties) is not dict:
-        return None
-    if len(properties) >= MAX_PROPERTIES:
-        return None
-    time_value = properties.get("time")
-    distinct_id = properties.get("distinct_id")
-    insert_id = properties.get("$insert_id")
-    if type(time_value) is not int or type(distinct_id) is not str or type(insert_id) is not str:
-        return None
-    time_ms = time_value * 1000 if time_value < SECONDS_THRESHOLD else time_value
-    if (
-        MIN_TIME_MS <= time_ms <= max_ms
-        and distinct_id.lower() not in BANNED_IDS
-        and _INSERT_ID.fullmatch(insert_id)
-        and insert_id.lower() not in BANNED_IDS
-        # All names together within the limit is the cheap common case of each one within it.
-        and (
-            len("".join(properties)) <= MAX_PROPERTY_NAME_LENGTH
-            or max(map(len, properties)) <= MAX_PROPERTY_NAME_LENGTH
-        )
-    ):
-        return (event, distinct_id, time_ms, insert_id)
-    return None
-
-
-def _time_ms(value: object, *, now_ms: int, allow_float: bool) -> int | _Failure:
-    """``properties.time`` in ms (seconds are scaled), or why Mixpanel refuses it."""
-    field = "properties.time"
-    if isinstance(value, float) and allow_float:
-        value = int(value * 1000 if value < SECONDS_THRESHOLD else value)
-    if value is None:
-        return _Failure(field, "'properties.time' is required")
-    if not isinstance(value, int) or isinstance(value, bool):
-        return _Failure(
-            field, "'properties.time' is invalid: must be specified as seconds since epoch"
-        )
-    time_ms = value * 1000 if value < SECONDS_THRESHOLD else value
-    if time_ms < MIN_TIME_MS:
-        return _Failure(field, "'properties.time' is before 1971-01-01")
-    if time_ms > now_ms + MAX_FUTURE_MS:
-        return _Failure(field, "'properties.time' is more than 1 hour in the future")
-    return time_ms
-
-
-def _shape_failure(record: Any) -> _Failure | None:
-    """Why a record is not ``{"event": <non-empty string>, "properties": {...}}``, if it is not."""
-    failure: _Failure | None = None
-    if not isinstance(record, dict):
-        failure = _Failure("record", "each event must be a JSON object")
-    elif len(record) != 2 and (extra := sorted(record.keys() - {"event", "properties"})):
-        failure = _Failure(extra[0], "unexpected field: only event and properties are allowed")
-    elif not isinstance(event := record.get("event"), str) or not event:
-        failure = _Failure("event", "'event' must be a non-empty string")
-    elif not isinstance(properties := record.get("properties"), dict):
-        failure = _Failure("properties", "'properties' must be a JSON object")
-    elif len(properties) >= MAX_PROPERTIES:
-        failure = _Failure("properties", f"must have fewer than {MAX_PROPERTIES} properties")
-    elif max(map(len, properties), default=0) > MAX_PROPERTY_NAME_LENGTH:
-        failure = _Failure(
-            "properties", f"property names must be at most {MAX_PROPERTY_NAME_LENGTH} characters"
-        )
-    return failure
-
-
-def _distinct_id_failure(value: object) -> _Failure | None:
-    if value is None:
-        return _Failure("properties.distinct_id", "'properties.distinct_id' is required")
-    if not isinstance(value, str):
-        return _Failure("properties.distinct_id", "'properties.distinct_id' must be a string")
-    if value.lower() in BANNED_IDS:
-        return _Failure("properties.distinct_id", "'properties.distinct_id' is not allowed")
-    return None
-
-
-def _insert_id_failure(value: object) -> _Failure | None:
-    if value is None:
-        return _Failure("properties.$insert_id", "'properties.$insert_id' is required")
-    if not isinstance(value, str) or not _INSERT_ID.fullmatch(value):
-        return _Failure(
-            "properties.$insert_id",
-            f"'properties.$insert_id' must be 1 to {MAX_INSERT_ID_LENGTH} "
-            "characters of A-Z, a-z, 0-9 and '-'",
-        )
-    if value.lower() in BANNED_IDS:
-        return _Failure("properties.$insert_id", "'properties.$insert_id' is not allowed")
-    return None
 
 
 def _insert_ids(records: list[Any]) -> tuple[str, ...]:
@@ -934,6 +969,15 @@ def _insert_ids(records: list[Any]) -> tuple[str, ...]:
     except (KeyError, TypeError, IndexError):
         pass  # some record is malformed: take the careful path
     return tuple(insert_id for record in records if (insert_id := _insert_id_of(record)))
+
+
+def _reportable(text: str) -> str:
+    """``text`` if it can go into a JSON answer; a lone surrogate (invalid UTF-8) cannot."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return ""
+    return text
 
 
 def _insert_id_of(record: Any) -> str:
