@@ -874,3 +874,314 @@ def test_legacy_form_with_basic_auth_header_is_read_like_the_package_sends_it(
         headers={"Authorization": f"Basic {token}"},
     )
     assert (response.status_code, response.json()) == (200, {"status": 1, "error": None})
+
+
+# --- future time: Mixpanel overwrites it with its ingestion time -------------------------------
+
+
+class _Clock:
+    """A settable clock in seconds for the stand-in's ``now``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
+@pytest.fixture
+def clock() -> _Clock:
+    """The clock of ``clocked_standin``, starting at NOW_S."""
+    return _Clock(NOW_S)
+
+
+@pytest.fixture
+def clocked_standin(clock: _Clock) -> Iterator[MixpanelStandin]:
+    """A stand-in on a settable clock with Mixpanel's default limits."""
+    with MixpanelStandin(now=clock) as server:
+        yield server
+
+
+def test_future_time_is_stored_as_the_ingestion_time(
+    clocked_standin: MixpanelStandin, http: httpx.Client
+) -> None:
+    """A time ahead of the stand-in's clock is accepted, stored and keyed as the ingestion time."""
+    standin = clocked_standin
+    response = _post(http, standin, [_record(0, time=NOW_MS + 30_000)])
+    assert response.json() == {"code": 200, "num_records_imported": 1, "status": "OK"}
+    (event,) = standin.accepted_events()
+    assert event["properties"]["time"] == NOW_MS
+    assert list(standin.unique_events()) == [("svc.test.thing_done", "user-0", NOW_MS, "ins-0000")]
+    (ingested,) = standin.ingested()
+    assert (ingested.sent_time_ms, ingested.time_overwritten) == (NOW_MS + 30_000, True)
+
+
+def test_resending_a_future_time_counts_twice(
+    clocked_standin: MixpanelStandin, clock: _Clock, http: httpx.Client
+) -> None:
+    """A re-send of a future-timed event a second later is a second unique event, no duplicate."""
+    standin = clocked_standin
+    record = _record(0, time=NOW_MS + 60_000)
+    _post(http, standin, [record])
+    clock.seconds += 1
+    _post(http, standin, [record])
+    stats = standin.stats()
+    assert (stats.accepted, stats.unique, stats.duplicates) == (2, 2, 0)
+    assert [e.duplicate for e in standin.ingested()] == [False, False]
+
+
+def test_resending_a_past_time_later_is_still_one_event(
+    clocked_standin: MixpanelStandin, clock: _Clock, http: httpx.Client
+) -> None:
+    """The contrast: a past time keeps its key across re-sends at any later instant."""
+    standin = clocked_standin
+    _post(http, standin, [_record(0)])
+    clock.seconds += 3_600
+    _post(http, standin, [_record(0)])
+    assert (standin.stats().unique, standin.stats().duplicates) == (1, 1)
+    assert [e.duplicate for e in standin.ingested()] == [False, True]
+    assert not any(e.time_overwritten for e in standin.ingested())
+
+
+# --- invalid UTF-8 fails one record, the rest are imported ------------------------------------
+
+
+def _raw_batch(bad: bytes, *, ndjson: bool = False) -> bytes:
+    """Three records as raw JSON, the middle one's utm_source being ``bad`` (raw JSON text)."""
+    good = [orjson.dumps(_record(n)) for n in (0, 2)]
+    middle = orjson.dumps(_record(1, utm_source="PLACEHOLDER")).replace(b"PLACEHOLDER", bad)
+    lines = [good[0], middle, good[1]]
+    return b"\n".join(lines) if ndjson else b"[" + b",".join(lines) + b"]"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"x\\ud800y", b"x\xffy", b"\xc3(", b"\xed\xa0\x80"],
+    ids=["escaped-lone-surrogate", "raw-ff-byte", "truncated-sequence", "encoded-surrogate"],
+)
+def test_invalid_utf8_fails_only_its_record(
+    clocked_standin: MixpanelStandin, http: httpx.Client, bad: bytes
+) -> None:
+    """Invalid UTF-8 in one string is a failed record (index, insert_id, field); the rest import."""
+    standin = clocked_standin
+    response = _post(http, standin, _raw_batch(bad))
+    assert response.status_code == 400
+    body = response.json()
+    assert body["num_records_imported"] == 2
+    assert body["failed_records"] == [
+        {
+            "index": 1,
+            "insert_id": "ins-0001",
+            "field": "properties.utm_source",
+            "message": "properties.utm_source is invalid: string should be valid utf8",
+        }
+    ]
+    assert [e["properties"]["$insert_id"] for e in standin.accepted_events()] == [
+        "ins-0000",
+        "ins-0002",
+    ]
+    assert (standin.stats().accepted, standin.stats().rejected) == (2, 1)
+
+
+def test_invalid_utf8_fails_per_record_in_gzip_ndjson(
+    clocked_standin: MixpanelStandin, http: httpx.Client
+) -> None:
+    """The per-record UTF-8 failure holds for a gzip NDJSON body too."""
+    standin = clocked_standin
+    body = _raw_batch(b"\xff", ndjson=True)
+    response = _post(http, standin, body, content_type="application/x-ndjson", compress=True)
+    assert response.status_code == 400
+    assert [r["index"] for r in response.json()["failed_records"]] == [1]
+    assert response.json()["num_records_imported"] == 2
+
+
+def test_invalid_utf8_in_the_insert_id_still_gets_a_json_answer(
+    clocked_standin: MixpanelStandin, http: httpx.Client
+) -> None:
+    """A bad $insert_id cannot be echoed: the failed record names the field with an empty id."""
+    standin = clocked_standin
+    body = orjson.dumps([_record(0, **{"$insert_id": "BAD"})]).replace(b"BAD", b"ab\\udc00")
+    response = _post(http, standin, body)
+    assert response.status_code == 400
+    (failed,) = response.json()["failed_records"]
+    assert (failed["index"], failed["insert_id"], failed["field"]) == (
+        0,
+        "",
+        "properties.$insert_id",
+    )
+
+
+def test_syntax_error_is_still_a_whole_body_400(
+    clocked_standin: MixpanelStandin, http: httpx.Client
+) -> None:
+    """Invalid bytes do not make broken JSON readable: a syntax error still refuses the body."""
+    response = _post(http, clocked_standin, b'[{"event": "\xff", ')
+    assert response.status_code == 400
+    assert "failed_records" not in response.json()
+
+
+def test_nan_is_not_accepted_by_the_lenient_parse(
+    clocked_standin: MixpanelStandin, http: httpx.Client
+) -> None:
+    """The lenient re-parse for invalid UTF-8 does not let NaN (not JSON) through."""
+    body = _raw_batch(b"\xff").replace(b'"distinct_id":"user-0"', b'"distinct_id":"user-0","n":NaN')
+    response = _post(http, clocked_standin, body)
+    assert response.status_code == 400
+    assert "failed_records" not in response.json()
+
+
+# --- nesting depth, keys, elements and the 8KB value limit -----------------------------------
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        (_nested(4), "properties.p.k.k.k"),
+        ([[[["deep"]]]], "properties.p[0][0][0]"),
+        (list(range(255)), "properties.p"),
+        ({"inner": {f"k{i}": i for i in range(255)}}, "properties.p.inner"),
+        ([{"brand": {"name": "Puma"}}], "properties.p[0]"),
+        (["x" * 100] * 80, "properties.p"),
+        ({"k": "x" * 8_000}, "properties.p"),
+    ],
+    ids=[
+        "object-depth-4",
+        "list-depth-4",
+        "255-elements",
+        "255-keys",
+        "nested-object-in-list",
+        "8kb-list",
+        "8kb-object",
+    ],
+)
+def test_list_or_object_over_a_limit_fails_only_its_record(
+    clocked_standin: MixpanelStandin, http: httpx.Client, value: Any, field: str
+) -> None:
+    """A list or object property over Mixpanel's limits fails its record on its path alone."""
+    standin = clocked_standin
+    response = _post(http, standin, [_record(0), _record(1, p=value), _record(2)])
+    assert response.status_code == 400
+    body = response.json()
+    assert body["num_records_imported"] == 2
+    ((index, failed_field),) = [(r["index"], r["field"]) for r in body["failed_records"]]
+    assert (index, failed_field) == (1, field)
+
+
+def test_list_and_object_values_within_the_limits_are_accepted(
+    clocked_standin: MixpanelStandin, http: httpx.Client
+) -> None:
+    """Depth 3, 254 elements or keys, a flat list of objects and 8,000 bytes all pass."""
+    values = [
+        _nested(3),
+        list(range(254)),
+        {f"k{i}": i for i in range(254)},
+        [{"brand": "Puma", "price": 30}, {"brand": "Adidas", "price": 15}],
+        {"k": "x" * (8_000 - len('{"k":""}'))},
+    ]
+    records = [_record(n, p=value) for n, value in enumerate(values)]
+    response = _post(http, clocked_standin, records)
+    assert response.json()["num_records_imported"] == len(values), response.text
+
+
+def test_event_of_a_megabyte_fails_alone(
+    clocked_standin: MixpanelStandin, http: httpx.Client
+) -> None:
+    """An event of 1MB of JSON or more is a failed record; its batch-mates are imported."""
+    huge = _record(1, blob="x" * 1_000_000)
+    response = _post(http, clocked_standin, [_record(0), huge])
+    assert response.status_code == 400
+    (failed,) = response.json()["failed_records"]
+    assert (failed["index"], failed["field"]) == (1, "record")
+
+
+# --- what was accepted, over HTTP, with geolocation and truncation ------------------------------
+
+
+def test_events_endpoint_lists_accepted_records_with_their_keys(
+    clocked_standin: MixpanelStandin, http: httpx.Client
+) -> None:
+    """GET /_standin/events lists each stored record, its dedup key and what ingestion did."""
+    standin = clocked_standin
+    _post(http, standin, [_record(0, ip="0"), _record(1, time=NOW_MS + 5)])
+    _post(http, standin, [_record(0, ip="0")])
+    events = http.get(f"{standin.url}/_standin/events").json()["events"]
+    assert [e["key"] for e in events] == [
+        {
+            "event": "svc.test.thing_done",
+            "distinct_id": "user-0",
+            "time": NOW_MS,
+            "$insert_id": "ins-0000",
+        },
+        {
+            "event": "svc.test.thing_done",
+            "distinct_id": "user-1",
+            "time": NOW_MS,
+            "$insert_id": "ins-0001",
+        },
+        {
+            "event": "svc.test.thing_done",
+            "distinct_id": "user-0",
+            "time": NOW_MS,
+            "$insert_id": "ins-0000",
+        },
+    ]
+    assert [e["duplicate"] for e in events] == [False, False, True]
+    assert [e["time_overwritten"] for e in events] == [False, True, False]
+    assert [e["sent_time"] for e in events] == [NOW_MS, NOW_MS + 5, NOW_MS]
+    assert events[1]["event"]["properties"]["time"] == NOW_MS
+    assert [e["geolocated"] for e in events] == [False, True, False]
+    assert [e["truncated"] for e in events] == [[], [], []]
+
+
+@pytest.mark.parametrize(
+    ("properties", "geolocated"),
+    [({}, True), ({"ip": "0"}, False), ({"ip": 0}, False), ({"ip": "203.0.113.9"}, True)],
+    ids=["no-ip", "string-zero", "int-zero", "address"],
+)
+def test_ingested_view_says_whether_mixpanel_would_geolocate(
+    clocked_standin: MixpanelStandin,
+    http: httpx.Client,
+    properties: dict[str, Any],
+    geolocated: bool,
+) -> None:
+    """An event is geolocated (request IP or its ip) unless it carries ip 0 or "0"."""
+    _post(http, clocked_standin, [_record(0, **properties)])
+    assert [e.geolocated for e in clocked_standin.ingested()] == [geolocated]
+
+
+def test_track_form_with_ip_zero_is_not_geolocated(
+    real_clock_standin: MixpanelStandin,
+) -> None:
+    """The mixpanel package's /track sends ip=0, so its events are not geolocated by request."""
+    standin = real_clock_standin
+    consumer = _consumer(standin, standin.secret)
+    try:
+        Mixpanel(standin.project_token, consumer=consumer).track("user-1", "svc.test.tracked")
+        consumer.flush()
+    finally:
+        consumer._consumer._session.close()
+    assert [e.geolocated for e in standin.ingested()] == [False]
+
+
+def test_ingested_view_lists_strings_mixpanel_would_truncate(
+    clocked_standin: MixpanelStandin, http: httpx.Client
+) -> None:
+    """Strings over 255 characters or bytes are accepted and reported as truncated by path."""
+    _post(http, clocked_standin, [_record(0, ok="x" * 255, long="x" * 256, wide="é" * 200)])
+    (event,) = clocked_standin.ingested()
+    assert event.truncated == ("properties.long", "properties.wide")
+    assert event.event["properties"]["long"] == "x" * 256  # kept as sent: only reported
+
+
+def test_events_endpoint_is_409_without_retained_events(http: httpx.Client) -> None:
+    """A stand-in keeping only counters answers GET /_standin/events with 409, not a wrong list."""
+    with MixpanelStandin(now=lambda: NOW_S, retain_events=False) as standin:
+        _post(http, standin, [_record(0)])
+        assert http.get(f"{standin.url}/_standin/events").status_code == 409
