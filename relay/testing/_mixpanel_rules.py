@@ -62,6 +62,7 @@ _INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")  # with fullmatch: "$" would let 
 _UTF8_MESSAGE = "is invalid: string should be valid utf8"  # the wording of Mixpanel's example
 
 Key = tuple[str, str, int, str]
+_CONTAINERS = frozenset({dict, list})
 
 
 class Failure(NamedTuple):
@@ -159,17 +160,14 @@ def fast_import_key(record: Any, *, now_ms: int) -> Key | None:
             len("".join(properties)) <= MAX_PROPERTY_NAME_LENGTH
             or max(map(len, properties)) <= MAX_PROPERTY_NAME_LENGTH
         )
-        and _collections_within_limits(properties)
+        # Most records hold no list or object: one C-level pass over the types says so.
+        and (
+            _CONTAINERS.isdisjoint(set(map(type, properties.values())))
+            or value_limits_failure(properties) is None
+        )
     ):
         return (event, distinct_id, time_ms, insert_id)
     return None
-
-
-def _collections_within_limits(properties: dict[str, Any]) -> bool:
-    types = set(map(type, properties.values()))  # in C: most records hold no list or object
-    if dict not in types and list not in types:
-        return True
-    return value_limits_failure(properties) is None
 
 
 def shape_failure(record: Any) -> Failure | None:

@@ -33,7 +33,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from email.message import Message
 from http import HTTPStatus
 from types import FrameType, TracebackType
@@ -93,7 +93,7 @@ _ERROR_RATE_LIMITED = (
     "Project exceeded rate limits. Please retry the request with exponential backoff."
 )
 
-Stored = tuple[Key, dict[str, Any], "_Note | None"]
+Stored = tuple[Key, dict[str, Any]]
 Outage = int | Literal["timeout"]
 
 
@@ -168,6 +168,7 @@ class _Body:
     rejected: int = 0  # records refused one by one, counted when the request is finished
     strict_utf8: bool = True  # False: parsed leniently, strings may hold lone surrogates
     request_ip_used: bool = True  # /track geolocates from the request only with ip=1
+    notes: dict[int, _Note] = field(default_factory=dict)  # index in the stored list -> note
 
 
 @dataclass(frozen=True, slots=True)
@@ -678,18 +679,17 @@ class MixpanelStandin:
             self._by_status[status] = self._by_status.get(status, 0) + 1
             self._log.append(entry)
             unique = self._unique
-            for key, record, _ in stored:
+            for key, record in stored:
                 if key in unique:
                     self._duplicates += 1
                 unique[key] = record if self.retain_events else _NOT_RETAINED
             self._accepted_count += len(stored)
             if self.retain_events:
                 start = len(self._accepted)
-                self._accepted.extend(record for _, record, _ in stored)
-                self._accepted_keys.extend(key for key, _, _ in stored)
-                for offset, (_, _, note) in enumerate(stored):
-                    if note is not None:
-                        self._notes[start + offset] = note
+                self._accepted.extend([record for _, record in stored])
+                self._accepted_keys.extend([key for key, _ in stored])
+                for offset, note in incoming.body.notes.items():
+                    self._notes[start + offset] = note
         return reply
 
     # --- bodies ------------------------------------------------------------------------------
@@ -913,7 +913,7 @@ class MixpanelStandin:
     def _validate(
         self, decoded: _Body, *, track: bool
     ) -> tuple[list[Stored], list[tuple[int, _Failure]]]:
-        """Split records into (dedup key, record, note) to store and (index, failure) pairs.
+        """Split records into (dedup key, record) pairs to store and (index, failure) pairs.
 
         The rules are ``_mixpanel_rules``; a record whose time Mixpanel overwrites is stored as
         Mixpanel stores it, with the ingestion time, and keyed by it.
@@ -928,9 +928,11 @@ class MixpanelStandin:
         # The fast path assumes what only the body can tell: valid UTF-8, no event near 1MB.
         fast = not track and decoded.strict_utf8 and decoded.size < rules.MAX_EVENT_BYTES
         request_ip_used = decoded.request_ip_used or not track
+        fast_key = rules.fast_import_key
+        notes = decoded.notes
         for index, sent in enumerate(records):
             record = sent
-            key = rules.fast_import_key(record, now_ms=now_ms) if fast else None
+            key = fast_key(record, now_ms=now_ms) if fast else None
             note: _Note | None = None
             if key is None:
                 verdict = rules.judge(record, now_ms=now_ms, track=track, token=self.project_token)
@@ -947,7 +949,9 @@ class MixpanelStandin:
             if refused and (failure := refused.get(key[3])) is not None:
                 failures.append((index, failure))
             else:
-                stored.append((key, record, note))
+                if note is not None:
+                    notes[len(stored)] = note
+                stored.append((key, record))
         decoded.rejected = len(failures) + dropped
         return stored, failures
 
