@@ -7,7 +7,9 @@
   ``mixpanel_standin`` and ``relay_drain`` (:class:`EagerDrain`) drain committed events to a
   stand-in on demand.
 - :mod:`relay.testing.mixpanel_standin`: :class:`MixpanelStandin`, a real HTTP server on
-  loopback that answers like Mixpanel's ``/import`` and records what it accepted.
+  loopback that answers like Mixpanel's ``/import`` and records what it accepted;
+  :meth:`MixpanelStandin.ingested` lists each accepted record as :class:`IngestedEvent` (its
+  dedup key, whether Mixpanel overwrote its time, would geolocate it or truncate a string).
 - :class:`relay.catalog.StaticEmployeeDirectory`: an in-memory employee directory for the
   catalog helpers.
 
@@ -21,12 +23,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from relay.testing.mixpanel_standin import MixpanelStandin, RequestRecord, StandinStats
+    from relay.testing.mixpanel_standin import (
+        IngestedEvent,
+        MixpanelStandin,
+        RequestRecord,
+        StandinStats,
+    )
     from relay.testing.plugin import CapturedEvent, EagerDrain, OutboxCapture
 
 __all__ = [
     "CapturedEvent",
     "EagerDrain",
+    "IngestedEvent",
     "MixpanelStandin",
     "OutboxCapture",
     "RequestRecord",
@@ -37,6 +45,7 @@ _LAZY = {
     "CapturedEvent": "relay.testing.plugin",
     "EagerDrain": "relay.testing.plugin",
     "OutboxCapture": "relay.testing.plugin",
+    "IngestedEvent": "relay.testing.mixpanel_standin",
     "MixpanelStandin": "relay.testing.mixpanel_standin",
     "RequestRecord": "relay.testing.mixpanel_standin",
     "StandinStats": "relay.testing.mixpanel_standin",

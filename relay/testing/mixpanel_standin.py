@@ -1,13 +1,20 @@
 """A Mixpanel stand-in: an HTTP server on loopback enforcing ``/import``'s documented contract.
 
-It answers like Mixpanel (status codes and bodies from Mixpanel's ingestion spec), validates every
-record by Mixpanel's published rules, deduplicates by (event, distinct_id, time, ``$insert_id``)
-and records what it accepted, so tests and benchmarks can check that nothing was lost or
-invented. Faults (errors, delays, outages, per-record refusals) are injected from Python or, for
-a stand-in running in another process, over HTTP: ``GET /_standin/stats``, ``POST
-/_standin/reset`` and ``POST /_standin/faults`` with a JSON body such as
-``[{"op": "fail_next", "status": 503, "times": 2}, {"op": "set_outage", "status": 429,
-"seconds": 5}]`` (see ``MixpanelStandin.apply_faults``).
+It answers like Mixpanel (status codes and bodies from Mixpanel's ingestion spec), judges every
+record by Mixpanel's published rules (the pure functions of ``relay.testing._mixpanel_rules``:
+required fields, ids, time range, invalid UTF-8, nesting, key/element counts and the 8KB
+limit on list and object values, each failing its record alone), stores a future ``time`` as
+Mixpanel does (overwritten with the ingestion time, so the dedup key changes), deduplicates by
+(event, distinct_id, time, ``$insert_id``) and records what it accepted, so tests and
+benchmarks can check that nothing was lost or invented. ``ingested()`` adds what ingestion did
+to each record: its key, the time as sent, whether it was a duplicate, whether Mixpanel would
+geolocate it and which strings it would truncate.
+
+Faults (errors, delays, outages, per-record refusals) are injected from Python or, for a
+stand-in running in another process, over HTTP: ``GET /_standin/stats``, ``GET
+/_standin/events`` (``ingested()`` as JSON), ``POST /_standin/reset`` and ``POST
+/_standin/faults`` with a JSON body such as ``[{"op": "fail_next", "status": 503, "times": 2},
+{"op": "set_outage", "status": 429, "seconds": 5}]`` (see ``MixpanelStandin.apply_faults``).
 
 It also accepts the form-encoded bodies (``data=<json>&verbose=1``) that the ``mixpanel``
 package's ``Consumer`` and ``BufferedConsumer`` post to ``/import`` and ``/track``, and answers
@@ -872,7 +879,11 @@ class MixpanelStandin:
             return _json_reply(
                 409, {"error": "the stand-in does not retain events", "status": "error"}
             )
-        return _json_reply(200, {"events": [event.to_json() for event in self.ingested()]})
+        payload = {"events": [event.to_json() for event in self.ingested()]}
+        try:
+            return _json_reply(200, payload)
+        except orjson.JSONEncodeError:  # an integer beyond 64 bits, kept by the lenient parse
+            return _Reply(200, json.dumps(payload, ensure_ascii=False).encode())
 
     def apply_faults(self, spec: object) -> None:
         """Apply fault calls given as data: ``{"op": "fail_next", "status": 503, "times": 2}``.
@@ -930,8 +941,7 @@ class MixpanelStandin:
         request_ip_used = decoded.request_ip_used or not track
         fast_key = rules.fast_import_key
         notes = decoded.notes
-        for index, sent in enumerate(records):
-            record = sent
+        for index, record in enumerate(records):
             key = fast_key(record, now_ms=now_ms) if fast else None
             note: _Note | None = None
             if key is None:
@@ -944,14 +954,14 @@ class MixpanelStandin:
                     continue
                 key = verdict.key
                 note = _Note(sent_time_ms=verdict.time.sent_ms, request_ip_used=request_ip_used)
-                if verdict.time.overwritten:
-                    record = _with_time(record, verdict.time.stored_ms)
             if refused and (failure := refused.get(key[3])) is not None:
                 failures.append((index, failure))
-            else:
-                if note is not None:
-                    notes[len(stored)] = note
-                stored.append((key, record))
+                continue
+            if note is not None:
+                notes[len(stored)] = note
+                if note.sent_time_ms != key[2]:  # Mixpanel stores its ingestion time instead
+                    record = _with_time(record, key[2])  # noqa: PLW2901 - the stored copy
+            stored.append((key, record))
         decoded.rejected = len(failures) + dropped
         return stored, failures
 
