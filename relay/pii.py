@@ -144,6 +144,7 @@ _NOT_PHONES = (
 _DOTTED = re.compile(r"\d+(?:\.\d+)+")
 _MIN_PHONE_DIGITS = 7
 _MAX_PHONE_DIGITS = 15
+_MIN_DOTTED_PHONE_DIGITS = 10
 
 
 def _phone_shaped(text: str, *, uri: bool) -> bool:
@@ -155,9 +156,12 @@ def _phone_shaped(text: str, *, uri: bool) -> bool:
     if any(shape.fullmatch(text) for shape in _NOT_PHONES):
         return False
     if _DOTTED.fullmatch(text):
-        # Dots alone separate phone digits in groups of 2-4 ("415.555.0123"); a group of one
-        # or of five and more is a version or build number ("10.0.19041.1052").
-        return all(2 <= len(group) <= 4 for group in text.split("."))
+        # Dots alone separate a full national number in groups of 2-4 ("415.555.0123",
+        # "01.23.45.67.89"); shorter numbers, or a group of one or of five and more, are
+        # versions and build numbers ("10.12.1234", "10.0.19041.1052").
+        return digits >= _MIN_DOTTED_PHONE_DIGITS and all(
+            2 <= len(group) <= 4 for group in text.split(".")
+        )
     return text.startswith("+") or _SEPARATED.search(text) is not None
 
 
