@@ -8,6 +8,7 @@ value (the value may be the very personal data being refused).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence, Sized
@@ -93,22 +94,24 @@ def _check_key(event: str, parent: str | None, index: int, key: object) -> str:
     A refused key is named by its position (``payload[key 2]``), never by itself: the key
     may be the very personal data being refused. A key that passed is safe to name.
     """
-    where = f"{parent or 'properties'}[key {index}]"
-    if not isinstance(key, str):
-        raise EventValidationError("object keys must be strings", event=event, field=where)
-    if parent is None and key in RELAY_SET_PROPERTIES:
-        return key
-    _check_string(event, where, key, what="name")
+    if not (isinstance(key, str) and _is_safe_key(key)):
+        where = f"{parent or 'properties'}[key {index}]"
+        if not isinstance(key, str):
+            raise EventValidationError("object keys must be strings", event=event, field=where)
+        if parent is None and key in RELAY_SET_PROPERTIES:
+            return key
+        _check_string(event, where, key, what="name")
     return key if parent is None else f"{parent}.{key}"
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_safe_key(key: str) -> bool:
-    return (
-        len(key) <= MAX_NAME_LENGTH
-        and "\x00" not in key
-        and key.isprintable()
-        and name_refusal(key) is None
-    )
+    """Whether ``_check_string`` passes ``key`` as a name; cached, keys repeat on every event."""
+    try:
+        _check_string("", "", key, what="name")
+    except EventValidationError:
+        return False
+    return True
 
 
 def safe_field_path(parts: Sequence[str | int], root: object) -> str | None:

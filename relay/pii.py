@@ -58,6 +58,37 @@ _KEPT_CONTROLS = frozenset("\t\n\r\x0b\x0c")
 _DROPPED_CATEGORIES = frozenset({"Cf", "Cc", "Mn"})
 
 
+def _guard_character(ch: str) -> str:
+    """What one character (after NFKC) reads as: itself, its ASCII original, or nothing."""
+    if " " <= ch <= "~" or ch in _KEPT_CONTROLS:
+        return ch
+    mapped = _LOOKALIKES.get(ch)
+    if mapped is not None:
+        return mapped
+    if ch in _INVISIBLE or unicodedata.category(ch) in _DROPPED_CATEGORIES:
+        return ""
+    digit = unicodedata.decimal(ch, None)
+    return ch if digit is None else str(digit)
+
+
+class _GuardTable(dict[int, str]):
+    """A ``str.translate`` table filled on first sight of each code point.
+
+    Translating through a dict runs at C speed once a character has been seen; a table of
+    the whole of Unicode would take a second to build at import.
+    """
+
+    def __missing__(self, code: int) -> str:
+        result = _guard_character(chr(code))
+        if len(self) < _GUARD_TABLE_MAX:  # bounded: hostile input cannot grow it forever
+            self[code] = result
+        return result
+
+
+_GUARD_TABLE_MAX = 65_536
+_GUARD_TABLE = _GuardTable()
+
+
 def normalise(value: str) -> str:
     """``value`` as the guard reads it: NFKC, invisibles removed, look-alikes mapped to ASCII.
 
@@ -66,21 +97,7 @@ def normalise(value: str) -> str:
     """
     if value.isascii() and value.isprintable():
         return value
-    out: list[str] = []
-    for ch in unicodedata.normalize("NFKC", value):
-        if " " <= ch <= "~":
-            out.append(ch)
-        elif (mapped := _LOOKALIKES.get(ch)) is not None:
-            out.append(mapped)
-        elif ch in _KEPT_CONTROLS:
-            out.append(ch)
-        elif ch in _INVISIBLE or unicodedata.category(ch) in _DROPPED_CATEGORIES:
-            continue
-        elif (digit := unicodedata.decimal(ch, None)) is not None:
-            out.append(str(digit))
-        else:
-            out.append(ch)
-    return "".join(out)
+    return unicodedata.normalize("NFKC", value).translate(_GUARD_TABLE)
 
 
 # --- emails ---------------------------------------------------------------------------------
@@ -101,7 +118,10 @@ _FILE_EXTENSIONS = frozenset(
 
 def looks_like_email(value: str) -> bool:
     """Whether a string contains an email address, after normalisation and de-obfuscation."""
-    text = normalise(value)
+    return _has_email(normalise(value))
+
+
+def _has_email(text: str) -> bool:
     if "@" not in text:
         if not ("[" in text or "(" in text or "{" in text or "<" in text or " AT " in text):
             return False
@@ -173,13 +193,23 @@ def looks_like_phone(value: str) -> bool:
     decimals, dates, year ranges, IPv4 addresses, version strings and grouped amounts are not
     phone-shaped: ids, counts and dates are far more common in analytics than phone numbers.
     """
-    text = normalise(value).strip()
-    uri = _URI_PREFIX.match(text)
-    if uri is not None:
-        text = _URI_PARAMETERS.sub("", text[uri.end() :]).strip()
-    text = _EXTENSION.sub("", text)
+    return _has_phone(normalise(value))
+
+
+def _has_phone(text: str) -> bool:
+    # Cheapest tests first: nearly every value is an id, a word or a number, and is decided
+    # by one C-level scan; the regular expressions run only on what could still be a phone.
+    text = text.strip()
     if _PHONE_CHARS.fullmatch(text):
-        return _phone_shaped(text, uri=uri is not None)
+        return _phone_shaped(text, uri=False)
+    if ":" in text and (uri := _URI_PREFIX.match(text)) is not None:
+        number = _EXTENSION.sub("", _URI_PARAMETERS.sub("", text[uri.end() :]).strip())
+        if _PHONE_CHARS.fullmatch(number):
+            return _phone_shaped(number, uri=True)
+    if text[-1:].isdigit() and ("x" in text or "X" in text or "#" in text):
+        number = _EXTENSION.sub("", text)
+        if number != text and _PHONE_CHARS.fullmatch(number):
+            return _phone_shaped(number, uri=False)
     if "+" not in text and ":" not in text:
         return False
     return any(
@@ -190,9 +220,10 @@ def looks_like_phone(value: str) -> bool:
 
 def value_refusal(value: str) -> str | None:
     """What personal data a string value looks like (``"an email address"``), or ``None``."""
-    if looks_like_email(value):
+    text = normalise(value)
+    if _has_email(text):
         return "an email address"
-    if looks_like_phone(value):
+    if _has_phone(text):
         return "a phone number"
     return None
 
@@ -323,10 +354,12 @@ def field_name_refusal(name: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def name_refusal(name: str) -> str | None:
     """What personal data a property name is or names, or ``None``.
 
     The name itself may be an email or a phone number (a dict keyed by address), or it may
     name personal data (``userEmail``, ``date_of_birth``: :func:`field_name_refusal`).
+    Cached, like :func:`field_name_refusal`.
     """
     return value_refusal(name) or field_name_refusal(name)
