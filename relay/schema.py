@@ -17,7 +17,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from relay.errors import SchemaDefinitionError
-from relay.pii import field_name_refusal
+from relay.pii import field_name_refusal, value_refusal
 
 #: Internal schemas: field names are the wire names; unknown fields are refused; immutable.
 STRICT_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, validate_default=True)
@@ -158,8 +158,12 @@ def check_schema_definition(event: str, schema: type[BaseModel]) -> None:
                 "uuid.UUID is not allowed; identifiers travel as str", event=event, field=name
             )
         for wire_name in {name, info.serialization_alias or info.alias or name}:
-            refusal = field_name_refusal(wire_name)
-            if refusal is not None:
+            if (refusal := value_refusal(wire_name)) is not None:
+                # An alias that is itself an email or a phone number is named by its field.
+                raise SchemaDefinitionError(
+                    f"wire name looks like {refusal} (personal data)", event=event, field=name
+                )
+            if (refusal := field_name_refusal(wire_name)) is not None:
                 raise SchemaDefinitionError(
                     f"looks like personal data ({refusal})", event=event, field=wire_name
                 )

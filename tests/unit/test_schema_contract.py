@@ -288,6 +288,17 @@ def test_every_catalog_field_passes_the_vocabulary() -> None:
             assert is_pii_field_name(info.alias or name) is False, info.alias
 
 
+def test_an_alias_that_is_an_email_is_refused_without_echoing_it() -> None:
+    """A wire alias shaped like an email is refused and reported by its Python field name."""
+
+    class Bad(MixpanelSuperEventPropertiesSchema):
+        model_config = ALIASED_MODEL_CONFIG
+        contact: str = Field(alias="jane\uff20example.com")
+
+    with pytest.raises(SchemaDefinitionError, match="'contact': wire name looks like an email"):
+        check_schema_definition("svc.a.b", Bad)
+
+
 def test_mixpanels_ip_property_is_reserved() -> None:
     """A schema may not declare ``ip``: Mixpanel geolocates from it, and the relay sets it."""
 
