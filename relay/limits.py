@@ -8,14 +8,16 @@ value (the value may be the very personal data being refused).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Mapping, Sized
+from collections.abc import Mapping, Sequence, Sized
 from typing import Any
 
 import orjson
 
 from relay.errors import EventValidationError
+from relay.pii import name_refusal, value_refusal
 
 MAX_PROPERTIES = 254  # "fewer than 255 properties", time/distinct_id/$insert_id included
 MAX_NAME_LENGTH = 255
@@ -30,6 +32,9 @@ MAX_INSERT_ID_LENGTH = 36
 MIN_EVENT_TIME_MS = 100_000_000_000
 MAX_FUTURE_MS = 3_600_000  # Mixpanel rejects events more than an hour ahead of its clock
 _INT64 = 2**63
+#: Mixpanel's own properties the relay may set itself (no schema may declare them): ``ip``
+#: is the GeoIP input, ``0`` unless the caller supplies a location on purpose (DESIGN §7).
+RELAY_SET_PROPERTIES = frozenset({"ip"})
 
 #: Placeholder values Mixpanel refuses as ``distinct_id`` and ``$insert_id``.
 BANNED_IDS = frozenset(
@@ -55,36 +60,6 @@ BANNED_IDS = frozenset(
 )
 
 _INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")  # used with fullmatch: "$" would allow "\n"
-_EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-_PHONE_CHARS = re.compile(r"^\+?[\d\s().-]+$")
-_PHONE_SEPARATED = re.compile(r"^\+|\d[\s().-]+\d")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
-_PLAIN_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
-_MIN_PHONE_DIGITS = 7
-_MAX_PHONE_DIGITS = 15
-
-
-def looks_like_email(value: str) -> bool:
-    """Whether a string contains an email address."""
-    return "@" in value and _EMAIL.search(value) is not None
-
-
-def looks_like_phone(value: str) -> bool:
-    """Whether a string is shaped like a phone number (``+44 20 7946 0958``, ``(555) 123-4567``).
-
-    Plain digit strings, decimals and ISO dates are not phone-shaped: ids, counts and dates are
-    far more common in analytics than unformatted phone numbers.
-    """
-    stripped = value.strip()
-    if not _PHONE_CHARS.match(stripped) or _ISO_DATE.match(stripped):
-        return False
-    if _PLAIN_NUMBER.match(stripped):
-        return False
-    digits = sum(ch.isdigit() for ch in stripped)
-    return (
-        _MIN_PHONE_DIGITS <= digits <= _MAX_PHONE_DIGITS
-        and _PHONE_SEPARATED.search(stripped) is not None
-    )
 
 
 def _check_string(event: str, path: str, value: str, *, what: str = "value") -> None:
@@ -104,15 +79,63 @@ def _check_string(event: str, path: str, value: str, *, what: str = "value") -> 
         raise EventValidationError(
             f"string {what} is not valid UTF-8 (lone surrogate)", event=event, field=path
         ) from None
-    if what == "value":
-        if looks_like_email(value):
-            raise EventValidationError(
-                "value looks like an email address (personal data)", event=event, field=path
-            )
-        if looks_like_phone(value):
-            raise EventValidationError(
-                "value looks like a phone number (personal data)", event=event, field=path
-            )
+    # A property name is judged like a value (it may itself be an email), and by its words.
+    refusal = value_refusal(value) if what == "value" else name_refusal(value)
+    if refusal is not None:
+        label = "value" if what == "value" else "property name"
+        raise EventValidationError(
+            f"{label} looks like {refusal} (personal data)", event=event, field=path
+        )
+
+
+def _check_key(event: str, parent: str | None, index: int, key: object) -> str:
+    """Check an object key; return the path of its value.
+
+    A refused key is named by its position (``payload[key 2]``), never by itself: the key
+    may be the very personal data being refused. A key that passed is safe to name.
+    """
+    if not (isinstance(key, str) and _is_safe_key(key)):
+        where = f"{parent or 'properties'}[key {index}]"
+        if not isinstance(key, str):
+            raise EventValidationError("object keys must be strings", event=event, field=where)
+        if parent is None and key in RELAY_SET_PROPERTIES:
+            return key
+        _check_string(event, where, key, what="name")
+    return key if parent is None else f"{parent}.{key}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_safe_key(key: str) -> bool:
+    """Whether ``_check_string`` passes ``key`` as a name; cached, keys repeat on every event."""
+    try:
+        _check_string("", "", key, what="name")
+    except EventValidationError:
+        return False
+    return True
+
+
+def safe_field_path(parts: Sequence[str | int], root: object) -> str | None:
+    """A value-free path for a location in ``root`` (a pydantic error's ``loc``).
+
+    A key that would be refused (too long, unprintable, personal data) is replaced by its
+    position, as :func:`check_properties` names it; a key that passes is named.
+    """
+    path: str | None = None
+    node = root
+    for part in parts:
+        if isinstance(part, int):
+            path = f"{path or 'properties'}[{part}]"
+            in_range = isinstance(node, list | tuple) and -len(node) <= part < len(node)
+            node = node[part] if in_range else None  # type: ignore[index]
+            continue
+        if _is_safe_key(part):
+            path = part if path is None else f"{path}.{part}"
+        else:
+            keys = list(node) if isinstance(node, Mapping) else []
+            index = keys.index(part) if part in keys else "?"
+            path = f"{path or 'properties'}[key {index}]"
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return path
 
 
 def _check_value(event: str, path: str, value: Any, depth: int) -> None:
@@ -128,11 +151,8 @@ def _check_value(event: str, path: str, value: Any, depth: int) -> None:
             raise EventValidationError("number is NaN or infinite", event=event, field=path)
     elif isinstance(value, Mapping):
         _check_collection(event, path, value, depth, kind="object", unit="keys")
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise EventValidationError("object keys must be strings", event=event, field=path)
-            _check_string(event, f"{path}.{key}", key, what="name")
-            _check_value(event, f"{path}.{key}", item, depth + 1)
+        for index, (key, item) in enumerate(value.items()):
+            _check_value(event, _check_key(event, path, index, key), item, depth + 1)
     elif isinstance(value, list | tuple):
         _check_collection(event, path, value, depth, kind="list", unit="elements")
         for i, item in enumerate(value):
@@ -169,9 +189,8 @@ def check_properties(event: str, properties: Mapping[str, Any]) -> bytes:
             f"Mixpanel accepts fewer than {MAX_PROPERTIES + 1}",
             event=event,
         )
-    for key, value in properties.items():
-        _check_string(event, key, key, what="name")
-        _check_value(event, key, value, depth=0)
+    for index, (key, value) in enumerate(properties.items()):
+        _check_value(event, _check_key(event, None, index, key), value, depth=0)
     encoded = orjson.dumps(properties)
     if len(encoded) >= MAX_EVENT_BYTES:
         raise EventValidationError(

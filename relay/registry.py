@@ -45,14 +45,32 @@ def register_event(
     return schema
 
 
-def is_event_registered(name: str) -> bool:
-    """Whether an event named ``name`` is registered."""
-    return name in _EVENT_SCHEMA_REGISTRY
+def is_event_registered(name: object) -> bool:
+    """Whether an event named ``name`` is registered (``False`` for a non-string)."""
+    return isinstance(name, str) and name in _EVENT_SCHEMA_REGISTRY
 
 
-def get_event_schema(name: str) -> type[MixpanelSuperEventPropertiesSchema]:
-    """The schema registered for ``name``; ``EventRegistrationError`` if there is none."""
-    try:
-        return _EVENT_SCHEMA_REGISTRY[name]
-    except KeyError:
-        raise EventRegistrationError("is not registered", event=name) from None
+def loggable_event_name(name: object) -> str:
+    """``name`` if it is a registered event, else a stand-in that does not reveal it.
+
+    An unregistered name is whatever the caller passed, which may be personal data (an
+    email pasted into the wrong argument), so logs and errors show only its length. Not a
+    hash either: a hash of an email identifies it to anyone holding a list of candidates.
+    """
+    if is_event_registered(name):
+        return str(name)
+    if not isinstance(name, str):
+        return f"<unregistered: not a string but {type(name).__name__}>"
+    return f"<unregistered: {len(name)} characters>"
+
+
+def get_event_schema(name: object) -> type[MixpanelSuperEventPropertiesSchema]:
+    """The schema registered for ``name``; ``EventRegistrationError`` if there is none.
+
+    The error names the event by :func:`loggable_event_name` only, never by ``name`` itself.
+    """
+    if not is_event_registered(name):
+        raise EventRegistrationError(
+            f"event {loggable_event_name(name)} is not registered (is its catalog imported?)"
+        )
+    return _EVENT_SCHEMA_REGISTRY[str(name)]

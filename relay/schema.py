@@ -2,14 +2,13 @@
 
 Every event schema derives from ``MixpanelSuperEventPropertiesSchema`` and is checked when it
 is registered (``check_schema_definition``): base fields keep their types, identifiers are
-strings, no field is named like personal data.
+strings, no field is named like personal data (the vocabulary lives in :mod:`relay.pii`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-import re
 import types
 import typing
 import uuid
@@ -18,6 +17,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from relay.errors import SchemaDefinitionError
+from relay.pii import field_name_refusal, value_refusal
 
 #: Internal schemas: field names are the wire names; unknown fields are refused; immutable.
 STRICT_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, validate_default=True)
@@ -88,60 +88,6 @@ class MixpanelSuperEventPropertiesSchema(BaseModel):
 
 # --- checks on schema classes, run at registration ------------------------------------------
 
-#: Snake-case words that name personal data wherever they appear in a field name.
-_PII_WORDS = frozenset(
-    {
-        "email",
-        "emails",
-        "mail",
-        "phone",
-        "phones",
-        "mobile",
-        "telephone",
-        "tel",
-        "fax",
-        "address",
-        "addresses",
-        "street",
-        "postcode",
-        "postal",
-        "zip",
-        "zipcode",
-        "ssn",
-        "birthday",
-        "birthdate",
-        "dob",
-        "username",
-        "surname",
-        "firstname",
-        "lastname",
-        "fullname",
-        "nickname",
-    }
-)
-#: ``<word>_name`` fields that name a person (``survey_name`` is fine; ``manager_name`` is not).
-_PERSON_WORDS = frozenset(
-    {
-        "first",
-        "last",
-        "full",
-        "middle",
-        "given",
-        "family",
-        "display",
-        "user",
-        "employee",
-        "manager",
-        "person",
-        "contact",
-        "maiden",
-        "nick",
-        "real",
-        "legal",
-    }
-)
-#: Personal-looking fields the business approved for analytics.
-PII_ALLOWED_FIELDS = frozenset({"organization_name"})
 #: Property names Mixpanel reserves or that the relay sets itself.
 RESERVED_PROPERTY_NAMES = frozenset(
     {
@@ -151,6 +97,7 @@ RESERVED_PROPERTY_NAMES = frozenset(
         "$distinct_id",
         "$insert_id",
         "token",
+        "ip",
         "$ignore",
         "bucket",
         "$bucket",
@@ -160,25 +107,13 @@ RESERVED_PROPERTY_NAMES = frozenset(
     }
 )
 
-_WORD_SPLIT = re.compile(r"[^a-z0-9]+")
-
 
 def is_pii_field_name(name: str) -> bool:
-    """Whether a property name looks like it holds personal data."""
-    lowered = name.lower().lstrip("$")
-    if lowered in PII_ALLOWED_FIELDS:
-        return False
-    words = [w for w in _WORD_SPLIT.split(lowered) if w]
-    if not words:
-        return False
-    if any(word in _PII_WORDS for word in words):
-        return True
-    if words == ["name"]:
-        return True
-    return any(
-        word in ("name", "names") and i > 0 and words[i - 1] in _PERSON_WORDS
-        for i, word in enumerate(words)
-    )
+    """Whether a field or property name names personal data (see :mod:`relay.pii`).
+
+    ``organization_name`` is approved; names of things (``survey_name``) are not personal.
+    """
+    return field_name_refusal(name) is not None
 
 
 def _mentions_uuid(annotation: Any) -> bool:
@@ -223,11 +158,14 @@ def check_schema_definition(event: str, schema: type[BaseModel]) -> None:
                 "uuid.UUID is not allowed; identifiers travel as str", event=event, field=name
             )
         for wire_name in {name, info.serialization_alias or info.alias or name}:
-            if is_pii_field_name(wire_name):
+            if (refusal := value_refusal(wire_name)) is not None:
+                # An alias that is itself an email or a phone number is named by its field.
                 raise SchemaDefinitionError(
-                    "looks like personal data (names, emails, phones, addresses are refused)",
-                    event=event,
-                    field=wire_name,
+                    f"wire name looks like {refusal} (personal data)", event=event, field=name
+                )
+            if (refusal := field_name_refusal(wire_name)) is not None:
+                raise SchemaDefinitionError(
+                    f"looks like personal data ({refusal})", event=event, field=wire_name
                 )
             if wire_name in RESERVED_PROPERTY_NAMES:
                 raise SchemaDefinitionError(

@@ -29,9 +29,15 @@ from sqlalchemy.orm import Session
 
 from relay.config import NOTIFY_CHANNEL, RelaySettings
 from relay.errors import EventValidationError, RelayError, StoreError
-from relay.limits import check_distinct_id, check_insert_id, check_properties, check_time_ms
+from relay.limits import (
+    check_distinct_id,
+    check_insert_id,
+    check_properties,
+    check_time_ms,
+    safe_field_path,
+)
 from relay.models import OutboxState
-from relay.registry import get_event_schema
+from relay.registry import get_event_schema, loggable_event_name
 from relay.schema import MixpanelSuperEventPropertiesSchema, datetime_to_timestamp_ms
 from relay.store.outbox import insert_and_notify_in_one_round_trip, insert_event, notify
 
@@ -182,7 +188,7 @@ def _validated(
     except ValidationError as exc:
         # Pydantic's own message quotes the input; ours names the fields only.
         first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
+        field = safe_field_path(first["loc"], properties)
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise EventValidationError(f"{first['msg']}{more}", event=event, field=field) from None
 
@@ -221,7 +227,7 @@ def track(
     except RelayError as exc:
         logger.error(
             "mixpanel_event_tracking_failed",
-            event_name=event,
+            event_name=loggable_event_name(event),
             error_type=type(exc).__name__,
             field=getattr(exc, "field", None),
             reason=str(exc),
@@ -236,7 +242,7 @@ def track(
             tb = tb.tb_next
         logger.error(
             "mixpanel_event_tracking_failed",
-            event_name=event,
+            event_name=loggable_event_name(event),
             error_type=type(exc).__name__,
             at=f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else None,
         )

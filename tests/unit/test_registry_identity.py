@@ -53,10 +53,11 @@ def test_bad_names_are_refused_at_registration() -> None:
     assert not is_event_registered("svc.cron.widget_sold")
 
 
-def test_unknown_events_are_reported_by_name() -> None:
-    """Looking up an unregistered event names it."""
-    with pytest.raises(EventRegistrationError, match=r"'svc\.nope\.never': is not registered"):
+def test_unknown_events_are_reported_by_length_not_by_name() -> None:
+    """Looking up an unregistered event gives its length, never the name (it may be an email)."""
+    with pytest.raises(EventRegistrationError, match="14 characters> is not registered") as info:
         get_event_schema("svc.nope.never")
+    assert "svc.nope.never" not in str(info.value)
 
 
 def test_distinct_id_prefers_the_user_then_the_org_then_the_context() -> None:

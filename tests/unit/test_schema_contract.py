@@ -1,11 +1,13 @@
 """The base schema, the cron rule and the checks made when a schema is registered."""
 
 import datetime as dt
+import re
 import uuid
 
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
+from relay.catalog.schemas import CATALOG_SCHEMAS
 from relay.errors import SchemaDefinitionError
 from relay.schema import (
     ALIASED_MODEL_CONFIG,
@@ -111,10 +113,200 @@ def test_pii_named_fields_are_refused(field: str) -> None:
         check_schema_definition("svc.a.b", bad)
 
 
-@pytest.mark.parametrize("field", ["organization_name", "survey_name", "file_name", "role"])
+#: Field names that name personal data, in every spelling a schema author might use.
+PII_FIELD_NAMES = [
+    # emails
+    "userEmail",
+    "emailAddress",
+    "e_mail",
+    "e-mail",
+    "WorkEmail",
+    "useremailaddress",
+    # phones
+    "mobileNumber",
+    "mobile_number",
+    "cellphone",
+    "cell_phone",
+    "CellPhone",
+    "cell",
+    "mobile",
+    "tel",
+    "telephone",
+    "fax",
+    "msisdn",
+    "phoneNo",
+    "contact_phone2",
+    # names
+    "givenName",
+    "displayName",
+    "first_name",
+    "FirstName",
+    "lastname",
+    "surname",
+    "fullName",
+    "middle_name",
+    "maidenName",
+    "user_name",
+    "username",
+    "nickname",
+    "employee_name",
+    "manager_name",
+    "recipient_names",
+    "account_holder_name",
+    "names",
+    # addresses
+    "address",
+    "street",
+    "postcode",
+    "postal_code",
+    "zip",
+    "zipCode",
+    "address_line_1",
+    # birth dates
+    "date_of_birth",
+    "dateOfBirth",
+    "dob",
+    "birthday",
+    "birth_date",
+    # national and passport ids
+    "passport_number",
+    "socialSecurityNumber",
+    "ssn",
+    "national_id",
+    "nino",
+    "tax_id",
+    "drivers_license",
+    # bank and card numbers
+    "iban",
+    "bic",
+    "swift_code",
+    "account_number",
+    "sort_code",
+    "routing_number",
+    "credit_card",
+    "creditCardNumber",
+    "card_number",
+    "card",
+    "pan",
+    "cvv",
+    # network addresses
+    "ip",
+    "ip_address",
+    "ipAddress",
+    "client_ip",
+    "ipv4",
+    "IPv6Address",
+    "mac_address",
+    # disguised spellings
+    "\uff45\uff4d\uff41\uff49\uff4c",
+    "e\u00admail",
+    "ph\u200bone",
+]
+
+
+@pytest.mark.parametrize("field", PII_FIELD_NAMES)
+def test_pii_field_names_are_recognised_in_every_spelling(field: str) -> None:
+    """camelCase, PascalCase, snake, kebab, glued and disguised names of personal data."""
+    assert is_pii_field_name(field) is True
+
+
+@pytest.mark.parametrize("field", ["userEmail", "givenName", "date_of_birth", "iban", "cvv"])
+def test_pii_field_names_in_camel_case_are_refused_at_registration(field: str) -> None:
+    """The registration check uses the full vocabulary, not only snake_case words."""
+    bad = type("Bad", (MixpanelSuperEventPropertiesSchema,), {"__annotations__": {field: str}})
+    with pytest.raises(SchemaDefinitionError, match=f"'{field}': looks like personal data"):
+        check_schema_definition("svc.a.b", bad)
+
+
+@pytest.mark.parametrize(
+    ("field", "kind"),
+    [
+        ("address", "a postal address"),
+        ("home_address", "a postal address"),
+        ("ip_address", "an IP address"),
+        ("email_address", "an email address"),
+        ("mac_address", "a device's hardware (MAC) address"),
+        ("date_of_birth", "a birth date"),
+        ("credit_card", "a bank or card number"),
+    ],
+)
+def test_the_refusal_names_the_kind_of_personal_data(field: str, kind: str) -> None:
+    """The longest matching words decide: ip_address is an IP address, not a postal one."""
+    bad = type("Bad", (MixpanelSuperEventPropertiesSchema,), {"__annotations__": {field: str}})
+    with pytest.raises(SchemaDefinitionError, match=re.escape(f"personal data ({kind})")):
+        check_schema_definition("svc.a.b", bad)
+
+
+#: Names of things, and analytics words that share a word with personal data.
+NOT_PII_FIELD_NAMES = [
+    "organization_name",
+    "survey_name",
+    "file_name",
+    "event_name",
+    "team_name",
+    "plan_name",
+    "template_name",
+    "host_name",
+    "fileName",
+    "role",
+    "is_first_login",
+    "first_seen_at",
+    "is_mobile",
+    "mobile_app_version",
+    "card_id",
+    "dashboard_card_type",
+    "cell_count",
+    "pan_offset",
+    "server_address",
+    "listen_address",
+    "zip_file",
+    "device_id",
+    "$device_id",
+    "hotel_id",
+    "account_id",
+    "account_type",
+    "duration_ms",
+    "contributing_factors",
+    "error_code",
+    "survey_run_id",
+    "tip_amount",
+    "shipping_method",
+]
+
+
+@pytest.mark.parametrize("field", NOT_PII_FIELD_NAMES)
 def test_business_names_are_not_pii(field: str) -> None:
-    """organization_name is approved, and names of things (not people) are fine."""
+    """organization_name is approved, names of things are fine, shared words do not trip it."""
     assert is_pii_field_name(field) is False
+
+
+def test_every_catalog_field_passes_the_vocabulary() -> None:
+    """The shipped catalog's wire names are all accepted by the fuller vocabulary."""
+    for schema in CATALOG_SCHEMAS.values():
+        for name, info in schema.model_fields.items():
+            assert is_pii_field_name(name) is False, name
+            assert is_pii_field_name(info.alias or name) is False, info.alias
+
+
+def test_an_alias_that_is_an_email_is_refused_without_echoing_it() -> None:
+    """A wire alias shaped like an email is refused and reported by its Python field name."""
+
+    class Bad(MixpanelSuperEventPropertiesSchema):
+        model_config = ALIASED_MODEL_CONFIG
+        contact: str = Field(alias="jane\uff20example.com")
+
+    with pytest.raises(SchemaDefinitionError, match="'contact': wire name looks like an email"):
+        check_schema_definition("svc.a.b", Bad)
+
+
+def test_mixpanels_ip_property_is_reserved() -> None:
+    """A schema may not declare ``ip``: Mixpanel geolocates from it, and the relay sets it."""
+
+    class Bad(MixpanelSuperEventPropertiesSchema):
+        ip: str
+
+    with pytest.raises(SchemaDefinitionError, match="'ip': "):
+        check_schema_definition("svc.a.b", Bad)
 
 
 def test_pii_check_covers_wire_aliases() -> None:
