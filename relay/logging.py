@@ -24,6 +24,7 @@ import orjson
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
+from relay._escape import safe_json, safe_text
 from relay.config import RelaySettings
 from relay.database import scrub
 
@@ -50,17 +51,34 @@ def _orjson_dumps(value: Any, **_kwargs: Any) -> str:
 
 
 class _Scrubbed:
-    """A final renderer: the wrapped one's line with every secret replaced by ``***``."""
+    """A final renderer: the wrapped one's line with every secret replaced by ``***`` and, for
+    JSON, the characters JSON leaves raw but a terminal acts on escaped."""
 
-    def __init__(self, renderer: Any, secrets: frozenset[str]) -> None:
+    def __init__(self, renderer: Any, secrets: frozenset[str], *, json: bool) -> None:
         self._renderer = renderer
         self._secrets = secrets
+        self._json = json
 
     def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
         line = self._renderer(logger, method, event_dict)
-        if isinstance(line, bytes):
-            return scrub(line.decode(), self._secrets).encode()
-        return scrub(str(line), self._secrets)
+        text = line.decode() if isinstance(line, bytes) else str(line)
+        text = scrub(text, self._secrets)
+        return safe_json(text) if self._json else text
+
+
+#: Keys the console renderer lays out over several lines on purpose.
+_MULTILINE_KEYS = frozenset({"exception", "exc_info", "stack"})
+
+
+def escape_values(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A processor for console output: control characters in string values are escaped, so a
+    remote answer logged as a value cannot forge a line or colour the terminal."""
+    for key, value in event_dict.items():
+        if isinstance(value, str) and key not in _MULTILINE_KEYS:
+            event_dict[key] = safe_text(value)
+    return event_dict
 
 
 def json_exception_renderer() -> structlog.typing.Processor:
@@ -92,7 +110,7 @@ def configure_logging(settings: RelaySettings) -> None:
         renderer = structlog.dev.ConsoleRenderer(
             colors=False, exception_formatter=structlog.dev.plain_traceback
         )
-        final = []
+        final = [escape_values]
 
     structlog.configure(
         processors=[
@@ -109,7 +127,7 @@ def configure_logging(settings: RelaySettings) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             *final,
-            _Scrubbed(renderer, settings.secret_values()),
+            _Scrubbed(renderer, settings.secret_values(), json=settings.log_format == "json"),
         ],
     )
     handler = logging.StreamHandler(sys.stderr)

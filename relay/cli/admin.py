@@ -138,10 +138,8 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 
 def _clip(text: str | None, width: int = 60) -> str | None:
-    if text is None:
-        return None
-    text = safe_text(text)  # before cutting, so an escape is never cut in half unseen
-    if len(text) <= width:
+    # Cut raw text (the table escapes each cell after): an escape is never cut in half.
+    if text is None or len(text) <= width:
         return text
     return text[: width - 1] + "…"
 
