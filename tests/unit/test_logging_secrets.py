@@ -28,9 +28,12 @@ def _restore_logging() -> Iterator[None]:
         structlog.reset_defaults()
 
 
+URL = f"postgresql+psycopg://relay:{PW}@db/app?sslmode=require"
+
+
 def _settings(log_format: str) -> RelaySettings:
     return RelaySettings(
-        database_url=f"postgresql+psycopg://relay:{PW}@db/app?sslmode=require",
+        database_url=URL,
         mixpanel_service_account_secret=MP_SECRET,
         log_format=log_format,  # type: ignore[arg-type]
     )
@@ -39,7 +42,7 @@ def _settings(log_format: str) -> RelaySettings:
 def _fail(settings: RelaySettings) -> None:
     secret_local = LOCAL_ONLY  # noqa: F841 - what show_locals would print
     conninfo = f"host=db password={PW}"  # noqa: F841 - as psycopg's frames hold it
-    raise RuntimeError(f"connect failed for {settings.database_url.get_secret_value()}")
+    raise RuntimeError(f"connect failed for {URL}")
 
 
 @pytest.mark.parametrize("log_format", ["json", "console"])
@@ -66,10 +69,11 @@ def test_a_logged_traceback_shows_no_locals_and_no_secret(
     assert "***" in printed
 
 
-def test_console_log_values_are_escaped(capsys: pytest.CaptureFixture[str]) -> None:
-    """A remote answer logged as a value cannot forge a console line or colour the terminal."""
+def test_console_log_messages_are_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    """Remote text a library formats into its log message cannot forge a console line or colour
+    the terminal (structlog prints the event, unlike other values, as it is)."""
     configure_logging(_settings("console"))
-    structlog.get_logger("test").warning("refused", error="x\n2026 relay: ok\x1b[31m")
+    logging.getLogger("somelib").warning("refused: %s", "x\n2026 relay: ok\x1b[31m")
     printed = capsys.readouterr().err
     assert "\x1b" not in printed
     assert len(printed.strip().splitlines()) == 1
