@@ -2,8 +2,8 @@
 
 The URL is taken, in order, from a connection handed over in ``config.attributes``
 (``relay migrate`` and the Python API), ``-x url=...``, ``sqlalchemy.url`` in the ini file, or
-``RelaySettings().database_url`` (``RELAY_DATABASE_URL``). Only relay's own tables are compared,
-so ``alembic check`` stays clean in a database shared with a host application.
+``RelaySettings().database_url`` (``RELAY_DATABASE_URL``, a secret). Only relay's own tables are
+compared, so ``alembic check`` stays clean in a database shared with a host application.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def _url() -> str:
     return (
         context.get_x_argument(as_dictionary=True).get("url")
         or config.get_main_option("sqlalchemy.url")
-        or RelaySettings().database_url
+        or RelaySettings().database_url.get_secret_value()
     )
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from relay.database import redact_url, url_secrets
 from relay.errors import ConfigurationError
 
 DEFAULT_DATABASE_URL = "sqlite:///relay.db"
@@ -33,6 +34,8 @@ POLL_MIN_SECONDS = 0.05
 POLL_MAX_SECONDS = 2.0
 DELIVERED_RETENTION_HOURS = 7 * 24.0
 DEAD_RETENTION_HOURS = 30 * 24.0
+#: Dead letters are kept at least this long, so an operator can see them before they go.
+MIN_DEAD_RETENTION_HOURS = 1.0
 PURGE_BATCH_SIZE = 5000
 RETENTION_INTERVAL_SECONDS = 600.0
 GAUGE_INTERVAL_SECONDS = 15.0
@@ -46,13 +49,25 @@ REGION_HOSTS: dict[str, str] = {
 }
 
 
+class _DatabaseURL(SecretStr):
+    """A database URL that shows itself with its passwords masked, not as ``**********``.
+
+    The redacted form says which database is meant (host, port, name), which operators need;
+    only the passwords are hidden.
+    """
+
+    def _display(self) -> str:
+        return redact_url(self.get_secret_value())
+
+
 class RelaySettings(BaseSettings):
     """All configuration of relay. Each field maps to ``RELAY_<FIELD NAME IN CAPITALS>``."""
 
     model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore", frozen=True)
 
-    database_url: str = Field(
-        default=DEFAULT_DATABASE_URL, description="SQLAlchemy URL of the outbox database."
+    database_url: SecretStr = Field(
+        default=SecretStr(DEFAULT_DATABASE_URL),
+        description="SQLAlchemy URL of the outbox database; a secret (it may hold a password).",
     )
 
     # --- Mixpanel -------------------------------------------------------------------
@@ -87,7 +102,7 @@ class RelaySettings(BaseSettings):
     poll_min_seconds: float = Field(default=POLL_MIN_SECONDS, gt=0)
     poll_max_seconds: float = Field(default=POLL_MAX_SECONDS, gt=0)
     delivered_retention_hours: float = Field(default=DELIVERED_RETENTION_HOURS, ge=0)
-    dead_retention_hours: float = Field(default=DEAD_RETENTION_HOURS, ge=0)
+    dead_retention_hours: float = Field(default=DEAD_RETENTION_HOURS, ge=MIN_DEAD_RETENTION_HOURS)
     purge_batch_size: int = Field(default=PURGE_BATCH_SIZE, ge=1)
     retention_interval_seconds: float = Field(default=RETENTION_INTERVAL_SECONDS, gt=0)
     gauge_interval_seconds: float = Field(default=GAUGE_INTERVAL_SECONDS, gt=0)
@@ -97,11 +112,33 @@ class RelaySettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _mask_database_url(cls, value: SecretStr) -> SecretStr:
+        return _DatabaseURL(value.get_secret_value())
+
     @model_validator(mode="after")
     def _check_poll_bounds(self) -> RelaySettings:
         if self.poll_min_seconds > self.poll_max_seconds:
             raise ValueError("poll_min_seconds must not exceed poll_max_seconds")
         return self
+
+    @property
+    def database_url_redacted(self) -> str:
+        """The database URL as it may be shown to people (:func:`relay.database.redact_url`)."""
+        return redact_url(self.database_url.get_secret_value())
+
+    def secret_values(self) -> frozenset[str]:
+        """Every secret these settings hold, in every spelling it may be printed in.
+
+        The database password(s) (:func:`relay.database.url_secrets`) and the Mixpanel
+        service-account secret and project token: what logs and CLI errors are scrubbed of.
+        """
+        found = set(url_secrets(self.database_url.get_secret_value()))
+        for secret in (self.mixpanel_service_account_secret, self.mixpanel_project_token):
+            if secret is not None and secret.get_secret_value():
+                found.add(secret.get_secret_value())
+        return frozenset(found)
 
     @property
     def mixpanel_base_url(self) -> str:

@@ -353,7 +353,7 @@ def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = 
     except ConfigurationError as exc:
         logger.critical("configuration_invalid", error=str(exc))
         return EXIT_CONFIGURATION
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url.get_secret_value())
     stale_after = max(
         HEALTH_STALE_SECONDS,
         4 * (settings.connect_timeout_seconds + settings.read_timeout_seconds),

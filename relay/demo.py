@@ -37,7 +37,7 @@ from relay.catalog import (
     directory_metadata,
 )
 from relay.config import RelaySettings
-from relay.database import create_engine
+from relay.database import create_engine, redact_url
 from relay.drain import Drainer, DrainResult
 from relay.mixpanel_client import MixpanelImportClient
 from relay.models import OutboxState
@@ -61,7 +61,7 @@ _surveys = sa.Table(
 class DemoReport:
     """What the demo did, for printing and for tests."""
 
-    database_url: str
+    database_url: str  # redacted (relay.database.redact_url): the report is printed
     tracked: list[tuple[str, str, str]] = field(default_factory=list)  # event, distinct_id, state
     rolled_back: int = 0
     refused: int = 0
@@ -195,7 +195,7 @@ def run_demo(
 ) -> DemoReport:
     """Run the demo end to end and return its report (see the module docstring)."""
     with _database(database_url) as (engine, url), MixpanelStandin() as standin:
-        report = DemoReport(database_url=url)
+        report = DemoReport(database_url=redact_url(url))
         schema_migrations.upgrade(engine)
         _seed_directory(engine)
         _business_transactions(engine, clock(), report)

@@ -5,6 +5,12 @@ timestamp, the level and the logger name. Libraries that log through the standar
 (APScheduler, httpx, SQLAlchemy) come out in the same format. Log events carry IDs and counts,
 never payloads or secrets; :func:`drop_sensitive_keys` removes any key that looks like one,
 as a second line of defence.
+
+Tracebacks never show local variables (in JSON or console format, from structlog or the
+standard library): a frame's locals hold connection strings, settings and payloads. As a last
+line of defence every rendered line is scrubbed of the secrets the settings hold (the database
+password in any spelling, the Mixpanel secret and token), so not even a driver's exception
+message that quotes its connection string can print one.
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ from typing import Any
 
 import orjson
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
+from relay._escape import safe_json, safe_text
 from relay.config import RelaySettings
+from relay.database import scrub
 
 #: Keys removed from every log event: they could only carry payloads or credentials.
 SENSITIVE_KEYS = frozenset(
@@ -41,6 +50,43 @@ def _orjson_dumps(value: Any, **_kwargs: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
+class _Scrubbed:
+    """A final renderer: the wrapped one's line with every secret replaced by ``***`` and, for
+    JSON, the characters JSON leaves raw but a terminal acts on escaped."""
+
+    def __init__(self, renderer: Any, secrets: frozenset[str], *, json: bool) -> None:
+        self._renderer = renderer
+        self._secrets = secrets
+        self._json = json
+
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> Any:
+        line = self._renderer(logger, method, event_dict)
+        text = line.decode() if isinstance(line, bytes) else str(line)
+        text = scrub(text, self._secrets)
+        return safe_json(text) if self._json else text
+
+
+#: Keys the console renderer lays out over several lines on purpose.
+_MULTILINE_KEYS = frozenset({"exception", "exc_info", "stack"})
+
+
+def escape_values(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A processor for console output: control characters in string values are escaped, so a
+    remote answer logged as a value cannot forge a line or colour the terminal."""
+    for key, value in event_dict.items():
+        if isinstance(value, str) and key not in _MULTILINE_KEYS:
+            event_dict[key] = safe_text(value)
+    return event_dict
+
+
+def json_exception_renderer() -> structlog.typing.Processor:
+    """``exc_info`` as structured frames without local variables (structlog shows them by
+    default, and a frame's locals hold connection strings and settings)."""
+    return structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
+
+
 def configure_logging(settings: RelaySettings) -> None:
     """Route structlog and the standard library to stderr at ``settings.log_level``.
 
@@ -57,10 +103,14 @@ def configure_logging(settings: RelaySettings) -> None:
     renderer: structlog.typing.Processor
     if settings.log_format == "json":
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
-        final: list[structlog.typing.Processor] = [structlog.processors.dict_tracebacks]
+        final: list[structlog.typing.Processor] = [json_exception_renderer()]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
-        final = []
+        # plain_traceback is the standard library's format: no locals, no rich/better_exceptions
+        # (which would show them if installed).
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
+        final = [escape_values]
 
     structlog.configure(
         processors=[
@@ -77,7 +127,7 @@ def configure_logging(settings: RelaySettings) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             *final,
-            renderer,
+            _Scrubbed(renderer, settings.secret_values(), json=settings.log_format == "json"),
         ],
     )
     handler = logging.StreamHandler(sys.stderr)

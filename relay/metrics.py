@@ -4,10 +4,18 @@ Metrics live in a :class:`RelayMetrics`'s own ``CollectorRegistry``, never the p
 one, so several relays (or tests) in one process do not collide. ``/healthz`` answers 200 when
 the latest drain tick succeeded, recently, and Mixpanel accepts the credentials, else 503: a
 load balancer or an orchestrator can act on it without parsing metrics.
+
+The server is bounded so that idle or slow clients cannot starve ``/healthz``: at most
+:data:`MAX_CONNECTIONS` connections are served at once (more are answered 503 and closed at
+once, holding no thread), every socket read or write times out after
+:data:`CONNECTION_TIMEOUT_SECONDS`, and a connection still open after
+:data:`CONNECTION_DEADLINE_SECONDS` (a client trickling bytes) is shut down.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +34,19 @@ if TYPE_CHECKING:
     from relay.store.maintenance import Gauges
 
 logger = structlog.get_logger(__name__)
+
+#: Connections served at once; one more is answered 503 and closed (a scrape takes one).
+MAX_CONNECTIONS = 16
+#: A socket read or write that waits longer than this ends its connection.
+CONNECTION_TIMEOUT_SECONDS = 5.0
+#: No connection lives longer than this, however it trickles its bytes.
+CONNECTION_DEADLINE_SECONDS = 15.0
+#: How often the server looks for connections past their deadline.
+_POLL_SECONDS = 0.5
+_BUSY_REPLY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: 5\r\nConnection: close\r\n\r\nbusy\n"
+)
 
 #: A drain tick that last succeeded longer ago than this makes ``/healthz`` answer 503.
 HEALTH_STALE_SECONDS = 120.0
@@ -174,15 +195,93 @@ class RelayMetrics:
         return generate_latest(self.registry)
 
 
-class MetricsServer:
-    """A tiny threaded HTTP server for ``/healthz`` and ``/metrics``."""
+class _BoundedHTTPServer(ThreadingHTTPServer):
+    """A thread per connection, at most ``max_connections`` of them, each with a deadline."""
 
-    def __init__(self, metrics: RelayMetrics, *, host: str, port: int) -> None:
-        handler = _handler_for(metrics)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        max_connections: int,
+        deadline_seconds: float,
+    ) -> None:
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._deadline_seconds = deadline_seconds
+        self._open: dict[socket.socket, float] = {}
+        self._open_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            # Refuse without a thread: a flood of idle clients costs one descriptor each only
+            # for as long as it takes to write 503 into an empty send buffer.
+            with contextlib.suppress(OSError):
+                request.setblocking(False)
+                request.send(_BUSY_REPLY)
+            self.shutdown_request(request)
+            return
+        with self._open_lock:
+            self._open[request] = time.monotonic() + self._deadline_seconds
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._forget(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._forget(request)
+
+    def _forget(self, request: socket.socket) -> None:
+        with self._open_lock:
+            if self._open.pop(request, None) is None:
+                return
+        self._slots.release()
+
+    def service_actions(self) -> None:
+        """Shut down connections past their deadline (runs between polls of serve_forever)."""
+        now = time.monotonic()
+        with self._open_lock:
+            late = [sock for sock, deadline in self._open.items() if deadline <= now]
+        for sock in late:
+            # Wakes the handler's blocked read, which then ends and frees the slot; a socket
+            # closed meanwhile raises OSError (its descriptor is never touched again).
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class MetricsServer:
+    """A tiny threaded HTTP server for ``/healthz`` and ``/metrics``, bounded (module docs)."""
+
+    def __init__(
+        self,
+        metrics: RelayMetrics,
+        *,
+        host: str,
+        port: int,
+        max_connections: int = MAX_CONNECTIONS,
+        timeout_seconds: float = CONNECTION_TIMEOUT_SECONDS,
+        deadline_seconds: float = CONNECTION_DEADLINE_SECONDS,
+    ) -> None:
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        handler = _handler_for(metrics, timeout_seconds=timeout_seconds)
+        self._server = _BoundedHTTPServer(
+            (host, port),
+            handler,
+            max_connections=max_connections,
+            deadline_seconds=deadline_seconds,
+        )
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="relay-metrics", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": _POLL_SECONDS},
+            name="relay-metrics",
+            daemon=True,
         )
 
     @property
@@ -203,8 +302,11 @@ class MetricsServer:
         self._server.server_close()
 
 
-def _handler_for(metrics: RelayMetrics) -> type[BaseHTTPRequestHandler]:
+def _handler_for(metrics: RelayMetrics, *, timeout_seconds: float) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
+        # StreamRequestHandler applies it to the socket: every read and write is bounded.
+        timeout = timeout_seconds
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/healthz":

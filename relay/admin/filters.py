@@ -6,6 +6,11 @@ s``). Instants are ISO 8601 with a UTC offset (``2026-03-01T00:00:00Z``,
 time without an offset is refused rather than guessed: relay stores only aware UTC times, and a
 local time silently read as UTC would shift the selection by hours.
 
+Values are bounded to what the database can hold: ids to 63 bits (:data:`MAX_ID`), instants to
+:data:`MIN_INSTANT` .. :data:`MAX_INSTANT` (MySQL's ``DATETIME`` range, the narrowest of the
+supported databases), durations to :data:`MAX_DURATION`; anything beyond is refused with a
+:class:`FilterError`, not passed on to fail inside the driver.
+
 Every problem raises :class:`FilterError` (a :class:`relay.errors.RelayError`) whose message
 names the field and the value at fault; nothing has been changed when it is raised.
 """
@@ -22,6 +27,14 @@ from relay.errors import FilterError
 from relay.registry import is_event_registered
 from relay.store import selection
 from relay.store.selection import EventFilter, to_state
+
+#: The largest id a BIGINT column holds.
+MAX_ID = 2**63 - 1
+#: The instants every supported database stores (MySQL/MariaDB ``DATETIME``: years 1000-9999).
+MIN_INSTANT = dt.datetime(1000, 1, 1, tzinfo=dt.UTC)
+MAX_INSTANT = dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
+#: The longest duration accepted: about 1000 years, so ``now - duration`` stays in range.
+MAX_DURATION = dt.timedelta(days=365_000)
 
 _DURATION_PART = re.compile(r"(\d+)([wdhms])")
 _DURATION = re.compile(r"(?:\d+[wdhms])+")
@@ -43,8 +56,25 @@ def parse_duration(text: str, *, field: str = "duration") -> dt.timedelta:
             "(w, d, h, m, s), such as 30m, 12h, 7d or 1d12h",
             field=field,
         )
-    return sum(
-        (int(n) * _UNIT[unit] for n, unit in _DURATION_PART.findall(compact)), dt.timedelta()
+    too_long = FilterError(
+        f"duration for {field} is too long: at most {MAX_DURATION.days} days", field=field
+    )
+    total = dt.timedelta()
+    for n, unit in _DURATION_PART.findall(compact):
+        # Compare before multiplying: timedelta raises OverflowError past 999,999,999 days.
+        if int(n) > MAX_DURATION // _UNIT[unit]:
+            raise too_long
+        total += int(n) * _UNIT[unit]
+        if total > MAX_DURATION:
+            raise too_long
+    return total
+
+
+def _out_of_range(text: str, field: str) -> FilterError:
+    return FilterError(
+        f"date {text!r} for {field} is out of range: it must fall between "
+        f"{MIN_INSTANT.date().isoformat()} and {MAX_INSTANT.date().isoformat()} UTC",
+        field=field,
     )
 
 
@@ -55,7 +85,10 @@ def parse_instant(text: str, *, now: dt.datetime, field: str = "date") -> dt.dat
     """
     compact = text.strip()
     if _DURATION.fullmatch(compact.lower()):
-        return now - parse_duration(compact, field=field)
+        duration = parse_duration(compact, field=field)
+        if duration > now - MIN_INSTANT:
+            raise _out_of_range(text, field)
+        return now - duration
     try:
         value = dt.datetime.fromisoformat(compact)
     except ValueError:
@@ -70,7 +103,13 @@ def parse_instant(text: str, *, now: dt.datetime, field: str = "date") -> dt.dat
             "(naive times are refused, not guessed)",
             field=field,
         )
-    return value.astimezone(dt.UTC)
+    try:
+        utc = value.astimezone(dt.UTC)
+    except OverflowError:  # 9999-12-31T23:59-23:59 is past year 9999 in UTC
+        raise _out_of_range(text, field) from None
+    if not MIN_INSTANT <= utc <= MAX_INSTANT:
+        raise _out_of_range(text, field)
+    return utc
 
 
 def _instant(text: str | None, *, now: dt.datetime, field: str) -> dt.datetime | None:

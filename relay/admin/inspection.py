@@ -13,7 +13,7 @@ from typing import IO, Any
 import orjson
 from sqlalchemy.engine import Engine
 
-from relay.admin.filters import check_filter
+from relay.admin.filters import MAX_ID, check_filter
 from relay.errors import EventValidationError, FilterError
 from relay.mixpanel_client import encode_event
 from relay.store import selection
@@ -42,12 +42,19 @@ def _key(key: str) -> dict[str, Any]:
     """``id:N`` and ``insert_id:X`` name one side; a bare key may be either."""
     kind, sep, value = key.partition(":")
     if sep and kind == "id":
-        if not value.isascii() or not value.isdigit():
-            raise FilterError(f"malformed outbox id {value!r}: expected digits", field="key")
+        if not _is_id(value):
+            raise FilterError(
+                f"malformed outbox id {value!r}: expected digits, at most {MAX_ID}", field="key"
+            )
         return {"row_id": int(value)}
     if sep and kind == "insert_id":
         return {"insert_id": value}
-    return {"row_id": int(key) if key.isascii() and key.isdigit() else None, "insert_id": key}
+    # A bare number past 63 bits cannot be an id (the driver would fail on it): $insert_id only.
+    return {"row_id": int(key) if _is_id(key) else None, "insert_id": key}
+
+
+def _is_id(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 19 and int(text) <= MAX_ID
 
 
 def inspect_event(engine: Engine, key: str) -> EventDetail:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from relay.admin.audit import begin_entry, finish_entry
+from relay.admin.filters import MIN_INSTANT
 from relay.config import PURGE_BATCH_SIZE
 from relay.errors import FilterError
 from relay.models import OutboxState
@@ -63,6 +64,10 @@ def purge(
     for state, window in windows.items():
         if window is not None and window < dt.timedelta():
             raise FilterError(f"the {state.value} window must not be negative", field="window")
+        if window is not None and window > now - MIN_INSTANT:
+            raise FilterError(
+                f"the {state.value} window reaches before {MIN_INSTANT.year}", field="window"
+            )
     if batch_size < 1:
         raise FilterError("batch size must be at least 1", field="batch_size")
     cutoffs = {s: now - w for s, w in windows.items() if w is not None}

@@ -35,10 +35,18 @@ from sqlalchemy.engine import Engine
 
 from relay import admin
 from relay.admin import BatchProgress, EventDetail, EventFilter, FilterError, Preview, StoredRow
+from relay.admin.filters import MAX_ID
+from relay.cli._output import dumps, safe_json, safe_text
 from relay.config import PURGE_BATCH_SIZE, RelaySettings
 from relay.database import create_engine
 
 EXIT_BAD_INPUT = 2
+#: Rows one batch may change: each is one short transaction, and its ids go to the database in
+#: chunks below PostgreSQL's 65,535 bind parameters (see relay.store.requeue).
+MAX_BATCH_SIZE = 1_000_000
+#: Rows a dry run may show, and audit entries ``relay audit`` may list.
+MAX_SAMPLE_SIZE = 10_000
+MAX_AUDIT_LIMIT = 100_000
 EXIT_CODES = (
     "Exit codes: 0 success (dry runs included); 1 runtime failure (database); "
     "2 bad usage or filter, nothing changed; 3 configuration error."
@@ -60,7 +68,7 @@ def _now() -> dt.datetime:
 
 @contextmanager
 def _engine(settings: RelaySettings) -> Iterator[Engine]:
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url.get_secret_value())
     try:
         yield engine
     finally:
@@ -75,7 +83,7 @@ def _bad_input_exits_2(func: _F) -> _F:
         try:
             return func(*args, **kwargs)
         except FilterError as exc:
-            click.echo(f"relay: {exc}", err=True)
+            click.echo(f"relay: {safe_text(exc)}", err=True)
             sys.exit(EXIT_BAD_INPUT)
 
     return wrapper  # type: ignore[return-value]
@@ -85,7 +93,7 @@ def _bad_input_exits_2(func: _F) -> _F:
 
 
 def _echo_json(value: Any) -> None:
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    click.echo(dumps(value, indent=True))
 
 
 def _when(value: dt.datetime | None) -> str:
@@ -112,7 +120,11 @@ def _age(seconds: float | None) -> str:
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Aligned columns, numbers right-aligned; a text last column is never padded or cut."""
-    cells = [[str(h) for h in headers], *[["-" if v is None else str(v) for v in r] for r in rows]]
+    # Every cell is escaped: most hold stored or remote text (errors, reasons, names, details).
+    cells = [
+        [str(h) for h in headers],
+        *[["-" if v is None else safe_text(v) for v in r] for r in rows],
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     numeric = [all(isinstance(r[i], int) for r in rows) and bool(rows) for i in range(len(headers))]
     for row in cells:
@@ -126,6 +138,7 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 
 
 def _clip(text: str | None, width: int = 60) -> str | None:
+    # Cut raw text (the table escapes each cell after): an escape is never cut in half.
     if text is None or len(text) <= width:
         return text
     return text[: width - 1] + "…"
@@ -253,7 +266,14 @@ def _filter_options(*, with_state: bool) -> Callable[[_F], _F]:
             click.option("--created-after", metavar="WHEN", help="Row written at or after."),
             click.option("--created-before", metavar="WHEN", help="Row written before."),
             click.option("--distinct-id", "distinct_ids", multiple=True, metavar="ID"),
-            click.option("--id", "ids", multiple=True, type=int, metavar="N", help="Outbox id."),
+            click.option(
+                "--id",
+                "ids",
+                multiple=True,
+                type=click.IntRange(min=1, max=MAX_ID),
+                metavar="N",
+                help="Outbox id.",
+            ),
             click.option("--insert-id", "insert_ids", multiple=True, metavar="ID"),
             click.option(
                 "--error", "errors", multiple=True, metavar="TEXT", help="last_error, exactly."
@@ -301,14 +321,14 @@ def _run_options(func: _F) -> _F:
             click.option("--yes", is_flag=True, help="Execute (default: a dry run)."),
             click.option(
                 "--batch-size",
-                type=click.IntRange(min=1),
+                type=click.IntRange(min=1, max=MAX_BATCH_SIZE),
                 default=admin.DEFAULT_BATCH_SIZE,
                 show_default=True,
                 help="Rows per transaction.",
             ),
             click.option(
                 "--sample",
-                type=click.IntRange(min=0),
+                type=click.IntRange(min=0, max=MAX_SAMPLE_SIZE),
                 default=admin.DEFAULT_SAMPLE_SIZE,
                 show_default=True,
                 help="Rows a dry run shows.",
@@ -316,7 +336,12 @@ def _run_options(func: _F) -> _F:
             click.option("--actor", help="Who to name in the audit trail (default: OS user)."),
             click.option("--progress", is_flag=True, help="Report each batch on stderr."),
             click.option("--json", "as_json", is_flag=True, help="JSON output."),
-            click.option("--pause-after-batch", type=float, default=0.0, hidden=True),
+            click.option(
+                "--pause-after-batch",
+                type=click.FloatRange(min=0, max=60),
+                default=0.0,
+                hidden=True,
+            ),
         ]
     ):
         func = option(func)
@@ -460,13 +485,13 @@ def _echo_detail(d: EventDetail, *, as_json: bool) -> None:
         )
         return
     for key, value in _row_json(d.row).items():
-        click.echo(f"{key:<16} {'-' if value is None else value}")
-    click.echo(f"{'properties':<16} {orjson.dumps(d.properties).decode()}")
+        click.echo(f"{key:<16} {'-' if value is None else safe_text(value)}")
+    click.echo(f"{'properties':<16} {dumps(d.properties)}")
     if d.import_json is None:
-        click.echo(f"\nthe relay cannot send this event: {d.encode_error}")
+        click.echo(f"\nthe relay cannot send this event: {safe_text(d.encode_error)}")
     else:
         click.echo("\nthe /import event the relay sends:")
-        click.echo(d.import_json)
+        click.echo(safe_json(d.import_json))
 
 
 @dead_letters.command("show", epilog=EXIT_CODES)
@@ -597,7 +622,7 @@ def inspect(settings: RelaySettings, key: str, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; change nothing.")
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_BATCH_SIZE),
     default=PURGE_BATCH_SIZE,
     show_default=True,
     help="Rows per transaction.",
@@ -682,7 +707,7 @@ def export(settings: RelaySettings, /, output: Path | None, **kwargs: Any) -> No
 @click.command(epilog=EXIT_CODES)
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_AUDIT_LIMIT),
     default=admin.DEFAULT_AUDIT_LIMIT,
     show_default=True,
     help="Newest entries to show.",
@@ -718,7 +743,7 @@ def audit(settings: RelaySettings, limit: int, as_json: bool) -> None:
                 e.actor,
                 e.action,
                 e.count,
-                orjson.dumps(e.filter).decode(),
+                dumps(e.filter),
                 e.detail,
             )
             for e in entries

@@ -10,7 +10,7 @@ import orjson
 
 from relay import schema_migrations
 from relay.config import RelaySettings
-from relay.database import create_engine
+from relay.database import create_engine, redact_url
 from relay.errors import MixpanelAuthError
 
 #: Exit code of a configuration error (the same as ``relay.cli.EXIT_CONFIGURATION``).
@@ -22,12 +22,12 @@ EXIT_CONFIGURATION = 3
 @click.pass_obj
 def migrate(settings: RelaySettings, revision: str) -> None:
     """Create or upgrade relay's tables (its own Alembic history, relay_alembic_version)."""
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url.get_secret_value())
     try:
         schema_migrations.upgrade(engine, revision)
     finally:
         engine.dispose()
-    click.echo(f"relay tables at revision {revision} in {engine.url.render_as_string()}")
+    click.echo(f"relay tables at revision {revision} in {redact_url(engine.url)}")
 
 
 @click.command()
@@ -63,7 +63,7 @@ def drain(settings: RelaySettings, as_json: bool, max_batches: int | None) -> No
     from relay.mixpanel_client import MixpanelImportClient  # noqa: PLC0415
 
     configure_logging(settings)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url.get_secret_value())
     total = DrainResult()
     try:
         with MixpanelImportClient(settings) as client:

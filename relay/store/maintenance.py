@@ -9,6 +9,7 @@ from its old end, the pending gauges walk the partial index ``ix_relay_outbox_pe
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from relay.config import RelaySettings
 from relay.models import OutboxState, outbox
+from relay.store import audit as audit_store
 from relay.store.outbox import (
     is_due,
     is_mysql,
@@ -27,6 +29,9 @@ from relay.store.outbox import (
 
 _FINISHED_STATES = frozenset({OutboxState.DELIVERED, OutboxState.DEAD})
 _PENDING_INDEX = "ix_relay_outbox_pending_due"
+#: The actor and action of the audit entries automatic retention writes.
+RETENTION_ACTOR = "relay (automatic retention)"
+RETENTION_ACTION = "retention"
 
 
 @translate_errors
@@ -66,10 +71,13 @@ def purge_finished(
     finished_before: dt.datetime,
     batch_size: int,
     max_batches: int | None = None,
+    on_batch: Callable[[Connection, int], None] | None = None,
 ) -> int:
     """Delete every ``state`` row finished before ``finished_before``, one short transaction
     per batch of at most ``batch_size`` rows, so neither locks nor undo logs grow with the
     backlog. Stops after ``max_batches`` batches when given. Returns the rows deleted.
+
+    ``on_batch(conn, deleted)`` runs inside each batch's transaction (to audit it atomically).
     """
     deleted = 0
     batches = 0
@@ -78,6 +86,8 @@ def purge_finished(
             n = purge_finished_batch(
                 conn, state=state, finished_before=finished_before, limit=batch_size
             )
+            if on_batch is not None:
+                on_batch(conn, n)
         deleted += n
         batches += 1
         if n < batch_size:
@@ -87,10 +97,11 @@ def purge_finished(
 
 @dataclass(frozen=True, slots=True)
 class RetentionResult:
-    """Rows deleted by one retention run."""
+    """Rows deleted by one retention run, and its audit entry (``None`` if nothing went)."""
 
     delivered_deleted: int
     dead_deleted: int
+    audit_id: int | None = None
 
 
 def run_retention(
@@ -99,26 +110,62 @@ def run_retention(
     *,
     now: dt.datetime,
     max_batches: int | None = None,
+    actor: str = RETENTION_ACTOR,
 ) -> RetentionResult:
     """Delete delivered rows older than ``settings.delivered_retention_hours`` and dead rows
     older than ``settings.dead_retention_hours`` (by ``finished_at``), in batches of
     ``settings.purge_batch_size``.
+
+    A run that deletes something writes one ``retention`` entry to the audit trail, in the
+    transaction of its first deleting batch; every later batch adds its count (and rewrites
+    the per-state detail) in its own transaction, so the entry is exact even if the run dies
+    half-way. A run that deletes nothing writes nothing: the trail grows with deletions, not
+    with the schedule.
     """
-    delivered = purge_finished(
-        engine,
-        state=OutboxState.DELIVERED,
-        finished_before=now - dt.timedelta(hours=settings.delivered_retention_hours),
-        batch_size=settings.purge_batch_size,
-        max_batches=max_batches,
+    cutoffs = {
+        OutboxState.DELIVERED: now - dt.timedelta(hours=settings.delivered_retention_hours),
+        OutboxState.DEAD: now - dt.timedelta(hours=settings.dead_retention_hours),
+    }
+    window = {f"{s.value}_finished_before": c.isoformat() for s, c in cutoffs.items()}
+    counts = dict.fromkeys(cutoffs, 0)
+    entry_id: int | None = None
+
+    def audit_batch(state: OutboxState) -> Callable[[Connection, int], None]:
+        def record(conn: Connection, deleted: int) -> None:
+            nonlocal entry_id
+            if not deleted:
+                return
+            counts[state] += deleted
+            detail = "automatic: " + ", ".join(f"{n} {s.value} deleted" for s, n in counts.items())
+            if entry_id is None:
+                entry_id = audit_store.add_entry(
+                    conn,
+                    at=now,
+                    actor=actor,
+                    action=RETENTION_ACTION,
+                    filter=window,
+                    count=deleted,
+                    detail=detail,
+                )
+            else:
+                audit_store.add_to_entry(conn, entry_id=entry_id, count=deleted, detail=detail)
+
+        return record
+
+    for state, before in cutoffs.items():
+        purge_finished(
+            engine,
+            state=state,
+            finished_before=before,
+            batch_size=settings.purge_batch_size,
+            max_batches=max_batches,
+            on_batch=audit_batch(state),
+        )
+    return RetentionResult(
+        delivered_deleted=counts[OutboxState.DELIVERED],
+        dead_deleted=counts[OutboxState.DEAD],
+        audit_id=entry_id,
     )
-    dead = purge_finished(
-        engine,
-        state=OutboxState.DEAD,
-        finished_before=now - dt.timedelta(hours=settings.dead_retention_hours),
-        batch_size=settings.purge_batch_size,
-        max_batches=max_batches,
-    )
-    return RetentionResult(delivered_deleted=delivered, dead_deleted=dead)
 
 
 # --- gauges -------------------------------------------------------------------------------

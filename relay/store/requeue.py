@@ -18,6 +18,15 @@ from relay.models import OutboxState, outbox
 from relay.store.outbox import state_is, translate_errors
 from relay.store.selection import EventFilter, leased, where
 
+#: Ids sent per statement: PostgreSQL takes at most 65,535 bind parameters in one statement
+#: (and the filter adds its own), so a large batch is several statements in one transaction.
+IDS_PER_STATEMENT = 10_000
+
+
+def _chunks(ids: Collection[int]) -> list[list[int]]:
+    ordered = list(ids)
+    return [ordered[i : i + IDS_PER_STATEMENT] for i in range(0, len(ordered), IDS_PER_STATEMENT)]
+
 
 @translate_errors
 def requeue(conn: Connection, f: EventFilter, *, ids: Collection[int], now: dt.datetime) -> int:
@@ -30,23 +39,24 @@ def requeue(conn: Connection, f: EventFilter, *, ids: Collection[int], now: dt.d
     :func:`relay.store.outbox.lease_is_live`): a row a relay is sending is never yanked from
     under it.
     """
-    if not ids:
-        return 0
-    result = conn.execute(
-        sa.update(outbox)
-        .where(outbox.c.id.in_(list(ids)), where(f), sa.not_(leased(now)))
-        .values(
-            state=OutboxState.PENDING.value,
-            next_attempt_at=now,
-            attempts=0,
-            lease_token=None,
-            lease_expires_at=None,
-            last_error=None,
-            finished_at=None,
-            updated_at=now,
+    changed = 0
+    for chunk in _chunks(ids):
+        result = conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id.in_(chunk), where(f), sa.not_(leased(now)))
+            .values(
+                state=OutboxState.PENDING.value,
+                next_attempt_at=now,
+                attempts=0,
+                lease_token=None,
+                lease_expires_at=None,
+                last_error=None,
+                finished_at=None,
+                updated_at=now,
+            )
         )
-    )
-    return result.rowcount
+        changed += result.rowcount
+    return changed
 
 
 @translate_errors
@@ -56,9 +66,10 @@ def delete_dead(conn: Connection, f: EventFilter, *, ids: Collection[int]) -> in
     Lock: the rows deleted. Guard: ``state = 'dead'`` and ``f`` again, so a pending or
     delivered row is never deleted here.
     """
-    if not ids:
-        return 0
-    result = conn.execute(
-        sa.delete(outbox).where(outbox.c.id.in_(list(ids)), state_is(OutboxState.DEAD), where(f))
-    )
-    return result.rowcount
+    deleted = 0
+    for chunk in _chunks(ids):
+        result = conn.execute(
+            sa.delete(outbox).where(outbox.c.id.in_(chunk), state_is(OutboxState.DEAD), where(f))
+        )
+        deleted += result.rowcount
+    return deleted

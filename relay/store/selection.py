@@ -22,6 +22,8 @@ from relay.models import OutboxEvent, OutboxState, outbox
 from relay.schema import datetime_to_timestamp_ms
 from relay.store.outbox import claimed_columns, lease_is_live, state_is, translate_errors
 
+_MAX_ID = 2**63 - 1
+
 
 def _aware(name: str, value: dt.datetime | None) -> None:
     if value is not None and value.tzinfo is None:
@@ -83,6 +85,9 @@ class EventFilter:
             "event_time_after", self.event_time_after, "event_time_before", self.event_time_before
         )
         _range("created_after", self.created_after, "created_before", self.created_before)
+        if any(not 0 <= i <= _MAX_ID for i in self.ids):
+            # A BIGINT holds 63 bits; a larger bind parameter fails inside the driver.
+            raise FilterError(f"ids must be between 0 and {_MAX_ID}", field="ids")
         if self.error_contains == "":
             raise FilterError("error_contains must not be empty", field="error_contains")
 

@@ -111,7 +111,7 @@ def test_retention_keeps_dead_rows_longer_than_delivered_ones(engine: Engine) ->
         delivered_retention_hours=24, dead_retention_hours=48, purge_batch_size=2
     )
     result = maintenance.run_retention(engine, settings, now=NOW)
-    assert result == maintenance.RetentionResult(delivered_deleted=3, dead_deleted=1)
+    assert (result.delivered_deleted, result.dead_deleted) == (3, 1)
     assert _count(engine, OutboxState.DELIVERED) == 1
     assert _count(engine, OutboxState.DEAD) == 2
 

@@ -1,0 +1,79 @@
+"""Automatic retention is audited: one entry per run that deleted something, with its counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from relay.config import RelaySettings
+from relay.models import OutboxState, audit, outbox
+from relay.store import maintenance
+from relay.store import outbox as store
+
+NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
+SETTINGS = RelaySettings(delivered_retention_hours=24, dead_retention_hours=48, purge_batch_size=2)
+
+
+def _add(engine: Engine, count: int, state: OutboxState, age: dt.timedelta) -> None:
+    rows: list[dict[str, Any]] = [
+        {
+            "insert_id": str(uuid.uuid4()),
+            "event": "svc.test.thing_done",
+            "distinct_id": "user-1",
+            "time_ms": 1_767_225_600_000,
+            "properties": {"organization_id": "org-1"},
+            "state": state.value,
+            "next_attempt_at": NOW - age,
+            "created_at": NOW - age,
+            "updated_at": NOW - age,
+            "finished_at": None if state is OutboxState.PENDING else NOW - age,
+        }
+        for _ in range(count)
+    ]
+    with store.transaction(engine) as conn:
+        conn.execute(sa.insert(outbox), rows)
+
+
+def _entries(engine: Engine) -> list[sa.Row[Any]]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(audit).order_by(audit.c.id)))
+
+
+def test_a_retention_run_writes_one_audit_entry_with_its_counts(engine: Engine) -> None:
+    """A run over several batches writes one `retention` entry counting every row it deleted,
+    per state, naming its cut-offs; pending rows are kept."""
+    _add(engine, 5, OutboxState.DELIVERED, 30 * HOUR)
+    _add(engine, 3, OutboxState.DEAD, 50 * HOUR)
+    _add(engine, 2, OutboxState.PENDING, 100 * HOUR)
+    result = maintenance.run_retention(engine, SETTINGS, now=NOW)
+    entries = _entries(engine)
+    assert len(entries) == 1
+    entry = entries[0]
+    assert (entry.action, entry.actor, entry.count) == ("retention", maintenance.RETENTION_ACTOR, 8)
+    assert entry.detail == "automatic: 5 delivered deleted, 3 dead deleted"
+    assert entry.filter == {
+        "delivered_finished_before": (NOW - 24 * HOUR).isoformat(),
+        "dead_finished_before": (NOW - 48 * HOUR).isoformat(),
+    }
+    assert result.audit_id == entry.id
+
+
+def test_a_retention_run_that_deletes_nothing_writes_no_audit_entry(engine: Engine) -> None:
+    """The trail grows with deletions, not with the schedule: an idle run writes nothing."""
+    _add(engine, 2, OutboxState.DELIVERED, HOUR)
+    for _ in range(3):
+        assert maintenance.run_retention(engine, SETTINGS, now=NOW).audit_id is None
+    assert _entries(engine) == []
+
+
+def test_each_deleting_run_gets_its_own_entry(engine: Engine) -> None:
+    """Two runs that each delete something write two entries, each with its own count."""
+    _add(engine, 3, OutboxState.DEAD, 50 * HOUR)
+    maintenance.run_retention(engine, SETTINGS, now=NOW, max_batches=1)
+    maintenance.run_retention(engine, SETTINGS, now=NOW)
+    assert [e.count for e in _entries(engine)] == [2, 1]
