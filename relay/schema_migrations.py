@@ -7,6 +7,7 @@ migrations run beside a host application's own Alembic history in the same datab
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -30,19 +31,28 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Upgrade relay's tables in ``engine``'s database to ``revision``."""
-    config = alembic_config(engine)
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    """Upgrade relay's tables in ``engine``'s database to ``revision``.
+
+    Online: the host's writes to ``relay_outbox`` go on while it runs (each revision's
+    docstring says which locks it takes, and for how long). Each revision commits on its own,
+    some in several steps; an upgrade that stopped half-way is completed by running it again.
+    """
+    _run(engine, command.upgrade, revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Downgrade relay's tables in ``engine``'s database to ``revision`` (``base`` drops them)."""
+    _run(engine, command.downgrade, revision)
+
+
+def _run(engine: Engine, step: Callable[[Config, str], None], revision: str) -> None:
     config = alembic_config(engine)
-    with engine.begin() as conn:
+    # A connection outside any transaction: Alembic then opens one per revision, and the
+    # online revisions can step out of it (CREATE INDEX CONCURRENTLY cannot run inside one).
+    with engine.connect() as conn:
         config.attributes["connection"] = conn
-        command.downgrade(config, revision)
+        step(config, revision)
+        conn.commit()
 
 
 def heads() -> list[str]:
