@@ -135,10 +135,10 @@ def pg_engine(private_cluster: PrivateCluster) -> Iterator[Engine]:
 
 
 def _drop_stale_pools() -> None:
-    """Dispose of every engine's pool in this process: the restart closed all their connections.
+    """Dispose of every engine's pool in this process: the restart closed the private cluster's.
 
-    The session's own engines (the scratch-database admin engine of ``tests/conftest.py`` has
-    no pre-ping) would otherwise hand a dead connection to their next user, at teardown.
+    Engines on the shared servers are disposed of too, harmlessly (they just reconnect); an
+    engine on the private cluster would otherwise hand a dead connection to its next user.
     """
     for engine in [obj for obj in gc.get_objects() if isinstance(obj, Engine)]:
         engine.dispose()
