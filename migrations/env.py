@@ -52,6 +52,9 @@ def _configure(connection: Connection) -> None:
         include_object=_include_object,
         compare_type=True,
         render_as_batch=connection.dialect.name == "sqlite",
+        # Online revisions commit between steps (migrations/_online.py): one transaction per
+        # revision keeps the version table in step with what is done.
+        transaction_per_migration=True,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -7,6 +7,7 @@ migrations run beside a host application's own Alembic history in the same datab
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -30,21 +31,43 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Upgrade relay's tables in ``engine``'s database to ``revision``."""
-    config = alembic_config(engine)
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    """Upgrade relay's tables in ``engine``'s database to ``revision``.
+
+    Online: the host's writes to ``relay_outbox`` go on while it runs (each revision's
+    docstring says which locks it takes, and for how long). Each revision commits on its own,
+    some in several steps; an upgrade that stopped half-way is completed by running it again.
+    """
+    _run(engine, command.upgrade, revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Downgrade relay's tables in ``engine``'s database to ``revision`` (``base`` drops them)."""
+    _run(engine, command.downgrade, revision)
+
+
+def _run(engine: Engine, step: Callable[[Config, str], None], revision: str) -> None:
     config = alembic_config(engine)
-    with engine.begin() as conn:
+    # A connection outside any transaction: Alembic then opens one per revision, and the
+    # online revisions can step out of it (CREATE INDEX CONCURRENTLY cannot run inside one).
+    with engine.connect() as conn:
         config.attributes["connection"] = conn
-        command.downgrade(config, revision)
+        step(config, revision)
+        conn.commit()
 
 
 def heads() -> list[str]:
     """The head revisions of relay's migration history (exactly one when healthy)."""
     return list(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def stamp(engine: Engine, revision: str = "head") -> None:
+    """Record ``revision`` in the version table without running any migration.
+
+    For tables made another way to the same shape (``relay.models.metadata.create_all``, as the
+    test fixtures do), so that ``relay.schema_check`` accepts them.
+    """
+    config = alembic_config(engine)
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.stamp(config, revision, purge=True)
+        conn.commit()

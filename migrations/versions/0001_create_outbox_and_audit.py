@@ -8,6 +8,11 @@ Create Date: 2026-11-26
 retention window after); ``relay_audit`` records operator actions. The claim index is partial
 (pending rows only) where the database supports it, so millions of delivered rows stay out of
 the claim's way.
+
+Locking: none that a host's work could wait for. Both tables are new, created with their
+indexes in one transaction; until it commits no other session can see them, so nothing queues
+behind it (the host's ``track()`` cannot write before the tables exist anyway). Same on
+PostgreSQL, MariaDB (whose DDL commits each statement) and SQLite.
 """
 
 from collections.abc import Sequence

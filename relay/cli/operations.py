@@ -8,7 +8,7 @@ import sys
 import click
 import orjson
 
-from relay import schema_migrations
+from relay import schema_check, schema_migrations
 from relay.config import RelaySettings
 from relay.database import create_engine, redact_url
 from relay.errors import MixpanelAuthError
@@ -43,6 +43,7 @@ def run(settings: RelaySettings) -> None:
     from relay.logging import configure_logging  # noqa: PLC0415
 
     configure_logging(settings)
+    schema_check.require_current_schema(settings.database_url)  # exit 3 on a revision mismatch
     sys.exit(run_daemon(settings))
 
 
@@ -66,6 +67,7 @@ def drain(settings: RelaySettings, as_json: bool, max_batches: int | None) -> No
     engine = create_engine(settings.database_url.get_secret_value())
     total = DrainResult()
     try:
+        schema_check.require_current_schema(engine)  # exit 3 on a revision mismatch
         with MixpanelImportClient(settings) as client:
             drainer = Drainer(engine, client, settings, concurrency=settings.drain_concurrency)
             while True:

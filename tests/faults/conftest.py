@@ -1,7 +1,7 @@
-"""Fixtures of the fault suite: the Mixpanel stand-in, relay processes, and test ordering.
+"""Fixtures of the fault suite: the Mixpanel stand-in and relay processes.
 
-Tests marked ``runs_last`` (the PostgreSQL restart, which cuts every session on the shared
-cluster) are moved to the end of the whole session, whatever else was collected with them.
+A test that restarts a database server starts a private one (see test_zz_database_restart.py),
+so no test depends on running before or after another.
 """
 
 from __future__ import annotations
@@ -14,18 +14,6 @@ from rig import RelayLauncher
 from sqlalchemy.engine import Engine
 
 from relay.testing.mixpanel_standin import MixpanelStandin
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "runs_last: disrupts shared services; run after every other test"
-    )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    last = [item for item in items if item.get_closest_marker("runs_last") is not None]
-    if last:
-        items[:] = [item for item in items if item.get_closest_marker("runs_last") is None] + last
 
 
 @pytest.fixture

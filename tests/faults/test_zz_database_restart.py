@@ -1,18 +1,27 @@
 """Database restart: PostgreSQL restarts mid-drain and the running relay carries on by itself.
 
-The restart cuts every session of the shared cluster, so this test is marked ``runs_last``
-(moved to the end of the session by the fault suite's conftest) and the file name sorts last.
-The stand-in holds each request briefly, so the drain is still under way when the cluster goes
-down; requests in flight then cannot be acked and come back after their lease. Events tracked
-after the restart check that the relay's LISTEN connection came back too.
+The test starts a PostgreSQL cluster of its own (``initdb`` into a temporary directory, its own
+port, run as the ``postgres`` user when the tests run as root) and restarts that one, so the
+shared service and every other test's sessions are left alone. The stand-in holds each request
+briefly, so the drain is still under way when the cluster goes down; requests in flight then
+cannot be acked and come back after their lease. Events tracked after the restart check that
+the relay's LISTEN connection came back too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import glob
 import os
+import shutil
+import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -28,6 +37,8 @@ from rig import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from relay import schema_migrations
+from relay.database import create_engine
 from relay.models import OutboxState
 from relay.testing.mixpanel_standin import MixpanelStandin
 from relay.tracking import track
@@ -40,21 +51,94 @@ LEASE_SECONDS = 5.0
 RESTART_SECONDS = 120.0
 
 
-def _restart_postgresql() -> None:
-    (version,) = os.listdir("/etc/postgresql")
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-        check=True,
-        timeout=RESTART_SECONDS,
-        capture_output=True,
-    )
+@dataclass(frozen=True)
+class PrivateCluster:
+    """A PostgreSQL cluster of this test's own: data directory, port, how to run its tools."""
+
+    data: Path
+    port: int
+    bin_dir: Path
+
+    @property
+    def log(self) -> Path:
+        """The server's log file (beside the data directory)."""
+        return self.data.parent / "server.log"
+
+    def ctl(self, *args: str, timeout: float = RESTART_SECONDS) -> None:
+        """Run ``pg_ctl`` on this cluster (as ``postgres`` when this process is root)."""
+        _as_owner([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), *args], timeout=timeout)
+
+    def url(self, database: str) -> str:
+        """SQLAlchemy URL of ``database`` on this cluster."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+
+def _as_owner(command: list[str], *, timeout: float) -> None:
+    # initdb and the server refuse to run as root.
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run(prefix + command, check=True, timeout=timeout, capture_output=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def private_cluster() -> Iterator[PrivateCluster]:
+    """Start a throwaway PostgreSQL cluster from the installed binaries; removed afterwards."""
+    (bin_dir,) = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1:]
+    folder = Path(tempfile.mkdtemp(prefix="relay-pg-restart-"))
+    if os.geteuid() == 0:
+        shutil.chown(folder, user="postgres", group="postgres")
+    cluster = PrivateCluster(data=folder / "data", port=_free_port(), bin_dir=Path(bin_dir))
+    try:
+        _as_owner(
+            [
+                str(cluster.bin_dir / "initdb"),
+                "-D",
+                str(cluster.data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+            ],
+            timeout=RESTART_SECONDS,
+        )
+        options = f"-p {cluster.port} -c listen_addresses=127.0.0.1 -k {folder} -c fsync=off"
+        cluster.ctl("-o", options, "-l", str(cluster.log), "-w", "start")
+        yield cluster
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            cluster.ctl("-m", "immediate", "-w", "stop", timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_engine(private_cluster: PrivateCluster) -> Iterator[Engine]:
+    """An engine on a database of the private cluster, migrated to head.
+
+    It overrides the suite's ``pg_engine`` in this module, so ``relays`` start on it too.
+    """
+    admin = create_engine(private_cluster.url("postgres"))
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("CREATE DATABASE relay_restart")
+    admin.dispose()
+    engine = create_engine(private_cluster.url("relay_restart"))
+    schema_migrations.upgrade(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _drop_stale_pools() -> None:
-    """Dispose of every engine's pool in this process: the restart closed all their connections.
+    """Dispose of every engine's pool in this process: the restart closed the private cluster's.
 
-    The session's own engines (the scratch-database admin engine of ``tests/conftest.py`` has
-    no pre-ping) would otherwise hand a dead connection to their next user, at teardown.
+    Engines on the shared servers are disposed of too, harmlessly (they just reconnect); an
+    engine on the private cluster would otherwise hand a dead connection to its next user.
     """
     for engine in [obj for obj in gc.get_objects() if isinstance(obj, Engine)]:
         engine.dispose()
@@ -69,9 +153,11 @@ def _accepts_connections(engine: Engine) -> bool:
         return False
 
 
-@pytest.mark.runs_last
 def test_relay_survives_a_postgresql_restart_mid_drain_without_being_restarted(
-    pg_engine: Engine, standin: MixpanelStandin, relays: RelayLauncher
+    private_cluster: PrivateCluster,
+    pg_engine: Engine,
+    standin: MixpanelStandin,
+    relays: RelayLauncher,
 ) -> None:
     """PostgreSQL restarts while the relay drains; the same relay process delivers everything."""
     ledger = Ledger(f"database restart: {EVENTS:,} events, then {AFTER_RESTART} more")
@@ -87,7 +173,7 @@ def test_relay_survives_a_postgresql_restart_mid_drain_without_being_restarted(
     )
     delivered_before = standin.stats().unique
     restart_started = time.monotonic()
-    _restart_postgresql()
+    private_cluster.ctl("-m", "fast", "-l", str(private_cluster.log), "-w", "restart")
     wait_until(
         lambda: _accepts_connections(pg_engine),
         timeout=RESTART_SECONDS,

@@ -1,0 +1,227 @@
+"""Online-safe DDL for relay's revisions: the host's writes to relay_outbox never wait long.
+
+``relay_outbox`` lives in the host's database and ``track()`` writes it inside the host's own
+business transactions, so a migration that queues for a table lock makes every later business
+transaction queue behind it. The helpers here keep each lock short and each wait bounded:
+
+* ``locked``: a statement that needs a lock writers conflict with (``ALTER TABLE ... ADD
+  COLUMN`` takes ACCESS EXCLUSIVE on PostgreSQL, an exclusive metadata lock on MariaDB) runs on
+  its own, in autocommit mode, under a short lock timeout (PostgreSQL ``lock_timeout``,
+  MariaDB ``lock_wait_timeout``). While it waits for a transaction that touched the table,
+  writers queue behind it for at most that timeout; then it gives up, lets them through, sleeps
+  and retries, until ``RELAY_MIGRATE_LOCK_RETRY_SECONDS`` have passed.
+* ``concurrently``: ``CREATE`` / ``DROP INDEX CONCURRENTLY`` (PostgreSQL), which take no lock
+  writers conflict with. They wait for older transactions without any lock timeout (a timeout
+  would abort the build half-way), and a build that failed earlier (an INVALID index left
+  behind) is dropped and built again, so a re-run of the migration completes it.
+
+Every step checks the catalog first and does nothing when its work is already done, so a
+migration interrupted anywhere is completed by running ``relay migrate`` again. In offline
+mode (``alembic upgrade --sql``) the statements are only rendered, without checks or retries.
+
+SQLite needs none of this: its DDL is instant and takes the database's one write lock, which
+``track()`` waits for anyway (``busy_timeout``), for microseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.engine import Connection
+
+#: How long one attempt at a locking statement may wait (and so make writers wait), in ms.
+LOCK_TIMEOUT_MS = int(os.environ.get("RELAY_MIGRATE_LOCK_TIMEOUT_MS", "200"))
+#: How long a locking statement keeps retrying before the migration fails (re-run it later).
+LOCK_RETRY_SECONDS = float(os.environ.get("RELAY_MIGRATE_LOCK_RETRY_SECONDS", "600"))
+#: First pause between attempts; doubles up to ``_MAX_PAUSE_SECONDS``.
+_FIRST_PAUSE_SECONDS = 0.2
+_MAX_PAUSE_SECONDS = 5.0
+#: PostgreSQL's SQLSTATE for a lock_timeout, MariaDB's error number for lock_wait_timeout.
+_PG_LOCK_NOT_AVAILABLE = "55P03"
+_MARIADB_LOCK_WAIT_TIMEOUT = 1205
+
+
+class LockNotTakenError(RuntimeError):
+    """A locking statement found the table busy for longer than the retry budget."""
+
+
+def dialect() -> str:
+    """The name of the dialect the migration runs on (``postgresql``, ``mysql``, ``sqlite``)."""
+    return op.get_context().dialect.name
+
+
+def offline() -> bool:
+    """Whether the migration only renders SQL (``--sql``): nothing can be looked up."""
+    return bool(op.get_context().as_sql)
+
+
+def _is_lock_timeout(exc: sa.exc.DBAPIError) -> bool:
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
+        return True
+    args: tuple[object, ...] = getattr(orig, "args", ())
+    return bool(args) and args[0] == _MARIADB_LOCK_WAIT_TIMEOUT
+
+
+def locked(statement: str, *, what: str) -> None:
+    """Run ``statement`` in a transaction of its own, under a short lock timeout, retrying.
+
+    Call it inside ``op.get_context().autocommit_block()``, so that the lock is released as
+    soon as the statement is done. ``what`` names the step in the error raised when the lock
+    could not be taken within ``LOCK_RETRY_SECONDS`` (the table is then unchanged by this
+    statement, and running the migration again resumes here).
+    """
+    if offline():
+        op.execute(statement)
+        return
+    conn = op.get_bind()
+    _set_lock_timeout(conn, LOCK_TIMEOUT_MS)
+    deadline = time.monotonic() + LOCK_RETRY_SECONDS
+    pause = _FIRST_PAUSE_SECONDS
+    try:
+        while True:
+            try:
+                conn.exec_driver_sql(statement)
+                return
+            except sa.exc.DBAPIError as exc:
+                if not _is_lock_timeout(exc):
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise LockNotTakenError(
+                        f"{what}: relay_outbox stayed locked by other transactions for "
+                        f"{LOCK_RETRY_SECONDS:.0f} s; run relay migrate again when they end"
+                    ) from None
+            # Sleeping without a lock, so the writers queued behind the attempt go first.
+            time.sleep(pause)
+            pause = min(pause * 2, _MAX_PAUSE_SECONDS)
+    finally:
+        _set_lock_timeout(conn, None)
+
+
+def _set_lock_timeout(conn: Connection, milliseconds: int | None) -> None:
+    name = dialect()
+    if name == "postgresql":
+        # Session level: the statements run in autocommit mode, each its own transaction.
+        value = "DEFAULT" if milliseconds is None else f"'{int(milliseconds)}ms'"
+        conn.exec_driver_sql(f"SET lock_timeout = {value}")
+    elif name in {"mysql", "mariadb"}:
+        # Whole seconds only; 1 is the shortest wait MariaDB takes.
+        value = "DEFAULT" if milliseconds is None else str(max(1, -(-int(milliseconds) // 1000)))
+        conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {value}")
+
+
+# --- PostgreSQL indexes ----------------------------------------------------------------------
+
+
+def _index_state(name: str) -> tuple[bool, str] | None:
+    """``(valid, definition)`` of index ``name`` in the current schema, or None when absent."""
+    row = (
+        op.get_bind()
+        .execute(
+            sa.text(
+                "SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE c.relname = :name AND c.relnamespace = current_schema()::regnamespace"
+            ),
+            {"name": name},
+        )
+        .one_or_none()
+    )
+    return None if row is None else (bool(row[0]), str(row[1]))
+
+
+def _concurrently(statement: str) -> None:
+    if offline():
+        op.execute(statement)
+        return
+    conn = op.get_bind()
+    # No lock timeout: these statements block no writer while they wait for old
+    # transactions, and a timeout in the middle would leave an INVALID index behind.
+    conn.exec_driver_sql("SET lock_timeout = 0")
+    try:
+        conn.exec_driver_sql(statement)
+    finally:
+        conn.exec_driver_sql("SET lock_timeout = DEFAULT")
+
+
+def drop_index_concurrently(name: str) -> None:
+    """``DROP INDEX CONCURRENTLY IF EXISTS name`` (PostgreSQL; inside an autocommit block)."""
+    _concurrently(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+
+
+def create_index_concurrently(
+    name: str, table: str, columns: Sequence[str], *, where: str | None = None
+) -> None:
+    """Build index ``name`` with ``CREATE INDEX CONCURRENTLY`` (PostgreSQL; autocommit block).
+
+    A valid index of that name is kept as it is; an INVALID one (a build that failed or was
+    cancelled) is dropped and built again.
+    """
+    if not offline():
+        state = _index_state(name)
+        if state is not None and state[0]:
+            return
+        if state is not None:
+            drop_index_concurrently(name)
+    predicate = f" WHERE {where}" if where else ""
+    _concurrently(f"CREATE INDEX CONCURRENTLY {name} ON {table} ({', '.join(columns)}){predicate}")
+
+
+def replace_index_concurrently(
+    name: str, table: str, columns: Sequence[str], *, where: str | None, marker: str
+) -> None:
+    """Replace index ``name`` by a new definition, never leaving the table without one.
+
+    The new index is built beside the old one under a temporary name, the old one is dropped,
+    and the new one renamed: each step concurrent, or short and under ``locked``. ``marker``
+    is a fragment of ``pg_get_indexdef`` found only in the new definition (or, for a new
+    definition without a predicate, ``""``: then the absence of ``WHERE`` marks it); an
+    index ``name`` that already has it is left alone, so a re-run resumes where it stopped.
+    """
+    temporary = f"{name}_new"
+    if not offline():
+        state = _index_state(name)
+        if state is not None and state[0] and _has_definition(state[1], marker):
+            drop_index_concurrently(temporary)
+            return
+    create_index_concurrently(temporary, table, columns, where=where)
+    drop_index_concurrently(name)
+    locked(f"ALTER INDEX {temporary} RENAME TO {name}", what=f"renaming index {name}")
+
+
+def _has_definition(definition: str, marker: str) -> bool:
+    if marker:
+        return marker in definition
+    return " WHERE " not in definition
+
+
+# --- MariaDB ---------------------------------------------------------------------------------
+
+
+def mariadb_alter(table: str, clause: str, *, what: str) -> None:
+    """``ALTER TABLE table clause`` in place, without blocking writers (MariaDB).
+
+    Tries ``ALGORITHM=INSTANT`` (metadata only), then ``ALGORITHM=INPLACE, LOCK=NONE``; never
+    a table copy: when neither is possible MariaDB refuses the statement and the migration
+    fails, rather than lock the table for the length of a copy. Each attempt waits at most
+    ``lock_wait_timeout`` for the metadata lock and retries as ``locked`` does.
+    """
+    try:
+        locked(f"ALTER TABLE {table} {clause}, ALGORITHM=INSTANT", what=what)
+    except sa.exc.DBAPIError as exc:
+        # 1845/1846: the algorithm (or lock level) is not supported for this change.
+        code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+        if code not in {1845, 1846}:
+            raise
+        locked(f"ALTER TABLE {table} {clause}, ALGORITHM=INPLACE, LOCK=NONE", what=what)
+
+
+def column_exists(table: str, column: str) -> bool:
+    """Whether ``table`` has ``column`` (False in offline mode: the DDL is rendered)."""
+    if offline():
+        return False
+    return column in {c["name"] for c in sa.inspect(op.get_bind()).get_columns(table)}
