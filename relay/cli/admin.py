@@ -33,7 +33,7 @@ import click
 import orjson
 from sqlalchemy.engine import Engine
 
-from relay import admin
+from relay import admin, schema_check
 from relay.admin import BatchProgress, EventDetail, EventFilter, FilterError, Preview, StoredRow
 from relay.admin.filters import MAX_ID
 from relay.cli._output import dumps, safe_json, safe_text
@@ -67,9 +67,16 @@ def _now() -> dt.datetime:
 
 
 @contextmanager
-def _engine(settings: RelaySettings) -> Iterator[Engine]:
+def _engine(settings: RelaySettings, *, writes: bool = False) -> Iterator[Engine]:
+    """An engine on the outbox database; ``writes=True`` first refuses a foreign schema revision.
+
+    A command that changes rows must not run against tables of a revision this relay does not
+    know (a rolling upgrade half done): it exits 3 with one line instead.
+    """
     engine = create_engine(settings.database_url.get_secret_value())
     try:
+        if writes:
+            schema_check.require_current_schema(engine)
         yield engine
     finally:
         engine.dispose()
@@ -382,7 +389,7 @@ def _preview_or_execute(
     """A dry run through ``preview`` unless --yes, else ``execute`` in audited batches."""
     now = _now()
     f = _filter(kwargs, now=now)
-    with _engine(settings) as engine:
+    with _engine(settings, writes=True) as engine:
         if not kwargs["yes"]:
             p = preview(
                 engine, f, now=now, allow_all=kwargs["allow_all"], sample_size=kwargs["sample"]
@@ -545,7 +552,7 @@ def dead_letters_discard(settings: RelaySettings, /, reason: str, **kwargs: Any)
     """
     now = _now()
     f = _filter(kwargs, now=now)
-    with _engine(settings) as engine:
+    with _engine(settings, writes=True) as engine:
         if not kwargs["yes"]:
             p = admin.preview_dead_letters(
                 engine, f, now=now, allow_all=kwargs["allow_all"], sample_size=kwargs["sample"]
@@ -646,7 +653,7 @@ def purge(
 
     Pending rows are never touched. Bounded batches, one short transaction each.
     """
-    with _engine(settings) as engine:
+    with _engine(settings, writes=True) as engine:
         result = admin.purge(
             engine,
             now=_now(),
