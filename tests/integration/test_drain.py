@@ -22,7 +22,9 @@ from relay.models import OutboxEvent, OutboxState, outbox
 from relay.store import outbox as store
 from relay.testing.mixpanel_standin import MixpanelStandin
 
-NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+#: Ticks run at the real clock's time (to the second), never before the events' time: the
+#: drainer holds back a row whose time is ahead of its ``now``.
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 #: Event time: a day before the real clock, so the stand-in's time rules accept it.
 EVENT_TIME_MS = int((time.time() - 86_400) * 1000)
 
