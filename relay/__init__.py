@@ -13,6 +13,7 @@ from relay.errors import (
     StoreError,
 )
 from relay.identity import resolve_distinct_id
+from relay.location import Location
 from relay.registry import EVENT_SCHEMA_REGISTRY, is_event_registered, register_event
 from relay.schema import (
     ALIASED_MODEL_CONFIG,
@@ -30,6 +31,7 @@ __all__ = [
     "ConfigurationError",
     "EventContractError",
     "EventValidationError",
+    "Location",
     "MixpanelSuperEventPropertiesSchema",
     "RelayError",
     "RelaySettings",

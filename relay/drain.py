@@ -25,6 +25,7 @@ from relay.backoff import retry_delay
 from relay.config import RelaySettings
 from relay.mixpanel_client import SendOutcome
 from relay.models import OutboxEvent
+from relay.schema import datetime_to_timestamp_ms, timestamp_ms_to_datetime
 from relay.store import outbox as store
 
 if TYPE_CHECKING:
@@ -34,6 +35,10 @@ logger = structlog.get_logger(__name__)
 
 #: While a backlog drains, how often a claim goes back to the oldest due row (seconds).
 DEFAULT_RESCAN_SECONDS = 5.0
+#: A claim takes rows whose stored properties add up to at most this many requests' worth
+#: (``batch_max_bytes`` each): a few requests per claim keep batches full, while the text one
+#: claim fetches (and the memory it needs) stays bounded whatever the rows hold.
+CLAIM_BUDGET_REQUESTS = 4
 
 
 def utc_now() -> dt.datetime:
@@ -53,11 +58,14 @@ class BatchSender(Protocol):
 class DrainResult:
     """What one tick (or, summed, several) did to the rows it claimed.
 
-    ``rejected`` rows were refused by Mixpanel and are dead; ``dead_after_max_attempts`` ran
+    ``rejected`` rows were refused by Mixpanel, or found by the claim too large for any
+    request, and are dead; ``dead_after_max_attempts`` ran
     out of attempts on a retryable failure; ``released`` went back unsent with their attempt
     returned; ``lease_lost`` rows had been re-claimed by another relay before the ack, which
-    therefore left them alone. ``batch_full`` says more rows may be due: the claim hit its
-    limit, or it started past the oldest due rows (see :class:`ClaimCursor`).
+    therefore left them alone. ``postponed`` rows carried a ``time`` still ahead of the tick's
+    ``now`` and went back unsent, due at that time, their attempt returned. ``batch_full``
+    says more rows may be due: the claim hit its row limit or byte budget, or it started
+    past the oldest due rows (see :class:`ClaimCursor`).
     """
 
     claimed: int = 0
@@ -69,6 +77,7 @@ class DrainResult:
     lease_lost: int = 0
     auth_error: str | None = None
     batch_full: bool = False
+    postponed: int = 0
 
     def __add__(self, other: DrainResult) -> DrainResult:
         """Totals of two results; the later auth error and fullness win."""
@@ -82,6 +91,7 @@ class DrainResult:
             lease_lost=self.lease_lost + other.lease_lost,
             auth_error=other.auth_error or self.auth_error,
             batch_full=other.batch_full,
+            postponed=self.postponed + other.postponed,
         )
 
 
@@ -197,6 +207,7 @@ class Drainer:
     def _drain_once(self, *, now: dt.datetime) -> DrainResult:
         limit = self._settings.batch_max_events
         due_from = self._cursor.start()
+        request_bytes = self._settings.batch_max_bytes
         with store.transaction(self._engine, write=True, durable=False) as conn:
             claim = store.claim(
                 conn,
@@ -204,16 +215,29 @@ class Drainer:
                 limit=limit,
                 lease_seconds=self._settings.lease_seconds,
                 due_from=due_from,
+                max_bytes=request_bytes * CLAIM_BUDGET_REQUESTS,
+                row_max_bytes=request_bytes,
             )
-        full = len(claim.events) >= limit
-        self._cursor.advance(claim, full=full)
+        self._cursor.advance(claim, full=claim.full)
         # A short claim that started past the oldest rows may have left some behind it: say
         # that more may be due, so that the drain loop claims once more, from the start.
-        batch_full = full or due_from is not None
+        batch_full = claim.full or due_from is not None
+        if claim.too_large:
+            logger.warning("rows_too_large_dead_lettered", rows=claim.too_large)
+        too_large = DrainResult(
+            claimed=claim.too_large, rejected=claim.too_large, batch_full=batch_full
+        )
         if not claim.events:
-            return DrainResult(batch_full=batch_full)
+            return too_large
         log = logger.bind(lease=claim.token[:8], claimed=len(claim.events))
         log.debug("batch_claimed")
+        claim, postponed = self._postpone_early(claim, now=now)
+        if postponed:
+            log.info("rows_postponed_until_their_time", postponed=postponed)
+            if not claim.events:
+                return too_large + DrainResult(
+                    claimed=postponed, postponed=postponed, batch_full=batch_full
+                )
 
         if self._stop is not None and self._stop.is_set():
             with store.transaction(self._engine, write=True, durable=False) as conn:
@@ -225,7 +249,9 @@ class Drainer:
                     now=now,
                 )
             log.info("batch_released_unsent", released=released)
-            return DrainResult(claimed=len(claim.events), released=released)
+            return too_large + DrainResult(
+                claimed=len(claim.events) + postponed, released=released, postponed=postponed
+            )
 
         started = self._monotonic()
         outcome = self._send(claim.events, log)
@@ -234,7 +260,12 @@ class Drainer:
             self._metrics.observe_requests(outcome.requests)
 
         result = self._ack(claim, outcome, now=ack_now)
-        result = dataclasses.replace(result, batch_full=batch_full)
+        result = too_large + dataclasses.replace(
+            result,
+            claimed=result.claimed + postponed,
+            postponed=postponed,
+            batch_full=batch_full,
+        )
         log.debug(
             "batch_acked",
             delivered=result.delivered,
@@ -247,6 +278,25 @@ class Drainer:
         if result.lease_lost:
             log.warning("lease_lost_before_ack", rows=result.lease_lost)
         return result
+
+    def _postpone_early(self, claim: store.Claim, *, now: dt.datetime) -> tuple[store.Claim, int]:
+        """Give back the claimed rows whose ``time`` is ahead of ``now``, due at that time.
+
+        Mixpanel replaces a ``time`` ahead of its clock with its ingestion time, which changes
+        the dedup key: a re-send would count twice. ``track()`` already stores such rows due
+        at their time; this covers rows written by older relays, replayed or requeued.
+        Returns the claim without them and how many went back.
+        """
+        now_ms = datetime_to_timestamp_ms(now)
+        early = {
+            e.id: timestamp_ms_to_datetime(e.time_ms) for e in claim.events if e.time_ms > now_ms
+        }
+        if not early:
+            return claim, 0
+        with store.transaction(self._engine, write=True, durable=False) as conn:
+            postponed = store.postpone(conn, token=claim.token, due=early, now=now)
+        kept = [e for e in claim.events if e.id not in early]
+        return dataclasses.replace(claim, events=kept), postponed
 
     def drain_until_idle(
         self,

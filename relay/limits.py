@@ -30,7 +30,20 @@ MAX_INSERT_ID_LENGTH = 36
 #: 1e11, so a millisecond time before 1973-03-03T09:46:40Z would be read as a date centuries
 #: ahead and refused. The earliest unambiguous millisecond time is therefore the floor.
 MIN_EVENT_TIME_MS = 100_000_000_000
-MAX_FUTURE_MS = 3_600_000  # Mixpanel rejects events more than an hour ahead of its clock
+#: How far ahead of the tracking host's clock an event's ``time`` may be: clock skew between
+#: hosts, no more. Mixpanel overwrites a ``time`` ahead of its own clock with the ingestion
+#: time, which changes the deduplication key, so a re-send of such an event would count twice;
+#: a row whose time is still ahead when the relay claims it waits until it is not.
+MAX_CLOCK_SKEW_MS = 60_000
+#: Kept for callers of the old name: the future bound is the clock-skew bound.
+MAX_FUTURE_MS = MAX_CLOCK_SKEW_MS
+#: PostgreSQL's JSONB text of any JSON document is at most this many times orjson's compact
+#: text of it: a space after every ``:`` and ``,`` at most doubles it, and a number in exponent
+#: form grows at most 61-fold (``1e+308``: 6 bytes, written out as 309 digits).
+STORED_GROWTH_BOUND = 64
+#: orjson writes finite floats between these magnitudes positionally, as PostgreSQL does.
+_POSITIONAL_MIN = 1e-5
+_POSITIONAL_MAX = 1e16
 _INT64 = 2**63
 #: Mixpanel's own properties the relay may set itself (no schema may declare them): ``ip``
 #: is the GeoIP input, ``0`` unless the caller supplies a location on purpose (DESIGN §7).
@@ -197,7 +210,71 @@ def check_properties(event: str, properties: Mapping[str, Any]) -> bytes:
             f"event is {len(encoded)} bytes of JSON; Mixpanel accepts under {MAX_EVENT_BYTES}",
             event=event,
         )
+    # What is stored must be what was checked: PostgreSQL keeps JSON numbers as ``numeric``
+    # and renders them with all their digits, so a small event can come back (and be sent)
+    # many times larger. Only an event large enough to grow past the limit is measured.
+    if len(encoded) * STORED_GROWTH_BOUND >= MAX_EVENT_BYTES:
+        growth = {key: _stored_growth(value) for key, value in properties.items()}
+        stored = len(encoded) + sum(growth.values()) + _separator_growth(len(properties), obj=True)
+        if stored >= MAX_EVENT_BYTES:
+            raise EventValidationError(
+                f"event is {stored} bytes as stored (PostgreSQL writes numbers out in full); "
+                f"Mixpanel accepts under {MAX_EVENT_BYTES}",
+                event=event,
+                field=max(growth, key=growth.__getitem__),
+            )
     return encoded
+
+
+def stored_json_size(value: Any) -> int:
+    """Bytes of PostgreSQL's JSONB text (``properties::text``) of the JSON value ``value``.
+
+    That text is orjson's compact text with a space after every ``:`` and ``,`` and every number
+    written positionally (``1e+308`` as 309 digits, ``1.5e-7`` as ``0.00000015``, ``-0.0`` as
+    ``0.0``); strings are escaped alike. ``value`` must have passed :func:`check_properties`'
+    value checks. SQLite and MariaDB store orjson's text as it is, which is never longer.
+    """
+    return len(orjson.dumps(value)) + _stored_growth(value)
+
+
+def _separator_growth(items: int, *, obj: bool) -> int:
+    if not items:
+        return 0
+    return 2 * items - 1 if obj else items - 1
+
+
+def _stored_growth(value: Any) -> int:
+    """How many bytes longer PostgreSQL's JSONB text of ``value`` is than orjson's."""
+    if isinstance(value, float):
+        return _number_growth(value)
+    if isinstance(value, Mapping):
+        return _separator_growth(len(value), obj=True) + sum(
+            _stored_growth(item) for item in value.values()
+        )
+    if isinstance(value, list | tuple):
+        return _separator_growth(len(value), obj=False) + sum(
+            _stored_growth(item) for item in value
+        )
+    return 0
+
+
+def _number_growth(value: float) -> int:
+    if value == 0:
+        return -1 if math.copysign(1.0, value) < 0 else 0  # numeric has no -0: "0.0"
+    if _POSITIONAL_MIN <= abs(value) < _POSITIONAL_MAX:
+        return 0
+    text = orjson.dumps(value)
+    mantissa, exp_mark, exponent = text.partition(b"e")
+    if not exp_mark:
+        return 0
+    power = int(exponent)
+    digits = mantissa.lstrip(b"-")
+    sign = len(mantissa) - len(digits)
+    fraction = len(digits) - 2 if b"." in digits else 0
+    # numeric keeps max(0, fraction digits - exponent) digits after the point.
+    scale = max(0, fraction - power)
+    integer = 1 + power if power >= 0 else 1
+    return sign + integer + (1 + scale if scale else 0) - len(text)
 
 
 def check_distinct_id(event: str, distinct_id: str) -> str:
@@ -228,7 +305,11 @@ def check_insert_id(event: str, insert_id: str) -> str:
 
 
 def check_time_ms(event: str, time_ms: int, *, now_ms: int) -> int:
-    """Refuse an event time Mixpanel would reject: before 1971 or over an hour in the future."""
+    """Refuse an event time before 1973-03-03 or more than :data:`MAX_CLOCK_SKEW_MS` ahead.
+
+    A time ahead of ``now_ms`` but within the skew is accepted; the outbox row then waits until
+    its time has come (Mixpanel would re-stamp a future time, changing the dedup key).
+    """
     if time_ms < MIN_EVENT_TIME_MS:
         raise EventValidationError(
             "time is before 1973-03-03T09:46:40Z; Mixpanel would read it as seconds and reject it",
@@ -237,7 +318,8 @@ def check_time_ms(event: str, time_ms: int, *, now_ms: int) -> int:
         )
     if time_ms > now_ms + MAX_FUTURE_MS:
         raise EventValidationError(
-            "time is more than an hour in the future; Mixpanel rejects it",
+            f"time is more than {MAX_CLOCK_SKEW_MS // 1000} s ahead of this host's clock; "
+            "Mixpanel would re-stamp it, breaking deduplication",
             event=event,
             field="time",
         )

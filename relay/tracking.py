@@ -36,9 +36,14 @@ from relay.limits import (
     check_time_ms,
     safe_field_path,
 )
+from relay.location import Location, with_location
 from relay.models import OutboxState
 from relay.registry import get_event_schema, loggable_event_name
-from relay.schema import MixpanelSuperEventPropertiesSchema, datetime_to_timestamp_ms
+from relay.schema import (
+    MixpanelSuperEventPropertiesSchema,
+    datetime_to_timestamp_ms,
+    timestamp_ms_to_datetime,
+)
 from relay.store.outbox import insert_and_notify_in_one_round_trip, insert_event, notify
 
 logger = structlog.get_logger(__name__)
@@ -131,11 +136,14 @@ def prepare_event(
     occurred_at: dt.datetime | None = None,
     insert_id: str | None = None,
     now: dt.datetime | None = None,
+    location: Location | None = None,
 ) -> PreparedEvent:
     """Validate an event against its registered schema and Mixpanel's limits.
 
     Pure apart from reading the clock when ``now`` is not given. Raises an
     ``EventContractError`` subclass that names the event and the field, never a value.
+    ``location`` is added as ``$city``, ``$region`` and ``mp_country_code``; ``ip`` and
+    ``$ip`` properties are refused.
     """
     now = now or dt.datetime.now(dt.UTC)
     schema = get_event_schema(event)
@@ -150,7 +158,7 @@ def prepare_event(
         datetime_to_timestamp_ms(occurred_at or now),
         now_ms=datetime_to_timestamp_ms(now),
     )
-    dumped = model.model_dump(mode="json", by_alias=True)
+    dumped = with_location(event, model.model_dump(mode="json", by_alias=True), location)
     return PreparedEvent(
         event=event,
         distinct_id=check_distinct_id(event, distinct_id),
@@ -202,6 +210,7 @@ def track(
     occurred_at: dt.datetime | None = None,
     insert_id: str | None = None,
     strict: bool | None = None,
+    location: Location | None = None,
 ) -> str | None:
     """Validate an event and write it to the outbox in the caller's transaction.
 
@@ -210,6 +219,18 @@ def track(
     it. ``occurred_at`` (aware; default now) becomes the event's ``time``; ``insert_id``
     (default: a new UUID) is Mixpanel's dedup key. Both are stored, so every re-send carries
     the same key.
+
+    ``occurred_at`` may be at most ``relay.limits.MAX_CLOCK_SKEW_MS`` (60 s) ahead of this
+    host's clock; such a row is stored due at its time and is not sent before it (Mixpanel
+    would replace a future time by its own clock, changing the dedup key). The properties
+    are checked at the size the database stores them (PostgreSQL writes numbers out in
+    full): an event stored at 1 MB or more is refused.
+
+    ``location`` (a :class:`relay.Location`) says where the event happened, on purpose:
+    stored as Mixpanel's ``$city``, ``$region`` and ``mp_country_code`` properties. The relay
+    sends every event with ``ip`` = 0, so Mixpanel never geolocates the relay host, and an
+    ``ip`` or ``$ip`` property is refused: an end user's IP address is personal data and never
+    enters the outbox.
 
     Returns the ``$insert_id`` written, or ``None`` when tracking failed and was logged.
     In strict mode a failure raises ``EventContractError`` (bad event) or ``StoreError``.
@@ -222,6 +243,7 @@ def track(
             properties=properties,
             occurred_at=occurred_at,
             insert_id=insert_id,
+            location=location,
         )
         _write(session, prepared)
     except RelayError as exc:
@@ -254,6 +276,8 @@ def track(
 
 def _write(session: Session | Connection, prepared: PreparedEvent) -> None:
     now = dt.datetime.now(dt.UTC)
+    # A time ahead of the clock (within the skew) waits: Mixpanel would re-stamp it.
+    due = max(now, timestamp_ms_to_datetime(prepared.time_ms))
     values = {
         "insert_id": prepared.insert_id,
         "event": prepared.event,
@@ -262,7 +286,7 @@ def _write(session: Session | Connection, prepared: PreparedEvent) -> None:
         "properties": prepared.properties,
         "state": OutboxState.PENDING.value,
         "attempts": 0,
-        "next_attempt_at": now,
+        "next_attempt_at": due,
         "created_at": now,
         "updated_at": now,
     }

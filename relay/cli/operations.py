@@ -43,7 +43,8 @@ def run(settings: RelaySettings) -> None:
     from relay.logging import configure_logging  # noqa: PLC0415
 
     configure_logging(settings)
-    schema_check.require_current_schema(settings.database_url.get_secret_value())  # exit 3 on a revision mismatch
+    # Exit 3 on a schema revision this relay does not run on.
+    schema_check.require_current_schema(settings.database_url.get_secret_value())
     sys.exit(run_daemon(settings))
 
 

@@ -22,7 +22,9 @@ from relay.models import OutboxEvent, OutboxState, outbox
 from relay.store import outbox as store
 from relay.testing.mixpanel_standin import MixpanelStandin
 
-NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+#: Ticks run at the real clock's time (to the second), never before the events' time: the
+#: drainer holds back a row whose time is ahead of its ``now``.
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 #: Event time: a day before the real clock, so the stand-in's time rules accept it.
 EVENT_TIME_MS = int((time.time() - 86_400) * 1000)
 
@@ -562,3 +564,77 @@ def test_claims_go_back_to_the_oldest_due_row_every_rescan_interval_during_a_bac
     assert late_state_before == OutboxState.PENDING
     assert (after.claimed, after.batch_full) == (2, True)
     assert _row(engine, late).state == OutboxState.DELIVERED
+
+
+# --- rows ahead of the clock, rows too large for any request ---------------------------------
+
+
+def _ms(at: dt.datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def test_row_with_a_time_ahead_of_the_tick_is_not_sent_before_that_time(
+    engine: Engine, standin: MixpanelStandin, make_drainer: Callable[..., Drainer]
+) -> None:
+    """A due row whose time is 30 s ahead goes back unsent, due at its time, attempt returned."""
+    # The ticks run 30 s behind the real clock, so that the row's time is already past for the
+    # stand-in (which, like Mixpanel, re-stamps a time ahead of its own clock) when it is sent.
+    at = NOW
+    tick = NOW - dt.timedelta(seconds=30)
+    (row_id,) = _add(engine, time_ms=_ms(at), next_attempt_at=tick)
+    drainer = make_drainer()
+
+    early = drainer.drain_once(now=tick)
+    row = _row(engine, row_id)
+    still_early = drainer.drain_once(now=at - dt.timedelta(milliseconds=1))
+    sent_before = standin.accepted_events()
+    on_time = drainer.drain_once(now=at)
+
+    assert early == DrainResult(claimed=1, postponed=1)
+    assert (row.state, row.next_attempt_at, row.attempts, row.lease_token) == (
+        OutboxState.PENDING,
+        at,
+        0,
+        None,
+    )
+    assert still_early == DrainResult()
+    assert sent_before == []
+    assert on_time == DrainResult(claimed=1, delivered=1)
+    (sent,) = standin.accepted_events()
+    assert sent["properties"]["time"] == _ms(at)
+
+
+def test_rows_ahead_of_the_clock_never_hold_back_the_rest_of_their_batch(
+    engine: Engine, standin: MixpanelStandin, make_drainer: Callable[..., Drainer]
+) -> None:
+    """In one claim the rows whose time has come are delivered; only the early one waits."""
+    ids = _add(engine, 2)
+    (ahead,) = _add(engine, time_ms=_ms(NOW) + 5_000)
+    ids += _add(engine, 2)
+    result = make_drainer().drain_once(now=NOW)
+    assert result == DrainResult(claimed=5, delivered=4, postponed=1)
+    assert {e["properties"]["$insert_id"] for e in standin.accepted_events()} == {
+        _row(engine, i).insert_id for i in ids
+    }
+    assert _row(engine, ahead).state == OutboxState.PENDING
+
+
+def test_row_too_large_for_any_request_is_dead_at_claim_and_the_rest_delivered(
+    engine: Engine,
+    standin: MixpanelStandin,
+    make_drainer: Callable[..., Drainer],
+    make_settings: SettingsFactory,
+) -> None:
+    """A row whose stored properties exceed batch_max_bytes is dead with its size; others go."""
+    (first,) = _add(engine)
+    (huge,) = _add(engine, properties={"organization_id": "org-1", "blob": "x" * 10_000})
+    (last,) = _add(engine)
+    result = make_drainer(settings=make_settings(batch_max_bytes=4096)).drain_once(now=NOW)
+    assert result == DrainResult(claimed=3, delivered=2, rejected=1)
+    assert len(standin.accepted_events()) == 2
+    row = _row(engine, huge)
+    assert row.state == OutboxState.DEAD
+    assert row.last_error is not None
+    assert row.last_error.startswith("stored properties render to ")
+    assert row.last_error.endswith(" bytes, over the request limit of 4096 bytes")
+    assert {_row(engine, first).state, _row(engine, last).state} == {OutboxState.DELIVERED}

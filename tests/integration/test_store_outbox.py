@@ -402,6 +402,111 @@ def test_concurrent_claimers_never_receive_the_same_row(engine: Engine) -> None:
     assert sorted(everything) == ids
 
 
+# --- claims bounded by bytes -----------------------------------------------------------------
+
+
+def _stored_sizes(engine: Engine, ids: list[int]) -> list[int]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(outbox.c.id, store.stored_size(conn)).where(outbox.c.id.in_(ids))
+        ).all()
+    by_id = {row_id: int(size) for row_id, size in rows}
+    return [by_id[row_id] for row_id in ids]
+
+
+def _budget_claim(
+    engine: Engine, *, max_bytes: int | None = None, row_max_bytes: int | None = None
+) -> store.Claim:
+    with store.transaction(engine, write=True) as conn:
+        return store.claim(
+            conn,
+            now=NOW,
+            limit=100,
+            lease_seconds=LEASE_SECONDS,
+            max_bytes=max_bytes,
+            row_max_bytes=row_max_bytes,
+        )
+
+
+def test_claim_takes_rows_in_due_order_up_to_its_byte_budget(engine: Engine) -> None:
+    """A claim stops before the row that would take it past max_bytes, and says it is full."""
+    ids = _add(engine, 5, properties={"blob": "x" * 1000})
+    size = _stored_sizes(engine, ids)[0]
+    first = _budget_claim(engine, max_bytes=3 * size + size // 2)
+    second = _budget_claim(engine, max_bytes=3 * size + size // 2)
+    assert [e.id for e in first.events] == ids[:3]
+    assert first.full
+    assert [e.id for e in second.events] == ids[3:]
+    assert not second.full
+
+
+def test_claim_takes_its_first_row_even_when_it_alone_is_over_the_budget(engine: Engine) -> None:
+    """A row larger than the budget but within a request is claimed alone, never stuck."""
+    ids = _add(engine, 2, properties={"blob": "x" * 5000})
+    claim = _budget_claim(engine, max_bytes=1000)
+    assert [e.id for e in claim.events] == ids[:1]
+    assert claim.full
+
+
+def test_claim_dead_letters_a_row_no_request_can_carry_and_leases_the_rest(
+    engine: Engine,
+) -> None:
+    """A row over row_max_bytes is dead with its size and the limit, never leased or claimed."""
+    (before,) = _add(engine, properties={"n": 1})
+    (huge,) = _add(engine, properties={"blob": "x" * 20_000})
+    (after,) = _add(engine, properties={"n": 2})
+    (size,) = _stored_sizes(engine, [huge])
+    claim = _budget_claim(engine, max_bytes=50_000, row_max_bytes=10_000)
+    assert [e.id for e in claim.events] == [before, after]
+    assert claim.too_large == 1
+    row = _row(engine, huge)
+    assert row.state == OutboxState.DEAD
+    assert row.last_error == (
+        f"stored properties render to {size} bytes, over the request limit of 10000 bytes"
+    )
+    assert row.lease_token is None
+    assert row.attempts == 0
+    assert row.finished_at == NOW
+    assert _budget_claim(engine, max_bytes=50_000, row_max_bytes=10_000).events == []
+
+
+def test_claim_measures_postgresql_rows_at_the_size_jsonb_renders_them(pg_engine: Engine) -> None:
+    """A row of 1e308 floats, 1.4 KB as JSON but 62 KB as PostgreSQL renders it, is too large."""
+    (normal,) = _add(pg_engine, properties={"n": 1})
+    (grown,) = _add(pg_engine, properties={"f": [1e308] * 200})
+    assert len(json.dumps({"f": [1e308] * 200})) < 2_000
+    (size,) = _stored_sizes(pg_engine, [grown])
+    assert size > 60_000
+    claim = _budget_claim(pg_engine, max_bytes=40_000, row_max_bytes=10_000)
+    assert [e.id for e in claim.events] == [normal]
+    assert _row(pg_engine, grown).state == OutboxState.DEAD
+
+
+def test_claim_within_a_budget_skips_rows_locked_by_an_open_claim_and_frees_the_unpicked(
+    locking_engine: Engine,
+) -> None:
+    """Rows an open claim locked but left out of its budget are skipped, then free at commit."""
+    ids = _add(locking_engine, 6, properties={"blob": "x" * 1000})
+    size = _stored_sizes(locking_engine, ids)[0]
+    with locking_engine.connect() as first_conn, locking_engine.connect() as second_conn:
+        first_tx = first_conn.begin()
+        first = store.claim(
+            first_conn, now=NOW, limit=3, lease_seconds=LEASE_SECONDS, max_bytes=2 * size
+        )
+        if locking_engine.dialect.name == "postgresql":
+            second_conn.exec_driver_sql("SET lock_timeout = '2s'")
+        else:
+            second_conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = 2")
+        second_conn.commit()
+        with second_conn.begin():
+            second = store.claim(second_conn, now=NOW, limit=6, lease_seconds=LEASE_SECONDS)
+        first_tx.commit()
+    third = _budget_claim(locking_engine, max_bytes=10 * size)
+    assert [e.id for e in first.events] == ids[:2]
+    assert [e.id for e in second.events] == ids[3:]
+    assert [e.id for e in third.events] == [ids[2]]
+
+
 # --- fenced acks ------------------------------------------------------------------------------
 
 

@@ -18,11 +18,17 @@ from pydantic import Field
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from relay import Location
 from relay.errors import EventValidationError, StoreError
 from relay.limits import check_distinct_id, check_insert_id, check_properties
 from relay.models import outbox
 from relay.registry import register_event
-from relay.schema import MixpanelSuperEventPropertiesSchema, SystemRole, datetime_to_timestamp_ms
+from relay.schema import (
+    MixpanelSuperEventPropertiesSchema,
+    SystemRole,
+    datetime_to_timestamp_ms,
+    timestamp_ms_to_datetime,
+)
 from relay.store import outbox as store
 from relay.tracking import cron_run, strict_tracking, track
 
@@ -486,3 +492,101 @@ def test_hostile_inputs_never_escape_and_never_store_a_bad_row(
     check_insert_id(EVENT, row.insert_id)
     check_properties(EVENT, row.properties)
     assert row.time_ms >= 100_000_000_000
+
+
+# --- location, time ahead, stored size -------------------------------------------------------
+
+
+def test_location_is_stored_as_mixpanels_location_properties(db: Engine) -> None:
+    """location= is stored as $city, $region and mp_country_code, and nothing else is added."""
+    with Session(db) as session, session.begin():
+        track(
+            session,
+            event=EVENT,
+            distinct_id=USER,
+            properties=props(),
+            location=Location(city="Berlin", region="Berlin", country_code="DE"),
+            strict=True,
+        )
+    (row,) = outbox_rows(db)
+    assert row.properties["$city"] == "Berlin"
+    assert row.properties["$region"] == "Berlin"
+    assert row.properties["mp_country_code"] == "DE"
+    assert "ip" not in row.properties
+    assert "$ip" not in row.properties
+
+
+def test_location_with_an_unassigned_country_code_is_refused_and_stores_nothing(
+    db: Engine,
+) -> None:
+    """A country code that is not ISO 3166-1 alpha-2 is refused naming mp_country_code."""
+    with Session(db) as session, session.begin():
+        with pytest.raises(EventValidationError) as info:
+            track(
+                session,
+                event=EVENT,
+                distinct_id=USER,
+                properties=props(),
+                location=Location(country_code="XX"),
+                strict=True,
+            )
+        assert info.value.field == "mp_country_code"
+        assert (
+            track(
+                session,
+                event=EVENT,
+                distinct_id=USER,
+                properties=props(),
+                location=Location(country_code="Germany"),
+            )
+            is None
+        )
+    assert outbox_rows(db) == []
+
+
+def test_time_within_the_clock_skew_is_stored_due_at_that_time(db: Engine) -> None:
+    """An event 30 s ahead is stored, due no earlier than its own time."""
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    with Session(db) as session, session.begin():
+        track(
+            session,
+            event=EVENT,
+            distinct_id=USER,
+            properties=props(),
+            occurred_at=ahead,
+            strict=True,
+        )
+    (row,) = outbox_rows(db)
+    assert row.next_attempt_at == timestamp_ms_to_datetime(row.time_ms)
+    assert row.time_ms == datetime_to_timestamp_ms(ahead)
+
+
+def test_time_ten_minutes_ahead_is_refused(db: Engine) -> None:
+    """A time beyond the 60 s clock-skew bound (once accepted up to an hour) is refused."""
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+    with Session(db) as session, session.begin(), pytest.raises(EventValidationError) as info:
+        track(
+            session,
+            event=EVENT,
+            distinct_id=USER,
+            properties=props(),
+            occurred_at=ahead,
+            strict=True,
+        )
+    assert info.value.field == "time"
+    assert outbox_rows(db) == []
+
+
+def test_event_that_would_grow_past_one_megabyte_in_storage_is_refused(db: Engine) -> None:
+    """450 KB of 1e308 floats (20 MB as PostgreSQL stores them) is refused naming the field."""
+    floats = {"f": [[1e308] * 250] * 250}
+    with Session(db) as session, session.begin(), pytest.raises(EventValidationError) as info:
+        track(
+            session,
+            event=EVENT,
+            distinct_id=USER,
+            properties=props(extra=floats),
+            strict=True,
+        )
+    assert info.value.field == "extra"
+    assert outbox_rows(db) == []

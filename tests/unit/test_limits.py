@@ -1,14 +1,21 @@
 """Mixpanel's per-event limits and the PII-by-value guard, checked at track time."""
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relay.errors import EventValidationError
 from relay.limits import (
+    MAX_CLOCK_SKEW_MS,
+    MAX_EVENT_BYTES,
     MIN_EVENT_TIME_MS,
+    STORED_GROWTH_BOUND,
     check_distinct_id,
     check_insert_id,
     check_properties,
     check_time_ms,
+    stored_json_size,
 )
 from relay.pii import looks_like_email, looks_like_phone
 
@@ -121,10 +128,76 @@ def test_uuid_insert_ids_pass() -> None:
 
 
 def test_times_outside_mixpanels_window_are_refused() -> None:
-    """Times Mixpanel would read as seconds or as over an hour ahead are refused; edges pass."""
+    """Times read as seconds or beyond the clock-skew bound are refused; the edges pass."""
     assert check_time_ms(EV, MIN_EVENT_TIME_MS, now_ms=NOW_MS)
-    assert check_time_ms(EV, NOW_MS + 3_600_000, now_ms=NOW_MS)
+    assert check_time_ms(EV, NOW_MS + MAX_CLOCK_SKEW_MS, now_ms=NOW_MS)
     with pytest.raises(EventValidationError, match="before 1973-03-03T09:46:40Z"):
         check_time_ms(EV, MIN_EVENT_TIME_MS - 1, now_ms=NOW_MS)
-    with pytest.raises(EventValidationError, match="more than an hour in the future"):
-        check_time_ms(EV, NOW_MS + 3_600_001, now_ms=NOW_MS)
+    with pytest.raises(EventValidationError, match="60 s ahead of this host's clock"):
+        check_time_ms(EV, NOW_MS + MAX_CLOCK_SKEW_MS + 1, now_ms=NOW_MS)
+
+
+def test_a_time_ten_minutes_ahead_is_refused() -> None:
+    """A time past the 60 s clock-skew bound (once accepted up to an hour) is refused."""
+    assert MAX_CLOCK_SKEW_MS == 60_000
+    with pytest.raises(EventValidationError) as info:
+        check_time_ms(EV, NOW_MS + 600_000, now_ms=NOW_MS)
+    assert info.value.field == "time"
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        (1e308, "1" + "0" * 308),
+        (-1e308, "-1" + "0" * 308),
+        (1.5e-7, "0.00000015"),
+        (1e-300, "0." + "0" * 299 + "1"),
+        (5e-324, "0." + "0" * 323 + "5"),
+        (1.2345678901234568e20, "123456789012345680000"),
+        (-0.0, "0.0"),
+        (1.5, "1.5"),
+        (10**18, "1000000000000000000"),
+    ],
+)
+def test_stored_size_of_a_number_is_its_positional_rendering(value: float, stored: str) -> None:
+    """A number's stored size is that of PostgreSQL's positional text of it, all digits."""
+    assert stored_json_size(value) == len(stored)
+
+
+def test_stored_size_counts_jsonb_separators() -> None:
+    """JSONB text puts a space after every colon and comma of an object or a list."""
+    assert stored_json_size({"a": [1, 2], "b": {}}) == len('{"a": [1, 2], "b": {}}')
+
+
+def test_event_that_grows_past_the_limit_in_storage_is_refused_naming_the_field() -> None:
+    """452 KB of 1e308 floats, 20 MB once PostgreSQL renders them, is refused as too large."""
+    props = {"ok": "x", "floats": [[1e308] * 250] * 250}
+    assert len(orjson.dumps(props)) < MAX_EVENT_BYTES
+    with pytest.raises(EventValidationError) as info:
+        check_properties(EV, props)
+    assert info.value.field == "floats"
+    assert "as stored" in str(info.value)
+
+
+def test_small_event_of_exponent_numbers_still_passes() -> None:
+    """A few exponent-form numbers, far under the limit once written out, are accepted."""
+    assert check_properties(EV, {"f": [1e308, 5e-324, 1.5e-7]})
+
+
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=10),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=5), children, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
+def test_stored_size_is_at_most_the_growth_bound_times_the_compact_size(value: object) -> None:
+    """No JSON value grows more than STORED_GROWTH_BOUND-fold in storage: the fast path is safe."""
+    assert stored_json_size(value) <= STORED_GROWTH_BOUND * len(orjson.dumps(value))
