@@ -472,6 +472,7 @@ class MixpanelImportClient:
         content = zlib.compress(body, self._gzip_level, _GZIP_WBITS) if self._gzip_level else body
         answer: _Answer
         started = time.perf_counter()
+        deadline = self._deadlines.clock() + self._deadline_seconds
         try:
             with (
                 self._deadlines.bound(self._deadline_seconds),
@@ -486,11 +487,11 @@ class MixpanelImportClient:
             ):
                 answer = _read_capped(response)
         except httpx.TimeoutException as exc:
-            answer = self._failed(f"timeout: {type(exc).__name__}")
+            answer = self._failed(f"timeout: {type(exc).__name__}", deadline)
         except httpx.TransportError as exc:
-            answer = self._failed(f"connection error: {type(exc).__name__}")
+            answer = self._failed(f"connection error: {type(exc).__name__}", deadline)
         except httpx.HTTPError as exc:
-            answer = self._failed(f"http error: {type(exc).__name__}")
+            answer = self._failed(f"http error: {type(exc).__name__}", deadline)
         outcome.requests.append(
             RequestStat(
                 status=answer.status,
@@ -501,11 +502,11 @@ class MixpanelImportClient:
         )
         return answer
 
-    def _failed(self, error: str) -> _Answer:
+    def _failed(self, error: str, deadline: float) -> _Answer:
         """An answer for a request that raised; says whether the deadline or a stop ended it."""
         if self._deadlines.cancelled:
             return _Answer(None, b"", None, "request cancelled: relay is stopping", cancelled=True)
-        if self._deadlines.left() <= 0:
+        if self._deadlines.clock() >= deadline:
             error = f"timeout: no complete answer within {self._deadline_seconds:g} s"
         return _Answer(None, b"", None, error)
 
