@@ -24,6 +24,8 @@ MAX_BATCH_EVENTS = 2000
 DEFAULT_BATCH_MAX_BYTES = 2 * 1024 * 1024
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 30.0
+#: A whole /import request (connect, send, headers, body) ends by then, under the 60 s lease.
+REQUEST_DEADLINE_SECONDS = 45.0
 LEASE_SECONDS = 60.0
 MAX_ATTEMPTS = 30
 #: After a 401 the relay leaves rows alone and looks again after this pause.
@@ -85,6 +87,7 @@ class RelaySettings(BaseSettings):
     batch_max_bytes: int = Field(default=DEFAULT_BATCH_MAX_BYTES, ge=1024)
     connect_timeout_seconds: float = Field(default=CONNECT_TIMEOUT_SECONDS, gt=0)
     read_timeout_seconds: float = Field(default=READ_TIMEOUT_SECONDS, gt=0)
+    request_deadline_seconds: float = Field(default=REQUEST_DEADLINE_SECONDS, gt=0)
     gzip_level: int = Field(default=1, ge=0, le=9, description="0 sends uncompressed bodies.")
 
     # --- delivery -------------------------------------------------------------------

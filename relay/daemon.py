@@ -10,9 +10,10 @@ Three jobs run on a ``BackgroundScheduler``:
 * **retention** every ``retention_interval_seconds``; **gauges** every ``gauge_interval_seconds``.
 
 Every job logs its errors with the traceback and the next run tries again, so a database
-restart or a Mixpanel outage never ends the process. After a 401 the drain pauses for
-``auth_failure_pause_seconds``, leaving rows untouched. SIGTERM/SIGINT finish the batch in
-flight, release rows claimed but not yet sent, and exit 0.
+restart or a Mixpanel outage never ends the process. After a 401, 403, 404 or a redirect the
+drain pauses for ``auth_failure_pause_seconds``, leaving rows untouched. SIGTERM/SIGINT cut
+the request in flight short (within about a quarter second), give back its rows and those
+claimed but not yet sent (attempt returned), and exit 0.
 
 Run it as ``python -m relay.daemon`` with ``RELAY_*`` variables set.
 """
@@ -349,14 +350,16 @@ def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = 
     """
     stop = stop_event or threading.Event()
     try:
-        client = MixpanelImportClient(settings)
+        # ``cancel=stop``: SIGTERM cuts the request in flight short and gives its rows back,
+        # so the daemon stops within seconds even against a server that drips its answer.
+        client = MixpanelImportClient(settings, cancel=stop)
     except ConfigurationError as exc:
         logger.critical("configuration_invalid", error=str(exc))
         return EXIT_CONFIGURATION
     engine = create_engine(settings.database_url.get_secret_value())
     stale_after = max(
         HEALTH_STALE_SECONDS,
-        4 * (settings.connect_timeout_seconds + settings.read_timeout_seconds),
+        4 * settings.request_deadline_seconds,
     )
     metrics = RelayMetrics(stale_after_seconds=stale_after)
     server: MetricsServer | None = None

@@ -136,8 +136,8 @@ def test_failed_records_keyed_by_dollar_insert_id_are_matched_when_index_is_unus
     assert outcome.delivered == [events[0].id, events[1].id]
 
 
-def test_unmatchable_failed_records_reject_the_whole_batch(standin: MixpanelStandin) -> None:
-    """When a failed record matches no row, every row is refused rather than one lost silently."""
+def test_unmatchable_failed_records_retry_the_whole_batch(standin: MixpanelStandin) -> None:
+    """When a failed record matches no row, no row is delivered or refused on a guess: all retry."""
     events = _events(2)
     standin.fail_next(
         400,
@@ -148,9 +148,12 @@ def test_unmatchable_failed_records_reject_the_whole_batch(standin: MixpanelStan
         },
     )
     outcome = _send(_settings(standin), events)
-    assert outcome.delivered == []
-    assert set(outcome.rejected) == set(_ids(events))
-    assert all(r.startswith("HTTP 400: some data points") for r in outcome.rejected.values())
+    assert (outcome.delivered, outcome.rejected) == ([], {})
+    assert outcome.retry == dict.fromkeys(
+        _ids(events),
+        "HTTP 400: answer inconsistent with the batch: "
+        "a failed record names an $insert_id not in the batch",
+    )
 
 
 def test_400_without_failed_records_rejects_every_row(standin: MixpanelStandin) -> None:

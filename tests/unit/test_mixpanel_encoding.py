@@ -38,6 +38,7 @@ def _expected(event: OutboxEvent, stored: dict[str, Any]) -> bytes:
                 "time": event.time_ms,
                 "distinct_id": event.distinct_id,
                 "$insert_id": event.insert_id,
+                "ip": "0",
                 **stored,
             },
         }
@@ -46,7 +47,7 @@ def _expected(event: OutboxEvent, stored: dict[str, Any]) -> bytes:
 
 @pytest.mark.parametrize("text", ["{}", "{ }", " {\n} ", "\t{}\r\n"])
 def test_empty_stored_properties_encode_only_the_spliced_keys(text: str) -> None:
-    """An empty stored object, however spaced, adds nothing after the three spliced keys."""
+    """An empty stored object, however spaced, adds nothing after the four spliced keys."""
     event = _event(text)
     assert encode_event(event) == _expected(event, {})
 
@@ -97,6 +98,35 @@ def test_stored_copies_of_spliced_keys_never_override_the_columns() -> None:
 def test_spliced_key_names_as_values_do_not_change_the_event() -> None:
     """A property value that merely reads "time" leaves every stored property in place."""
     stored = {"unit": "time", "label": "distinct_id"}
+    event = _event(orjson.dumps(stored).decode())
+    assert encode_event(event) == _expected(event, stored)
+
+
+def test_every_event_asks_mixpanel_to_skip_geoip() -> None:
+    """Every encoded event carries "ip": "0", so Mixpanel never geolocates the relay's address."""
+    for text in ("{}", '{"organization_id": "org-1"}'):
+        properties = orjson.loads(encode_event(_event(text)))["properties"]
+        assert properties["ip"] == "0"
+
+
+@pytest.mark.parametrize("stored_ip", ["203.0.113.7", "1", 1, None])
+def test_a_stored_ip_never_reaches_mixpanel(stored_ip: object) -> None:
+    """A stored ``ip`` (which would turn GeoIP back on) is dropped; ``"ip": "0"`` is sent once."""
+    stored = {"ip": stored_ip, "organization_id": "org-1"}
+    encoded = encode_event(_event(orjson.dumps(stored).decode()))
+    assert encoded.count(b'"ip":') == 1
+    assert orjson.loads(encoded)["properties"] == {
+        "time": TIME_MS,
+        "distinct_id": "5d1c7a3e-0000-4000-8000-000000000001",
+        "$insert_id": "0b6f1e2a-4a8c-4f63-9d55-2c0e3c1f7a10",
+        "ip": "0",
+        "organization_id": "org-1",
+    }
+
+
+def test_explicit_location_properties_pass_through_beside_ip_zero() -> None:
+    """Stored $city, $region and mp_country_code are sent as they are, next to "ip": "0"."""
+    stored = {"$city": "Zürich", "$region": "Zurich", "mp_country_code": "CH", "note": "ip"}
     event = _event(orjson.dumps(stored).decode())
     assert encode_event(event) == _expected(event, stored)
 
