@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -23,8 +22,9 @@ from relay.testing.mixpanel_standin import MixpanelStandin
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 LATER = NOW + dt.timedelta(hours=1)
-#: A day before the real clock, so the stand-in's time rules accept the events.
-EVENT_TIME_MS = int((time.time() - 86_400) * 1000)
+#: A day before the ticks: the relay sends no time ahead of its clock, and the stand-in (on the
+#: real clock, later still) keeps a past time as it is.
+EVENT_TIME_MS = int((NOW - dt.timedelta(days=1)).timestamp() * 1000)
 EVENT = "svc.test.thing_done"
 OTHER = "svc.test.other_done"
 
