@@ -14,6 +14,7 @@ import click
 from pydantic import ValidationError
 
 from relay.cli import admin, operations
+from relay.cli.events import events as events_group
 from relay.config import RelaySettings
 from relay.errors import ConfigurationError, RelayError
 
@@ -63,3 +64,4 @@ for command in operations.COMMANDS:
     main.add_command(command)
 for command in admin.COMMANDS:
     main.add_command(command)
+main.add_command(events_group)
