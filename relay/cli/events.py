@@ -1,4 +1,4 @@
-"""``relay events``: the tracking plan as code (``lint``).
+"""``relay events``: the tracking plan as code (``lint``, ``docs``).
 
 Exit codes of ``relay events lint``: 0 the catalog is clean; 1 at least one finding.
 Heavy modules are imported inside the commands, so ``relay --help`` stays light.
@@ -52,6 +52,51 @@ def lint(modules: tuple[str, ...], tests_path: Path | None, as_json: bool) -> No
         click.echo(f"{len(findings)} {noun} in {', '.join(names)}", err=True)
     if findings:
         sys.exit(EXIT_FINDINGS)
+
+
+@events.command()
+@click.argument("modules", nargs=-1, metavar="[MODULE ...]")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json-schema"]),
+    default="markdown",
+    show_default=True,
+    help="Markdown for people, or one JSON Schema per event for tools.",
+)
+@click.option(
+    "--output",
+    "output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write into DIR (tracking-plan.md, or <event>.schema.json per event); default stdout.",
+)
+def docs(modules: tuple[str, ...], fmt: str, output: Path | None) -> None:
+    """The data dictionary of catalog MODULEs (default: relay.catalog), from the registry."""
+    # Imported here, like lint: pydantic and the catalog are not needed for `relay --help`.
+    from relay.plan.docs import catalog_registry, event_json_schema, markdown  # noqa: PLC0415
+    from relay.plan.lint import ensure_cwd_importable  # noqa: PLC0415
+
+    ensure_cwd_importable()
+    registry = catalog_registry(list(modules) or ["relay.catalog"])
+    if fmt == "markdown":
+        text = markdown(registry)
+        if output is None:
+            click.echo(text)
+        else:
+            output.mkdir(parents=True, exist_ok=True)
+            (output / "tracking-plan.md").write_text(text, encoding="utf-8")
+            click.echo(f"wrote {output / 'tracking-plan.md'}", err=True)
+        return
+    schemas = {event: event_json_schema(event, schema) for event, schema in registry.items()}
+    if output is None:
+        click.echo(json.dumps(schemas, indent=2, sort_keys=True))
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    for event, body in sorted(schemas.items()):
+        (output / f"{event}.schema.json").write_text(
+            json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+    click.echo(f"wrote {len(schemas)} schemas to {output}", err=True)
 
 
 COMMANDS = [events]
