@@ -1,4 +1,4 @@
-"""``relay events``: the tracking plan as code (``lint``, ``docs``).
+"""``relay events``: the tracking plan as code (``lint``, ``docs``, ``new``).
 
 Exit codes of ``relay events lint``: 0 the catalog is clean; 1 at least one finding.
 Heavy modules are imported inside the commands, so ``relay --help`` stays light.
@@ -97,6 +97,26 @@ def docs(modules: tuple[str, ...], fmt: str, output: Path | None) -> None:
             json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
     click.echo(f"wrote {len(schemas)} schemas to {output}", err=True)
+
+
+@events.command()
+@click.argument("event")
+@click.option(
+    "--package",
+    "package_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory of the new host package to write (its name is the import name).",
+)
+def new(event: str, package_dir: Path) -> None:
+    """Write the seven checklist steps for EVENT (svc.<domain>.<action>) into a new package.
+
+    Refuses, writing nothing, if any file it would write exists (exit 1).
+    """
+    from relay.plan.scaffold import scaffold_event  # noqa: PLC0415 -- keep start-up light
+
+    for path in scaffold_event(event, package_dir=package_dir):
+        click.echo(f"wrote {path}")
 
 
 COMMANDS = [events]
