@@ -35,3 +35,17 @@ def test_readme_example_runs_as_written(command: str, code: int, tmp_path: Path)
         assert json.loads(proc.stdout)["count"] == 0
     if "--output" in argv:
         assert len(list((tmp_path / "plan").glob("svc.*.schema.json"))) == 6
+
+
+def test_readme_new_then_lint_example_runs_as_written(tmp_path: Path) -> None:
+    """`relay events new ... --package hostapp` then `relay events lint hostapp ...` exit 0."""
+    for command in (
+        "relay events new svc.billing.invoice_paid --package hostapp",
+        "relay events lint hostapp --tests hostapp/tests",
+    ):
+        argv = shlex.split(command)
+        proc = subprocess.run(
+            [RELAY, *argv[1:]], cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, (command, proc.stdout, proc.stderr)
+    assert "0 findings in hostapp" in proc.stderr
