@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from relay.cli import admin, operations
 from relay.cli._output import safe_text
+from relay.cli.events import events as events_group
 from relay.config import RelaySettings
 from relay.database import scrub
 from relay.errors import ConfigurationError, RelayError
@@ -87,3 +88,4 @@ for command in operations.COMMANDS:
     main.add_command(command)
 for command in admin.COMMANDS:
     main.add_command(command)
+main.add_command(events_group)

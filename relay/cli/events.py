@@ -1,0 +1,122 @@
+"""``relay events``: the tracking plan as code (``lint``, ``docs``, ``new``).
+
+Exit codes of ``relay events lint``: 0 the catalog is clean; 1 at least one finding.
+Heavy modules are imported inside the commands, so ``relay --help`` stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+EXIT_FINDINGS = 1
+
+
+@click.group()
+def events() -> None:
+    """The tracking plan as code: check the event catalog against the convention."""
+
+
+@events.command()
+@click.argument("modules", nargs=-1, metavar="[MODULE ...]")
+@click.option(
+    "--tests",
+    "tests_path",
+    type=click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path),
+    help="Tests to search for a test that tracks each event (RLY011); skipped if not given.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON object.")
+def lint(modules: tuple[str, ...], tests_path: Path | None, as_json: bool) -> None:
+    """Check catalog MODULEs (default: relay.catalog) against every rule; exit 1 on a finding."""
+    # Imported here: the linter pulls in the registry and pydantic; `relay --help` stays light.
+    from relay.plan.lint import RULES, ensure_cwd_importable, lint_modules  # noqa: PLC0415
+
+    ensure_cwd_importable()
+    names = list(modules) or ["relay.catalog"]
+    findings = lint_modules(names, tests_path=tests_path)
+    if as_json:
+        payload = {
+            "modules": names,
+            "findings": [f.as_dict() for f in findings],
+            "count": len(findings),
+            "rules": RULES,
+        }
+        click.echo(json.dumps(payload, indent=2, sort_keys=True))
+    else:
+        for finding in findings:
+            click.echo(finding.as_text())
+        noun = "finding" if len(findings) == 1 else "findings"
+        click.echo(f"{len(findings)} {noun} in {', '.join(names)}", err=True)
+    if findings:
+        sys.exit(EXIT_FINDINGS)
+
+
+@events.command()
+@click.argument("modules", nargs=-1, metavar="[MODULE ...]")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["markdown", "json-schema"]),
+    default="markdown",
+    show_default=True,
+    help="Markdown for people, or one JSON Schema per event for tools.",
+)
+@click.option(
+    "--output",
+    "output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write into DIR (tracking-plan.md, or <event>.schema.json per event); default stdout.",
+)
+def docs(modules: tuple[str, ...], fmt: str, output: Path | None) -> None:
+    """The data dictionary of catalog MODULEs (default: relay.catalog), from the registry."""
+    # Imported here, like lint: pydantic and the catalog are not needed for `relay --help`.
+    from relay.plan.docs import catalog_registry, event_json_schema, markdown  # noqa: PLC0415
+    from relay.plan.lint import ensure_cwd_importable  # noqa: PLC0415
+
+    ensure_cwd_importable()
+    registry = catalog_registry(list(modules) or ["relay.catalog"])
+    if fmt == "markdown":
+        text = markdown(registry)
+        if output is None:
+            click.echo(text)
+        else:
+            output.mkdir(parents=True, exist_ok=True)
+            (output / "tracking-plan.md").write_text(text, encoding="utf-8")
+            click.echo(f"wrote {output / 'tracking-plan.md'}", err=True)
+        return
+    schemas = {event: event_json_schema(event, schema) for event, schema in registry.items()}
+    if output is None:
+        click.echo(json.dumps(schemas, indent=2, sort_keys=True))
+        return
+    output.mkdir(parents=True, exist_ok=True)
+    for event, body in sorted(schemas.items()):
+        (output / f"{event}.schema.json").write_text(
+            json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+    click.echo(f"wrote {len(schemas)} schemas to {output}", err=True)
+
+
+@events.command()
+@click.argument("event")
+@click.option(
+    "--package",
+    "package_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory of the new host package to write (its name is the import name).",
+)
+def new(event: str, package_dir: Path) -> None:
+    """Write the seven checklist steps for EVENT (svc.<domain>.<action>) into a new package.
+
+    Refuses, writing nothing, if any file it would write exists (exit 1).
+    """
+    from relay.plan.scaffold import scaffold_event  # noqa: PLC0415 -- keep start-up light
+
+    for path in scaffold_event(event, package_dir=package_dir):
+        click.echo(f"wrote {path}")
+
+
+COMMANDS = [events]

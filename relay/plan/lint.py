@@ -1,0 +1,467 @@
+"""``relay events lint``: checks a host's event catalog against the seed's checklist and rules.
+
+The catalog is imported (so registration's own checks run) and read with :mod:`ast`: every
+registered event whose schema lives in the linted package is checked for its constant, its
+schema's name, docstring and field descriptions, its tracking helper's shape (keyword-only,
+fire-and-forget) and export, and, when a tests path is given, a test that tracks it.
+
+Each finding has a stable rule id (``RLY0nn``), the file and line, and a one-line fix.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import re
+import sys
+import textwrap
+import types
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from relay.errors import RelayError
+from relay.naming import check_event_name
+from relay.registry import EVENT_SCHEMA_REGISTRY
+from relay.schema import MixpanelSuperEventPropertiesSchema
+
+#: Rule id -> what the rule demands (the stable contract of ``events lint``).
+RULES: dict[str, str] = {
+    "RLY000": "the catalog module imports and registers cleanly",
+    "RLY001": "an event constant follows {prefix}.{object}.{action}[.error]",
+    "RLY002": "every event constant is registered",
+    "RLY003": "the schema class is named Mxp{Domain}{Action}EventSchema",
+    "RLY004": "the schema docstring says when the event is tracked ('Tracked when ...')",
+    "RLY005": "every schema field has a description",
+    "RLY006": "a schema inherits the base fields and never redefines them",
+    "RLY007": "every registered event has a tracking helper",
+    "RLY008": "the helper's arguments are keyword-only (after the session)",
+    "RLY009": "the helper wraps tracking in try/except Exception that logs, re-raising only "
+    "in strict mode",
+    "RLY010": "the helper's class is exported in the package's __all__",
+    "RLY011": "a test tracks the event",
+    "RLY012": "an event tracked by a cron run documents is_cron_job in its schema docstring",
+}
+
+_SCHEMA_NAME = re.compile(r"Mxp[A-Z][A-Za-z0-9]*EventSchema")
+_TRIGGER = re.compile(r"\bTracked when\b")
+_LOG_METHODS = frozenset({"exception", "error", "warning", "critical"})
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One violation: rule id, where, what, and how to fix it."""
+
+    rule: str
+    path: str
+    line: int
+    event: str
+    message: str
+    fix: str
+
+    def as_text(self) -> str:
+        """``path:line: RLYnnn message (event) -- fix``."""
+        subject = f" [{self.event}]" if self.event else ""
+        return f"{self.path}:{self.line}: {self.rule} {self.message}{subject} -- fix: {self.fix}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The finding as a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class _Helper:
+    cls: type
+    name: str
+    node: ast.FunctionDef
+    path: str
+    events: set[str] = field(default_factory=set)
+
+
+def _rel(path: str | None) -> str:
+    if not path:
+        return "<unknown>"
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
+
+
+def _package_modules(root: types.ModuleType) -> list[types.ModuleType]:
+    """``root`` and, if it is a package, every module below it (imported)."""
+    modules = [root]
+    if hasattr(root, "__path__"):
+        for info in pkgutil.walk_packages(root.__path__, prefix=root.__name__ + "."):
+            modules.append(importlib.import_module(info.name))
+    return modules
+
+
+def _source_and_line(obj: Any) -> tuple[str, int]:
+    try:
+        path = inspect.getsourcefile(obj)
+        _, line = inspect.getsourcelines(obj)
+    except (OSError, TypeError):
+        return "<unknown>", 0
+    return _rel(path), line
+
+
+def _class_node(cls: type) -> ast.ClassDef | None:
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return None
+    tree = ast.parse(source)
+    node = tree.body[0] if tree.body else None
+    return node if isinstance(node, ast.ClassDef) else None
+
+
+def _constants(modules: Iterable[types.ModuleType]) -> dict[str, tuple[str, str, int]]:
+    """Event-name constants: event -> (attribute name, path, line).
+
+    A constant is an upper-case class attribute holding a dotted string, on a class defined
+    in the linted package (the seed's ``MixPanelEvent``).
+    """
+    found: dict[str, tuple[str, str, int]] = {}
+    for module in modules:
+        for obj in vars(module).values():
+            if not isinstance(obj, type) or obj.__module__ != module.__name__:
+                continue
+            node = _class_node(obj)
+            if node is None:
+                continue
+            path, start = _source_and_line(obj)
+            for stmt in node.body:
+                target: ast.expr | None = None
+                value: ast.expr | None = None
+                if isinstance(stmt, ast.AnnAssign):
+                    target, value = stmt.target, stmt.value
+                elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+                    target, value = stmt.targets[0], stmt.value
+                if not (
+                    isinstance(target, ast.Name)
+                    and target.id.isupper()
+                    and isinstance(value, ast.Constant)
+                    and isinstance(value.value, str)
+                    and "." in value.value
+                    and " " not in value.value
+                ):
+                    continue
+                found.setdefault(value.value, (target.id, path, start + stmt.lineno - 1))
+    return found
+
+
+def _referenced_attrs(node: ast.AST) -> set[str]:
+    return {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+
+
+def _helpers(modules: Iterable[types.ModuleType], constant_names: dict[str, str]) -> list[_Helper]:
+    """Public ``track_*`` methods and the events (by constant) they or their impl track."""
+    helpers: list[_Helper] = []
+    for module in modules:
+        for cls in vars(module).values():
+            if not isinstance(cls, type) or cls.__module__ != module.__name__:
+                continue
+            node = _class_node(cls)
+            if node is None:
+                continue
+            path, start = _source_and_line(cls)
+            methods = {s.name: s for s in node.body if isinstance(s, ast.FunctionDef)}
+            for name, method in methods.items():
+                if not name.startswith("track_"):
+                    continue
+                attrs = _referenced_attrs(method)
+                for called in list(attrs):
+                    if called in methods and called.startswith("_"):
+                        attrs |= _referenced_attrs(methods[called])
+                events = {constant_names[a] for a in attrs if a in constant_names}
+                shifted = ast.increment_lineno(method, start - 1)
+                assert isinstance(shifted, ast.FunctionDef)
+                helpers.append(_Helper(cls, name, shifted, path, events))
+    return helpers
+
+
+def _check_keyword_only(helper: _Helper, event: str) -> Finding | None:
+    args = helper.node.args
+    positional = [a.arg for a in [*args.posonlyargs, *args.args]]
+    if positional and positional[0] in ("cls", "self"):
+        positional = positional[1:]
+    if len(positional) <= 1 and args.vararg is None:
+        return None
+    return Finding(
+        "RLY008",
+        helper.path,
+        helper.node.lineno,
+        event,
+        f"{helper.cls.__name__}.{helper.name} takes positional arguments "
+        f"{', '.join(positional[1:]) or '*args'}",
+        "put '*,' after the session so every other argument is keyword-only",
+    )
+
+
+def _is_strict_guard(test: ast.expr) -> bool:
+    return any(
+        isinstance(n, ast.Call)
+        and (
+            (isinstance(n.func, ast.Name) and "strict" in n.func.id)
+            or (isinstance(n.func, ast.Attribute) and "strict" in n.func.attr)
+        )
+        for n in ast.walk(test)
+    ) or any(isinstance(n, ast.Name) and "strict" in n.id for n in ast.walk(test))
+
+
+def _fire_and_forget_problem(fn: ast.FunctionDef) -> str | None:
+    """Why ``fn`` is not ``try: ... except Exception: [if strict: raise] log``; None if it is."""
+    body = list(fn.body)
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    if len(body) != 1 or not isinstance(body[0], ast.Try):
+        return "its body is not a single try/except"
+    handlers = [
+        h for h in body[0].handlers if isinstance(h.type, ast.Name) and h.type.id == "Exception"
+    ]
+    if not handlers:
+        return "it does not catch Exception"
+    handler = handlers[0]
+    logs = any(
+        isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr in _LOG_METHODS
+        for n in ast.walk(handler)
+    )
+    if not logs:
+        return "its except block does not log the failure"
+    guarded: set[int] = set()
+    for n in ast.walk(handler):
+        if isinstance(n, ast.If) and _is_strict_guard(n.test):
+            guarded |= {id(r) for stmt in n.body for r in ast.walk(stmt)}
+    for n in ast.walk(handler):
+        if isinstance(n, ast.Raise) and id(n) not in guarded:
+            return "its except block re-raises outside strict mode"
+    return None
+
+
+def lint_modules(module_names: Sequence[str], *, tests_path: Path | None = None) -> list[Finding]:
+    """Check the catalogs in ``module_names`` and return every finding, sorted by file, line.
+
+    Guarantees: never raises for a broken catalog (an import or registration failure is the
+    finding ``RLY000``); only events whose schema is defined in a linted package are checked;
+    ``RLY011`` (a test tracks the event) is checked only when ``tests_path`` is given.
+    """
+    findings: list[Finding] = []
+    for module_name in module_names:
+        findings.extend(_lint_one(module_name, tests_path=tests_path))
+    return sorted(findings, key=lambda f: (f.path, f.line, f.rule, f.event))
+
+
+def _lint_one(module_name: str, *, tests_path: Path | None) -> list[Finding]:  # noqa: PLR0912 -- one pass over the rules reads better than six helpers
+    try:
+        root = importlib.import_module(module_name)
+        modules = _package_modules(root)
+    except (ImportError, RelayError, ValueError, TypeError) as exc:
+        # RelayError: registration refused an event (name, schema definition, PII, ...).
+        where = getattr(exc, "filename", None) or module_name
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return [
+            Finding(
+                "RLY000",
+                _rel(where) if where != module_name else module_name,
+                0,
+                "",
+                f"importing {module_name} failed: {message}",
+                "fix the error so the catalog imports and registers",
+            )
+        ]
+    prefix = root.__name__
+    in_package = {m.__name__ for m in modules}
+    events = {
+        name: schema
+        for name, schema in EVENT_SCHEMA_REGISTRY.items()
+        if schema.__module__ in in_package or schema.__module__.startswith(prefix + ".")
+    }
+    constants = _constants(modules)
+    constant_names = {attr: event for event, (attr, _, _) in constants.items()}
+    helpers = _helpers(modules, constant_names)
+    exported = set(getattr(root, "__all__", ()))
+    test_text = _read_tests(tests_path) if tests_path is not None else None
+    findings: list[Finding] = []
+
+    for event, (attr, path, line) in constants.items():
+        try:
+            check_event_name(event)
+        except RelayError as exc:
+            findings.append(
+                Finding(
+                    "RLY001",
+                    path,
+                    line,
+                    event,
+                    f"{attr}: {exc}",
+                    "rename to {prefix}.{object}.{action}[.error], lowercase snake_case",
+                )
+            )
+            continue
+        if event not in EVENT_SCHEMA_REGISTRY:
+            findings.append(
+                Finding(
+                    "RLY002",
+                    path,
+                    line,
+                    event,
+                    f"{attr} is not registered",
+                    "register_event(MixPanelEvent.<NAME>, <Schema>) in the schemas module",
+                )
+            )
+
+    for event, schema in events.items():
+        findings.extend(_check_schema(event, schema))
+        own = [h for h in helpers if event in h.events]
+        constant: str | None = constants[event][0] if event in constants else None
+        if not own:
+            path, line = _source_and_line(schema)
+            findings.append(
+                Finding(
+                    "RLY007",
+                    path,
+                    line,
+                    event,
+                    "no track_* helper tracks this event",
+                    "add a {Domain}TrackHelper.track_<event> classmethod that tracks it",
+                )
+            )
+        for helper in own:
+            problem = _check_keyword_only(helper, event)
+            if problem:
+                findings.append(problem)
+            why = _fire_and_forget_problem(helper.node)
+            if why:
+                findings.append(
+                    Finding(
+                        "RLY009",
+                        helper.path,
+                        helper.node.lineno,
+                        event,
+                        f"{helper.cls.__name__}.{helper.name} is not fire-and-forget: {why}",
+                        "wrap the call in try/except Exception: if is_strict(strict): raise; "
+                        "logger.exception(...)",
+                    )
+                )
+            if helper.cls.__name__ not in exported:
+                findings.append(
+                    Finding(
+                        "RLY010",
+                        helper.path,
+                        helper.node.lineno,
+                        event,
+                        f"{helper.cls.__name__} is not in {prefix}.__all__",
+                        f"import it in {prefix} and add '{helper.cls.__name__}' to __all__",
+                    )
+                )
+            cron_text = ast.unparse(helper.node) + " ".join(
+                ast.unparse(n) for n in ast.walk(helper.node) if isinstance(n, ast.Constant)
+            )
+            if "cron" in cron_text and "is_cron_job" not in (schema.__doc__ or ""):
+                path, line = _source_and_line(schema)
+                findings.append(
+                    Finding(
+                        "RLY012",
+                        path,
+                        line,
+                        event,
+                        f"{helper.name} is tracked by cron runs but {schema.__name__}'s "
+                        "docstring does not mention is_cron_job",
+                        "say in the schema docstring when is_cron_job is set",
+                    )
+                )
+        if test_text is not None:
+            needles = {event, *(f".{h.name}(" for h in own)}
+            if constant:
+                needles.add(f".{constant}")
+            if not any(n in test_text for n in needles):
+                path, line = constants.get(event, (None, *_source_and_line(schema)))[1:]
+                findings.append(
+                    Finding(
+                        "RLY011",
+                        path,
+                        line,
+                        event,
+                        f"no test under {tests_path} tracks this event",
+                        "add a test calling the helper (see `relay events new` for the shape)",
+                    )
+                )
+    return findings
+
+
+def _check_schema(event: str, schema: type[MixpanelSuperEventPropertiesSchema]) -> list[Finding]:
+    findings: list[Finding] = []
+    path, line = _source_and_line(schema)
+    name = schema.__name__
+    if not _SCHEMA_NAME.fullmatch(name):
+        findings.append(
+            Finding(
+                "RLY003",
+                path,
+                line,
+                event,
+                f"schema {name} is not named Mxp{{Domain}}{{Action}}EventSchema",
+                "rename it Mxp<Domain><Action>EventSchema",
+            )
+        )
+    if not _TRIGGER.search(inspect.getdoc(schema) or ""):
+        findings.append(
+            Finding(
+                "RLY004",
+                path,
+                line,
+                event,
+                f"{name}'s docstring does not say when the event is tracked",
+                "add a docstring line 'Tracked when <the trigger>.'",
+            )
+        )
+    node = _class_node(schema)
+    base = MixpanelSuperEventPropertiesSchema.model_fields
+    field_lines: dict[str, int] = {}
+    if node is not None:
+        for stmt in node.body:
+            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                field_lines[stmt.target.id] = line + stmt.lineno - 1
+    for fname, fline in field_lines.items():
+        if fname in base:
+            findings.append(
+                Finding(
+                    "RLY006",
+                    path,
+                    fline,
+                    event,
+                    f"{name} redefines the base field {fname}",
+                    "delete the line: inherit the base field and pass '' for no value",
+                )
+            )
+            continue
+        info = schema.model_fields.get(fname)
+        if info is not None and not (info.description or "").strip():
+            findings.append(
+                Finding(
+                    "RLY005",
+                    path,
+                    fline,
+                    event,
+                    f"{name}.{fname} has no description",
+                    'add Field(description="what this field represents")',
+                )
+            )
+    return findings
+
+
+def _read_tests(path: Path) -> str:
+    files = [path] if path.is_file() else sorted(path.rglob("*.py"))
+    return "\n".join(f.read_text(encoding="utf-8", errors="replace") for f in files)
+
+
+def ensure_cwd_importable() -> None:
+    """Host catalogs are imported by name from the working directory, as ``python -m`` does."""
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
