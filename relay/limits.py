@@ -22,6 +22,10 @@ from relay.pii import name_refusal, value_refusal
 MAX_PROPERTIES = 254  # "fewer than 255 properties", time/distinct_id/$insert_id included
 MAX_NAME_LENGTH = 255
 MAX_STRING_LENGTH = 255
+#: "String properties have a limit of 255 bytes" (data-type docs); longer ones are truncated.
+MAX_STRING_BYTES = 255
+#: "Event Property max 8KB" for a list or object property, read as 8,000 bytes as sent.
+MAX_COLLECTION_PROPERTY_BYTES = 8_000
 MAX_COLLECTION_ITEMS = 254  # objects < 255 keys, lists < 255 elements
 MAX_NESTING_DEPTH = 3
 MAX_EVENT_BYTES = 1_000_000  # an event must be under 1 MB of JSON
@@ -87,11 +91,19 @@ def _check_string(event: str, path: str, value: str, *, what: str = "value") -> 
             f"string {what} contains a NUL character", event=event, field=path
         )
     try:
-        value.encode("utf-8")
+        size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
         raise EventValidationError(
             f"string {what} is not valid UTF-8 (lone surrogate)", event=event, field=path
         ) from None
+    if size > MAX_STRING_BYTES:
+        # Mixpanel cuts strings at 255 bytes: non-ASCII text can pass the character limit and
+        # still arrive changed.
+        raise EventValidationError(
+            f"string {what} is {size} bytes of UTF-8; Mixpanel keeps at most {MAX_STRING_BYTES}",
+            event=event,
+            field=path,
+        )
     # A property name is judged like a value (it may itself be an email), and by its words.
     refusal = value_refusal(value) if what == "value" else name_refusal(value)
     if refusal is not None:
@@ -162,17 +174,52 @@ def _check_value(event: str, path: str, value: Any, depth: int) -> None:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise EventValidationError("number is NaN or infinite", event=event, field=path)
-    elif isinstance(value, Mapping):
-        _check_collection(event, path, value, depth, kind="object", unit="keys")
-        for index, (key, item) in enumerate(value.items()):
-            _check_value(event, _check_key(event, path, index, key), item, depth + 1)
-    elif isinstance(value, list | tuple):
-        _check_collection(event, path, value, depth, kind="list", unit="elements")
-        for i, item in enumerate(value):
-            _check_value(event, f"{path}[{i}]", item, depth + 1)
+    elif isinstance(value, Mapping | list | tuple):
+        _check_container(event, path, value, depth)
     else:
         raise EventValidationError(
             f"{type(value).__name__} is not a JSON value", event=event, field=path
+        )
+
+
+def _check_container(event: str, path: str, value: Any, depth: int) -> None:
+    """An object or a list: its own limits, then every member."""
+    if isinstance(value, Mapping):
+        _check_collection(event, path, value, depth, kind="object", unit="keys")
+        for index, (key, item) in enumerate(value.items()):
+            _check_value(event, _check_key(event, path, index, key), item, depth + 1)
+        if depth == 0:
+            _check_collection_property_size(event, path, value)
+    else:
+        _check_collection(event, path, value, depth, kind="list", unit="elements")
+        for i, item in enumerate(value):
+            _check_list_item(event, f"{path}[{i}]", item)
+            _check_value(event, f"{path}[{i}]", item, depth + 1)
+        if depth == 0:
+            _check_collection_property_size(event, path, value)
+
+
+def _check_list_item(event: str, path: str, item: Any) -> None:
+    """An object inside a list holds no list or object ("list of objects: no nesting")."""
+    if isinstance(item, Mapping) and any(
+        isinstance(member, Mapping | list | tuple) for member in item.values()
+    ):
+        raise EventValidationError(
+            "an object inside a list holds a list or object; Mixpanel allows no nesting there",
+            event=event,
+            field=path,
+        )
+
+
+def _check_collection_property_size(event: str, path: str, value: Any) -> None:
+    """A list or object property is at most 8 KB as the relay sends it (its stored text)."""
+    size = stored_json_size(value)
+    if size > MAX_COLLECTION_PROPERTY_BYTES:
+        raise EventValidationError(
+            f"list or object property is {size} bytes of JSON; Mixpanel accepts at most "
+            f"{MAX_COLLECTION_PROPERTY_BYTES}",
+            event=event,
+            field=path,
         )
 
 

@@ -176,7 +176,8 @@ def test_event_that_grows_past_the_limit_in_storage_is_refused_naming_the_field(
     with pytest.raises(EventValidationError) as info:
         check_properties(EV, props)
     assert info.value.field == "floats"
-    assert "as stored" in str(info.value)
+    # Mixpanel's 8 KB bound on one list property, measured as stored, refuses it first.
+    assert f"{stored_json_size(props['floats'])} bytes" in str(info.value)
 
 
 def test_small_event_of_exponent_numbers_still_passes() -> None:
@@ -201,3 +202,36 @@ def test_small_event_of_exponent_numbers_still_passes() -> None:
 def test_stored_size_is_at_most_the_growth_bound_times_the_compact_size(value: object) -> None:
     """No JSON value grows more than STORED_GROWTH_BOUND-fold in storage: the fast path is safe."""
     assert stored_json_size(value) <= STORED_GROWTH_BOUND * len(orjson.dumps(value))
+
+
+def test_string_of_255_characters_but_over_255_bytes_is_refused() -> None:
+    """Mixpanel cuts strings at 255 bytes: 200 'é' (400 bytes of UTF-8) would arrive changed."""
+    with pytest.raises(EventValidationError, match="400 bytes of UTF-8") as info:
+        check_properties(EV, {"label": "é" * 200})
+    assert info.value.field == "label"
+    assert check_properties(EV, {"label": "é" * 127})  # 254 bytes: kept whole
+
+
+def test_list_property_over_8_kb_as_sent_is_refused_naming_it() -> None:
+    """A list property over Mixpanel's 8 KB (90 strings of 100 characters) is refused."""
+    with pytest.raises(EventValidationError, match="at most 8000") as info:
+        check_properties(EV, {"tags": ["x" * 100] * 90})
+    assert info.value.field == "tags"
+
+
+def test_object_property_is_measured_as_stored_for_the_8_kb_bound() -> None:
+    """The bound counts the stored text: exponent numbers written out in full count in full."""
+    small_as_json = {f"k{i}": 1e100 for i in range(60)}  # ~600 bytes of JSON, ~6.5 KB stored
+    assert check_properties(EV, {"o": small_as_json})
+    grown = {f"k{i}": 1e200 for i in range(60)}  # ~12.5 KB stored
+    with pytest.raises(EventValidationError, match="list or object property") as info:
+        check_properties(EV, {"o": grown})
+    assert info.value.field == "o"
+
+
+def test_object_inside_a_list_may_not_nest_a_container() -> None:
+    """'List of objects: no nesting': an object in a list holding an object is refused."""
+    with pytest.raises(EventValidationError, match="no nesting") as info:
+        check_properties(EV, {"cart": [{"sku": "a"}, {"brand": {"name": "Puma"}}]})
+    assert info.value.field == "cart[1]"
+    assert check_properties(EV, {"cart": [{"sku": "a", "qty": 2}], "grid": [[1, 2], [3]]})
