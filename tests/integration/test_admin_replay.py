@@ -21,7 +21,8 @@ from relay.models import OutboxState, audit, outbox
 from relay.store import outbox as store
 from relay.testing.mixpanel_standin import MixpanelStandin
 
-NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+#: The real clock (to the second): a drain tick before an event's time holds the row back.
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 LATER = NOW + dt.timedelta(hours=1)
 #: A day before the real clock, so the stand-in's time rules accept the events.
 EVENT_TIME_MS = int((time.time() - 86_400) * 1000)
