@@ -20,7 +20,8 @@ from relay.models import OutboxState, audit, outbox
 from relay.store import outbox as store
 from relay.testing.mixpanel_standin import MixpanelStandin
 
-NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+#: The real clock (to the second): a drain tick before an event's time holds the row back.
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 LATER = NOW + dt.timedelta(hours=1)
 #: A day before the ticks: the relay sends no time ahead of its clock, and the stand-in (on the
 #: real clock, later still) keeps a past time as it is.
