@@ -152,6 +152,7 @@ def test_committed_event_is_delivered_once_with_its_stored_time_and_insert_id(
         "time": EVENT_TIME_MS,
         "distinct_id": "user-42",
         "$insert_id": "ins-0001",
+        "ip": "0",
         "organization_id": "org-1",
         "is_cron_job": False,
     }
