@@ -50,6 +50,7 @@ from relay.errors import ConfigurationError
 from relay.logging import configure_logging
 from relay.metrics import HEALTH_STALE_SECONDS, MetricsServer, RelayMetrics
 from relay.mixpanel_client import MixpanelImportClient
+from relay.schema_check import SchemaRevisionError, require_current_schema
 from relay.store.maintenance import read_gauges, run_retention
 
 logger = structlog.get_logger(__name__)
@@ -97,6 +98,9 @@ class RelayDaemon:
         self._paused_until = 0.0  # monotonic; no drain pass before it
         self._auth_failing = False
         self._failing_passes = 0
+        self._schema_checked = False
+        #: What :func:`run_daemon` returns; set to 3 when the schema revision is refused.
+        self.exit_code = EXIT_OK
         # Jitter for the relay-wide backoff; not a secret.
         self._rng = random.Random()  # noqa: S311
         self._listener: threading.Thread | None = None
@@ -236,6 +240,8 @@ class RelayDaemon:
         if paused > 0:
             return paused
         try:
+            if not self._schema_ready():
+                return self._settings.poll_max_seconds
             result = self._drainer.drain_until_idle(clock=utc_now)
         except Exception as exc:  # the per-tick guard: log, go on
             logger.exception("drain_tick_failed", error_type=type(exc).__name__)
@@ -302,9 +308,30 @@ class RelayDaemon:
     def _pause_left(self) -> float:
         return max(0.0, self._paused_until - time.monotonic())
 
-    def retention_job(self) -> None:
-        """Delete delivered and dead rows past their retention."""
+    def _schema_ready(self) -> bool:
+        """Whether the database's schema revision is this relay's, checked at the first contact.
+
+        A database down at start-up makes this raise (the tick fails and is retried, as any
+        tick would). A revision this relay does not run on stops the daemon with exit code 3:
+        relays of two versions must never share a schema and disagree about leases.
+        """
+        if self._schema_checked:
+            return True
         try:
+            require_current_schema(self._engine)
+        except SchemaRevisionError as exc:
+            logger.critical("schema_revision_refused", error=str(exc))
+            self.exit_code = EXIT_CONFIGURATION
+            self._stop.set()
+            return False
+        self._schema_checked = True
+        return True
+
+    def retention_job(self) -> None:
+        """Delete delivered and dead rows past their retention (once the schema was checked)."""
+        try:
+            if not self._schema_ready():
+                return
             result = run_retention(
                 self._engine,
                 self._settings,
@@ -391,7 +418,7 @@ def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = 
         client.close()
         engine.dispose()
     logger.info("daemon_stopped")
-    return EXIT_OK
+    return daemon.exit_code if daemon is not None else EXIT_OK
 
 
 def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:

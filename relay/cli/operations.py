@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 
 import click
 import orjson
+import sqlalchemy as sa
 
 from relay import schema_check, schema_migrations
 from relay.config import RelaySettings
@@ -43,8 +45,11 @@ def run(settings: RelaySettings) -> None:
     from relay.logging import configure_logging  # noqa: PLC0415
 
     configure_logging(settings)
-    # Exit 3 on a schema revision this relay does not run on.
-    schema_check.require_current_schema(settings.database_url.get_secret_value())
+    # Exit 3 on a schema revision this relay does not run on. A database that cannot be
+    # reached now is no reason not to start: the daemon rides out the outage and makes the same
+    # check at its first contact, before it claims or deletes anything.
+    with contextlib.suppress(sa.exc.DBAPIError):
+        schema_check.require_current_schema(settings.database_url.get_secret_value())
     sys.exit(run_daemon(settings))
 
 

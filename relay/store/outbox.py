@@ -638,18 +638,7 @@ def release(
     """
     if not ids:
         return 0
-    result = conn.execute(
-        sa.update(outbox)
-        .where(_fenced(conn, token, ids))
-        .values(
-            next_attempt_at=next_attempt_at,
-            attempts=sa.case((outbox.c.attempts > 0, outbox.c.attempts - 1), else_=0),
-            lease_token=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
-    )
-    return result.rowcount
+    return _hand_back(conn, token=token, ids=ids, next_attempt_at=next_attempt_at, now=now)
 
 
 @translate_errors
@@ -665,11 +654,25 @@ def postpone(
     """
     if not due:
         return 0
+    return _hand_back(
+        conn, token=token, ids=due, next_attempt_at=_per_row(dict(due), UTCDateTime()), now=now
+    )
+
+
+def _hand_back(
+    conn: Connection,
+    *,
+    token: str,
+    ids: Collection[int],
+    next_attempt_at: dt.datetime | sa.ColumnElement[dt.datetime],
+    now: dt.datetime,
+) -> int:
+    """The fenced UPDATE behind :func:`release` and :func:`postpone`: unlease, attempt back."""
     result = conn.execute(
         sa.update(outbox)
-        .where(_fenced(conn, token, due))
+        .where(_fenced(conn, token, ids))
         .values(
-            next_attempt_at=_per_row(dict(due), UTCDateTime()),
+            next_attempt_at=next_attempt_at,
             attempts=sa.case((outbox.c.attempts > 0, outbox.c.attempts - 1), else_=0),
             lease_token=None,
             lease_expires_at=None,

@@ -155,3 +155,29 @@ def test_check_lets_a_database_outage_through_as_it_is() -> None:
             schema_check.require_current_schema(engine)
     finally:
         engine.dispose()
+
+
+def test_daemon_refuses_a_foreign_revision_at_its_first_database_contact(bare: Engine) -> None:
+    """A daemon started while the check could not run stops with 3 once it sees the revision."""
+    from relay.config import RelaySettings  # noqa: PLC0415
+    from relay.daemon import run_daemon  # noqa: PLC0415
+
+    schema_migrations.upgrade(bare)
+    with Session(bare) as session, session.begin():
+        track_one(session, 0)
+    _set_revision(bare, "9999")
+    settings = RelaySettings(
+        database_url=bare.url.render_as_string(hide_password=False),
+        mixpanel_api_url="http://127.0.0.1:9",
+        mixpanel_project_id="1",
+        mixpanel_service_account_username="user",
+        mixpanel_service_account_secret="secret",
+        metrics_port=0,
+    )
+
+    # run_daemon skips the CLI's up-front check: this is the path of a relay that started
+    # during a database outage and meets the database only later.
+    code = run_daemon(settings)
+
+    assert code == EXIT_CONFIGURATION
+    assert _rows(bare) == [("pending", 0)]  # nothing claimed, nothing deleted
