@@ -224,6 +224,24 @@ FROM seq
 """  # noqa: S608
 
 
+def survey_properties(n: int, *, organization_name: str = "Example Org") -> dict[str, Any]:
+    """The ``svc.surveys.survey_delivered`` properties of event ``n`` (what a catalog helper
+    passes): ids cycle over a few thousand employees, hundreds of surveys."""
+    return {
+        "employee_id": f"5d1c7a3e-0000-4000-8000-{n % 5000:012d}",
+        "organization_id": "8a0e8d1c-1111-4222-8333-944455556666",
+        "organization_name": organization_name,
+        "role": "admin",
+        "impersonation": False,
+        "survey_id": f"0c6f4a8e-2222-4333-8444-{n % 300:012d}",
+        "survey_run_id": f"1d7a5b9f-3333-4444-8555-{n % 900:012d}",
+        "survey_type": "pulse",
+        "channel": "email",
+        "question_count": n % 40,
+        "is_reminder": n % 7 == 0,
+    }
+
+
 def event_properties(g: int) -> dict[str, Any]:
     """Row ``g``'s properties, exactly as the bulk loaders store them."""
     return {

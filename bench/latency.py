@@ -37,7 +37,6 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from _common import (
     DEFAULT_ADMIN_URL,
@@ -52,6 +51,7 @@ from _common import (
     retry_if_restarted,
     scratch_postgres,
     start_worker,
+    survey_properties,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -63,22 +63,6 @@ from relay.tracking import track
 TARGET_P99_MS = 100.0
 EVENT = "svc.surveys.survey_delivered"
 PRODUCERS = 8
-
-
-def properties(n: int) -> dict[str, Any]:
-    return {
-        "employee_id": f"5d1c7a3e-0000-4000-8000-{n % 5000:012d}",
-        "organization_id": "8a0e8d1c-1111-4222-8333-944455556666",
-        "organization_name": "Example Org",
-        "role": "admin",
-        "impersonation": False,
-        "survey_id": f"0c6f4a8e-2222-4333-8444-{n % 300:012d}",
-        "survey_run_id": f"1d7a5b9f-3333-4444-8555-{n % 900:012d}",
-        "survey_type": "pulse",
-        "channel": "email",
-        "question_count": n % 40,
-        "is_reminder": n % 7 == 0,
-    }
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -159,7 +143,7 @@ def tracked_sender(
                     session,
                     event=EVENT,
                     distinct_id=f"5d1c7a3e-0000-4000-8000-{(n + j) % 5000:012d}",
-                    properties=properties(n + j),
+                    properties=survey_properties(n + j),
                     strict=True,
                 )
                 assert insert_id is not None
@@ -191,7 +175,7 @@ def inserted_sender(
         prepare_event(
             event=EVENT,
             distinct_id=f"5d1c7a3e-0000-4000-8000-{n % 5000:012d}",
-            properties=properties(n),
+            properties=survey_properties(n),
         )
         for n in range(2000)
     ]
@@ -255,7 +239,7 @@ def buffered_sender(
                     distinct_id=f"5d1c7a3e-0000-4000-8000-{(n + j) % 5000:012d}",
                     event_name=EVENT,
                     timestamp=int(time.time() * 1000),
-                    properties={**properties(n + j), "$insert_id": insert_id},
+                    properties={**survey_properties(n + j), "$insert_id": insert_id},
                 )
         return [(key, committed_at) for key in keys]
 

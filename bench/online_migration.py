@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_ADMIN_URL, load_rows, machine, new_tag, settle
+from _common import DEFAULT_ADMIN_URL, load_rows, machine, new_tag, settle, survey_properties
 
 from relay import schema_migrations
 from relay.catalog import MixPanelEvent
@@ -85,7 +85,6 @@ class Writer(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        organization = str(uuid.uuid4())
         seq = 0
         try:
             with Session(self.engine) as session:
@@ -97,19 +96,7 @@ class Writer(threading.Thread):
                         session,
                         event=MixPanelEvent.SURVEY_DELIVERED,
                         distinct_id=employee,
-                        properties={
-                            "employee_id": employee,
-                            "organization_id": organization,
-                            "organization_name": "Bench Org",
-                            "role": "employee",
-                            "impersonation": False,
-                            "survey_id": str(uuid.uuid4()),
-                            "survey_run_id": f"run-{seq}",
-                            "survey_type": "pulse",
-                            "channel": "slack",
-                            "question_count": seq % 40,
-                            "is_reminder": False,
-                        },
+                        properties={**survey_properties(seq), "employee_id": employee},
                         strict=True,
                     )
                     session.commit()

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from _common import machine, median, print_table
+from _common import machine, median, print_table, survey_properties
 
 import relay.catalog  # registers the catalog's events
 import relay.limits
@@ -51,23 +51,6 @@ def old_limits(rev: str) -> types.ModuleType:
     module = types.ModuleType("relay_limits_old")
     exec(compile(source, f"{rev}:relay/limits.py", "exec"), module.__dict__)  # noqa: S102
     return module
-
-
-def survey_properties(n: int, *, organization_name: str = "Example Org") -> dict[str, Any]:
-    """The survey-delivered properties of event ``n`` (what a catalog helper passes)."""
-    return {
-        "employee_id": f"5d1c7a3e-0000-4000-8000-{n % 5000:012d}",
-        "organization_id": "8a0e8d1c-1111-4222-8333-944455556666",
-        "organization_name": organization_name,
-        "role": "admin",
-        "impersonation": False,
-        "survey_id": f"0c6f4a8e-2222-4333-8444-{n % 300:012d}",
-        "survey_run_id": f"1d7a5b9f-3333-4444-8555-{n % 900:012d}",
-        "survey_type": "pulse",
-        "channel": "email",
-        "question_count": n % 40,
-        "is_reminder": n % 7 == 0,
-    }
 
 
 def free_form(n: int) -> dict[str, Any]:

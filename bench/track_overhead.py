@@ -30,7 +30,14 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from _common import DEFAULT_ADMIN_URL, machine, median, print_table, scratch_postgres
+from _common import (
+    DEFAULT_ADMIN_URL,
+    machine,
+    median,
+    print_table,
+    scratch_postgres,
+    survey_properties,
+)
 from sqlalchemy.orm import Session
 
 import relay.catalog  # registers the catalog's events
@@ -59,23 +66,6 @@ json_rows = sa.Table(
 )
 
 
-def properties(n: int) -> dict[str, Any]:
-    """The survey-delivered properties of transaction ``n`` (what a catalog helper passes)."""
-    return {
-        "employee_id": f"5d1c7a3e-0000-4000-8000-{n % 5000:012d}",
-        "organization_id": "8a0e8d1c-1111-4222-8333-944455556666",
-        "organization_name": "Example Org",
-        "role": "admin",
-        "impersonation": False,
-        "survey_id": f"0c6f4a8e-2222-4333-8444-{n % 300:012d}",
-        "survey_run_id": f"1d7a5b9f-3333-4444-8555-{n % 900:012d}",
-        "survey_type": "pulse",
-        "channel": "email",
-        "question_count": n % 40,
-        "is_reminder": n % 7 == 0,
-    }
-
-
 def business_row(session: Session, n: int) -> None:
     session.execute(
         sa.insert(orders),
@@ -95,7 +85,7 @@ def with_track(engine: sa.Engine, n: int) -> float:
             session,
             event=EVENT,
             distinct_id=f"5d1c7a3e-0000-4000-8000-{n % 5000:012d}",
-            properties=properties(n),
+            properties=survey_properties(n),
             strict=True,
         )
     elapsed = time.perf_counter() - started
@@ -132,7 +122,7 @@ def stored_payload(n: int) -> dict[str, Any]:
     prepared = prepare_event(
         event=EVENT,
         distinct_id=f"5d1c7a3e-0000-4000-8000-{n % 5000:012d}",
-        properties=properties(n),
+        properties=survey_properties(n),
     )
     return {
         **prepared.properties,
@@ -161,7 +151,7 @@ def one_run(engine: sa.Engine, transactions: int) -> dict[str, float]:
         prepare_event(
             event=EVENT,
             distinct_id=f"5d1c7a3e-0000-4000-8000-{n % 5000:012d}",
-            properties=properties(n),
+            properties=survey_properties(n),
         )
         times["validation"].append(time.perf_counter() - started)
     return {kind: median(values) * 1e3 for kind, values in times.items()}
