@@ -52,9 +52,9 @@ def _worker_relay_drain(argv: Sequence[str]) -> int:
     """
     import click  # noqa: PLC0415
 
+    import relay._delivery.drain  # noqa: PLC0415
+    import relay._delivery.mixpanel_client  # noqa: PLC0415
     import relay.cli  # noqa: PLC0415
-    import relay.drain  # noqa: PLC0415
-    import relay.mixpanel_client  # noqa: PLC0415
 
     profile_path = argv[argv.index("--profile") + 1] if "--profile" in argv else None
     _ready_then_wait_for_go()
@@ -117,9 +117,9 @@ def _worker_baseline(argv: Sequence[str]) -> int:
 
 def _worker_relay_daemon(argv: Sequence[str]) -> int:
     """Run the relay daemon (``relay run``'s code) once told to go, until SIGTERM."""
-    from relay.config import RelaySettings  # noqa: PLC0415
-    from relay.daemon import run_daemon  # noqa: PLC0415
-    from relay.logging import configure_logging  # noqa: PLC0415
+    from relay._config import RelaySettings  # noqa: PLC0415
+    from relay._daemon.daemon import run_daemon  # noqa: PLC0415
+    from relay._logging import configure_logging  # noqa: PLC0415
 
     settings = RelaySettings()
     configure_logging(settings)

@@ -33,7 +33,7 @@ from _procs import RssSampler, start_worker
 from _standin import Standin, relay_env
 from _stats import machine, median, print_table
 
-from relay.database import create_engine
+from relay._database import create_engine
 
 TARGET_SHARE = 0.90
 TARGET_RSS_MB = 200

@@ -52,7 +52,7 @@ from _standin import Standin, relay_env
 from _stats import machine, median, print_table
 from sqlalchemy.engine import make_url
 
-from relay.database import create_engine
+from relay._database import create_engine
 
 TARGET_EVENTS_PER_SECOND = 30_000
 TARGET_RATIO = 3.0

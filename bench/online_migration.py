@@ -41,10 +41,10 @@ from _db import DEFAULT_ADMIN_URL, PREFIX, settle
 from _loaders import load_rows, new_tag, survey_properties
 from _stats import machine
 
+from relay._database import create_engine
+from relay._tracking import track
 from relay.catalog import MixPanelEvent
-from relay.database import create_engine
 from relay.testing import scratch
-from relay.tracking import track
 
 RELAY = Path(sys.executable).parent / "relay"
 

@@ -27,8 +27,8 @@ import orjson
 import psutil
 from _standin import STANDIN_PROJECT_ID, STANDIN_SECRET, STANDIN_USERNAME
 
-from relay.mixpanel_client import encode_event
-from relay.models import OutboxEvent
+from relay._delivery.mixpanel_client import encode_event
+from relay._tables import OutboxEvent
 
 BATCH_EVENTS = 2000
 GZIP_LEVEL = 1

@@ -31,8 +31,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from relay import admin
-from relay.database import create_engine
-from relay.models import metadata
+from relay._database import create_engine
+from relay._tables import metadata
 from relay.testing.scratch import scratch_database
 
 EVENTS = (

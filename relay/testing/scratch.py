@@ -4,7 +4,7 @@
 (``CREATE DATABASE <prefix><random>``), yields its URL and drops it on the way out, so
 concurrent runs never see each other's rows. :func:`scratch_sqlite` does the same with a SQLite
 file in a temporary directory. :func:`fresh_tables` gives an engine on empty relay tables
-(dropped and created from :data:`relay.models.metadata`, stamped at head so that ``relay run``
+(dropped and created from :data:`relay._tables.metadata`, stamped at head so that ``relay run``
 and ``relay drain`` pass their schema check); :func:`migrate` runs ``relay migrate``'s code.
 
 The admin URLs default to the services of this project's machines and can be pointed
@@ -25,9 +25,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from relay import schema_migrations
-from relay.database import create_engine
-from relay.models import metadata
+from relay import create_engine, metadata, stamp_schema, upgrade_schema
 
 #: The PostgreSQL server scratch databases are made on (its ``postgres``-like admin database).
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -96,7 +94,7 @@ def migrate(url: str, revision: str = "head") -> None:
     """Upgrade relay's tables in ``url``'s database to ``revision`` (``relay migrate``'s code)."""
     engine = create_engine(url)
     try:
-        schema_migrations.upgrade(engine, revision)
+        upgrade_schema(engine, revision)
     finally:
         engine.dispose()
 
@@ -109,7 +107,7 @@ def fresh_tables(url: str) -> Iterator[Engine]:
     try:
         metadata.drop_all(engine)
         metadata.create_all(engine)
-        schema_migrations.stamp(engine)  # so that `relay run`/`drain` pass their schema check
+        stamp_schema(engine)  # so that `relay run`/`drain` pass their schema check
         yield engine
     finally:
         engine.dispose()

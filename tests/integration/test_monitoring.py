@@ -31,7 +31,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
-from relay.store import outbox as store
+from relay._store import outbox as store
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
