@@ -1,12 +1,12 @@
 """Shared pieces of the relay benchmarks: scratch databases, the stand-in, loaders, processes.
 
 The benchmarks measure real processes: the Mixpanel stand-in runs in a process of its own
-(``python -m relay.testing.mixpanel_standin``), every relay runs ``relay drain`` (or the
-daemon) in a process of its own, and the ``mixpanel`` package's ``BufferedConsumer`` baseline
-runs in a process of its own too. Worker processes are started from this file
-(``python bench/_common.py <role>``): each imports what it needs, prints ``ready``, and only
-starts its clock when the parent writes a line to its stdin, so interpreter start-up and
-imports are never timed.
+(``python bench/_baseline_standin.py``: the stand-in plus the baseline's form bodies), every
+relay runs ``relay drain`` (or the daemon) in a process of its own, and the ``mixpanel``
+package's ``BufferedConsumer`` baseline runs in a process of its own too. Worker processes
+are started from this file (``python bench/_common.py <role>``): each imports what it needs,
+prints ``ready``, and only starts its clock when the parent writes a line to its stdin, so
+interpreter start-up and imports are never timed.
 
 Rows are bulk-loaded with ``INSERT ... SELECT generate_series`` (a recursive CTE on SQLite),
 shaped like what ``track()`` stores for ``svc.surveys.survey_delivered``: 13 properties,
@@ -348,10 +348,14 @@ def count_by_state(engine: Engine) -> dict[str, int]:
 
 
 class Standin:
-    """The Mixpanel stand-in in a process of its own, with counters only (``--no-retain``)."""
+    """The Mixpanel stand-in in a process of its own, with counters only (``--no-retain``).
+
+    It is ``_baseline_standin.py``'s: the stand-in plus the ``mixpanel`` package's form bodies,
+    so the baseline and the relay are measured against one server.
+    """
 
     def __init__(self, *, retain: bool = False) -> None:
-        command = [PYTHON, "-m", "relay.testing.mixpanel_standin", "--port", "0"]
+        command = [PYTHON, str(BENCH_DIR / "_baseline_standin.py"), "--port", "0"]
         if not retain:
             command.append("--no-retain")
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO)
@@ -781,11 +785,11 @@ def _worker_standin_log(argv: Sequence[str]) -> int:
     ``time.monotonic()`` is CLOCK_MONOTONIC, one clock for every process on the machine, so
     the parent can compare these arrival times with its own commit times.
     """
-    from relay.testing.mixpanel_standin import MixpanelStandin  # noqa: PLC0415
+    from _baseline_standin import BaselineStandin  # noqa: PLC0415
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with MixpanelStandin(retain_events=True) as standin:
+    with BaselineStandin(retain_events=True) as standin:
         print("ready", flush=True)
         print(standin.url, flush=True)
         done.wait()

@@ -17,7 +17,7 @@ from relay.errors import EventValidationError
 from relay.limits import check_properties
 from relay.mixpanel_client import encode_event
 from relay.models import OutboxEvent
-from relay.testing._mixpanel_rules import Accepted, judge, truncated_strings
+from relay.testing.mixpanel_standin._rules import Accepted, judge, truncated_strings
 
 NOW_MS = 1_795_694_400_000
 EV = "svc.a.b"
