@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,23 @@ _cron_execution_ms: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "relay_cron_execution_ms", default=None
 )
 _process_default = {"strict": False, "notify_channel": NOTIFY_CHANNEL}
+#: Called with the event name after each event ``track()`` wrote (the test plugin's coverage).
+_tracked_listeners: list[Callable[[str], None]] = []
+
+
+@contextlib.contextmanager
+def observe_tracked_events(listener: Callable[[str], None]) -> Iterator[None]:
+    """Call ``listener(event)`` for every event ``track()`` writes to an outbox, in any thread.
+
+    For test tooling (``relay.testing.plugin``'s event coverage): it runs after the write, in
+    the caller's thread, and whatever it raises is swallowed, so tracking never fails for it.
+    Whether the caller's transaction later commits does not matter: the event was tracked.
+    """
+    _tracked_listeners.append(listener)
+    try:
+        yield
+    finally:
+        _tracked_listeners.remove(listener)
 
 
 def configure_tracking(settings: RelaySettings) -> None:
@@ -271,6 +288,10 @@ def track(
         if strict:
             raise
         return None
+    if _tracked_listeners:  # only under test tooling: nothing to pay otherwise
+        for listener in list(_tracked_listeners):
+            with contextlib.suppress(Exception):
+                listener(prepared.event)
     return prepared.insert_id
 
 
