@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from relay.config import RelaySettings
+from relay._config import RelaySettings
 
 EXIT_FINDINGS = 1
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from relay.errors import ConfigurationError, RelayError
+from relay._errors import ConfigurationError, RelayError
 
 
 class LexiconClient:

@@ -1,6 +1,6 @@
 """The relay daemon as a real process: LISTEN wake-ups, signals, health, auth failures, outages.
 
-Each test starts ``python -m relay.daemon`` against a scratch database and the Mixpanel
+Each test starts ``python -m relay._daemon.daemon`` against a scratch database and the Mixpanel
 stand-in, and waits on the daemon's own JSON log lines (read as they are written), never on
 a sleep.
 """
@@ -27,8 +27,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from relay.models import OutboxState, metadata, outbox
-from relay.store import outbox as store
+from relay._store import outbox as store
+from relay._tables import OutboxState, metadata, outbox
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 #: Generous bound for anything the daemon should do "at once"; hitting it fails the test.
@@ -44,13 +44,13 @@ def _free_port() -> int:
 
 
 class DaemonProcess:
-    """``python -m relay.daemon`` in a subprocess, with its log lines parsed as they come."""
+    """``python -m relay._daemon.daemon`` in a subprocess, its log lines parsed as they come."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.metrics_port = int(env["RELAY_METRICS_PORT"])
         base = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "relay.daemon"],
+            [sys.executable, "-m", "relay._daemon.daemon"],
             env={**base, **env},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

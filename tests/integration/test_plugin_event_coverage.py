@@ -11,8 +11,8 @@ import pytest
 pytest_plugins = ["pytester"]
 
 HOST_PLAN = '''
-from relay.registry import register_event
-from relay.schema import MixpanelSuperEventPropertiesSchema
+from relay._event.registry import register_event
+from relay._event.properties import MixpanelSuperEventPropertiesSchema
 
 
 class MxpShopOrderPlacedEventSchema(MixpanelSuperEventPropertiesSchema):
@@ -31,9 +31,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 import hostplan  # noqa: F401 -- registers the host's events
-from relay.database import create_engine
-from relay.models import metadata
-from relay.tracking import track
+from relay._database import create_engine
+from relay._tables import metadata
+from relay._tracking import track
 
 pytest_plugins = ["relay.testing.plugin"]
 
@@ -146,9 +146,9 @@ def test_catalog_setting_limits_the_required_events(pytester: pytest.Pytester) -
     """``relay_event_catalog`` requires only the events whose schemas those modules define."""
     pytester.makepyfile(
         otherplan=(
-            "from relay.registry import register_event\n"
+            "from relay._event.registry import register_event\n"
             "from hostplan import MxpShopOrderPlacedEventSchema\n"
-            "from relay.schema import MixpanelSuperEventPropertiesSchema\n\n\n"
+            "from relay._event.properties import MixpanelSuperEventPropertiesSchema\n\n\n"
             "class MxpOtherThingDoneEventSchema(MixpanelSuperEventPropertiesSchema):\n"
             '    """Tracked when another thing is done."""\n\n\n'
             'register_event("svc.other.thing_done", MxpOtherThingDoneEventSchema)\n'

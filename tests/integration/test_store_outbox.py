@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
-from relay.database import create_engine
-from relay.errors import StoreError
-from relay.models import LAST_ERROR_MAX_LENGTH, OutboxState, metadata, outbox
-from relay.store import outbox as store
+from relay._database import create_engine
+from relay._errors import StoreError
+from relay._store import outbox as store
+from relay._tables import LAST_ERROR_MAX_LENGTH, OutboxState, metadata, outbox
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 LEASE_SECONDS = 60.0

@@ -19,18 +19,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from relay import Location
-from relay.errors import EventValidationError, StoreError
-from relay.limits import check_distinct_id, check_insert_id, check_properties
-from relay.models import outbox
-from relay.registry import register_event
-from relay.schema import (
+from relay._errors import EventValidationError, StoreError
+from relay._event.limits import check_distinct_id, check_insert_id, check_properties
+from relay._event.properties import (
     MixpanelSuperEventPropertiesSchema,
     SystemRole,
     datetime_to_timestamp_ms,
     timestamp_ms_to_datetime,
 )
-from relay.store import outbox as store
-from relay.tracking import cron_run, strict_tracking, track
+from relay._event.registry import register_event
+from relay._store import outbox as store
+from relay._tables import outbox
+from relay._tracking import cron_run, strict_tracking, track
 
 EVENT = "svc.tests.widget_shipped"
 

@@ -20,7 +20,7 @@ It also serves the Lexicon Schemas API (``/api/app/projects/{projectId}/schemas.
 ``_lexicon``) and keeps what was uploaded: ``lexicon_entries()``, ``GET /_standin/lexicon``.
 
 The stand-in is an independent reading of Mixpanel's documents: it imports nothing of relay's
-own rules (``relay.limits`` and the like), so a mistake there is not repeated here.
+own rules (``relay._event.limits`` and the like), so a mistake there is not repeated here.
 
 Layout: ``_rules`` (per-record rules, pure), ``_wire`` (bodies, answers, credentials),
 ``_ingest`` (``/import``), ``_faults``, ``_ledger`` (what was accepted), ``_lexicon`` and

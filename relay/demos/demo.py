@@ -21,7 +21,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from relay import schema_migrations
+from relay import _migrations
+from relay._config import RelaySettings
+from relay._database import create_engine, redact_url
+from relay._delivery.drain import Drainer, DrainResult
+from relay._delivery.mixpanel_client import MixpanelImportClient
+from relay._store import capture
+from relay._store import outbox as outbox_store
+from relay._tables import OutboxState
 from relay.catalog import (
     ActionPlanSource,
     AuthTrackHelper,
@@ -36,13 +43,6 @@ from relay.catalog import (
     SurveyType,
     directory_metadata,
 )
-from relay.config import RelaySettings
-from relay.database import create_engine, redact_url
-from relay.drain import Drainer, DrainResult
-from relay.mixpanel_client import MixpanelImportClient
-from relay.models import OutboxState
-from relay.store import capture
-from relay.store import outbox as outbox_store
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 ORG = "0b6a8a4e-8f55-4f8e-9a53-3f1f4f1c2d10"
@@ -61,7 +61,7 @@ _surveys = sa.Table(
 class DemoReport:
     """What the demo did, for printing and for tests."""
 
-    database_url: str  # redacted (relay.database.redact_url): the report is printed
+    database_url: str  # redacted (relay._database.redact_url): the report is printed
     tracked: list[tuple[str, str, str]] = field(default_factory=list)  # event, distinct_id, state
     rolled_back: int = 0
     refused: int = 0
@@ -145,7 +145,7 @@ def _business_transactions(engine: Engine, now: dt.datetime, report: DemoReport)
         report.rolled_back += 1
     # 3. A nightly cron run analyses an upload made yesterday afternoon: the event keeps the
     #    upload's time and is marked as tracked by the run.
-    from relay.tracking import cron_run  # noqa: PLC0415 - the demo reads top-down
+    from relay._tracking import cron_run  # noqa: PLC0415 - the demo reads top-down
 
     uploaded_at = now - dt.timedelta(hours=14)
     with cron_run(now), Session(engine) as session, session.begin():
@@ -196,7 +196,7 @@ def run_demo(
     """Run the demo end to end and return its report (see the module docstring)."""
     with _database(database_url) as (engine, url), MixpanelStandin() as standin:
         report = DemoReport(database_url=redact_url(url))
-        schema_migrations.upgrade(engine)
+        _migrations.upgrade(engine)
         _seed_directory(engine)
         _business_transactions(engine, clock(), report)
         now = clock()

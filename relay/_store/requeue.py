@@ -1,6 +1,6 @@
 """Operator writes on chosen rows: requeue them for the relay, or delete dead letters.
 
-Both take ids chosen by :func:`relay.store.selection.next_batch` in the same transaction and
+Both take ids chosen by :func:`relay._store.selection.next_batch` in the same transaction and
 re-check the filter in their own WHERE, so a row that changed since it was chosen (a relay
 claimed it, delivered it) is left alone rather than overwritten. Run them in
 ``transaction(engine, write=True)``: one batch, one atomic transaction.
@@ -14,9 +14,9 @@ from collections.abc import Collection
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from relay.models import OutboxState, outbox
-from relay.store.outbox import state_is, translate_errors
-from relay.store.selection import EventFilter, leased, where
+from relay._store.outbox import state_is, translate_errors
+from relay._store.selection import EventFilter, leased, where
+from relay._tables import OutboxState, outbox
 
 #: Ids sent per statement: PostgreSQL takes at most 65,535 bind parameters in one statement
 #: (and the filter adds its own), so a large batch is several statements in one transaction.
@@ -36,7 +36,7 @@ def requeue(conn: Connection, f: EventFilter, *, ids: Collection[int], now: dt.d
     ``insert_id`` and the properties, so a re-send carries the same deduplication key. Returns
     how many rows changed. Lock: the rows updated. Guard: ``f`` again, and not leased by a
     relay at ``now`` (``state = 'pending'`` and a live lease, see
-    :func:`relay.store.outbox.lease_is_live`): a row a relay is sending is never yanked from
+    :func:`relay._store.outbox.lease_is_live`): a row a relay is sending is never yanked from
     under it.
     """
     changed = 0

@@ -1,7 +1,7 @@
 """The PII guard's rules: what personal data looks like in a string value and in a field name.
 
-One owner for the rules that :mod:`relay.limits` applies to every string value and every
-property name at track time, and :mod:`relay.schema` to every field name at registration.
+One owner for the rules that :mod:`relay._event.limits` applies to every string value and every
+property name at track time, and :mod:`relay._event.properties` to every field name at registration.
 
 **Values** are normalised before they are judged (:func:`normalise`): NFKC, then format
 characters (Unicode category Cf: zero-width spaces and joiners, soft hyphens, bidi controls,

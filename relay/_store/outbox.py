@@ -5,7 +5,7 @@ RETURNING``, runs two inside one transaction) on a connection whose transaction 
 owns; :func:`transaction` opens the short transactions the relay needs. Each docstring names
 the lock the statement takes and the guard that keeps it correct under concurrency.
 
-Driver errors are translated here, once, into :class:`relay.errors.StoreError` (the driver's
+Driver errors are translated here, once, into :class:`relay._errors.StoreError` (the driver's
 exception chained as ``__cause__``): by :func:`translate_errors` on every function and by
 :func:`transaction` around begin and commit. Callers above the store never see SQLAlchemy
 exceptions.
@@ -26,9 +26,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from relay.database import immediate
-from relay.errors import StoreError
-from relay.models import LAST_ERROR_MAX_LENGTH, OutboxEvent, OutboxState, UTCDateTime, outbox
+from relay._database import immediate
+from relay._errors import StoreError
+from relay._tables import LAST_ERROR_MAX_LENGTH, OutboxEvent, OutboxState, UTCDateTime, outbox
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -397,7 +397,7 @@ def claim(
     head of ``ix_relay_outbox_pending_due`` until VACUUM removes it, and a claim from the
     start walks all of them: during a long drain that grows to thousands of pages per claim.
     A relay passes the previous claim's :attr:`Claim.last_due` and starts from the beginning
-    again often enough to pick up rows left behind (see :class:`relay.drain.ClaimCursor`).
+    again often enough to pick up rows left behind (see :class:`relay._delivery.drain.ClaimCursor`).
 
     Lock: PostgreSQL and MySQL/MariaDB lock the candidate rows ``FOR UPDATE SKIP LOCKED``, so
     concurrent relays claim disjoint rows without waiting, and hold them to the commit; SQLite

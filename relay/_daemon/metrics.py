@@ -29,11 +29,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 if TYPE_CHECKING:
-    from relay.drain import DrainResult
-    from relay.mixpanel_client import RequestStat
-    from relay.store.maintenance import Gauges
+    from relay._delivery.drain import DrainResult
+    from relay._delivery.mixpanel_client import RequestStat
+    from relay._store.maintenance import Gauges
 
-logger = structlog.get_logger(__name__)
+logger = structlog.get_logger("relay.metrics")
 
 #: Connections served at once; one more is answered 503 and closed (a scrape takes one).
 MAX_CONNECTIONS = 16

@@ -2,7 +2,7 @@
 
 Every event schema derives from ``MixpanelSuperEventPropertiesSchema`` and is checked when it
 is registered (``check_schema_definition``): base fields keep their types, identifiers are
-strings, no field is named like personal data (the vocabulary lives in :mod:`relay.pii`).
+strings, no field is named like personal data (the vocabulary lives in :mod:`relay._event.pii`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from relay.errors import SchemaDefinitionError
-from relay.pii import field_name_refusal, value_refusal
+from relay._errors import SchemaDefinitionError
+from relay._event.pii import field_name_refusal, value_refusal
 
 #: Internal schemas: field names are the wire names; unknown fields are refused; immutable.
 STRICT_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, validate_default=True)
@@ -109,7 +109,7 @@ RESERVED_PROPERTY_NAMES = frozenset(
 
 
 def is_pii_field_name(name: str) -> bool:
-    """Whether a field or property name names personal data (see :mod:`relay.pii`).
+    """Whether a field or property name names personal data (see :mod:`relay._event.pii`).
 
     ``organization_name`` is approved; names of things (``survey_name``) are not personal.
     """

@@ -13,8 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from relay.database import redact_url, url_secrets
-from relay.errors import ConfigurationError
+from relay._database import redact_url, url_secrets
+from relay._errors import ConfigurationError
 
 DEFAULT_DATABASE_URL = "sqlite:///relay.db"
 
@@ -141,13 +141,13 @@ class RelaySettings(BaseSettings):
 
     @property
     def database_url_redacted(self) -> str:
-        """The database URL as it may be shown to people (:func:`relay.database.redact_url`)."""
+        """The database URL as it may be shown to people (:func:`relay._database.redact_url`)."""
         return redact_url(self.database_url.get_secret_value())
 
     def secret_values(self) -> frozenset[str]:
         """Every secret these settings hold, in every spelling it may be printed in.
 
-        The database password(s) (:func:`relay.database.url_secrets`) and the Mixpanel
+        The database password(s) (:func:`relay._database.url_secrets`) and the Mixpanel
         service-account secret and project token: what logs and CLI errors are scrubbed of.
         """
         found = set(url_secrets(self.database_url.get_secret_value()))

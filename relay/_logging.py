@@ -24,9 +24,9 @@ import orjson
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
+from relay._config import RelaySettings
+from relay._database import scrub
 from relay._escape import safe_json, safe_text
-from relay.config import RelaySettings
-from relay.database import scrub
 
 #: Keys removed from every log event: they could only carry payloads or credentials.
 SENSITIVE_KEYS = frozenset(

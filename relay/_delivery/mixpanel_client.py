@@ -28,12 +28,12 @@ import orjson
 import structlog
 from mixpanel import ServiceAccountCredentials
 
-from relay.config import RelaySettings
-from relay.errors import ConfigurationError, EventValidationError
-from relay.http_deadline import DeadlineTransport, RequestDeadlines
-from relay.models import OutboxEvent
+from relay._config import RelaySettings
+from relay._delivery.http_deadline import DeadlineTransport, RequestDeadlines
+from relay._errors import ConfigurationError, EventValidationError
+from relay._tables import OutboxEvent
 
-logger = structlog.get_logger(__name__)
+logger = structlog.get_logger("relay.mixpanel_client")
 
 #: Reasons and error texts are cut to this length (Mixpanel's messages can be long).
 REASON_MAX_CHARS = 500
@@ -277,7 +277,7 @@ class MixpanelImportClient:
     from several threads share the connection pool and each get their own outcome.
 
     Each request, connect to last body byte, ends within ``request_deadline_seconds`` whatever
-    the server does, and within about :data:`relay.http_deadline.CANCEL_POLL_SECONDS` once
+    the server does, and within about :data:`relay._delivery.http_deadline.CANCEL_POLL_SECONDS` once
     ``cancel`` is set (its rows come back ``unsent``). Response bodies over
     :data:`RESPONSE_MAX_BYTES` are not read (the request is retried).
     """

@@ -15,7 +15,7 @@ drain pauses for ``auth_failure_pause_seconds``, leaving rows untouched. SIGTERM
 the request in flight short (within about a quarter second), give back its rows and those
 claimed but not yet sent (attempt returned), and exit 0.
 
-Run it as ``python -m relay.daemon`` with ``RELAY_*`` variables set.
+Run it as ``python -m relay._daemon.daemon`` with ``RELAY_*`` variables set.
 """
 
 from __future__ import annotations
@@ -42,18 +42,18 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 
-from relay.backoff import retry_delay
-from relay.config import RelaySettings
-from relay.database import create_engine
-from relay.drain import Drainer, DrainResult, utc_now
-from relay.errors import ConfigurationError
-from relay.logging import configure_logging
-from relay.metrics import HEALTH_STALE_SECONDS, MetricsServer, RelayMetrics
-from relay.mixpanel_client import MixpanelImportClient
-from relay.schema_check import SchemaRevisionError, require_current_schema
-from relay.store.maintenance import read_gauges, run_retention
+from relay._config import RelaySettings
+from relay._daemon.metrics import HEALTH_STALE_SECONDS, MetricsServer, RelayMetrics
+from relay._database import create_engine
+from relay._delivery.backoff import retry_delay
+from relay._delivery.drain import Drainer, DrainResult, utc_now
+from relay._delivery.mixpanel_client import MixpanelImportClient
+from relay._errors import ConfigurationError
+from relay._logging import configure_logging
+from relay._migrations import SchemaRevisionError, require_current_schema
+from relay._store.maintenance import read_gauges, run_retention
 
-logger = structlog.get_logger(__name__)
+logger = structlog.get_logger("relay.daemon")
 
 DRAIN_JOB_ID = "relay-drain"
 RETENTION_JOB_ID = "relay-retention"

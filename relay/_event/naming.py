@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from relay.errors import EventNameError
+from relay._errors import EventNameError
 
 MIN_SEGMENTS = 3
 MAX_EVENT_NAME_LENGTH = 255

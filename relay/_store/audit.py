@@ -14,8 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from relay.models import audit
-from relay.store.outbox import translate_errors
+from relay._store.outbox import translate_errors
+from relay._tables import audit
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from relay.errors import EventValidationError
-from relay.pii import name_refusal, value_refusal
+from relay._errors import EventValidationError
+from relay._event.pii import name_refusal, value_refusal
 
 MAX_PROPERTIES = 254  # "fewer than 255 properties", time/distinct_id/$insert_id included
 MAX_NAME_LENGTH = 255

@@ -21,17 +21,17 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 from sqlalchemy.engine import Engine
 
-from relay.backoff import retry_delay
-from relay.config import RelaySettings
-from relay.mixpanel_client import SendOutcome
-from relay.models import OutboxEvent
-from relay.schema import datetime_to_timestamp_ms, timestamp_ms_to_datetime
-from relay.store import outbox as store
+from relay._config import RelaySettings
+from relay._delivery.backoff import retry_delay
+from relay._delivery.mixpanel_client import SendOutcome
+from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
+from relay._store import outbox as store
+from relay._tables import OutboxEvent
 
 if TYPE_CHECKING:
-    from relay.metrics import RelayMetrics
+    from relay._daemon.metrics import RelayMetrics
 
-logger = structlog.get_logger(__name__)
+logger = structlog.get_logger("relay.drain")
 
 #: While a backlog drains, how often a claim goes back to the oldest due row (seconds).
 DEFAULT_RESCAN_SECONDS = 5.0
@@ -194,7 +194,7 @@ class Drainer:
     def drain_once(self, *, now: dt.datetime) -> DrainResult:
         """Claim up to ``settings.batch_max_events`` rows due at ``now``, send them, ack them.
 
-        Raises :class:`relay.errors.StoreError` when the database fails; rows claimed but not
+        Raises :class:`relay._errors.StoreError` when the database fails; rows claimed but not
         acked then come back when their lease expires.
         """
         result = self._drain_once(now=now)
@@ -312,7 +312,7 @@ class Drainer:
         short batch, an auth error, released rows (sending them again at once would only
         repeat the problem), a transient failure, ``stop``, or when ``max_batches`` batches were
         drained in all.
-        Raises the first :class:`relay.errors.StoreError` any thread met.
+        Raises the first :class:`relay._errors.StoreError` any thread met.
         """
         budget = _Budget(max_batches)
         if not budget.take():

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from relay.errors import EventValidationError
+from relay._errors import EventValidationError
 
 
 def resolve_distinct_id(

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relay.errors import EventValidationError
+from relay._errors import EventValidationError
 
 #: The property names Mixpanel reads a location from (its GeoIP writes the same ones).
 CITY_PROPERTY = "$city"

@@ -11,8 +11,8 @@ from typing import Any, TypeAlias
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from relay.models import outbox
-from relay.store.outbox import translate_errors
+from relay._store.outbox import translate_errors
+from relay._tables import outbox
 
 #: A row of :func:`select_events`:
 #: ``id, insert_id, event, distinct_id, time_ms, properties, state``.

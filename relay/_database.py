@@ -144,7 +144,7 @@ def configure_sqlite(engine: Engine) -> None:
     """Apply SQLAlchemy's pysqlite recipe: explicit BEGIN, working SAVEPOINT, WAL, busy timeout.
 
     A host application on SQLite that passes its own engine's sessions to ``track()`` should
-    call this on that engine (``relay.database.create_engine`` does it already).
+    call this on that engine (``relay._database.create_engine`` does it already).
     """
 
     @event.listens_for(engine, "connect")

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from relay.config import RelaySettings
-from relay.models import OutboxState, outbox
-from relay.store import audit as audit_store
-from relay.store.outbox import (
+from relay._config import RelaySettings
+from relay._store import audit as audit_store
+from relay._store.outbox import (
     is_due,
     is_mysql,
     lease_is_live,
@@ -26,6 +25,7 @@ from relay.store.outbox import (
     transaction,
     translate_errors,
 )
+from relay._tables import OutboxState, outbox
 
 _FINISHED_STATES = frozenset({OutboxState.DELIVERED, OutboxState.DEAD})
 _PENDING_INDEX = "ix_relay_outbox_pending_due"
@@ -183,7 +183,7 @@ class PendingGauges:
 
 @dataclass(frozen=True, slots=True)
 class Gauges:
-    """The outbox's health in numbers, as exported by ``relay.metrics``."""
+    """The outbox's health in numbers, as exported by ``relay._daemon.metrics``."""
 
     pending: int
     due: int
@@ -199,7 +199,7 @@ def _count_where(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
 
 @translate_errors
 def pending_gauges(conn: Connection, *, now: dt.datetime) -> PendingGauges:
-    """Count pending rows, those due at ``now`` (:func:`~relay.store.outbox.is_due`), those
+    """Count pending rows, those due at ``now`` (:func:`~relay._store.outbox.is_due`), those
     under a live lease, and find the oldest one's ``created_at``, in one pass over them.
 
     Lock: none (a plain read). Guard: ``state = 'pending'``, read through a state-leading index

@@ -27,26 +27,26 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from relay.config import NOTIFY_CHANNEL, RelaySettings
-from relay.errors import EventValidationError, RelayError, StoreError
-from relay.limits import (
+from relay._config import NOTIFY_CHANNEL, RelaySettings
+from relay._errors import EventValidationError, RelayError, StoreError
+from relay._event.limits import (
     check_distinct_id,
     check_insert_id,
     check_properties,
     check_time_ms,
     safe_field_path,
 )
-from relay.location import Location, with_location
-from relay.models import OutboxState
-from relay.registry import get_event_schema, loggable_event_name
-from relay.schema import (
+from relay._event.location import Location, with_location
+from relay._event.properties import (
     MixpanelSuperEventPropertiesSchema,
     datetime_to_timestamp_ms,
     timestamp_ms_to_datetime,
 )
-from relay.store.outbox import insert_and_notify_in_one_round_trip, insert_event, notify
+from relay._event.registry import get_event_schema, loggable_event_name
+from relay._store.outbox import insert_and_notify_in_one_round_trip, insert_event, notify
+from relay._tables import OutboxState
 
-logger = structlog.get_logger(__name__)
+logger = structlog.get_logger("relay.tracking")
 
 _strict_override: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
     "relay_strict_tracking", default=None
@@ -237,7 +237,7 @@ def track(
     (default: a new UUID) is Mixpanel's dedup key. Both are stored, so every re-send carries
     the same key.
 
-    ``occurred_at`` may be at most ``relay.limits.MAX_CLOCK_SKEW_MS`` (60 s) ahead of this
+    ``occurred_at`` may be at most ``relay._event.limits.MAX_CLOCK_SKEW_MS`` (60 s) ahead of this
     host's clock; such a row is stored due at its time and is not sent before it (Mixpanel
     would replace a future time by its own clock, changing the dedup key). The properties
     are checked at the size the database stores them (PostgreSQL writes numbers out in

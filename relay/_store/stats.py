@@ -3,7 +3,7 @@
 With millions of delivered rows present none of these visits a delivered row it does not
 count: pending rows come from the partial index ``ix_relay_outbox_pending_due``, dead and
 recently finished rows from ``ix_relay_outbox_state_finished_at`` (``state, finished_at``).
-The pending gauges themselves are :func:`relay.store.maintenance.pending_gauges`.
+The pending gauges themselves are :func:`relay._store.maintenance.pending_gauges`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from relay.models import OutboxState, outbox
-from relay.store.outbox import state_is, translate_errors
+from relay._store.outbox import state_is, translate_errors
+from relay._tables import OutboxState, outbox
 
 
 @dataclass(frozen=True, slots=True)

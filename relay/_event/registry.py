@@ -10,9 +10,9 @@ import threading
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from relay.errors import EventRegistrationError
-from relay.naming import check_event_name
-from relay.schema import MixpanelSuperEventPropertiesSchema, check_schema_definition
+from relay._errors import EventRegistrationError
+from relay._event.naming import check_event_name
+from relay._event.properties import MixpanelSuperEventPropertiesSchema, check_schema_definition
 
 _EVENT_SCHEMA_REGISTRY: dict[str, type[MixpanelSuperEventPropertiesSchema]] = {}
 _lock = threading.Lock()
