@@ -17,15 +17,21 @@ stand-in running in another process, over HTTP: ``GET /_standin/stats``, ``GET
 {"op": "set_outage", "status": 429, "seconds": 5}]`` (see ``MixpanelStandin.apply_faults``).
 
 It also serves the Lexicon Schemas API (``/api/app/projects/{projectId}/schemas...``, see
-``_lexicon``) and keeps what was uploaded: ``lexicon_entries()``, ``GET /_standin/lexicon``.
+``_lexicon``) and keeps what was uploaded: ``lexicon_entries()``, ``GET /_standin/lexicon``;
+profile updates on ``/engage`` and ``/groups`` (``$set``, ``$set_once``, ``$add``, ``$union``,
+``$append``, ``$remove``, ``$unset``, ``$delete``; see ``_profiles``), keeping the profiles
+built: ``profiles()``, ``GET /_standin/profiles``; and the GDPR API's deletions and retrievals
+(``/api/app/data-deletions/v3.0``, ``/api/app/data-retrievals/v3.0``; see ``_gdpr``):
+``gdpr_jobs()``, ``complete_gdpr_jobs()``, ``GET /_standin/gdpr``.
 
 The stand-in is an independent reading of Mixpanel's documents: it imports nothing of relay's
 own rules (``relay._event.limits`` and the like), so a mistake there is not repeated here.
 
 Layout: ``_rules`` (per-record rules, pure), ``_wire`` (bodies, answers, credentials),
 ``_ingest`` (``/import``), ``_faults``, ``_ledger`` (what was accepted), ``_lexicon`` and
-``_lexicon_rules``, ``_control`` (``/_standin/...``), ``_http`` (the server), ``_standin``
-(:class:`MixpanelStandin`, wiring them), ``_cli``.
+``_lexicon_rules``, ``_profiles`` and ``_profile_rules``, ``_gdpr``, ``_control``
+(``/_standin/...``), ``_http`` (the server), ``_standin`` (:class:`MixpanelStandin`, wiring
+them), ``_views`` (its queries), ``_cli``.
 
 Run ``python -m relay.testing.mixpanel_standin --port 8765`` to serve in the foreground; the
 first line printed is the base URL.
@@ -35,6 +41,7 @@ from __future__ import annotations
 
 from relay.testing.mixpanel_standin._cli import main
 from relay.testing.mixpanel_standin._faults import TIMEOUT, Outage
+from relay.testing.mixpanel_standin._gdpr import GdprJob
 from relay.testing.mixpanel_standin._ledger import (
     NO_ANSWER,
     IngestedEvent,
@@ -42,6 +49,7 @@ from relay.testing.mixpanel_standin._ledger import (
     StandinStats,
 )
 from relay.testing.mixpanel_standin._lexicon import LexiconRequest
+from relay.testing.mixpanel_standin._profiles import ProfileRequest
 from relay.testing.mixpanel_standin._rules import (
     BANNED_IDS,
     MAX_FUTURE_MS,
@@ -72,11 +80,13 @@ __all__ = [
     "SECONDS_THRESHOLD",
     "TIMEOUT",
     "TRACK_MAX_AGE_MS",
+    "GdprJob",
     "IngestedEvent",
     "Key",
     "LexiconRequest",
     "MixpanelStandin",
     "Outage",
+    "ProfileRequest",
     "RequestRecord",
     "StandinStats",
     "main",

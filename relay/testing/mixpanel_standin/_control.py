@@ -3,7 +3,9 @@
 ``GET /_standin/stats`` (``stats()``), ``GET /_standin/events`` (``ingested()``; 409 when the
 stand-in keeps counters only), ``POST /_standin/reset``, ``POST /_standin/faults`` (a JSON
 fault call or list of them, see ``MixpanelStandin.apply_faults``) and ``GET
-/_standin/lexicon`` (the Lexicon schemas uploaded so far, see ``_lexicon``).
+/_standin/lexicon`` (the Lexicon schemas uploaded so far, see ``_lexicon``), ``GET
+/_standin/profiles`` (user and group profiles), ``GET /_standin/gdpr`` (GDPR jobs) and ``POST
+/_standin/gdpr/complete`` (run the pending jobs).
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ def control_reply(  # noqa: PLR0911 -- one return per endpoint
         return _events_reply(standin)
     if path == "/_standin/lexicon" and method == "GET":
         return json_reply(200, {"results": standin.lexicon_entries()})
+    if path == "/_standin/profiles" and method == "GET":
+        return json_reply(200, {"profiles": standin._profiles.to_json()})
+    if path == "/_standin/gdpr" and method == "GET":
+        return json_reply(200, {"jobs": [job.to_json() for job in standin.gdpr_jobs()]})
+    if path == "/_standin/gdpr/complete" and method == "POST":
+        done = standin.complete_gdpr_jobs()
+        return json_reply(200, {"completed": [job.task_id for job in done]})
     if path == "/_standin/reset" and method == "POST":
         standin.reset()
         return json_reply(200, {"ok": True})

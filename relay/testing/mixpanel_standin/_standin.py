@@ -16,22 +16,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
 
-from relay.testing.mixpanel_standin import _ingest, _lexicon
+from relay.testing.mixpanel_standin import _gdpr, _ingest, _lexicon, _profiles
 from relay.testing.mixpanel_standin._control import PREFIX, control_reply
 from relay.testing.mixpanel_standin._faults import TIMEOUT, FaultInjection, FaultPlan
 from relay.testing.mixpanel_standin._http import Server
 from relay.testing.mixpanel_standin._ledger import (
     NO_ANSWER,
-    IngestedEvent,
     Ledger,
     RequestRecord,
-    StandinStats,
     Stored,
 )
-from relay.testing.mixpanel_standin._rules import Key
+from relay.testing.mixpanel_standin._views import StandinViews
 from relay.testing.mixpanel_standin._wire import (
     ERROR_RATE_LIMITED,
     ERROR_UNAUTHORIZED,
@@ -59,7 +57,7 @@ class _Incoming:
     body: Body
 
 
-class MixpanelStandin(FaultInjection):
+class MixpanelStandin(StandinViews, FaultInjection):
     """An HTTP server on loopback that behaves like Mixpanel's ingestion API.
 
     Thread-safe: the server answers each connection on its own thread, and every query and
@@ -84,6 +82,7 @@ class MixpanelStandin(FaultInjection):
         username: str = "standin-user",
         secret: str = "standin-secret",  # noqa: S107 - a fake credential for the fake server
         project_token: str = "standin-token",  # noqa: S107 - likewise
+        oauth_token: str = "standin-oauth-token",  # noqa: S107 - likewise, for the GDPR API
         max_events: int = DEFAULT_MAX_EVENTS,
         max_bytes: int = DEFAULT_MAX_BYTES,
         now: Callable[[], float] = time.time,
@@ -95,6 +94,7 @@ class MixpanelStandin(FaultInjection):
         self.username = username
         self.secret = secret
         self.project_token = project_token
+        self.oauth_token = oauth_token
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.retain_events = retain_events
@@ -108,6 +108,12 @@ class MixpanelStandin(FaultInjection):
         self._faults = FaultPlan(self._changed, lambda: self._stopping)
         self._ledger = Ledger(self._lock, retain_events=retain_events)
         self._lexicon = _lexicon.LexiconStore(self._lock)
+        self._profiles = _profiles.ProfileStore(
+            self._lock, token=project_token, max_bytes=max_bytes
+        )
+        self._gdpr = _gdpr.GdprJobs(
+            self._lock, project_id=project_id, project_token=project_token, oauth_token=oauth_token
+        )
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -180,46 +186,13 @@ class MixpanelStandin(FaultInjection):
         """Base URL of the application API (Lexicon Schemas), ``{url}/api/app``."""
         return f"{self.url}{_lexicon.APP_API_PATH}"
 
-    # --- what it accepted -----------------------------------------------------------------
-
-    def accepted_events(self) -> list[dict[str, Any]]:
-        """Every accepted record, in arrival order, re-sends included."""
-        return self._ledger.accepted_events()
-
-    def unique_events(self) -> dict[Key, dict[str, Any]]:
-        """Latest accepted record per dedup key (event, distinct_id, time in ms, ``$insert_id``)."""
-        return self._ledger.unique_events()
-
-    def ingested(self) -> list[IngestedEvent]:
-        """Every accepted record as Mixpanel would store it, in arrival order, re-sends included.
-
-        Each comes with its dedup key, the time as sent, whether its key was already stored,
-        whether Mixpanel would geolocate it and which strings it would truncate: what a test
-        needs to prove the relay sends no future time, no geolocatable event, no long string.
-        """
-        return self._ledger.ingested()
-
-    def stats(self) -> StandinStats:
-        """Counters since start or the last ``reset``."""
-        return self._ledger.stats()
-
-    def request_log(self) -> list[RequestRecord]:
-        """Every ingestion request, in the order answered."""
-        return self._ledger.request_log()
-
-    def lexicon_entries(self) -> list[dict[str, Any]]:
-        """The Lexicon schemas held, as ``SchemaEntry`` objects sorted by entity type and name."""
-        return self._lexicon.entries()
-
-    def lexicon_requests(self) -> list[_lexicon.LexiconRequest]:
-        """Every Lexicon Schemas API request, in the order answered, with its JSON body."""
-        return self._lexicon.requests()
-
     def reset(self) -> None:
-        """Forget accepted records, counters, the log and Lexicon, and clear every fault."""
+        """Forget records, counters, logs, Lexicon, profiles and jobs; clear every fault."""
         with self._changed:
             self._ledger.clear()
             self._lexicon.clear()
+            self._profiles.clear()
+            self._gdpr.clear()
             self._faults.clear()
             self._changed.notify_all()
 
@@ -233,7 +206,9 @@ class MixpanelStandin(FaultInjection):
 
     # --- request handling --------------------------------------------------------------------
 
-    def _handle(self, method: str, target: str, headers: Message, body: bytes) -> Reply | None:
+    def _handle(  # noqa: PLR0911 -- one return per route
+        self, method: str, target: str, headers: Message, body: bytes
+    ) -> Reply | None:
         """The answer to one request, or ``None`` to drop the connection without one."""
         parts = urlsplit(target)
         query = {name: values[0] for name, values in parse_qs(parts.query).items()}
@@ -242,6 +217,12 @@ class MixpanelStandin(FaultInjection):
             if method != "POST":
                 return mixpanel_error(405, "method not allowed")
             return self._serve_ingestion(path, query, headers, body)
+        if path in _profiles.PATHS:
+            if method != "POST":
+                return mixpanel_error(405, "method not allowed")
+            return self._profiles.handle(path, query, headers, body)
+        if path.startswith(_gdpr.PREFIXES):
+            return self._gdpr.handle(method, path, query, headers, body)
         if path.startswith(_lexicon.PREFIX):
             return self._lexicon.handle(
                 method, path, query, body, authorized=self._lexicon_authorized(headers)
