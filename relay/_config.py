@@ -51,6 +51,14 @@ REGION_HOSTS: dict[str, str] = {
 }
 
 
+#: Mixpanel's application API (Lexicon Schemas and other app endpoints) per data residency.
+APP_API_HOSTS: dict[str, str] = {
+    "us": "https://mixpanel.com/api/app",
+    "eu": "https://eu.mixpanel.com/api/app",
+    "in": "https://in.mixpanel.com/api/app",
+}
+
+
 class _DatabaseURL(SecretStr):
     """A database URL that shows itself with its passwords masked, not as ``**********``.
 
@@ -75,6 +83,11 @@ class RelaySettings(BaseSettings):
     # --- Mixpanel -------------------------------------------------------------------
     mixpanel_api_url: str | None = Field(
         default=None, description="Base URL of the ingestion API; overrides the region's host."
+    )
+    mixpanel_app_api_url: str | None = Field(
+        default=None,
+        description="Base URL of the application API (Lexicon Schemas, `relay events push`); "
+        "overrides the region's https://{,eu.,in.}mixpanel.com/api/app.",
     )
     mixpanel_region: Literal["us", "eu", "in"] = Field(
         default="us", description="Data residency: api, api-eu or api-in.mixpanel.com."
@@ -147,6 +160,29 @@ class RelaySettings(BaseSettings):
     def mixpanel_base_url(self) -> str:
         """The ingestion base URL: the override if set, else the region's host."""
         return (self.mixpanel_api_url or REGION_HOSTS[self.mixpanel_region]).rstrip("/")
+
+    @property
+    def mixpanel_app_base_url(self) -> str:
+        """The application API base URL: the override if set, else the region's."""
+        return (self.mixpanel_app_api_url or APP_API_HOSTS[self.mixpanel_region]).rstrip("/")
+
+    def require_service_account(self) -> tuple[str, str, str]:
+        """(project id, username, secret) for the app APIs, or ``ConfigurationError``.
+
+        The Lexicon Schemas API takes a service account only (no project token), and its
+        ``projectId`` is an integer.
+        """
+        username = self.mixpanel_service_account_username
+        secret = self.mixpanel_service_account_secret
+        project_id = self.mixpanel_project_id
+        if not (username and secret and secret.get_secret_value() and project_id):
+            raise ConfigurationError(
+                "a service account is required: set RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME, "
+                "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET and RELAY_MIXPANEL_PROJECT_ID"
+            )
+        if not project_id.isdigit():
+            raise ConfigurationError("RELAY_MIXPANEL_PROJECT_ID must be an integer project id")
+        return project_id, username, secret.get_secret_value()
 
     def require_mixpanel_credentials(self) -> None:
         """Raise ``ConfigurationError`` unless a complete way to authenticate to /import is set."""
