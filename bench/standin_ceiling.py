@@ -26,7 +26,7 @@ import httpx
 import orjson
 import psutil
 
-from relay._delivery.mixpanel_client import encode_event
+from relay._delivery.encoding import encode_event
 from relay._tables import OutboxEvent
 
 BATCH_EVENTS = 2000

@@ -22,8 +22,8 @@ import structlog
 from sqlalchemy.engine import Engine
 
 from relay._config import RelaySettings
+from relay._delivery.answers import RequestStat, SendOutcome
 from relay._delivery.backoff import retry_delay
-from relay._delivery.mixpanel_client import RequestStat, SendOutcome
 from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
 from relay._store import outbox as store
 from relay._tables import OutboxEvent

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
-from relay._delivery.mixpanel_client import encode_event
+from relay._delivery.encoding import encode_event
 from relay._store import outbox as store
 from relay._tables import OutboxState, audit, outbox
 from relay.cli import main
