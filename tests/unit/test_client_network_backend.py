@@ -74,4 +74,5 @@ def test_a_client_with_its_own_backend_ends_each_request_by_the_deadline() -> No
         outcome = client.send([event])
     assert backend.connects == 1
     assert outcome.retry == {1: "timeout: no complete answer within 1 s"}
-    assert outcome.delivered == [] and outcome.unsent == []
+    assert outcome.delivered == []
+    assert outcome.unsent == []

@@ -85,7 +85,7 @@ def test_work_found_resets_the_idle_delay(pacer: DrainPacer) -> None:
 def test_an_auth_error_pauses_every_pass_and_fails_health(
     pacer: DrainPacer, metrics: RelayMetrics, clock: FakeClock
 ) -> None:
-    """A 401 pauses draining for auth_failure_pause_seconds and reports the error until rows move."""
+    """A 401 pauses draining for auth_failure_pause_seconds and reports it until rows move."""
     assert pacer.after_drain(AUTH) == 60.0
     assert pacer.pause_left() == 60.0
     clock.now += 59.0
