@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from relay._database import immediate
 from relay._errors import StoreError
+from relay._store import lanes
 from relay._tables import LAST_ERROR_MAX_LENGTH, OutboxEvent, OutboxState, UTCDateTime, outbox
 
 _P = ParamSpec("_P")
@@ -375,7 +376,12 @@ def claim(
     max_bytes: int | None = None,
     row_max_bytes: int | None = None,
 ) -> Claim:
-    """Lease up to ``limit`` due pending rows, oldest due first, under a fresh token.
+    """Lease up to ``limit`` due pending rows, live lane first, under a fresh token.
+
+    Rows a pause covers are passed over (all of them while all delivery is paused: the claim
+    is then empty). Within each lane rows go oldest due first; the live lane comes first and
+    the bulk lane (replays, requeues) gets the rest of the claim, at least a fixed share while
+    it has rows due (see :mod:`relay._store.lanes`).
 
     Sets ``lease_token`` and ``lease_expires_at = now + lease_seconds`` (an expired lease simply
     makes the row due again) and counts the attempt now, so a crash mid-send still uses one
@@ -410,19 +416,23 @@ def claim(
     lease_until = now + dt.timedelta(seconds=lease_seconds)
     measured = max_bytes is not None or row_max_bytes is not None
     size = stored_size(conn) if measured else sa.literal(0)
-    due = (
-        sa.select(outbox.c.id, outbox.c.next_attempt_at, size)
-        .where(state_is(OutboxState.PENDING), is_due(now))
-        .order_by(outbox.c.next_attempt_at, outbox.c.id)
-        .limit(limit)
+    exclusion = lanes.claim_exclusion(conn)
+    if exclusion.everything:
+        return Claim(token=token, events=[])
+    due = sa.select(outbox.c.id, outbox.c.next_attempt_at, size).where(
+        state_is(OutboxState.PENDING), is_due(now)
     )
-    if due_from is not None:
-        due = due.where(outbox.c.next_attempt_at >= due_from)
-    if conn.dialect.name != "sqlite":
-        due = due.with_for_update(skip_locked=True)
-    picked = _pick(
-        conn.execute(due).all(), limit=limit, max_bytes=max_bytes, row_max_bytes=row_max_bytes
+    candidates = lanes.claim_candidates(
+        conn,
+        due=due,
+        limit=limit,
+        due_from=due_from,
+        exclusion=exclusion,
+        lock=conn.dialect.name != "sqlite",
     )
+    picked = _pick(candidates.rows, limit=limit, max_bytes=max_bytes, row_max_bytes=row_max_bytes)
+    # The cursor resumes the live lane only (see ClaimCursor): the last live row handled.
+    last_due = candidates.last_live_due({*picked.ids, *picked.too_large})
     if picked.too_large and row_max_bytes is not None:
         _mark_too_large(conn, picked.too_large, row_max_bytes=row_max_bytes, now=now)
     events: list[OutboxEvent] = []
@@ -433,7 +443,7 @@ def claim(
     return Claim(
         token=token,
         events=events,
-        last_due=picked.last_due,
+        last_due=last_due,
         full=picked.full,
         too_large=len(picked.too_large),
     )
