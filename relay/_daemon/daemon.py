@@ -52,6 +52,8 @@ from relay._errors import ConfigurationError
 from relay._logging import configure_logging
 from relay._migrations import SchemaRevisionError, require_current_schema
 from relay._store.maintenance import read_gauges, run_retention
+from relay._store.outbox import transaction
+from relay._store.pauses import list_pauses
 
 logger = structlog.get_logger("relay.daemon")
 
@@ -273,13 +275,19 @@ class RelayDaemon:
             )
 
     def gauge_job(self) -> None:
-        """Refresh the outbox gauges."""
+        """Refresh the outbox gauges and the pauses in force."""
         try:
             gauges = read_gauges(self._engine, now=utc_now())
+            with transaction(self._engine) as conn:
+                pauses = list_pauses(conn)
         except Exception as exc:  # the per-tick guard: log, go on
             logger.exception("gauges_failed", error_type=type(exc).__name__)
             return
         self._metrics.set_gauges(gauges)
+        self._metrics.set_pauses(
+            everything=any(p.event is None for p in pauses),
+            events=[p.event for p in pauses if p.event is not None],
+        )
 
 
 def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = None) -> int:

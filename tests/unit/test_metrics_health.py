@@ -43,6 +43,8 @@ def test_a_recent_success_is_healthy_until_it_is_stale() -> None:
         "last_success_age_seconds": 120.0,
         "last_error": None,
         "auth_error": None,
+        "paused": False,
+        "paused_events": [],
     }
     clock.now += 0.001
     assert metrics.health()[0] is False
@@ -61,7 +63,14 @@ def test_a_failure_after_a_success_fails_health_until_the_next_success() -> None
     metrics.tick_succeeded()
     assert metrics.health() == (
         True,
-        {"status": "ok", "last_success_age_seconds": 0.0, "last_error": None, "auth_error": None},
+        {
+            "status": "ok",
+            "last_success_age_seconds": 0.0,
+            "last_error": None,
+            "auth_error": None,
+            "paused": False,
+            "paused_events": [],
+        },
     )
 
 
@@ -73,3 +82,19 @@ def test_an_auth_error_fails_health_even_with_recent_successes() -> None:
     assert metrics.health()[0] is False
     metrics.set_auth_error(None)
     assert metrics.health()[0] is True
+
+
+def test_a_pause_is_reported_but_keeps_the_relay_healthy() -> None:
+    """A paused relay runs as told: /healthz stays 200 and says what is paused."""
+    metrics, _ = _metrics()
+    metrics.tick_succeeded()
+    metrics.set_pauses(everything=False, events=["svc.b.c", "svc.a.b"])
+    healthy, body = metrics.health()
+    assert healthy
+    assert (body["paused"], body["paused_events"]) == (False, ["svc.a.b", "svc.b.c"])
+    assert metrics.registry.get_sample_value("relay_paused_events") == 2
+    metrics.set_pauses(everything=True, events=[])
+    assert metrics.health()[1]["paused"] is True
+    assert metrics.registry.get_sample_value("relay_paused") == 1
+    metrics.set_pauses(everything=False, events=[])
+    assert metrics.registry.get_sample_value("relay_paused") == 0
