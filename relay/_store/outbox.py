@@ -220,7 +220,8 @@ def notify(conn: Connection | Session, channel: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Rows leased by one claim, in id order: ``token`` fences every ack of them.
+    """Rows leased by one claim, live lane first, each lane in id order: ``token`` fences every
+    ack of them (live rows first, so that they go out in the claim's first request).
 
     ``last_due`` is the latest ``next_attempt_at`` among the rows the claim took (leased or
     dead-lettered; ``None`` when it took none): a following claim may start reading there (see
@@ -438,8 +439,10 @@ def claim(
     events: list[OutboxEvent] = []
     if picked.ids:
         events = _lease(conn, picked.ids, token=token, lease_until=lease_until, now=now)
-    # RETURNING has no defined order: hand events over in id (creation) order everywhere.
-    events.sort(key=lambda e: e.id)
+    # RETURNING has no defined order: hand events over in id (creation) order everywhere,
+    # live rows first, so that they go out in the first request, not after the replay's.
+    live_ids = {row[0] for row in candidates.rows[: candidates.live]}
+    events.sort(key=lambda e: (e.id not in live_ids, e.id))
     return Claim(
         token=token,
         events=events,
@@ -558,7 +561,8 @@ def mark_claim_delivered(conn: Connection, *, claim: Claim, now: dt.datetime) ->
     """
     if not claim.events:
         return 0
-    first_id, last_id = claim.events[0].id, claim.events[-1].id
+    first_id = min(e.id for e in claim.events)
+    last_id = max(e.id for e in claim.events)
     if last_id - first_id >= DENSE_CLAIM_SPAN * len(claim.events):
         return mark_delivered(conn, token=claim.token, ids=[e.id for e in claim.events], now=now)
     result = conn.execute(
