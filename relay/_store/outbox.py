@@ -225,9 +225,10 @@ class Claim:
 
     ``last_due`` is the latest ``next_attempt_at`` among the rows the claim took (leased or
     dead-lettered; ``None`` when it took none): a following claim may start reading there (see
-    :func:`claim`'s ``due_from``). ``full`` says the claim stopped at its row limit or its byte
-    budget, so more rows may be due. ``too_large`` counts rows the claim found too large to
-    ever be sent and marked dead instead of leasing them.
+    :func:`claim`'s ``due_from``). ``full`` says the claim stopped at its row limit, its byte
+    budget or the bulk lane's cap (:func:`relay._store.lanes.bulk_cap`), so more rows may be
+    due. ``too_large`` counts rows the claim found too large to ever be sent and marked dead
+    instead of leasing them.
     """
 
     token: str
@@ -447,7 +448,7 @@ def claim(
         token=token,
         events=events,
         last_due=last_due,
-        full=picked.full,
+        full=picked.full or candidates.more,
         too_large=len(picked.too_large),
     )
 
