@@ -37,8 +37,8 @@ from _common import (
     settle,
 )
 
+from relay import _store as store
 from relay._database import create_engine
-from relay._store import outbox as store
 
 BATCH = 2000
 MODES = ("from start", "cursor")

@@ -166,7 +166,7 @@ def inserted_sender(
     """
     import sqlalchemy as sa  # noqa: PLC0415
 
-    from relay._store.outbox import notify  # noqa: PLC0415
+    from relay._store import notify  # noqa: PLC0415
     from relay._tables import outbox  # noqa: PLC0415
     from relay._tracking import prepare_event  # noqa: PLC0415
 

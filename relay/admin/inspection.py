@@ -15,8 +15,7 @@ from sqlalchemy.engine import Engine
 
 from relay._delivery.encoding import encode_event
 from relay._errors import EventValidationError, FilterError
-from relay._store import selection
-from relay._store.outbox import transaction
+from relay._store import selection, transaction
 from relay._store.selection import EventFilter, StoredRow
 from relay.admin.filters import MAX_ID, check_filter
 

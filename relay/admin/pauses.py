@@ -17,7 +17,7 @@ from relay._errors import EventNameError, FilterError
 from relay._event.naming import check_event_name
 from relay._store import audit as audit_store
 from relay._store import pauses as pause_store
-from relay._store.outbox import transaction
+from relay._store import transaction
 from relay._store.pauses import Pause
 from relay._tables import PAUSE_REASON_MAX_LENGTH
 from relay.admin.audit import default_actor

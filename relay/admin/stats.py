@@ -13,10 +13,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from relay._store import maintenance
+from relay._store import maintenance, transaction
 from relay._store import pauses as pause_store
 from relay._store import stats as stats_store
-from relay._store.outbox import transaction
 from relay._store.pauses import Pause
 from relay._tables import OutboxState
 

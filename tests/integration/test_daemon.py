@@ -27,7 +27,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from relay._store import outbox as store
+from relay import _store as store
 from relay._tables import OutboxState, metadata, outbox
 from relay.testing.mixpanel_standin import MixpanelStandin
 
@@ -339,19 +339,20 @@ def test_daemon_survives_its_database_connections_being_killed(
 def test_failing_ticks_are_logged_and_retried_until_the_database_works(
     sqlite_engine: Engine, standin: MixpanelStandin, start_daemon: StartDaemon
 ) -> None:
-    """On SQLite with the table missing, ticks fail with a traceback; once it exists, rows flow."""
+    """On SQLite with the table missing, ticks fail with a traceback naming the store's typed
+    error (an OutboxTablesMissingError, a StoreError); once the table exists, rows flow."""
     metadata.drop_all(sqlite_engine)
     daemon = start_daemon(
         _url(sqlite_engine), RELAY_POLL_MIN_SECONDS="0.05", RELAY_POLL_MAX_SECONDS="0.2"
     )
     failure = daemon.wait_for("drain_tick_failed")
     assert failure["level"] == "error"
-    assert failure["error_type"] == "StoreError"
+    assert failure["error_type"] == "OutboxTablesMissingError"
     assert "exception" in failure  # the traceback is logged
     daemon.wait_for("drain_tick_failed")  # and the next tick tries again
     status, body = daemon.get("/healthz")
     assert status == 503
-    assert json.loads(body)["last_error"] == "StoreError"
+    assert json.loads(body)["last_error"] == "OutboxTablesMissingError"
 
     metadata.create_all(sqlite_engine)
     insert_id = _insert_and_notify(sqlite_engine)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
-from relay._store import outbox as store
+from relay import _store as store
 from relay._store.lanes import BULK_SHARE_DIVISOR
 from relay._tables import Lane, OutboxState, audit, outbox
 from relay.admin import stats
