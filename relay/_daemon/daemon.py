@@ -51,8 +51,8 @@ from relay._delivery.mixpanel_client import MixpanelImportClient
 from relay._errors import ConfigurationError
 from relay._logging import configure_logging
 from relay._migrations import SchemaRevisionError, require_current_schema
-from relay._store.maintenance import read_gauges, run_retention
 from relay._store import transaction
+from relay._store.maintenance import read_gauges, run_retention
 from relay._store.pauses import list_pauses
 
 logger = structlog.get_logger("relay.daemon")
