@@ -15,13 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay._database import redact_url, url_secrets
 from relay._errors import ConfigurationError
+from relay._event.limits import MAX_BATCH_EVENTS, MAX_REQUEST_BYTES
 
 DEFAULT_DATABASE_URL = "sqlite:///relay.db"
 
-#: Mixpanel accepts at most 2000 events per ``/import`` request.
-MAX_BATCH_EVENTS = 2000
-#: 2 MiB of uncompressed body: the only limit seen in Mixpanel's own 413 error text.
-DEFAULT_BATCH_MAX_BYTES = 2 * 1024 * 1024
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 30.0
 #: A whole /import request (connect, send, headers, body) ends by then, under the 60 s lease.
@@ -97,7 +94,7 @@ class RelaySettings(BaseSettings):
     mixpanel_service_account_secret: SecretStr | None = None
     mixpanel_project_token: SecretStr | None = None
     batch_max_events: int = Field(default=MAX_BATCH_EVENTS, ge=1, le=MAX_BATCH_EVENTS)
-    batch_max_bytes: int = Field(default=DEFAULT_BATCH_MAX_BYTES, ge=1024)
+    batch_max_bytes: int = Field(default=MAX_REQUEST_BYTES, ge=1024)
     connect_timeout_seconds: float = Field(default=CONNECT_TIMEOUT_SECONDS, gt=0)
     read_timeout_seconds: float = Field(default=READ_TIMEOUT_SECONDS, gt=0)
     request_deadline_seconds: float = Field(default=REQUEST_DEADLINE_SECONDS, gt=0)

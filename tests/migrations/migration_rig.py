@@ -155,5 +155,5 @@ def revision(engine: Engine) -> str:
 def drop_relay_tables(engine: Engine) -> None:
     """Drop relay's tables and version table, whatever revision they are at."""
     with engine.begin() as conn:
-        for table in ("relay_audit", "relay_outbox", "relay_alembic_version"):
+        for table in ("relay_pause", "relay_audit", "relay_outbox", "relay_alembic_version"):
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))

@@ -14,7 +14,7 @@ import orjson
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from relay._delivery.mixpanel_client import encode_event
+from relay._delivery.encoding import encode_event
 from relay._errors import EventValidationError
 from relay._event.limits import check_properties
 from relay._tables import OutboxEvent
