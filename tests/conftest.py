@@ -28,6 +28,10 @@ MARIADB_ADMIN_URL = os.environ.get(
 
 DIALECTS = ("sqlite", "postgresql", "mariadb")
 
+# relay's Django tests need Django settings and pytest-django: they run in a pytest process of
+# their own (tests/integration/test_django_suite.py), which sets DJANGO_SETTINGS_MODULE.
+collect_ignore = [] if os.environ.get("DJANGO_SETTINGS_MODULE") else ["contrib_django"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
