@@ -87,4 +87,15 @@ DATABASES = {
         "TEST": {"NAME": f"relay_djt_{RUN}"},
     },
 }
+if os.environ.get("RELAY_TEST_DJANGO_TEST_NAMES"):
+    # A child process (manage.py relay ...) of a test: the test databases are the databases.
+    for _entry in DATABASES.values():
+        _entry["NAME"] = _entry["TEST"]["NAME"]
+if os.environ.get("RELAY_TEST_DJANGO_DEFAULT"):
+    # A child process that should find a given alias's database under "default".
+    DATABASES["default"] = dict(DATABASES[os.environ["RELAY_TEST_DJANGO_DEFAULT"]])
+if os.environ.get("RELAY_TEST_DJANGO_NAME"):
+    # ... and under a given name (a scratch database of a migration test).
+    DATABASES["default"]["NAME"] = os.environ["RELAY_TEST_DJANGO_NAME"]
+
 RELAY = {"STRICT_TRACKING": False}
