@@ -28,6 +28,8 @@ from relay.config import RelaySettings
 from relay.database import create_engine
 
 _ALIAS_KEY = "database"
+#: Keys of ``settings.RELAY`` that are not RelaySettings fields (read by the Django app).
+_DJANGO_KEYS = frozenset({_ALIAS_KEY, "employee_directory"})
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
@@ -37,12 +39,17 @@ def _configured() -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ImproperlyConfigured("settings.RELAY must be a dict of relay settings")
     values = {str(key).lower(): value for key, value in raw.items()}
-    unknown = sorted(set(values) - set(RelaySettings.model_fields) - {_ALIAS_KEY})
+    unknown = sorted(set(values) - set(RelaySettings.model_fields) - _DJANGO_KEYS)
     if unknown:
         raise ImproperlyConfigured(
             "settings.RELAY has unknown keys: " + ", ".join(k.upper() for k in unknown)
         )
     return values
+
+
+def configured_value(key: str) -> Any:
+    """The value of ``settings.RELAY[key.upper()]`` as given, or ``None``."""
+    return _configured().get(key)
 
 
 def outbox_alias() -> str:
@@ -67,6 +74,8 @@ def field_values(**overrides: Any) -> dict[str, Any]:
 def _field_values(overrides: dict[str, Any]) -> dict[str, Any]:
     values = _configured()
     alias = str(values.pop(_ALIAS_KEY, "default"))
+    for key in _DJANGO_KEYS:
+        values.pop(key, None)
     environment = {name.upper() for name in os.environ}
     chosen = {k: v for k, v in values.items() if f"RELAY_{k.upper()}" not in environment}
     if "database_url" not in values and "RELAY_DATABASE_URL" not in environment:

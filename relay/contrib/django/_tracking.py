@@ -22,7 +22,7 @@ logger = structlog.get_logger("relay.tracking")
 
 
 @contextlib.contextmanager
-def _in_django_transaction(using: str) -> Iterator[sa.Connection]:
+def in_django_transaction(using: str) -> Iterator[sa.Connection]:
     """The borrowed connection, inside an ``atomic`` block of its own when there is none.
 
     Inside the caller's block the rows join its transaction (``track()`` takes its own savepoint).
@@ -98,7 +98,7 @@ def track_many(
     results: list[str | None] = [None] * len(events)
     done = 0
     try:
-        with _in_django_transaction(using) as conn:
+        with in_django_transaction(using) as conn:
             for done, item in enumerate(events, start=1):
                 results[done - 1] = core_track(conn, **dict(item), strict=strict)
     except Exception as exc:
