@@ -22,7 +22,7 @@ def test_assert_tracked_sees_the_tests_uncommitted_event(relay_outbox: OutboxCap
     captured = relay_outbox.assert_tracked(SURVEY_DELIVERED, survey_id="survey-1")
     assert captured.distinct_id == "emp-7"
     assert captured.properties["organization_name"] == "Acme"
-    with pytest.raises(AssertionError, match="no 'svc.surveys.survey_delivered' event matches"):
+    with pytest.raises(AssertionError, match=r"no 'svc\.surveys\.survey_delivered' event matches"):
         relay_outbox.assert_tracked(SURVEY_DELIVERED, survey_id="other")
 
 
