@@ -61,3 +61,63 @@ def test_django_integration_on_psycopg2() -> None:
         RELAY_TEST_DJANGO_PSYCOPG2="1",
         PYTEST_ARGS="-k postgresql",
     )
+
+
+def test_django_example_project_tests_pass(tmp_path: Path) -> None:
+    """examples/django_app's own tests (pytest-django, relay's plugin) pass as its CI runs them."""
+    example = ROOT / "examples" / "django_app"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q"],
+        cwd=example,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "DJANGO_"))},
+            "SURVEYS_DATA_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
+    assert "3 passed" in done.stdout
+
+
+def test_django_example_check_and_migrate_story(tmp_path: Path) -> None:
+    """``manage.py check``, ``migrate``, then ``relay migrate`` finds nothing to do."""
+    example = ROOT / "examples" / "django_app"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "DJANGO_"))},
+        "SURVEYS_DATA_DIR": str(tmp_path),
+    }
+
+    def manage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=example,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    checked = manage("check")
+    assert checked.returncode == 0, checked.stderr
+    migrated = manage("migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "Applying relay.0001_relay_schema... OK" in migrated.stdout
+    again = manage("relay", "migrate")
+    assert again.returncode == 0, again.stderr
+    assert "at revision head" in again.stdout
+    bad = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=example,
+        env={**env, "RELAY_MAX_ATTEMPTS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert bad.returncode != 0
+    assert "relay.E001" in bad.stderr
+    assert "MAX_ATTEMPTS" in bad.stderr

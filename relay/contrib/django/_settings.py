@@ -86,11 +86,16 @@ def _field_values(overrides: dict[str, Any]) -> dict[str, Any]:
         RelaySettings(**chosen)
     except ValidationError as exc:
         problems = "; ".join(
-            "RELAY[" + "_".join(str(p) for p in err["loc"]).upper() + "]: " + err["msg"]
+            _where("_".join(str(p) for p in err["loc"]).upper(), environment) + ": " + err["msg"]
             for err in exc.errors(include_url=False, include_input=False)
         )
         raise ImproperlyConfigured(f"invalid relay settings: {problems}") from None
     return chosen
+
+
+def _where(name: str, environment: set[str]) -> str:
+    """Where the setting ``name`` came from: its environment variable or the RELAY dict."""
+    return f"RELAY_{name}" if f"RELAY_{name}" in environment else f"settings.RELAY[{name!r}]"
 
 
 def database_url(alias: str = "default") -> str:

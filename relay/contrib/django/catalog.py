@@ -92,10 +92,12 @@ class ModelEmployeeDirectory:
         model = self._model(self._employee_model)
         related = self._organization.replace(".", "__")
         employee = self._read(
-            lambda: model._default_manager.using(self.using)
-            .select_related(related)
-            .filter(pk=employee_id)
-            .first()
+            lambda: (
+                model._default_manager.using(self.using)
+                .select_related(related)
+                .filter(pk=employee_id)
+                .first()
+            )
         )
         if employee is None:
             return None
@@ -119,9 +121,11 @@ class ModelEmployeeDirectory:
         else:
             organization_model = self._model(self._organization_model)
         organization = self._read(
-            lambda: organization_model._default_manager.using(self.using)
-            .filter(pk=organization_id)
-            .first()
+            lambda: (
+                organization_model._default_manager.using(self.using)
+                .filter(pk=organization_id)
+                .first()
+            )
         )
         if organization is None:
             return None
