@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _pytest(target: Path, settings: str, pythonpath: Path, **env: str) -> None:
+def _pytest(target: Path, settings: str, pythonpath: Path, *extra: str, **env: str) -> None:
     command = [
         sys.executable,
         "-m",
@@ -29,7 +29,7 @@ def _pytest(target: Path, settings: str, pythonpath: Path, **env: str) -> None:
         "no:cacheprovider",
         "-p",
         "relay.testing.plugin",
-        *(env.pop("PYTEST_ARGS", "").split()),
+        *extra,
     ]
     child_env = {
         **os.environ,
@@ -58,8 +58,9 @@ def test_django_integration_on_psycopg2() -> None:
         tests,
         "relay_django_settings",
         tests,
+        "-k",
+        "postgresql and (test_tracking or test_postgresql)",
         RELAY_TEST_DJANGO_PSYCOPG2="1",
-        PYTEST_ARGS="-k postgresql",
     )
 
 
