@@ -98,8 +98,8 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 @contextlib.contextmanager
 def scratch_postgres(admin_url: str = DEFAULT_ADMIN_URL) -> Iterator[str]:
     """A fresh PostgreSQL database migrated to head with ``relay migrate``'s code; dropped after."""
-    from relay import schema_migrations  # noqa: PLC0415
-    from relay.database import create_engine  # noqa: PLC0415
+    from relay import _migrations  # noqa: PLC0415
+    from relay._database import create_engine  # noqa: PLC0415
 
     name = f"relay_bench_{secrets.token_hex(4)}"
     server = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -110,7 +110,7 @@ def scratch_postgres(admin_url: str = DEFAULT_ADMIN_URL) -> Iterator[str]:
             url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
             engine = create_engine(url)
             try:
-                schema_migrations.upgrade(engine)
+                _migrations.upgrade(engine)
             finally:
                 engine.dispose()
             yield url
@@ -138,14 +138,14 @@ def scratch_sqlite(directory: Path | None = None) -> Iterator[str]:
     """A fresh SQLite file migrated to head; deleted after."""
     import tempfile  # noqa: PLC0415
 
-    from relay import schema_migrations  # noqa: PLC0415
-    from relay.database import create_engine  # noqa: PLC0415
+    from relay import _migrations  # noqa: PLC0415
+    from relay._database import create_engine  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(dir=directory, prefix="relay_bench_") as tmp:
         url = f"sqlite:///{tmp}/relay.db"
         engine = create_engine(url)
         try:
-            schema_migrations.upgrade(engine)
+            _migrations.upgrade(engine)
         finally:
             engine.dispose()
         yield url
@@ -698,9 +698,9 @@ def _worker_relay_drain(argv: Sequence[str]) -> int:
     """
     import click  # noqa: PLC0415
 
+    import relay._delivery.drain  # noqa: PLC0415
+    import relay._delivery.mixpanel_client  # noqa: PLC0415
     import relay.cli  # noqa: PLC0415
-    import relay.drain  # noqa: PLC0415
-    import relay.mixpanel_client  # noqa: PLC0415
 
     profile_path = argv[argv.index("--profile") + 1] if "--profile" in argv else None
     _ready_then_wait_for_go()
@@ -763,9 +763,9 @@ def _worker_baseline(argv: Sequence[str]) -> int:
 
 def _worker_relay_daemon(argv: Sequence[str]) -> int:
     """Run the relay daemon (``relay run``'s code) once told to go, until SIGTERM."""
-    from relay.config import RelaySettings  # noqa: PLC0415
-    from relay.daemon import run_daemon  # noqa: PLC0415
-    from relay.logging import configure_logging  # noqa: PLC0415
+    from relay._config import RelaySettings  # noqa: PLC0415
+    from relay._daemon.daemon import run_daemon  # noqa: PLC0415
+    from relay._logging import configure_logging  # noqa: PLC0415
 
     settings = RelaySettings()
     configure_logging(settings)

@@ -43,7 +43,7 @@ from _common import (
     start_worker,
 )
 
-from relay.database import create_engine
+from relay._database import create_engine
 
 TARGET_SHARE = 0.90
 TARGET_RSS_MB = 200

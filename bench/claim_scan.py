@@ -3,7 +3,7 @@
 Every delivered row leaves a dead entry in the partial index of pending rows
 (``ix_relay_outbox_pending_due``) until VACUUM removes it. A claim that reads the index from its
 oldest entry walks all of them; a claim that starts at the previous claim's ``last_due``
-(``due_from``, what :class:`relay.drain.ClaimCursor` passes) does not. This script drains
+(``due_from``, what :class:`relay._delivery.drain.ClaimCursor` passes) does not. This script drains
 ``--events`` pending rows in this process with the store's own claim and ack (2,000 rows per
 claim, no HTTP, autovacuum off for the table so that every run meets the same dead entries) in
 two modes, alternated run by run on freshly loaded scratch databases:
@@ -37,8 +37,8 @@ from _common import (
     settle,
 )
 
-from relay.database import create_engine
-from relay.store import outbox as store
+from relay import _store as store
+from relay._database import create_engine
 
 BATCH = 2000
 MODES = ("from start", "cursor")

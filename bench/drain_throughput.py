@@ -58,7 +58,7 @@ from _common import (
 )
 from sqlalchemy.engine import make_url
 
-from relay.database import create_engine
+from relay._database import create_engine
 
 TARGET_EVENTS_PER_SECOND = 30_000
 TARGET_RATIO = 3.0

@@ -57,8 +57,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 import relay.catalog  # noqa: F401 - registers the catalog's events
-from relay.database import create_engine
-from relay.tracking import track
+from relay._database import create_engine
+from relay._tracking import track
 
 TARGET_P99_MS = 100.0
 EVENT = "svc.surveys.survey_delivered"
@@ -166,9 +166,9 @@ def inserted_sender(
     """
     import sqlalchemy as sa  # noqa: PLC0415
 
-    from relay.models import outbox  # noqa: PLC0415
-    from relay.store.outbox import notify  # noqa: PLC0415
-    from relay.tracking import prepare_event  # noqa: PLC0415
+    from relay._store import notify  # noqa: PLC0415
+    from relay._tables import outbox  # noqa: PLC0415
+    from relay._tracking import prepare_event  # noqa: PLC0415
 
     # Validated ahead, outside the timed loop: a few thousand kinds of event are enough.
     prepared_events = [

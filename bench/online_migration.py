@@ -40,10 +40,10 @@ from sqlalchemy.orm import Session
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DEFAULT_ADMIN_URL, load_rows, machine, new_tag, settle, survey_properties
 
-from relay import schema_migrations
+from relay import _migrations
+from relay._database import create_engine
+from relay._tracking import track
 from relay.catalog import MixPanelEvent
-from relay.database import create_engine
-from relay.tracking import track
 
 RELAY = Path(sys.executable).parent / "relay"
 
@@ -123,7 +123,7 @@ def scratch_at_0001(admin_url: str) -> Iterator[str]:
         try:
             engine = create_engine(url)
             try:
-                schema_migrations.upgrade(engine, "0001")
+                _migrations.upgrade(engine, "0001")
             finally:
                 engine.dispose()
             yield url

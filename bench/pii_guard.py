@@ -1,6 +1,6 @@
 """What the PII guard costs on ``track()``'s path, old rules against new, in one process.
 
-The old checks are the ``relay/limits.py`` of a git revision (default: where this branch left
+The old checks are the ``relay/_event/limits.py`` of a git revision (default: where this branch left
 ``main``), loaded from ``git show`` into a module of their own; the new ones are the working
 tree's. For each event shape, two measurements, old and new alternated run by run so both see
 the same machine:
@@ -8,7 +8,8 @@ the same machine:
 * ``guard``: ``check_distinct_id`` and ``check_properties`` on the dumped properties, which is
   all of the guard's work per event (keys and values, normalisation, JSON encoding);
 * ``prepare``: ``prepare_event`` end to end (registry lookup, pydantic validation, dump, time
-  and id checks, guard) with ``relay.tracking``'s two guard functions swapped for the old ones.
+  and id checks, guard) with ``relay._tracking.prepare``'s two
+  guard functions swapped for the old ones.
 
 Shapes: the catalog's ``svc.surveys.survey_delivered`` as a helper sends it (ASCII); the same
 with non-ASCII text (the slow path of normalisation); and a free-form object of 20 keys, whose
@@ -30,10 +31,10 @@ from typing import Any
 
 from _common import machine, median, print_table, survey_properties
 
+import relay._event.limits
 import relay.catalog  # registers the catalog's events
-import relay.limits
-import relay.tracking
-from relay.tracking import prepare_event
+from relay._tracking import prepare as prepare_module
+from relay._tracking import prepare_event
 
 EVENT = "svc.surveys.survey_delivered"
 REPO = Path(__file__).resolve().parent.parent
@@ -46,10 +47,10 @@ def _git(*arguments: str) -> str:
 
 
 def old_limits(rev: str) -> types.ModuleType:
-    """``relay/limits.py`` as it was at ``rev``, as a module of its own."""
-    source = _git("show", f"{rev}:relay/limits.py")
+    """``relay/_event/limits.py`` as it was at ``rev``, as a module of its own."""
+    source = _git("show", f"{rev}:relay/_event/limits.py")
     module = types.ModuleType("relay_limits_old")
-    exec(compile(source, f"{rev}:relay/limits.py", "exec"), module.__dict__)  # noqa: S102
+    exec(compile(source, f"{rev}:relay/_event/limits.py", "exec"), module.__dict__)  # noqa: S102
     return module
 
 
@@ -71,16 +72,16 @@ def time_guard(limits: Any, events: list[Mapping[str, Any]]) -> float:
 
 def time_prepare(limits: Any, events: list[Mapping[str, Any]]) -> float:
     """Microseconds per event of ``prepare_event`` with ``limits``' guard functions."""
-    saved = relay.tracking.check_properties, relay.tracking.check_distinct_id
-    relay.tracking.check_properties = limits.check_properties
-    relay.tracking.check_distinct_id = limits.check_distinct_id
+    saved = prepare_module.check_properties, prepare_module.check_distinct_id
+    prepare_module.check_properties = limits.check_properties
+    prepare_module.check_distinct_id = limits.check_distinct_id
     try:
         started = time.perf_counter_ns()
         for props in events:
             prepare_event(event=EVENT, distinct_id=props["employee_id"], properties=props)
         return (time.perf_counter_ns() - started) / len(events) / 1000
     finally:
-        relay.tracking.check_properties, relay.tracking.check_distinct_id = saved
+        prepare_module.check_properties, prepare_module.check_distinct_id = saved
 
 
 def main() -> None:
@@ -94,7 +95,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     rev = _git("rev-parse", "--short", args.old_rev or _git("merge-base", "HEAD", "main"))
-    old, new = old_limits(rev), relay.limits
+    old, new = old_limits(rev), relay._event.limits
     shapes: dict[str, tuple[list[dict[str, Any]], bool]] = {
         "survey_delivered (ASCII)": ([survey_properties(n) for n in range(args.events)], True),
         "survey_delivered (non-ASCII text)": (
@@ -109,7 +110,10 @@ def main() -> None:
         "free-form object, 20 keys": ([free_form(n) for n in range(args.events)], False),
     }
     print(f"machine: {machine()}")
-    print(f"old: relay/limits.py at {rev}; new: working tree; {args.events} events x {args.runs}")
+    print(
+        f"old: relay/_event/limits.py at {rev}; new: working tree; "
+        f"{args.events} events x {args.runs}"
+    )
     rows = []
     for name, (events, via_prepare) in shapes.items():
         measures: list[tuple[str, Callable[[Any, list[Mapping[str, Any]]], float]]] = [

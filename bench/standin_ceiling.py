@@ -26,8 +26,8 @@ import httpx
 import orjson
 import psutil
 
-from relay.mixpanel_client import encode_event
-from relay.models import OutboxEvent
+from relay._delivery.mixpanel_client import encode_event
+from relay._tables import OutboxEvent
 
 BATCH_EVENTS = 2000
 GZIP_LEVEL = 1

@@ -31,8 +31,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
 from relay import admin
-from relay.database import create_engine
-from relay.models import metadata
+from relay._database import create_engine
+from relay._tables import metadata
 
 DEFAULT_ADMIN_URL = os.environ.get(
     "RELAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

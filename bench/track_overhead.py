@@ -11,7 +11,7 @@ Two transactions, alternated one for one so that both see the same machine:
   ``track()`` takes the path of other drivers: SAVEPOINT, INSERT, ``pg_notify`` and RELEASE as
   four statements through SQLAlchemy.
 
-Both run through a SQLAlchemy ``Session`` on an engine from ``relay.database.create_engine``
+Both run through a SQLAlchemy ``Session`` on an engine from ``relay._database.create_engine``
 (orjson serializer), as a host application would, against a scratch database migrated with
 relay's own migrations. The median per-transaction time of each, and their ratio, are printed
 per run; the final table shows the medians over runs.
@@ -40,10 +40,10 @@ from _common import (
 )
 from sqlalchemy.orm import Session
 
+import relay._store.outbox
 import relay.catalog  # registers the catalog's events
-import relay.tracking
-from relay.database import create_engine
-from relay.tracking import prepare_event, track
+from relay._database import create_engine
+from relay._tracking import prepare_event, track
 
 TARGET_RATIO = 1.3
 EVENT = "svc.surveys.survey_delivered"
@@ -99,12 +99,12 @@ def _not_applicable(*_: object, **__: object) -> bool:
 
 def with_portable_track(engine: sa.Engine, n: int) -> float:
     """``with_track`` on the portable path: the pipelined write reports "not applicable"."""
-    one_query = relay.tracking.insert_and_notify_in_one_round_trip
-    relay.tracking.insert_and_notify_in_one_round_trip = _not_applicable
+    one_query = relay._store.outbox.insert_and_notify_in_one_round_trip
+    relay._store.outbox.insert_and_notify_in_one_round_trip = _not_applicable
     try:
         return with_track(engine, n)
     finally:
-        relay.tracking.insert_and_notify_in_one_round_trip = one_query
+        relay._store.outbox.insert_and_notify_in_one_round_trip = one_query
 
 
 def with_plain_insert(engine: sa.Engine, n: int, stored: dict[str, Any]) -> float:

@@ -8,14 +8,14 @@ compared, so ``alembic check`` stays clean in a database shared with a host appl
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from relay.config import RelaySettings
-from relay.database import create_engine
-from relay.models import metadata
+from relay._config import RelaySettings
+from relay._database import create_engine
+from relay._tables import metadata
 
 VERSION_TABLE = "relay_alembic_version"
 
@@ -23,21 +23,8 @@ config = context.config
 
 
 def _include_name(name: str | None, type_: str, _parent: Any) -> bool:
-    if type_ == "table":
-        return name in metadata.tables
-    return True
-
-
-def _include_object(
-    obj: Any,
-    name: str | None,
-    type_: Literal[
-        "schema", "table", "column", "index", "unique_constraint", "foreign_key_constraint"
-    ]
-    | str,
-    reflected: bool,
-    _compare_to: Any,
-) -> bool:
+    # Applied to reflected names, before reflection: a host's tables are never even read, so
+    # autogenerate compares relay's tables only (relay's own metadata holds nothing else).
     if type_ == "table":
         return name in metadata.tables
     return True
@@ -49,7 +36,6 @@ def _configure(connection: Connection) -> None:
         target_metadata=metadata,
         version_table=VERSION_TABLE,
         include_name=_include_name,
-        include_object=_include_object,
         compare_type=True,
         render_as_batch=connection.dialect.name == "sqlite",
         # Online revisions commit between steps (migrations/_online.py): one transaction per

@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
-from relay import schema_migrations
-from relay.database import create_engine
-from relay.models import metadata
+from relay import _migrations
+from relay._database import create_engine
+from relay._tables import metadata
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "RELAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -94,7 +94,7 @@ def _fresh_schema(url: str) -> Iterator[Engine]:
     engine = create_engine(url)
     metadata.drop_all(engine)
     metadata.create_all(engine)
-    schema_migrations.stamp(engine)  # so that `relay run`/`drain` pass their schema check
+    _migrations.stamp(engine)  # so that `relay run`/`drain` pass their schema check
     try:
         yield engine
     finally:

@@ -22,7 +22,7 @@ it changed ``next_attempt_at``, an indexed column. Three changes remove most of 
 Rows leased by a relay older than this revision keep their expiry in ``next_attempt_at``,
 which the claim and the gauges still honour, so the upgrade needs no data change. Old and new
 relays must not run side by side (an old relay does not see a new relay's lease): a relay
-refuses to start against a schema revision other than its own (``relay.schema_check``), so
+refuses to start against a schema revision other than its own (``relay._migrations``), so
 stop the old relays, run ``relay migrate``, then start the new ones.
 
 Locking (online: the host's ``track()`` keeps committing while this runs; see
@@ -65,7 +65,7 @@ down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Frozen copy of relay.models.UTCDateTime's column types at this revision.
+# Frozen copy of relay._tables.UTCDateTime's column types at this revision.
 UTC_DATETIME = (
     sa.DateTime(timezone=True)
     .with_variant(sa.DateTime(), "sqlite")

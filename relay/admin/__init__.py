@@ -1,7 +1,7 @@
 """Operator tooling: replay, dead letters, stats, inspect, purge, export and the audit trail.
 
 The ``relay`` command's operator subcommands are thin over these functions, and these are thin
-over :mod:`relay.store` (no SQL here). Every function takes the engine and, where time matters,
+over :mod:`relay._store` (no SQL here). Every function takes the engine and, where time matters,
 ``now`` (aware UTC); mutating ones take ``actor`` (default: the OS user) and write one entry to
 the audit trail, whose count grows inside each batch's own transaction. Dry runs
 (:func:`preview`, :func:`preview_dead_letters`, ``purge(dry_run=True)``) write nothing.
@@ -19,6 +19,9 @@ Example::
     result = replay(engine, f, now=now, actor="alice")
 """
 
+from relay._errors import FilterError
+from relay._store.audit import AuditEntry
+from relay._store.selection import BreakdownRow, EventFilter, StoredRow
 from relay.admin.audit import DEFAULT_AUDIT_LIMIT, audit_entries, default_actor
 from relay.admin.dead_letters import (
     DeadLetterGroup,
@@ -41,9 +44,6 @@ from relay.admin.replay import (
 )
 from relay.admin.retention import PurgeResult, purge
 from relay.admin.stats import Stats, stats
-from relay.errors import FilterError
-from relay.store.audit import AuditEntry
-from relay.store.selection import BreakdownRow, EventFilter, StoredRow
 
 __all__ = [
     "DEFAULT_AUDIT_LIMIT",

@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from relay.store import audit as audit_store
-from relay.store.audit import AuditEntry
-from relay.store.outbox import transaction
+from relay._store import audit as audit_store
+from relay._store import transaction
+from relay._store.audit import AuditEntry
 
 #: Detail of an entry whose operation has not (yet) finished: still running, or killed.
 UNFINISHED = "not finished (still running, or interrupted)"

@@ -12,6 +12,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection, Engine
 
+from relay._errors import FilterError
+from relay._store import requeue as requeue_store
+from relay._store import stats as stats_store
+from relay._store import transaction
+from relay._store.selection import Candidate, EventFilter
+from relay._tables import OutboxState
 from relay.admin.filters import check_filter
 from relay.admin.inspection import EventDetail, inspect_event
 from relay.admin.replay import (
@@ -24,12 +30,6 @@ from relay.admin.replay import (
     requeue_change,
     run_operation,
 )
-from relay.errors import FilterError
-from relay.models import OutboxState
-from relay.store import requeue as requeue_store
-from relay.store import stats as stats_store
-from relay.store.outbox import transaction
-from relay.store.selection import Candidate, EventFilter
 
 _DEAD = (OutboxState.DEAD,)
 

@@ -11,7 +11,7 @@ Values are bounded to what the database can hold: ids to 63 bits (:data:`MAX_ID`
 supported databases), durations to :data:`MAX_DURATION`; anything beyond is refused with a
 :class:`FilterError`, not passed on to fail inside the driver.
 
-Every problem raises :class:`FilterError` (a :class:`relay.errors.RelayError`) whose message
+Every problem raises :class:`FilterError` (a :class:`relay._errors.RelayError`) whose message
 names the field and the value at fault; nothing has been changed when it is raised.
 """
 
@@ -23,10 +23,10 @@ from collections.abc import Iterable
 
 from sqlalchemy.engine import Connection
 
-from relay.errors import FilterError
-from relay.registry import is_event_registered
-from relay.store import selection
-from relay.store.selection import EventFilter, to_state
+from relay._errors import FilterError
+from relay._event.registry import is_event_registered
+from relay._store import selection
+from relay._store.selection import EventFilter, to_state
 
 #: The largest id a BIGINT column holds.
 MAX_ID = 2**63 - 1

@@ -1,8 +1,8 @@
 """One event in full, and events in bulk, exactly as the relay would send them to ``/import``.
 
-Both go through :func:`relay.mixpanel_client.encode_event`, the relay's own encoder, over the
-stored properties text: what ``inspect`` shows and what ``export`` writes are byte for byte the
-event objects of an ``/import`` request body.
+Both go through :func:`relay._delivery.mixpanel_client.encode_event`, the relay's own
+encoder, over the stored properties text: what ``inspect`` shows and what ``export``
+writes are byte for byte the event objects of an ``/import`` request body.
 """
 
 from __future__ import annotations
@@ -13,12 +13,11 @@ from typing import IO, Any
 import orjson
 from sqlalchemy.engine import Engine
 
+from relay._delivery.mixpanel_client import encode_event
+from relay._errors import EventValidationError, FilterError
+from relay._store import selection, transaction
+from relay._store.selection import EventFilter, StoredRow
 from relay.admin.filters import MAX_ID, check_filter
-from relay.errors import EventValidationError, FilterError
-from relay.mixpanel_client import encode_event
-from relay.store import selection
-from relay.store.outbox import transaction
-from relay.store.selection import EventFilter, StoredRow
 
 #: Rows read per query by :func:`export_events`.
 EXPORT_PAGE_SIZE = 1000
@@ -99,7 +98,7 @@ def export_events(
     Streams: ``page_size`` rows per query, by keyset (``id > last``), one short read
     transaction per page, so memory does not grow with the selection and no transaction stays
     open while ``out`` is written. Raises :class:`FilterError` for a bad or (without
-    ``allow_all``) empty filter, and :class:`relay.errors.EventValidationError` for a row whose
+    ``allow_all``) empty filter, and :class:`relay._errors.EventValidationError` for a row whose
     stored properties are not a JSON object (the relay could not send it either).
     """
     if page_size < 1:

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection, Engine
 
+from relay._store import audit as audit_store
+from relay._store import requeue as requeue_store
+from relay._store import selection, transaction
+from relay._store.selection import BreakdownRow, Candidate, EventFilter, StoredRow
 from relay.admin.audit import UNFINISHED, begin_entry, finish_entry
 from relay.admin.filters import check_filter
-from relay.store import audit as audit_store
-from relay.store import requeue as requeue_store
-from relay.store import selection
-from relay.store.outbox import transaction
-from relay.store.selection import BreakdownRow, Candidate, EventFilter, StoredRow
 
 #: Rows changed per transaction.
 DEFAULT_BATCH_SIZE = 1000
@@ -222,7 +221,7 @@ def replay(
 
     ``actor`` defaults to the OS user. ``on_batch`` is called after each committed batch.
     Raises :class:`relay.admin.FilterError` before changing anything for a bad or (without
-    ``allow_all``) empty filter, and :class:`relay.errors.StoreError` if the database fails
+    ``allow_all``) empty filter, and :class:`relay._errors.StoreError` if the database fails
     (the batches already committed stay replayed and counted in the audit entry).
     """
     return run_operation(

@@ -1,7 +1,7 @@
 """``relay purge``: the retention job's deletes, run by hand with explicit windows.
 
 Deletes delivered and dead rows by ``finished_at`` through
-:func:`relay.store.maintenance.purge_finished_batch` (the statement the retention job runs),
+:func:`relay._store.maintenance.purge_finished_batch` (the statement the retention job runs),
 in bounded batches of one short transaction each; every batch also adds to the audit entry's
 count, so an interrupted purge is audited exactly. A dry run counts instead, through the same
 index, and writes nothing.
@@ -15,15 +15,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
+from relay._config import PURGE_BATCH_SIZE
+from relay._errors import FilterError
+from relay._store import audit as audit_store
+from relay._store import maintenance, transaction
+from relay._store import stats as stats_store
+from relay._tables import OutboxState
 from relay.admin.audit import begin_entry, finish_entry
 from relay.admin.filters import MIN_INSTANT
-from relay.config import PURGE_BATCH_SIZE
-from relay.errors import FilterError
-from relay.models import OutboxState
-from relay.store import audit as audit_store
-from relay.store import maintenance
-from relay.store import stats as stats_store
-from relay.store.outbox import transaction
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 Cheap with millions of delivered rows present: pending numbers walk the partial pending index,
 dead and recently delivered counts walk ``(state, finished_at)``; nothing counts the whole
-table (see ``relay.store.stats`` and ``bench/stats_scale.py``).
+table (see ``relay._store.stats`` and ``bench/stats_scale.py``).
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from relay.models import OutboxState
-from relay.store import maintenance
-from relay.store import stats as stats_store
-from relay.store.outbox import transaction
+from relay._store import maintenance, transaction
+from relay._store import stats as stats_store
+from relay._tables import OutboxState
 
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)

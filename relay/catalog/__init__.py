@@ -1,6 +1,6 @@
 """The shipped event catalog: names, schemas and one tracking helper per event.
 
-Importing :mod:`relay.catalog` registers every catalog event with :mod:`relay.registry`.
+Importing :mod:`relay.catalog` registers every catalog event with :mod:`relay._event.registry`.
 
 - :class:`MixPanelEvent` holds the event names, grouped by domain.
 - ``Mxp{Domain}{Action}EventSchema`` classes describe each event's properties.
@@ -8,9 +8,9 @@ Importing :mod:`relay.catalog` registers every catalog event with :mod:`relay.re
   ``RiskTrackHelper``, ``MapTrackHelper``, ``CoreTrackHelper``) have one classmethod per
   event, ``track_<event>(session, *, ...)``: keyword-only after the caller's session, they
   look the employee up in an :class:`EmployeeDirectory`, build the schema, pick the
-  ``distinct_id`` and call :func:`relay.tracking.track` in the caller's transaction.
+  ``distinct_id`` and call :func:`relay._tracking.track` in the caller's transaction.
   They are fire-and-forget: a failure is logged and ``None`` returned, unless strict tracking
-  is on (``strict=True``, :func:`relay.tracking.strict_tracking`, or the process setting),
+  is on (``strict=True``, :func:`relay._tracking.strict_tracking`, or the process setting),
   when it is raised.
 
 Example::

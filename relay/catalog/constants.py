@@ -1,9 +1,9 @@
 """The catalog's event names, grouped by domain.
 
-Every name follows ``{prefix}.{object}.{action}[.error]`` (see :mod:`relay.naming`): lowercase
-snake_case segments, at least three before an optional trailing ``.error``. No name mentions
-``cron``: an event tracked by a cron run is the same event, marked with ``is_cron_job``
-(:func:`relay.tracking.cron_run`).
+Every name follows ``{prefix}.{object}.{action}[.error]`` (see :mod:`relay._event.naming`):
+lowercase snake_case segments, at least three before an optional trailing ``.error``. No
+name mentions ``cron``: an event tracked by a cron run is the same event, marked with
+``is_cron_job`` (:func:`relay.cron_run`).
 """
 
 from __future__ import annotations

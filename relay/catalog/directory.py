@@ -22,9 +22,9 @@ from sqlalchemy import Column, ForeignKey, MetaData, String, Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from relay.errors import StoreError
-from relay.models import NAMING_CONVENTION
-from relay.schema import SystemRole
+from relay import SystemRole
+from relay._errors import StoreError
+from relay._tables import NAMING_CONVENTION
 
 logger = structlog.get_logger(__name__)
 
@@ -110,7 +110,7 @@ class SqlEmployeeDirectory:
     Each lookup is one ``SELECT`` run inside a SAVEPOINT on the caller's session: should it
     fail (a missing table, a dropped connection) only the savepoint is rolled back, so on
     PostgreSQL the caller's transaction is not left aborted. Driver errors are raised as
-    :class:`relay.errors.StoreError`.
+    :class:`relay._errors.StoreError`.
     """
 
     def lookup(self, session: Session | Connection, employee_id: str) -> EmployeeInfo | None:

@@ -2,7 +2,7 @@
 
 Fire-and-forget, as the seed demands: a failure is logged with the ids and the traceback and
 the helper returns ``None``; in strict mode (the ``strict=`` argument, else
-:func:`relay.tracking.strict_tracking`, else the process setting) it raises instead.
+:func:`relay._tracking.strict_tracking`, else the process setting) it raises instead.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from relay import is_strict, resolve_distinct_id, track
 from relay.catalog.constants import MixPanelEvent
 from relay.catalog.directory import EmployeeDirectory, resolve_employee
 from relay.catalog.schemas import (
@@ -21,8 +22,6 @@ from relay.catalog.schemas import (
     MxpMapActionPlanCreatedEventSchema,
     validation_without_values,
 )
-from relay.identity import resolve_distinct_id
-from relay.tracking import is_strict, track
 
 logger = structlog.get_logger(__name__)
 

@@ -1,8 +1,8 @@
-"""The catalog's event schemas, one per event, registered with :mod:`relay.registry` at import.
+"""The catalog's event schemas, one per event, registered with the registry at import.
 
 Each ``Mxp{Domain}{Action}EventSchema`` inherits the base properties (``employee_id``,
 ``organization_id``, ``organization_name``, ``role``, ``impersonation``, the cron pair) from
-:class:`relay.schema.MixpanelSuperEventPropertiesSchema` and adds only its own fields:
+:class:`relay._event.properties.MixpanelSuperEventPropertiesSchema` and adds only its own fields:
 identifiers as ``str``, lists of identifiers as ``list[str]``, closed sets as enums, and never
 personal data. A missing string is ``""``, never ``None``.
 
@@ -19,14 +19,14 @@ from types import MappingProxyType
 
 from pydantic import Field, ValidationError
 
-from relay.catalog.constants import MixPanelEvent
-from relay.errors import EventValidationError
-from relay.registry import register_event
-from relay.schema import (
+from relay._errors import EventValidationError
+from relay._event.properties import (
     ALIASED_MODEL_CONFIG,
     STRICT_MODEL_CONFIG,
     MixpanelSuperEventPropertiesSchema,
 )
+from relay._event.registry import register_event
+from relay.catalog.constants import MixPanelEvent
 
 # --- closed value sets ------------------------------------------------------------------------
 
@@ -219,7 +219,7 @@ def validation_without_values(event: str) -> Iterator[None]:
 
     Pydantic's message quotes the input, which may be the very personal data the contract
     refuses; helpers log their failures with the traceback, so the message must not carry it.
-    Raises :class:`relay.errors.EventValidationError` naming the event and the field only.
+    Raises :class:`relay._errors.EventValidationError` naming the event and the field only.
     """
     try:
         yield

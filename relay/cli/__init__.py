@@ -19,12 +19,12 @@ import sqlalchemy as sa
 from alembic.util import CommandError
 from pydantic import ValidationError
 
+from relay._config import RelaySettings
+from relay._database import scrub
+from relay._errors import ConfigurationError, RelayError
 from relay.cli import admin, operations
 from relay.cli._output import safe_text
 from relay.cli.events import events as events_group
-from relay.config import RelaySettings
-from relay.database import scrub
-from relay.errors import ConfigurationError, RelayError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

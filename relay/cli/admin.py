@@ -33,16 +33,16 @@ import click
 import orjson
 from sqlalchemy.engine import Engine
 
-from relay import admin, schema_check
+from relay import _migrations, admin
+from relay._config import PURGE_BATCH_SIZE, RelaySettings
+from relay._database import create_engine
 from relay.admin import BatchProgress, EventDetail, EventFilter, FilterError, Preview, StoredRow
 from relay.admin.filters import MAX_ID
 from relay.cli._output import dumps, safe_json, safe_text
-from relay.config import PURGE_BATCH_SIZE, RelaySettings
-from relay.database import create_engine
 
 EXIT_BAD_INPUT = 2
 #: Rows one batch may change: each is one short transaction, and its ids go to the database in
-#: chunks below PostgreSQL's 65,535 bind parameters (see relay.store.requeue).
+#: chunks below PostgreSQL's 65,535 bind parameters (see relay._store.requeue).
 MAX_BATCH_SIZE = 1_000_000
 #: Rows a dry run may show, and audit entries ``relay audit`` may list.
 MAX_SAMPLE_SIZE = 10_000
@@ -76,7 +76,7 @@ def _engine(settings: RelaySettings, *, writes: bool = False) -> Iterator[Engine
     engine = create_engine(settings.database_url.get_secret_value())
     try:
         if writes:
-            schema_check.require_current_schema(engine)
+            _migrations.require_current_schema(engine)
         yield engine
     finally:
         engine.dispose()

@@ -10,10 +10,10 @@ import click
 import orjson
 import sqlalchemy as sa
 
-from relay import schema_check, schema_migrations
-from relay.config import RelaySettings
-from relay.database import create_engine, redact_url
-from relay.errors import MixpanelAuthError
+from relay import _migrations
+from relay._config import RelaySettings
+from relay._database import create_engine, redact_url
+from relay._errors import MixpanelAuthError
 
 #: Exit code of a configuration error (the same as ``relay.cli.EXIT_CONFIGURATION``).
 EXIT_CONFIGURATION = 3
@@ -26,7 +26,7 @@ def migrate(settings: RelaySettings, revision: str) -> None:
     """Create or upgrade relay's tables (its own Alembic history, relay_alembic_version)."""
     engine = create_engine(settings.database_url.get_secret_value())
     try:
-        schema_migrations.upgrade(engine, revision)
+        _migrations.upgrade(engine, revision)
     finally:
         engine.dispose()
     click.echo(f"relay tables at revision {revision} in {redact_url(engine.url)}")
@@ -41,15 +41,15 @@ def run(settings: RelaySettings) -> None:
     daemon: it logs, reports it on /healthz and /metrics, leaves rows untouched and retries
     after RELAY_AUTH_FAILURE_PAUSE_SECONDS.
     """
-    from relay.daemon import run_daemon  # noqa: PLC0415 - APScheduler only for this command
-    from relay.logging import configure_logging  # noqa: PLC0415
+    from relay._daemon.daemon import run_daemon  # noqa: PLC0415 - APScheduler only for this command
+    from relay._logging import configure_logging  # noqa: PLC0415
 
     configure_logging(settings)
     # Exit 3 on a schema revision this relay does not run on. A database that cannot be
     # reached now is no reason not to start: the daemon rides out the outage and makes the same
     # check at its first contact, before it claims or deletes anything.
     with contextlib.suppress(sa.exc.DBAPIError):
-        schema_check.require_current_schema(settings.database_url.get_secret_value())
+        _migrations.require_current_schema(settings.database_url.get_secret_value())
     sys.exit(run_daemon(settings))
 
 
@@ -65,15 +65,15 @@ def drain(settings: RelaySettings, as_json: bool, max_batches: int | None) -> No
     Rows whose retry is scheduled later stay for the next run. Exit 0 when done; exit 3 when
     Mixpanel rejects the credentials (rows are left untouched, no attempt is used up).
     """
-    from relay.drain import Drainer, DrainResult  # noqa: PLC0415 - keep `relay --help` fast
-    from relay.logging import configure_logging  # noqa: PLC0415
-    from relay.mixpanel_client import MixpanelImportClient  # noqa: PLC0415
+    from relay._delivery.drain import Drainer, DrainResult  # noqa: PLC0415 - keep `relay --help` fast
+    from relay._delivery.mixpanel_client import MixpanelImportClient  # noqa: PLC0415
+    from relay._logging import configure_logging  # noqa: PLC0415
 
     configure_logging(settings)
     engine = create_engine(settings.database_url.get_secret_value())
     total = DrainResult()
     try:
-        schema_check.require_current_schema(engine)  # exit 3 on a revision mismatch
+        _migrations.require_current_schema(engine)  # exit 3 on a revision mismatch
         with MixpanelImportClient(settings) as client:
             drainer = Drainer(engine, client, settings, concurrency=settings.drain_concurrency)
             while True:
@@ -115,8 +115,8 @@ def _batches(total: object, settings: RelaySettings) -> int:
 )
 def demo(keep_url: str | None) -> None:
     """Run the main job end to end on SQLite with a local Mixpanel stand-in; no set-up needed."""
-    from relay.demo import format_report, run_demo  # noqa: PLC0415 - heavy, demo only
-    from relay.logging import configure_logging  # noqa: PLC0415
+    from relay._logging import configure_logging  # noqa: PLC0415
+    from relay.demos.demo import format_report, run_demo  # noqa: PLC0415 - heavy, demo only
 
     # Warnings and errors only, readable: the refused event's log line is part of the show.
     configure_logging(RelaySettings(log_level="WARNING", log_format="console"))

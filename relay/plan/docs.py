@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from relay.schema import MixpanelSuperEventPropertiesSchema
+from relay._event.properties import MixpanelSuperEventPropertiesSchema
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -125,7 +125,7 @@ def catalog_registry(
     """Import ``module_names`` and return the registered events whose schema they define."""
     import importlib  # noqa: PLC0415 -- only the docs command needs it
 
-    from relay.registry import EVENT_SCHEMA_REGISTRY  # noqa: PLC0415
+    from relay._event.registry import EVENT_SCHEMA_REGISTRY  # noqa: PLC0415
 
     prefixes = [importlib.import_module(name).__name__ for name in module_names]
     return {

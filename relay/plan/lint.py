@@ -23,10 +23,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relay.errors import RelayError
-from relay.naming import check_event_name
-from relay.registry import EVENT_SCHEMA_REGISTRY
-from relay.schema import MixpanelSuperEventPropertiesSchema
+from relay._errors import RelayError
+from relay._event.naming import check_event_name
+from relay._event.properties import MixpanelSuperEventPropertiesSchema
+from relay._event.registry import EVENT_SCHEMA_REGISTRY
 
 #: Rule id -> what the rule demands (the stable contract of ``events lint``).
 RULES: dict[str, str] = {

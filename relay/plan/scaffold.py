@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from relay.errors import RelayError
-from relay.naming import check_event_name
+from relay._errors import RelayError
+from relay._event.naming import check_event_name
 
 
 class ScaffoldExistsError(RelayError):
@@ -129,8 +129,7 @@ _SCHEMAS = '''\
 from __future__ import annotations
 
 from pydantic import Field
-from relay.registry import register_event
-from relay.schema import STRICT_MODEL_CONFIG, MixpanelSuperEventPropertiesSchema
+from relay import STRICT_MODEL_CONFIG, MixpanelSuperEventPropertiesSchema, register_event
 
 from {n.package}.constants import MixPanelEvent
 
@@ -158,7 +157,7 @@ from __future__ import annotations
 import datetime as dt
 
 import structlog
-from relay.tracking import is_strict, track
+from relay import is_strict, track
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -242,7 +241,7 @@ from __future__ import annotations
 import uuid
 from unittest.mock import patch
 
-from relay.registry import EVENT_SCHEMA_REGISTRY, is_event_registered
+from relay import EVENT_SCHEMA_REGISTRY, is_event_registered
 
 from {n.package} import {n.test_imports}
 

@@ -4,7 +4,8 @@ Each rule takes a parsed record (and ``now`` in ms where time matters) and retur
 none does I/O, so they are unit-tested without HTTP and the server only wires them. The rules
 are this project's own reading of Mixpanel's documentation (``/work/shared/reference``:
 ``mixpanel.md`` §2.6, §4, §5 and ``mixpanel-docs/import-events.mdx``), written independently
-of ``relay.limits`` on purpose: a mistake in the relay's rules must not also be the stand-in's.
+of ``relay._event.limits`` on purpose: a mistake in the relay's rules must not also be
+the stand-in's.
 Where the documents leave a number ambiguous ("8KB", "1MB") the stricter reading is taken, so
 a relay that passes the stand-in also passes Mixpanel.
 """

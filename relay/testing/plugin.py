@@ -8,7 +8,7 @@ that do not opt in are untouched)::
 Fixtures:
 
 ``relay_strict_tracking`` (autouse)
-    Every test runs under :func:`relay.tracking.strict_tracking`: a tracking failure (an
+    Every test runs under :func:`relay._tracking.strict_tracking`: a tracking failure (an
     invalid event, an unknown employee directory table, a broken outbox) raises instead of
     being logged and swallowed, so a test cannot pass while its events are silently lost.
     A test of the fire-and-forget behaviour itself passes ``strict=False`` to the call, or
@@ -26,7 +26,8 @@ Fixtures:
 ``relay_drain``
     An :class:`EagerDrain`: ``relay_drain(engine)`` drains every due committed outbox row to
     ``mixpanel_standin`` through the real client, right now, and returns the
-    :class:`relay.drain.DrainResult`, for end-to-end tests of "this action reaches Mixpanel".
+    :class:`relay._delivery.drain.DrainResult`, for end-to-end tests of "this action reaches
+    Mixpanel".
 
 Example::
 
@@ -49,12 +50,12 @@ import pytest
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from relay.config import RelaySettings
-from relay.drain import Drainer, DrainResult
-from relay.mixpanel_client import MixpanelImportClient
-from relay.store.capture import CapturedRow, select_events
+from relay._config import RelaySettings
+from relay._delivery.drain import Drainer, DrainResult
+from relay._delivery.mixpanel_client import MixpanelImportClient
+from relay._store.capture import CapturedRow, select_events
+from relay._tracking import strict_tracking
 from relay.testing.mixpanel_standin import MixpanelStandin
-from relay.tracking import strict_tracking
 
 _MISSING = object()
 
@@ -73,7 +74,7 @@ class CapturedEvent:
 
     @classmethod
     def from_row(cls, row: CapturedRow) -> CapturedEvent:
-        """The captured event of a :func:`relay.store.capture.select_events` row."""
+        """The captured event of a :func:`relay._store.capture.select_events` row."""
         return cls(
             id=row.id,
             insert_id=row.insert_id,

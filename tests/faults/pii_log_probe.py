@@ -1,7 +1,7 @@
 """A host process for ``test_pii_guard``: tracks refused events with the relay's real logging.
 
 ``python pii_log_probe.py <database-url> <json|console>`` configures logging exactly as the
-relay's entry points do (``relay.logging.configure_logging``: structlog through the standard
+relay's entry points do (``relay._logging.configure_logging``: structlog through the standard
 library to stderr), then makes every call in :data:`REFUSED_CALLS` twice: in default mode (the
 failure is logged) and in strict mode (the error's text and field are printed to stdout, as a
 host that logs its own exceptions would), or ``accepted ...`` when a call was not refused.
@@ -16,14 +16,14 @@ from typing import Any
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from relay.config import RelaySettings
-from relay.database import create_engine
-from relay.errors import RelayError
-from relay.logging import configure_logging
-from relay.models import metadata
-from relay.registry import register_event
-from relay.schema import MixpanelSuperEventPropertiesSchema
-from relay.tracking import track
+from relay._config import RelaySettings
+from relay._database import create_engine
+from relay._errors import RelayError
+from relay._event.properties import MixpanelSuperEventPropertiesSchema
+from relay._event.registry import register_event
+from relay._logging import configure_logging
+from relay._tables import metadata
+from relay._tracking import track
 
 EVENT = "svc.faults.pii_probe_sent"
 

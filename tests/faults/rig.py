@@ -25,13 +25,13 @@ import sqlalchemy as sa
 from ledger import Committed, Ledger
 from sqlalchemy.engine import Engine
 
+from relay import _store as store
+from relay._config import NOTIFY_CHANNEL
+from relay._event.properties import datetime_to_timestamp_ms
+from relay._tables import OutboxState, outbox
+from relay._tracking import prepare_event
 from relay.catalog import MixPanelEvent
-from relay.config import NOTIFY_CHANNEL
-from relay.models import OutboxState, outbox
-from relay.schema import datetime_to_timestamp_ms
-from relay.store import outbox as store
 from relay.testing.mixpanel_standin import MixpanelStandin
-from relay.tracking import prepare_event
 
 RELAY_EXECUTABLE = Path(sys.executable).with_name("relay")
 #: How often ``wait_until`` looks again.

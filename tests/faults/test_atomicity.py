@@ -23,9 +23,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from structlog.testing import capture_logs
 
-from relay.models import OutboxState, outbox
+from relay._tables import OutboxState, outbox
+from relay._tracking import track
 from relay.testing.mixpanel_standin import MixpanelStandin
-from relay.tracking import track
 
 THREADS = 4
 ROLLBACK_SHARE = 0.3

@@ -25,14 +25,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from structlog.testing import capture_logs
 
-from relay.config import RelaySettings
-from relay.drain import Drainer
-from relay.mixpanel_client import MixpanelImportClient
-from relay.models import OutboxState, outbox
-from relay.registry import register_event
-from relay.schema import MixpanelSuperEventPropertiesSchema
+from relay._config import RelaySettings
+from relay._delivery.drain import Drainer
+from relay._delivery.mixpanel_client import MixpanelImportClient
+from relay._event.properties import MixpanelSuperEventPropertiesSchema
+from relay._event.registry import register_event
+from relay._tables import OutboxState, outbox
+from relay._tracking import track
 from relay.testing.mixpanel_standin import MixpanelStandin
-from relay.tracking import track
 
 EVENT = "svc.faults.hostile_input_received"
 

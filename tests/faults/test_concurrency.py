@@ -23,7 +23,7 @@ from rig import (
 )
 from sqlalchemy.engine import Engine
 
-from relay.models import OutboxState
+from relay._tables import OutboxState
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 RELAYS = 4

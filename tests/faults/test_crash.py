@@ -41,10 +41,10 @@ from rig import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from relay.models import OutboxState, outbox
-from relay.store import outbox as store
+from relay import _store as store
+from relay._tables import OutboxState, outbox
+from relay._tracking import track
 from relay.testing.mixpanel_standin import MixpanelStandin
-from relay.tracking import track
 
 MODES = ("random", "in_flight", "send_ack")
 #: How long the stand-in holds a request that a kill should land in.

@@ -46,9 +46,9 @@ from rig import (
 )
 from sqlalchemy.engine import Engine
 
-from relay.config import RelaySettings
-from relay.mixpanel_client import RESPONSE_MAX_BYTES, MixpanelImportClient, SendOutcome
-from relay.models import OutboxEvent, OutboxState, outbox
+from relay._config import RelaySettings
+from relay._delivery.mixpanel_client import RESPONSE_MAX_BYTES, MixpanelImportClient, SendOutcome
+from relay._tables import OutboxEvent, OutboxState, outbox
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 EVENTS = 40

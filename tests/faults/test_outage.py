@@ -30,14 +30,14 @@ from rig import (
 )
 from sqlalchemy.engine import Engine
 
-from relay.backoff import (
+from relay._config import MAX_ATTEMPTS
+from relay._delivery.backoff import (
     RETRY_BASE_SECONDS,
     RETRY_CAP_SECONDS,
     RETRY_JITTER_MAX_SECONDS,
     RETRY_JITTER_MIN_SECONDS,
 )
-from relay.config import MAX_ATTEMPTS
-from relay.models import OutboxState, outbox
+from relay._tables import OutboxState, outbox
 from relay.testing.mixpanel_standin import TIMEOUT, MixpanelStandin, Outage
 
 #: The stand-in's outage mode that holds requests unanswered (typed for ``Phase``).

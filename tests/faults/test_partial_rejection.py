@@ -22,7 +22,7 @@ from rig import (
 )
 from sqlalchemy.engine import Engine
 
-from relay.models import OutboxState, outbox
+from relay._tables import OutboxState, outbox
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 EVENTS = 1_000

@@ -21,11 +21,11 @@ from pii_log_probe import BASE, EVENT, REFUSED_CALLS, SECRETS
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from relay.errors import EventContractError, EventValidationError
-from relay.limits import check_properties
-from relay.models import outbox
-from relay.pii import normalise
-from relay.tracking import track
+from relay._errors import EventContractError, EventValidationError
+from relay._event.limits import check_properties
+from relay._event.pii import normalise
+from relay._tables import outbox
+from relay._tracking import track
 
 PROBE = Path(__file__).with_name("pii_log_probe.py")
 #: The start of a console log line: its timestamp, whose digits could match by chance.

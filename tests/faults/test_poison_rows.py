@@ -6,7 +6,7 @@ JSON it built, could have stored them), mixed with normal rows and with rows tha
 sendable. A real ``relay drain`` must dead-letter the poison rows alone, with their reason,
 deliver every other row exactly once, and stay under 200 MB of RSS throughout.
 
-The second scenario drives :meth:`relay.drain.Drainer.drain_once` with an injected ``now``
+The second scenario drives :meth:`relay._delivery.drain.Drainer.drain_once` with an injected ``now``
 (the stand-in shares that clock): rows whose ``time`` is ahead are not sent before their time,
 however they were written.
 """
@@ -27,13 +27,13 @@ from rig import RELAY_EXECUTABLE, RelayLauncher, SurveyEvents, commit_backlog, s
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from relay.config import RelaySettings
-from relay.drain import Drainer
-from relay.mixpanel_client import MixpanelImportClient
-from relay.models import OutboxState, outbox
-from relay.schema import datetime_to_timestamp_ms
+from relay._config import RelaySettings
+from relay._delivery.drain import Drainer
+from relay._delivery.mixpanel_client import MixpanelImportClient
+from relay._event.properties import datetime_to_timestamp_ms
+from relay._tables import OutboxState, outbox
+from relay._tracking import track
 from relay.testing.mixpanel_standin import MixpanelStandin
-from relay.tracking import track
 
 #: 62,500 floats of 1e308: 437 KB as JSON, 20 MB as PostgreSQL renders it. No request carries it.
 POISON_FLOATS = [[1e308] * 250] * 250

@@ -37,11 +37,11 @@ from rig import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from relay import schema_migrations
-from relay.database import create_engine
-from relay.models import OutboxState
+from relay import _migrations
+from relay._database import create_engine
+from relay._tables import OutboxState
+from relay._tracking import track
 from relay.testing.mixpanel_standin import MixpanelStandin
-from relay.tracking import track
 
 EVENTS = 10_000
 BATCH = 250
@@ -127,7 +127,7 @@ def pg_engine(private_cluster: PrivateCluster) -> Iterator[Engine]:
         conn.exec_driver_sql("CREATE DATABASE relay_restart")
     admin.dispose()
     engine = create_engine(private_cluster.url("relay_restart"))
-    schema_migrations.upgrade(engine)
+    _migrations.upgrade(engine)
     try:
         yield engine
     finally:

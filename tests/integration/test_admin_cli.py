@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
+from relay import _store as store
+from relay._delivery.mixpanel_client import encode_event
+from relay._tables import OutboxState, audit, outbox
 from relay.cli import main
-from relay.mixpanel_client import encode_event
-from relay.models import OutboxState, audit, outbox
-from relay.store import outbox as store
 
 #: The commands run with the real clock, so rows are placed relative to it.
 NOW = dt.datetime.now(dt.UTC)

@@ -13,9 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from relay import _store as store
+from relay._tables import OutboxState, audit, outbox
 from relay.admin.audit import UNFINISHED
-from relay.models import OutboxState, audit, outbox
-from relay.store import outbox as store
 
 RELAY = str(Path(sys.executable).with_name("relay"))
 ROWS = 350

@@ -11,13 +11,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from relay import _store as store
 from relay import admin
+from relay._config import RelaySettings
+from relay._delivery.drain import Drainer
+from relay._delivery.mixpanel_client import MixpanelImportClient
+from relay._tables import OutboxState, audit, outbox
 from relay.admin import EventFilter, FilterError
-from relay.config import RelaySettings
-from relay.drain import Drainer
-from relay.mixpanel_client import MixpanelImportClient
-from relay.models import OutboxState, audit, outbox
-from relay.store import outbox as store
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 #: The real clock (to the second): a drain tick before an event's time holds the row back.

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from relay import _store as store
 from relay import admin
-from relay.models import OutboxState, outbox
-from relay.store import outbox as store
+from relay._tables import OutboxState, outbox
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)

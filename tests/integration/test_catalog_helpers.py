@@ -14,6 +14,9 @@ import structlog
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from relay._errors import EventValidationError, StoreError
+from relay._event.properties import datetime_to_timestamp_ms
+from relay._tracking import cron_run, strict_tracking
 from relay.catalog import (
     ActionPlanSource,
     AuthTrackHelper,
@@ -32,10 +35,7 @@ from relay.catalog import (
     directory_metadata,
 )
 from relay.catalog.directory import employees, organizations
-from relay.errors import EventValidationError, StoreError
-from relay.schema import datetime_to_timestamp_ms
 from relay.testing.plugin import CapturedEvent, OutboxCapture
-from relay.tracking import cron_run, strict_tracking
 
 ORG_ID = str(uuid.uuid4())
 ORG_NAME = "Acme Analytics"

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
+from relay import _store as store
+from relay._tables import OutboxState, audit, outbox
 from relay.cli import main
-from relay.models import OutboxState, audit, outbox
-from relay.store import outbox as store
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 NOW = dt.datetime.now(dt.UTC)

@@ -14,13 +14,13 @@ import structlog
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
+from relay._database import create_engine
+from relay._event.properties import MixpanelSuperEventPropertiesSchema
+from relay._event.registry import register_event
+from relay._tables import outbox
+from relay._tracking import track
 from relay.cli import main
-from relay.database import create_engine
-from relay.models import outbox
-from relay.registry import register_event
-from relay.schema import MixpanelSuperEventPropertiesSchema
 from relay.testing.mixpanel_standin import MixpanelStandin
-from relay.tracking import track
 
 EVENT = "svc.tests.cli_drained"
 

@@ -1,6 +1,6 @@
 """The relay daemon as a real process: LISTEN wake-ups, signals, health, auth failures, outages.
 
-Each test starts ``python -m relay.daemon`` against a scratch database and the Mixpanel
+Each test starts ``python -m relay._daemon.daemon`` against a scratch database and the Mixpanel
 stand-in, and waits on the daemon's own JSON log lines (read as they are written), never on
 a sleep.
 """
@@ -27,8 +27,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from relay.models import OutboxState, metadata, outbox
-from relay.store import outbox as store
+from relay import _store as store
+from relay._tables import OutboxState, metadata, outbox
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 #: Generous bound for anything the daemon should do "at once"; hitting it fails the test.
@@ -44,13 +44,13 @@ def _free_port() -> int:
 
 
 class DaemonProcess:
-    """``python -m relay.daemon`` in a subprocess, with its log lines parsed as they come."""
+    """``python -m relay._daemon.daemon`` in a subprocess, its log lines parsed as they come."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.metrics_port = int(env["RELAY_METRICS_PORT"])
         base = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "relay.daemon"],
+            [sys.executable, "-m", "relay._daemon.daemon"],
             env={**base, **env},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -339,19 +339,20 @@ def test_daemon_survives_its_database_connections_being_killed(
 def test_failing_ticks_are_logged_and_retried_until_the_database_works(
     sqlite_engine: Engine, standin: MixpanelStandin, start_daemon: StartDaemon
 ) -> None:
-    """On SQLite with the table missing, ticks fail with a traceback; once it exists, rows flow."""
+    """On SQLite with the table missing, ticks fail with a traceback naming the store's typed
+    error (an OutboxTablesMissingError, a StoreError); once the table exists, rows flow."""
     metadata.drop_all(sqlite_engine)
     daemon = start_daemon(
         _url(sqlite_engine), RELAY_POLL_MIN_SECONDS="0.05", RELAY_POLL_MAX_SECONDS="0.2"
     )
     failure = daemon.wait_for("drain_tick_failed")
     assert failure["level"] == "error"
-    assert failure["error_type"] == "StoreError"
+    assert failure["error_type"] == "OutboxTablesMissingError"
     assert "exception" in failure  # the traceback is logged
     daemon.wait_for("drain_tick_failed")  # and the next tick tries again
     status, body = daemon.get("/healthz")
     assert status == 503
-    assert json.loads(body)["last_error"] == "StoreError"
+    assert json.loads(body)["last_error"] == "OutboxTablesMissingError"
 
     metadata.create_all(sqlite_engine)
     insert_id = _insert_and_notify(sqlite_engine)

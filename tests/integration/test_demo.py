@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from relay.demo import run_demo
+from relay.demos.demo import run_demo
 
 
 def test_demo_delivers_each_committed_event_once_and_nothing_else(tmp_path: Path) -> None:

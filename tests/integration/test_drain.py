@@ -14,12 +14,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from relay.config import RelaySettings
-from relay.drain import Drainer, DrainResult
-from relay.metrics import RelayMetrics
-from relay.mixpanel_client import MixpanelImportClient, SendOutcome
-from relay.models import OutboxEvent, OutboxState, outbox
-from relay.store import outbox as store
+from relay import _store as store
+from relay._config import RelaySettings
+from relay._daemon.metrics import RelayMetrics
+from relay._delivery.drain import Drainer, DrainResult
+from relay._delivery.mixpanel_client import MixpanelImportClient, SendOutcome
+from relay._tables import OutboxEvent, OutboxState, outbox
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 #: Ticks run at the real clock's time (to the second), never before the events' time: the

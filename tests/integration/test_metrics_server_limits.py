@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from relay.metrics import MetricsServer, RelayMetrics
+from relay._daemon.metrics import MetricsServer, RelayMetrics
 
 #: A generous ceiling for "at once" and "soon": the old server never answered at all.
 PROMPT_SECONDS = 10.0
@@ -118,7 +118,7 @@ _SERVE = textwrap.dedent(
     """
     import resource, sys
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-    from relay.metrics import MetricsServer, RelayMetrics
+    from relay._daemon.metrics import MetricsServer, RelayMetrics
     server = MetricsServer(RelayMetrics(), host="127.0.0.1", port=0)
     server.start()
     print(server.port, file=sys.stderr, flush=True)

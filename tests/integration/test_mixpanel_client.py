@@ -11,10 +11,10 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from relay.config import RelaySettings
-from relay.errors import ConfigurationError
-from relay.mixpanel_client import MixpanelImportClient, SendOutcome
-from relay.models import OutboxEvent
+from relay._config import RelaySettings
+from relay._delivery.mixpanel_client import MixpanelImportClient, SendOutcome
+from relay._errors import ConfigurationError
+from relay._tables import OutboxEvent
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 

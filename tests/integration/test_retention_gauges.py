@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from relay.config import RelaySettings
-from relay.models import OutboxState, outbox
-from relay.store import maintenance
-from relay.store import outbox as store
+from relay import _store as store
+from relay._config import RelaySettings
+from relay._store import maintenance
+from relay._tables import OutboxState, outbox
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)

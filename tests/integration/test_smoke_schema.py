@@ -5,7 +5,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from relay.models import audit, outbox
+from relay._tables import audit, outbox
 
 
 def test_datetimes_round_trip_as_aware_utc(engine: Engine) -> None:

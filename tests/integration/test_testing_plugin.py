@@ -12,6 +12,8 @@ import pytest
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from relay._event.properties import SystemRole
+from relay._tracking import strict_tracking
 from relay.catalog import (
     DeliveryChannel,
     EmployeeInfo,
@@ -20,10 +22,8 @@ from relay.catalog import (
     SurveyTrackHelper,
     SurveyType,
 )
-from relay.schema import SystemRole
 from relay.testing.mixpanel_standin import MixpanelStandin
 from relay.testing.plugin import EagerDrain, OutboxCapture
-from relay.tracking import strict_tracking
 
 EMPLOYEE_ID = str(uuid.uuid4())
 ORG_ID = str(uuid.uuid4())
@@ -160,10 +160,10 @@ from relay.catalog import (
     DeliveryChannel, EmployeeInfo, MixPanelEvent, StaticEmployeeDirectory,
     SurveyTrackHelper, SurveyType,
 )
-from relay.database import create_engine
-from relay.errors import RelayError
-from relay.models import metadata
-from relay.tracking import is_strict, track
+from relay._database import create_engine
+from relay._errors import RelayError
+from relay._tables import metadata
+from relay._tracking import is_strict, track
 
 
 def test_strict_tracking_is_on():
@@ -202,7 +202,7 @@ def test_outbox_fixture_sees_the_uncommitted_event(tmp_path, relay_outbox):
 BYSTANDER_TESTS = """
 import pytest
 
-from relay.tracking import is_strict
+from relay._tracking import is_strict
 
 
 def test_strict_tracking_is_off():

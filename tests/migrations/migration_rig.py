@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from relay._tracking import track
 from relay.catalog import MixPanelEvent
-from relay.tracking import track
 
 RELAY_EXECUTABLE = Path(sys.executable).with_name("relay")
 POLL_SECONDS = 0.02

@@ -24,8 +24,8 @@ from migration_rig import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from relay import schema_migrations
-from relay.database import create_engine
+from relay import _migrations
+from relay._database import create_engine
 
 HEAD = "0002"
 #: The outbox of a busy host: a million rows, almost all delivered (kept for replay).
@@ -58,7 +58,7 @@ _LOAD = sa.text(
 def _at_0001(url: str) -> Iterator[Engine]:
     engine = create_engine(url)
     drop_relay_tables(engine)
-    schema_migrations.upgrade(engine, "0001")
+    _migrations.upgrade(engine, "0001")
     try:
         yield engine
     finally:

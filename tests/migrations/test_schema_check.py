@@ -17,9 +17,9 @@ from migration_rig import RELAY_EXECUTABLE, drop_relay_tables, track_one
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from relay import schema_check, schema_migrations
-from relay.database import create_engine
-from relay.models import metadata
+from relay import _migrations
+from relay._database import create_engine
+from relay._tables import metadata
 
 EXIT_CONFIGURATION = 3
 RUN_TIMEOUT = 30.0
@@ -83,7 +83,7 @@ def _rows(engine: Engine) -> list[tuple[str, int]]:
 
 def test_check_passes_at_head_with_one_query_and_returns_the_revision(bare: Engine) -> None:
     """At head the check returns the revision after exactly one statement, on every dialect."""
-    schema_migrations.upgrade(bare)
+    _migrations.upgrade(bare)
     statements: list[str] = []
 
     def record(*args: object) -> None:
@@ -91,7 +91,7 @@ def test_check_passes_at_head_with_one_query_and_returns_the_revision(bare: Engi
 
     sa.event.listen(bare, "before_cursor_execute", record)
     try:
-        assert schema_check.require_current_schema(bare) == schema_migrations.heads()[0]
+        assert _migrations.require_current_schema(bare) == _migrations.heads()[0]
     finally:
         sa.event.remove(bare, "before_cursor_execute", record)
     queries = [s for s in statements if not s.startswith("BEGIN")]  # relay's SQLite BEGIN
@@ -100,7 +100,7 @@ def test_check_passes_at_head_with_one_query_and_returns_the_revision(bare: Engi
 
 def test_drain_against_an_older_schema_exits_3_and_touches_nothing(bare: Engine) -> None:
     """`relay drain` on a database at 0001 refuses in one line with exit 3; rows stay untouched."""
-    schema_migrations.upgrade(bare, "0001")
+    _migrations.upgrade(bare, "0001")
     with Session(bare) as session:
         track_one(session, 1)
         session.commit()
@@ -116,7 +116,7 @@ def test_drain_against_an_older_schema_exits_3_and_touches_nothing(bare: Engine)
 
 def test_run_against_a_revision_it_does_not_know_exits_3(bare: Engine) -> None:
     """`relay run` on a database a newer relay migrated refuses in one line with exit 3."""
-    schema_migrations.upgrade(bare)
+    _migrations.upgrade(bare)
     _set_revision(bare, "9999")  # a revision from a release this relay predates
 
     result = _relay(bare, "run")
@@ -129,7 +129,7 @@ def test_run_against_a_revision_it_does_not_know_exits_3(bare: Engine) -> None:
 
 def test_run_against_an_older_schema_exits_3(bare: Engine) -> None:
     """`relay run` on a database at 0001 refuses in one line with exit 3."""
-    schema_migrations.upgrade(bare, "0001")
+    _migrations.upgrade(bare, "0001")
 
     result = _relay(bare, "run")
 
@@ -152,17 +152,17 @@ def test_check_lets_a_database_outage_through_as_it_is() -> None:
     engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:9/none")
     try:
         with pytest.raises(sa.exc.OperationalError):
-            schema_check.require_current_schema(engine)
+            _migrations.require_current_schema(engine)
     finally:
         engine.dispose()
 
 
 def test_daemon_refuses_a_foreign_revision_at_its_first_database_contact(bare: Engine) -> None:
     """A daemon started while the check could not run stops with 3 once it sees the revision."""
-    from relay.config import RelaySettings  # noqa: PLC0415
-    from relay.daemon import run_daemon  # noqa: PLC0415
+    from relay._config import RelaySettings  # noqa: PLC0415
+    from relay._daemon.daemon import run_daemon  # noqa: PLC0415
 
-    schema_migrations.upgrade(bare)
+    _migrations.upgrade(bare)
     with Session(bare) as session, session.begin():
         track_one(session, 0)
     _set_revision(bare, "9999")

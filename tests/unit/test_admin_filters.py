@@ -8,10 +8,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
+from relay._errors import RelayError
+from relay._store.selection import where
+from relay._tables import OutboxState
 from relay.admin import EventFilter, FilterError, build_filter, parse_duration, parse_instant
-from relay.errors import RelayError
-from relay.models import OutboxState
-from relay.store.selection import where
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from relay.backoff import (
+from relay._delivery.backoff import (
     RETRY_CAP_SECONDS,
     RETRY_JITTER_MAX_SECONDS,
     RETRY_JITTER_MIN_SECONDS,

@@ -11,6 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 import relay.catalog
+from relay._errors import EventValidationError
+from relay._event.properties import MixpanelSuperEventPropertiesSchema, SystemRole
+from relay._event.registry import EVENT_SCHEMA_REGISTRY, is_event_registered, register_event
 from relay.catalog import (
     CATALOG_SCHEMAS,
     AuthTrackHelper,
@@ -26,9 +29,6 @@ from relay.catalog import (
 )
 from relay.catalog.directory import resolve_employee
 from relay.catalog.schemas import validation_without_values
-from relay.errors import EventValidationError
-from relay.registry import EVENT_SCHEMA_REGISTRY, is_event_registered, register_event
-from relay.schema import MixpanelSuperEventPropertiesSchema, SystemRole
 
 ORG_ID = str(uuid.uuid4())
 

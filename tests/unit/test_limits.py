@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.errors import EventValidationError
-from relay.limits import (
+from relay._errors import EventValidationError
+from relay._event.limits import (
     MAX_CLOCK_SKEW_MS,
     MAX_EVENT_BYTES,
     MIN_EVENT_TIME_MS,
@@ -17,7 +17,7 @@ from relay.limits import (
     check_time_ms,
     stored_json_size,
 )
-from relay.pii import looks_like_email, looks_like_phone
+from relay._event.pii import looks_like_email, looks_like_phone
 
 EV = "svc.a.b"
 NOW_MS = 1_795_694_400_000

@@ -2,7 +2,8 @@
 
 Whatever ``check_properties`` accepts, encoded as the relay sends it, must be ingested by the
 stand-in's rules whole: not refused, and no string truncated. The two rule sets are written
-apart on purpose (the stand-in does not import ``relay.limits``), so a gap in either shows here.
+apart on purpose (the stand-in does not import ``relay._event.limits``), so a gap in either
+shows here.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import orjson
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from relay.errors import EventValidationError
-from relay.limits import check_properties
-from relay.mixpanel_client import encode_event
-from relay.models import OutboxEvent
+from relay._delivery.mixpanel_client import encode_event
+from relay._errors import EventValidationError
+from relay._event.limits import check_properties
+from relay._tables import OutboxEvent
 from relay.testing._mixpanel_rules import Accepted, judge, truncated_strings
 
 NOW_MS = 1_795_694_400_000

@@ -3,8 +3,8 @@
 import pytest
 
 from relay import Location
-from relay.errors import EventValidationError
-from relay.location import ISO_3166_ALPHA_2, with_location
+from relay._errors import EventValidationError
+from relay._event.location import ISO_3166_ALPHA_2, with_location
 
 EV = "svc.a.b"
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from relay.config import RelaySettings
-from relay.logging import configure_logging
+from relay._config import RelaySettings
+from relay._logging import configure_logging
 
 PW = "Zq7s3cr3tPW"
 MP_SECRET = "mp-s3cr3t-value"

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.errors import EventValidationError
-from relay.mixpanel_client import encode_event, plan_batches
-from relay.models import OutboxEvent
+from relay._delivery.mixpanel_client import encode_event, plan_batches
+from relay._errors import EventValidationError
+from relay._tables import OutboxEvent
 
 TIME_MS = 1_700_000_000_123
 

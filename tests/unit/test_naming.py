@@ -2,8 +2,8 @@
 
 import pytest
 
-from relay.errors import EventNameError
-from relay.naming import check_event_name
+from relay._errors import EventNameError
+from relay._event.naming import check_event_name
 
 
 @pytest.mark.parametrize(

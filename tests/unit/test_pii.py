@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from pydantic import Field
 
-from relay.errors import EventRegistrationError, EventValidationError
-from relay.limits import check_distinct_id, check_properties
-from relay.registry import loggable_event_name, register_event
-from relay.schema import MixpanelSuperEventPropertiesSchema
-from relay.tracking import prepare_event
+from relay._errors import EventRegistrationError, EventValidationError
+from relay._event.limits import check_distinct_id, check_properties
+from relay._event.properties import MixpanelSuperEventPropertiesSchema
+from relay._event.registry import loggable_event_name, register_event
+from relay._tracking import prepare_event
 
 EV = "svc.a.b"
 EMAIL = "jane.doe@example.com"

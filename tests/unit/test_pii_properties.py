@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from relay.errors import EventValidationError
-from relay.limits import check_properties
+from relay._errors import EventValidationError
+from relay._event.limits import check_properties
 
 EV = "svc.a.b"
 GUARD_SETTINGS = settings(

@@ -29,8 +29,8 @@ class MixPanelEvent:
 _SCHEMAS = '''\
 from pydantic import Field
 
-from relay.registry import register_event
-from relay.schema import STRICT_MODEL_CONFIG, MixpanelSuperEventPropertiesSchema
+from relay._event.registry import register_event
+from relay._event.properties import STRICT_MODEL_CONFIG, MixpanelSuperEventPropertiesSchema
 
 from {pkg}.constants import MixPanelEvent
 
@@ -52,7 +52,7 @@ register_event(MixPanelEvent.THING_DONE, MxpDemoThingDoneEventSchema)
 _HELPER = '''\
 import structlog
 
-from relay.tracking import is_strict, track
+from relay._tracking import is_strict, track
 
 from {pkg}.constants import MixPanelEvent
 from {pkg}.schemas import MxpDemoThingDoneEventSchema

@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
+from relay._config import RelaySettings
+from relay._database import MASK, UNPARSEABLE_URL, redact_url, scrub, url_secrets
 from relay.cli._output import dumps, safe_text
-from relay.config import RelaySettings
-from relay.database import MASK, UNPARSEABLE_URL, redact_url, scrub, url_secrets
 
 PW = "Zq7-s3cr3t"
 

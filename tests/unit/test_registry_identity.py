@@ -2,15 +2,15 @@
 
 import pytest
 
-from relay.errors import EventNameError, EventRegistrationError, EventValidationError
-from relay.identity import resolve_distinct_id
-from relay.registry import (
+from relay._errors import EventNameError, EventRegistrationError, EventValidationError
+from relay._event.identity import resolve_distinct_id
+from relay._event.properties import MixpanelSuperEventPropertiesSchema
+from relay._event.registry import (
     EVENT_SCHEMA_REGISTRY,
     get_event_schema,
     is_event_registered,
     register_event,
 )
-from relay.schema import MixpanelSuperEventPropertiesSchema
 
 
 class FirstSchema(MixpanelSuperEventPropertiesSchema):

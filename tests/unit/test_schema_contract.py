@@ -7,9 +7,8 @@ import uuid
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
-from relay.catalog.schemas import CATALOG_SCHEMAS
-from relay.errors import SchemaDefinitionError
-from relay.schema import (
+from relay._errors import SchemaDefinitionError
+from relay._event.properties import (
     ALIASED_MODEL_CONFIG,
     MixpanelSuperEventPropertiesSchema,
     SystemRole,
@@ -18,6 +17,7 @@ from relay.schema import (
     is_pii_field_name,
     timestamp_ms_to_datetime,
 )
+from relay.catalog.schemas import CATALOG_SCHEMAS
 
 BASE = {
     "employee_id": "e1",

@@ -1,0 +1,450 @@
+"""The relay daemon: APScheduler jobs for drain, retention and gauges; wake-ups; signals.
+
+Three jobs run on a ``BackgroundScheduler``:
+
+* **drain** (one instance at a time, coalesced): drains until a batch comes back short, then
+  reschedules itself adaptively: ``poll_min_seconds`` after finding work, doubling to
+  ``poll_max_seconds`` while idle. On PostgreSQL a dedicated connection ``LISTEN``\\ s on
+  ``settings.notify_channel`` and runs the job at once when ``track()``'s ``NOTIFY`` arrives
+  at commit; polling remains as the fallback for retries coming due and missed notifications.
+* **retention** every ``retention_interval_seconds``; **gauges** every ``gauge_interval_seconds``.
+
+Every job logs its errors with the traceback and the next run tries again, so a database
+restart or a Mixpanel outage never ends the process. After a 401, 403, 404 or a redirect the
+drain pauses for ``auth_failure_pause_seconds``, leaving rows untouched. SIGTERM/SIGINT cut
+the request in flight short (within about a quarter second), give back its rows and those
+claimed but not yet sent (attempt returned), and exit 0.
+
+Run it as ``python -m relay._daemon.daemon`` with ``RELAY_*`` variables set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import structlog
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    JobEvent,
+)
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.engine import Engine
+
+from relay._config import RelaySettings
+from relay._daemon.metrics import HEALTH_STALE_SECONDS, MetricsServer, RelayMetrics
+from relay._database import create_engine
+from relay._delivery.backoff import retry_delay
+from relay._delivery.drain import Drainer, DrainResult, utc_now
+from relay._delivery.mixpanel_client import MixpanelImportClient
+from relay._errors import ConfigurationError
+from relay._logging import configure_logging
+from relay._migrations import SchemaRevisionError, require_current_schema
+from relay._store.maintenance import read_gauges, run_retention
+
+logger = structlog.get_logger("relay.daemon")
+
+DRAIN_JOB_ID = "relay-drain"
+RETENTION_JOB_ID = "relay-retention"
+GAUGE_JOB_ID = "relay-gauges"
+#: How long one wait for notifications lasts before the listener checks for shutdown.
+LISTEN_WAIT_SECONDS = 0.5
+#: Reconnect delays of the LISTEN connection after it fails, doubling up to the maximum.
+LISTEN_RECONNECT_MIN_SECONDS = 0.5
+LISTEN_RECONNECT_MAX_SECONDS = 30.0
+#: A LISTEN connection attempt to an unreachable server gives up after this long.
+LISTEN_CONNECT_TIMEOUT_SECONDS = 10
+#: Retention deletes at most this many batches per state in one run, so a first run over a
+#: huge backlog cannot hold up shutdown for long; the next run carries on.
+RETENTION_MAX_BATCHES_PER_RUN = 100
+#: While a drain runs its job is parked this far ahead, so APScheduler never fires it twice.
+_PARKED_SECONDS = 3600.0
+EXIT_OK = 0
+EXIT_CONFIGURATION = 3  # the same code as the relay CLI uses
+
+
+class RelayDaemon:
+    """The scheduler, its jobs and the PostgreSQL listener, around one :class:`Drainer`."""
+
+    def __init__(
+        self,
+        settings: RelaySettings,
+        *,
+        engine: Engine,
+        drainer: Drainer,
+        metrics: RelayMetrics,
+        stop: threading.Event,
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._drainer = drainer
+        self._metrics = metrics
+        self._stop = stop
+        self._lock = threading.Lock()
+        self._draining = False
+        self._wake_pending = False
+        self._idle_delay = settings.poll_min_seconds
+        self._paused_until = 0.0  # monotonic; no drain pass before it
+        self._auth_failing = False
+        self._failing_passes = 0
+        self._schema_checked = False
+        #: What :func:`run_daemon` returns; set to 3 when the schema revision is refused.
+        self.exit_code = EXIT_OK
+        # Jitter for the relay-wide backoff; not a secret.
+        self._rng = random.Random()  # noqa: S311
+        self._listener: threading.Thread | None = None
+        self.scheduler = BackgroundScheduler(
+            timezone=dt.UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    # --- life cycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Add the jobs, start the scheduler and, on PostgreSQL, the listener."""
+        now = utc_now()
+        s = self._settings
+        self.scheduler.add_job(
+            self.drain_job,
+            "interval",
+            seconds=s.poll_max_seconds,
+            id=DRAIN_JOB_ID,
+            next_run_time=now,
+        )
+        self.scheduler.add_job(
+            self.retention_job,
+            "interval",
+            seconds=s.retention_interval_seconds,
+            id=RETENTION_JOB_ID,
+            next_run_time=now,
+        )
+        self.scheduler.add_job(
+            self.gauge_job,
+            "interval",
+            seconds=s.gauge_interval_seconds,
+            id=GAUGE_JOB_ID,
+            next_run_time=now,
+        )
+        self.scheduler.add_listener(self._on_drain_done, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
+        self.scheduler.start()
+        if self._engine.dialect.name == "postgresql":
+            self._listener = threading.Thread(target=self._listen, name="relay-listen", daemon=True)
+            self._listener.start()
+
+    def shutdown(self) -> None:
+        """Wait for the job in flight (the drainer releases rows it has not sent), then stop."""
+        self._stop.set()
+        self.scheduler.shutdown(wait=True)
+        if self._listener is not None:
+            self._listener.join(timeout=LISTEN_CONNECT_TIMEOUT_SECONDS + LISTEN_WAIT_SECONDS)
+
+    # --- wake-ups ----------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Run the drain job now, or once more right after the run in progress."""
+        with self._lock:
+            self._wake_pending = True
+            if self._draining:
+                return
+            self._draining = True
+        self._schedule_drain(0.0)
+
+    def _schedule_drain(self, seconds: float) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            self.scheduler.modify_job(
+                DRAIN_JOB_ID, next_run_time=utc_now() + dt.timedelta(seconds=seconds)
+            )
+        except JobLookupError:  # the scheduler is shutting down
+            return
+
+    def _on_drain_done(self, event: JobEvent) -> None:
+        # APScheduler sends this after it stopped counting the run as an instance, so a run
+        # requested from here is never skipped as a second instance. A wake-up that came
+        # after the run's last look at the flag is honoured here.
+        if event.job_id != DRAIN_JOB_ID:
+            return
+        with self._lock:
+            self._draining = False
+            again = self._wake_pending and not self._stop.is_set()
+        if again:
+            self.wake()
+
+    def _on_skipped(self, event: JobEvent) -> None:
+        # A poll-triggered run may start just as a wake-up asks for one; the running
+        # instance sees the wake-up flag, so the skipped request needs nothing more.
+        if event.job_id == DRAIN_JOB_ID:
+            logger.debug("drain_run_coalesced")
+
+    def _listen(self) -> None:
+        """LISTEN on the notify channel and wake the drain for every notification."""
+        import psycopg  # only the PostgreSQL extra ships it  # noqa: PLC0415
+        from psycopg import sql  # noqa: PLC0415
+
+        conninfo = _libpq_conninfo(self._engine)
+        delay = LISTEN_RECONNECT_MIN_SECONDS
+        channel = self._settings.notify_channel
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(
+                    conninfo, autocommit=True, connect_timeout=LISTEN_CONNECT_TIMEOUT_SECONDS
+                ) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    logger.info("listening", channel=channel)
+                    delay = LISTEN_RECONNECT_MIN_SECONDS
+                    # Rows committed while nobody listened would wait for the next poll.
+                    self.wake()
+                    while not self._stop.is_set():
+                        for _notification in conn.notifies(timeout=LISTEN_WAIT_SECONDS):
+                            self.wake()
+            except psycopg.Error:
+                logger.warning("listen_connection_failed", retry_in_seconds=delay, exc_info=True)
+                self._stop.wait(delay)
+                delay = min(delay * 2, LISTEN_RECONNECT_MAX_SECONDS)
+
+    # --- jobs --------------------------------------------------------------------------
+
+    def drain_job(self) -> None:
+        """Drain while there is work or a wake-up came in meanwhile; then reschedule."""
+        with self._lock:
+            self._draining = True
+        # Park the interval trigger while this run lasts, so it is never skipped noisily.
+        self._schedule_drain(_PARKED_SECONDS)
+        while True:
+            with self._lock:
+                self._wake_pending = False
+            delay = self._drain_step()
+            self._schedule_drain(delay)
+            with self._lock:
+                if not self._wake_pending or self._stop.is_set():
+                    return
+
+    def _drain_step(self) -> float:
+        """One pass of draining; returns the seconds until the next pass should run."""
+        if self._stop.is_set():
+            return self._settings.poll_max_seconds
+        paused = self._pause_left()
+        if paused > 0:
+            return paused
+        try:
+            if not self._schema_ready():
+                return self._settings.poll_max_seconds
+            result = self._drainer.drain_until_idle(clock=utc_now)
+        except Exception as exc:  # the per-tick guard: log, go on
+            logger.exception("drain_tick_failed", error_type=type(exc).__name__)
+            self._metrics.tick_failed(exc)
+            return self._settings.poll_max_seconds
+        if result.claimed:
+            # Routine ticks (everything delivered) at debug: at full speed there are ~15 a second.
+            routine = result.delivered == result.claimed
+            log = logger.debug if routine else logger.info
+            log(
+                "drain_tick",
+                claimed=result.claimed,
+                delivered=result.delivered,
+                rejected=result.rejected,
+                retried=result.retried,
+                dead_after_max_attempts=result.dead_after_max_attempts,
+                released=result.released,
+                lease_lost=result.lease_lost,
+            )
+        return self._after_drain(result)
+
+    def _after_drain(self, result: DrainResult) -> float:
+        """Book-keep one drain pass; returns the seconds until the next one."""
+        if result.auth_error is not None:
+            pause = self._settings.auth_failure_pause_seconds
+            self._pause(pause)
+            self._auth_failing = True
+            self._metrics.set_auth_error(result.auth_error)
+            logger.critical(
+                "mixpanel_auth_failed",
+                error=result.auth_error,
+                paused_seconds=pause,
+                hint="check the service account (role, expiry), project_id and region",
+            )
+            return pause
+        if result.claimed and self._auth_failing:
+            self._auth_failing = False
+            self._metrics.set_auth_error(None)
+            logger.warning("mixpanel_auth_recovered")
+        if not result.delivered and (result.retried or result.dead_after_max_attempts):
+            # Every request failed transiently: back off as a whole, as Mixpanel asks for
+            # 429 and 5xx, instead of trying the next rows of the backlog at once.
+            self._failing_passes += 1
+            pause = retry_delay(self._failing_passes, rng=self._rng)
+            self._pause(pause)
+            logger.warning(
+                "mixpanel_failing_backing_off",
+                seconds=round(pause, 1),
+                failing_passes=self._failing_passes,
+            )
+            return pause
+        if result.claimed:
+            self._failing_passes = 0
+            self._idle_delay = self._settings.poll_min_seconds
+            return self._settings.poll_min_seconds
+        delay = self._idle_delay
+        self._idle_delay = min(self._idle_delay * 2, self._settings.poll_max_seconds)
+        return delay
+
+    def _pause(self, seconds: float) -> None:
+        """Let no drain pass run, not even on a wake-up, for ``seconds``."""
+        self._paused_until = time.monotonic() + seconds
+
+    def _pause_left(self) -> float:
+        return max(0.0, self._paused_until - time.monotonic())
+
+    def _schema_ready(self) -> bool:
+        """Whether the database's schema revision is this relay's, checked at the first contact.
+
+        A database down at start-up makes this raise (the tick fails and is retried, as any
+        tick would). A revision this relay does not run on stops the daemon with exit code 3:
+        relays of two versions must never share a schema and disagree about leases.
+        """
+        if self._schema_checked:
+            return True
+        try:
+            require_current_schema(self._engine)
+        except SchemaRevisionError as exc:
+            logger.critical("schema_revision_refused", error=str(exc))
+            self.exit_code = EXIT_CONFIGURATION
+            self._stop.set()
+            return False
+        self._schema_checked = True
+        return True
+
+    def retention_job(self) -> None:
+        """Delete delivered and dead rows past their retention (once the schema was checked)."""
+        try:
+            if not self._schema_ready():
+                return
+            result = run_retention(
+                self._engine,
+                self._settings,
+                now=utc_now(),
+                max_batches=RETENTION_MAX_BATCHES_PER_RUN,
+            )
+        except Exception as exc:  # the per-tick guard: log, go on
+            logger.exception("retention_failed", error_type=type(exc).__name__)
+            return
+        if result.delivered_deleted or result.dead_deleted:
+            logger.info(
+                "retention_purged",
+                delivered=result.delivered_deleted,
+                dead=result.dead_deleted,
+            )
+
+    def gauge_job(self) -> None:
+        """Refresh the outbox gauges."""
+        try:
+            gauges = read_gauges(self._engine, now=utc_now())
+        except Exception as exc:  # the per-tick guard: log, go on
+            logger.exception("gauges_failed", error_type=type(exc).__name__)
+            return
+        self._metrics.set_gauges(gauges)
+
+
+def _libpq_conninfo(engine: Engine) -> str:
+    """The engine's URL as a libpq connection string for a dedicated psycopg connection."""
+    from psycopg.conninfo import make_conninfo  # noqa: PLC0415
+
+    url = engine.url
+    params: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
+    for key, value in url.query.items():
+        params[key] = value if isinstance(value, str) else value[-1]
+    return make_conninfo("", **params)
+
+
+def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = None) -> int:
+    """Run the relay until ``stop_event`` is set or SIGTERM/SIGINT arrives; return the exit code.
+
+    Signal handlers are installed only when called from the main thread. Returns 0 after a
+    clean stop, 3 when the Mixpanel settings are unusable.
+    """
+    stop = stop_event or threading.Event()
+    try:
+        # ``cancel=stop``: SIGTERM cuts the request in flight short and gives its rows back,
+        # so the daemon stops within seconds even against a server that drips its answer.
+        client = MixpanelImportClient(settings, cancel=stop)
+    except ConfigurationError as exc:
+        logger.critical("configuration_invalid", error=str(exc))
+        return EXIT_CONFIGURATION
+    engine = create_engine(settings.database_url.get_secret_value())
+    stale_after = max(
+        HEALTH_STALE_SECONDS,
+        4 * settings.request_deadline_seconds,
+    )
+    metrics = RelayMetrics(stale_after_seconds=stale_after)
+    server: MetricsServer | None = None
+    restore = _install_signal_handlers(stop)
+    daemon: RelayDaemon | None = None
+    try:
+        if settings.metrics_port:
+            server = MetricsServer(metrics, host=settings.metrics_host, port=settings.metrics_port)
+            server.start()
+        drainer = Drainer(
+            engine,
+            client,
+            settings,
+            metrics=metrics,
+            stop=stop,
+            concurrency=settings.drain_concurrency,
+        )
+        daemon = RelayDaemon(settings, engine=engine, drainer=drainer, metrics=metrics, stop=stop)
+        daemon.start()
+        logger.info("daemon_started", dialect=engine.dialect.name, pid=os.getpid())
+        stop.wait()
+        logger.info("daemon_stopping")
+    finally:
+        if daemon is not None:
+            daemon.shutdown()
+        restore()
+        if server is not None:
+            server.close()
+        client.close()
+        engine.dispose()
+    logger.info("daemon_stopped")
+    return daemon.exit_code if daemon is not None else EXIT_OK
+
+
+def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
+    """Make SIGTERM and SIGINT set ``stop``; returns a function restoring the old handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def _request_stop(_signum: int, _frame: FrameType | None) -> None:
+        # Nothing but an Event.set here: logging could deadlock inside a signal handler.
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def _restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return _restore
+
+
+def main() -> int:
+    """Entry point: settings from the environment, logging, then :func:`run_daemon`."""
+    settings = RelaySettings()
+    configure_logging(settings)
+    return run_daemon(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

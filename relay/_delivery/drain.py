@@ -1,0 +1,423 @@
+"""One drain tick: claim a batch, send it with no transaction open, ack it fenced.
+
+The claim commits before any byte goes to Mixpanel and the ack runs in a new transaction that
+only touches rows still holding this tick's lease token, so a slow send, a crash or a second
+relay can at worst cause a re-send of the same ``$insert_id`` (which Mixpanel deduplicates),
+never a lost row or an overwritten newer claim.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import structlog
+from sqlalchemy.engine import Engine
+
+from relay import _store as store
+from relay._config import RelaySettings
+from relay._delivery.backoff import retry_delay
+from relay._delivery.mixpanel_client import SendOutcome
+from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
+from relay._tables import OutboxEvent
+
+if TYPE_CHECKING:
+    from relay._daemon.metrics import RelayMetrics
+
+logger = structlog.get_logger("relay.drain")
+
+#: While a backlog drains, how often a claim goes back to the oldest due row (seconds).
+DEFAULT_RESCAN_SECONDS = 5.0
+#: A claim takes rows whose stored properties add up to at most this many requests' worth
+#: (``batch_max_bytes`` each): a few requests per claim keep batches full, while the text one
+#: claim fetches (and the memory it needs) stays bounded whatever the rows hold.
+CLAIM_BUDGET_REQUESTS = 4
+
+
+def utc_now() -> dt.datetime:
+    """The current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class BatchSender(Protocol):
+    """What the drainer needs from a Mixpanel client (``MixpanelImportClient`` fits)."""
+
+    def send(self, events: Sequence[OutboxEvent]) -> SendOutcome:
+        """Send ``events``; every id lands in exactly one bucket of the outcome."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """What one tick (or, summed, several) did to the rows it claimed.
+
+    ``rejected`` rows were refused by Mixpanel, or found by the claim too large for any
+    request, and are dead; ``dead_after_max_attempts`` ran
+    out of attempts on a retryable failure; ``released`` went back unsent with their attempt
+    returned; ``lease_lost`` rows had been re-claimed by another relay before the ack, which
+    therefore left them alone. ``postponed`` rows carried a ``time`` still ahead of the tick's
+    ``now`` and went back unsent, due at that time, their attempt returned. ``batch_full``
+    says more rows may be due: the claim hit its row limit or byte budget, or it started
+    past the oldest due rows (see :class:`ClaimCursor`).
+    """
+
+    claimed: int = 0
+    delivered: int = 0
+    rejected: int = 0
+    retried: int = 0
+    dead_after_max_attempts: int = 0
+    released: int = 0
+    lease_lost: int = 0
+    auth_error: str | None = None
+    batch_full: bool = False
+    postponed: int = 0
+
+    def __add__(self, other: DrainResult) -> DrainResult:
+        """Totals of two results; the later auth error and fullness win."""
+        return DrainResult(
+            claimed=self.claimed + other.claimed,
+            delivered=self.delivered + other.delivered,
+            rejected=self.rejected + other.rejected,
+            retried=self.retried + other.retried,
+            dead_after_max_attempts=self.dead_after_max_attempts + other.dead_after_max_attempts,
+            released=self.released + other.released,
+            lease_lost=self.lease_lost + other.lease_lost,
+            auth_error=other.auth_error or self.auth_error,
+            batch_full=other.batch_full,
+            postponed=self.postponed + other.postponed,
+        )
+
+
+class _Budget:
+    """A thread-safe countdown of batches; ``None`` never runs out."""
+
+    def __init__(self, batches: int | None) -> None:
+        self._left = batches
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self._left is None:
+                return True
+            if self._left <= 0:
+                return False
+            self._left -= 1
+            return True
+
+
+class ClaimCursor:
+    """Where the next claim starts reading the due rows, shared by a drainer's threads.
+
+    While claims come back full (a backlog), each one starts at the ``next_attempt_at`` of the
+    latest row the previous claims took, instead of at the oldest pending index entry: on
+    PostgreSQL that head of the index fills with dead entries of rows delivered since the last
+    VACUUM, and a claim from the start would walk all of them (``bench/claim_scan.py``: 3,654
+    index pages per claim near the end of a 1,000,000-event drain, against a steady 12 from
+    the cursor). A row due before the cursor (a
+    lease that ran out, a transaction that committed long after it inserted its rows, a row
+    another relay held when it was passed over) is not lost, only left for the next claim from
+    the start: after any claim that comes back short (the end of the due rows was reached),
+    and at least every ``rescan_seconds`` while claims come back full.
+    """
+
+    def __init__(
+        self, *, rescan_seconds: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._rescan_seconds = rescan_seconds
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._due_from: dt.datetime | None = None
+        self._rescanned_at = -float("inf")
+
+    def start(self) -> dt.datetime | None:
+        """Where the next claim starts; ``None``: from the oldest due row."""
+        with self._lock:
+            if self._monotonic() - self._rescanned_at >= self._rescan_seconds:
+                self._due_from = None
+            if self._due_from is None:
+                self._rescanned_at = self._monotonic()
+            return self._due_from
+
+    def advance(self, claim: store.Claim, *, full: bool) -> None:
+        """Move past ``claim``'s rows when it came back full; else start over next time."""
+        with self._lock:
+            if not full or claim.last_due is None:
+                self._due_from = None
+                self._rescanned_at = -float("inf")
+            elif self._due_from is None or claim.last_due > self._due_from:
+                self._due_from = claim.last_due
+
+
+class Drainer:
+    """Moves due outbox rows to Mixpanel, one batch per :meth:`drain_once`.
+
+    ``stop`` (optional) is checked after the claim: once it is set a claimed batch is released
+    unsent instead of being sent. ``monotonic`` measures how long the send took, which is
+    added to the tick's ``now`` to time-stamp the ack; tests pin it to make acks exact.
+    ``concurrency`` is how many batches :meth:`drain_until_idle` keeps in flight at once.
+    ``rescan_seconds`` bounds how long claims may skip rows due before the latest claimed one
+    while a backlog drains (see :class:`ClaimCursor`).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: BatchSender,
+        settings: RelaySettings,
+        *,
+        metrics: RelayMetrics | None = None,
+        stop: threading.Event | None = None,
+        rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        concurrency: int = 1,
+        rescan_seconds: float = DEFAULT_RESCAN_SECONDS,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._engine = engine
+        self._client = client
+        self._settings = settings
+        self._metrics = metrics
+        self._stop = stop
+        self._rng = rng
+        self._monotonic = monotonic
+        self._concurrency = concurrency
+        self._cursor = ClaimCursor(rescan_seconds=rescan_seconds, monotonic=monotonic)
+
+    def drain_once(self, *, now: dt.datetime) -> DrainResult:
+        """Claim up to ``settings.batch_max_events`` rows due at ``now``, send them, ack them.
+
+        Raises :class:`relay._errors.StoreError` when the database fails; rows claimed but not
+        acked then come back when their lease expires.
+        """
+        result = self._drain_once(now=now)
+        if self._metrics is not None:
+            self._metrics.observe_drain(result)
+            if result.auth_error is None:
+                self._metrics.tick_succeeded()
+        return result
+
+    def _drain_once(self, *, now: dt.datetime) -> DrainResult:
+        limit = self._settings.batch_max_events
+        due_from = self._cursor.start()
+        request_bytes = self._settings.batch_max_bytes
+        with store.transaction(self._engine, write=True, durable=False) as conn:
+            claim = store.claim(
+                conn,
+                now=now,
+                limit=limit,
+                lease_seconds=self._settings.lease_seconds,
+                due_from=due_from,
+                max_bytes=request_bytes * CLAIM_BUDGET_REQUESTS,
+                row_max_bytes=request_bytes,
+            )
+        self._cursor.advance(claim, full=claim.full)
+        # A short claim that started past the oldest rows may have left some behind it: say
+        # that more may be due, so that the drain loop claims once more, from the start.
+        batch_full = claim.full or due_from is not None
+        if claim.too_large:
+            logger.warning("rows_too_large_dead_lettered", rows=claim.too_large)
+        too_large = DrainResult(
+            claimed=claim.too_large, rejected=claim.too_large, batch_full=batch_full
+        )
+        if not claim.events:
+            return too_large
+        log = logger.bind(lease=claim.token[:8], claimed=len(claim.events))
+        log.debug("batch_claimed")
+        claim, postponed = self._postpone_early(claim, now=now)
+        if postponed:
+            log.info("rows_postponed_until_their_time", postponed=postponed)
+            if not claim.events:
+                return too_large + DrainResult(
+                    claimed=postponed, postponed=postponed, batch_full=batch_full
+                )
+
+        if self._stop is not None and self._stop.is_set():
+            with store.transaction(self._engine, write=True, durable=False) as conn:
+                released = store.release(
+                    conn,
+                    token=claim.token,
+                    ids=[e.id for e in claim.events],
+                    next_attempt_at=now,
+                    now=now,
+                )
+            log.info("batch_released_unsent", released=released)
+            return too_large + DrainResult(
+                claimed=len(claim.events) + postponed, released=released, postponed=postponed
+            )
+
+        started = self._monotonic()
+        outcome = self._send(claim.events, log)
+        ack_now = now + dt.timedelta(seconds=max(0.0, self._monotonic() - started))
+        if self._metrics is not None:
+            self._metrics.observe_requests(outcome.requests)
+
+        result = self._ack(claim, outcome, now=ack_now)
+        result = too_large + dataclasses.replace(
+            result,
+            claimed=result.claimed + postponed,
+            postponed=postponed,
+            batch_full=batch_full,
+        )
+        log.debug(
+            "batch_acked",
+            delivered=result.delivered,
+            rejected=result.rejected,
+            retried=result.retried,
+            dead_after_max_attempts=result.dead_after_max_attempts,
+            released=result.released,
+            lease_lost=result.lease_lost,
+        )
+        if result.lease_lost:
+            log.warning("lease_lost_before_ack", rows=result.lease_lost)
+        return result
+
+    def _postpone_early(self, claim: store.Claim, *, now: dt.datetime) -> tuple[store.Claim, int]:
+        """Give back the claimed rows whose ``time`` is ahead of ``now``, due at that time.
+
+        Mixpanel replaces a ``time`` ahead of its clock with its ingestion time, which changes
+        the dedup key: a re-send would count twice. ``track()`` already stores such rows due
+        at their time; this covers rows written by older relays, replayed or requeued.
+        Returns the claim without them and how many went back.
+        """
+        now_ms = datetime_to_timestamp_ms(now)
+        early = {
+            e.id: timestamp_ms_to_datetime(e.time_ms) for e in claim.events if e.time_ms > now_ms
+        }
+        if not early:
+            return claim, 0
+        with store.transaction(self._engine, write=True, durable=False) as conn:
+            postponed = store.postpone(conn, token=claim.token, due=early, now=now)
+        kept = [e for e in claim.events if e.id not in early]
+        return dataclasses.replace(claim, events=kept), postponed
+
+    def drain_until_idle(
+        self,
+        *,
+        clock: Callable[[], dt.datetime] = utc_now,
+        max_batches: int | None = None,
+    ) -> DrainResult:
+        """Call :meth:`drain_once` while batches come back full, at ``clock()`` each time.
+
+        With ``concurrency`` above 1, once a first batch came back full that many threads
+        drain side by side, so one batch's HTTP round trip overlaps another's claim and ack
+        (claims never overlap: SKIP LOCKED, or SQLite's write lock). Each thread stops on a
+        short batch, an auth error, released rows (sending them again at once would only
+        repeat the problem), a transient failure, ``stop``, or when ``max_batches`` batches were
+        drained in all.
+        Raises the first :class:`relay._errors.StoreError` any thread met.
+        """
+        budget = _Budget(max_batches)
+        if not budget.take():
+            return DrainResult()
+        first = self.drain_once(now=clock())
+        if not self._more_due(first):
+            return first
+        if self._concurrency == 1:
+            return first + self._drain_loop(clock, budget)
+        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="relay-drain") as pool:
+            futures = [
+                pool.submit(self._drain_loop, clock, budget) for _ in range(self._concurrency)
+            ]
+        total = first
+        for future in futures:
+            total += future.result()
+        return total
+
+    def _drain_loop(self, clock: Callable[[], dt.datetime], budget: _Budget) -> DrainResult:
+        total = DrainResult()
+        while budget.take():
+            result = self.drain_once(now=clock())
+            total += result
+            if not self._more_due(result):
+                break
+        return total
+
+    def _more_due(self, result: DrainResult) -> bool:
+        if not result.batch_full or result.auth_error is not None or result.released:
+            return False
+        if result.retried or result.dead_after_max_attempts:
+            # Mixpanel is failing transiently (429, 5xx, timeouts): hammering it with the
+            # rest of the backlog would only burn those rows' attempts too.
+            return False
+        return self._stop is None or not self._stop.is_set()
+
+    def _send(self, events: Sequence[OutboxEvent], log: structlog.BoundLogger) -> SendOutcome:
+        try:
+            return self._client.send(events)
+        except Exception as exc:
+            # The client promises not to raise; if it does anyway (a bug), the batch is
+            # retried with backoff rather than left leased until the lease expires.
+            log.exception("send_failed_unexpectedly")
+            return SendOutcome(
+                delivered=[],
+                rejected={},
+                retry={e.id: f"client error: {type(exc).__name__}" for e in events},
+                unsent=[],
+                auth_error=None,
+                requests=[],
+            )
+
+    def _ack(self, claim: store.Claim, outcome: SendOutcome, *, now: dt.datetime) -> DrainResult:
+        """Write every row's outcome in one fenced transaction."""
+        if len(outcome.delivered) == len(claim.events):
+            # The usual case: the whole batch was accepted (one statement; see the store).
+            with store.transaction(self._engine, write=True, durable=False) as conn:
+                delivered = store.mark_claim_delivered(conn, claim=claim, now=now)
+            return DrainResult(
+                claimed=len(claim.events),
+                delivered=delivered,
+                lease_lost=len(claim.events) - delivered,
+                auth_error=outcome.auth_error,
+            )
+        attempts = {e.id: e.attempts for e in claim.events}
+        max_attempts = self._settings.max_attempts
+        dead = dict(outcome.rejected)
+        out_of_attempts: dict[int, str] = {}
+        retries: dict[int, store.Retry] = {}
+        # Unsent rows (after a 401, the client stops sending) were never tried: they go
+        # back with their attempt returned and are due again at once.
+        release_ids = list(outcome.unsent)
+        delays: dict[int, float] = {}
+        for row_id, error in outcome.retry.items():
+            attempt = attempts[row_id]
+            if attempt >= max_attempts:
+                out_of_attempts[row_id] = f"max attempts ({max_attempts}) reached: {error}"
+                continue
+            # One draw per attempt number: rows failing together come back together, which
+            # keeps the next batch full.
+            if attempt not in delays:
+                delays[attempt] = retry_delay(attempt, rng=self._rng)
+            retries[row_id] = store.Retry(
+                at=now + dt.timedelta(seconds=delays[attempt]), error=error
+            )
+        expected = len(outcome.delivered) + len(dead) + len(out_of_attempts)
+        expected += len(retries) + len(release_ids)
+        with store.transaction(self._engine, write=True, durable=False) as conn:
+            delivered = store.mark_delivered(
+                conn, token=claim.token, ids=outcome.delivered, now=now
+            )
+            rejected = store.mark_dead(conn, token=claim.token, errors=dead, now=now)
+            exhausted = store.mark_dead(conn, token=claim.token, errors=out_of_attempts, now=now)
+            retried = store.schedule_retry(conn, token=claim.token, retries=retries, now=now)
+            released = store.release(
+                conn, token=claim.token, ids=release_ids, next_attempt_at=now, now=now
+            )
+        changed = delivered + rejected + exhausted + retried + released
+        return DrainResult(
+            claimed=len(claim.events),
+            delivered=delivered,
+            rejected=rejected,
+            retried=retried,
+            dead_after_max_attempts=exhausted,
+            released=released,
+            lease_lost=expected - changed,
+            auth_error=outcome.auth_error,
+        )

@@ -1,0 +1,373 @@
+"""Checks on an event's values at track time: Mixpanel's limits and the PII-by-value guard.
+
+Mixpanel truncates long strings and drops oversized events silently; the relay refuses them
+loudly instead, before they reach the outbox, so that nothing in the outbox is an event
+Mixpanel would reject or change. Every error names the event and the property path, never the
+value (the value may be the very personal data being refused).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Mapping, Sequence, Sized
+from typing import Any
+
+import orjson
+
+from relay._errors import EventValidationError
+from relay._event.pii import name_refusal, value_refusal
+
+MAX_PROPERTIES = 254  # "fewer than 255 properties", time/distinct_id/$insert_id included
+MAX_NAME_LENGTH = 255
+MAX_STRING_LENGTH = 255
+#: "String properties have a limit of 255 bytes" (data-type docs); longer ones are truncated.
+MAX_STRING_BYTES = 255
+#: "Event Property max 8KB" for a list or object property, read as 8,000 bytes as sent.
+MAX_COLLECTION_PROPERTY_BYTES = 8_000
+MAX_COLLECTION_ITEMS = 254  # objects < 255 keys, lists < 255 elements
+MAX_NESTING_DEPTH = 3
+MAX_EVENT_BYTES = 1_000_000  # an event must be under 1 MB of JSON
+MAX_INSERT_ID_LENGTH = 36
+#: Mixpanel rejects times before 1971-01-01 and reads ``time`` as seconds when it is below
+#: 1e11, so a millisecond time before 1973-03-03T09:46:40Z would be read as a date centuries
+#: ahead and refused. The earliest unambiguous millisecond time is therefore the floor.
+MIN_EVENT_TIME_MS = 100_000_000_000
+#: How far ahead of the tracking host's clock an event's ``time`` may be: clock skew between
+#: hosts, no more. Mixpanel overwrites a ``time`` ahead of its own clock with the ingestion
+#: time, which changes the deduplication key, so a re-send of such an event would count twice;
+#: a row whose time is still ahead when the relay claims it waits until it is not.
+MAX_CLOCK_SKEW_MS = 60_000
+#: Kept for callers of the old name: the future bound is the clock-skew bound.
+MAX_FUTURE_MS = MAX_CLOCK_SKEW_MS
+#: PostgreSQL's JSONB text of any JSON document is at most this many times orjson's compact
+#: text of it: a space after every ``:`` and ``,`` at most doubles it, and a number in exponent
+#: form grows at most 61-fold (``1e+308``: 6 bytes, written out as 309 digits).
+STORED_GROWTH_BOUND = 64
+#: orjson writes finite floats between these magnitudes positionally, as PostgreSQL does.
+_POSITIONAL_MIN = 1e-5
+_POSITIONAL_MAX = 1e16
+_INT64 = 2**63
+#: Mixpanel's own properties the relay may set itself (no schema may declare them): ``ip``
+#: is the GeoIP input, ``0`` unless the caller supplies a location on purpose (DESIGN §7).
+RELAY_SET_PROPERTIES = frozenset({"ip"})
+
+#: Placeholder values Mixpanel refuses as ``distinct_id`` and ``$insert_id``.
+BANNED_IDS = frozenset(
+    {
+        "00000000-0000-0000-0000-000000000000",
+        "anon",
+        "anonymous",
+        "nil",
+        "none",
+        "null",
+        "n/a",
+        "na",
+        "undefined",
+        "unknown",
+        "<nil>",
+        "0",
+        "-1",
+        "true",
+        "false",
+        "[]",
+        "{}",
+    }
+)
+
+_INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")  # used with fullmatch: "$" would allow "\n"
+
+
+def _check_string(event: str, path: str, value: str, *, what: str = "value") -> None:
+    if len(value) > MAX_STRING_LENGTH:
+        raise EventValidationError(
+            f"string {what} is {len(value)} characters; Mixpanel keeps at most {MAX_STRING_LENGTH}",
+            event=event,
+            field=path,
+        )
+    if "\x00" in value:
+        raise EventValidationError(
+            f"string {what} contains a NUL character", event=event, field=path
+        )
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise EventValidationError(
+            f"string {what} is not valid UTF-8 (lone surrogate)", event=event, field=path
+        ) from None
+    if size > MAX_STRING_BYTES:
+        # Mixpanel cuts strings at 255 bytes: non-ASCII text can pass the character limit and
+        # still arrive changed.
+        raise EventValidationError(
+            f"string {what} is {size} bytes of UTF-8; Mixpanel keeps at most {MAX_STRING_BYTES}",
+            event=event,
+            field=path,
+        )
+    # A property name is judged like a value (it may itself be an email), and by its words.
+    refusal = value_refusal(value) if what == "value" else name_refusal(value)
+    if refusal is not None:
+        label = "value" if what == "value" else "property name"
+        raise EventValidationError(
+            f"{label} looks like {refusal} (personal data)", event=event, field=path
+        )
+
+
+def _check_key(event: str, parent: str | None, index: int, key: object) -> str:
+    """Check an object key; return the path of its value.
+
+    A refused key is named by its position (``payload[key 2]``), never by itself: the key
+    may be the very personal data being refused. A key that passed is safe to name.
+    """
+    if not (isinstance(key, str) and _is_safe_key(key)):
+        where = f"{parent or 'properties'}[key {index}]"
+        if not isinstance(key, str):
+            raise EventValidationError("object keys must be strings", event=event, field=where)
+        if parent is None and key in RELAY_SET_PROPERTIES:
+            return key
+        _check_string(event, where, key, what="name")
+    return key if parent is None else f"{parent}.{key}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_safe_key(key: str) -> bool:
+    """Whether ``_check_string`` passes ``key`` as a name; cached, keys repeat on every event."""
+    try:
+        _check_string("", "", key, what="name")
+    except EventValidationError:
+        return False
+    return True
+
+
+def safe_field_path(parts: Sequence[str | int], root: object) -> str | None:
+    """A value-free path for a location in ``root`` (a pydantic error's ``loc``).
+
+    A key that would be refused (too long, unprintable, personal data) is replaced by its
+    position, as :func:`check_properties` names it; a key that passes is named.
+    """
+    path: str | None = None
+    node = root
+    for part in parts:
+        if isinstance(part, int):
+            path = f"{path or 'properties'}[{part}]"
+            in_range = isinstance(node, list | tuple) and -len(node) <= part < len(node)
+            node = node[part] if in_range else None  # type: ignore[index]
+            continue
+        if _is_safe_key(part):
+            path = part if path is None else f"{path}.{part}"
+        else:
+            keys = list(node) if isinstance(node, Mapping) else []
+            index = keys.index(part) if part in keys else "?"
+            path = f"{path or 'properties'}[key {index}]"
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return path
+
+
+def _check_value(event: str, path: str, value: Any, depth: int) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        _check_string(event, path, value)
+    elif isinstance(value, int):
+        if not -_INT64 <= value < _INT64:
+            raise EventValidationError("integer does not fit in 64 bits", event=event, field=path)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise EventValidationError("number is NaN or infinite", event=event, field=path)
+    elif isinstance(value, Mapping | list | tuple):
+        _check_container(event, path, value, depth)
+    else:
+        raise EventValidationError(
+            f"{type(value).__name__} is not a JSON value", event=event, field=path
+        )
+
+
+def _check_container(event: str, path: str, value: Any, depth: int) -> None:
+    """An object or a list: its own limits, then every member."""
+    if isinstance(value, Mapping):
+        _check_collection(event, path, value, depth, kind="object", unit="keys")
+        for index, (key, item) in enumerate(value.items()):
+            _check_value(event, _check_key(event, path, index, key), item, depth + 1)
+        if depth == 0:
+            _check_collection_property_size(event, path, value)
+    else:
+        _check_collection(event, path, value, depth, kind="list", unit="elements")
+        for i, item in enumerate(value):
+            _check_list_item(event, f"{path}[{i}]", item)
+            _check_value(event, f"{path}[{i}]", item, depth + 1)
+        if depth == 0:
+            _check_collection_property_size(event, path, value)
+
+
+def _check_list_item(event: str, path: str, item: Any) -> None:
+    """An object inside a list holds no list or object ("list of objects: no nesting")."""
+    if isinstance(item, Mapping) and any(
+        isinstance(member, Mapping | list | tuple) for member in item.values()
+    ):
+        raise EventValidationError(
+            "an object inside a list holds a list or object; Mixpanel allows no nesting there",
+            event=event,
+            field=path,
+        )
+
+
+def _check_collection_property_size(event: str, path: str, value: Any) -> None:
+    """A list or object property is at most 8 KB as the relay sends it (its stored text)."""
+    size = stored_json_size(value)
+    if size > MAX_COLLECTION_PROPERTY_BYTES:
+        raise EventValidationError(
+            f"list or object property is {size} bytes of JSON; Mixpanel accepts at most "
+            f"{MAX_COLLECTION_PROPERTY_BYTES}",
+            event=event,
+            field=path,
+        )
+
+
+def _check_collection(
+    event: str, path: str, value: Sized, depth: int, *, kind: str, unit: str
+) -> None:
+    if depth >= MAX_NESTING_DEPTH:
+        raise EventValidationError(
+            f"{kind}s nest deeper than {MAX_NESTING_DEPTH} levels", event=event, field=path
+        )
+    if len(value) > MAX_COLLECTION_ITEMS:
+        raise EventValidationError(
+            f"{kind} has {len(value)} {unit}; at most {MAX_COLLECTION_ITEMS}",
+            event=event,
+            field=path,
+        )
+
+
+def check_properties(event: str, properties: Mapping[str, Any]) -> bytes:
+    """Check serialised properties against Mixpanel's limits and the PII guard.
+
+    Returns the properties as JSON bytes (the exact text stored in the outbox).
+    """
+    if len(properties) + 3 > MAX_PROPERTIES:
+        raise EventValidationError(
+            f"{len(properties) + 3} properties (with time, distinct_id, $insert_id); "
+            f"Mixpanel accepts fewer than {MAX_PROPERTIES + 1}",
+            event=event,
+        )
+    for index, (key, value) in enumerate(properties.items()):
+        _check_value(event, _check_key(event, None, index, key), value, depth=0)
+    encoded = orjson.dumps(properties)
+    if len(encoded) >= MAX_EVENT_BYTES:
+        raise EventValidationError(
+            f"event is {len(encoded)} bytes of JSON; Mixpanel accepts under {MAX_EVENT_BYTES}",
+            event=event,
+        )
+    # What is stored must be what was checked: PostgreSQL keeps JSON numbers as ``numeric``
+    # and renders them with all their digits, so a small event can come back (and be sent)
+    # many times larger. Only an event large enough to grow past the limit is measured.
+    if len(encoded) * STORED_GROWTH_BOUND >= MAX_EVENT_BYTES:
+        growth = {key: _stored_growth(value) for key, value in properties.items()}
+        stored = len(encoded) + sum(growth.values()) + _separator_growth(len(properties), obj=True)
+        if stored >= MAX_EVENT_BYTES:
+            raise EventValidationError(
+                f"event is {stored} bytes as stored (PostgreSQL writes numbers out in full); "
+                f"Mixpanel accepts under {MAX_EVENT_BYTES}",
+                event=event,
+                field=max(growth, key=growth.__getitem__),
+            )
+    return encoded
+
+
+def stored_json_size(value: Any) -> int:
+    """Bytes of PostgreSQL's JSONB text (``properties::text``) of the JSON value ``value``.
+
+    That text is orjson's compact text with a space after every ``:`` and ``,`` and every number
+    written positionally (``1e+308`` as 309 digits, ``1.5e-7`` as ``0.00000015``, ``-0.0`` as
+    ``0.0``); strings are escaped alike. ``value`` must have passed :func:`check_properties`'
+    value checks. SQLite and MariaDB store orjson's text as it is, which is never longer.
+    """
+    return len(orjson.dumps(value)) + _stored_growth(value)
+
+
+def _separator_growth(items: int, *, obj: bool) -> int:
+    if not items:
+        return 0
+    return 2 * items - 1 if obj else items - 1
+
+
+def _stored_growth(value: Any) -> int:
+    """How many bytes longer PostgreSQL's JSONB text of ``value`` is than orjson's."""
+    if isinstance(value, float):
+        return _number_growth(value)
+    if isinstance(value, Mapping):
+        return _separator_growth(len(value), obj=True) + sum(
+            _stored_growth(item) for item in value.values()
+        )
+    if isinstance(value, list | tuple):
+        return _separator_growth(len(value), obj=False) + sum(
+            _stored_growth(item) for item in value
+        )
+    return 0
+
+
+def _number_growth(value: float) -> int:
+    if value == 0:
+        return -1 if math.copysign(1.0, value) < 0 else 0  # numeric has no -0: "0.0"
+    if _POSITIONAL_MIN <= abs(value) < _POSITIONAL_MAX:
+        return 0
+    text = orjson.dumps(value)
+    mantissa, exp_mark, exponent = text.partition(b"e")
+    if not exp_mark:
+        return 0
+    power = int(exponent)
+    digits = mantissa.lstrip(b"-")
+    sign = len(mantissa) - len(digits)
+    fraction = len(digits) - 2 if b"." in digits else 0
+    # numeric keeps max(0, fraction digits - exponent) digits after the point.
+    scale = max(0, fraction - power)
+    integer = 1 + power if power >= 0 else 1
+    return sign + integer + (1 + scale if scale else 0) - len(text)
+
+
+def check_distinct_id(event: str, distinct_id: str) -> str:
+    """Refuse a ``distinct_id`` that is empty, too long, a banned placeholder or personal data."""
+    if not isinstance(distinct_id, str) or not distinct_id:
+        raise EventValidationError("distinct_id must be a non-empty string", event=event)
+    if distinct_id.strip().lower() in BANNED_IDS:
+        raise EventValidationError(
+            "distinct_id is a placeholder value Mixpanel refuses", event=event, field="distinct_id"
+        )
+    _check_string(event, "distinct_id", distinct_id)
+    return distinct_id
+
+
+def check_insert_id(event: str, insert_id: str) -> str:
+    """Refuse an ``$insert_id`` that is not 1-36 characters of ``[A-Za-z0-9-]`` or is banned."""
+    if not isinstance(insert_id, str) or not _INSERT_ID.fullmatch(insert_id):
+        raise EventValidationError(
+            f"$insert_id must be 1-{MAX_INSERT_ID_LENGTH} characters of [A-Za-z0-9-]",
+            event=event,
+            field="$insert_id",
+        )
+    if insert_id.lower() in BANNED_IDS:
+        raise EventValidationError(
+            "$insert_id is a placeholder value Mixpanel refuses", event=event, field="$insert_id"
+        )
+    return insert_id
+
+
+def check_time_ms(event: str, time_ms: int, *, now_ms: int) -> int:
+    """Refuse an event time before 1973-03-03 or more than :data:`MAX_CLOCK_SKEW_MS` ahead.
+
+    A time ahead of ``now_ms`` but within the skew is accepted; the outbox row then waits until
+    its time has come (Mixpanel would re-stamp a future time, changing the dedup key).
+    """
+    if time_ms < MIN_EVENT_TIME_MS:
+        raise EventValidationError(
+            "time is before 1973-03-03T09:46:40Z; Mixpanel would read it as seconds and reject it",
+            event=event,
+            field="time",
+        )
+    if time_ms > now_ms + MAX_FUTURE_MS:
+        raise EventValidationError(
+            f"time is more than {MAX_CLOCK_SKEW_MS // 1000} s ahead of this host's clock; "
+            "Mixpanel would re-stamp it, breaking deduplication",
+            event=event,
+            field="time",
+        )
+    return time_ms

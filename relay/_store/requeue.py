@@ -1,0 +1,75 @@
+"""Operator writes on chosen rows: requeue them for the relay, or delete dead letters.
+
+Both take ids chosen by :func:`relay._store.selection.next_batch` in the same transaction and
+re-check the filter in their own WHERE, so a row that changed since it was chosen (a relay
+claimed it, delivered it) is left alone rather than overwritten. Run them in
+``transaction(engine, write=True)``: one batch, one atomic transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from relay._store._base import state_is, translate_errors
+from relay._store.selection import EventFilter, leased, where
+from relay._tables import OutboxState, outbox
+
+#: Ids sent per statement: PostgreSQL takes at most 65,535 bind parameters in one statement
+#: (and the filter adds its own), so a large batch is several statements in one transaction.
+IDS_PER_STATEMENT = 10_000
+
+
+def _chunks(ids: Collection[int]) -> list[list[int]]:
+    ordered = list(ids)
+    return [ordered[i : i + IDS_PER_STATEMENT] for i in range(0, len(ordered), IDS_PER_STATEMENT)]
+
+
+@translate_errors
+def requeue(conn: Connection, f: EventFilter, *, ids: Collection[int], now: dt.datetime) -> int:
+    """Make the rows in ``ids`` that still match ``f`` pending and due at ``now``, as new.
+
+    Resets ``attempts``, the lease, ``last_error`` and ``finished_at``; keeps ``time_ms``,
+    ``insert_id`` and the properties, so a re-send carries the same deduplication key. Returns
+    how many rows changed. Lock: the rows updated. Guard: ``f`` again, and not leased by a
+    relay at ``now`` (``state = 'pending'`` and a live lease, see
+    :func:`relay._store.claims.lease_is_live`): a row a relay is sending is never yanked from
+    under it.
+    """
+    changed = 0
+    for chunk in _chunks(ids):
+        result = conn.execute(
+            sa.update(outbox)
+            .where(outbox.c.id.in_(chunk), where(f), sa.not_(leased(now)))
+            .values(
+                state=OutboxState.PENDING.value,
+                next_attempt_at=now,
+                attempts=0,
+                lease_token=None,
+                lease_expires_at=None,
+                last_error=None,
+                finished_at=None,
+                updated_at=now,
+            )
+        )
+        changed += result.rowcount
+    return changed
+
+
+@translate_errors
+def delete_dead(conn: Connection, f: EventFilter, *, ids: Collection[int]) -> int:
+    """Delete the rows in ``ids`` that are dead and still match ``f``; returns the count.
+
+    Lock: the rows deleted. Guard: ``state = 'dead'`` and ``f`` again, so a pending or
+    delivered row is never deleted here.
+    """
+    deleted = 0
+    for chunk in _chunks(ids):
+        result = conn.execute(
+            sa.delete(outbox).where(outbox.c.id.in_(chunk), state_is(OutboxState.DEAD), where(f))
+        )
+        deleted += result.rowcount
+    return deleted

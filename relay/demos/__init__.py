@@ -1,0 +1,1 @@
+"""Runnable demonstrations (``relay demo``): the whole flow on an embedded database."""
