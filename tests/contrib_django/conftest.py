@@ -13,7 +13,7 @@ import pytest
 from django.db import transaction
 
 import relay.catalog  # noqa: F401 - registers the catalog's events
-from relay.tracking import strict_tracking
+from relay._tracking import strict_tracking
 
 ALIASES = ("default", "postgresql", "mariadb")
 

@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from django.db import connections
 from test_commands import manage
 
-from relay import schema_migrations
+from relay import _migrations as schema_migrations
+from relay._database import create_engine
+from relay._migrations import require_current_schema
 from relay.contrib.django import database_url, relay_engine
-from relay.database import create_engine
-from relay.schema_check import require_current_schema
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "postgresql", "mariadb"])
 

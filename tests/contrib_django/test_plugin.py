@@ -10,8 +10,8 @@ import pytest
 from conftest import SURVEY_DELIVERED, survey_properties
 from django.db import transaction
 
+from relay._errors import EventValidationError
 from relay.contrib.django import relay_engine, track
-from relay.errors import EventValidationError
 from relay.testing import EagerDrain, OutboxCapture
 
 

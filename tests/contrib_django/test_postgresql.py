@@ -9,7 +9,7 @@ import pytest
 from conftest import SURVEY_DELIVERED, rolled_back, survey_properties
 from django.db import connections, transaction
 
-from relay.config import NOTIFY_CHANNEL
+from relay._config import NOTIFY_CHANNEL
 from relay.contrib.django import database_url, track
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["postgresql"])

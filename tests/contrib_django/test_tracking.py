@@ -14,9 +14,9 @@ from conftest import ALIASES, SURVEY_DELIVERED, rolled_back, survey_properties
 from django.db import connections, transaction
 from djapp.models import Delivery
 
+from relay._errors import EventValidationError, StoreError
+from relay._tracking import strict_tracking
 from relay.contrib.django import borrowed_connection, relay_engine, track, track_many
-from relay.errors import EventValidationError, StoreError
-from relay.tracking import strict_tracking
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases=list(ALIASES)),

@@ -44,7 +44,7 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
-from relay.errors import StoreError
+from relay._errors import StoreError
 
 _AUTOCOMMIT = "AUTOCOMMIT"
 

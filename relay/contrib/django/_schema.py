@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import command
 
+from relay._migrations import alembic_config
 from relay.contrib.django._bridge import borrowed_connection
-from relay.schema_migrations import alembic_config
 
 
 def upgrade(alias: str, revision: str = "head") -> None:

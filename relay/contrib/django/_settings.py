@@ -24,8 +24,8 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
-from relay.config import RelaySettings
-from relay.database import create_engine
+from relay._config import RelaySettings
+from relay._database import create_engine
 
 _ALIAS_KEY = "database"
 #: Keys of ``settings.RELAY`` that are not RelaySettings fields (read by the Django app).

@@ -11,14 +11,14 @@ import sqlalchemy as sa
 import structlog
 from django.db import connections, transaction
 
+from relay._event.location import Location
+from relay._event.properties import MixpanelSuperEventPropertiesSchema
+from relay._event.registry import loggable_event_name
+from relay._tracking import is_strict
+from relay._tracking import track as core_track
 from relay.contrib.django._bridge import borrowed_connection
-from relay.location import Location
-from relay.registry import loggable_event_name
-from relay.schema import MixpanelSuperEventPropertiesSchema
-from relay.tracking import is_strict
-from relay.tracking import track as core_track
 
-logger = structlog.get_logger("relay.tracking")
+logger = structlog.get_logger("relay._tracking")
 
 
 @contextlib.contextmanager

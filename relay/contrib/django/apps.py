@@ -17,8 +17,8 @@ class RelayConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from relay._tracking import configure_tracking  # noqa: PLC0415
         from relay.contrib.django._settings import relay_settings  # noqa: PLC0415
-        from relay.tracking import configure_tracking  # noqa: PLC0415
 
         checks.register(check_settings, "relay")
         try:

@@ -33,12 +33,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from relay import catalog
+from relay._errors import StoreError
+from relay._event.properties import SystemRole
+from relay._tracking import is_strict
 from relay.catalog import EmployeeDirectory, EmployeeInfo, OrganizationInfo
 from relay.contrib.django._settings import configured_value
 from relay.contrib.django._tracking import in_django_transaction
-from relay.errors import StoreError
-from relay.schema import SystemRole
-from relay.tracking import is_strict
 
 logger = structlog.get_logger("relay.catalog")
 
@@ -55,7 +55,7 @@ class ModelEmployeeDirectory:
 
     Lookups read through the ORM on ``using`` (default: the alias the helper writes on, so they
     see the caller's uncommitted rows), each inside a savepoint: a failing query cannot break
-    the caller's block. Errors are raised as :class:`relay.errors.StoreError`.
+    the caller's block. Errors are raised as :class:`relay._errors.StoreError`.
     """
 
     def __init__(
