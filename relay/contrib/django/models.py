@@ -35,6 +35,7 @@ class OutboxEvent(models.Model):
         db_table = "relay_outbox"
         ordering = ("-id",)
         verbose_name = "outbox event"
+        permissions = (("operate_outbox", "Can replay, requeue and discard outbox events"),)
 
     def __str__(self) -> str:
         return f"{self.event} {self.insert_id}"
