@@ -69,7 +69,9 @@ class Migration(migrations.Migration):
                 "db_table": "relay_outbox",
                 "ordering": ("-id",),
                 "verbose_name": "outbox event",
-                "permissions": (("operate_outbox", "Can replay, requeue and discard outbox events"),),
+                "permissions": (
+                    ("operate_outbox", "Can replay, requeue and discard outbox events"),
+                ),
             },
         ),
         migrations.CreateModel(
