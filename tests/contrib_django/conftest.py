@@ -7,6 +7,7 @@ once per backend: SQLite (``default``), PostgreSQL and MariaDB.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +17,9 @@ import relay.catalog  # noqa: F401 - registers the catalog's events
 from relay._tracking import strict_tracking
 
 ALIASES = ("default", "postgresql", "mariadb")
+
+# The headless-browser check needs chromium, chromium-driver and selenium: opt-in.
+collect_ignore = [] if os.environ.get("RELAY_TEST_BROWSER") else ["test_admin_browser.py"]
 
 SURVEY_DELIVERED = "svc.surveys.survey_delivered"
 
