@@ -17,7 +17,13 @@ Fixtures:
 ``relay_outbox``
     An :class:`OutboxCapture`: reads the events tracked so far straight from the outbox table.
     Given the test's own ``Session`` or ``Connection`` it sees the rows of that still
-    uncommitted transaction; given an ``Engine`` it sees committed rows only.
+    uncommitted transaction; given an ``Engine`` it sees committed rows only. Under
+    pytest-django, given nothing (``relay_outbox.assert_tracked(EVENT, ...)``), it reads on
+    Django's ``default`` connection, in the test's own transaction.
+
+``relay_django_outbox_flush`` (autouse)
+    After a transactional pytest-django test, empties relay's tables (Django's flush leaves
+    them alone, being unmanaged). Does nothing elsewhere.
 
 ``mixpanel_standin``
     A started :class:`relay.testing.mixpanel_standin.MixpanelStandin` on loopback: what it
