@@ -27,15 +27,9 @@ from typing import Any
 
 import django
 import sqlalchemy as sa
-from _common import (
-    DEFAULT_ADMIN_URL,
-    machine,
-    median,
-    print_table,
-    scratch_postgres,
-    scratch_sqlite,
-    survey_properties,
-)
+from _db import DEFAULT_ADMIN_URL, scratch_postgres, scratch_sqlite
+from _loaders import survey_properties
+from _stats import machine, median, print_table
 from django.conf import settings
 
 TARGET_RATIO = 1.3

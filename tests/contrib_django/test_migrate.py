@@ -24,7 +24,7 @@ from relay.contrib.django import database_url, relay_engine
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "postgresql", "mariadb"])
 
-TABLES = ("relay_outbox", "relay_audit", "relay_alembic_version")
+TABLES = ("relay_outbox", "relay_audit", "relay_pause", "relay_alembic_version")
 
 
 def snapshot(engine: sa.Engine) -> dict[str, Any]:

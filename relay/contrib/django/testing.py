@@ -23,7 +23,7 @@ def flush_outbox(databases: Iterable[str] | str | None = None) -> None:
     for alias in aliases:
         connection = connections[alias]
         tables = set(connection.introspection.table_names())
-        for table in ("relay_outbox", "relay_audit"):
+        for table in ("relay_outbox", "relay_audit", "relay_pause"):
             if table in tables:
                 try:
                     with connection.cursor() as cursor:
