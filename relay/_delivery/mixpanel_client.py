@@ -31,6 +31,7 @@ from mixpanel import ServiceAccountCredentials
 from relay._config import RelaySettings
 from relay._delivery.http_deadline import DeadlineTransport, RequestDeadlines
 from relay._errors import ConfigurationError, EventValidationError
+from relay._escape import clip
 from relay._tables import OutboxEvent
 
 logger = structlog.get_logger("relay.mixpanel_client")
@@ -175,7 +176,7 @@ def plan_batches(encoded: Sequence[bytes], *, max_events: int, max_bytes: int) -
 
 
 def _truncate(text: str) -> str:
-    return text if len(text) <= REASON_MAX_CHARS else text[: REASON_MAX_CHARS - 3] + "..."
+    return clip(text, REASON_MAX_CHARS, marker="...")
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:

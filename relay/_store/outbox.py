@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from relay._database import immediate
 from relay._errors import StoreError
+from relay._escape import clip
 from relay._tables import LAST_ERROR_MAX_LENGTH, OutboxEvent, OutboxState, UTCDateTime, outbox
 
 _P = ParamSpec("_P")
@@ -113,9 +114,7 @@ def _commit_without_waiting_for_flush(conn: Connection) -> None:
 
 def clip_error(message: str) -> str:
     """``message`` cut to what ``last_error`` holds."""
-    if len(message) <= LAST_ERROR_MAX_LENGTH:
-        return message
-    return message[: LAST_ERROR_MAX_LENGTH - 1] + "…"
+    return clip(message, LAST_ERROR_MAX_LENGTH)
 
 
 # --- the producer side ---------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -43,6 +44,16 @@ class DeadLetterGroup:
     first_at: dt.datetime | None
     last_at: dt.datetime | None
     events: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready values (instants in ISO 8601)."""
+        return {
+            "reason": self.reason,
+            "count": self.count,
+            "first_at": None if self.first_at is None else self.first_at.isoformat(),
+            "last_at": None if self.last_at is None else self.last_at.isoformat(),
+            "events": self.events,
+        }
 
 
 def dead_letters(engine: Engine) -> list[DeadLetterGroup]:

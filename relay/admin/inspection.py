@@ -1,7 +1,7 @@
 """One event in full, and events in bulk, exactly as the relay would send them to ``/import``.
 
-Both go through :func:`relay._delivery.mixpanel_client.encode_event`, the relay's own
-encoder, over the stored properties text: what ``inspect`` shows and what ``export``
+Both go through :func:`relay._delivery.mixpanel_client.encode_event` (imported when used), the
+relay's own encoder, over the stored properties text: what ``inspect`` shows and what ``export``
 writes are byte for byte the event objects of an ``/import`` request body.
 """
 
@@ -13,7 +13,6 @@ from typing import IO, Any
 import orjson
 from sqlalchemy.engine import Engine
 
-from relay._delivery.mixpanel_client import encode_event
 from relay._errors import EventValidationError, FilterError
 from relay._store import selection
 from relay._store.outbox import transaction
@@ -36,6 +35,17 @@ class EventDetail:
     properties: Any
     import_json: str | None
     encode_error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The row's values, its ``properties``, and the ``/import`` event twice: parsed
+        (``import_event``) and as the exact text the relay sends (``import_json``)."""
+        return {
+            **self.row.to_json(),
+            "properties": self.properties,
+            "import_event": None if self.import_json is None else orjson.loads(self.import_json),
+            "import_json": self.import_json,
+            "encode_error": self.encode_error,
+        }
 
 
 def _key(key: str) -> dict[str, Any]:
@@ -74,6 +84,8 @@ def inspect_event(engine: Engine, key: str) -> EventDetail:
             field="key",
         )
     row = found[0]
+    from relay._delivery.mixpanel_client import encode_event  # noqa: PLC0415 - keeps `relay stats` light
+
     try:
         encoded: str | None = encode_event(row.event).decode()
         error = None
@@ -104,6 +116,8 @@ def export_events(
     """
     if page_size < 1:
         raise ValueError("page_size must be at least 1")
+    from relay._delivery.mixpanel_client import encode_event  # noqa: PLC0415 - keeps `relay stats` light
+
     with transaction(engine) as conn:
         check_filter(conn, f, allow_all=allow_all)
     written = 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -45,6 +46,16 @@ class Preview:
     breakdown: list[BreakdownRow]
     sample: list[StoredRow]
 
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready values, marked ``"dry_run": true``."""
+        return {
+            "dry_run": True,
+            "count": self.count,
+            "leased": self.leased,
+            "breakdown": [b.to_json() for b in self.breakdown],
+            "sample": [r.to_json() for r in self.sample],
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class BatchProgress:
@@ -69,6 +80,16 @@ class BatchResult:
     changed: int
     skipped: int
     batches: int
+
+    def to_json(self, *, done: str = "changed") -> dict[str, Any]:
+        """JSON-ready values; the count of changed rows under the key ``done`` (``replayed``)."""
+        return {
+            "dry_run": False,
+            done: self.changed,
+            "skipped": self.skipped,
+            "batches": self.batches,
+            "audit_id": self.audit_id,
+        }
 
 
 OnBatch = Callable[[BatchProgress], None]

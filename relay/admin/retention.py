@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -39,6 +40,21 @@ class PurgeResult:
     delivered_before: dt.datetime | None
     dead_before: dt.datetime | None
     audit_id: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready values (cut-offs in ISO 8601)."""
+        return {
+            "dry_run": self.dry_run,
+            "delivered": self.delivered,
+            "dead": self.dead,
+            "delivered_before": _iso(self.delivered_before),
+            "dead_before": _iso(self.dead_before),
+            "audit_id": self.audit_id,
+        }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def purge(
