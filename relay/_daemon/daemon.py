@@ -52,6 +52,7 @@ from relay._errors import ConfigurationError
 from relay._logging import configure_logging
 from relay._migrations import SchemaRevisionError, require_current_schema
 from relay._store.maintenance import read_gauges, run_retention
+from relay.cli import _exit
 
 logger = structlog.get_logger("relay.daemon")
 
@@ -70,8 +71,9 @@ LISTEN_CONNECT_TIMEOUT_SECONDS = 10
 RETENTION_MAX_BATCHES_PER_RUN = 100
 #: While a drain runs its job is parked this far ahead, so APScheduler never fires it twice.
 _PARKED_SECONDS = 3600.0
-EXIT_OK = 0
-EXIT_CONFIGURATION = 3  # the same code as the relay CLI uses
+#: The relay command's exit codes (defined once, in relay.cli._exit).
+EXIT_OK = _exit.OK
+EXIT_CONFIGURATION = _exit.CONFIGURATION
 
 
 class RelayDaemon:

@@ -19,17 +19,19 @@ import functools
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
 
 from relay._database import immediate
 from relay._errors import StoreError
 from relay._escape import clip
 from relay._tables import LAST_ERROR_MAX_LENGTH, OutboxEvent, OutboxState, UTCDateTime, outbox
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -207,6 +209,8 @@ def notify(conn: Connection | Session, channel: str) -> None:
     PostgreSQL only (``pg_notify``, delivered at commit, dropped at rollback, identical
     notifications in one transaction folded into one); a no-op elsewhere. Lock: none.
     """
+    from sqlalchemy.orm import Session  # noqa: PLC0415 - the ORM loads only for a Session
+
     bind = conn.get_bind() if isinstance(conn, Session) else conn
     if bind.dialect.name != "postgresql":
         return

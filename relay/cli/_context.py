@@ -75,10 +75,10 @@ class Relay:
             return "--database-url"
         if os.environ.get("RELAY_DATABASE_URL"):
             return "RELAY_DATABASE_URL"
-        return "the default sqlite:///relay.db (RELAY_DATABASE_URL is not set)"
+        return "RELAY_DATABASE_URL is not set; the default is sqlite:///relay.db"
 
     def database_redacted(self) -> str:
-        """The database URL as it may be shown, or ``?`` before the settings were read."""
+        """The database URL as it may be shown (before the settings were read: a placeholder)."""
         if self._settings is None:
             return "the database"
         return self._settings.database_url_redacted

@@ -32,7 +32,7 @@ else:
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-#: The largest id a BIGINT column holds (``relay.admin.filters.MAX_ID``; spelled here so the
+#: The largest id a BIGINT column holds (``relay.admin._filters.MAX_ID``; spelled here so the
 #: options are built without importing it).
 MAX_ID = 2**63 - 1
 #: Rows one batch may change: each is one short transaction, and its ids go to the database in
@@ -64,7 +64,7 @@ class WhenType(_ParamType):
         if isinstance(value, dt.datetime):
             return value
         from relay._errors import FilterError  # noqa: PLC0415
-        from relay.admin.filters import parse_instant  # noqa: PLC0415
+        from relay.admin._filters import parse_instant  # noqa: PLC0415
 
         try:
             return parse_instant(str(value), now=_relay_now(ctx), field=_option_name(param))
@@ -81,7 +81,7 @@ class DurationType(_ParamType):
         if isinstance(value, dt.timedelta):
             return value
         from relay._errors import FilterError  # noqa: PLC0415
-        from relay.admin.filters import parse_duration  # noqa: PLC0415
+        from relay.admin._filters import parse_duration  # noqa: PLC0415
 
         try:
             return parse_duration(str(value), field=_option_name(param))
@@ -181,11 +181,18 @@ def selection_options(*, with_state: bool) -> Callable[[_F], _F]:
     def decorate(func: _F) -> _F:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from relay._errors import FilterError  # noqa: PLC0415
             from relay._store.selection import EventFilter  # noqa: PLC0415
 
             values = {name: kwargs.pop(name, ()) for name in _FILTER_FIELDS}
             values["errors"] = (*values["errors"], *kwargs.pop("reasons", ()))
             selection = Selection(filter=EventFilter(**values), allow_all=kwargs.pop("allow_all"))
+            if selection.filter.is_empty() and not selection.allow_all:
+                raise FilterError(
+                    "empty filter: name what to select (--event, --state, --created-after, "
+                    "--id, ...), or select every row explicitly with --all",
+                    field="filter",
+                )
             return func(*args, selection=selection, **kwargs)
 
         command: Any = wrapper

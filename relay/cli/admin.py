@@ -68,8 +68,8 @@ def replay(relay: Relay, /, *, selection: Selection, run: RunOptions) -> None:
     atomic: an interrupted replay leaves every row replayed or untouched. Events a relay is
     sending right now are skipped and reported. Mixpanel deduplicates events it already holds.
     """
-    from relay.admin.replay import preview  # noqa: PLC0415
-    from relay.admin.replay import replay as run_replay  # noqa: PLC0415
+    from relay.admin._replay import preview  # noqa: PLC0415
+    from relay.admin._replay import replay as run_replay  # noqa: PLC0415
 
     preview_or_execute(
         relay,
@@ -90,7 +90,7 @@ def stats(relay: Relay, /, as_json: bool) -> None:
 
     Cheap on any table size: every number is read through an index.
     """
-    from relay.admin.stats import stats as read_stats  # noqa: PLC0415
+    from relay.admin._stats import stats as read_stats  # noqa: PLC0415
 
     with relay.engine() as engine:
         s = read_stats(engine, now=relay.now)
@@ -142,7 +142,7 @@ def inspect(relay: Relay, /, key: str, as_json: bool) -> None:
     Write id:N or insert_id:X when a numeric $insert_id could also be an id. With --json,
     import_json is that exact text and import_event the same, parsed.
     """
-    from relay.admin.inspection import inspect_event  # noqa: PLC0415
+    from relay.admin._inspection import inspect_event  # noqa: PLC0415
 
     with relay.engine() as engine:
         detail = inspect_event(engine, key)
@@ -178,7 +178,7 @@ def purge(
 
     Pending rows are never touched. Bounded batches, one short transaction each.
     """
-    from relay.admin.retention import purge as run_purge  # noqa: PLC0415
+    from relay.admin._retention import purge as run_purge  # noqa: PLC0415
 
     with (
         relay.engine(writes=True) as engine,
@@ -236,7 +236,7 @@ def export(relay: Relay, /, *, selection: Selection, output: Path | None) -> Non
     Streamed in keyset pages: memory does not grow with the selection. With --output on a
     terminal, a counter on stderr shows the rows written.
     """
-    from relay.admin.inspection import export_events  # noqa: PLC0415
+    from relay.admin._inspection import export_events  # noqa: PLC0415
 
     f, allow_all = selection.filter, selection.allow_all
     with relay.engine() as engine:
@@ -261,7 +261,7 @@ def export(relay: Relay, /, *, selection: Selection, output: Path | None) -> Non
 @pass_relay
 def audit(relay: Relay, /, limit: int, as_json: bool) -> None:
     """The audit trail: who replayed, requeued, discarded or purged what, when, how many."""
-    from relay.admin.audit import audit_entries  # noqa: PLC0415
+    from relay.admin._audit import audit_entries  # noqa: PLC0415
     from relay.cli._output import dumps  # noqa: PLC0415
 
     with relay.engine() as engine:

@@ -1,5 +1,5 @@
 """``relay dead-letters list|show|requeue|discard``: events Mixpanel refused or that ran out of
-attempts, grouped by reason; thin over :mod:`relay.admin.dead_letters`."""
+attempts, grouped by reason; thin over :mod:`relay.admin._dead_letters`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def dead_letters() -> None:
 @pass_relay
 def dead_letters_list(relay: Relay, /, as_json: bool) -> None:
     """Dead letters grouped by reason: count, first and last seen, events."""
-    from relay.admin.dead_letters import dead_letters as groups_of  # noqa: PLC0415
+    from relay.admin._dead_letters import dead_letters as groups_of  # noqa: PLC0415
 
     with relay.engine() as engine:
         groups = groups_of(engine)
@@ -55,7 +55,7 @@ def dead_letters_list(relay: Relay, /, as_json: bool) -> None:
 @pass_relay
 def dead_letters_show(relay: Relay, /, key: str, as_json: bool) -> None:
     """One dead letter in full, by outbox id or $insert_id."""
-    from relay.admin.dead_letters import show_dead_letter  # noqa: PLC0415
+    from relay.admin._dead_letters import show_dead_letter  # noqa: PLC0415
 
     with relay.engine() as engine:
         detail = show_dead_letter(engine, key)
@@ -74,7 +74,7 @@ def dead_letters_requeue(relay: Relay, /, *, selection: Selection, run: RunOptio
 
     A dry run unless --yes. Audited as "requeue".
     """
-    from relay.admin.dead_letters import (  # noqa: PLC0415
+    from relay.admin._dead_letters import (  # noqa: PLC0415
         preview_dead_letters,
         requeue_dead_letters,
     )
@@ -102,7 +102,7 @@ def dead_letters_discard(
 
     A dry run unless --yes. --reason says why; the audit trail keeps it with the count.
     """
-    from relay.admin.dead_letters import (  # noqa: PLC0415
+    from relay.admin._dead_letters import (  # noqa: PLC0415
         discard_dead_letters,
         preview_dead_letters,
     )

@@ -86,7 +86,9 @@ def standin(ctx: click.Context, host: str, port: int) -> None:
     show_default=True,
     help="The running stand-in's base URL, as `relay standin` printed it.",
 )
-@click.option("--json", "as_json", is_flag=True, help="The stand-in's own JSON, unchanged.")
+@click.option(
+    "--json", "as_json", is_flag=True, help='The stand-in\'s own JSON: {"events": [...]}.'
+)
 def standin_events(url: str, as_json: bool) -> None:
     """What a running stand-in accepted, in arrival order (GET /_standin/events)."""
     import httpx  # noqa: PLC0415
@@ -105,11 +107,12 @@ def standin_events(url: str, as_json: bool) -> None:
             _exit.FAILURE,
         )
     try:
-        events: list[dict[str, Any]] = answer.json()
-    except ValueError:
-        _exit.fail(f"{url} answered GET /_standin/events with something not JSON", _exit.FAILURE)
+        payload = answer.json()
+        events: list[dict[str, Any]] = payload["events"]
+    except (ValueError, KeyError, TypeError):
+        _exit.fail(f"{url} answered GET /_standin/events with no event list", _exit.FAILURE)
     if as_json:
-        echo_json(events)
+        echo_json(payload)
         return
     if not events:
         click.echo("no events accepted yet.")

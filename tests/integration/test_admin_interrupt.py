@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from relay._store import outbox as store
 from relay._tables import OutboxState, audit, outbox
-from relay.admin.audit import UNFINISHED
+from relay.admin._audit import UNFINISHED
 
 RELAY = str(Path(sys.executable).with_name("relay"))
 ROWS = 350

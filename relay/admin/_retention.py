@@ -23,8 +23,8 @@ from relay._store import maintenance
 from relay._store import stats as stats_store
 from relay._store.outbox import transaction
 from relay._tables import OutboxState
-from relay.admin.audit import begin_entry, finish_entry
-from relay.admin.filters import MIN_INSTANT
+from relay.admin._audit import begin_entry, finish_entry
+from relay.admin._filters import MIN_INSTANT
 
 
 @dataclass(frozen=True, slots=True)

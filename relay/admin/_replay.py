@@ -24,8 +24,8 @@ from relay._store import requeue as requeue_store
 from relay._store import selection
 from relay._store.outbox import transaction
 from relay._store.selection import BreakdownRow, Candidate, EventFilter, StoredRow
-from relay.admin.audit import UNFINISHED, begin_entry, finish_entry
-from relay.admin.filters import check_filter
+from relay.admin._audit import UNFINISHED, begin_entry, finish_entry
+from relay.admin._filters import check_filter
 
 #: Rows changed per transaction.
 DEFAULT_BATCH_SIZE = 1000

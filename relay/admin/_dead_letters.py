@@ -19,9 +19,9 @@ from relay._store import stats as stats_store
 from relay._store.outbox import transaction
 from relay._store.selection import Candidate, EventFilter
 from relay._tables import OutboxState
-from relay.admin.filters import check_filter
-from relay.admin.inspection import EventDetail, inspect_event
-from relay.admin.replay import (
+from relay.admin._filters import check_filter
+from relay.admin._inspection import EventDetail, inspect_event
+from relay.admin._replay import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SAMPLE_SIZE,
     BatchResult,

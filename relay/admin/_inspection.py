@@ -17,7 +17,7 @@ from relay._errors import EventValidationError, FilterError
 from relay._store import selection
 from relay._store.outbox import transaction
 from relay._store.selection import EventFilter, StoredRow
-from relay.admin.filters import MAX_ID, check_filter
+from relay.admin._filters import MAX_ID, check_filter
 
 #: Rows read per query by :func:`export_events`.
 EXPORT_PAGE_SIZE = 1000
