@@ -8,7 +8,8 @@ the same machine:
 * ``guard``: ``check_distinct_id`` and ``check_properties`` on the dumped properties, which is
   all of the guard's work per event (keys and values, normalisation, JSON encoding);
 * ``prepare``: ``prepare_event`` end to end (registry lookup, pydantic validation, dump, time
-  and id checks, guard) with ``relay._tracking``'s two guard functions swapped for the old ones.
+  and id checks, guard) with ``relay._tracking.prepare``'s two
+  guard functions swapped for the old ones.
 
 Shapes: the catalog's ``svc.surveys.survey_delivered`` as a helper sends it (ASCII); the same
 with non-ASCII text (the slow path of normalisation); and a free-form object of 20 keys, whose
@@ -28,11 +29,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from _common import machine, median, print_table, survey_properties
+from _loaders import survey_properties
+from _stats import machine, median, print_table
 
 import relay._event.limits
-import relay._tracking
 import relay.catalog  # registers the catalog's events
+from relay._tracking import prepare as prepare_module
 from relay._tracking import prepare_event
 
 EVENT = "svc.surveys.survey_delivered"
@@ -71,16 +73,16 @@ def time_guard(limits: Any, events: list[Mapping[str, Any]]) -> float:
 
 def time_prepare(limits: Any, events: list[Mapping[str, Any]]) -> float:
     """Microseconds per event of ``prepare_event`` with ``limits``' guard functions."""
-    saved = relay._tracking.check_properties, relay._tracking.check_distinct_id
-    relay._tracking.check_properties = limits.check_properties
-    relay._tracking.check_distinct_id = limits.check_distinct_id
+    saved = prepare_module.check_properties, prepare_module.check_distinct_id
+    prepare_module.check_properties = limits.check_properties
+    prepare_module.check_distinct_id = limits.check_distinct_id
     try:
         started = time.perf_counter_ns()
         for props in events:
             prepare_event(event=EVENT, distinct_id=props["employee_id"], properties=props)
         return (time.perf_counter_ns() - started) / len(events) / 1000
     finally:
-        relay._tracking.check_properties, relay._tracking.check_distinct_id = saved
+        prepare_module.check_properties, prepare_module.check_distinct_id = saved
 
 
 def main() -> None:

@@ -30,17 +30,12 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from _common import (
-    DEFAULT_ADMIN_URL,
-    machine,
-    median,
-    print_table,
-    scratch_postgres,
-    survey_properties,
-)
+from _db import DEFAULT_ADMIN_URL, scratch_postgres
+from _loaders import survey_properties
+from _stats import machine, median, print_table
 from sqlalchemy.orm import Session
 
-import relay._tracking
+import relay._store.outbox
 import relay.catalog  # registers the catalog's events
 from relay._database import create_engine
 from relay._tracking import prepare_event, track
@@ -99,12 +94,12 @@ def _not_applicable(*_: object, **__: object) -> bool:
 
 def with_portable_track(engine: sa.Engine, n: int) -> float:
     """``with_track`` on the portable path: the pipelined write reports "not applicable"."""
-    one_query = relay._tracking.insert_and_notify_in_one_round_trip
-    relay._tracking.insert_and_notify_in_one_round_trip = _not_applicable
+    one_query = relay._store.outbox.insert_and_notify_in_one_round_trip
+    relay._store.outbox.insert_and_notify_in_one_round_trip = _not_applicable
     try:
         return with_track(engine, n)
     finally:
-        relay._tracking.insert_and_notify_in_one_round_trip = one_query
+        relay._store.outbox.insert_and_notify_in_one_round_trip = one_query
 
 
 def with_plain_insert(engine: sa.Engine, n: int, stored: dict[str, Any]) -> float:

@@ -69,7 +69,24 @@ class FilterError(RelayError, ValueError):
 
 
 class StoreError(RelayError):
-    """The outbox database failed; the driver's exception is chained as ``__cause__``."""
+    """The outbox database failed; the driver's exception is chained as ``__cause__``.
+
+    Except on the insert behind ``track()``, whose driver errors quote the bound values
+    (property values, personal data): those are raised unchained. ``sqlstate`` is the
+    driver's SQLSTATE when it gave one (SQLite's errors carry none).
+    """
+
+    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
+        self.sqlstate = sqlstate
+        super().__init__(message)
+
+
+class DuplicateInsertIdError(StoreError):
+    """The outbox already holds a row with this ``$insert_id`` (a unique-key violation)."""
+
+
+class OutboxTablesMissingError(StoreError):
+    """The outbox's tables are not in this database: it was never migrated (``relay migrate``)."""
 
 
 # --- delivery -----------------------------------------------------------------------------

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 from sqlalchemy.engine import Engine
 
+from relay import _store as store
 from relay._config import RelaySettings
 from relay._delivery.backoff import retry_delay
 from relay._delivery.mixpanel_client import SendOutcome
 from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
-from relay._store import outbox as store
 from relay._tables import OutboxEvent
 
 if TYPE_CHECKING:

@@ -1,8 +1,68 @@
 """All relay-side SQL on the outbox, one function per statement, dialect differences inside.
 
-A package so that each part has one owner: ``outbox`` holds the insert behind ``track()``, the
-claim, the fenced acks and the shared :func:`~relay._store.outbox.transaction` /
-:func:`~relay._store.outbox.translate_errors` helpers; ``maintenance`` holds retention and the
-cheap gauges; the other modules serve the admin commands. Nothing outside this package builds
-SQL, and driver errors leave it only as :class:`relay._errors.StoreError`.
+A package so that each part has one owner, in the order an event flows through them:
+``outbox`` (the row ``track()`` writes and its insert), ``claims`` (the lease), ``acks`` (the
+fenced acks and hand-backs that end a claim), ``maintenance`` (retention and the cheap gauges),
+and the modules behind the admin commands (``selection``, ``requeue``, ``stats``, ``audit``,
+``capture``). ``_base`` holds what they share: :func:`transaction`, the one error translation
+and the predicates. Nothing outside this package builds SQL, and driver errors leave it only as
+:class:`relay._errors.StoreError` or a typed subclass.
+
+The names below are the store's interface to the rest of relay (all private to relay).
 """
+
+from relay._store._base import clip_error, is_mysql, state_is, transaction, translate_errors
+from relay._store.acks import (
+    DENSE_CLAIM_SPAN,
+    Retry,
+    mark_claim_delivered,
+    mark_dead,
+    mark_delivered,
+    postpone,
+    release,
+    schedule_retry,
+)
+from relay._store.claims import (
+    Claim,
+    claim,
+    claimed_columns,
+    is_due,
+    lease_is_live,
+    stored_size,
+    too_large_reason,
+)
+from relay._store.outbox import (
+    insert_and_notify_in_one_round_trip,
+    insert_event,
+    notify,
+    pending_row,
+    write_event,
+)
+
+__all__ = [
+    "DENSE_CLAIM_SPAN",
+    "Claim",
+    "Retry",
+    "claim",
+    "claimed_columns",
+    "clip_error",
+    "insert_and_notify_in_one_round_trip",
+    "insert_event",
+    "is_due",
+    "is_mysql",
+    "lease_is_live",
+    "mark_claim_delivered",
+    "mark_dead",
+    "mark_delivered",
+    "notify",
+    "pending_row",
+    "postpone",
+    "release",
+    "schedule_retry",
+    "state_is",
+    "stored_size",
+    "too_large_reason",
+    "transaction",
+    "translate_errors",
+    "write_event",
+]

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from relay._store.outbox import translate_errors
+from relay._store._base import translate_errors
 from relay._tables import audit
 
 

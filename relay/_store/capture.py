@@ -11,7 +11,7 @@ from typing import Any, TypeAlias
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from relay._store.outbox import translate_errors
+from relay._store._base import translate_errors
 from relay._tables import outbox
 
 #: A row of :func:`select_events`:

@@ -17,14 +17,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from relay._config import RelaySettings
 from relay._store import audit as audit_store
-from relay._store.outbox import (
-    is_due,
-    is_mysql,
-    lease_is_live,
-    state_is,
-    transaction,
-    translate_errors,
-)
+from relay._store._base import is_mysql, state_is, transaction, translate_errors
+from relay._store.claims import is_due, lease_is_live
 from relay._tables import OutboxState, outbox
 
 _FINISHED_STATES = frozenset({OutboxState.DELIVERED, OutboxState.DEAD})
@@ -199,7 +193,7 @@ def _count_where(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
 
 @translate_errors
 def pending_gauges(conn: Connection, *, now: dt.datetime) -> PendingGauges:
-    """Count pending rows, those due at ``now`` (:func:`~relay._store.outbox.is_due`), those
+    """Count pending rows, those due at ``now`` (:func:`~relay._store.claims.is_due`), those
     under a live lease, and find the oldest one's ``created_at``, in one pass over them.
 
     Lock: none (a plain read). Guard: ``state = 'pending'``, read through a state-leading index

@@ -14,7 +14,7 @@ from collections.abc import Collection
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from relay._store.outbox import state_is, translate_errors
+from relay._store._base import state_is, translate_errors
 from relay._store.selection import EventFilter, leased, where
 from relay._tables import OutboxState, outbox
 
@@ -36,7 +36,7 @@ def requeue(conn: Connection, f: EventFilter, *, ids: Collection[int], now: dt.d
     ``insert_id`` and the properties, so a re-send carries the same deduplication key. Returns
     how many rows changed. Lock: the rows updated. Guard: ``f`` again, and not leased by a
     relay at ``now`` (``state = 'pending'`` and a live lease, see
-    :func:`relay._store.outbox.lease_is_live`): a row a relay is sending is never yanked from
+    :func:`relay._store.claims.lease_is_live`): a row a relay is sending is never yanked from
     under it.
     """
     changed = 0

@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection
 
 from relay._errors import FilterError
 from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
-from relay._store.outbox import claimed_columns, lease_is_live, state_is, translate_errors
+from relay._store._base import state_is, translate_errors
+from relay._store.claims import claimed_columns, lease_is_live
 from relay._tables import OutboxEvent, OutboxState, outbox
 
 _MAX_ID = 2**63 - 1
@@ -123,7 +124,7 @@ class EventFilter:
 def where(f: EventFilter) -> sa.ColumnElement[bool]:
     """The filter as one WHERE clause on ``relay_outbox`` (``true`` for an empty filter).
 
-    States are inlined as literals (see :func:`relay._store.outbox.state_is`) so PostgreSQL can
+    States are inlined as literals (see :func:`relay._store._base.state_is`) so PostgreSQL can
     pick the state-leading indexes.
     """
     c = outbox.c

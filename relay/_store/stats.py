@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from relay._store.outbox import state_is, translate_errors
+from relay._store._base import state_is, translate_errors
 from relay._tables import OutboxState, outbox
 
 

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from relay._store import audit as audit_store
+from relay._store import transaction
 from relay._store.audit import AuditEntry
-from relay._store.outbox import transaction
 
 #: Detail of an entry whose operation has not (yet) finished: still running, or killed.
 UNFINISHED = "not finished (still running, or interrupted)"

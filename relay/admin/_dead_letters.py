@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 from relay._errors import FilterError
 from relay._store import requeue as requeue_store
 from relay._store import stats as stats_store
-from relay._store.outbox import transaction
+from relay._store import transaction
 from relay._store.selection import Candidate, EventFilter
 from relay._tables import OutboxState
 from relay.admin._filters import check_filter

@@ -14,8 +14,7 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from relay._errors import EventValidationError, FilterError
-from relay._store import selection
-from relay._store.outbox import transaction
+from relay._store import selection, transaction
 from relay._store.selection import EventFilter, StoredRow
 from relay.admin._filters import MAX_ID, check_filter
 

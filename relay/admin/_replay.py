@@ -21,8 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from relay._store import audit as audit_store
 from relay._store import requeue as requeue_store
-from relay._store import selection
-from relay._store.outbox import transaction
+from relay._store import selection, transaction
 from relay._store.selection import BreakdownRow, Candidate, EventFilter, StoredRow
 from relay.admin._audit import UNFINISHED, begin_entry, finish_entry
 from relay.admin._filters import check_filter

@@ -19,9 +19,8 @@ from sqlalchemy.engine import Engine
 from relay._config import PURGE_BATCH_SIZE
 from relay._errors import FilterError
 from relay._store import audit as audit_store
-from relay._store import maintenance
+from relay._store import maintenance, transaction
 from relay._store import stats as stats_store
-from relay._store.outbox import transaction
 from relay._tables import OutboxState
 from relay.admin._audit import begin_entry, finish_entry
 from relay.admin._filters import MIN_INSTANT

@@ -13,9 +13,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from relay._store import maintenance
+from relay._store import maintenance, transaction
 from relay._store import stats as stats_store
-from relay._store.outbox import transaction
 from relay._tables import OutboxState
 
 HOUR = dt.timedelta(hours=1)

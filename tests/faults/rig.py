@@ -25,9 +25,9 @@ import sqlalchemy as sa
 from ledger import Committed, Ledger
 from sqlalchemy.engine import Engine
 
+from relay import _store as store
 from relay._config import NOTIFY_CHANNEL
 from relay._event.properties import datetime_to_timestamp_ms
-from relay._store import outbox as store
 from relay._tables import OutboxState, outbox
 from relay._tracking import prepare_event
 from relay.catalog import MixPanelEvent

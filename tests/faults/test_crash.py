@@ -41,7 +41,7 @@ from rig import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from relay._store import outbox as store
+from relay import _store as store
 from relay._tables import OutboxState, outbox
 from relay._tracking import track
 from relay.testing.mixpanel_standin import MixpanelStandin

@@ -32,7 +32,7 @@ from ledger import Ledger
 from rig import RELAY_EXECUTABLE, STOP_SECONDS, SurveyEvents, commit_backlog, wait_until
 from sqlalchemy.engine import Engine
 
-from relay._store import outbox as store
+from relay import _store as store
 from relay._tables import OutboxState, audit, outbox
 from relay.testing.mixpanel_standin import MixpanelStandin
 

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
+from relay import _store as store
 from relay._delivery.mixpanel_client import encode_event
-from relay._store import outbox as store
 from relay._tables import OutboxState, audit, outbox
 from relay.cli import main
 

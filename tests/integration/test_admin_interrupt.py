@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from relay._store import outbox as store
+from relay import _store as store
 from relay._tables import OutboxState, audit, outbox
 from relay.admin._audit import UNFINISHED
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
-from relay._store import outbox as store
+from relay import _store as store
 from relay._tables import OutboxState, audit, outbox
 from relay.cli import main
 from relay.testing.mixpanel_standin import MixpanelStandin

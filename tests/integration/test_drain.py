@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from relay import _store as store
 from relay._config import RelaySettings
 from relay._daemon.metrics import RelayMetrics
 from relay._delivery.drain import Drainer, DrainResult
 from relay._delivery.mixpanel_client import MixpanelImportClient, SendOutcome
-from relay._store import outbox as store
 from relay._tables import OutboxEvent, OutboxState, outbox
 from relay.testing.mixpanel_standin import MixpanelStandin
 

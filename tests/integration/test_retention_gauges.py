@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from relay import _store as store
 from relay._config import RelaySettings
 from relay._store import maintenance
-from relay._store import outbox as store
 from relay._tables import OutboxState, outbox
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)

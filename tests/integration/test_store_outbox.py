@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
+from relay import _store as store
 from relay._database import create_engine
-from relay._errors import StoreError
-from relay._store import outbox as store
+from relay._errors import DuplicateInsertIdError, OutboxTablesMissingError, StoreError
 from relay._tables import LAST_ERROR_MAX_LENGTH, OutboxState, metadata, outbox
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -110,6 +110,33 @@ def test_duplicate_insert_id_raises_store_error_with_the_driver_error_chained(
     with engine.connect() as conn, pytest.raises(StoreError) as caught:
         store.insert_event(conn, values=values)
     assert isinstance(caught.value.__cause__, sa.exc.IntegrityError)
+
+
+def test_duplicate_insert_id_is_a_typed_error_with_the_sqlstate_where_the_driver_has_one(
+    engine: Engine,
+) -> None:
+    """The store decides what a failure is, once: a unique-key violation is a
+    DuplicateInsertIdError (a StoreError), carrying SQLSTATE 23xxx where the driver reports
+    one (SQLite's driver reports none)."""
+    values = _values()
+    _add(engine, insert_id=values["insert_id"])
+    with engine.connect() as conn, pytest.raises(DuplicateInsertIdError) as caught:
+        store.insert_event(conn, values=values)
+    assert isinstance(caught.value, StoreError)
+    assert "already in the outbox" in str(caught.value)
+    if engine.dialect.name == "postgresql":
+        assert caught.value.sqlstate == "23505"
+    elif engine.dialect.name == "sqlite":
+        assert caught.value.sqlstate is None
+
+
+def test_missing_outbox_tables_are_a_typed_error_naming_the_fix(engine: Engine) -> None:
+    """A database that was never migrated: the insert fails as OutboxTablesMissingError on
+    every dialect (PostgreSQL's 42P01, MariaDB's 1146, SQLite's "no such table"), and the
+    message points at ``relay migrate``."""
+    metadata.drop_all(engine)
+    with engine.connect() as conn, pytest.raises(OutboxTablesMissingError, match="relay migrate"):
+        store.insert_event(conn, values=_values())
 
 
 def test_unreachable_database_raises_store_error(postgresql_url: str) -> None:

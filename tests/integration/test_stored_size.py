@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
+from relay import _store as store
 from relay._database import create_engine
 from relay._event.limits import stored_json_size
-from relay._store import outbox as store
 from relay._tables import metadata, outbox
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)

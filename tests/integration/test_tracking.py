@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from relay import Location
-from relay._errors import EventValidationError, StoreError
+from relay import _store as store
+from relay._errors import EventValidationError, OutboxTablesMissingError, StoreError
 from relay._event.limits import check_distinct_id, check_insert_id, check_properties
 from relay._event.properties import (
     MixpanelSuperEventPropertiesSchema,
@@ -28,8 +29,7 @@ from relay._event.properties import (
     timestamp_ms_to_datetime,
 )
 from relay._event.registry import register_event
-from relay._store import outbox as store
-from relay._tables import outbox
+from relay._tables import metadata, outbox
 from relay._tracking import cron_run, strict_tracking, track
 
 EVENT = "svc.tests.widget_shipped"
@@ -332,6 +332,18 @@ def test_failed_insert_in_strict_mode_raises_store_error_without_values(db: Engi
             )
     assert "Acme" not in str(info.value)
     assert info.value.__cause__ is None
+
+
+def test_unmigrated_database_is_logged_or_raised_as_missing_tables(db: Engine) -> None:
+    """Relay's tables missing: by default track() returns None and the caller goes on; strict
+    mode raises the store's OutboxTablesMissingError as is, with no driver error chained."""
+    metadata.drop_all(db)
+    with db.begin() as conn:
+        assert track(conn, event=EVENT, distinct_id=USER, properties=props()) is None
+    with db.begin() as conn, pytest.raises(OutboxTablesMissingError) as info:
+        track(conn, event=EVENT, distinct_id=USER, properties=props(), strict=True)
+    assert info.value.__cause__ is None
+    assert "Acme" not in str(info.value)
 
 
 def test_failure_logs_name_the_event_but_never_property_values(

@@ -32,9 +32,9 @@ HEAD = "0002"
 ROWS = 1_000_000
 PENDING = 10_000
 #: No tracked transaction may take longer than this while the migration runs. The former
-#: revision 0002 rebuilt an index inside its transaction and blocked every write for 1.2 s
-#: at this size on this machine (bench/online_migration.py --old); online, the slowest write
-#: took 15-20 ms.
+#: revision 0002 rebuilt an index inside its transaction and blocked every write for longer
+#: than this at this size; online, the slowest write stays far below it
+#: (bench/online_migration.py with and without --old; figures in BENCHMARKS.md).
 BIG_TABLE_BOUND_SECONDS = 0.5
 #: While another transaction holds relay_outbox, writers may wait one lock_timeout per attempt
 #: (200 ms on PostgreSQL, 1 s on MariaDB), never as long as the holder holds it.

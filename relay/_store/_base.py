@@ -1,0 +1,179 @@
+"""What every store module shares: one error translation, the relay's transactions, predicates.
+
+Driver errors are translated here, once, into :class:`relay._errors.StoreError` or one of its
+typed subclasses (:class:`~relay._errors.DuplicateInsertIdError`,
+:class:`~relay._errors.OutboxTablesMissingError`), the way procrastinate's connector turns
+``psycopg`` errors into its own: by :func:`translate_errors` on every store function and by
+:func:`transaction` around begin and commit. Callers above the store never see SQLAlchemy
+exceptions, and never re-read a SQLSTATE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import ParamSpec, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection, Engine
+
+from relay._database import immediate
+from relay._errors import DuplicateInsertIdError, OutboxTablesMissingError, StoreError
+from relay._escape import clip
+from relay._tables import LAST_ERROR_MAX_LENGTH, OutboxState, outbox
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_V = TypeVar("_V")
+
+_MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
+#: SQLSTATE of PostgreSQL's undefined_table, and MySQL/MariaDB's ER_NO_SUCH_TABLE errno.
+_PG_UNDEFINED_TABLE = "42P01"
+_MYSQL_NO_SUCH_TABLE = 1146
+#: Ends the message of an insert that failed for a reason the store cannot name.
+INSERT_HINT = "is the database reachable and migrated (relay migrate)?"
+
+
+def driver_error(exc: BaseException) -> BaseException:
+    """The driver's own exception behind ``exc`` (SQLAlchemy wraps it as ``orig``)."""
+    orig = getattr(exc, "orig", None)
+    return orig if isinstance(orig, BaseException) else exc
+
+
+def store_error(exc: BaseException, what: str, *, hint: str | None = None) -> StoreError:
+    """The typed :class:`StoreError` for the driver error ``exc`` raised while doing ``what``.
+
+    The message names the driver's exception type and SQLSTATE, never the driver's own text
+    (which may quote bound parameters). A unique-key violation (SQLSTATE class 23, or
+    SQLAlchemy's ``IntegrityError`` where SQLite gives no SQLSTATE) is a
+    :class:`DuplicateInsertIdError`: ``insert_id`` is the outbox's only unique key besides
+    the generated primary key. A missing table is an :class:`OutboxTablesMissingError`.
+    ``hint`` ends the message of any other failure.
+    """
+    orig = driver_error(exc)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    sqlstate = str(sqlstate) if sqlstate else None
+    kind = f"{type(orig).__name__}" + (f" (SQLSTATE {sqlstate})" if sqlstate else "")
+    if isinstance(exc, sa.exc.IntegrityError) or (sqlstate or "").startswith("23"):
+        return DuplicateInsertIdError(
+            f"{what} failed: {kind}; is this $insert_id already in the outbox?", sqlstate=sqlstate
+        )
+    if _is_missing_table(orig, sqlstate):
+        return OutboxTablesMissingError(
+            f"{what} failed: {kind}; is the database migrated (relay migrate)?", sqlstate=sqlstate
+        )
+    return StoreError(f"{what} failed: {kind}" + (f"; {hint}" if hint else ""), sqlstate=sqlstate)
+
+
+def _is_missing_table(orig: BaseException, sqlstate: str | None) -> bool:
+    if sqlstate == _PG_UNDEFINED_TABLE:
+        return True
+    args = getattr(orig, "args", ())
+    if args and args[0] == _MYSQL_NO_SUCH_TABLE:
+        return True
+    # SQLite: OperationalError("no such table: relay_outbox"); the text names a table only.
+    return type(orig).__name__ == "OperationalError" and str(orig).startswith("no such table")
+
+
+def translate_errors(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Re-raise the driver's errors from ``func`` as a typed :class:`StoreError`, chained."""
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return func(*args, **kwargs)
+        except sa.exc.DBAPIError as exc:
+            raise store_error(exc, func.__name__.lstrip("_")) from exc
+
+    return wrapper
+
+
+def state_is(state: OutboxState) -> sa.ColumnElement[bool]:
+    """``state = '<state>'`` with the value inlined into the SQL.
+
+    A bound parameter would hide the value from PostgreSQL's planner in a generic (prepared)
+    plan, and the partial index ``ix_relay_outbox_pending_due`` can only be chosen when the
+    planner sees the literal ``'pending'``.
+    """
+    return outbox.c.state == sa.literal(state.value, literal_execute=True)
+
+
+def is_mysql(conn: Connection) -> bool:
+    """Whether ``conn`` talks to MySQL or MariaDB (SQLAlchemy names MariaDB either way)."""
+    return conn.dialect.name in _MYSQL_DIALECTS
+
+
+@contextlib.contextmanager
+def transaction(
+    engine: Engine, *, write: bool = False, durable: bool = True
+) -> Iterator[Connection]:
+    """One short transaction on a pooled connection, committed on success.
+
+    ``write=True`` takes SQLite's write lock at ``BEGIN`` (``BEGIN IMMEDIATE``), so a
+    transaction that reads before it writes never fails to upgrade its lock, and runs MySQL /
+    MariaDB at READ COMMITTED, so locking reads lock only the rows they return instead of
+    next-key ranges that would block ``track()``'s inserts. ``durable=False`` lets a
+    PostgreSQL crash forget the commit: for the relay's claims and acks only, which are safe
+    to lose (see :func:`_commit_without_waiting_for_flush`). Driver errors from connecting,
+    beginning or committing are raised as :class:`StoreError`.
+    """
+    try:
+        with engine.connect() as conn:
+            if write:
+                immediate(conn)
+                if is_mysql(conn):
+                    conn.execution_options(isolation_level="READ COMMITTED")
+            with conn.begin():
+                if not durable:
+                    _commit_without_waiting_for_flush(conn)
+                yield conn
+    except sa.exc.DBAPIError as exc:
+        raise store_error(exc, "outbox transaction") from exc
+
+
+def _commit_without_waiting_for_flush(conn: Connection) -> None:
+    """On PostgreSQL, let this transaction's COMMIT return before its WAL reaches the disk.
+
+    ``SET LOCAL synchronous_commit = off``: the transaction stays atomic and the database
+    consistent, but a PostgreSQL crash may forget the last few hundred milliseconds of such
+    commits. For the relay's claims and acks that is safe: a forgotten claim leaves its rows
+    pending and due as before (an attempt goes uncounted); a forgotten ack leaves its rows
+    leased until the lease expires. Either way the rows are sent again with the same
+    ``time`` and ``$insert_id``, which Mixpanel deduplicates, and nothing is lost: the events
+    themselves were committed by ``track()`` in the application's own, durable transaction,
+    and claims and acks never delete a row. WAL is flushed in order, so a durable commit
+    after them (any ``track()``) makes them durable too. Saves a WAL flush per claim and
+    per ack. Lock: none.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.set_config("synchronous_commit", "off", True)))
+
+
+def clip_error(message: str) -> str:
+    """``message`` cut to what ``last_error`` holds."""
+    return clip(message, LAST_ERROR_MAX_LENGTH)
+
+
+def id_is_one_of(conn: Connection, ids: Collection[int]) -> sa.ColumnElement[bool]:
+    """``id`` in ``ids``: one array parameter on PostgreSQL, an expanded IN list elsewhere.
+
+    A single ``= ANY(:ids)`` array keeps a 2000-id statement small to build, send and plan.
+    """
+    if conn.dialect.name == "postgresql":
+        return outbox.c.id == sa.any_(
+            sa.bindparam("ids", list(ids), type_=postgresql.ARRAY(sa.BigInteger()))
+        )
+    return outbox.c.id.in_(list(ids))
+
+
+def per_row(values: Mapping[int, _V], type_: sa.types.TypeEngine[_V]) -> sa.ColumnElement[_V]:
+    """One value for every row when they agree, else ``CASE id WHEN ... END``."""
+    distinct = set(values.values())
+    if len(distinct) == 1:
+        return sa.literal(distinct.pop(), type_)
+    return sa.case(
+        {row_id: sa.literal(value, type_) for row_id, value in values.items()},
+        value=outbox.c.id,
+    )

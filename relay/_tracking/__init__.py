@@ -1,0 +1,27 @@
+"""Tracking: validate an event and write it to the outbox in the caller's own transaction.
+
+``config`` (strict mode, NOTIFY channel, cron runs), ``prepare`` (validation into the stored
+row, no database), ``sync`` (``track()`` on a ``Session`` or ``Connection``).
+"""
+
+from relay._tracking.config import (
+    TrackingConfig,
+    configure_tracking,
+    cron_run,
+    is_strict,
+    strict_tracking,
+)
+from relay._tracking.prepare import PreparedEvent, new_insert_id, prepare_event
+from relay._tracking.sync import track
+
+__all__ = [
+    "PreparedEvent",
+    "TrackingConfig",
+    "configure_tracking",
+    "cron_run",
+    "is_strict",
+    "new_insert_id",
+    "prepare_event",
+    "strict_tracking",
+    "track",
+]
