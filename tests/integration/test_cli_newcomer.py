@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
+from relay import _store as store
 from relay._database import create_engine
-from relay._store import outbox as store
 from relay._tables import outbox
 from relay.cli import main
 from relay.demos.demo import run_demo
