@@ -10,7 +10,7 @@ import subprocess
 from typing import Any
 
 import psutil
-from _procs import PYTHON, REPO
+from _procs import BENCH_DIR, PYTHON, REPO
 
 from relay.testing.mixpanel_standin import MixpanelStandin
 
@@ -22,10 +22,14 @@ STANDIN_TOKEN = _DEFAULTS.project_token
 
 
 class Standin:
-    """The Mixpanel stand-in in a process of its own, with counters only (``--no-retain``)."""
+    """The Mixpanel stand-in in a process of its own, with counters only (``--no-retain``).
+
+    It is ``_baseline_standin.py``'s: the stand-in plus the ``mixpanel`` package's form bodies,
+    so the baseline and the relay are measured against one server.
+    """
 
     def __init__(self, *, retain: bool = False) -> None:
-        command = [PYTHON, "-m", "relay.testing.mixpanel_standin", "--port", "0"]
+        command = [PYTHON, str(BENCH_DIR / "_baseline_standin.py"), "--port", "0"]
         if not retain:
             command.append("--no-retain")
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=REPO)

@@ -139,11 +139,11 @@ def _worker_standin_log(argv: Sequence[str]) -> int:
     ``time.monotonic()`` is CLOCK_MONOTONIC, one clock for every process on the machine, so
     the parent can compare these arrival times with its own commit times.
     """
-    from relay.testing.mixpanel_standin import MixpanelStandin  # noqa: PLC0415
+    from _baseline_standin import BaselineStandin  # noqa: PLC0415
 
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with MixpanelStandin(retain_events=True) as standin:
+    with BaselineStandin(retain_events=True) as standin:
         print("ready", flush=True)
         print(standin.url, flush=True)
         done.wait()

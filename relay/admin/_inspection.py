@@ -1,8 +1,8 @@
 """One event in full, and events in bulk, exactly as the relay would send them to ``/import``.
 
-Both go through :func:`relay._delivery.mixpanel_client.encode_event` (imported when used), the
-relay's own encoder, over the stored properties text: what ``inspect`` shows and what ``export``
-writes are byte for byte the event objects of an ``/import`` request body.
+Both go through :func:`relay._delivery.encoding.encode_event`, the relay's own encoder, over
+the stored properties text: what ``inspect`` shows and what ``export`` writes are byte for
+byte the event objects of an ``/import`` request body.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import IO, Any
 import orjson
 from sqlalchemy.engine import Engine
 
+from relay._delivery.encoding import encode_event
 from relay._errors import EventValidationError, FilterError
 from relay._store import selection, transaction
 from relay._store.selection import EventFilter, StoredRow
@@ -83,8 +84,6 @@ def inspect_event(engine: Engine, key: str) -> EventDetail:
             field="key",
         )
     row = found[0]
-    from relay._delivery.mixpanel_client import encode_event  # noqa: PLC0415 - keeps `relay stats` light
-
     try:
         encoded: str | None = encode_event(row.event).decode()
         error = None
@@ -115,8 +114,6 @@ def export_events(
     """
     if page_size < 1:
         raise ValueError("page_size must be at least 1")
-    from relay._delivery.mixpanel_client import encode_event  # noqa: PLC0415 - keeps `relay stats` light
-
     with transaction(engine) as conn:
         check_filter(conn, f, allow_all=allow_all)
     written = 0

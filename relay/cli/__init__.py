@@ -91,10 +91,16 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
 
 def _add_commands() -> None:
-    from relay.cli import admin, operations, standin  # noqa: PLC0415
+    from relay.cli import admin, operations, pause, standin  # noqa: PLC0415
     from relay.cli.events import events  # noqa: PLC0415
 
-    for command in (*operations.COMMANDS, *admin.COMMANDS, standin.standin, events):
+    for command in (
+        *operations.COMMANDS,
+        *admin.COMMANDS,
+        *pause.COMMANDS,
+        standin.standin,
+        events,
+    ):
         main.add_command(command)
 
 

@@ -111,6 +111,15 @@ def stats(relay: Relay, /, as_json: bool) -> None:
         if s.dead_by_reason:
             click.echo("\ndead by reason:")
             _render.table(("COUNT", "REASON"), [(n, r) for r, n in s.dead_by_reason.items()])
+        if s.paused:
+            click.echo("\npaused (relay resume lifts a pause):")
+            _render.table(
+                ("WHAT", "SINCE", "BY", "REASON"),
+                [
+                    (p.event or "all delivery", _render.when(p.paused_at), p.actor, p.reason)
+                    for p in s.paused
+                ],
+            )
         if s.pending_by_event:
             click.echo("\npending by event:")
             _render.table(("COUNT", "EVENT"), [(n, e) for e, n in s.pending_by_event.items()])

@@ -70,13 +70,6 @@ def run(relay: Relay, /) -> None:
     sys.exit(code)
 
 
-def nothing_delivered(total: DrainResult) -> bool:
-    """Rows were due, none was delivered, and some are left to retry: Mixpanel unreachable or
-    failing (``relay drain`` then exits 1, so cron notices)."""
-    left = total.retried or total.released or total.dead_after_max_attempts
-    return bool(total.claimed and not total.delivered and left)
-
-
 @click.command(epilog=_exit.EXIT_CODES_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
 @click.option(
@@ -108,8 +101,7 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
             result = drainer.drain_until_idle(max_batches=left)
             total += result
             # During an outage, going on would use up an attempt on every row of the backlog.
-            outage = (result.retried or result.dead_after_max_attempts) and not result.delivered
-            if result.claimed == 0 or result.auth_error is not None or outage:
+            if result.claimed == 0 or result.auth_failing or result.mixpanel_failing:
                 break
     if as_json:
         import orjson  # noqa: PLC0415
@@ -122,7 +114,7 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
         )
     if total.auth_error is not None:
         raise MixpanelAuthError(f"Mixpanel refused the credentials: {total.auth_error}")
-    if nothing_delivered(total):
+    if total.mixpanel_failing:  # rows were due and none went out: cron must notice
         _exit.fail(
             f"nothing delivered: {total.claimed} due events could not be sent to "
             f"{settings.mixpanel_base_url} (Mixpanel unreachable or failing; they are "
