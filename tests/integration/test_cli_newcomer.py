@@ -495,3 +495,21 @@ def test_admin_defaults_spelled_in_the_cli_match_the_library() -> None:
     assert cli_admin.PURGE_BATCH_SIZE == PURGE_BATCH_SIZE
     assert sorted(admin.__all__) == sorted(admin._EXPORTS)
     assert all(callable(getattr(admin, name)) for name in admin.__all__ if name[0].islower())
+
+
+def test_stats_text_lists_the_pauses_in_force(tmp_path: Path) -> None:
+    """After `relay pause`, `relay stats` (text, not only --json) says what is paused, why and
+    by whom; after `relay resume` it no longer does."""
+    url = _migrated_sqlite(tmp_path / "r.db")
+
+    paused = _relay("--database-url", url, "pause", "--reason", "incident 42", "--actor", "ana")
+    during = _relay("--database-url", url, "stats")
+    resumed = _relay("--database-url", url, "resume")
+    after = _relay("--database-url", url, "stats")
+
+    assert (paused.exit_code, resumed.exit_code) == (0, 0)
+    assert "paused (relay resume lifts a pause):" in during.stdout
+    assert "all delivery" in during.stdout
+    assert "incident 42" in during.stdout
+    assert "ana" in during.stdout
+    assert "paused" not in after.stdout
