@@ -15,6 +15,7 @@ each command imports what it needs when it runs (``bench/cli_startup.py`` measur
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -87,7 +88,10 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
     Settings come from RELAY_* environment variables, read when a command needs them.
     """
-    ctx.obj = Relay(database_url=database_url)
+    # A host framework may hand over field values (``manage.py relay``: Django's RELAY
+    # settings, with the RELAY_* variables already given precedence) as the context object.
+    given = dict(ctx.obj) if isinstance(ctx.obj, Mapping) else {}
+    ctx.obj = Relay(database_url=database_url, given=given)
 
 
 def _add_commands() -> None:

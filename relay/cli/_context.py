@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
@@ -51,8 +51,9 @@ class _JSONable(Protocol):
 class Relay:
     """The state of one ``relay`` invocation (``ctx.obj``)."""
 
-    def __init__(self, *, database_url: str | None) -> None:
+    def __init__(self, *, database_url: str | None, given: Mapping[str, Any] | None = None) -> None:
         self._database_url = database_url
+        self._given = dict(given or {})
         self._settings: RelaySettings | None = None
         self._now: dt.datetime | None = None
 
@@ -62,7 +63,7 @@ class Relay:
     def settings(self) -> RelaySettings:
         """``RelaySettings`` from ``RELAY_*`` (and ``--database-url``); exit 3 if invalid."""
         if self._settings is None:
-            self._settings = _build_settings(self._database_url)
+            self._settings = _build_settings(self._database_url, self._given)
         return self._settings
 
     def secrets(self) -> frozenset[str]:
@@ -75,6 +76,8 @@ class Relay:
             return "--database-url"
         if os.environ.get("RELAY_DATABASE_URL"):
             return "RELAY_DATABASE_URL"
+        if self._given.get("database_url"):
+            return "the host's RELAY settings (database_url)"
         return "RELAY_DATABASE_URL is not set; the default is sqlite:///relay.db"
 
     def database_redacted(self) -> str:
@@ -142,14 +145,14 @@ def pass_relay(func: Callable[Concatenate[Relay, _P], _R]) -> Callable[_P, _R]:
     return wrapper
 
 
-def _build_settings(database_url: str | None) -> RelaySettings:
+def _build_settings(database_url: str | None, given: Mapping[str, Any]) -> RelaySettings:
     from pydantic import ValidationError  # noqa: PLC0415
 
     from relay._config import RelaySettings  # noqa: PLC0415
     from relay.cli import _exit  # noqa: PLC0415
 
     try:
-        settings = RelaySettings()
+        settings = RelaySettings(**given)
         if database_url:
             settings = RelaySettings.model_validate(
                 settings.model_dump() | {"database_url": database_url}
