@@ -13,15 +13,17 @@ import contextlib
 import datetime as dt
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
 from relay._event.properties import timestamp_ms_to_datetime
 from relay._store._base import INSERT_HINT, store_error, translate_errors
 from relay._tables import OutboxState, outbox
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session  # the ORM loads only when a Session is passed
 
 
 def pending_row(
@@ -53,6 +55,14 @@ def pending_row(
     }
 
 
+def _is_session(value: object) -> TypeGuard[Session]:
+    """Whether ``value`` is an ORM ``Session``; the ORM is imported on first use, so commands
+    that never track (``relay stats``) do not load it."""
+    from sqlalchemy.orm import Session  # noqa: PLC0415
+
+    return isinstance(value, Session)
+
+
 def write_event(
     session: Session | Connection,
     *,
@@ -69,7 +79,7 @@ def write_event(
     on either way.
     """
     try:
-        conn = session.connection() if isinstance(session, Session) else session
+        conn = session.connection() if _is_session(session) else cast(Connection, session)
         if insert_and_notify_in_one_round_trip(
             conn, values=values, properties_json=properties_json, channel=channel
         ):
@@ -166,7 +176,7 @@ def _notify(conn: Connection | Session, channel: str) -> None:
     PostgreSQL only (``pg_notify``, delivered at commit, dropped at rollback, identical
     notifications in one transaction folded into one); a no-op elsewhere. Lock: none.
     """
-    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    bind = conn.get_bind() if _is_session(conn) else cast(Connection, conn)
     if bind.dialect.name != "postgresql":
         return
     conn.execute(sa.select(sa.func.pg_notify(channel, "")))
