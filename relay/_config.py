@@ -38,6 +38,8 @@ MIN_DEAD_RETENTION_HOURS = 1.0
 PURGE_BATCH_SIZE = 5000
 RETENTION_INTERVAL_SECONDS = 600.0
 GAUGE_INTERVAL_SECONDS = 15.0
+MIGRATE_LOCK_TIMEOUT_MS = 200
+MIGRATE_LOCK_RETRY_SECONDS = 600.0
 METRICS_PORT = 9464
 NOTIFY_CHANNEL = "relay_outbox"
 
@@ -45,6 +47,14 @@ REGION_HOSTS: dict[str, str] = {
     "us": "https://api.mixpanel.com",
     "eu": "https://api-eu.mixpanel.com",
     "in": "https://api-in.mixpanel.com",
+}
+
+
+#: Mixpanel's application API (Lexicon Schemas and other app endpoints) per data residency.
+APP_API_HOSTS: dict[str, str] = {
+    "us": "https://mixpanel.com/api/app",
+    "eu": "https://eu.mixpanel.com/api/app",
+    "in": "https://in.mixpanel.com/api/app",
 }
 
 
@@ -72,6 +82,11 @@ class RelaySettings(BaseSettings):
     # --- Mixpanel -------------------------------------------------------------------
     mixpanel_api_url: str | None = Field(
         default=None, description="Base URL of the ingestion API; overrides the region's host."
+    )
+    mixpanel_app_api_url: str | None = Field(
+        default=None,
+        description="Base URL of the application API (Lexicon Schemas, `relay events push`); "
+        "overrides the region's https://{,eu.,in.}mixpanel.com/api/app.",
     )
     mixpanel_region: Literal["us", "eu", "in"] = Field(
         default="us", description="Data residency: api, api-eu or api-in.mixpanel.com."
@@ -106,6 +121,16 @@ class RelaySettings(BaseSettings):
     purge_batch_size: int = Field(default=PURGE_BATCH_SIZE, ge=1)
     retention_interval_seconds: float = Field(default=RETENTION_INTERVAL_SECONDS, gt=0)
     gauge_interval_seconds: float = Field(default=GAUGE_INTERVAL_SECONDS, gt=0)
+    migrate_lock_timeout_ms: int = Field(
+        default=MIGRATE_LOCK_TIMEOUT_MS,
+        ge=1,
+        description="relay migrate: how long one attempt at a locking statement may wait.",
+    )
+    migrate_lock_retry_seconds: float = Field(
+        default=MIGRATE_LOCK_RETRY_SECONDS,
+        ge=0,
+        description="relay migrate: how long a locking statement keeps retrying.",
+    )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=METRICS_PORT, ge=0, le=65535, description="0 disables.")
     notify_channel: str = Field(default=NOTIFY_CHANNEL, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
@@ -144,6 +169,29 @@ class RelaySettings(BaseSettings):
     def mixpanel_base_url(self) -> str:
         """The ingestion base URL: the override if set, else the region's host."""
         return (self.mixpanel_api_url or REGION_HOSTS[self.mixpanel_region]).rstrip("/")
+
+    @property
+    def mixpanel_app_base_url(self) -> str:
+        """The application API base URL: the override if set, else the region's."""
+        return (self.mixpanel_app_api_url or APP_API_HOSTS[self.mixpanel_region]).rstrip("/")
+
+    def require_service_account(self) -> tuple[str, str, str]:
+        """(project id, username, secret) for the app APIs, or ``ConfigurationError``.
+
+        The Lexicon Schemas API takes a service account only (no project token), and its
+        ``projectId`` is an integer.
+        """
+        username = self.mixpanel_service_account_username
+        secret = self.mixpanel_service_account_secret
+        project_id = self.mixpanel_project_id
+        if not (username and secret and secret.get_secret_value() and project_id):
+            raise ConfigurationError(
+                "a service account is required: set RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME, "
+                "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET and RELAY_MIXPANEL_PROJECT_ID"
+            )
+        if not project_id.isdigit():
+            raise ConfigurationError("RELAY_MIXPANEL_PROJECT_ID must be an integer project id")
+        return project_id, username, secret.get_secret_value()
 
     def require_mixpanel_credentials(self) -> None:
         """Raise ``ConfigurationError`` unless a complete way to authenticate to /import is set."""

@@ -209,8 +209,8 @@ class OutboxEvent(NamedTuple):
     ``properties_json`` is the stored JSON object text without ``time``, ``distinct_id`` and
     ``$insert_id``; the client splices those three in so the stored bytes are never re-encoded.
     A named tuple rather than a frozen dataclass: a claim builds 2000 of them, and a frozen
-    dataclass's ``__init__`` (one ``object.__setattr__`` per field) took 2 µs per row, a tenth
-    of the relay's CPU time per event.
+    dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost a noticeable share of
+    the relay's CPU time per event (bench/drain_throughput.py; figures in BENCHMARKS.md).
     """
 
     id: int

@@ -1,7 +1,8 @@
 """Tracking: validate an event and write it to the outbox in the caller's own transaction.
 
 ``config`` (strict mode, NOTIFY channel, cron runs), ``prepare`` (validation into the stored
-row, no database), ``sync`` (``track()`` on a ``Session`` or ``Connection``).
+row, no database), ``sync`` (``track()`` on a ``Session`` or ``Connection``), ``observers``
+(who is told what was tracked).
 """
 
 from relay._tracking.config import (
@@ -11,6 +12,7 @@ from relay._tracking.config import (
     is_strict,
     strict_tracking,
 )
+from relay._tracking.observers import observe_tracked_events
 from relay._tracking.prepare import PreparedEvent, new_insert_id, prepare_event
 from relay._tracking.sync import track
 
@@ -21,6 +23,7 @@ __all__ = [
     "cron_run",
     "is_strict",
     "new_insert_id",
+    "observe_tracked_events",
     "prepare_event",
     "strict_tracking",
     "track",

@@ -11,6 +11,7 @@ the settings hold: a driver's message that quotes its connection string prints `
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import click
@@ -66,8 +67,11 @@ def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:
     """relay: a transactional outbox that delivers analytics events to Mixpanel."""
+    # A host framework may hand over field values (``manage.py relay``: Django's RELAY
+    # settings, with the RELAY_* variables already given precedence) as the context object.
+    given = dict(ctx.obj) if isinstance(ctx.obj, Mapping) else {}
     try:
-        settings = RelaySettings()
+        settings = RelaySettings(**given)
         if database_url:
             settings = RelaySettings.model_validate(
                 settings.model_dump() | {"database_url": database_url}

@@ -41,8 +41,8 @@ from relay.catalog import (
     RiskTrackHelper,
     SurveyTrackHelper,
     SurveyType,
-    directory_metadata,
 )
+from relay.contrib.sqlalchemy_directory import directory_metadata
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 ORG = "0b6a8a4e-8f55-4f8e-9a53-3f1f4f1c2d10"

@@ -17,7 +17,13 @@ Fixtures:
 ``relay_outbox``
     An :class:`OutboxCapture`: reads the events tracked so far straight from the outbox table.
     Given the test's own ``Session`` or ``Connection`` it sees the rows of that still
-    uncommitted transaction; given an ``Engine`` it sees committed rows only.
+    uncommitted transaction; given an ``Engine`` it sees committed rows only. Under
+    pytest-django, given nothing (``relay_outbox.assert_tracked(EVENT, ...)``), it reads on
+    Django's ``default`` connection, in the test's own transaction.
+
+``relay_django_outbox_flush`` (autouse)
+    After a transactional pytest-django test, empties relay's tables (Django's flush leaves
+    them alone, being unmanaged). Does nothing elsewhere.
 
 ``mixpanel_standin``
     A started :class:`relay.testing.mixpanel_standin.MixpanelStandin` on loopback: what it
@@ -28,6 +34,13 @@ Fixtures:
     ``mixpanel_standin`` through the real client, right now, and returns the
     :class:`relay._delivery.drain.DrainResult`, for end-to-end tests of "this action reaches
     Mixpanel".
+
+Event coverage (off by default): ``--relay-require-event-coverage`` on the command line, or
+``relay_require_event_coverage = true`` in the ini file, fails the session when a registered
+event was never tracked by any test (``track()`` wrote it to an outbox, committed or not),
+listing the untracked events. ``relay_event_catalog`` (ini, one module per line) limits the
+events required to those whose schemas those modules define (default: every registered event).
+Only tracking in the pytest process counts; events tracked by subprocesses are not seen.
 
 Example::
 
@@ -41,10 +54,13 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
+import orjson
 import pytest
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
@@ -53,10 +69,98 @@ from relay._config import RelaySettings
 from relay._delivery.drain import Drainer, DrainResult
 from relay._delivery.mixpanel_client import MixpanelImportClient
 from relay._store.capture import CapturedRow, select_events
-from relay._tracking import strict_tracking
+from relay._tracking import observe_tracked_events, strict_tracking
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 _MISSING = object()
+
+COVERAGE_OPTION = "--relay-require-event-coverage"
+COVERAGE_INI = "relay_require_event_coverage"
+CATALOG_INI = "relay_event_catalog"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The event-coverage switch (command line and ini) and the catalog it checks."""
+    group = parser.getgroup("relay", "relay event tracking")
+    group.addoption(
+        COVERAGE_OPTION,
+        action="store_true",
+        default=None,
+        dest=COVERAGE_INI,
+        help="fail the session when a registered event was never tracked by a test",
+    )
+    parser.addini(
+        COVERAGE_INI,
+        type="bool",
+        default=False,
+        help="fail the session when a registered event was never tracked by a test",
+    )
+    parser.addini(
+        CATALOG_INI,
+        type="linelist",
+        default=[],
+        help="modules whose registered events the coverage check requires (default: all)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start watching ``track()`` when event coverage is required."""
+    enabled = config.getoption(COVERAGE_INI)
+    if enabled is None:
+        enabled = config.getini(COVERAGE_INI)
+    if enabled:
+        config.pluginmanager.register(
+            EventCoverage(list(config.getini(CATALOG_INI))), "relay-event-coverage"
+        )
+
+
+class EventCoverage:
+    """Records the events tracked during the session; fails it if a registered one was not."""
+
+    def __init__(self, catalog_modules: list[str]) -> None:
+        self.catalog_modules = catalog_modules
+        self.tracked: set[str] = set()
+        self.untracked: list[str] = []
+        self._lock = threading.Lock()
+        self._watch = contextlib.ExitStack()
+        self._watch.enter_context(observe_tracked_events(self._record))
+
+    def _record(self, event: str) -> None:
+        with self._lock:
+            self.tracked.add(event)
+
+    def required(self) -> list[str]:
+        """The registered events the session must track, sorted."""
+        if self.catalog_modules:
+            from relay.plan.docs import catalog_registry  # noqa: PLC0415 -- only when asked
+
+            return sorted(catalog_registry(self.catalog_modules))
+        from relay._event.registry import EVENT_SCHEMA_REGISTRY  # noqa: PLC0415
+
+        return sorted(EVENT_SCHEMA_REGISTRY)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Fail a session that ran tests yet left a registered event untracked."""
+        self._watch.close()
+        if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.NO_TESTS_COLLECTED):
+            return
+        with self._lock:
+            self.untracked = [event for event in self.required() if event not in self.tracked]
+        if self.untracked:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """List the untracked events, one per line, under a section of their own."""
+        if not self.untracked:
+            return
+        count = len(self.untracked)
+        terminalreporter.section("relay event coverage", red=True)
+        terminalreporter.line(
+            f"{count} registered event{'s' if count != 1 else ''} never tracked by any test:"
+        )
+        for event in self.untracked:
+            terminalreporter.line(f"  {event}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +184,10 @@ class CapturedEvent:
             event=row.event,
             distinct_id=row.distinct_id,
             time_ms=row.time_ms,
-            properties=dict(row.properties),
+            # Django's PostgreSQL connections hand JSON back as text (it decodes it itself).
+            properties=dict(
+                orjson.loads(row.properties) if isinstance(row.properties, str) else row.properties
+            ),
             state=row.state,
         )
 
@@ -104,14 +211,21 @@ class OutboxCapture:
     """Reads back what was tracked into the outbox (the ``relay_outbox`` fixture)."""
 
     def events(
-        self, bind: Session | Connection | Engine, *, event: str | None = None
+        self, bind: Session | Connection | Engine | None = None, *, event: str | None = None
     ) -> list[CapturedEvent]:
         """Every event in the outbox (or every ``event`` event), oldest first.
 
         ``bind`` is the test's ``Session`` or ``Connection`` (its uncommitted rows included)
-        or an ``Engine`` (committed rows only, read on a connection of its own).
+        or an ``Engine`` (committed rows only, read on a connection of its own). Without it,
+        in a Django project (pytest-django), the rows are read on Django's ``default``
+        connection, in the test's own transaction: what the test's code wrote is there.
         """
-        if isinstance(bind, Engine):
+        if bind is None:
+            from relay.contrib.django import borrowed_connection  # noqa: PLC0415
+
+            with borrowed_connection() as conn:
+                rows = select_events(conn, event=event)
+        elif isinstance(bind, Engine):
             with bind.connect() as conn:
                 rows = select_events(conn, event=event)
         elif isinstance(bind, Session):
@@ -120,6 +234,12 @@ class OutboxCapture:
             rows = select_events(bind, event=event)
         return [CapturedEvent.from_row(row) for row in rows]
 
+    @overload
+    def assert_tracked(
+        self, event: str, /, *, distinct_id: str | None = None, **expected_properties: Any
+    ) -> CapturedEvent: ...
+
+    @overload
     def assert_tracked(
         self,
         bind: Session | Connection | Engine,
@@ -128,14 +248,35 @@ class OutboxCapture:
         *,
         distinct_id: str | None = None,
         **expected_properties: Any,
+    ) -> CapturedEvent: ...
+
+    def assert_tracked(
+        self,
+        bind_or_event: Session | Connection | Engine | str,
+        event_name: str | None = None,
+        /,
+        *,
+        distinct_id: str | None = None,
+        **expected_properties: Any,
     ) -> CapturedEvent:
         """The one ``event`` event whose properties include ``expected_properties``.
 
+        Called as ``assert_tracked(bind, event, ...)`` (``bind`` as for :meth:`events`) or, in
+        a Django project, ``assert_tracked(event, ...)`` (Django's ``default`` connection).
         Properties are compared under their wire names after JSON serialisation (an enum
         member equals its value; pass ``**{"$device_id": ...}`` for ``$`` names).
         ``distinct_id``, if given, must match too. Raises ``AssertionError`` saying what
         differs when no event, or more than one, matches.
         """
+        bind: Session | Connection | Engine | None
+        if isinstance(bind_or_event, str):
+            if event_name is not None:
+                raise TypeError("assert_tracked takes (event) or (bind, event)")
+            bind, event = None, bind_or_event
+        elif event_name is None:
+            raise TypeError("assert_tracked(bind, event): the event name is missing")
+        else:
+            bind, event = bind_or_event, event_name
         candidates = self.events(bind, event=event)
         if not candidates:
             tracked = sorted({captured.event for captured in self.events(bind)})
@@ -203,3 +344,28 @@ def relay_strict_tracking() -> Iterator[None]:
 def relay_outbox() -> OutboxCapture:
     """Read the events tracked into the outbox so far; see :class:`OutboxCapture`."""
     return OutboxCapture()
+
+
+@pytest.fixture(autouse=True)
+def relay_django_outbox_flush(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a transactional pytest-django test, empty relay's tables, as Django flushes its own.
+
+    Django's flush leaves unmanaged tables alone, so without this the events a
+    ``django_db(transaction=True)`` test committed would be seen by the tests after it.
+    Does nothing outside pytest-django's transactional tests.
+    """
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    options = dict(marker.kwargs) if marker is not None else {}
+    if marker is not None and marker.args:
+        options.setdefault("transaction", marker.args[0])
+    transactional = bool(options.get("transaction")) or bool(
+        {"transactional_db", "live_server"} & set(request.fixturenames)
+    )
+    if not transactional:
+        return
+    from relay.contrib.django.testing import flush_outbox  # noqa: PLC0415
+
+    # pytest-django blocks database access again before this teardown runs.
+    with request.getfixturevalue("django_db_blocker").unblock():
+        flush_outbox(options.get("databases"))
