@@ -1,5 +1,7 @@
 """The long-running relay (``relay run``): the scheduler that calls the drainer, and its metrics.
 
-``daemon`` owns the APScheduler jobs, LISTEN/NOTIFY wake-ups, retention and shutdown;
-``metrics`` exposes what the daemon observed on ``/metrics`` and ``/healthz``. Private.
+``daemon`` owns the APScheduler jobs, retention and shutdown; ``listener`` the LISTEN/NOTIFY
+wake-ups; ``pacing`` what the daemon makes of each drain pass (the delay before the next, and
+the only writes of tick health); ``metrics`` exposes it on ``/metrics`` and ``/healthz``.
+The drainer knows none of them: it emits to an observer (``pacing.MetricsFeed``). Private.
 """

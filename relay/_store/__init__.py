@@ -3,9 +3,10 @@
 A package so that each part has one owner, in the order an event flows through them:
 ``outbox`` (the row ``track()`` writes and its insert), ``claims`` (the lease), ``acks`` (the
 fenced acks and hand-backs that end a claim), ``maintenance`` (retention and the cheap gauges),
-and the modules behind the admin commands (``selection``, ``requeue``, ``stats``, ``audit``,
-``capture``). ``_base`` holds what they share: :func:`transaction`, the one error translation
-and the predicates. Nothing outside this package builds SQL, and driver errors leave it only as
+``lanes`` (the claim's fair lane and the pauses it passes over), and the modules behind the
+admin commands (``selection``, ``requeue``, ``stats``, ``audit``, ``capture``, ``pauses``).
+``_base`` holds what they share: :func:`transaction`, the one error translation and the
+predicates. Nothing outside this package builds SQL, and driver errors leave it only as
 :class:`relay._errors.StoreError` or a typed subclass.
 
 The names below are the store's interface to the rest of relay (all private to relay).
