@@ -282,15 +282,45 @@ def write_event(session: Session | Connection, *, values: Mapping[str, Any], cha
     """
     conn = connection_of(session)
     check_writable(conn)
-    written = insert_and_notify_in_one_round_trip(conn, values=values, channel=channel)
+    wake = _wake_needed(conn)
+    written = insert_and_notify_in_one_round_trip(
+        conn, values=values, channel=channel if wake else None
+    )
     if written is None:
         written = bool(insert_rows(conn, [values]))
-        if written:
+        if written and wake:
             notify_unchained(conn, channel)
+    if written and wake:
+        _woken(conn)
     if not written:
         raise DuplicateInsertIdError(
             "outbox insert skipped: this $insert_id is already in the outbox"
         )
+
+
+_WOKEN_KEY = "relay_outbox_woken"
+
+
+def _wake_needed(conn: Connection) -> bool:
+    """Whether this write must NOTIFY: not when an earlier one did in this same transaction.
+
+    PostgreSQL folds identical notifications of one transaction into one, delivered at
+    commit, so one per transaction is all the relays ever see; skipping the rest saves a
+    statement per event. Tracked on the pooled connection's ``info`` by the root transaction
+    object; a NOTIFY sent inside a savepoint is never counted (rolling back to the savepoint
+    would drop it). ``False`` off PostgreSQL, which has no NOTIFY.
+    """
+    if conn.dialect.name != "postgresql":
+        return False
+    root = conn.get_transaction()
+    return root is None or conn.connection.info.get(_WOKEN_KEY) is not root
+
+
+def _woken(conn: Connection) -> None:
+    """Record that this transaction's NOTIFY went out (outside any savepoint)."""
+    root = conn.get_transaction()
+    if root is not None and conn.get_nested_transaction() is None:
+        conn.connection.info[_WOKEN_KEY] = root
 
 
 def notify_unchained(conn: Connection, channel: str) -> None:
@@ -329,12 +359,13 @@ def _pg_insert_sql(columns: tuple[str, ...]) -> str:
 
 
 def insert_and_notify_in_one_round_trip(
-    conn: Connection, *, values: Mapping[str, Any], channel: str
+    conn: Connection, *, values: Mapping[str, Any], channel: str | None
 ) -> bool | None:
     """On PostgreSQL through psycopg 3: INSERT ... ON CONFLICT DO NOTHING and ``pg_notify``,
     pipelined in one network round trip.
 
-    ``values`` as :func:`pending_row` makes them (the properties as JSON text). Returns whether
+    ``values`` as :func:`pending_row` makes them (the properties as JSON text); ``channel``
+    ``None`` sends the INSERT alone (this transaction already notified). Returns whether
     the row was written (``False``: its ``insert_id`` was already there), or ``None``, having
     done nothing, on any other dialect or driver (asyncpg, psycopg's async connection), on a
     libpq without pipeline mode, or on a connection in autocommit mode, where the caller
@@ -360,9 +391,12 @@ def insert_and_notify_in_one_round_trip(
         return None
     with driver.cursor() as insert, driver.cursor() as wake:
         try:
-            with driver.pipeline():
+            if channel is None:  # the INSERT alone: one round trip without a pipeline
                 insert.execute(_pg_insert_sql(tuple(values)), values)
-                wake.execute("SELECT pg_notify(%s, '')", (channel,))
+            else:
+                with driver.pipeline():
+                    insert.execute(_pg_insert_sql(tuple(values)), values)
+                    wake.execute("SELECT pg_notify(%s, '')", (channel,))
         except psycopg.Error as exc:
             raise store_error(exc, "outbox insert", hint=INSERT_HINT) from None
         # Known once the results arrived, at the pipeline's end: 0 when ON CONFLICT skipped.

@@ -447,6 +447,35 @@ def test_postgresql_notify_is_delivered_at_commit_only(
         assert note.channel == "relay_outbox"
 
 
+@pytest.mark.parametrize("on", ["session", "connection"])
+def test_one_notify_per_transaction_survives_a_rolled_back_savepoint(
+    pg_engine: Engine, postgresql_url: str, on: str
+) -> None:
+    """Only the first track() of a transaction sends NOTIFY (PostgreSQL folds the rest), but
+    a NOTIFY sent inside a savepoint does not count: after that savepoint is rolled back, the
+    next track() notifies again, so the commit still wakes the relay. A new transaction on
+    the same pooled connection notifies again too."""
+    dsn = (
+        sa.engine.make_url(postgresql_url)
+        .set(drivername="postgresql")
+        .render_as_string(hide_password=False)
+    )
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN relay_outbox")
+        for _ in range(2):  # the second round reuses the pooled connection
+            with Session(pg_engine) as session, session.begin():
+                bind: Any = session if on == "session" else session.connection()
+                nested = bind.begin_nested()
+                track(bind, event=EVENT, distinct_id=USER, properties=props(), strict=True)
+                nested.rollback()
+                for _ in range(3):
+                    track(bind, event=EVENT, distinct_id=USER, properties=props(), strict=True)
+            (note,) = list(listener.notifies(timeout=5, stop_after=1))
+            assert note.channel == "relay_outbox"
+            assert list(listener.notifies(timeout=0.2, stop_after=1)) == []
+    assert len(outbox_rows(pg_engine)) == 6
+
+
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=300)
 json_values = st.recursive(
     json_scalars,
