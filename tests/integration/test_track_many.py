@@ -93,6 +93,22 @@ def test_every_valid_item_is_written_in_order_with_its_insert_id(db: Engine) -> 
     assert rows[5].time_ms == int(OCCURRED.timestamp() * 1000)
 
 
+def test_row_times_are_stored_exactly_and_a_time_ahead_waits(db: Engine) -> None:
+    """created_at is the call's clock (to the microsecond on every database), and an event
+    whose time is ahead of the clock (within the skew) is stored due at that time."""
+    ahead = dt.datetime.now(dt.UTC).replace(microsecond=123456) + dt.timedelta(seconds=30)
+    before = dt.datetime.now(dt.UTC)
+    with db.begin() as conn:
+        track_many(conn, [item(1), item(2, occurred_at=ahead)], strict=True)
+    after = dt.datetime.now(dt.UTC)
+    now_row, ahead_row = stored(db)
+    assert before <= now_row.created_at == now_row.updated_at <= after
+    assert now_row.next_attempt_at == now_row.created_at
+    assert ahead_row.next_attempt_at == ahead.replace(microsecond=123000)  # time is in ms
+    assert ahead_row.state == "pending"
+    assert ahead_row.attempts == 0
+
+
 def test_rollback_leaves_nothing(db: Engine) -> None:
     """The caller's rollback takes every row of the call with it."""
     with db.connect() as conn:
