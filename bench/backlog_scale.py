@@ -27,21 +27,11 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
-from _common import (
-    DEFAULT_ADMIN_URL,
-    RssSampler,
-    Standin,
-    load_rows,
-    machine,
-    median,
-    new_tag,
-    print_table,
-    relay_env,
-    retry_if_restarted,
-    scratch_postgres,
-    settle,
-    start_worker,
-)
+from _db import DEFAULT_ADMIN_URL, retry_if_restarted, scratch_postgres, settle
+from _loaders import load_rows, new_tag
+from _procs import RssSampler, start_worker
+from _standin import Standin, relay_env
+from _stats import machine, median, print_table
 
 from relay._database import create_engine
 
@@ -153,7 +143,8 @@ def main() -> int:
                         pending=args.pending,
                         log_dir=log_dir,
                         ordered_ids=not args.random_insert_ids,
-                    )
+                    ),
+                    server_url=args.admin_url,
                 )
                 rates[name].append(rate)
                 print(f"run {run} {name:<5} {rate:9,.0f} events/s", flush=True)
@@ -167,7 +158,8 @@ def main() -> int:
                 pending=args.rss_events,
                 log_dir=log_dir,
                 sample_every=0.25,
-            )
+            ),
+            server_url=args.admin_url,
         )
 
     empty = median(rates["empty"])

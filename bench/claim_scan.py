@@ -26,16 +26,9 @@ import sys
 import time
 
 import sqlalchemy as sa
-from _common import (
-    DEFAULT_ADMIN_URL,
-    load_rows,
-    machine,
-    median,
-    new_tag,
-    print_table,
-    scratch_postgres,
-    settle,
-)
+from _db import DEFAULT_ADMIN_URL, scratch_postgres, settle
+from _loaders import load_rows, new_tag
+from _stats import machine, median, print_table
 
 from relay import _store as store
 from relay._database import create_engine

@@ -36,26 +36,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import (
+from _db import (
     DEFAULT_ADMIN_URL,
-    PostgresCpu,
-    Standin,
     count_by_state,
-    load_rows,
-    machine,
-    median,
-    new_tag,
-    print_table,
-    relay_env,
     retry_if_restarted,
     scratch_postgres,
     scratch_sqlite,
     server_version,
     settle,
-    start_py_spy,
-    start_worker,
     truncate,
 )
+from _loaders import load_rows, new_tag
+from _procs import PostgresCpu, start_py_spy, start_worker
+from _standin import Standin, relay_env
+from _stats import machine, median, print_table
 from sqlalchemy.engine import make_url
 
 from relay._database import create_engine
@@ -242,7 +236,8 @@ def main() -> int:
                             log_dir=log_dir,
                             profile=profile,
                             py_spy=spy,
-                        )
+                        ),
+                        server_url=args.admin_url,
                     )
                 results[scenario].append(figures)
                 print(

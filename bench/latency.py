@@ -38,21 +38,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import (
-    DEFAULT_ADMIN_URL,
-    STANDIN_PROJECT_ID,
-    STANDIN_SECRET,
-    STANDIN_USERNAME,
-    Worker,
-    WorkerError,
-    machine,
-    median,
-    print_table,
-    retry_if_restarted,
-    scratch_postgres,
-    start_worker,
-    survey_properties,
-)
+from _db import DEFAULT_ADMIN_URL, retry_if_restarted, scratch_postgres
+from _loaders import survey_properties
+from _procs import Worker, WorkerError, start_worker
+from _standin import STANDIN_PROJECT_ID, STANDIN_SECRET, STANDIN_USERNAME
+from _stats import machine, median, print_table
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -369,7 +359,9 @@ def main() -> int:
         url = stack.enter_context(scratch_postgres(args.admin_url))
         for run in range(1, args.runs + 1):
             for name, runner in (("direct", run_direct), ("relay", run_relay)):
-                figures = retry_if_restarted(functools.partial(runner, url, args, log_dir))
+                figures = retry_if_restarted(
+                    functools.partial(runner, url, args, log_dir), server_url=args.admin_url
+                )
                 results[name].append(figures)
                 print(
                     f"run {run} {name:<6} offered {figures['offered']:7,.0f}/s  "

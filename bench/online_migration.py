@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import datetime as dt
 import os
-import secrets
 import subprocess
 import sys
 import threading
@@ -34,16 +33,18 @@ from pathlib import Path
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import DEFAULT_ADMIN_URL, load_rows, machine, new_tag, settle, survey_properties
+from _db import DEFAULT_ADMIN_URL, PREFIX, settle
+from _loaders import load_rows, new_tag, survey_properties
+from _stats import machine
 
-from relay import _migrations
 from relay._database import create_engine
 from relay._tracking import track
 from relay.catalog import MixPanelEvent
+from relay.testing import scratch
 
 RELAY = Path(sys.executable).parent / "relay"
 
@@ -114,24 +115,9 @@ def percentile(values: list[float], fraction: float) -> float:
 @contextlib.contextmanager
 def scratch_at_0001(admin_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database with relay's tables at revision 0001; dropped afterwards."""
-    name = f"relay_bench_{secrets.token_hex(4)}"
-    server = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with server.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        try:
-            engine = create_engine(url)
-            try:
-                _migrations.upgrade(engine, "0001")
-            finally:
-                engine.dispose()
-            yield url
-        finally:
-            with server.connect() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        server.dispose()
+    with scratch.scratch_database(admin_url, prefix=PREFIX) as url:
+        scratch.migrate(url, "0001")
+        yield url
 
 
 def migrate_online(url: str) -> None:

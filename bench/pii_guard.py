@@ -29,7 +29,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from _common import machine, median, print_table, survey_properties
+from _loaders import survey_properties
+from _stats import machine, median, print_table
 
 import relay._event.limits
 import relay.catalog  # registers the catalog's events

@@ -25,13 +25,13 @@ import zlib
 import httpx
 import orjson
 import psutil
+from _standin import STANDIN_PROJECT_ID, STANDIN_SECRET, STANDIN_USERNAME
 
-from relay._delivery.mixpanel_client import encode_event
+from relay._delivery.encoding import encode_event
 from relay._tables import OutboxEvent
 
 BATCH_EVENTS = 2000
 GZIP_LEVEL = 1
-USERNAME, SECRET, PROJECT_ID = "standin-user", "standin-secret", "standin-project"
 
 
 def _batches(count: int) -> list[bytes]:
@@ -69,7 +69,7 @@ def _batches(count: int) -> list[bytes]:
 
 def _post_all(url: str, bodies: list[bytes], failures: list[int]) -> None:
     headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-    with httpx.Client(auth=(USERNAME, SECRET), timeout=30.0) as client:
+    with httpx.Client(auth=(STANDIN_USERNAME, STANDIN_SECRET), timeout=30.0) as client:
         for body in bodies:
             response = client.post(url, content=body, headers=headers)
             if response.status_code != 200:
@@ -81,7 +81,7 @@ def _run(
 ) -> tuple[float, float]:
     """(events per wall-clock second, events per stand-in CPU-second) for one run."""
     httpx.post(f"{base_url}/_standin/reset", timeout=10.0).raise_for_status()
-    url = f"{base_url}/import?strict=1&project_id={PROJECT_ID}"
+    url = f"{base_url}/import?strict=1&project_id={STANDIN_PROJECT_ID}"
     failures: list[int] = []
     share = len(bodies) // threads
     workers = [

@@ -18,7 +18,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import secrets
 import statistics
 import sys
 import time
@@ -27,16 +26,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
+from _db import DEFAULT_ADMIN_URL, PREFIX
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from relay import admin
 from relay._database import create_engine
 from relay._tables import metadata
+from relay.testing.scratch import scratch_database
 
-DEFAULT_ADMIN_URL = os.environ.get(
-    "RELAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 EVENTS = (
     "svc.surveys.survey_delivered",
     "svc.surveys.survey_answered",
@@ -50,23 +48,6 @@ DEAD_REASONS = (
     "max attempts (30) reached: HTTP 503",
 )
 WEEK = 7 * 24 * 3600  # seconds
-
-
-@contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    """A fresh database, dropped on the way out."""
-    name = f"relay_bench_{secrets.token_hex(4)}"
-    server = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with server.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-        try:
-            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with server.connect() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        server.dispose()
 
 
 _COLUMNS = """
@@ -160,7 +141,7 @@ def main() -> int:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    with scratch_database(args.admin_url) as url:
+    with scratch_database(args.admin_url, prefix=PREFIX) as url:
         engine = create_engine(url)
         try:
             with engine.connect() as conn:

@@ -30,8 +30,9 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from _common import DEFAULT_ADMIN_URL, machine, median, print_table, scratch_postgres
-from _common import survey_properties as properties
+from _db import DEFAULT_ADMIN_URL, scratch_postgres
+from _loaders import survey_properties as properties
+from _stats import machine, median, print_table
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 

@@ -30,14 +30,9 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from _common import (
-    DEFAULT_ADMIN_URL,
-    machine,
-    median,
-    print_table,
-    scratch_postgres,
-    survey_properties,
-)
+from _db import DEFAULT_ADMIN_URL, scratch_postgres
+from _loaders import survey_properties
+from _stats import machine, median, print_table
 from sqlalchemy.orm import Session
 
 import relay._store.outbox

@@ -15,13 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay._database import redact_url, url_secrets
 from relay._errors import ConfigurationError
+from relay._event.limits import MAX_BATCH_EVENTS, MAX_REQUEST_BYTES
 
 DEFAULT_DATABASE_URL = "sqlite:///relay.db"
 
-#: Mixpanel accepts at most 2000 events per ``/import`` request.
-MAX_BATCH_EVENTS = 2000
-#: 2 MiB of uncompressed body: the only limit seen in Mixpanel's own 413 error text.
-DEFAULT_BATCH_MAX_BYTES = 2 * 1024 * 1024
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 30.0
 #: A whole /import request (connect, send, headers, body) ends by then, under the 60 s lease.
@@ -51,6 +48,14 @@ REGION_HOSTS: dict[str, str] = {
 }
 
 
+#: Mixpanel's application API (Lexicon Schemas and other app endpoints) per data residency.
+APP_API_HOSTS: dict[str, str] = {
+    "us": "https://mixpanel.com/api/app",
+    "eu": "https://eu.mixpanel.com/api/app",
+    "in": "https://in.mixpanel.com/api/app",
+}
+
+
 class _DatabaseURL(SecretStr):
     """A database URL that shows itself with its passwords masked, not as ``**********``.
 
@@ -76,6 +81,11 @@ class RelaySettings(BaseSettings):
     mixpanel_api_url: str | None = Field(
         default=None, description="Base URL of the ingestion API; overrides the region's host."
     )
+    mixpanel_app_api_url: str | None = Field(
+        default=None,
+        description="Base URL of the application API (Lexicon Schemas, `relay events push`); "
+        "overrides the region's https://{,eu.,in.}mixpanel.com/api/app.",
+    )
     mixpanel_region: Literal["us", "eu", "in"] = Field(
         default="us", description="Data residency: api, api-eu or api-in.mixpanel.com."
     )
@@ -84,7 +94,7 @@ class RelaySettings(BaseSettings):
     mixpanel_service_account_secret: SecretStr | None = None
     mixpanel_project_token: SecretStr | None = None
     batch_max_events: int = Field(default=MAX_BATCH_EVENTS, ge=1, le=MAX_BATCH_EVENTS)
-    batch_max_bytes: int = Field(default=DEFAULT_BATCH_MAX_BYTES, ge=1024)
+    batch_max_bytes: int = Field(default=MAX_REQUEST_BYTES, ge=1024)
     connect_timeout_seconds: float = Field(default=CONNECT_TIMEOUT_SECONDS, gt=0)
     read_timeout_seconds: float = Field(default=READ_TIMEOUT_SECONDS, gt=0)
     request_deadline_seconds: float = Field(default=REQUEST_DEADLINE_SECONDS, gt=0)
@@ -147,6 +157,29 @@ class RelaySettings(BaseSettings):
     def mixpanel_base_url(self) -> str:
         """The ingestion base URL: the override if set, else the region's host."""
         return (self.mixpanel_api_url or REGION_HOSTS[self.mixpanel_region]).rstrip("/")
+
+    @property
+    def mixpanel_app_base_url(self) -> str:
+        """The application API base URL: the override if set, else the region's."""
+        return (self.mixpanel_app_api_url or APP_API_HOSTS[self.mixpanel_region]).rstrip("/")
+
+    def require_service_account(self) -> tuple[str, str, str]:
+        """(project id, username, secret) for the app APIs, or ``ConfigurationError``.
+
+        The Lexicon Schemas API takes a service account only (no project token), and its
+        ``projectId`` is an integer.
+        """
+        username = self.mixpanel_service_account_username
+        secret = self.mixpanel_service_account_secret
+        project_id = self.mixpanel_project_id
+        if not (username and secret and secret.get_secret_value() and project_id):
+            raise ConfigurationError(
+                "a service account is required: set RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME, "
+                "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET and RELAY_MIXPANEL_PROJECT_ID"
+            )
+        if not project_id.isdigit():
+            raise ConfigurationError("RELAY_MIXPANEL_PROJECT_ID must be an integer project id")
+        return project_id, username, secret.get_secret_value()
 
     def require_mixpanel_credentials(self) -> None:
         """Raise ``ConfigurationError`` unless a complete way to authenticate to /import is set."""

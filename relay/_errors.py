@@ -1,6 +1,9 @@
 """The relay's exceptions: one root, and a type per decision a caller has to make.
 
 Whether something is retried is decided by the exception's *type*, never by its message.
+Delivery raises nothing: what becomes of each row sent to Mixpanel (delivered, rejected,
+retried, unsent) is the client's ``SendOutcome``, so there is no exception family for it;
+``MixpanelAuthError`` is only how ``relay drain`` turns a refused credential into exit 3.
 Messages name the event and the field at fault but never carry property values, so an
 error can be logged or shown to an operator without leaking personal data.
 """
@@ -92,19 +95,7 @@ class OutboxTablesMissingError(StoreError):
 # --- delivery -----------------------------------------------------------------------------
 
 
-class DeliveryError(RelayError):
-    """Sending to Mixpanel failed."""
-
-
-class TransientDeliveryError(DeliveryError):
-    """Worth retrying later with backoff: 429, 5xx, timeouts, connection errors."""
-
-
-class PermanentDeliveryError(DeliveryError):
-    """Retrying the same request will fail the same way."""
-
-
-class MixpanelAuthError(PermanentDeliveryError, ConfigurationError):
+class MixpanelAuthError(ConfigurationError):
     """Mixpanel answered 401: credentials, role, ``project_id`` or regional host are wrong.
 
     Sending stops and rows are left untouched until an operator fixes the configuration.

@@ -1,6 +1,7 @@
-"""The outbox and audit tables, as SQLAlchemy Core metadata with a naming convention.
+"""The outbox, audit and pause tables, as SQLAlchemy Core metadata with a naming convention.
 
-``relay_outbox`` holds one row per tracked event; ``relay_audit`` records every operator action.
+``relay_outbox`` holds one row per tracked event; ``relay_audit`` records every operator action;
+``relay_pause`` holds the pauses of delivery an operator set (``relay pause``).
 Alembic revisions in ``migrations/`` must equal these definitions (``alembic check``).
 """
 
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -54,6 +56,22 @@ class OutboxState(enum.StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     DEAD = "dead"
+
+
+class Lane(enum.IntEnum):
+    """Which queue a pending row waits in: the claim serves ``LIVE`` rows first.
+
+    ``track()`` writes live rows; a replay or requeue moves rows to ``BULK``, so that a large
+    replay drains behind live traffic instead of in front of it (see
+    :func:`relay._store.lanes.claim_candidates`).
+    """
+
+    LIVE = 0
+    BULK = 1
+
+
+#: The ``relay_pause.scope`` of a pause of all delivery (event names never contain ``*``).
+PAUSE_ALL = "*"
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -117,14 +135,24 @@ outbox = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime(), nullable=True, comment="when delivered or dead"),
+    Column(
+        "lane",
+        SmallInteger(),
+        nullable=False,
+        server_default=text("0"),
+        comment="0 live (track), 1 bulk (replay, requeue): claims serve live rows first",
+    ),
     CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="state"),
     CheckConstraint("attempts >= 0", name="attempts"),
-    # The claim reads only due pending rows. Partial on PostgreSQL and SQLite, so millions of
-    # delivered rows never enter it; MySQL/MariaDB has no partial indexes and gets the full
-    # composite, whose leading ``state`` still confines the scan to pending rows.
+    # The claim reads only due pending rows, lane by lane. Partial on PostgreSQL and SQLite, so
+    # millions of delivered rows never enter it; MySQL/MariaDB has no partial indexes and gets
+    # the full composite, whose leading ``state`` still confines the scan to pending rows.
+    # ``lane`` before ``next_attempt_at``: the live lane's due rows are one range of it, never
+    # behind a million replayed ones (migration 0003).
     Index(
         "ix_relay_outbox_pending_due",
         "state",
+        "lane",
         "next_attempt_at",
         postgresql_where=text("state = 'pending'"),
         sqlite_where=text("state = 'pending'"),
@@ -157,6 +185,23 @@ audit = Table(
     Index("ix_relay_audit_at", "at"),
 )
 
+#: Longest reason an operator may give for a pause.
+PAUSE_REASON_MAX_LENGTH = 500
+
+pause = Table(
+    "relay_pause",
+    metadata,
+    Column(
+        "scope",
+        String(EVENT_NAME_MAX_LENGTH),
+        primary_key=True,
+        comment="an event name, or * for all delivery",
+    ),
+    Column("reason", String(PAUSE_REASON_MAX_LENGTH), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("paused_at", UTCDateTime(), nullable=False),
+)
+
 
 class OutboxEvent(NamedTuple):
     """One claimed outbox row, as the Mixpanel client needs it (immutable).
@@ -164,8 +209,8 @@ class OutboxEvent(NamedTuple):
     ``properties_json`` is the stored JSON object text without ``time``, ``distinct_id`` and
     ``$insert_id``; the client splices those three in so the stored bytes are never re-encoded.
     A named tuple rather than a frozen dataclass: a claim builds 2000 of them, and a frozen
-    dataclass's ``__init__`` (one ``object.__setattr__`` per field) took 2 µs per row, a tenth
-    of the relay's CPU time per event.
+    dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost a noticeable share of
+    the relay's CPU time per event (bench/drain_throughput.py; figures in BENCHMARKS.md).
     """
 
     id: int

@@ -7,26 +7,21 @@ loudly (a connection error), never skip. Every pytest run creates its own databa
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
-from relay import _migrations
-from relay._database import create_engine
-from relay._tables import metadata
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "RELAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-MARIADB_ADMIN_URL = os.environ.get(
-    "RELAY_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
+from relay.testing.scratch import (
+    MARIADB_ADMIN_URL,
+    POSTGRES_ADMIN_URL,
+    fresh_tables,
+    scratch_database,
 )
 
 DIALECTS = ("sqlite", "postgresql", "mariadb")
+FAULTS_DIR = Path(__file__).resolve().parent / "faults"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,6 +31,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test of the fault suite ``faults``; skip ``slow`` ones unless ``--long``."""
+    faults = pytest.mark.faults
+    for item in items:
+        if item.path.is_relative_to(FAULTS_DIR):
+            item.add_marker(faults)
     if config.getoption("--long"):
         return
     skip_long = pytest.mark.skip(reason="long scenario: run with --long")
@@ -44,33 +44,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_long)
 
 
-def _scratch_database(admin_url: str) -> Iterator[str]:
-    name = f"relay_t_{secrets.token_hex(6)}"
-    # Pre-ping: the fault suite restarts PostgreSQL, which kills pooled connections.
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            if admin.dialect.name == "postgresql":
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            else:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
-    finally:
-        admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def postgresql_url() -> Iterator[str]:
     """URL of a fresh PostgreSQL database for this test run."""
-    yield from _scratch_database(POSTGRES_ADMIN_URL)
+    with scratch_database(POSTGRES_ADMIN_URL) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def mariadb_url() -> Iterator[str]:
     """URL of a fresh MariaDB database for this test run."""
-    yield from _scratch_database(MARIADB_ADMIN_URL)
+    with scratch_database(MARIADB_ADMIN_URL) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -86,30 +71,22 @@ def db_url(request: pytest.FixtureRequest) -> str:
     return url
 
 
-def _fresh_schema(url: str) -> Iterator[Engine]:
-    engine = create_engine(url)
-    metadata.drop_all(engine)
-    metadata.create_all(engine)
-    _migrations.stamp(engine)  # so that `relay run`/`drain` pass their schema check
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     """An engine on each supported database, with empty relay tables."""
-    yield from _fresh_schema(db_url)
+    with fresh_tables(db_url) as fresh:
+        yield fresh
 
 
 @pytest.fixture
 def pg_engine(postgresql_url: str) -> Iterator[Engine]:
     """An engine on PostgreSQL only, with empty relay tables."""
-    yield from _fresh_schema(postgresql_url)
+    with fresh_tables(postgresql_url) as fresh:
+        yield fresh
 
 
 @pytest.fixture
 def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
     """An engine on SQLite only, with empty relay tables."""
-    yield from _fresh_schema(sqlite_url)
+    with fresh_tables(sqlite_url) as fresh:
+        yield fresh

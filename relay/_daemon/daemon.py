@@ -11,7 +11,9 @@ Three jobs run on a ``BackgroundScheduler``:
 
 Every job logs its errors with the traceback and the next run tries again, so a database
 restart or a Mixpanel outage never ends the process. After a 401, 403, 404 or a redirect the
-drain pauses for ``auth_failure_pause_seconds``, leaving rows untouched. SIGTERM/SIGINT cut
+drain pauses for ``auth_failure_pause_seconds``, leaving rows untouched (the pacing of passes
+and what metrics make of them: :mod:`relay._daemon.pacing`; the listener:
+:mod:`relay._daemon.listener`). SIGTERM/SIGINT cut
 the request in flight short (within about a quarter second), give back its rows and those
 claimed but not yet sent (attempt returned), and exit 0.
 
@@ -22,14 +24,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import random
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 import structlog
 from apscheduler.events import (
@@ -43,28 +42,24 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 
 from relay._config import RelaySettings
+from relay._daemon.listener import LISTEN_JOIN_SECONDS, NotifyListener
 from relay._daemon.metrics import HEALTH_STALE_SECONDS, MetricsServer, RelayMetrics
+from relay._daemon.pacing import DrainPacer, MetricsFeed
 from relay._database import create_engine
-from relay._delivery.backoff import retry_delay
 from relay._delivery.drain import Drainer, DrainResult, utc_now
 from relay._delivery.mixpanel_client import MixpanelImportClient
 from relay._errors import ConfigurationError
 from relay._logging import configure_logging
 from relay._migrations import SchemaRevisionError, require_current_schema
+from relay._store import transaction
 from relay._store.maintenance import read_gauges, run_retention
+from relay._store.pauses import list_pauses
 
 logger = structlog.get_logger("relay.daemon")
 
 DRAIN_JOB_ID = "relay-drain"
 RETENTION_JOB_ID = "relay-retention"
 GAUGE_JOB_ID = "relay-gauges"
-#: How long one wait for notifications lasts before the listener checks for shutdown.
-LISTEN_WAIT_SECONDS = 0.5
-#: Reconnect delays of the LISTEN connection after it fails, doubling up to the maximum.
-LISTEN_RECONNECT_MIN_SECONDS = 0.5
-LISTEN_RECONNECT_MAX_SECONDS = 30.0
-#: A LISTEN connection attempt to an unreachable server gives up after this long.
-LISTEN_CONNECT_TIMEOUT_SECONDS = 10
 #: Retention deletes at most this many batches per state in one run, so a first run over a
 #: huge backlog cannot hold up shutdown for long; the next run carries on.
 RETENTION_MAX_BATCHES_PER_RUN = 100
@@ -85,6 +80,7 @@ class RelayDaemon:
         drainer: Drainer,
         metrics: RelayMetrics,
         stop: threading.Event,
+        pacer: DrainPacer | None = None,
     ) -> None:
         self._settings = settings
         self._engine = engine
@@ -94,15 +90,10 @@ class RelayDaemon:
         self._lock = threading.Lock()
         self._draining = False
         self._wake_pending = False
-        self._idle_delay = settings.poll_min_seconds
-        self._paused_until = 0.0  # monotonic; no drain pass before it
-        self._auth_failing = False
-        self._failing_passes = 0
+        self._pacer = pacer or DrainPacer(settings, metrics)
         self._schema_checked = False
         #: What :func:`run_daemon` returns; set to 3 when the schema revision is refused.
         self.exit_code = EXIT_OK
-        # Jitter for the relay-wide backoff; not a secret.
-        self._rng = random.Random()  # noqa: S311
         self._listener: threading.Thread | None = None
         self.scheduler = BackgroundScheduler(
             timezone=dt.UTC,
@@ -140,7 +131,10 @@ class RelayDaemon:
         self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
         self.scheduler.start()
         if self._engine.dialect.name == "postgresql":
-            self._listener = threading.Thread(target=self._listen, name="relay-listen", daemon=True)
+            listener = NotifyListener(
+                self._engine, channel=s.notify_channel, wake=self.wake, stop=self._stop
+            )
+            self._listener = threading.Thread(target=listener.run, name="relay-listen", daemon=True)
             self._listener.start()
 
     def shutdown(self) -> None:
@@ -148,7 +142,7 @@ class RelayDaemon:
         self._stop.set()
         self.scheduler.shutdown(wait=True)
         if self._listener is not None:
-            self._listener.join(timeout=LISTEN_CONNECT_TIMEOUT_SECONDS + LISTEN_WAIT_SECONDS)
+            self._listener.join(timeout=LISTEN_JOIN_SECONDS)
 
     # --- wake-ups ----------------------------------------------------------------------
 
@@ -189,32 +183,6 @@ class RelayDaemon:
         if event.job_id == DRAIN_JOB_ID:
             logger.debug("drain_run_coalesced")
 
-    def _listen(self) -> None:
-        """LISTEN on the notify channel and wake the drain for every notification."""
-        import psycopg  # only the PostgreSQL extra ships it  # noqa: PLC0415
-        from psycopg import sql  # noqa: PLC0415
-
-        conninfo = _libpq_conninfo(self._engine)
-        delay = LISTEN_RECONNECT_MIN_SECONDS
-        channel = self._settings.notify_channel
-        while not self._stop.is_set():
-            try:
-                with psycopg.connect(
-                    conninfo, autocommit=True, connect_timeout=LISTEN_CONNECT_TIMEOUT_SECONDS
-                ) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-                    logger.info("listening", channel=channel)
-                    delay = LISTEN_RECONNECT_MIN_SECONDS
-                    # Rows committed while nobody listened would wait for the next poll.
-                    self.wake()
-                    while not self._stop.is_set():
-                        for _notification in conn.notifies(timeout=LISTEN_WAIT_SECONDS):
-                            self.wake()
-            except psycopg.Error:
-                logger.warning("listen_connection_failed", retry_in_seconds=delay, exc_info=True)
-                self._stop.wait(delay)
-                delay = min(delay * 2, LISTEN_RECONNECT_MAX_SECONDS)
-
     # --- jobs --------------------------------------------------------------------------
 
     def drain_job(self) -> None:
@@ -236,7 +204,7 @@ class RelayDaemon:
         """One pass of draining; returns the seconds until the next pass should run."""
         if self._stop.is_set():
             return self._settings.poll_max_seconds
-        paused = self._pause_left()
+        paused = self._pacer.pause_left()
         if paused > 0:
             return paused
         try:
@@ -245,8 +213,7 @@ class RelayDaemon:
             result = self._drainer.drain_until_idle(clock=utc_now)
         except Exception as exc:  # the per-tick guard: log, go on
             logger.exception("drain_tick_failed", error_type=type(exc).__name__)
-            self._metrics.tick_failed(exc)
-            return self._settings.poll_max_seconds
+            return self._pacer.failed(exc)
         if result.claimed:
             # Routine ticks (everything delivered) at debug: at full speed there are ~15 a second.
             routine = result.delivered == result.claimed
@@ -264,49 +231,8 @@ class RelayDaemon:
         return self._after_drain(result)
 
     def _after_drain(self, result: DrainResult) -> float:
-        """Book-keep one drain pass; returns the seconds until the next one."""
-        if result.auth_error is not None:
-            pause = self._settings.auth_failure_pause_seconds
-            self._pause(pause)
-            self._auth_failing = True
-            self._metrics.set_auth_error(result.auth_error)
-            logger.critical(
-                "mixpanel_auth_failed",
-                error=result.auth_error,
-                paused_seconds=pause,
-                hint="check the service account (role, expiry), project_id and region",
-            )
-            return pause
-        if result.claimed and self._auth_failing:
-            self._auth_failing = False
-            self._metrics.set_auth_error(None)
-            logger.warning("mixpanel_auth_recovered")
-        if not result.delivered and (result.retried or result.dead_after_max_attempts):
-            # Every request failed transiently: back off as a whole, as Mixpanel asks for
-            # 429 and 5xx, instead of trying the next rows of the backlog at once.
-            self._failing_passes += 1
-            pause = retry_delay(self._failing_passes, rng=self._rng)
-            self._pause(pause)
-            logger.warning(
-                "mixpanel_failing_backing_off",
-                seconds=round(pause, 1),
-                failing_passes=self._failing_passes,
-            )
-            return pause
-        if result.claimed:
-            self._failing_passes = 0
-            self._idle_delay = self._settings.poll_min_seconds
-            return self._settings.poll_min_seconds
-        delay = self._idle_delay
-        self._idle_delay = min(self._idle_delay * 2, self._settings.poll_max_seconds)
-        return delay
-
-    def _pause(self, seconds: float) -> None:
-        """Let no drain pass run, not even on a wake-up, for ``seconds``."""
-        self._paused_until = time.monotonic() + seconds
-
-    def _pause_left(self) -> float:
-        return max(0.0, self._paused_until - time.monotonic())
+        """Book-keep one drain pass (see :class:`DrainPacer`); returns the seconds to the next."""
+        return self._pacer.after_drain(result)
 
     def _schema_ready(self) -> bool:
         """Whether the database's schema revision is this relay's, checked at the first contact.
@@ -349,24 +275,19 @@ class RelayDaemon:
             )
 
     def gauge_job(self) -> None:
-        """Refresh the outbox gauges."""
+        """Refresh the outbox gauges and the pauses in force."""
         try:
             gauges = read_gauges(self._engine, now=utc_now())
+            with transaction(self._engine) as conn:
+                pauses = list_pauses(conn)
         except Exception as exc:  # the per-tick guard: log, go on
             logger.exception("gauges_failed", error_type=type(exc).__name__)
             return
         self._metrics.set_gauges(gauges)
-
-
-def _libpq_conninfo(engine: Engine) -> str:
-    """The engine's URL as a libpq connection string for a dedicated psycopg connection."""
-    from psycopg.conninfo import make_conninfo  # noqa: PLC0415
-
-    url = engine.url
-    params: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
-    for key, value in url.query.items():
-        params[key] = value if isinstance(value, str) else value[-1]
-    return make_conninfo("", **params)
+        self._metrics.set_pauses(
+            everything=any(p.event is None for p in pauses),
+            events=[p.event for p in pauses if p.event is not None],
+        )
 
 
 def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = None) -> int:
@@ -400,7 +321,7 @@ def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = 
             engine,
             client,
             settings,
-            metrics=metrics,
+            observer=MetricsFeed(metrics),
             stop=stop,
             concurrency=settings.drain_concurrency,
         )

@@ -29,8 +29,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 if TYPE_CHECKING:
+    from relay._delivery.answers import RequestStat
     from relay._delivery.drain import DrainResult
-    from relay._delivery.mixpanel_client import RequestStat
     from relay._store.maintenance import Gauges
 
 logger = structlog.get_logger("relay.metrics")
@@ -72,6 +72,8 @@ class RelayMetrics:
         self._last_success: float | None = None
         self._last_failure: str | None = None
         self._auth_error: str | None = None
+        self._paused_all = False
+        self._paused_events: list[str] = []
 
         r = self.registry
         self.pending = Gauge("relay_pending_events", "Rows waiting for delivery.", registry=r)
@@ -125,6 +127,16 @@ class RelayMetrics:
         self.auth_failing = Gauge(
             "relay_auth_failing", "1 while Mixpanel answers 401 to this relay.", registry=r
         )
+        self.paused = Gauge(
+            "relay_paused",
+            "1 while all delivery is paused (relay pause), else 0.",
+            registry=r,
+        )
+        self.paused_events = Gauge(
+            "relay_paused_events",
+            "How many event names are paused one by one (relay pause --event).",
+            registry=r,
+        )
         for reason in ("rejected", "max_attempts"):
             self.dead_total.labels(reason=reason)
 
@@ -153,6 +165,14 @@ class RelayMetrics:
         self.dead.set(gauges.dead)
         self.oldest_pending_age.set(gauges.oldest_pending_age_seconds)
 
+    def set_pauses(self, *, everything: bool, events: Sequence[str]) -> None:
+        """Publish the pauses in force: of all delivery, and of these event names."""
+        with self._lock:
+            self._paused_all = everything
+            self._paused_events = sorted(events)
+        self.paused.set(1 if everything else 0)
+        self.paused_events.set(len(events))
+
     def tick_succeeded(self) -> None:
         """A drain tick ran to its end (whatever Mixpanel answered, except a 401)."""
         with self._lock:
@@ -175,11 +195,17 @@ class RelayMetrics:
     # --- reading -----------------------------------------------------------------------
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Whether the relay is healthy, and a JSON-able explanation."""
+        """Whether the relay is healthy, and a JSON-able explanation.
+
+        A pause does not make the relay unhealthy (it is running and doing what it was told):
+        ``paused`` and ``paused_events`` report it, as of the latest gauge reading.
+        """
         with self._lock:
             last_success = self._last_success
             last_failure = self._last_failure
             auth_error = self._auth_error
+            paused_all = self._paused_all
+            paused_events = list(self._paused_events)
         age = None if last_success is None else self._monotonic() - last_success
         recent = age is not None and age <= self._stale_after
         healthy = recent and last_failure is None and auth_error is None
@@ -188,6 +214,8 @@ class RelayMetrics:
             "last_success_age_seconds": None if age is None else round(age, 3),
             "last_error": last_failure,
             "auth_error": auth_error,
+            "paused": paused_all,
+            "paused_events": paused_events,
         }
 
     def exposition(self) -> bytes:

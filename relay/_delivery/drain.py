@@ -16,20 +16,17 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import structlog
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
 from relay._config import RelaySettings
+from relay._delivery.answers import RequestStat, SendOutcome
 from relay._delivery.backoff import retry_delay
-from relay._delivery.mixpanel_client import SendOutcome
 from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
 from relay._tables import OutboxEvent
-
-if TYPE_CHECKING:
-    from relay._daemon.metrics import RelayMetrics
 
 logger = structlog.get_logger("relay.drain")
 
@@ -79,6 +76,26 @@ class DrainResult:
     batch_full: bool = False
     postponed: int = 0
 
+    @property
+    def failed_transiently(self) -> bool:
+        """Some request of this tick failed transiently (429, 5xx, a timeout, a cut answer)."""
+        return bool(self.retried or self.dead_after_max_attempts)
+
+    @property
+    def mixpanel_failing(self) -> bool:
+        """Mixpanel is failing: requests failed transiently and none delivered anything.
+
+        The one test of "Mixpanel is down", behind the daemon's relay-wide backoff and
+        ``relay drain``'s early stop. Within one pass the drainer stops sooner, at the first
+        :attr:`failed_transiently` batch, so as not to burn the attempts of the rest.
+        """
+        return self.failed_transiently and not self.delivered
+
+    @property
+    def auth_failing(self) -> bool:
+        """Mixpanel refused the credentials or the URL (401/403/404, a redirect)."""
+        return self.auth_error is not None
+
     def __add__(self, other: DrainResult) -> DrainResult:
         """Totals of two results; the later auth error and fullness win."""
         return DrainResult(
@@ -93,6 +110,21 @@ class DrainResult:
             batch_full=other.batch_full,
             postponed=self.postponed + other.postponed,
         )
+
+
+class DrainObserver(Protocol):
+    """What a drainer tells whoever listens (the daemon's metrics): it emits, they count.
+
+    Both are called from the draining thread, several at once with ``concurrency`` above 1.
+    """
+
+    def requests_sent(self, requests: Sequence[RequestStat]) -> None:
+        """The HTTP requests of one batch's send, with their status and duration."""
+        ...
+
+    def batch_done(self, result: DrainResult) -> None:
+        """One :meth:`Drainer.drain_once` ended with ``result`` (not called when it raised)."""
+        ...
 
 
 class _Budget:
@@ -158,7 +190,9 @@ class ClaimCursor:
 class Drainer:
     """Moves due outbox rows to Mixpanel, one batch per :meth:`drain_once`.
 
-    ``stop`` (optional) is checked after the claim: once it is set a claimed batch is released
+    ``observer`` (optional) hears of every batch's requests and result
+    (:class:`DrainObserver`); the drainer keeps no metrics itself. ``stop`` (optional) is
+    checked after the claim: once it is set a claimed batch is released
     unsent instead of being sent. ``monotonic`` measures how long the send took, which is
     added to the tick's ``now`` to time-stamp the ack; tests pin it to make acks exact.
     ``concurrency`` is how many batches :meth:`drain_until_idle` keeps in flight at once.
@@ -172,7 +206,7 @@ class Drainer:
         client: BatchSender,
         settings: RelaySettings,
         *,
-        metrics: RelayMetrics | None = None,
+        observer: DrainObserver | None = None,
         stop: threading.Event | None = None,
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
@@ -184,7 +218,7 @@ class Drainer:
         self._engine = engine
         self._client = client
         self._settings = settings
-        self._metrics = metrics
+        self._observer = observer
         self._stop = stop
         self._rng = rng
         self._monotonic = monotonic
@@ -198,10 +232,8 @@ class Drainer:
         acked then come back when their lease expires.
         """
         result = self._drain_once(now=now)
-        if self._metrics is not None:
-            self._metrics.observe_drain(result)
-            if result.auth_error is None:
-                self._metrics.tick_succeeded()
+        if self._observer is not None:
+            self._observer.batch_done(result)
         return result
 
     def _drain_once(self, *, now: dt.datetime) -> DrainResult:
@@ -256,8 +288,8 @@ class Drainer:
         started = self._monotonic()
         outcome = self._send(claim.events, log)
         ack_now = now + dt.timedelta(seconds=max(0.0, self._monotonic() - started))
-        if self._metrics is not None:
-            self._metrics.observe_requests(outcome.requests)
+        if self._observer is not None:
+            self._observer.requests_sent(outcome.requests)
 
         result = self._ack(claim, outcome, now=ack_now)
         result = too_large + dataclasses.replace(
@@ -341,9 +373,9 @@ class Drainer:
         return total
 
     def _more_due(self, result: DrainResult) -> bool:
-        if not result.batch_full or result.auth_error is not None or result.released:
+        if not result.batch_full or result.auth_failing or result.released:
             return False
-        if result.retried or result.dead_after_max_attempts:
+        if result.failed_transiently:
             # Mixpanel is failing transiently (429, 5xx, timeouts): hammering it with the
             # rest of the backlog would only burn those rows' attempts too.
             return False

@@ -187,9 +187,12 @@ class DeadlineTransport(httpx.HTTPTransport):
     """``httpx.HTTPTransport`` (no retries, default TLS) over a :class:`DeadlineBackend`.
 
     Use ``transport.deadlines.bound(seconds)`` around a request, its body read included.
+    ``backend`` (default ``httpcore.SyncBackend()``) opens the sockets the deadline wraps.
     """
 
-    def __init__(self, *, deadlines: RequestDeadlines) -> None:
+    def __init__(
+        self, *, deadlines: RequestDeadlines, backend: httpcore.NetworkBackend | None = None
+    ) -> None:
         super().__init__(retries=0)
         self.deadlines = deadlines
         # HTTPTransport takes no network backend; the pool it built is replaced by an
@@ -197,5 +200,5 @@ class DeadlineTransport(httpx.HTTPTransport):
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(),
             retries=0,
-            network_backend=DeadlineBackend(deadlines),
+            network_backend=DeadlineBackend(deadlines, inner=backend),
         )

@@ -19,6 +19,11 @@ import orjson
 from relay._errors import EventValidationError
 from relay._event.pii import name_refusal, value_refusal
 
+#: Mixpanel accepts at most 2000 events per ``/import`` request (``RELAY_BATCH_MAX_EVENTS``).
+MAX_BATCH_EVENTS = 2000
+#: 2 MiB of uncompressed ``/import`` body: the only limit seen in Mixpanel's own 413 error
+#: text (the default of ``RELAY_BATCH_MAX_BYTES``).
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
 MAX_PROPERTIES = 254  # "fewer than 255 properties", time/distinct_id/$insert_id included
 MAX_NAME_LENGTH = 255
 MAX_STRING_LENGTH = 255

@@ -76,7 +76,8 @@ def mark_claim_delivered(conn: Connection, *, claim: Claim, now: dt.datetime) ->
     """
     if not claim.events:
         return 0
-    first_id, last_id = claim.events[0].id, claim.events[-1].id
+    first_id = min(e.id for e in claim.events)
+    last_id = max(e.id for e in claim.events)
     if last_id - first_id >= DENSE_CLAIM_SPAN * len(claim.events):
         return mark_delivered(conn, token=claim.token, ids=[e.id for e in claim.events], now=now)
     result = conn.execute(

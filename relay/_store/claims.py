@@ -17,19 +17,22 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from relay._store import lanes
 from relay._store._base import id_is_one_of, is_mysql, per_row, state_is, translate_errors
 from relay._tables import OutboxEvent, OutboxState, outbox
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Rows leased by one claim, in id order: ``token`` fences every ack of them.
+    """Rows leased by one claim, live lane first, each lane in id order: ``token`` fences every
+    ack of them (live rows first, so that they go out in the claim's first request).
 
-    ``last_due`` is the latest ``next_attempt_at`` among the rows the claim took (leased or
-    dead-lettered; ``None`` when it took none): a following claim may start reading there (see
-    :func:`claim`'s ``due_from``). ``full`` says the claim stopped at its row limit or its byte
-    budget, so more rows may be due. ``too_large`` counts rows the claim found too large to
-    ever be sent and marked dead instead of leasing them.
+    ``last_due`` is the latest ``next_attempt_at`` among the live rows the claim took (leased
+    or dead-lettered; ``None`` when it took none): a following claim may resume the live lane
+    there (see :func:`claim`'s ``due_from``). ``full`` says the claim stopped at its row limit,
+    its byte budget or the bulk lane's cap (:func:`relay._store.lanes.bulk_cap`), so more rows
+    may be due. ``too_large`` counts rows the claim found too large to ever be sent and marked
+    dead instead of leasing them.
     """
 
     token: str
@@ -167,7 +170,12 @@ def claim(
     max_bytes: int | None = None,
     row_max_bytes: int | None = None,
 ) -> Claim:
-    """Lease up to ``limit`` due pending rows, oldest due first, under a fresh token.
+    """Lease up to ``limit`` due pending rows, live lane first, under a fresh token.
+
+    Rows a pause covers are passed over (all of them while all delivery is paused: the claim
+    is then empty). Within each lane rows go oldest due first; the live lane comes first and
+    the bulk lane (replays, requeues) gets the rest of the claim, at least a fixed share while
+    it has rows due and at most a cap (see :mod:`relay._store.lanes`).
 
     Sets ``lease_token`` and ``lease_expires_at = now + lease_seconds`` (an expired lease simply
     makes the row due again) and counts the attempt now, so a crash mid-send still uses one
@@ -190,6 +198,7 @@ def claim(
     start walks all of them: during a long drain that grows to thousands of pages per claim.
     A relay passes the previous claim's :attr:`Claim.last_due` and starts from the beginning
     again often enough to pick up rows left behind (see :class:`relay._delivery.drain.ClaimCursor`).
+    It applies to the live lane only.
 
     Lock: PostgreSQL and MySQL/MariaDB lock the candidate rows ``FOR UPDATE SKIP LOCKED``, so
     concurrent relays claim disjoint rows without waiting, and hold them to the commit; SQLite
@@ -202,31 +211,37 @@ def claim(
     lease_until = now + dt.timedelta(seconds=lease_seconds)
     measured = max_bytes is not None or row_max_bytes is not None
     size = stored_size(conn) if measured else sa.literal(0)
-    due = (
-        sa.select(outbox.c.id, outbox.c.next_attempt_at, size)
-        .where(state_is(OutboxState.PENDING), is_due(now))
-        .order_by(outbox.c.next_attempt_at, outbox.c.id)
-        .limit(limit)
+    exclusion = lanes.claim_exclusion(conn)
+    if exclusion.everything:
+        return Claim(token=token, events=[])
+    due = sa.select(outbox.c.id, outbox.c.next_attempt_at, size).where(
+        state_is(OutboxState.PENDING), is_due(now)
     )
-    if due_from is not None:
-        due = due.where(outbox.c.next_attempt_at >= due_from)
-    if conn.dialect.name != "sqlite":
-        due = due.with_for_update(skip_locked=True)
-    picked = _pick(
-        conn.execute(due).all(), limit=limit, max_bytes=max_bytes, row_max_bytes=row_max_bytes
+    candidates = lanes.claim_candidates(
+        conn,
+        due=due,
+        limit=limit,
+        due_from=due_from,
+        exclusion=exclusion,
+        lock=conn.dialect.name != "sqlite",
     )
+    picked = _pick(candidates.rows, limit=limit, max_bytes=max_bytes, row_max_bytes=row_max_bytes)
+    # The cursor resumes the live lane only (see ClaimCursor): the last live row handled.
+    last_due = candidates.last_live_due({*picked.ids, *picked.too_large})
     if picked.too_large and row_max_bytes is not None:
         _mark_too_large(conn, picked.too_large, row_max_bytes=row_max_bytes, now=now)
     events: list[OutboxEvent] = []
     if picked.ids:
         events = _lease(conn, picked.ids, token=token, lease_until=lease_until, now=now)
-    # RETURNING has no defined order: hand events over in id (creation) order everywhere.
-    events.sort(key=lambda e: e.id)
+    # RETURNING has no defined order: hand events over in id (creation) order everywhere,
+    # live rows first, so that they go out in the first request, not after the replay's.
+    live_ids = {row[0] for row in candidates.rows[: candidates.live]}
+    events.sort(key=lambda e: (e.id not in live_ids, e.id))
     return Claim(
         token=token,
         events=events,
-        last_due=picked.last_due,
-        full=picked.full,
+        last_due=last_due,
+        full=picked.full or candidates.more,
         too_large=len(picked.too_large),
     )
 

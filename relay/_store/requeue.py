@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from relay._store._base import state_is, translate_errors
 from relay._store.selection import EventFilter, leased, where
-from relay._tables import OutboxState, outbox
+from relay._tables import Lane, OutboxState, outbox
 
 #: Ids sent per statement: PostgreSQL takes at most 65,535 bind parameters in one statement
 #: (and the filter adds its own), so a large batch is several statements in one transaction.
@@ -32,7 +32,8 @@ def _chunks(ids: Collection[int]) -> list[list[int]]:
 def requeue(conn: Connection, f: EventFilter, *, ids: Collection[int], now: dt.datetime) -> int:
     """Make the rows in ``ids`` that still match ``f`` pending and due at ``now``, as new.
 
-    Resets ``attempts``, the lease, ``last_error`` and ``finished_at``; keeps ``time_ms``,
+    Resets ``attempts``, the lease, ``last_error`` and ``finished_at`` and moves the rows to the
+    bulk lane (claims serve live rows first, :mod:`relay._store.lanes`); keeps ``time_ms``,
     ``insert_id`` and the properties, so a re-send carries the same deduplication key. Returns
     how many rows changed. Lock: the rows updated. Guard: ``f`` again, and not leased by a
     relay at ``now`` (``state = 'pending'`` and a live lease, see
@@ -53,6 +54,8 @@ def requeue(conn: Connection, f: EventFilter, *, ids: Collection[int], now: dt.d
                 last_error=None,
                 finished_at=None,
                 updated_at=now,
+                # Behind live traffic: see relay._store.lanes.
+                lane=int(Lane.BULK),
             )
         )
         changed += result.rowcount

@@ -24,6 +24,7 @@ from relay._event.location import Location
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._store import check_writable, connection_of, insert_rows, notify_unchained, pending_row
 from relay._tracking import config
+from relay._tracking.observers import notify_tracked
 from relay._tracking.prepare import PreparedEvent, prepare_event
 from relay._tracking.sync import report_failure
 
@@ -157,6 +158,8 @@ def track_many(
     for p in valid:
         if id(p) in refused:
             report_failure(p.event, DuplicateInsertIdError("$insert_id already in the outbox"))
+        else:
+            notify_tracked(p.event)
     return results
 
 

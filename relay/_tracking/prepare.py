@@ -41,9 +41,9 @@ def new_insert_id() -> str:
 
     Time-ordered rather than random (``uuid4``): each new entry of the outbox's unique
     ``insert_id`` index lands at its right edge, on a page that is already in memory, instead of
-    on a random leaf of an index that grows with every row kept for replay (measured with
-    5,000,000 delivered rows: the drain kept 88 % of its empty-table rate with random ids, 99 %
-    with ordered ones, and +20 % events/s on an empty table; see BENCHMARKS.md). The 48-bit
+    on a random leaf of an index that grows with every row kept for replay: the drain keeps
+    more of its rate as the table grows (bench/backlog_scale.py ``--random-insert-ids`` and
+    bench/drain_throughput.py ``pg1-uuid4`` compare the two; figures in BENCHMARKS.md). The 48-bit
     millisecond timestamp it carries is the event's creation time, which Mixpanel receives
     anyway; the other 74 bits are random and a per-process counter.
     """

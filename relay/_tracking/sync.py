@@ -28,6 +28,7 @@ from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._event.registry import loggable_event_name
 from relay._store import pending_row, write_event
 from relay._tracking import config
+from relay._tracking.observers import notify_tracked
 from relay._tracking.prepare import PreparedEvent, prepare_event
 
 logger = structlog.get_logger("relay.tracking")
@@ -83,6 +84,7 @@ def track(
         if strict:
             raise
         return None
+    notify_tracked(prepared.event)
     return prepared.insert_id
 
 

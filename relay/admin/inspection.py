@@ -13,7 +13,7 @@ from typing import IO, Any
 import orjson
 from sqlalchemy.engine import Engine
 
-from relay._delivery.mixpanel_client import encode_event
+from relay._delivery.encoding import encode_event
 from relay._errors import EventValidationError, FilterError
 from relay._store import selection, transaction
 from relay._store.selection import EventFilter, StoredRow

@@ -8,13 +8,15 @@ table (see ``relay._store.stats`` and ``bench/stats_scale.py``).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from relay._store import maintenance, transaction
+from relay._store import pauses as pause_store
 from relay._store import stats as stats_store
+from relay._store.pauses import Pause
 from relay._tables import OutboxState
 
 HOUR = dt.timedelta(hours=1)
@@ -29,6 +31,7 @@ class Stats:
     leased by a relay; ``oldest_pending_age_seconds`` is how long the oldest pending row has
     waited since it was written (``None`` with no pending row). ``dead_by_reason`` maps each
     dead-letter reason to its count, largest first; ``pending_by_event`` likewise per event.
+    ``paused`` lists the pauses in force (``relay pause``), the pause of all delivery first.
     """
 
     at: dt.datetime
@@ -41,11 +44,13 @@ class Stats:
     delivered_last_hour: int
     delivered_last_day: int
     pending_by_event: dict[str, int]
+    paused: list[Pause] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready values (``at`` in ISO 8601)."""
         out = asdict(self)
         out["at"] = self.at.isoformat()
+        out["paused"] = [p.to_json() for p in self.paused]
         return out
 
 
@@ -58,6 +63,7 @@ def stats(engine: Engine, *, now: dt.datetime) -> Stats:
             conn, state=OutboxState.DELIVERED, since=(now - DAY, now - HOUR)
         )
         by_event = stats_store.pending_by_event(conn)
+        paused = pause_store.list_pauses(conn)
     by_reason: dict[str, int] = {}
     for group in dead:
         by_reason[group.reason] = by_reason.get(group.reason, 0) + group.count
@@ -75,4 +81,5 @@ def stats(engine: Engine, *, now: dt.datetime) -> Stats:
         delivered_last_hour=last_hour,
         delivered_last_day=last_day,
         pending_by_event=by_event,
+        paused=paused,
     )

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from relay._config import RelaySettings
 from relay._database import scrub
 from relay._errors import ConfigurationError, RelayError
-from relay.cli import admin, operations
+from relay.cli import admin, operations, pause
 from relay.cli._output import safe_text
 from relay.cli.events import events as events_group
 
@@ -87,5 +87,7 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 for command in operations.COMMANDS:
     main.add_command(command)
 for command in admin.COMMANDS:
+    main.add_command(command)
+for command in pause.COMMANDS:
     main.add_command(command)
 main.add_command(events_group)

@@ -1,6 +1,9 @@
-"""``relay events``: the tracking plan as code (``lint``, ``docs``, ``new``).
+"""``relay events``: the tracking plan as code (``lint``, ``docs``, ``new``, ``push``).
 
 Exit codes of ``relay events lint``: 0 the catalog is clean; 1 at least one finding.
+Exit codes of ``relay events push``: 0 Lexicon in sync, or uploaded with ``--yes``; 1
+differences found without ``--yes``, or Lexicon unreachable or failing; 2 usage; 3
+configuration (no service account, a non-integer project id, credentials Lexicon refuses).
 Heavy modules are imported inside the commands, so ``relay --help`` stays light.
 """
 
@@ -11,6 +14,8 @@ import sys
 from pathlib import Path
 
 import click
+
+from relay._config import RelaySettings
 
 EXIT_FINDINGS = 1
 
@@ -117,6 +122,84 @@ def new(event: str, package_dir: Path) -> None:
 
     for path in scaffold_event(event, package_dir=package_dir):
         click.echo(f"wrote {path}")
+
+
+@events.command()
+@click.argument("modules", nargs=-1, metavar="[MODULE ...]")
+@click.option("--yes", is_flag=True, help="Upload the differences (default: only show them).")
+@click.option(
+    "--truncate",
+    is_flag=True,
+    help="Replace Lexicon's whole dictionary with the registry's events (deletes every schema "
+    "not in it, profile schemas included); acts only with --yes.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the diff as a JSON object.")
+@click.pass_obj
+def push(
+    settings: RelaySettings, modules: tuple[str, ...], yes: bool, truncate: bool, as_json: bool
+) -> None:
+    """Sync the events of catalog MODULEs (default: relay.catalog) to Mixpanel Lexicon.
+
+    Shows what differs first: events to add, to change (and what changed), and events only
+    Lexicon has (kept, unless --truncate). With --yes, uploads the added and changed schemas.
+    Exit 0 in sync or (with --yes) uploaded; 1 any difference found without --yes.
+    """
+    import httpx  # noqa: PLC0415 -- keep `relay --help` light
+
+    from relay.plan.docs import catalog_registry  # noqa: PLC0415
+    from relay.plan.lexicon import diff, registry_entries, render  # noqa: PLC0415
+    from relay.plan.lexicon_client import LexiconClient  # noqa: PLC0415
+    from relay.plan.lint import ensure_cwd_importable  # noqa: PLC0415
+
+    project_id, username, secret = settings.require_service_account()
+    ensure_cwd_importable()
+    names = list(modules) or ["relay.catalog"]
+    entries = registry_entries(catalog_registry(names))
+    timeout = httpx.Timeout(settings.read_timeout_seconds, connect=settings.connect_timeout_seconds)
+    with LexiconClient(
+        base_url=settings.mixpanel_app_base_url,
+        project_id=project_id,
+        username=username,
+        secret=secret,
+        timeout=timeout,
+    ) as client:
+        result = diff(entries, client.event_schemas())
+        uploads = list(entries.values()) if truncate else result.uploads()
+        act = yes and not result.in_sync and bool(uploads or truncate)
+        uploaded: dict[str, object] = {}
+        if act:
+            uploaded = client.upload(uploads, truncate=truncate)
+    if as_json:
+        payload = {
+            "project_id": project_id,
+            "modules": names,
+            **result.as_dict(),
+            "uploaded": len(uploads) if act else 0,
+            "truncated": act and truncate,
+            "deleted": uploaded.get("deleted", 0) if act else 0,
+        }
+        click.echo(json.dumps(payload, indent=2, sort_keys=True))
+    else:
+        for line in render(result, project_id=project_id):
+            click.echo(line)
+        click.echo(_push_outcome(result.in_sync, act, truncate, len(uploads)), err=True)
+    if not result.in_sync and not yes:
+        sys.exit(EXIT_FINDINGS)
+
+
+def _push_outcome(in_sync: bool, acted: bool, truncate: bool, count: int) -> str:
+    noun = "schema" if count == 1 else "schemas"
+    if in_sync:
+        return "Lexicon is in sync with the registry: nothing to do"
+    if acted and truncate:
+        return f"replaced Lexicon's dictionary with {count} event {noun} (truncate)"
+    if acted:
+        return f"uploaded {count} event {noun}; only-in-Lexicon events are kept"
+    if truncate:
+        return f"run with --truncate --yes to replace Lexicon's dictionary with {count} {noun}"
+    if count:
+        return f"run with --yes to upload {count} event {noun}; only-in-Lexicon events are kept"
+    return "nothing to upload; only --truncate --yes removes the only-in-Lexicon events"
 
 
 COMMANDS = [events]

@@ -83,8 +83,7 @@ def drain(settings: RelaySettings, as_json: bool, max_batches: int | None) -> No
                 result = drainer.drain_until_idle(max_batches=left)
                 total += result
                 # During an outage, going on would use up an attempt on every row of the backlog.
-                outage = (result.retried or result.dead_after_max_attempts) and not result.delivered
-                if result.claimed == 0 or result.auth_error is not None or outage:
+                if result.claimed == 0 or result.auth_failing or result.mixpanel_failing:
                     break
     finally:
         engine.dispose()

@@ -34,6 +34,13 @@ project's own suite runs its async tests with anyio's pytest plugin (``@pytest.m
     :class:`relay._delivery.drain.DrainResult`, for end-to-end tests of "this action reaches
     Mixpanel".
 
+Event coverage (off by default): ``--relay-require-event-coverage`` on the command line, or
+``relay_require_event_coverage = true`` in the ini file, fails the session when a registered
+event was never tracked by any test (``track()`` wrote it to an outbox, committed or not),
+listing the untracked events. ``relay_event_catalog`` (ini, one module per line) limits the
+events required to those whose schemas those modules define (default: every registered event).
+Only tracking in the pytest process counts; events tracked by subprocesses are not seen.
+
 Example::
 
     def test_delivery_is_tracked(session, relay_outbox):
@@ -46,6 +53,8 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -58,13 +67,101 @@ from relay._config import RelaySettings
 from relay._delivery.drain import Drainer, DrainResult
 from relay._delivery.mixpanel_client import MixpanelImportClient
 from relay._store.capture import CapturedRow, select_events
-from relay._tracking import strict_tracking
+from relay._tracking import observe_tracked_events, strict_tracking
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 _MISSING = object()
+
+COVERAGE_OPTION = "--relay-require-event-coverage"
+COVERAGE_INI = "relay_require_event_coverage"
+CATALOG_INI = "relay_event_catalog"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The event-coverage switch (command line and ini) and the catalog it checks."""
+    group = parser.getgroup("relay", "relay event tracking")
+    group.addoption(
+        COVERAGE_OPTION,
+        action="store_true",
+        default=None,
+        dest=COVERAGE_INI,
+        help="fail the session when a registered event was never tracked by a test",
+    )
+    parser.addini(
+        COVERAGE_INI,
+        type="bool",
+        default=False,
+        help="fail the session when a registered event was never tracked by a test",
+    )
+    parser.addini(
+        CATALOG_INI,
+        type="linelist",
+        default=[],
+        help="modules whose registered events the coverage check requires (default: all)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start watching ``track()`` when event coverage is required."""
+    enabled = config.getoption(COVERAGE_INI)
+    if enabled is None:
+        enabled = config.getini(COVERAGE_INI)
+    if enabled:
+        config.pluginmanager.register(
+            EventCoverage(list(config.getini(CATALOG_INI))), "relay-event-coverage"
+        )
+
+
+class EventCoverage:
+    """Records the events tracked during the session; fails it if a registered one was not."""
+
+    def __init__(self, catalog_modules: list[str]) -> None:
+        self.catalog_modules = catalog_modules
+        self.tracked: set[str] = set()
+        self.untracked: list[str] = []
+        self._lock = threading.Lock()
+        self._watch = contextlib.ExitStack()
+        self._watch.enter_context(observe_tracked_events(self._record))
+
+    def _record(self, event: str) -> None:
+        with self._lock:
+            self.tracked.add(event)
+
+    def required(self) -> list[str]:
+        """The registered events the session must track, sorted."""
+        if self.catalog_modules:
+            from relay.plan.docs import catalog_registry  # noqa: PLC0415 -- only when asked
+
+            return sorted(catalog_registry(self.catalog_modules))
+        from relay._event.registry import EVENT_SCHEMA_REGISTRY  # noqa: PLC0415
+
+        return sorted(EVENT_SCHEMA_REGISTRY)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Fail a session that ran tests yet left a registered event untracked."""
+        self._watch.close()
+        if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.NO_TESTS_COLLECTED):
+            return
+        with self._lock:
+            self.untracked = [event for event in self.required() if event not in self.tracked]
+        if self.untracked:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """List the untracked events, one per line, under a section of their own."""
+        if not self.untracked:
+            return
+        count = len(self.untracked)
+        terminalreporter.section("relay event coverage", red=True)
+        terminalreporter.line(
+            f"{count} registered event{'s' if count != 1 else ''} never tracked by any test:"
+        )
+        for event in self.untracked:
+            terminalreporter.line(f"  {event}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,20 +105,28 @@ def _drip(sock: socket.socket, stop: threading.Event, interval: float) -> None:
             return
 
 
-def huge_body(*, total_bytes: int, chunk_bytes: int = 256 * 1024) -> Behaviour:
-    """A 200 declaring and streaming ``total_bytes`` of JSON-looking filler as fast as it can."""
+class HugeBody:
+    """A 200 declaring and streaming ``total_bytes`` of JSON-looking filler as fast as it can;
+    ``sent`` counts the body bytes the client's socket took before it hung up."""
 
-    def behave(sock: socket.socket, _request: RawRequest, stop: threading.Event) -> None:
-        head = [("Content-Type", "application/json"), ("Content-Length", str(total_bytes))]
+    def __init__(self, *, total_bytes: int, chunk_bytes: int = 256 * 1024) -> None:
+        self.total_bytes = total_bytes
+        self.chunk_bytes = chunk_bytes
+        self.sent = 0
+
+    def __call__(self, sock: socket.socket, _request: RawRequest, stop: threading.Event) -> None:
+        head = [("Content-Type", "application/json"), ("Content-Length", str(self.total_bytes))]
         sock.sendall(_response_head(200, "OK", head))
-        chunk = b" " * chunk_bytes
-        sent = 0
-        while sent < total_bytes and not stop.is_set():
-            piece = chunk[: total_bytes - sent]
+        chunk = b" " * self.chunk_bytes
+        while self.sent < self.total_bytes and not stop.is_set():
+            piece = chunk[: self.total_bytes - self.sent]
             sock.sendall(piece)
-            sent += len(piece)
+            self.sent += len(piece)
 
-    return behave
+
+def huge_body(*, total_bytes: int, chunk_bytes: int = 256 * 1024) -> HugeBody:
+    """A 200 declaring and streaming ``total_bytes`` of JSON-looking filler as fast as it can."""
+    return HugeBody(total_bytes=total_bytes, chunk_bytes=chunk_bytes)
 
 
 class HostileEndpoint:

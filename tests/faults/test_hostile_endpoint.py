@@ -249,11 +249,13 @@ def test_a_drip_feed_ends_at_the_request_deadline(
 
 
 def test_an_oversized_body_is_not_read(hostile: HostileEndpoint, standin: MixpanelStandin) -> None:
-    """A body over the cap is a retryable failure; the connection is dropped, not drained."""
-    hostile.script(huge_body(total_bytes=200 * 1024 * 1024))
-    started = time.monotonic()
+    """A body over the cap is a retryable failure; the connection is dropped, not drained:
+    the server got rid of a small part of the 200 MB it offered (the cap plus what the
+    sockets' buffers hold) before the client hung up."""
+    body = huge_body(total_bytes=200 * 1024 * 1024)
+    hostile.script(body)
     outcome = _send(hostile, standin)
-    assert time.monotonic() - started < DEADLINE_CEILING_SECONDS
+    assert body.sent < body.total_bytes // 4
     assert outcome.retry == dict.fromkeys(
         [1, 2, 3, 4, 5], f"HTTP 200 with a body over {RESPONSE_MAX_BYTES} bytes"
     )

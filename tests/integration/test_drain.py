@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from relay import _store as store
 from relay._config import RelaySettings
 from relay._daemon.metrics import RelayMetrics
+from relay._daemon.pacing import MetricsFeed
 from relay._delivery.drain import Drainer, DrainResult
 from relay._delivery.mixpanel_client import MixpanelImportClient, SendOutcome
 from relay._tables import OutboxEvent, OutboxState, outbox
@@ -123,7 +124,7 @@ def make_drainer(
             engine,
             client,
             settings,
-            metrics=metrics,
+            observer=None if metrics is None else MetricsFeed(metrics),
             stop=stop,
             rng=random.Random(1),
             monotonic=monotonic,

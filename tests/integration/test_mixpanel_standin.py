@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import gzip
 import socket
 import subprocess
@@ -14,7 +13,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from mixpanel import BufferedConsumer, Mixpanel, MixpanelException, ServiceAccountCredentials
 
 from relay.testing.mixpanel_standin import BANNED_IDS, TIMEOUT, MixpanelStandin
 
@@ -764,118 +762,6 @@ def test_command_line_serves_and_prints_its_url() -> None:
             process.stdout.close()
 
 
-# --- the mixpanel package's consumers -------------------------------------------------------
-
-
-def _consumer(standin: MixpanelStandin, secret: str) -> BufferedConsumer:
-    credentials = ServiceAccountCredentials(
-        username=standin.username, secret=secret, project_id=standin.project_id
-    )
-    return BufferedConsumer(
-        import_url=f"{standin.url}/import",
-        events_url=f"{standin.url}/track",
-        credentials=credentials,
-        retry_limit=0,
-        request_timeout=5,
-    )
-
-
-@pytest.fixture
-def real_clock_standin() -> Iterator[MixpanelStandin]:
-    """A stand-in on the real clock, as the mixpanel package stamps events with time.time()."""
-    with MixpanelStandin() as server:
-        yield server
-
-
-def test_buffered_consumer_import_with_service_account_is_accepted(
-    real_clock_standin: MixpanelStandin,
-) -> None:
-    """The package's form-encoded /import batches are recorded and answered so it raises nothing."""
-    standin = real_clock_standin
-    consumer = _consumer(standin, standin.secret)
-    try:
-        client = Mixpanel(standin.project_token, consumer=consumer)
-        timestamp = int(time.time()) - 86_400
-        for n in range(3):
-            client.import_data(None, f"user-{n}", "svc.test.imported", timestamp, {"n": n})
-        consumer.flush()
-    finally:
-        consumer._consumer._session.close()
-    events = standin.accepted_events()
-    assert [e["properties"]["n"] for e in events] == [0, 1, 2]
-    assert all(e["properties"]["time"] == timestamp for e in events)
-    (entry,) = standin.request_log()
-    assert (entry.path, entry.status, entry.events) == ("/import", 200, 3)
-
-
-def test_buffered_consumer_track_is_accepted(real_clock_standin: MixpanelStandin) -> None:
-    """The package's /track batches (token in properties, float seconds) are accepted."""
-    standin = real_clock_standin
-    consumer = _consumer(standin, standin.secret)
-    try:
-        client = Mixpanel(standin.project_token, consumer=consumer)
-        client.track("user-1", "svc.test.tracked", {"k": "v"})
-        consumer.flush()
-    finally:
-        consumer._consumer._session.close()
-    (event,) = standin.accepted_events()
-    assert event["event"] == "svc.test.tracked"
-    assert standin.request_log()[0].path == "/track"
-
-
-def test_buffered_consumer_track_with_wrong_token_raises(
-    real_clock_standin: MixpanelStandin,
-) -> None:
-    """A /track event carrying another project's token is refused and the package raises."""
-    standin = real_clock_standin
-    consumer = _consumer(standin, standin.secret)
-    try:
-        client = Mixpanel("someone-elses-token", consumer=consumer)
-        client.track("user-1", "svc.test.tracked")
-        with pytest.raises(MixpanelException, match=r"properties\.token"):
-            consumer.flush()
-    finally:
-        consumer._consumer._session.close()
-    assert standin.stats().accepted == 0
-
-
-def test_buffered_consumer_with_wrong_secret_raises(real_clock_standin: MixpanelStandin) -> None:
-    """A 401 on the legacy form path makes the package raise MixpanelException."""
-    standin = real_clock_standin
-    consumer = _consumer(standin, "wrong-secret")
-    try:
-        client = Mixpanel(standin.project_token, consumer=consumer)
-        client.import_data(None, "user-1", "svc.test.imported", int(time.time()))
-        with pytest.raises(MixpanelException, match="Invalid credentials"):
-            consumer.flush()
-    finally:
-        consumer._consumer._session.close()
-    assert [r.status for r in standin.request_log()] == [401]
-
-
-def test_legacy_form_with_basic_auth_header_is_read_like_the_package_sends_it(
-    real_clock_standin: MixpanelStandin, http: httpx.Client
-) -> None:
-    """A hand-built form body with data=<json>&verbose=1 gets {"status": 1, "error": null}."""
-    standin = real_clock_standin
-    record = {
-        "event": "svc.test.imported",
-        "properties": {
-            "time": int(time.time()),
-            "distinct_id": "user-1",
-            "$insert_id": "abc-123",
-        },
-    }
-    token = base64.b64encode(f"{standin.username}:{standin.secret}".encode()).decode()
-    response = http.post(
-        f"{standin.url}/import",
-        params={"project_id": standin.project_id},
-        data={"data": orjson.dumps(record).decode(), "verbose": "1", "ip": "0"},
-        headers={"Authorization": f"Basic {token}"},
-    )
-    assert (response.status_code, response.json()) == (200, {"status": 1, "error": None})
-
-
 # --- future time: Mixpanel overwrites it with its ingestion time -------------------------------
 
 
@@ -1154,20 +1040,6 @@ def test_ingested_view_says_whether_mixpanel_would_geolocate(
     """An event is geolocated (request IP or its ip) unless it carries ip 0 or "0"."""
     _post(http, clocked_standin, [_record(0, **properties)])
     assert [e.geolocated for e in clocked_standin.ingested()] == [geolocated]
-
-
-def test_track_form_with_ip_zero_is_not_geolocated(
-    real_clock_standin: MixpanelStandin,
-) -> None:
-    """The mixpanel package's /track sends ip=0, so its events are not geolocated by request."""
-    standin = real_clock_standin
-    consumer = _consumer(standin, standin.secret)
-    try:
-        Mixpanel(standin.project_token, consumer=consumer).track("user-1", "svc.test.tracked")
-        consumer.flush()
-    finally:
-        consumer._consumer._session.close()
-    assert [e.geolocated for e in standin.ingested()] == [False]
 
 
 def test_ingested_view_lists_strings_mixpanel_would_truncate(

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from relay import create_engine
 from relay._tracking import track
 from relay.catalog import MixPanelEvent
 
@@ -54,11 +55,19 @@ def track_one(session: Session, seq: int) -> str:
 
 
 class TrackingWriter(threading.Thread):
-    """The host: one ``track()`` per transaction, in a loop, timing each transaction."""
+    """The host: one ``track()`` per transaction, in a loop, timing each transaction.
 
-    def __init__(self, engine: Engine) -> None:
+    ``lock_wait_bound`` (seconds) is enforced by the database server on the writer's own
+    connections (PostgreSQL ``lock_timeout``, MariaDB ``lock_wait_timeout`` and
+    ``innodb_lock_wait_timeout``, whole seconds): a write that waits longer for a lock fails,
+    and :meth:`stop` re-raises that. A lock wait is what a migration can impose on the host;
+    a slow CPU on a shared machine is not, and does not count against the bound.
+    """
+
+    def __init__(self, engine: Engine, *, lock_wait_bound: float | None = None) -> None:
         super().__init__(daemon=True)
-        self._engine = engine
+        self._engine = engine if lock_wait_bound is None else _bounded(engine, lock_wait_bound)
+        self._owns_engine = lock_wait_bound is not None
         self._halt = threading.Event()
         self._lock = threading.Lock()
         self._timings: list[tuple[float, float]] = []
@@ -94,9 +103,26 @@ class TrackingWriter(threading.Thread):
         self._halt.set()
         self.join(timeout=60)
         assert not self.is_alive(), "the writer is stuck in a transaction"
+        if self._owns_engine:
+            self._engine.dispose()
         if self.error is not None:
             raise self.error
         return self.timings()
+
+
+def _bounded(engine: Engine, seconds: float) -> Engine:
+    """An engine on ``engine``'s database whose connections stop a lock wait after ``seconds``."""
+    url = engine.url.render_as_string(hide_password=False)
+    if engine.dialect.name == "postgresql":
+        connect_args = {"options": f"-c lock_timeout={round(seconds * 1000)}"}
+    else:
+        whole = max(1, round(seconds))
+        connect_args = {
+            "init_command": (
+                f"SET SESSION lock_wait_timeout = {whole}, innodb_lock_wait_timeout = {whole}"
+            )
+        }
+    return create_engine(url, connect_args=connect_args)
 
 
 def start_migrate(url: str, **env: str) -> subprocess.Popen[str]:
@@ -129,5 +155,5 @@ def revision(engine: Engine) -> str:
 def drop_relay_tables(engine: Engine) -> None:
     """Drop relay's tables and version table, whatever revision they are at."""
     with engine.begin() as conn:
-        for table in ("relay_audit", "relay_outbox", "relay_alembic_version"):
+        for table in ("relay_pause", "relay_audit", "relay_outbox", "relay_alembic_version"):
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))

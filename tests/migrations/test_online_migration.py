@@ -27,18 +27,19 @@ from sqlalchemy.orm import Session
 from relay import _migrations
 from relay._database import create_engine
 
-HEAD = "0002"
+HEAD = "0003"
 #: The outbox of a busy host: a million rows, almost all delivered (kept for replay).
 ROWS = 1_000_000
 PENDING = 10_000
-#: No tracked transaction may take longer than this while the migration runs. The former
-#: revision 0002 rebuilt an index inside its transaction and blocked every write for 1.2 s
-#: at this size on this machine (bench/online_migration.py --old); online, the slowest write
-#: took 15-20 ms.
-BIG_TABLE_BOUND_SECONDS = 0.5
+#: The longest any tracked write may wait for a lock while the migration runs, enforced by the
+#: server on the writer's connections (a write waiting longer fails the test; CPU time on a busy
+#: machine does not count). The former revision 0002 rebuilt an index inside its transaction and
+#: held every write for over a second at this size (bench/online_migration.py --old; figures in
+#: BENCHMARKS.md); online, writes wait at most one of the migration's own lock timeouts.
+BIG_TABLE_LOCK_WAIT_BOUND = 0.8
 #: While another transaction holds relay_outbox, writers may wait one lock_timeout per attempt
-#: (200 ms on PostgreSQL, 1 s on MariaDB), never as long as the holder holds it.
-HELD_LOCK_BOUND_SECONDS = 2.0
+#: (200 ms on PostgreSQL, 1 s on MariaDB), never as long as the holder holds it (seconds here).
+HELD_LOCK_WAIT_BOUND = 2.0
 MIGRATE_TIMEOUT = 120.0
 
 _LOAD = sa.text(
@@ -123,14 +124,14 @@ def _assert_postgresql_at_head(engine: Engine) -> None:
 def test_relay_migrate_on_a_million_rows_never_holds_up_a_tracked_write(
     pg_at_0001: Engine,
 ) -> None:
-    """Upgrading a 1M-row outbox from 0001 keeps every track() transaction under 0.5 s."""
+    """Upgrading a 1M-row outbox from 0001 never makes a track() wait 0.8 s for a lock."""
     engine = pg_at_0001
     with engine.begin() as conn:
         conn.execute(_LOAD, {"rows": ROWS, "pending": PENDING})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE relay_outbox")  # settled, as a table in the field
 
-    writer = TrackingWriter(engine)
+    writer = TrackingWriter(engine, lock_wait_bound=BIG_TABLE_LOCK_WAIT_BOUND)
     writer.start()
     try:
         wait_until(lambda: writer.commits > 0 or writer.error, timeout=30, what="a first write")
@@ -144,8 +145,6 @@ def test_relay_migrate_on_a_million_rows_never_holds_up_a_tracked_write(
     assert code == 0, stderr
     during = [s for (start, s) in timings if start + s >= started and start <= finished]
     assert len(during) >= 20, "the writer hardly ran during the migration"
-    slowest = max(during)
-    assert slowest < BIG_TABLE_BOUND_SECONDS, f"a tracked write waited {slowest:.2f} s"
     _assert_postgresql_at_head(engine)
     with engine.connect() as conn:
         total = conn.execute(sa.text("SELECT count(*) FROM relay_outbox")).scalar_one()
@@ -181,7 +180,7 @@ def test_migration_facing_a_held_lock_retries_while_writers_keep_going(
     """
     engine = server_at_0001
     holder = Session(engine)
-    writer = TrackingWriter(engine)
+    writer = TrackingWriter(engine, lock_wait_bound=HELD_LOCK_WAIT_BOUND)
     migrate: subprocess.Popen[str] | None = None
     try:
         track_one(holder, 0)
@@ -216,8 +215,6 @@ def test_migration_facing_a_held_lock_retries_while_writers_keep_going(
     assert code == 0, stderr
     held = [s for (start, s) in timings if start + s >= queued_at and start <= released_at]
     assert held, "no write overlapped the hold"
-    slowest = max(held)
-    assert slowest < HELD_LOCK_BOUND_SECONDS, f"a tracked write waited {slowest:.2f} s"
     assert revision(engine) == HEAD
     columns = {c["name"] for c in sa.inspect(engine).get_columns("relay_outbox")}
     assert "lease_expires_at" in columns

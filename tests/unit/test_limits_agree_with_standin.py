@@ -14,11 +14,11 @@ import orjson
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from relay._delivery.mixpanel_client import encode_event
+from relay._delivery.encoding import encode_event
 from relay._errors import EventValidationError
 from relay._event.limits import check_properties
 from relay._tables import OutboxEvent
-from relay.testing._mixpanel_rules import Accepted, judge, truncated_strings
+from relay.testing.mixpanel_standin._rules import Accepted, judge, truncated_strings
 
 NOW_MS = 1_795_694_400_000
 EV = "svc.a.b"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay._delivery.mixpanel_client import encode_event, plan_batches
+from relay._delivery.encoding import encode_event, plan_batches
 from relay._errors import EventValidationError
 from relay._tables import OutboxEvent
 

@@ -23,7 +23,7 @@ PUBLIC_PACKAGES = {"admin", "catalog", "cli", "contrib", "demos", "plan", "testi
 
 
 def test_every_exported_name_resolves_to_the_object_in_its_private_module() -> None:
-    """``relay.<name>``, for each name of ``__all__``, is the object its private module defines."""
+    """``relay.<name>`` for each name of ``__all__`` is the object its private module defines."""
     assert sorted(relay.__all__) == sorted(relay._EXPORTS)
     for name in relay.__all__:
         module, attribute = relay._EXPORTS[name]

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from relay.testing import _mixpanel_rules as rules
-from relay.testing._mixpanel_rules import Accepted, EventTime, Failure
+from relay.testing.mixpanel_standin import _rules as rules
+from relay.testing.mixpanel_standin._rules import Accepted, EventTime, Failure
 
 NOW_MS = 1_700_000_000_000
 HOUR_MS = 3_600_000

@@ -1,0 +1,117 @@
+"""``relay pause`` and ``relay resume``: stop and restart delivery without stopping the relays.
+
+A pause covers all delivery or, with ``--event``, one event name; the relays keep running and
+pass over the rows it covers, which stay exactly as they were. Both commands are audited
+(``relay audit`` shows actions ``pause`` and ``resume``); ``relay stats``, ``/metrics`` and
+``/healthz`` show what is paused.
+
+Exit codes: 0 done (also when there was nothing to change: the output says so); 2 bad input (a
+malformed event name, an empty reason); 3 the database's schema is not this relay's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import click
+from sqlalchemy.engine import Engine
+
+from relay import _migrations
+from relay._config import RelaySettings
+from relay._database import create_engine
+from relay._errors import FilterError
+from relay.cli._output import dumps, safe_text
+
+if TYPE_CHECKING:
+    from relay.admin.pauses import PauseChange
+
+EXIT_BAD_INPUT = 2
+
+_EVENT = click.option(
+    "--event", metavar="NAME", default=None, help="One event name (default: all delivery)."
+)
+_ACTOR = click.option("--actor", help="Who to name in the audit trail (default: OS user).")
+_JSON = click.option("--json", "as_json", is_flag=True, help="JSON output, for scripts.")
+
+
+def _what(event: str | None) -> str:
+    return "all delivery" if event is None else f"delivery of {event}"
+
+
+@contextlib.contextmanager
+def _outbox(settings: RelaySettings) -> Iterator[Engine]:
+    """An engine on a database at this relay's schema revision; bad input exits 2."""
+    engine = create_engine(settings.database_url.get_secret_value())
+    try:
+        _migrations.require_current_schema(engine)  # exit 3 on a foreign revision
+        yield engine
+    except FilterError as exc:
+        click.echo(f"relay: {safe_text(exc)}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    finally:
+        engine.dispose()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@click.command()
+@_EVENT
+@click.option("--reason", required=True, help="Why (kept in the pause and the audit trail).")
+@_ACTOR
+@_JSON
+@click.pass_obj
+def pause(
+    settings: RelaySettings, event: str | None, reason: str, actor: str | None, as_json: bool
+) -> None:
+    """Pause delivery (all of it, or one event's): relays keep running but send none of it.
+
+    Paused rows stay pending and due, attempts untouched; `relay resume` lifts the pause.
+    Pausing what is already paused keeps the first pause and its reason.
+    """
+    from relay.admin import pauses  # noqa: PLC0415 - keep `relay --help` fast
+
+    with _outbox(settings) as engine:
+        change = pauses.pause(engine, event=event, reason=reason, actor=actor, now=_now())
+    _report(change, as_json=as_json, done="paused", undone="was already paused")
+
+
+@click.command()
+@_EVENT
+@_ACTOR
+@_JSON
+@click.pass_obj
+def resume(settings: RelaySettings, event: str | None, actor: str | None, as_json: bool) -> None:
+    """Lift a pause set by `relay pause` (the same --event, or none for all delivery)."""
+    from relay.admin import pauses  # noqa: PLC0415 - keep `relay --help` fast
+
+    with _outbox(settings) as engine:
+        change = pauses.resume(engine, event=event, actor=actor, now=_now())
+    _report(change, as_json=as_json, done="resumed", undone="was not paused")
+
+
+def _report(change: PauseChange, *, as_json: bool, done: str, undone: str) -> None:
+    if as_json:
+        click.echo(
+            dumps(
+                {
+                    "event": change.event,
+                    "changed": change.changed,
+                    "pause": None if change.pause is None else change.pause.to_json(),
+                }
+            )
+        )
+        return
+    line = f"{_what(change.event)} {done if change.changed else undone}"
+    if change.pause is not None:
+        line += f" (since {change.pause.paused_at.isoformat()}, by {change.pause.actor}: "
+        line += f"{change.pause.reason})"
+    click.echo(safe_text(line))
+
+
+COMMANDS: list[click.Command] = [pause, resume]

@@ -1,0 +1,374 @@
+"""``MixpanelStandin``: the server's life cycle, its queries, and the routing of each request.
+
+The jobs are elsewhere: Mixpanel's per-record rules in ``_rules``, ``/import``'s answers in
+``_ingest``, bodies and credentials in ``_wire``, faults in ``_faults``, what was accepted in
+``_ledger``, Lexicon schemas in ``_lexicon``, the control plane in ``_control`` and the HTTP
+server in ``_http``. This class owns the state and wires them together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import Message
+from types import TracebackType
+from typing import ClassVar, Self
+from urllib.parse import parse_qs, urlsplit
+
+from relay.testing.mixpanel_standin import _gdpr, _ingest, _lexicon, _profiles
+from relay.testing.mixpanel_standin._control import PREFIX, control_reply
+from relay.testing.mixpanel_standin._faults import TIMEOUT, FaultInjection, FaultPlan
+from relay.testing.mixpanel_standin._http import Server
+from relay.testing.mixpanel_standin._ledger import (
+    NO_ANSWER,
+    Ledger,
+    RequestRecord,
+    Stored,
+)
+from relay.testing.mixpanel_standin._views import StandinViews
+from relay.testing.mixpanel_standin._wire import (
+    ERROR_RATE_LIMITED,
+    ERROR_UNAUTHORIZED,
+    Body,
+    Reply,
+    basic_credentials,
+    content_type_of,
+    inflate,
+    mixpanel_error,
+    not_found,
+    parse_records,
+    phrase,
+)
+
+DEFAULT_MAX_EVENTS = 2000
+DEFAULT_MAX_BYTES = 2 * 1024 * 1024
+_JOIN_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Incoming:
+    path: str
+    arrived: float
+    content_encoding: str | None
+    body: Body
+
+
+class MixpanelStandin(StandinViews, FaultInjection):
+    """An HTTP server on loopback that behaves like Mixpanel's ingestion API.
+
+    Thread-safe: the server answers each connection on its own thread, and every query and
+    fault-injection method may be called from any thread while it runs. ``retain_events=False``
+    keeps only counters and dedup keys (for long benchmarks); ``accepted_events`` and
+    ``unique_events`` then raise. It also serves the Lexicon Schemas API under
+    ``/api/app/projects/{projectId}/schemas`` (see ``lexicon_entries``).
+
+    Subclasses may serve more ingestion paths (``INGESTION_PATHS``, ``_answer``) and body
+    formats (``_decode_inflated``): the benchmarks' ``mixpanel``-package baseline does.
+    """
+
+    #: Paths answered by ``_answer`` after faults and outages had their say.
+    INGESTION_PATHS: ClassVar[frozenset[str]] = frozenset({"/import"})
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        project_id: str = "standin-project",
+        username: str = "standin-user",
+        secret: str = "standin-secret",  # noqa: S107 - a fake credential for the fake server
+        project_token: str = "standin-token",  # noqa: S107 - likewise
+        oauth_token: str = "standin-oauth-token",  # noqa: S107 - likewise, for the GDPR API
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        now: Callable[[], float] = time.time,
+        retain_events: bool = True,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.project_id = project_id
+        self.username = username
+        self.secret = secret
+        self.project_token = project_token
+        self.oauth_token = oauth_token
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.retain_events = retain_events
+        self._now = now
+        self._server: Server | None = None
+        self._serve_thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # stop and outage changes wake holders
+        self._stopping = False
+        self._connections: dict[socket.socket, threading.Thread] = {}
+        self._faults = FaultPlan(self._changed, lambda: self._stopping)
+        self._ledger = Ledger(self._lock, retain_events=retain_events)
+        self._lexicon = _lexicon.LexiconStore(self._lock)
+        self._profiles = _profiles.ProfileStore(
+            self._lock, token=project_token, max_bytes=max_bytes
+        )
+        self._gdpr = _gdpr.GdprJobs(
+            self._lock, project_id=project_id, project_token=project_token, oauth_token=oauth_token
+        )
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """Base URL, such as ``http://127.0.0.1:40123``; available once started."""
+        if self._server is None:
+            raise RuntimeError("the stand-in is not running: call start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        """Bind and serve on a background thread."""
+        if self._server is not None:
+            raise RuntimeError("the stand-in is already running")
+        self._stopping = False
+        self._server = Server((self.host, self.port), self)
+        self._serve_thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="mixpanel-standin",
+            daemon=True,
+        )
+        self._serve_thread.start()
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections and wait for their threads; held requests drop."""
+        server, thread = self._server, self._serve_thread
+        if server is None or thread is None:
+            return
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+        server.shutdown()
+        thread.join()
+        server.server_close()
+        with self._lock:
+            connections = dict(self._connections)
+        for sock in connections:
+            with contextlib.suppress(OSError):  # already closed by its handler
+                sock.shutdown(socket.SHUT_RDWR)
+        for handler_thread in connections.values():
+            handler_thread.join(_JOIN_SECONDS)
+        self._server = None
+        self._serve_thread = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def settings_env(self) -> dict[str, str]:
+        """``RELAY_*`` variables that point a relay subprocess at this stand-in."""
+        return {
+            "RELAY_MIXPANEL_API_URL": self.url,
+            "RELAY_MIXPANEL_PROJECT_ID": self.project_id,
+            "RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME": self.username,
+            "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET": self.secret,
+        }
+
+    @property
+    def app_api_url(self) -> str:
+        """Base URL of the application API (Lexicon Schemas), ``{url}/api/app``."""
+        return f"{self.url}{_lexicon.APP_API_PATH}"
+
+    def reset(self) -> None:
+        """Forget records, counters, logs, Lexicon, profiles and jobs; clear every fault."""
+        with self._changed:
+            self._ledger.clear()
+            self._lexicon.clear()
+            self._profiles.clear()
+            self._gdpr.clear()
+            self._faults.clear()
+            self._changed.notify_all()
+
+    def _register_connection(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._connections[sock] = threading.current_thread()
+
+    def _forget_connection(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._connections.pop(sock, None)
+
+    # --- request handling --------------------------------------------------------------------
+
+    def _handle(  # noqa: PLR0911 -- one return per route
+        self, method: str, target: str, headers: Message, body: bytes
+    ) -> Reply | None:
+        """The answer to one request, or ``None`` to drop the connection without one."""
+        parts = urlsplit(target)
+        query = {name: values[0] for name, values in parse_qs(parts.query).items()}
+        path = parts.path.rstrip("/") or "/"
+        if path in self.INGESTION_PATHS:
+            if method != "POST":
+                return mixpanel_error(405, "method not allowed")
+            return self._serve_ingestion(path, query, headers, body)
+        if path in _profiles.PATHS:
+            if method != "POST":
+                return mixpanel_error(405, "method not allowed")
+            return self._profiles.handle(path, query, headers, body)
+        if path.startswith(_gdpr.PREFIXES):
+            return self._gdpr.handle(method, path, query, headers, body)
+        if path.startswith(_lexicon.PREFIX):
+            return self._lexicon.handle(
+                method, path, query, body, authorized=self._lexicon_authorized(headers)
+            )
+        if path.startswith(PREFIX):
+            return control_reply(self, method, path, body)
+        return not_found()
+
+    def _serve_ingestion(
+        self, path: str, query: dict[str, str], headers: Message, body: bytes
+    ) -> Reply | None:
+        incoming = _Incoming(
+            path=path,
+            arrived=time.monotonic(),
+            content_encoding=headers.get("Content-Encoding"),
+            body=self._decode(headers, body, query),
+        )
+        decoded = incoming.body
+        fault = self._faults.next_fault()
+        reply: Reply | None
+        stored: list[Stored] = []
+        if fault is None:
+            answer, outage_status = self._faults.wait_out_outage()
+            if not answer:
+                return self._finish(incoming, [], None)
+            if outage_status is not None:
+                reply = self._fault_reply(outage_status, None, decoded)
+                return self._finish(incoming, [], reply)
+        elif fault.status is not None:
+            reply = (
+                self._fault_reply(fault.status, fault.error, decoded)
+                if fault.body is None
+                else Reply(fault.status, fault.body)
+            )
+            return self._finish(incoming, [], reply)
+        else:
+            stopping = self._faults.hold(fault.seconds)
+            if fault.drop or stopping:
+                return self._finish(incoming, [], None)
+        reply, stored = self._answer(path, query, headers, decoded)
+        return self._finish(incoming, stored, reply)
+
+    def _answer(
+        self, path: str, query: dict[str, str], headers: Message, decoded: Body
+    ) -> tuple[Reply, list[Stored]]:
+        """The answer to an ingestion request no fault took, and the records to store."""
+        refusal = _ingest.import_refusal(
+            query,
+            decoded,
+            authorized=self._import_authorized(headers, query),
+            max_events=self.max_events,
+        )
+        if refusal is not None:
+            return refusal, []
+        stored, failures = self._validate(decoded, track=False)
+        return _ingest.import_answer(query, decoded, stored, failures), stored
+
+    def _validate(self, decoded: Body, *, track: bool) -> tuple[list[Stored], _ingest.Failures]:
+        """``_ingest.validate`` with this stand-in's clock, token and refused ids."""
+        return _ingest.validate(
+            decoded,
+            track=track,
+            now_ms=int(self._now() * 1000),
+            token=self.project_token,
+            refused=self._faults.refused_ids(),
+        )
+
+    def _fault_reply(self, status: int, error: str | None, decoded: Body) -> Reply:
+        """The Mixpanel-shaped answer of an injected fault or outage with ``status``."""
+        if status == 413:
+            return mixpanel_error(413, error or self._too_large_error())
+        if status == 401:
+            return mixpanel_error(401, error or ERROR_UNAUTHORIZED)
+        if status == 429:
+            return mixpanel_error(429, error or ERROR_RATE_LIMITED)
+        return mixpanel_error(status, error or phrase(status))
+
+    def _too_large_error(self) -> str:
+        return f"request exceeds max limit of {self.max_bytes} bytes"
+
+    def _finish(
+        self, incoming: _Incoming, stored: list[Stored], reply: Reply | None
+    ) -> Reply | None:
+        """Store accepted records and log the request, atomically."""
+        decoded = incoming.body
+        records = decoded.records or []
+        entry = RequestRecord(
+            at=incoming.arrived,
+            status=NO_ANSWER if reply is None else reply.status,
+            events=len(records),
+            insert_ids=_ingest.insert_ids(records) if self.retain_events else (),
+            path=incoming.path,
+            content_encoding=incoming.content_encoding,
+            body_bytes=decoded.size,
+        )
+        self._ledger.record(entry, stored, rejected=decoded.rejected, notes=decoded.notes)
+        return reply
+
+    # --- bodies and credentials --------------------------------------------------------------
+
+    def _decode(self, headers: Message, body: bytes, query: dict[str, str]) -> Body:
+        inflated = inflate(headers, body, self.max_bytes)
+        if isinstance(inflated, Reply):
+            return Body(error=inflated)
+        if len(inflated) > self.max_bytes:
+            return Body(error=mixpanel_error(413, self._too_large_error()), size=len(inflated))
+        return self._decode_inflated(content_type_of(headers), inflated, query)
+
+    def _decode_inflated(self, content_type: str, inflated: bytes, query: dict[str, str]) -> Body:
+        """The records of an uncompressed body within ``max_bytes``: JSON array or NDJSON."""
+        parsed = parse_records(content_type, inflated)
+        if isinstance(parsed, Reply):
+            return Body(error=parsed, size=len(inflated))
+        records, strict = parsed
+        return Body(
+            records=records,
+            size=len(inflated),
+            strict_utf8=strict,
+            request_ip_used=query.get("ip") == "1",
+        )
+
+    def _import_authorized(self, headers: Message, query: dict[str, str]) -> bool:
+        """Service account with the project's ``project_id``, or the project token alone."""
+        credentials = basic_credentials(headers)
+        if credentials is None:
+            return False
+        user, given_secret = credentials
+        project_id = query.get("project_id")
+        if user == self.username and given_secret == self.secret:
+            return project_id == self.project_id
+        if user == self.project_token and not given_secret:
+            return project_id in (None, self.project_id)
+        return False
+
+    def _lexicon_authorized(self, headers: Message) -> _lexicon.Access:
+        """Who is calling the Lexicon Schemas API: the service account, or nobody known."""
+        credentials = basic_credentials(headers)
+        if credentials == (self.username, self.secret):
+            return _lexicon.Access(project_id=self.project_id)
+        return _lexicon.Access(project_id=None)
+
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_EVENTS",
+    "NO_ANSWER",
+    "TIMEOUT",
+    "MixpanelStandin",
+]

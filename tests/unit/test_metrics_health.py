@@ -1,0 +1,100 @@
+"""``RelayMetrics.health``: what ``/healthz`` answers, with fake monotonic and wall clocks."""
+
+from __future__ import annotations
+
+from relay._daemon.metrics import RelayMetrics
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _metrics(stale_after: float = 120.0) -> tuple[RelayMetrics, FakeClock]:
+    clock = FakeClock(10.0)
+    return RelayMetrics(
+        stale_after_seconds=stale_after, monotonic=clock, wall_clock=lambda: 1.5e9
+    ), clock
+
+
+def test_a_relay_that_never_drained_is_not_healthy() -> None:
+    """Before the first successful tick /healthz fails, with no age to report."""
+    metrics, _ = _metrics()
+    healthy, body = metrics.health()
+    assert not healthy
+    assert body["status"] == "failing"
+    assert body["last_success_age_seconds"] is None
+
+
+def test_a_recent_success_is_healthy_until_it_is_stale() -> None:
+    """Healthy while the last success is at most stale_after seconds old, failing after."""
+    metrics, clock = _metrics(stale_after=120.0)
+    metrics.tick_succeeded()
+    clock.now += 120.0
+    healthy, body = metrics.health()
+    assert healthy
+    assert body == {
+        "status": "ok",
+        "last_success_age_seconds": 120.0,
+        "last_error": None,
+        "auth_error": None,
+        "paused": False,
+        "paused_events": [],
+    }
+    clock.now += 0.001
+    assert metrics.health()[0] is False
+    assert metrics.registry.get_sample_value("relay_last_success_timestamp_seconds") == 1.5e9
+
+
+def test_a_failure_after_a_success_fails_health_until_the_next_success() -> None:
+    """A tick that raised fails /healthz at once, however recent the last success."""
+    metrics, clock = _metrics()
+    metrics.tick_succeeded()
+    metrics.tick_failed(ConnectionError("db down"))
+    healthy, body = metrics.health()
+    assert not healthy
+    assert body["last_error"] == "ConnectionError"
+    clock.now += 1.0
+    metrics.tick_succeeded()
+    assert metrics.health() == (
+        True,
+        {
+            "status": "ok",
+            "last_success_age_seconds": 0.0,
+            "last_error": None,
+            "auth_error": None,
+            "paused": False,
+            "paused_events": [],
+        },
+    )
+
+
+def test_an_auth_error_fails_health_even_with_recent_successes() -> None:
+    """Mixpanel refusing the credentials fails /healthz until it accepts them again."""
+    metrics, _ = _metrics()
+    metrics.tick_succeeded()
+    metrics.set_auth_error("HTTP 401")
+    assert metrics.health()[0] is False
+    metrics.set_auth_error(None)
+    assert metrics.health()[0] is True
+
+
+def test_a_pause_is_reported_but_keeps_the_relay_healthy() -> None:
+    """A paused relay runs as told: /healthz stays 200 and says what is paused."""
+    metrics, _ = _metrics()
+    metrics.tick_succeeded()
+    metrics.set_pauses(everything=False, events=["svc.b.c", "svc.a.b"])
+    healthy, body = metrics.health()
+    assert healthy
+    assert (body["paused"], body["paused_events"]) == (False, ["svc.a.b", "svc.b.c"])
+    assert metrics.registry.get_sample_value("relay_paused_events") == 2
+    metrics.set_pauses(everything=True, events=[])
+    assert metrics.health()[1]["paused"] is True
+    assert metrics.registry.get_sample_value("relay_paused") == 1
+    metrics.set_pauses(everything=False, events=[])
+    assert metrics.registry.get_sample_value("relay_paused") == 0
