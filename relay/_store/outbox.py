@@ -235,7 +235,25 @@ def _recordset(chunk: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"rows": (b"[" + b",".join(parts) + b"]").decode(), "state": OutboxState.PENDING.value}
 
 
+#: MySQL/MariaDB's ER_DUP_ENTRY: the one IntegrityError that means "already there".
+_MYSQL_DUP_ENTRY = 1062
+
+
+def _is_duplicate_key(exc: sa.exc.IntegrityError) -> bool:
+    args: tuple[Any, ...] = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] == _MYSQL_DUP_ENTRY
+
+
 def _insert_mysql(conn: Connection, chunk: Sequence[Mapping[str, Any]]) -> set[str]:
+    statement = _rows_insert(conn.dialect.name)
+    if len(chunk) == 1:  # track(): try it; a duplicate's failed INSERT rolls back alone
+        try:
+            conn.execute(statement, dict(chunk[0]))
+        except sa.exc.IntegrityError as exc:
+            if not _is_duplicate_key(exc):
+                raise
+            return set()
+        return {chunk[0]["insert_id"]}
     ids = {row["insert_id"] for row in chunk}
     present = set(
         conn.execute(sa.select(outbox.c.insert_id).where(outbox.c.insert_id.in_(ids))).scalars()
@@ -246,17 +264,19 @@ def _insert_mysql(conn: Connection, chunk: Sequence[Mapping[str, Any]]) -> set[s
             fresh.setdefault(row["insert_id"], row)
     if not fresh:
         return set()
-    statement = _rows_insert(conn.dialect.name)
     try:
         conn.execute(statement, list(fresh.values()))
         return set(fresh)
-    except sa.exc.IntegrityError:  # a concurrent writer got there first: the statement alone
-        pass  # was rolled back (InnoDB); one row at a time tells which ones
+    except sa.exc.IntegrityError as exc:  # a concurrent writer got there first: the statement
+        if not _is_duplicate_key(exc):  # alone was rolled back (InnoDB); one row at a time
+            raise  # tells which ones
     written: set[str] = set()
     for insert_id, row in fresh.items():
         try:
             conn.execute(statement, dict(row))
-        except sa.exc.IntegrityError:
+        except sa.exc.IntegrityError as exc:
+            if not _is_duplicate_key(exc):
+                raise
             continue
         written.add(insert_id)
     return written
