@@ -55,3 +55,13 @@ def safe_json(data: bytes | str) -> str:
     """
     text = data.decode() if isinstance(data, bytes) else data
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def clip(text: str, limit: int, *, marker: str = "…") -> str:
+    """``text`` cut to at most ``limit`` characters, ending in ``marker`` when it was cut.
+
+    Cut raw text, then escape it: an escape sequence is never cut in half.
+    """
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(marker))] + marker

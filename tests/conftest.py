@@ -7,6 +7,7 @@ loudly (a connection error), never skip. Every pytest run creates its own databa
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,10 @@ from relay.testing.scratch import (
 
 DIALECTS = ("sqlite", "postgresql", "mariadb")
 FAULTS_DIR = Path(__file__).resolve().parent / "faults"
+
+# relay's Django tests need Django settings and pytest-django: they run in a pytest process of
+# their own (tests/integration/test_django_suite.py), which sets DJANGO_SETTINGS_MODULE.
+collect_ignore = [] if os.environ.get("DJANGO_SETTINGS_MODULE") else ["contrib_django"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

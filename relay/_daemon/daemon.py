@@ -54,6 +54,7 @@ from relay._migrations import SchemaRevisionError, require_current_schema
 from relay._store import transaction
 from relay._store.maintenance import read_gauges, run_retention
 from relay._store.pauses import list_pauses
+from relay.cli import _exit
 
 logger = structlog.get_logger("relay.daemon")
 
@@ -65,8 +66,9 @@ GAUGE_JOB_ID = "relay-gauges"
 RETENTION_MAX_BATCHES_PER_RUN = 100
 #: While a drain runs its job is parked this far ahead, so APScheduler never fires it twice.
 _PARKED_SECONDS = 3600.0
-EXIT_OK = 0
-EXIT_CONFIGURATION = 3  # the same code as the relay CLI uses
+#: The relay command's exit codes (defined once, in relay.cli._exit).
+EXIT_OK = _exit.OK
+EXIT_CONFIGURATION = _exit.CONFIGURATION
 
 
 class RelayDaemon:

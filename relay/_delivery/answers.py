@@ -18,6 +18,7 @@ import orjson
 import structlog
 
 from relay._delivery.encoding import EncodedBatch
+from relay._escape import clip
 from relay._tables import OutboxEvent
 
 logger = structlog.get_logger("relay.mixpanel_client")
@@ -61,7 +62,7 @@ class SendOutcome:
 
 
 def truncate(text: str) -> str:
-    return text if len(text) <= REASON_MAX_CHARS else text[: REASON_MAX_CHARS - 3] + "..."
+    return clip(text, REASON_MAX_CHARS, marker="...")
 
 
 def json_object(body: bytes) -> dict[str, Any] | None:

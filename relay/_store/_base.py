@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from relay._database import immediate
 from relay._errors import DuplicateInsertIdError, OutboxTablesMissingError, StoreError
+from relay._escape import clip
 from relay._tables import LAST_ERROR_MAX_LENGTH, OutboxState, outbox
 
 _P = ParamSpec("_P")
@@ -152,9 +153,7 @@ def _commit_without_waiting_for_flush(conn: Connection) -> None:
 
 def clip_error(message: str) -> str:
     """``message`` cut to what ``last_error`` holds."""
-    if len(message) <= LAST_ERROR_MAX_LENGTH:
-        return message
-    return message[: LAST_ERROR_MAX_LENGTH - 1] + "…"
+    return clip(message, LAST_ERROR_MAX_LENGTH)
 
 
 def id_is_one_of(conn: Connection, ids: Collection[int]) -> sa.ColumnElement[bool]:

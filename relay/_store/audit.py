@@ -30,6 +30,18 @@ class AuditEntry:
     count: int
     detail: str | None
 
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready values (``at`` in ISO 8601)."""
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "filter": self.filter,
+            "count": self.count,
+            "detail": self.detail,
+        }
+
 
 @translate_errors
 def add_entry(

@@ -23,18 +23,20 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
 
 from relay._errors import DuplicateInsertIdError, OutboxTablesMissingError, StoreError
 from relay._event.properties import timestamp_ms_to_datetime
 from relay._store._base import INSERT_HINT, is_mysql, store_error, translate_errors
 from relay._tables import OutboxState, outbox
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session  # the ORM loads only when a Session is passed
 
 #: The columns of a new row, in the order of :func:`pending_row`.
 ROW_COLUMNS = (
@@ -85,9 +87,17 @@ def pending_row(
     }
 
 
+def _is_session(value: object) -> TypeGuard[Session]:
+    """Whether ``value`` is an ORM ``Session``; the ORM is imported on first use, so commands
+    that never track (``relay stats``) do not load it."""
+    from sqlalchemy.orm import Session  # noqa: PLC0415
+
+    return isinstance(value, Session)
+
+
 def connection_of(session: Session | Connection) -> Connection:
     """The ``Connection`` a ``Session`` runs its transaction on (or ``session`` itself)."""
-    return session.connection() if isinstance(session, Session) else session
+    return session.connection() if _is_session(session) else cast(Connection, session)
 
 
 def check_writable(conn: Connection) -> None:
@@ -424,7 +434,7 @@ def _notify(conn: Connection | Session, channel: str) -> None:
     PostgreSQL only (``pg_notify``, delivered at commit, dropped at rollback, identical
     notifications in one transaction folded into one); a no-op elsewhere. Lock: none.
     """
-    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    bind = conn.get_bind() if _is_session(conn) else cast(Connection, conn)
     if bind.dialect.name != "postgresql":
         return
     conn.execute(sa.select(sa.func.pg_notify(channel, "")))

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from relay._errors import FilterError
-from relay._event.properties import datetime_to_timestamp_ms
+from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
 from relay._store._base import state_is, translate_errors
 from relay._store.claims import claimed_columns, lease_is_live
 from relay._tables import OutboxEvent, OutboxState, outbox
@@ -192,6 +192,15 @@ class BreakdownRow:
     count: int
     leased: int
 
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready values, as ``relay ... --json`` prints them."""
+        return {
+            "event": self.event,
+            "state": self.state.value,
+            "count": self.count,
+            "leased": self.leased,
+        }
+
 
 @translate_errors
 def breakdown(conn: Connection, f: EventFilter, *, now: dt.datetime) -> list[BreakdownRow]:
@@ -222,6 +231,31 @@ class StoredRow:
     created_at: dt.datetime
     updated_at: dt.datetime
     finished_at: dt.datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready values (instants in ISO 8601; ``time`` is the event's ``time_ms``)."""
+        e = self.event
+        return {
+            "id": e.id,
+            "insert_id": e.insert_id,
+            "event": e.event,
+            "distinct_id": e.distinct_id,
+            "time_ms": e.time_ms,
+            "time": timestamp_ms_to_datetime(e.time_ms).isoformat(),
+            "state": self.state.value,
+            "attempts": e.attempts,
+            "next_attempt_at": _iso(self.next_attempt_at),
+            "lease_token": self.lease_token,
+            "lease_expires_at": _iso(self.lease_expires_at),
+            "last_error": self.last_error,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "finished_at": _iso(self.finished_at),
+        }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 _BOOKKEEPING = (

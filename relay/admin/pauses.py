@@ -20,7 +20,7 @@ from relay._store import pauses as pause_store
 from relay._store import transaction
 from relay._store.pauses import Pause
 from relay._tables import PAUSE_REASON_MAX_LENGTH
-from relay.admin.audit import default_actor
+from relay.admin._audit import default_actor
 
 __all__ = ["Pause", "PauseChange", "list_pauses", "pause", "resume"]
 

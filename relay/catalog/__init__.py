@@ -37,9 +37,7 @@ from relay.catalog.directory import (
     EmployeeDirectory,
     EmployeeInfo,
     OrganizationInfo,
-    SqlEmployeeDirectory,
     StaticEmployeeDirectory,
-    directory_metadata,
 )
 from relay.catalog.map import MapTrackHelper
 from relay.catalog.risk import RiskTrackHelper
@@ -81,9 +79,16 @@ __all__ = [
     "OrganizationInfo",
     "RiskLevel",
     "RiskTrackHelper",
-    "SqlEmployeeDirectory",
     "StaticEmployeeDirectory",
     "SurveyTrackHelper",
     "SurveyType",
-    "directory_metadata",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The SQL directory moved to relay.contrib.sqlalchemy_directory; old imports keep working.
+    if name in ("SqlEmployeeDirectory", "directory_metadata"):
+        import relay.contrib.sqlalchemy_directory as moved  # noqa: PLC0415
+
+        return getattr(moved, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from relay import SystemRole, is_strict, resolve_distinct_id, track
 from relay.catalog.constants import MixPanelEvent
-from relay.catalog.directory import EmployeeDirectory, SqlEmployeeDirectory, resolve_employee
+from relay.catalog.directory import EmployeeDirectory, default_directory, resolve_employee
 from relay.catalog.schemas import (
     HrisUploadTrigger,
     MxpHrisCsvUploadAnalysisCompletedEventSchema,
@@ -106,7 +106,7 @@ class CoreTrackHelper:
         impersonation: bool,
         strict: bool | None,
     ) -> str | None:
-        directory = directory or SqlEmployeeDirectory()
+        directory = directory or default_directory()
         role: SystemRole | None = None
         if employee_id:
             role = resolve_employee(session, employee_id, directory=directory).role

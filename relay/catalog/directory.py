@@ -1,10 +1,13 @@
 """Who an employee is, for analytics: their organisation and role, looked up by id.
 
 Catalog helpers take only an ``employee_id`` and ask an :class:`EmployeeDirectory` for the
-rest, as the seed's ``_fetch_required_emp_info`` does. :class:`SqlEmployeeDirectory` reads
-the host application's ``organizations`` and ``employees`` tables (described by
-:data:`directory_metadata`, which is *not* relay's own metadata: the host owns and migrates
-these tables); :class:`StaticEmployeeDirectory` is the in-memory fake for tests.
+rest, as the seed's ``_fetch_required_emp_info`` does. The directory is the host's: this module
+defines the protocol, and the catalog declares none of the host's tables. Implementations:
+
+- :class:`relay.contrib.sqlalchemy_directory.SqlEmployeeDirectory` reads ``organizations`` and
+  ``employees`` tables through SQLAlchemy (the default when a helper is given no directory);
+- :class:`relay.contrib.django.catalog.ModelEmployeeDirectory` reads the host's Django models;
+- :class:`StaticEmployeeDirectory` is the in-memory fake for tests.
 
 The directory returns identifiers, the organisation's name (approved for analytics) and the
 role: nothing personal.
@@ -14,47 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-import sqlalchemy as sa
 import structlog
-from sqlalchemy import Column, ForeignKey, MetaData, String, Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from relay import SystemRole
-from relay._errors import StoreError
-from relay._tables import NAMING_CONVENTION
+from relay._event.properties import SystemRole
 
 logger = structlog.get_logger(__name__)
-
-UUID_STRING_LENGTH = 36
-ORGANIZATION_NAME_MAX_LENGTH = 255
-ROLE_MAX_LENGTH = 32
-
-#: The host application's tables the SQL directory reads (not relay's ``metadata``).
-directory_metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-organizations = Table(
-    "organizations",
-    directory_metadata,
-    Column("id", String(UUID_STRING_LENGTH), primary_key=True),
-    Column("name", String(ORGANIZATION_NAME_MAX_LENGTH), nullable=False),
-)
-
-employees = Table(
-    "employees",
-    directory_metadata,
-    Column("id", String(UUID_STRING_LENGTH), primary_key=True),
-    Column(
-        "organization_id",
-        String(UUID_STRING_LENGTH),
-        ForeignKey(organizations.c.id),
-        nullable=False,
-        index=True,
-    ),
-    Column("role", String(ROLE_MAX_LENGTH), nullable=True),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,79 +62,6 @@ class EmployeeDirectory(Protocol):
     ) -> OrganizationInfo | None:
         """The organisation ``organization_id``, or ``None``."""
         ...
-
-
-def _role(value: str | None, *, employee_id: str) -> SystemRole | None:
-    if value is None:
-        return None
-    try:
-        return SystemRole(value)
-    except ValueError:
-        # A role the catalog does not know yet still yields an event, without the role.
-        logger.warning("mixpanel_employee_role_unknown", employee_id=employee_id)
-        return None
-
-
-class SqlEmployeeDirectory:
-    """The directory over the host's ``organizations`` and ``employees`` tables.
-
-    Each lookup is one ``SELECT`` run inside a SAVEPOINT on the caller's session: should it
-    fail (a missing table, a dropped connection) only the savepoint is rolled back, so on
-    PostgreSQL the caller's transaction is not left aborted. Driver errors are raised as
-    :class:`relay._errors.StoreError`.
-    """
-
-    def lookup(self, session: Session | Connection, employee_id: str) -> EmployeeInfo | None:
-        """Read one employee joined to their organisation.
-
-        Lock: none (a plain read in the caller's transaction). Guard: primary key.
-        """
-        statement = (
-            sa.select(
-                employees.c.id,
-                employees.c.organization_id,
-                organizations.c.name,
-                employees.c.role,
-            )
-            .join_from(employees, organizations)
-            .where(employees.c.id == employee_id)
-        )
-        row = self._one_or_none(session, statement)
-        if row is None:
-            return None
-        return EmployeeInfo(
-            employee_id=row.id,
-            organization_id=row.organization_id,
-            organization_name=row.name,
-            role=_role(row.role, employee_id=employee_id),
-        )
-
-    def lookup_organization(
-        self, session: Session | Connection, organization_id: str
-    ) -> OrganizationInfo | None:
-        """Read one organisation.
-
-        Lock: none (a plain read in the caller's transaction). Guard: primary key.
-        """
-        statement = sa.select(organizations.c.id, organizations.c.name).where(
-            organizations.c.id == organization_id
-        )
-        row = self._one_or_none(session, statement)
-        if row is None:
-            return None
-        return OrganizationInfo(organization_id=row.id, organization_name=row.name)
-
-    @staticmethod
-    def _one_or_none(
-        session: Session | Connection, statement: sa.Select[tuple[str, ...]]
-    ) -> sa.Row[tuple[str, ...]] | None:
-        try:
-            with session.begin_nested():
-                return session.execute(statement).one_or_none()
-        except sa.exc.DBAPIError as exc:
-            raise StoreError(
-                f"employee directory lookup failed: {type(exc.orig).__name__}"
-            ) from exc
 
 
 class StaticEmployeeDirectory:
@@ -205,15 +103,46 @@ def resolve_employee(
     *,
     directory: EmployeeDirectory | None = None,
 ) -> EmployeeInfo:
-    """The employee from ``directory`` (default :class:`SqlEmployeeDirectory`).
+    """The employee from ``directory`` (default: :func:`default_directory`).
 
     An unknown employee still yields an event, as the seed asks: organisation fields ``""``
     and role ``None``, logged as a warning with the id.
     """
-    found = (directory or SqlEmployeeDirectory()).lookup(session, employee_id)
+    found = (directory or default_directory()).lookup(session, employee_id)
     if found is not None:
         return found
     logger.warning("mixpanel_employee_not_found", employee_id=employee_id)
     return EmployeeInfo(
         employee_id=employee_id, organization_id="", organization_name="", role=None
     )
+
+
+def default_directory() -> EmployeeDirectory:
+    """The directory a helper uses when given none: the SQL tables ``employees`` and
+    ``organizations`` (:class:`relay.contrib.sqlalchemy_directory.SqlEmployeeDirectory`)."""
+    from relay.contrib.sqlalchemy_directory import SqlEmployeeDirectory  # noqa: PLC0415
+
+    return SqlEmployeeDirectory()
+
+
+def role_of(value: str | None, *, employee_id: str) -> SystemRole | None:
+    """``value`` as a :class:`relay.SystemRole`; an unknown role is dropped with a warning.
+
+    A role the catalog does not know yet still yields an event, without the role.
+    """
+    if value is None:
+        return None
+    try:
+        return SystemRole(value)
+    except ValueError:
+        logger.warning("mixpanel_employee_role_unknown", employee_id=employee_id)
+        return None
+
+
+def __getattr__(name: str) -> Any:
+    # The SQL directory moved to relay.contrib.sqlalchemy_directory; old imports keep working.
+    if name in ("SqlEmployeeDirectory", "directory_metadata", "employees", "organizations"):
+        import relay.contrib.sqlalchemy_directory as moved  # noqa: PLC0415
+
+        return getattr(moved, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

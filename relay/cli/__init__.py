@@ -1,33 +1,32 @@
-"""The ``relay`` command: thin over the library modules, building ``RelaySettings`` once.
+"""The ``relay`` command: thin over the library, one :class:`relay.cli._context.Relay` per run.
 
-Exit codes: 0 success; 1 a runtime failure (database unreachable, ...); 2 bad usage or bad
-input (an unknown option, a malformed filter: nothing was changed); 3 a configuration error
-(an invalid ``RELAY_*`` setting, missing or rejected Mixpanel credentials).
+Exit codes (defined once, in :mod:`relay.cli._exit`): 0 success; 1 a runtime failure (database
+unreachable; ``relay drain`` could deliver nothing of what was due); 2 bad usage or bad input
+(an unknown option, a malformed filter: nothing was changed); 3 configuration (an invalid
+``RELAY_*`` setting, a database URL relay cannot use, missing or rejected Mixpanel
+credentials, tables missing or at another revision).
 
 Every error is one line on stderr, escaped (no control characters) and scrubbed of the secrets
 the settings hold: a driver's message that quotes its connection string prints ``***``.
+
+Start-up stays light: this package and the command modules import click and nothing heavy;
+each command imports what it needs when it runs (``bench/cli_startup.py`` measures it).
 """
 
 from __future__ import annotations
 
-import sys
-from typing import Any, NoReturn
+from collections.abc import Mapping
+from typing import Any
 
 import click
-import sqlalchemy as sa
-from alembic.util import CommandError
-from pydantic import ValidationError
 
-from relay._config import RelaySettings
-from relay._database import scrub
-from relay._errors import ConfigurationError, RelayError
-from relay.cli import admin, operations, pause
-from relay.cli._output import safe_text
-from relay.cli.events import events as events_group
+from relay.cli import _exit
+from relay.cli._context import Relay
+from relay.cli._exit import CONFIGURATION as EXIT_CONFIGURATION
+from relay.cli._exit import FAILURE as EXIT_FAILURE
+from relay.cli._exit import USAGE as EXIT_USAGE
 
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_CONFIGURATION = 3
+__all__ = ["EXIT_CONFIGURATION", "EXIT_FAILURE", "EXIT_USAGE", "main"]
 
 
 class _RelayGroup(click.Group):
@@ -36,28 +35,48 @@ class _RelayGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ConfigurationError as exc:
-            _fail(ctx, f"configuration error: {exc}", EXIT_CONFIGURATION)
-        except RelayError as exc:
-            _fail(ctx, str(exc), EXIT_FAILURE)
-        except sa.exc.SQLAlchemyError as exc:
-            # The driver's message may quote the connection string: name the type only.
-            cause = getattr(exc, "orig", None) or exc
-            _fail(ctx, f"database error: {type(cause).__name__}", EXIT_FAILURE)
-        except CommandError as exc:  # Alembic: an unknown revision, a broken history
-            _fail(ctx, f"migration error: {exc}", EXIT_USAGE)
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            from relay.cli._failures import explain  # noqa: PLC0415
+
+            relay = ctx.find_object(Relay)
+            database = relay.database_redacted() if relay is not None else "the database"
+            explained = explain(exc, database=database)
+            if explained is None:
+                raise
+            message, code = explained
+            if relay is not None:
+                from relay._database import scrub  # noqa: PLC0415
+
+                message = scrub(message, relay.secrets())
+            _exit.fail(message, code)
 
 
-def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
-    """One escaped, scrubbed line on stderr, then exit ``code``."""
-    settings = ctx.obj if isinstance(ctx.obj, RelaySettings) else None
-    if settings is not None:
-        message = scrub(message, settings.secret_values())
-    click.echo(f"relay: {safe_text(message)}", err=True)
-    sys.exit(code)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("relay-outbox")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"relay {_version()}")
+        ctx.exit(0)
 
 
 @click.group(cls=_RelayGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print relay's version and exit.",
+)
 @click.option(
     "--database-url",
     metavar="URL",
@@ -65,29 +84,28 @@ def _fail(ctx: click.Context, message: str, code: int) -> NoReturn:
 )
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:
-    """relay: a transactional outbox that delivers analytics events to Mixpanel."""
-    try:
-        settings = RelaySettings()
-        if database_url:
-            settings = RelaySettings.model_validate(
-                settings.model_dump() | {"database_url": database_url}
-            )
-        ctx.obj = settings
-    except ValidationError as exc:
-        # Names and rules only: the rejected value may be a secret.
-        problems = "; ".join(
-            ("RELAY_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else "settings")
-            + f": {err['msg']}"
-            for err in exc.errors(include_url=False, include_input=False)
-        )
-        click.echo(f"relay: configuration error: invalid settings: {safe_text(problems)}", err=True)
-        sys.exit(EXIT_CONFIGURATION)
+    """relay: a transactional outbox that delivers analytics events to Mixpanel.
+
+    Settings come from RELAY_* environment variables, read when a command needs them.
+    """
+    # A host framework may hand over field values (``manage.py relay``: Django's RELAY
+    # settings, with the RELAY_* variables already given precedence) as the context object.
+    given = dict(ctx.obj) if isinstance(ctx.obj, Mapping) else {}
+    ctx.obj = Relay(database_url=database_url, given=given)
 
 
-for command in operations.COMMANDS:
-    main.add_command(command)
-for command in admin.COMMANDS:
-    main.add_command(command)
-for command in pause.COMMANDS:
-    main.add_command(command)
-main.add_command(events_group)
+def _add_commands() -> None:
+    from relay.cli import admin, operations, pause, standin  # noqa: PLC0415
+    from relay.cli.events import events  # noqa: PLC0415
+
+    for command in (
+        *operations.COMMANDS,
+        *admin.COMMANDS,
+        *pause.COMMANDS,
+        standin.standin,
+        events,
+    ):
+        main.add_command(command)
+
+
+_add_commands()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from relay._config import RelaySettings
+from relay.cli._context import Relay, pass_relay
 
 EXIT_FINDINGS = 1
 
@@ -134,9 +134,9 @@ def new(event: str, package_dir: Path) -> None:
     "not in it, profile schemas included); acts only with --yes.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the diff as a JSON object.")
-@click.pass_obj
+@pass_relay
 def push(
-    settings: RelaySettings, modules: tuple[str, ...], yes: bool, truncate: bool, as_json: bool
+    relay: Relay, /, modules: tuple[str, ...], yes: bool, truncate: bool, as_json: bool
 ) -> None:
     """Sync the events of catalog MODULEs (default: relay.catalog) to Mixpanel Lexicon.
 
@@ -151,6 +151,7 @@ def push(
     from relay.plan.lexicon_client import LexiconClient  # noqa: PLC0415
     from relay.plan.lint import ensure_cwd_importable  # noqa: PLC0415
 
+    settings = relay.settings
     project_id, username, secret = settings.require_service_account()
     ensure_cwd_importable()
     names = list(modules) or ["relay.catalog"]

@@ -4,92 +4,109 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import sys
+from typing import TYPE_CHECKING
 
 import click
-import orjson
-import sqlalchemy as sa
 
-from relay import _migrations
-from relay._config import RelaySettings
-from relay._database import create_engine, redact_url
-from relay._errors import MixpanelAuthError
+from relay.cli import _exit
+from relay.cli._context import Relay, open_engine, pass_relay
 
-#: Exit code of a configuration error (the same as ``relay.cli.EXIT_CONFIGURATION``).
-EXIT_CONFIGURATION = 3
+if TYPE_CHECKING:
+    from relay._config import RelaySettings
+    from relay._delivery.drain import DrainResult
 
 
-@click.command()
+@click.command(epilog=_exit.EXIT_CODES_HELP)
 @click.option("--revision", default="head", show_default=True, help="Target revision.")
-@click.pass_obj
-def migrate(settings: RelaySettings, revision: str) -> None:
-    """Create or upgrade relay's tables (its own Alembic history, relay_alembic_version)."""
-    engine = create_engine(settings.database_url.get_secret_value())
-    try:
+@pass_relay
+def migrate(relay: Relay, /, revision: str) -> None:
+    """Create or upgrade relay's tables (its own Alembic history, relay_alembic_version).
+
+    The one command that creates a SQLite database file that is not there yet.
+    """
+    from relay import _migrations  # noqa: PLC0415
+
+    with relay.engine(create=True) as engine:
         _migrations.upgrade(engine, revision)
-    finally:
-        engine.dispose()
-    click.echo(f"relay tables at revision {revision} in {redact_url(engine.url)}")
+    click.echo(f"relay tables at revision {revision} in {relay.database_redacted()}")
 
 
-@click.command()
-@click.pass_obj
-def run(settings: RelaySettings) -> None:
+@click.command(epilog=_exit.EXIT_CODES_HELP)
+@pass_relay
+def run(relay: Relay, /) -> None:
     """Run the relay daemon until SIGTERM/SIGINT (finishes the batch in flight, exit 0).
 
-    Exit 3 when the Mixpanel settings are unusable. A 401 from Mixpanel does not stop the
-    daemon: it logs, reports it on /healthz and /metrics, leaves rows untouched and retries
-    after RELAY_AUTH_FAILURE_PAUSE_SECONDS.
+    Exit 3 when the Mixpanel settings are unusable, the tables are not migrated, or the metrics
+    port is taken (one relay per RELAY_METRICS_PORT on a host). A 401 from Mixpanel does not
+    stop the daemon: it logs, reports it on /healthz and /metrics, leaves rows untouched and
+    retries after RELAY_AUTH_FAILURE_PAUSE_SECONDS.
     """
-    from relay._daemon.daemon import run_daemon  # noqa: PLC0415 - APScheduler only for this command
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from relay import _migrations  # noqa: PLC0415
+    from relay._daemon.daemon import run_daemon  # noqa: PLC0415 - APScheduler only here
     from relay._logging import configure_logging  # noqa: PLC0415
 
+    settings = relay.settings
     configure_logging(settings)
     # Exit 3 on a schema revision this relay does not run on. A database that cannot be
     # reached now is no reason not to start: the daemon rides out the outage and makes the same
     # check at its first contact, before it claims or deletes anything.
-    with contextlib.suppress(sa.exc.DBAPIError):
-        _migrations.require_current_schema(settings.database_url.get_secret_value())
-    sys.exit(run_daemon(settings))
+    with relay.engine() as engine, contextlib.suppress(sa.exc.DBAPIError):
+        _migrations.require_current_schema(engine)
+    try:
+        code = run_daemon(settings)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        _exit.fail(
+            f"configuration error: the metrics port {settings.metrics_host}:"
+            f"{settings.metrics_port} is already in use (another relay on this host?): give "
+            "each relay its own RELAY_METRICS_PORT, or set it to 0 to serve no metrics",
+            _exit.CONFIGURATION,
+        )
+    sys.exit(code)
 
 
-@click.command()
+@click.command(epilog=_exit.EXIT_CODES_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
 @click.option(
     "--max-batches", type=click.IntRange(min=1), default=None, help="Stop after this many."
 )
-@click.pass_obj
-def drain(settings: RelaySettings, as_json: bool, max_batches: int | None) -> None:
+@pass_relay
+def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
     """Drain until nothing is due, then exit: for cron-style deployments and scripts.
 
-    Rows whose retry is scheduled later stay for the next run. Exit 0 when done; exit 3 when
-    Mixpanel rejects the credentials (rows are left untouched, no attempt is used up).
+    Rows whose retry is scheduled later stay for the next run. Exit 0 when done (nothing due
+    counts); exit 1 when rows were due and none could be delivered (Mixpanel unreachable or
+    failing: they are retried later); exit 3 when Mixpanel rejects the credentials (rows are
+    left untouched, no attempt is used up) or the tables are not migrated.
     """
-    from relay._delivery.drain import Drainer, DrainResult  # noqa: PLC0415 - keep `relay --help` fast
+    from relay._delivery.drain import Drainer, DrainResult  # noqa: PLC0415
     from relay._delivery.mixpanel_client import MixpanelImportClient  # noqa: PLC0415
+    from relay._errors import MixpanelAuthError  # noqa: PLC0415
     from relay._logging import configure_logging  # noqa: PLC0415
 
+    settings = relay.settings
     configure_logging(settings)
-    engine = create_engine(settings.database_url.get_secret_value())
     total = DrainResult()
-    try:
-        _migrations.require_current_schema(engine)  # exit 3 on a revision mismatch
-        with MixpanelImportClient(settings) as client:
-            drainer = Drainer(engine, client, settings, concurrency=settings.drain_concurrency)
-            while True:
-                left = None if max_batches is None else max_batches - _batches(total, settings)
-                if left is not None and left <= 0:
-                    break
-                result = drainer.drain_until_idle(max_batches=left)
-                total += result
-                # During an outage, going on would use up an attempt on every row of the backlog.
-                if result.claimed == 0 or result.auth_failing or result.mixpanel_failing:
-                    break
-    finally:
-        engine.dispose()
-    summary = dataclasses.asdict(total)
+    with relay.engine(writes=True) as engine, MixpanelImportClient(settings) as client:
+        drainer = Drainer(engine, client, settings, concurrency=settings.drain_concurrency)
+        while True:
+            left = None if max_batches is None else max_batches - _batches(total, settings)
+            if left is not None and left <= 0:
+                break
+            result = drainer.drain_until_idle(max_batches=left)
+            total += result
+            # During an outage, going on would use up an attempt on every row of the backlog.
+            if result.claimed == 0 or result.auth_failing or result.mixpanel_failing:
+                break
     if as_json:
-        click.echo(orjson.dumps(summary).decode())
+        import orjson  # noqa: PLC0415
+
+        click.echo(orjson.dumps(dataclasses.asdict(total)).decode())
     else:
         click.echo(
             f"delivered {total.delivered}, dead {total.rejected + total.dead_after_max_attempts}, "
@@ -97,14 +114,20 @@ def drain(settings: RelaySettings, as_json: bool, max_batches: int | None) -> No
         )
     if total.auth_error is not None:
         raise MixpanelAuthError(f"Mixpanel refused the credentials: {total.auth_error}")
+    if total.mixpanel_failing:  # rows were due and none went out: cron must notice
+        _exit.fail(
+            f"nothing delivered: {total.claimed} due events could not be sent to "
+            f"{settings.mixpanel_base_url} (Mixpanel unreachable or failing; they are "
+            "retried on the next run)",
+            _exit.FAILURE,
+        )
 
 
-def _batches(total: object, settings: RelaySettings) -> int:
-    claimed = int(getattr(total, "claimed", 0))
-    return -(-claimed // settings.batch_max_events)
+def _batches(total: DrainResult, settings: RelaySettings) -> int:
+    return -(-total.claimed // settings.batch_max_events)
 
 
-@click.command()
+@click.command(epilog=_exit.EXIT_CODES_HELP)
 @click.option(
     "--keep",
     "keep_url",
@@ -113,12 +136,24 @@ def _batches(total: object, settings: RelaySettings) -> int:
     help="Use this database and keep it afterwards (default: a temporary SQLite file).",
 )
 def demo(keep_url: str | None) -> None:
-    """Run the main job end to end on SQLite with a local Mixpanel stand-in; no set-up needed."""
+    """Run the main job end to end on SQLite with a local Mixpanel stand-in; no set-up needed.
+
+    One `[error]` log line is part of the show: an event the contract refuses is logged while
+    its business transaction commits; the summary counts it.
+    """
+    from relay._config import RelaySettings  # noqa: PLC0415
     from relay._logging import configure_logging  # noqa: PLC0415
     from relay.demos.demo import format_report, run_demo  # noqa: PLC0415 - heavy, demo only
 
+    if keep_url is not None:
+        open_engine(keep_url, source="--keep", must_exist=False).dispose()  # URL hints, exit 3
     # Warnings and errors only, readable: the refused event's log line is part of the show.
     configure_logging(RelaySettings(log_level="WARNING", log_format="console"))
+    click.echo(
+        "relay demo: the [error] line below is expected: the demo tracks one event the "
+        "contract refuses, to show it is logged while the business transaction commits.",
+        err=True,
+    )
     click.echo(format_report(run_demo(database_url=keep_url)))
 
 

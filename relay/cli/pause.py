@@ -11,25 +11,15 @@ malformed event name, an empty reason); 3 the database's schema is not this rela
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import sys
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.engine import Engine
 
-from relay import _migrations
-from relay._config import RelaySettings
-from relay._database import create_engine
-from relay._errors import FilterError
-from relay.cli._output import dumps, safe_text
+from relay.cli._context import Relay, pass_relay
+from relay.cli._exit import EXIT_CODES_HELP
 
 if TYPE_CHECKING:
     from relay.admin.pauses import PauseChange
-
-EXIT_BAD_INPUT = 2
 
 _EVENT = click.option(
     "--event", metavar="NAME", default=None, help="One event name (default: all delivery)."
@@ -42,32 +32,14 @@ def _what(event: str | None) -> str:
     return "all delivery" if event is None else f"delivery of {event}"
 
 
-@contextlib.contextmanager
-def _outbox(settings: RelaySettings) -> Iterator[Engine]:
-    """An engine on a database at this relay's schema revision; bad input exits 2."""
-    engine = create_engine(settings.database_url.get_secret_value())
-    try:
-        _migrations.require_current_schema(engine)  # exit 3 on a foreign revision
-        yield engine
-    except FilterError as exc:
-        click.echo(f"relay: {safe_text(exc)}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    finally:
-        engine.dispose()
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-@click.command()
+@click.command(epilog=EXIT_CODES_HELP)
 @_EVENT
 @click.option("--reason", required=True, help="Why (kept in the pause and the audit trail).")
 @_ACTOR
 @_JSON
-@click.pass_obj
+@pass_relay
 def pause(
-    settings: RelaySettings, event: str | None, reason: str, actor: str | None, as_json: bool
+    relay: Relay, /, event: str | None, reason: str, actor: str | None, as_json: bool
 ) -> None:
     """Pause delivery (all of it, or one event's): relays keep running but send none of it.
 
@@ -76,26 +48,28 @@ def pause(
     """
     from relay.admin import pauses  # noqa: PLC0415 - keep `relay --help` fast
 
-    with _outbox(settings) as engine:
-        change = pauses.pause(engine, event=event, reason=reason, actor=actor, now=_now())
+    with relay.engine(writes=True) as engine:  # exit 3 on a foreign revision, 2 on bad input
+        change = pauses.pause(engine, event=event, reason=reason, actor=actor, now=relay.now)
     _report(change, as_json=as_json, done="paused", undone="was already paused")
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES_HELP)
 @_EVENT
 @_ACTOR
 @_JSON
-@click.pass_obj
-def resume(settings: RelaySettings, event: str | None, actor: str | None, as_json: bool) -> None:
+@pass_relay
+def resume(relay: Relay, /, event: str | None, actor: str | None, as_json: bool) -> None:
     """Lift a pause set by `relay pause` (the same --event, or none for all delivery)."""
     from relay.admin import pauses  # noqa: PLC0415 - keep `relay --help` fast
 
-    with _outbox(settings) as engine:
-        change = pauses.resume(engine, event=event, actor=actor, now=_now())
+    with relay.engine(writes=True) as engine:
+        change = pauses.resume(engine, event=event, actor=actor, now=relay.now)
     _report(change, as_json=as_json, done="resumed", undone="was not paused")
 
 
 def _report(change: PauseChange, *, as_json: bool, done: str, undone: str) -> None:
+    from relay.cli._output import dumps, safe_text  # noqa: PLC0415
+
     if as_json:
         click.echo(
             dumps(

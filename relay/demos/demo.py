@@ -27,6 +27,7 @@ from relay._config import RelaySettings
 from relay._database import create_engine, redact_url
 from relay._delivery.drain import Drainer, DrainResult
 from relay._delivery.mixpanel_client import MixpanelImportClient
+from relay._errors import ConfigurationError
 from relay._store import capture
 from relay._tables import OutboxState
 from relay.catalog import (
@@ -41,8 +42,8 @@ from relay.catalog import (
     RiskTrackHelper,
     SurveyTrackHelper,
     SurveyType,
-    directory_metadata,
 )
+from relay.contrib.sqlalchemy_directory import directory_metadata
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 ORG = "0b6a8a4e-8f55-4f8e-9a53-3f1f4f1c2d10"
@@ -94,6 +95,21 @@ def _database(database_url: str | None) -> Iterator[tuple[Engine, str]]:
 
 
 def _seed_directory(engine: Engine) -> None:
+    """Create the demo's tables and rows, leaving every table the demo did not create alone.
+
+    ``organizations`` and ``employees`` count as the demo's only when its own
+    ``demo_survey_deliveries`` is there too (they are created together); a database that has
+    them without it belongs to someone else and is refused. Rows are added if missing, never
+    deleted, so a second run on the same ``--keep`` database works.
+    """
+    present = set(sa.inspect(engine).get_table_names())
+    foreign = sorted({"organizations", "employees"} & present)
+    if foreign and _surveys.name not in present:
+        raise ConfigurationError(
+            f"the database already has table(s) {', '.join(foreign)} that the demo did not "
+            "create: give `relay demo --keep` an empty database (the demo never changes "
+            "tables it did not create)"
+        )
     directory_metadata.create_all(engine)
     _business.create_all(engine)
     organizations, employees = (
@@ -101,8 +117,9 @@ def _seed_directory(engine: Engine) -> None:
         directory_metadata.tables["employees"],
     )
     with engine.begin() as conn:
-        conn.execute(sa.delete(employees))
-        conn.execute(sa.delete(organizations))
+        conn.execute(sa.delete(_surveys))
+        if conn.execute(sa.select(organizations.c.id).where(organizations.c.id == ORG)).first():
+            return
         conn.execute(sa.insert(organizations).values(id=ORG, name="Acme Analytics"))
         conn.execute(
             sa.insert(employees),

@@ -13,13 +13,10 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
-import pkgutil
 import re
 import sys
-import textwrap
-import types
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +24,7 @@ from relay._errors import RelayError
 from relay._event.naming import check_event_name
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._event.registry import EVENT_SCHEMA_REGISTRY
+from relay.plan import _code
 
 #: Rule id -> what the rule demands (the stable contract of ``events lint``).
 RULES: dict[str, str] = {
@@ -48,7 +46,6 @@ RULES: dict[str, str] = {
 
 _SCHEMA_NAME = re.compile(r"Mxp[A-Z][A-Za-z0-9]*EventSchema")
 _TRIGGER = re.compile(r"\bTracked when\b")
-_LOG_METHODS = frozenset({"exception", "error", "warning", "critical"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,118 +69,7 @@ class Finding:
         return asdict(self)
 
 
-@dataclass(slots=True)
-class _Helper:
-    cls: type
-    name: str
-    node: ast.FunctionDef
-    path: str
-    events: set[str] = field(default_factory=set)
-
-
-def _rel(path: str | None) -> str:
-    if not path:
-        return "<unknown>"
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return path
-
-
-def _package_modules(root: types.ModuleType) -> list[types.ModuleType]:
-    """``root`` and, if it is a package, every module below it (imported)."""
-    modules = [root]
-    if hasattr(root, "__path__"):
-        for info in pkgutil.walk_packages(root.__path__, prefix=root.__name__ + "."):
-            modules.append(importlib.import_module(info.name))
-    return modules
-
-
-def _source_and_line(obj: Any) -> tuple[str, int]:
-    try:
-        path = inspect.getsourcefile(obj)
-        _, line = inspect.getsourcelines(obj)
-    except (OSError, TypeError):
-        return "<unknown>", 0
-    return _rel(path), line
-
-
-def _class_node(cls: type) -> ast.ClassDef | None:
-    try:
-        source = textwrap.dedent(inspect.getsource(cls))
-    except (OSError, TypeError):
-        return None
-    tree = ast.parse(source)
-    node = tree.body[0] if tree.body else None
-    return node if isinstance(node, ast.ClassDef) else None
-
-
-def _constants(modules: Iterable[types.ModuleType]) -> dict[str, tuple[str, str, int]]:
-    """Event-name constants: event -> (attribute name, path, line).
-
-    A constant is an upper-case class attribute holding a dotted string, on a class defined
-    in the linted package (the seed's ``MixPanelEvent``).
-    """
-    found: dict[str, tuple[str, str, int]] = {}
-    for module in modules:
-        for obj in vars(module).values():
-            if not isinstance(obj, type) or obj.__module__ != module.__name__:
-                continue
-            node = _class_node(obj)
-            if node is None:
-                continue
-            path, start = _source_and_line(obj)
-            for stmt in node.body:
-                target: ast.expr | None = None
-                value: ast.expr | None = None
-                if isinstance(stmt, ast.AnnAssign):
-                    target, value = stmt.target, stmt.value
-                elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-                    target, value = stmt.targets[0], stmt.value
-                if not (
-                    isinstance(target, ast.Name)
-                    and target.id.isupper()
-                    and isinstance(value, ast.Constant)
-                    and isinstance(value.value, str)
-                    and "." in value.value
-                    and " " not in value.value
-                ):
-                    continue
-                found.setdefault(value.value, (target.id, path, start + stmt.lineno - 1))
-    return found
-
-
-def _referenced_attrs(node: ast.AST) -> set[str]:
-    return {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
-
-
-def _helpers(modules: Iterable[types.ModuleType], constant_names: dict[str, str]) -> list[_Helper]:
-    """Public ``track_*`` methods and the events (by constant) they or their impl track."""
-    helpers: list[_Helper] = []
-    for module in modules:
-        for cls in vars(module).values():
-            if not isinstance(cls, type) or cls.__module__ != module.__name__:
-                continue
-            node = _class_node(cls)
-            if node is None:
-                continue
-            path, start = _source_and_line(cls)
-            methods = {s.name: s for s in node.body if isinstance(s, ast.FunctionDef)}
-            for name, method in methods.items():
-                if not name.startswith("track_"):
-                    continue
-                attrs = _referenced_attrs(method)
-                for called in list(attrs):
-                    if called in methods and called.startswith("_"):
-                        attrs |= _referenced_attrs(methods[called])
-                events = {constant_names[a] for a in attrs if a in constant_names}
-                shifted = ast.increment_lineno(method, start - 1)
-                assert isinstance(shifted, ast.FunctionDef)
-                helpers.append(_Helper(cls, name, shifted, path, events))
-    return helpers
-
-
-def _check_keyword_only(helper: _Helper, event: str) -> Finding | None:
+def _check_keyword_only(helper: _code.Helper, event: str) -> Finding | None:
     args = helper.node.args
     positional = [a.arg for a in [*args.posonlyargs, *args.args]]
     if positional and positional[0] in ("cls", "self"):
@@ -199,48 +85,6 @@ def _check_keyword_only(helper: _Helper, event: str) -> Finding | None:
         f"{', '.join(positional[1:]) or '*args'}",
         "put '*,' after the session so every other argument is keyword-only",
     )
-
-
-def _is_strict_guard(test: ast.expr) -> bool:
-    return any(
-        isinstance(n, ast.Call)
-        and (
-            (isinstance(n.func, ast.Name) and "strict" in n.func.id)
-            or (isinstance(n.func, ast.Attribute) and "strict" in n.func.attr)
-        )
-        for n in ast.walk(test)
-    ) or any(isinstance(n, ast.Name) and "strict" in n.id for n in ast.walk(test))
-
-
-def _fire_and_forget_problem(fn: ast.FunctionDef) -> str | None:
-    """Why ``fn`` is not ``try: ... except Exception: [if strict: raise] log``; None if it is."""
-    body = list(fn.body)
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        body = body[1:]  # the docstring
-    if len(body) != 1 or not isinstance(body[0], ast.Try):
-        return "its body is not a single try/except"
-    handlers = [
-        h for h in body[0].handlers if isinstance(h.type, ast.Name) and h.type.id == "Exception"
-    ]
-    if not handlers:
-        return "it does not catch Exception"
-    handler = handlers[0]
-    logs = any(
-        isinstance(n, ast.Call)
-        and isinstance(n.func, ast.Attribute)
-        and n.func.attr in _LOG_METHODS
-        for n in ast.walk(handler)
-    )
-    if not logs:
-        return "its except block does not log the failure"
-    guarded: set[int] = set()
-    for n in ast.walk(handler):
-        if isinstance(n, ast.If) and _is_strict_guard(n.test):
-            guarded |= {id(r) for stmt in n.body for r in ast.walk(stmt)}
-    for n in ast.walk(handler):
-        if isinstance(n, ast.Raise) and id(n) not in guarded:
-            return "its except block re-raises outside strict mode"
-    return None
 
 
 def lint_modules(module_names: Sequence[str], *, tests_path: Path | None = None) -> list[Finding]:
@@ -259,7 +103,7 @@ def lint_modules(module_names: Sequence[str], *, tests_path: Path | None = None)
 def _lint_one(module_name: str, *, tests_path: Path | None) -> list[Finding]:  # noqa: PLR0912 -- one pass over the rules reads better than six helpers
     try:
         root = importlib.import_module(module_name)
-        modules = _package_modules(root)
+        modules = _code.package_modules(root)
     except (ImportError, RelayError, ValueError, TypeError) as exc:
         # RelayError: registration refused an event (name, schema definition, PII, ...).
         where = getattr(exc, "filename", None) or module_name
@@ -267,7 +111,7 @@ def _lint_one(module_name: str, *, tests_path: Path | None) -> list[Finding]:  #
         return [
             Finding(
                 "RLY000",
-                _rel(where) if where != module_name else module_name,
+                _code.rel(where) if where != module_name else module_name,
                 0,
                 "",
                 f"importing {module_name} failed: {message}",
@@ -281,9 +125,9 @@ def _lint_one(module_name: str, *, tests_path: Path | None) -> list[Finding]:  #
         for name, schema in EVENT_SCHEMA_REGISTRY.items()
         if schema.__module__ in in_package or schema.__module__.startswith(prefix + ".")
     }
-    constants = _constants(modules)
+    constants = _code.constants(modules)
     constant_names = {attr: event for event, (attr, _, _) in constants.items()}
-    helpers = _helpers(modules, constant_names)
+    helpers = _code.helpers(modules, constant_names)
     exported = set(getattr(root, "__all__", ()))
     test_text = _read_tests(tests_path) if tests_path is not None else None
     findings: list[Finding] = []
@@ -320,7 +164,7 @@ def _lint_one(module_name: str, *, tests_path: Path | None) -> list[Finding]:  #
         own = [h for h in helpers if event in h.events]
         constant: str | None = constants[event][0] if event in constants else None
         if not own:
-            path, line = _source_and_line(schema)
+            path, line = _code.source_and_line(schema)
             findings.append(
                 Finding(
                     "RLY007",
@@ -335,7 +179,7 @@ def _lint_one(module_name: str, *, tests_path: Path | None) -> list[Finding]:  #
             problem = _check_keyword_only(helper, event)
             if problem:
                 findings.append(problem)
-            why = _fire_and_forget_problem(helper.node)
+            why = _code.fire_and_forget_problem(helper.node)
             if why:
                 findings.append(
                     Finding(
@@ -363,7 +207,7 @@ def _lint_one(module_name: str, *, tests_path: Path | None) -> list[Finding]:  #
                 ast.unparse(n) for n in ast.walk(helper.node) if isinstance(n, ast.Constant)
             )
             if "cron" in cron_text and "is_cron_job" not in (schema.__doc__ or ""):
-                path, line = _source_and_line(schema)
+                path, line = _code.source_and_line(schema)
                 findings.append(
                     Finding(
                         "RLY012",
@@ -380,7 +224,7 @@ def _lint_one(module_name: str, *, tests_path: Path | None) -> list[Finding]:  #
             if constant:
                 needles.add(f".{constant}")
             if not any(n in test_text for n in needles):
-                path, line = constants.get(event, (None, *_source_and_line(schema)))[1:]
+                path, line = constants.get(event, (None, *_code.source_and_line(schema)))[1:]
                 findings.append(
                     Finding(
                         "RLY011",
@@ -396,7 +240,7 @@ def _lint_one(module_name: str, *, tests_path: Path | None) -> list[Finding]:  #
 
 def _check_schema(event: str, schema: type[MixpanelSuperEventPropertiesSchema]) -> list[Finding]:
     findings: list[Finding] = []
-    path, line = _source_and_line(schema)
+    path, line = _code.source_and_line(schema)
     name = schema.__name__
     if not _SCHEMA_NAME.fullmatch(name):
         findings.append(
@@ -420,7 +264,7 @@ def _check_schema(event: str, schema: type[MixpanelSuperEventPropertiesSchema]) 
                 "add a docstring line 'Tracked when <the trigger>.'",
             )
         )
-    node = _class_node(schema)
+    node = _code.class_node(schema)
     base = MixpanelSuperEventPropertiesSchema.model_fields
     field_lines: dict[str, int] = {}
     if node is not None:

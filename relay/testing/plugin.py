@@ -17,9 +17,15 @@ Fixtures:
 ``relay_outbox``
     An :class:`OutboxCapture`: reads the events tracked so far straight from the outbox table.
     Given the test's own ``Session`` or ``Connection`` it sees the rows of that still
-    uncommitted transaction; given an ``Engine`` it sees committed rows only. In async tests
+    uncommitted transaction; given an ``Engine`` it sees committed rows only. Under
+    pytest-django, given nothing (``relay_outbox.assert_tracked(EVENT, ...)``), it reads on
+    Django's ``default`` connection, in the test's own transaction. In async tests
     (``atrack()``), ``await relay_outbox.aevents(...)`` and ``aassert_tracked(...)`` take an
     ``AsyncSession``, ``AsyncConnection`` or ``AsyncEngine`` the same way.
+
+``relay_django_outbox_flush`` (autouse)
+    After a transactional pytest-django test, empties relay's tables (Django's flush leaves
+    them alone, being unmanaged). Does nothing elsewhere.
 
 The fixtures are plain (sync) fixtures, so they serve async tests under any runner: the
 project's own suite runs its async tests with anyio's pytest plugin (``@pytest.mark.anyio``).
@@ -57,8 +63,9 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
+import orjson
 import pytest
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
@@ -185,7 +192,10 @@ class CapturedEvent:
             event=row.event,
             distinct_id=row.distinct_id,
             time_ms=row.time_ms,
-            properties=dict(row.properties),
+            # Django's PostgreSQL connections hand JSON back as text (it decodes it itself).
+            properties=dict(
+                orjson.loads(row.properties) if isinstance(row.properties, str) else row.properties
+            ),
             state=row.state,
         )
 
@@ -209,14 +219,21 @@ class OutboxCapture:
     """Reads back what was tracked into the outbox (the ``relay_outbox`` fixture)."""
 
     def events(
-        self, bind: Session | Connection | Engine, *, event: str | None = None
+        self, bind: Session | Connection | Engine | None = None, *, event: str | None = None
     ) -> list[CapturedEvent]:
         """Every event in the outbox (or every ``event`` event), oldest first.
 
         ``bind`` is the test's ``Session`` or ``Connection`` (its uncommitted rows included)
-        or an ``Engine`` (committed rows only, read on a connection of its own).
+        or an ``Engine`` (committed rows only, read on a connection of its own). Without it,
+        in a Django project (pytest-django), the rows are read on Django's ``default``
+        connection, in the test's own transaction: what the test's code wrote is there.
         """
-        if isinstance(bind, Engine):
+        if bind is None:
+            from relay.contrib.django import borrowed_connection  # noqa: PLC0415
+
+            with borrowed_connection() as conn:
+                rows = select_events(conn, event=event)
+        elif isinstance(bind, Engine):
             with bind.connect() as conn:
                 rows = select_events(conn, event=event)
         elif isinstance(bind, Session):
@@ -225,6 +242,12 @@ class OutboxCapture:
             rows = select_events(bind, event=event)
         return [CapturedEvent.from_row(row) for row in rows]
 
+    @overload
+    def assert_tracked(
+        self, event: str, /, *, distinct_id: str | None = None, **expected_properties: Any
+    ) -> CapturedEvent: ...
+
+    @overload
     def assert_tracked(
         self,
         bind: Session | Connection | Engine,
@@ -233,14 +256,35 @@ class OutboxCapture:
         *,
         distinct_id: str | None = None,
         **expected_properties: Any,
+    ) -> CapturedEvent: ...
+
+    def assert_tracked(
+        self,
+        bind_or_event: Session | Connection | Engine | str,
+        event_name: str | None = None,
+        /,
+        *,
+        distinct_id: str | None = None,
+        **expected_properties: Any,
     ) -> CapturedEvent:
         """The one ``event`` event whose properties include ``expected_properties``.
 
+        Called as ``assert_tracked(bind, event, ...)`` (``bind`` as for :meth:`events`) or, in
+        a Django project, ``assert_tracked(event, ...)`` (Django's ``default`` connection).
         Properties are compared under their wire names after JSON serialisation (an enum
         member equals its value; pass ``**{"$device_id": ...}`` for ``$`` names).
         ``distinct_id``, if given, must match too. Raises ``AssertionError`` saying what
         differs when no event, or more than one, matches.
         """
+        bind: Session | Connection | Engine | None
+        if isinstance(bind_or_event, str):
+            if event_name is not None:
+                raise TypeError("assert_tracked takes (event) or (bind, event)")
+            bind, event = None, bind_or_event
+        elif event_name is None:
+            raise TypeError("assert_tracked(bind, event): the event name is missing")
+        else:
+            bind, event = bind_or_event, event_name
         candidates = self.events(bind, event=event)
         if not candidates:
             tracked = sorted({captured.event for captured in self.events(bind)})
@@ -343,3 +387,28 @@ def relay_strict_tracking() -> Iterator[None]:
 def relay_outbox() -> OutboxCapture:
     """Read the events tracked into the outbox so far; see :class:`OutboxCapture`."""
     return OutboxCapture()
+
+
+@pytest.fixture(autouse=True)
+def relay_django_outbox_flush(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a transactional pytest-django test, empty relay's tables, as Django flushes its own.
+
+    Django's flush leaves unmanaged tables alone, so without this the events a
+    ``django_db(transaction=True)`` test committed would be seen by the tests after it.
+    Does nothing outside pytest-django's transactional tests.
+    """
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    options = dict(marker.kwargs) if marker is not None else {}
+    if marker is not None and marker.args:
+        options.setdefault("transaction", marker.args[0])
+    transactional = bool(options.get("transaction")) or bool(
+        {"transactional_db", "live_server"} & set(request.fixturenames)
+    )
+    if not transactional:
+        return
+    from relay.contrib.django.testing import flush_outbox  # noqa: PLC0415
+
+    # pytest-django blocks database access again before this teardown runs.
+    with request.getfixturevalue("django_db_blocker").unblock():
+        flush_outbox(options.get("databases"))

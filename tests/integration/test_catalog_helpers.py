@@ -32,9 +32,8 @@ from relay.catalog import (
     RiskTrackHelper,
     SurveyTrackHelper,
     SurveyType,
-    directory_metadata,
 )
-from relay.catalog.directory import employees, organizations
+from relay.contrib.sqlalchemy_directory import directory_metadata, employees, organizations
 from relay.testing.plugin import CapturedEvent, OutboxCapture
 
 ORG_ID = str(uuid.uuid4())

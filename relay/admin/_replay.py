@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -22,8 +23,8 @@ from relay._store import audit as audit_store
 from relay._store import requeue as requeue_store
 from relay._store import selection, transaction
 from relay._store.selection import BreakdownRow, Candidate, EventFilter, StoredRow
-from relay.admin.audit import UNFINISHED, begin_entry, finish_entry
-from relay.admin.filters import check_filter
+from relay.admin._audit import UNFINISHED, begin_entry, finish_entry
+from relay.admin._filters import check_filter
 
 #: Rows changed per transaction.
 DEFAULT_BATCH_SIZE = 1000
@@ -43,6 +44,16 @@ class Preview:
     leased: int
     breakdown: list[BreakdownRow]
     sample: list[StoredRow]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready values, marked ``"dry_run": true``."""
+        return {
+            "dry_run": True,
+            "count": self.count,
+            "leased": self.leased,
+            "breakdown": [b.to_json() for b in self.breakdown],
+            "sample": [r.to_json() for r in self.sample],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +79,16 @@ class BatchResult:
     changed: int
     skipped: int
     batches: int
+
+    def to_json(self, *, done: str = "changed") -> dict[str, Any]:
+        """JSON-ready values; the count of changed rows under the key ``done`` (``replayed``)."""
+        return {
+            "dry_run": False,
+            done: self.changed,
+            "skipped": self.skipped,
+            "batches": self.batches,
+            "audit_id": self.audit_id,
+        }
 
 
 OnBatch = Callable[[BatchProgress], None]

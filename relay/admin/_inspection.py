@@ -1,8 +1,8 @@
 """One event in full, and events in bulk, exactly as the relay would send them to ``/import``.
 
-Both go through :func:`relay._delivery.mixpanel_client.encode_event`, the relay's own
-encoder, over the stored properties text: what ``inspect`` shows and what ``export``
-writes are byte for byte the event objects of an ``/import`` request body.
+Both go through :func:`relay._delivery.encoding.encode_event`, the relay's own encoder, over
+the stored properties text: what ``inspect`` shows and what ``export`` writes are byte for
+byte the event objects of an ``/import`` request body.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from relay._delivery.encoding import encode_event
 from relay._errors import EventValidationError, FilterError
 from relay._store import selection, transaction
 from relay._store.selection import EventFilter, StoredRow
-from relay.admin.filters import MAX_ID, check_filter
+from relay.admin._filters import MAX_ID, check_filter
 
 #: Rows read per query by :func:`export_events`.
 EXPORT_PAGE_SIZE = 1000
@@ -35,6 +35,17 @@ class EventDetail:
     properties: Any
     import_json: str | None
     encode_error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The row's values, its ``properties``, and the ``/import`` event twice: parsed
+        (``import_event``) and as the exact text the relay sends (``import_json``)."""
+        return {
+            **self.row.to_json(),
+            "properties": self.properties,
+            "import_event": None if self.import_json is None else orjson.loads(self.import_json),
+            "import_json": self.import_json,
+            "encode_error": self.encode_error,
+        }
 
 
 def _key(key: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -21,8 +22,8 @@ from relay._store import audit as audit_store
 from relay._store import maintenance, transaction
 from relay._store import stats as stats_store
 from relay._tables import OutboxState
-from relay.admin.audit import begin_entry, finish_entry
-from relay.admin.filters import MIN_INSTANT
+from relay.admin._audit import begin_entry, finish_entry
+from relay.admin._filters import MIN_INSTANT
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,21 @@ class PurgeResult:
     delivered_before: dt.datetime | None
     dead_before: dt.datetime | None
     audit_id: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready values (cut-offs in ISO 8601)."""
+        return {
+            "dry_run": self.dry_run,
+            "delivered": self.delivered,
+            "dead": self.dead,
+            "delivered_before": _iso(self.delivered_before),
+            "dead_before": _iso(self.dead_before),
+            "audit_id": self.audit_id,
+        }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def purge(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -18,9 +19,9 @@ from relay._store import stats as stats_store
 from relay._store import transaction
 from relay._store.selection import Candidate, EventFilter
 from relay._tables import OutboxState
-from relay.admin.filters import check_filter
-from relay.admin.inspection import EventDetail, inspect_event
-from relay.admin.replay import (
+from relay.admin._filters import check_filter
+from relay.admin._inspection import EventDetail, inspect_event
+from relay.admin._replay import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SAMPLE_SIZE,
     BatchResult,
@@ -43,6 +44,16 @@ class DeadLetterGroup:
     first_at: dt.datetime | None
     last_at: dt.datetime | None
     events: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready values (instants in ISO 8601)."""
+        return {
+            "reason": self.reason,
+            "count": self.count,
+            "first_at": None if self.first_at is None else self.first_at.isoformat(),
+            "last_at": None if self.last_at is None else self.last_at.isoformat(),
+            "events": self.events,
+        }
 
 
 def dead_letters(engine: Engine) -> list[DeadLetterGroup]:

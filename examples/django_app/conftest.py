@@ -1,0 +1,3 @@
+"""relay's pytest plugin: strict tracking in every test, and ``relay_outbox`` to assert on."""
+
+pytest_plugins = ["relay.testing.plugin"]

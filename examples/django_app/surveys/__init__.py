@@ -1,0 +1,1 @@
+"""Surveys: organisations, employees, surveys, and their delivery."""

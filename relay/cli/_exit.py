@@ -1,0 +1,45 @@
+"""The ``relay`` command's exit codes, defined once, and the one way to fail with one of them.
+
+====  =====================================================================================
+code  meaning
+====  =====================================================================================
+0     success (a dry run included)
+1     a runtime failure: the database failed or could not be reached; ``relay drain``
+      could deliver nothing of what was due (Mixpanel unreachable or failing)
+2     bad usage or bad input (an unknown option, a malformed date, duration or filter):
+      nothing was changed and nothing audited
+3     configuration: an invalid ``RELAY_*`` setting, a database URL relay cannot use,
+      missing or refused Mixpanel credentials, tables missing or at another revision
+====  =====================================================================================
+
+This module imports nothing heavy: the daemon and every command module use it.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+OK = 0
+FAILURE = 1
+USAGE = 2
+CONFIGURATION = 3
+
+#: The line every command's help ends with.
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success (dry runs included); 1 runtime failure (database; drain: nothing "
+    "could be delivered); 2 bad usage or filter, nothing changed; 3 configuration error "
+    "(settings, database URL, credentials, tables not migrated)."
+)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print ``relay: <message>`` as one escaped line on stderr and exit with ``code``.
+
+    ``message`` must already be scrubbed of secrets (the root group scrubs what it catches).
+    """
+    from relay._escape import safe_text  # noqa: PLC0415 - small, but only on the error path
+
+    sys.stderr.write(f"relay: {safe_text(message)}\n")
+    sys.stderr.flush()
+    sys.exit(code)

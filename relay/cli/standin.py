@@ -1,0 +1,139 @@
+"""``relay standin``: the local Mixpanel stand-in, for trying a host application without Mixpanel.
+
+``relay standin`` serves :class:`relay.testing.mixpanel_standin.MixpanelStandin` on loopback in
+the foreground until Ctrl-C or SIGTERM, and first prints the ``export RELAY_MIXPANEL_*`` lines
+that point a relay at it. ``relay standin events --url URL`` lists what a running stand-in
+accepted (its ``GET /_standin/events``), as a table or ``--json``.
+"""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+import click
+
+from relay.cli import _exit, _render
+from relay.cli._context import echo_json
+
+DEFAULT_PORT = 8765
+#: The stand-in's made-up credentials (its defaults): a relay pointed at it must send these.
+PROJECT_ID = "standin-project"
+USERNAME = "standin-user"
+SECRET = "standin-secret"  # noqa: S105 - a fake credential for the fake server
+
+
+@click.group(invoke_without_command=True, epilog=_exit.EXIT_CODES_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="Port (0 picks a free one).",
+)
+@click.pass_context
+def standin(ctx: click.Context, host: str, port: int) -> None:
+    """Serve a local Mixpanel stand-in in the foreground (Ctrl-C stops it).
+
+    It enforces Mixpanel's /import rules and deduplication and keeps what it accepted (in
+    memory). The first lines printed are the `export RELAY_MIXPANEL_*` lines that point a
+    relay (or your app's `relay run`) at it; `relay standin events` lists what it accepted.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from relay.testing.mixpanel_standin import MixpanelStandin  # noqa: PLC0415
+
+    done = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        done.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server = MixpanelStandin(
+            host=host, port=port, project_id=PROJECT_ID, username=USERNAME, secret=SECRET
+        )
+        try:
+            server.__enter__()
+        except OSError as exc:
+            _exit.fail(
+                f"cannot listen on {host}:{port}: {exc.strerror} (try --port 0)", _exit.FAILURE
+            )
+        try:
+            for key, value in server.settings_env().items():
+                click.echo(f"export {key}={shlex.quote(value)}")
+            click.echo(
+                f"# Mixpanel stand-in at {server.url}; list what it accepted with: "
+                f"relay standin events --url {server.url}",
+            )
+            click.echo("# Ctrl-C stops it (what it accepted is kept in memory only).", err=True)
+            done.wait()
+        finally:
+            server.__exit__(None, None, None)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@standin.command("events", epilog=_exit.EXIT_CODES_HELP)
+@click.option(
+    "--url",
+    default=f"http://127.0.0.1:{DEFAULT_PORT}",
+    show_default=True,
+    help="The running stand-in's base URL, as `relay standin` printed it.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help='The stand-in\'s own JSON: {"events": [...]}.'
+)
+def standin_events(url: str, as_json: bool) -> None:
+    """What a running stand-in accepted, in arrival order (GET /_standin/events)."""
+    import httpx  # noqa: PLC0415
+
+    try:
+        answer = httpx.get(url.rstrip("/") + "/_standin/events", timeout=10.0)
+    except httpx.HTTPError as exc:
+        _exit.fail(
+            f"cannot reach a stand-in at {url}: {type(exc).__name__} (is `relay standin` running?)",
+            _exit.FAILURE,
+        )
+    if answer.status_code != 200:
+        _exit.fail(
+            f"{url} answered HTTP {answer.status_code} to GET /_standin/events: "
+            "is it a relay stand-in?",
+            _exit.FAILURE,
+        )
+    try:
+        payload = answer.json()
+        events: list[dict[str, Any]] = payload["events"]
+    except (ValueError, KeyError, TypeError):
+        _exit.fail(f"{url} answered GET /_standin/events with no event list", _exit.FAILURE)
+    if as_json:
+        echo_json(payload)
+        return
+    if not events:
+        click.echo("no events accepted yet.")
+        return
+    _render.table(
+        ("TIME", "EVENT", "DISTINCT_ID", "INSERT_ID", "DUPLICATE"),
+        [_event_row(e) for e in events],
+    )
+    unique = sum(1 for e in events if not e.get("duplicate"))
+    click.echo(f"\n{len(events)} accepted, {unique} unique (what Mixpanel would show).")
+
+
+def _event_row(record: dict[str, Any]) -> tuple[Any, ...]:
+    from relay._event.properties import timestamp_ms_to_datetime  # noqa: PLC0415
+
+    key = record.get("key") or {}
+    time_ms = key.get("time")
+    return (
+        _render.when(timestamp_ms_to_datetime(time_ms)) if isinstance(time_ms, int) else time_ms,
+        key.get("event"),
+        key.get("distinct_id"),
+        key.get("$insert_id"),
+        "yes" if record.get("duplicate") else "no",
+    )

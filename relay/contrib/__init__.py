@@ -1,0 +1,1 @@
+"""Integrations with host frameworks: :mod:`relay.contrib.django`, ..."""

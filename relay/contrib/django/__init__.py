@@ -1,0 +1,29 @@
+"""relay in a Django project: events written in Django's own transaction, and operator tooling.
+
+Add the app (``pip install relay-outbox[django]``)::
+
+    INSTALLED_APPS = [..., "relay.contrib.django"]
+    RELAY = {"MIXPANEL_PROJECT_ID": "...", ...}   # optional; RELAY_* environment variables win
+
+- :func:`track` / :func:`track_many`: :func:`relay.track` on Django's connection (``using``), so
+  the events commit and roll back with the enclosing ``transaction.atomic()`` block.
+- ``python manage.py migrate`` creates relay's tables by running relay's own Alembic
+  migrations (the schema ``relay migrate`` makes; tables it made before are adopted).
+- ``python manage.py relay <command>`` runs any ``relay`` command with the Django settings.
+- The Django admin lists the outbox and the dead letters, with requeue / discard / replay.
+- :mod:`relay.contrib.django.catalog`: the catalog helpers without a session, and an employee
+  directory over the project's own models.
+"""
+
+from relay.contrib.django._bridge import borrowed_connection
+from relay.contrib.django._settings import database_url, relay_engine, relay_settings
+from relay.contrib.django._tracking import track, track_many
+
+__all__ = [
+    "borrowed_connection",
+    "database_url",
+    "relay_engine",
+    "relay_settings",
+    "track",
+    "track_many",
+]

@@ -1,0 +1,232 @@
+"""The Django admin for relay's operators: the outbox, dead letters by reason, the audit trail.
+
+Everything is read-only through the ORM. The three actions (replay, requeue, discard) go
+through :mod:`relay.admin`, the functions behind the ``relay`` CLI: each is audited (actor
+``django:<username>``), runs in batches on relay's own connection and takes a confirmation
+page first, showing what would change. Only superusers and users with the
+``relay.operate_outbox`` permission see the actions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from relay import admin as relay_admin
+from relay._errors import RelayError
+from relay.contrib.django._settings import relay_engine
+from relay.contrib.django.models import AuditEntry, DeadLetter, OutboxEvent
+
+OPERATE_PERMISSION = "relay.operate_outbox"
+
+
+def _actor(request: HttpRequest) -> str:
+    return f"django:{request.user.get_username()}"
+
+
+def _filter(queryset: QuerySet[Any]) -> relay_admin.EventFilter:
+    return relay_admin.EventFilter(ids=tuple(queryset.values_list("id", flat=True)))
+
+
+class _ReadOnly(admin.ModelAdmin):
+    """No add, change or delete through the ORM: rows change only through relay.admin."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_operate_permission(self, request: HttpRequest) -> bool:
+        """Whether ``request.user`` may replay, requeue or discard (relay.operate_outbox)."""
+        return bool(request.user.has_perm(OPERATE_PERMISSION))
+
+
+class _OutboxAdminBase(_ReadOnly):
+    list_display = (
+        "id",
+        "event",
+        "distinct_id",
+        "state",
+        "attempts",
+        "last_error",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("state", "event", "last_error")
+    search_fields = ("=insert_id", "=distinct_id")
+    search_help_text = "exact $insert_id or distinct_id"
+    readonly_fields = tuple(f.name for f in OutboxEvent._meta.fields)
+    list_per_page = 100
+
+    def _confirm(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Any],
+        *,
+        action: str,
+        title: str,
+        preview: Any,
+        needs_reason: bool = False,
+    ) -> HttpResponse:
+        return TemplateResponse(
+            request,
+            "relay/confirm_action.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": title,
+                "action": action,
+                "opts": self.model._meta,
+                "ids": list(queryset.values_list("id", flat=True)),
+                "preview": preview,
+                "needs_reason": needs_reason,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    def _done(self, request: HttpRequest, verb: str, result: Any) -> None:
+        self.message_user(
+            request,
+            f"{verb} {result.changed} event(s) (audit entry {result.audit_id}"
+            + (f"; {result.skipped} skipped, leased or changed meanwhile" if result.skipped else "")
+            + ").",
+            messages.SUCCESS,
+        )
+
+    def _run(self, request: HttpRequest, call: Any) -> Any:
+        try:
+            return call()
+        except RelayError as exc:
+            self.message_user(request, f"nothing changed: {exc}", messages.ERROR)
+            return None
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(_OutboxAdminBase):
+    """The whole outbox: filter by state, event and reason; replay a selection."""
+
+    actions = ("replay_events",)
+
+    @admin.action(description="Replay selected events (send again)", permissions=["operate"])
+    def replay_events(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        """Requeue the selected rows for the relay (relay replay), after confirmation."""
+        now = dt.datetime.now(dt.UTC)
+        engine = relay_engine()
+        f = _filter(queryset)
+        if request.POST.get("confirm") != "yes":
+            preview = self._run(request, lambda: relay_admin.preview(engine, f, now=now))
+            if preview is None:
+                return None
+            return self._confirm(
+                request, queryset, action="replay_events", title="Replay events", preview=preview
+            )
+        result = self._run(
+            request, lambda: relay_admin.replay(engine, f, now=now, actor=_actor(request))
+        )
+        if result is not None:
+            self._done(request, "Replayed", result)
+        return None
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(_OutboxAdminBase):
+    """Dead rows, with their reasons grouped above the list; requeue or discard them."""
+
+    actions = ("requeue_dead_letters", "discard_dead_letters")
+    change_list_template = "relay/dead_letter_change_list.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).filter(state="dead")
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        try:
+            groups = relay_admin.dead_letters(relay_engine())
+        except RelayError as exc:
+            groups = []
+            self.message_user(request, f"dead letters unavailable: {exc}", messages.ERROR)
+        return super().changelist_view(
+            request, {**(extra_context or {}), "dead_letter_groups": groups}
+        )
+
+    @admin.action(description="Requeue selected dead letters", permissions=["operate"])
+    def requeue_dead_letters(
+        self, request: HttpRequest, queryset: QuerySet[Any]
+    ) -> HttpResponse | None:
+        """Send the selected dead rows again (relay dead-letters requeue), after confirmation."""
+        now = dt.datetime.now(dt.UTC)
+        engine = relay_engine()
+        f = _filter(queryset)
+        if request.POST.get("confirm") != "yes":
+            preview = self._run(
+                request, lambda: relay_admin.preview_dead_letters(engine, f, now=now)
+            )
+            if preview is None:
+                return None
+            return self._confirm(
+                request,
+                queryset,
+                action="requeue_dead_letters",
+                title="Requeue dead letters",
+                preview=preview,
+            )
+        result = self._run(
+            request,
+            lambda: relay_admin.requeue_dead_letters(engine, f, now=now, actor=_actor(request)),
+        )
+        if result is not None:
+            self._done(request, "Requeued", result)
+        return None
+
+    @admin.action(description="Discard selected dead letters", permissions=["operate"])
+    def discard_dead_letters(
+        self, request: HttpRequest, queryset: QuerySet[Any]
+    ) -> HttpResponse | None:
+        """Delete the selected dead rows for good, with a reason (audited), after confirmation."""
+        now = dt.datetime.now(dt.UTC)
+        engine = relay_engine()
+        f = _filter(queryset)
+        reason = str(request.POST.get("reason", "")).strip()
+        if request.POST.get("confirm") != "yes" or not reason:
+            if request.POST.get("confirm") == "yes":
+                self.message_user(request, "a reason is required to discard", messages.ERROR)
+            preview = self._run(
+                request, lambda: relay_admin.preview_dead_letters(engine, f, now=now)
+            )
+            if preview is None:
+                return None
+            return self._confirm(
+                request,
+                queryset,
+                action="discard_dead_letters",
+                title="Discard dead letters",
+                preview=preview,
+                needs_reason=True,
+            )
+        result = self._run(
+            request,
+            lambda: relay_admin.discard_dead_letters(
+                engine, f, reason=reason, now=now, actor=_actor(request)
+            ),
+        )
+        if result is not None:
+            self._done(request, "Discarded", result)
+        return None
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(_ReadOnly):
+    """The audit trail of operator actions (CLI and admin alike), newest first."""
+
+    list_display = ("id", "at", "actor", "action", "count", "detail")
+    list_filter = ("action", "actor")
+    readonly_fields = tuple(f.name for f in AuditEntry._meta.fields)

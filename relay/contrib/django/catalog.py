@@ -1,0 +1,217 @@
+"""The catalog in a Django project: helpers called without a session, a directory over models.
+
+The helpers of :mod:`relay.catalog` take the caller's SQLAlchemy session first. Here each one
+is callable as the seed calls it, with keyword arguments only, and writes on Django's
+connection, in the enclosing ``atomic()`` block (``using=`` picks the database)::
+
+    from relay.contrib.django.catalog import SurveyTrackHelper
+
+    with transaction.atomic():
+        delivery.save()
+        SurveyTrackHelper.track_survey_delivered(
+            employee_id=str(employee.pk), survey_id=str(survey.pk), ...
+        )
+
+The employee directory (who the employee is: organisation, role) defaults to
+``settings.RELAY["EMPLOYEE_DIRECTORY"]``: a :class:`relay.catalog.EmployeeDirectory`, or the
+dotted path of one (or of a callable returning one). :class:`ModelEmployeeDirectory` implements
+it over the project's own models. Without the setting, the catalog's default is used (the
+``employees``/``organizations`` tables, :class:`relay.catalog.SqlEmployeeDirectory`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from django.apps import apps
+from django.db import transaction
+from django.db.models import Model
+from django.utils.module_loading import import_string
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from relay import catalog
+from relay._errors import StoreError
+from relay._event.properties import SystemRole
+from relay._tracking import is_strict
+from relay.catalog import EmployeeDirectory, EmployeeInfo, OrganizationInfo
+from relay.contrib.django._settings import configured_value
+from relay.contrib.django._tracking import in_django_transaction
+
+logger = structlog.get_logger("relay.catalog")
+
+
+class ModelEmployeeDirectory:
+    """An :class:`relay.catalog.EmployeeDirectory` over the host's Django models.
+
+    The protocol is three attribute paths on the employee model: ``organization`` (the
+    employee's organisation, a foreign key or any attribute), ``organization_name`` (on the
+    organisation, default ``name``) and ``role`` (default ``role``; a value of
+    :class:`relay.SystemRole`, anything else is dropped with a warning, ``None`` allowed).
+    Identifiers are the models' primary keys, as strings. ``employee_model`` and
+    ``organization_model`` are model classes or ``"app_label.ModelName"``.
+
+    Lookups read through the ORM on ``using`` (default: the alias the helper writes on, so they
+    see the caller's uncommitted rows), each inside a savepoint: a failing query cannot break
+    the caller's block. Errors are raised as :class:`relay._errors.StoreError`.
+    """
+
+    def __init__(
+        self,
+        *,
+        employee_model: type[Model] | str,
+        organization_model: type[Model] | str | None = None,
+        organization: str = "organization",
+        organization_name: str = "name",
+        role: str | None = "role",
+        using: str = "default",
+    ) -> None:
+        self._employee_model = employee_model
+        self._organization_model = organization_model
+        self._organization = organization
+        self._organization_name = organization_name
+        self._role = role
+        self.using = using
+
+    @staticmethod
+    def _model(model: type[Model] | str) -> type[Model]:
+        found: type[Model] = apps.get_model(model) if isinstance(model, str) else model
+        return found
+
+    def _read(self, read: Callable[[], Any]) -> Any:
+        try:
+            with transaction.atomic(using=self.using):
+                return read()
+        except Exception as exc:
+            raise StoreError(f"employee directory lookup failed: {type(exc).__name__}") from exc
+
+    def lookup(self, session: Session | Connection, employee_id: str) -> EmployeeInfo | None:
+        """The employee ``employee_id`` with their organisation and role, or ``None``."""
+        model = self._model(self._employee_model)
+        related = self._organization.replace(".", "__")
+        employee = self._read(
+            lambda: (
+                model._default_manager.using(self.using)
+                .select_related(related)
+                .filter(pk=employee_id)
+                .first()
+            )
+        )
+        if employee is None:
+            return None
+        organization = _path(employee, self._organization)
+        raw_role = _path(employee, self._role) if self._role else None
+        return EmployeeInfo(
+            employee_id=str(employee.pk),
+            organization_id=str(organization.pk),
+            organization_name=str(_path(organization, self._organization_name)),
+            role=_role(raw_role, employee_id=employee_id),
+        )
+
+    def lookup_organization(
+        self, session: Session | Connection, organization_id: str
+    ) -> OrganizationInfo | None:
+        """The organisation ``organization_id``, or ``None``."""
+        if self._organization_model is None:
+            model = self._model(self._employee_model)
+            field = model._meta.get_field(self._organization.split(".")[0])
+            organization_model: type[Model] = field.related_model
+        else:
+            organization_model = self._model(self._organization_model)
+        organization = self._read(
+            lambda: (
+                organization_model._default_manager.using(self.using)
+                .filter(pk=organization_id)
+                .first()
+            )
+        )
+        if organization is None:
+            return None
+        return OrganizationInfo(
+            organization_id=str(organization.pk),
+            organization_name=str(_path(organization, self._organization_name)),
+        )
+
+
+def _path(obj: Any, path: str) -> Any:
+    for name in path.split("."):
+        obj = getattr(obj, name)
+    return obj
+
+
+def _role(value: Any, *, employee_id: str) -> SystemRole | None:
+    if value is None:
+        return None
+    try:
+        return SystemRole(str(value))
+    except ValueError:
+        logger.warning("mixpanel_employee_role_unknown", employee_id=employee_id)
+        return None
+
+
+def default_directory() -> EmployeeDirectory | None:
+    """``settings.RELAY["EMPLOYEE_DIRECTORY"]`` resolved (``None``: the catalog's default)."""
+    value = configured_value("employee_directory")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = import_string(value)
+    if isinstance(value, type) or (callable(value) and not hasattr(value, "lookup")):
+        value = value()
+    directory: EmployeeDirectory = value
+    return directory
+
+
+class _SessionlessHelper:
+    """A catalog helper class whose ``track_*`` methods take no session (see module doc)."""
+
+    def __init__(self, helper: type) -> None:
+        self._helper = helper
+        self.__doc__ = helper.__doc__
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._helper, name)
+        if not name.startswith("track_"):
+            return method
+
+        def track_in_django(*, using: str = "default", **kwargs: Any) -> str | None:
+            if kwargs.get("directory") is None:
+                kwargs["directory"] = default_directory()
+            try:
+                with in_django_transaction(using) as conn:
+                    result: str | None = method(conn, **kwargs)
+                    return result
+            except Exception:
+                # Django's side failed (no connection, ...): fire-and-forget, as the helper.
+                if is_strict(kwargs.get("strict")):
+                    raise
+                logger.exception(
+                    "mixpanel_event_tracking_failed", helper=name, at="django connection"
+                )
+                return None
+
+        track_in_django.__name__ = name
+        track_in_django.__doc__ = method.__doc__
+        return track_in_django
+
+    def __dir__(self) -> list[str]:
+        return [name for name in dir(self._helper) if name.startswith("track_")]
+
+
+AuthTrackHelper: Any = _SessionlessHelper(catalog.AuthTrackHelper)
+CoreTrackHelper: Any = _SessionlessHelper(catalog.CoreTrackHelper)
+MapTrackHelper: Any = _SessionlessHelper(catalog.MapTrackHelper)
+RiskTrackHelper: Any = _SessionlessHelper(catalog.RiskTrackHelper)
+SurveyTrackHelper: Any = _SessionlessHelper(catalog.SurveyTrackHelper)
+
+__all__ = [
+    "AuthTrackHelper",
+    "CoreTrackHelper",
+    "MapTrackHelper",
+    "ModelEmployeeDirectory",
+    "RiskTrackHelper",
+    "SurveyTrackHelper",
+    "default_directory",
+]

@@ -1,0 +1,71 @@
+"""relay's tables as unmanaged Django models, for the admin: Django never creates or alters them.
+
+The tables are relay's own (created by relay's Alembic migrations, run by this app's Django
+migration); these models only read them. Change rows through :mod:`relay.admin`, never here.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class OutboxEvent(models.Model):
+    """One ``relay_outbox`` row: a tracked event, pending, delivered or dead."""
+
+    STATES = (("pending", "pending"), ("delivered", "delivered"), ("dead", "dead"))
+
+    id = models.BigAutoField(primary_key=True)
+    insert_id = models.CharField("$insert_id", max_length=36, unique=True)
+    event = models.CharField(max_length=255)
+    distinct_id = models.CharField(max_length=255)
+    time_ms = models.BigIntegerField("time (ms)")
+    properties = models.JSONField()
+    state = models.CharField(max_length=16, choices=STATES)
+    attempts = models.IntegerField()
+    next_attempt_at = models.DateTimeField()
+    lease_token = models.CharField(max_length=32, null=True)
+    lease_expires_at = models.DateTimeField(null=True)
+    last_error = models.CharField("reason", max_length=1000, null=True)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = "relay_outbox"
+        ordering = ("-id",)
+        verbose_name = "outbox event"
+        permissions = (("operate_outbox", "Can replay, requeue and discard outbox events"),)
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.insert_id}"
+
+
+class DeadLetter(OutboxEvent):
+    """The outbox's dead rows (a proxy: the admin lists them grouped by reason)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dead letter"
+
+
+class AuditEntry(models.Model):
+    """One ``relay_audit`` row: an operator action (replay, requeue, discard, purge, ...)."""
+
+    id = models.BigAutoField(primary_key=True)
+    at = models.DateTimeField()
+    actor = models.CharField(max_length=255)
+    action = models.CharField(max_length=32)
+    filter = models.JSONField()
+    count = models.IntegerField()
+    detail = models.TextField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = "relay_audit"
+        ordering = ("-id",)
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit trail"
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,1 @@
+"""The host application of relay's Django tests: employees, organisations, deliveries."""

@@ -1,0 +1,6 @@
+"""URLs of relay's Django test project: the admin only."""
+
+from django.contrib import admin
+from django.urls import path
+
+urlpatterns = [path("admin/", admin.site.urls)]

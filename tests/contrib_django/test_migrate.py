@@ -1,0 +1,163 @@
+"""``manage.py migrate`` makes exactly relay's schema, and adopts tables ``relay migrate`` made.
+
+The test databases were migrated by Django (pytest-django runs ``migrate``): their relay tables
+are compared, column by column and index by index, with those ``relay migrate`` makes in a
+scratch database of the same server.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from django.db import connections
+from test_commands import manage
+
+from relay import _migrations as schema_migrations
+from relay._database import create_engine
+from relay._migrations import require_current_schema
+from relay.contrib.django import database_url, relay_engine
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "postgresql", "mariadb"])
+
+TABLES = ("relay_outbox", "relay_audit", "relay_pause", "relay_alembic_version")
+
+
+def snapshot(engine: sa.Engine) -> dict[str, Any]:
+    """relay's tables as the database describes them: columns, indexes, constraints."""
+    inspector = sa.inspect(engine)
+    found: dict[str, Any] = {}
+    for table in TABLES:
+        if not inspector.has_table(table):
+            found[table] = None
+            continue
+        found[table] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], str(c.get("default")), c.get("comment"))
+                for c in inspector.get_columns(table)
+            ],
+            "indexes": sorted(
+                (
+                    i["name"],
+                    tuple(i["column_names"]),
+                    bool(i["unique"]),
+                    str(sorted((k, str(v)) for k, v in (i.get("dialect_options") or {}).items())),
+                )
+                for i in inspector.get_indexes(table)
+            ),
+            "unique": sorted(
+                (u["name"], tuple(u["column_names"]))
+                for u in inspector.get_unique_constraints(table)
+            ),
+            "checks": sorted(
+                (str(c["name"]), " ".join(str(c["sqltext"]).split()))
+                for c in inspector.get_check_constraints(table)
+            ),
+            "pk": tuple(inspector.get_pk_constraint(table)["constrained_columns"]),
+        }
+    with engine.connect() as conn:
+        found["revision"] = conn.execute(
+            sa.text("SELECT version_num FROM relay_alembic_version")
+        ).scalar_one()
+    return found
+
+
+@pytest.fixture
+def scratch(alias: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A new empty database on ``alias``'s server: (its name for Django, its SQLAlchemy URL)."""
+    if connections[alias].vendor == "sqlite":
+        path = str(tmp_path / "scratch.db")
+        yield path, f"sqlite:///{path}"
+        return
+    name = f"relay_djs_{secrets.token_hex(4)}"
+    server = sa.make_url(database_url(alias))
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield name, server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            force = " WITH (FORCE)" if admin.dialect.name == "postgresql" else ""
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{force}")
+
+
+def test_django_migrate_makes_exactly_relay_migrates_schema(
+    alias: str, scratch: tuple[str, str]
+) -> None:
+    """The schema Django's migrate made equals the one ``relay migrate`` makes, at head."""
+    _name, url = scratch
+    reference = create_engine(url)
+    try:
+        schema_migrations.upgrade(reference)
+        expected = snapshot(reference)
+    finally:
+        reference.dispose()
+    made_by_django = snapshot(relay_engine(alias))
+    for table in TABLES:
+        for part in expected[table]:
+            assert made_by_django[table][part] == expected[table][part], (table, part)
+    assert made_by_django == expected
+    assert expected["revision"] == schema_migrations.heads()[0]
+    require_current_schema(relay_engine(alias))  # what relay run / drain check first
+
+
+def test_relay_migrate_afterwards_changes_nothing(alias: str) -> None:
+    """``relay migrate`` on a database Django migrated finds nothing to do."""
+    before = snapshot(relay_engine(alias))
+    done = manage("migrate", default=alias)
+    assert done.returncode == 0, done.stderr
+    assert snapshot(relay_engine(alias)) == before
+
+
+def test_tables_made_by_relay_migrate_are_adopted(alias: str, scratch: tuple[str, str]) -> None:
+    """Django's migrate over tables ``relay migrate`` made keeps them and their rows."""
+    name, url = scratch
+    engine = create_engine(url, poolclass=sa.pool.NullPool)
+    schema_migrations.upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO relay_outbox (insert_id, event, distinct_id, time_ms, properties,"
+                " state, attempts, next_attempt_at, created_at, updated_at) VALUES"
+                " ('kept-1', 'e', 'd', 1, '{}', 'pending', 0, CURRENT_TIMESTAMP,"
+                " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    before = snapshot(engine)
+    done = manage(
+        "relay",
+        default=alias,
+        command="migrate",
+        RELAY_TEST_DJANGO_NAME=name,
+        RELAY_TEST_DJANGO_TEST_NAMES="",
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "Applying relay.0001_relay_schema... OK" in done.stdout
+    assert snapshot(engine) == before
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT insert_id FROM relay_outbox")).scalars().all() == [
+            "kept-1"
+        ]
+    engine.dispose()
+
+
+@pytest.mark.parametrize("alias", ["default"])  # relay's downgrades are tested per dialect
+def test_migrate_back_to_zero_drops_relays_tables(alias: str, scratch: tuple[str, str]) -> None:
+    """``migrate relay zero`` runs relay's downgrade: the tables are gone, then come back."""
+    name, url = scratch
+    env = {"RELAY_TEST_DJANGO_NAME": name, "RELAY_TEST_DJANGO_TEST_NAMES": ""}
+    assert manage("relay", default=alias, command="migrate", **env).returncode == 0
+    gone = manage("relay", "zero", default=alias, command="migrate", **env)
+    assert gone.returncode == 0, gone.stderr
+    engine = create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        assert not sa.inspect(engine).has_table("relay_outbox")
+        assert manage("relay", default=alias, command="migrate", **env).returncode == 0
+        assert sa.inspect(engine).has_table("relay_outbox")
+    finally:
+        engine.dispose()

@@ -1,0 +1,124 @@
+"""relay's Django tests (tests/contrib_django) and the Django example, each in a pytest of its own.
+
+pytest-django configures Django once per process, from a settings module; relay's own suite
+must not run under it. So the Django tests run here as a child pytest with
+``DJANGO_SETTINGS_MODULE`` set: once on psycopg 3 (with SQLite, PostgreSQL and MariaDB), once
+with psycopg 3 hidden so that Django and relay use psycopg2 (the PostgreSQL tests).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pytest(target: Path, settings: str, pythonpath: Path, *extra: str, **env: str) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(target),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "relay.testing.plugin",
+        *extra,
+    ]
+    child_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": settings,
+        "PYTHONPATH": os.pathsep.join([str(pythonpath), os.environ.get("PYTHONPATH", "")]),
+        **env,
+    }
+    done = subprocess.run(
+        command, cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=600, check=False
+    )
+    if done.returncode != 0:
+        pytest.fail(f"the Django tests failed:\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}")
+    assert " passed" in done.stdout
+
+
+def test_django_integration_on_sqlite_postgresql_and_mariadb() -> None:
+    """Every Django test passes on the three backends, through psycopg 3."""
+    tests = ROOT / "tests" / "contrib_django"
+    _pytest(tests, "relay_django_settings", tests)
+
+
+def test_django_integration_on_psycopg2() -> None:
+    """The PostgreSQL tests pass when Django uses psycopg2."""
+    tests = ROOT / "tests" / "contrib_django"
+    _pytest(
+        tests,
+        "relay_django_settings",
+        tests,
+        "-k",
+        "postgresql and (test_tracking or test_postgresql)",
+        RELAY_TEST_DJANGO_PSYCOPG2="1",
+    )
+
+
+def test_django_example_project_tests_pass(tmp_path: Path) -> None:
+    """examples/django_app's own tests (pytest-django, relay's plugin) pass as its CI runs them."""
+    example = ROOT / "examples" / "django_app"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q"],
+        cwd=example,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "DJANGO_"))},
+            "SURVEYS_DATA_DIR": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"{done.stdout[-6000:]}\n{done.stderr[-3000:]}"
+    assert "3 passed" in done.stdout
+
+
+def test_django_example_check_and_migrate_story(tmp_path: Path) -> None:
+    """``manage.py check``, ``migrate``, then ``relay migrate`` finds nothing to do."""
+    example = ROOT / "examples" / "django_app"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "DJANGO_"))},
+        "SURVEYS_DATA_DIR": str(tmp_path),
+    }
+
+    def manage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=example,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    checked = manage("check")
+    assert checked.returncode == 0, checked.stderr
+    migrated = manage("migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert "Applying relay.0001_relay_schema... OK" in migrated.stdout
+    again = manage("relay", "migrate")
+    assert again.returncode == 0, again.stderr
+    assert "at revision head" in again.stdout
+    bad = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=example,
+        env={**env, "RELAY_MAX_ATTEMPTS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert bad.returncode != 0
+    assert "relay.E001" in bad.stderr
+    assert "MAX_ATTEMPTS" in bad.stderr
