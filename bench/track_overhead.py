@@ -3,13 +3,13 @@
 Two transactions, alternated one for one so that both see the same machine:
 
 * ``track``: insert one business row, call ``track()`` once (validation against the
-  registered schema, then SAVEPOINT, INSERT into the outbox, ``pg_notify`` and RELEASE, sent
-  in one round trip with psycopg's pipeline mode), commit;
+  registered schema, then INSERT ... ON CONFLICT DO NOTHING into the outbox and ``pg_notify``,
+  sent in one round trip with psycopg's pipeline mode; no SAVEPOINT), commit;
 * ``plain``: insert the same business row plus a plain SQLAlchemy Core INSERT of an equally
   sized JSON row (the properties ``track()`` stores, into a JSONB column), commit;
 * ``portable`` (for contrast): ``track`` with the pipelined write switched off, so that
-  ``track()`` takes the path of other drivers: SAVEPOINT, INSERT, ``pg_notify`` and RELEASE as
-  four statements through SQLAlchemy.
+  ``track()`` takes the path of other drivers (asyncpg, psycopg2): INSERT ... RETURNING and
+  ``pg_notify`` as two statements through SQLAlchemy.
 
 Both run through a SQLAlchemy ``Session`` on an engine from ``relay._database.create_engine``
 (orjson serializer), as a host application would, against a scratch database migrated with
@@ -40,7 +40,7 @@ import relay.catalog  # registers the catalog's events
 from relay._database import create_engine
 from relay._tracking import prepare_event, track
 
-TARGET_RATIO = 1.3
+TARGET_RATIO = 1.2  # issue 11: one event per transaction, at most 1.2x a plain insert
 EVENT = "svc.surveys.survey_delivered"
 
 bench_metadata = sa.MetaData()
@@ -88,8 +88,8 @@ def with_track(engine: sa.Engine, n: int) -> float:
     return elapsed
 
 
-def _not_applicable(*_: object, **__: object) -> bool:
-    return False
+def _not_applicable(*_: object, **__: object) -> None:
+    return None
 
 
 def with_portable_track(engine: sa.Engine, n: int) -> float:

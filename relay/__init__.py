@@ -24,6 +24,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "EventValidationError": ("relay._errors", "EventValidationError"),
     "RelayError": ("relay._errors", "RelayError"),
     "StoreError": ("relay._errors", "StoreError"),
+    "DuplicateInsertIdError": ("relay._errors", "DuplicateInsertIdError"),
+    "OutboxTablesMissingError": ("relay._errors", "OutboxTablesMissingError"),
     "resolve_distinct_id": ("relay._event.identity", "resolve_distinct_id"),
     "Location": ("relay._event.location", "Location"),
     "EVENT_SCHEMA_REGISTRY": ("relay._event.registry", "EVENT_SCHEMA_REGISTRY"),
@@ -41,6 +43,10 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "cron_run": ("relay._tracking", "cron_run"),
     "strict_tracking": ("relay._tracking", "strict_tracking"),
     "track": ("relay._tracking", "track"),
+    "track_many": ("relay._tracking", "track_many"),
+    "TrackItem": ("relay._tracking", "TrackItem"),
+    "atrack": ("relay._tracking", "atrack"),
+    "atrack_many": ("relay._tracking", "atrack_many"),
     "is_strict": ("relay._tracking", "is_strict"),
     "create_engine": ("relay._database", "create_engine"),
     "configure_sqlite": ("relay._database", "configure_sqlite"),
@@ -56,14 +62,19 @@ __all__ = [
     "EVENT_SCHEMA_REGISTRY",
     "STRICT_MODEL_CONFIG",
     "ConfigurationError",
+    "DuplicateInsertIdError",
     "EventContractError",
     "EventValidationError",
     "Location",
     "MixpanelSuperEventPropertiesSchema",
+    "OutboxTablesMissingError",
     "RelayError",
     "RelaySettings",
     "StoreError",
     "SystemRole",
+    "TrackItem",
+    "atrack",
+    "atrack_many",
     "configure_sqlite",
     "configure_tracking",
     "create_engine",
@@ -78,6 +89,7 @@ __all__ = [
     "stamp_schema",
     "strict_tracking",
     "track",
+    "track_many",
     "upgrade_schema",
 ]
 
@@ -101,8 +113,10 @@ if TYPE_CHECKING:
     from relay._database import configure_sqlite, create_engine, redact_url
     from relay._errors import (
         ConfigurationError,
+        DuplicateInsertIdError,
         EventContractError,
         EventValidationError,
+        OutboxTablesMissingError,
         RelayError,
         StoreError,
     )
@@ -119,4 +133,14 @@ if TYPE_CHECKING:
     from relay._migrations import stamp as stamp_schema
     from relay._migrations import upgrade as upgrade_schema
     from relay._tables import metadata
-    from relay._tracking import configure_tracking, cron_run, is_strict, strict_tracking, track
+    from relay._tracking import (
+        TrackItem,
+        atrack,
+        atrack_many,
+        configure_tracking,
+        cron_run,
+        is_strict,
+        strict_tracking,
+        track,
+        track_many,
+    )

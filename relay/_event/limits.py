@@ -85,37 +85,44 @@ _INSERT_ID = re.compile(r"[A-Za-z0-9-]{1,36}")  # used with fullmatch: "$" would
 
 
 def _check_string(event: str, path: str, value: str, *, what: str = "value") -> None:
+    if len(value) > MAX_STRING_LENGTH:  # before the cache: only short strings are kept there
+        problem: str | None = (
+            f"string {what} is {len(value)} characters; Mixpanel keeps at most {MAX_STRING_LENGTH}"
+        )
+    else:
+        problem = _string_problem(value, what)
+    if problem is not None:
+        raise EventValidationError(problem, event=event, field=path)
+
+
+@functools.lru_cache(maxsize=16384)
+def _string_problem(value: str, what: str) -> str | None:
+    """What is wrong with a string value or property name, or ``None``; a pure function.
+
+    Cached: a batch of events repeats most of its strings (organization, role, enum values),
+    and the PII guard's patterns are the bulk of validating an event. The message never
+    contains the value.
+    """
     if len(value) > MAX_STRING_LENGTH:
-        raise EventValidationError(
-            f"string {what} is {len(value)} characters; Mixpanel keeps at most {MAX_STRING_LENGTH}",
-            event=event,
-            field=path,
+        return (
+            f"string {what} is {len(value)} characters; Mixpanel keeps at most {MAX_STRING_LENGTH}"
         )
     if "\x00" in value:
-        raise EventValidationError(
-            f"string {what} contains a NUL character", event=event, field=path
-        )
+        return f"string {what} contains a NUL character"
     try:
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
-        raise EventValidationError(
-            f"string {what} is not valid UTF-8 (lone surrogate)", event=event, field=path
-        ) from None
+        return f"string {what} is not valid UTF-8 (lone surrogate)"
     if size > MAX_STRING_BYTES:
         # Mixpanel cuts strings at 255 bytes: non-ASCII text can pass the character limit and
         # still arrive changed.
-        raise EventValidationError(
-            f"string {what} is {size} bytes of UTF-8; Mixpanel keeps at most {MAX_STRING_BYTES}",
-            event=event,
-            field=path,
-        )
+        return f"string {what} is {size} bytes of UTF-8; Mixpanel keeps at most {MAX_STRING_BYTES}"
     # A property name is judged like a value (it may itself be an email), and by its words.
     refusal = value_refusal(value) if what == "value" else name_refusal(value)
     if refusal is not None:
         label = "value" if what == "value" else "property name"
-        raise EventValidationError(
-            f"{label} looks like {refusal} (personal data)", event=event, field=path
-        )
+        return f"{label} looks like {refusal} (personal data)"
+    return None
 
 
 def _check_key(event: str, parent: str | None, index: int, key: object) -> str:

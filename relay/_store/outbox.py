@@ -1,29 +1,61 @@
 """The producer side of the outbox: the row ``track()`` writes, and the statements that write it.
 
-The store owns the row's shape (:func:`pending_row`): ``track()`` hands over a validated event
-and its JSON, never column names. Every function runs in the caller's transaction, which the
-caller owns: nothing here begins, commits or rolls it back beyond its own SAVEPOINT. Driver
-errors leave as typed :class:`~relay._errors.StoreError` subclasses, never chained (the
-driver's message quotes the bound values, which are property values).
+The store owns the row's shape (:func:`pending_row`): tracking hands over a validated event and
+its checked JSON bytes, never column names, and those very bytes are what is stored, whatever
+JSON serializer the host's engine was built with. Every function runs in the caller's
+transaction and never begins, commits or rolls it back.
+
+No SAVEPOINT per event (on PostgreSQL each one that writes takes a subtransaction id, and more
+than 64 in one transaction overflow every backend's snapshot cache): every failure that can be
+foreseen is ruled out before or without an SQL error. Validation happens before any SQL (in
+tracking); a duplicate ``$insert_id`` is skipped by the statement itself (``ON CONFLICT DO
+NOTHING`` on PostgreSQL and SQLite; on MariaDB, whose failed statement rolls back alone, a
+plain INSERT whose duplicate-key error leaves the transaction as it was); relay's tables missing
+or not writable is checked once per PostgreSQL connection (:func:`check_writable`) and cached.
+What remains is a failure only the database can see (see :func:`write_event`).
+
+Driver errors leave as typed :class:`~relay._errors.StoreError` subclasses, unchained on the
+tracking path (the driver's message quotes the bound values, which are property values).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
+import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from relay._errors import DuplicateInsertIdError, OutboxTablesMissingError, StoreError
 from relay._event.properties import timestamp_ms_to_datetime
-from relay._store._base import INSERT_HINT, store_error, translate_errors
+from relay._store._base import INSERT_HINT, is_mysql, store_error, translate_errors
 from relay._tables import OutboxState, outbox
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session  # the ORM loads only when a Session is passed
+
+#: The columns of a new row, in the order of :func:`pending_row`.
+ROW_COLUMNS = (
+    "insert_id",
+    "event",
+    "distinct_id",
+    "time_ms",
+    "properties",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "updated_at",
+)
+#: Rows per multi-row INSERT: 10 parameters each, far below every driver's parameter limit
+#: (PostgreSQL takes a chunk as one JSON document whatever its length).
+CHUNK_ROWS = 1000
+#: Key of :func:`check_writable`'s verdict in the pooled DBAPI connection's ``info``.
+_WRITABLE_KEY = "relay_outbox_writable"
 
 
 def pending_row(
@@ -32,21 +64,21 @@ def pending_row(
     event: str,
     distinct_id: str,
     time_ms: int,
-    properties: Mapping[str, Any],
+    properties_json: bytes,
     now: dt.datetime,
 ) -> dict[str, Any]:
     """The column values of a new pending outbox row for a validated event, at ``now``.
 
-    Due now, or at the event's ``time`` when that is still ahead of the clock (within the
-    allowed skew): Mixpanel would replace a future time by its own clock, changing the dedup
-    key, so such a row waits.
+    ``properties`` is the checked JSON text itself (stored as is). Due now, or at the event's
+    ``time`` when that is still ahead of the clock (within the allowed skew): Mixpanel would
+    replace a future time by its own clock, changing the dedup key, so such a row waits.
     """
     return {
         "insert_id": insert_id,
         "event": event,
         "distinct_id": distinct_id,
         "time_ms": time_ms,
-        "properties": properties,
+        "properties": properties_json.decode(),
         "state": OutboxState.PENDING.value,
         "attempts": 0,
         "next_attempt_at": max(now, timestamp_ms_to_datetime(time_ms)),
@@ -63,33 +95,265 @@ def _is_session(value: object) -> TypeGuard[Session]:
     return isinstance(value, Session)
 
 
-def write_event(
-    session: Session | Connection,
-    *,
-    values: Mapping[str, Any],
-    properties_json: bytes,
-    channel: str,
-) -> None:
-    """Insert one :func:`pending_row` and NOTIFY ``channel``, rolled back alone on failure.
+def connection_of(session: Session | Connection) -> Connection:
+    """The ``Connection`` a ``Session`` runs its transaction on (or ``session`` itself)."""
+    return session.connection() if _is_session(session) else cast(Connection, session)
 
-    One pipelined round trip on PostgreSQL through psycopg
-    (:func:`insert_and_notify_in_one_round_trip`), else :func:`insert_event` and
-    :func:`notify` inside ``begin_nested()``. Raises a typed :class:`StoreError`, unchained
-    (the driver's error quotes the bound property values); the caller's transaction carries
-    on either way.
+
+def check_writable(conn: Connection) -> None:
+    """Fail before any statement could abort the caller's transaction on PostgreSQL.
+
+    Asks once per pooled connection whether ``relay_outbox`` exists (on the connection's
+    ``search_path``) and whether the current user may insert into it and use its id sequence,
+    in one query that cannot fail; a yes is cached in the connection's ``info`` (a no is asked
+    again next time, so ``relay migrate`` or a GRANT takes effect without a reconnect).
+    Raises :class:`OutboxTablesMissingError` or :class:`StoreError` (permission). A no-op
+    elsewhere: on SQLite and MariaDB a failed statement rolls back alone and the caller's
+    transaction carries on, so the statement's own error says the same at no extra cost.
+    Lock: none.
     """
+    if conn.dialect.name != "postgresql":
+        return
+    info = conn.connection.info
+    if info.get(_WRITABLE_KEY):
+        return
     try:
-        conn = session.connection() if _is_session(session) else cast(Connection, session)
-        if insert_and_notify_in_one_round_trip(
-            conn, values=values, properties_json=properties_json, channel=channel
-        ):
-            return
-        with session.begin_nested():
-            _insert_event(conn, values=values)
-            # NOTIFY inside the business transaction is delivered only at its commit.
-            _notify(conn, channel)
-    except sa.exc.SQLAlchemyError as exc:  # begin_nested's SAVEPOINT or RELEASE, a bind error
+        verdict = conn.execute(_WRITABLE_SQL, {"t": outbox.fullname}).scalar_one()
+    except sa.exc.SQLAlchemyError as exc:
+        raise store_error(exc, "outbox check") from None
+    if verdict == "missing":
+        raise OutboxTablesMissingError(
+            f"{outbox.fullname} does not exist here; is the database migrated (relay migrate)?"
+        )
+    if verdict == "denied":
+        raise StoreError(
+            f"the database user may not insert into {outbox.fullname} or use its id sequence; "
+            "GRANT INSERT on the table and USAGE on its sequence"
+        )
+    info[_WRITABLE_KEY] = True
+
+
+# CASE evaluates its branches in order, so the privilege functions (which raise on a missing
+# table) only run once the table is known to exist.
+_WRITABLE_SQL = sa.text(
+    "SELECT CASE WHEN to_regclass(:t) IS NULL THEN 'missing' "
+    "WHEN NOT has_table_privilege(:t, 'INSERT') THEN 'denied' "
+    "WHEN NOT coalesce(has_sequence_privilege(pg_get_serial_sequence(:t, 'id'), 'USAGE'), true) "
+    "THEN 'denied' ELSE 'ok' END"
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _rows_insert(dialect: str) -> sa.Insert:
+    """The INSERT of :func:`pending_row` values, the properties bound as their JSON text.
+
+    Binding the text (``CAST(:properties AS jsonb)`` on PostgreSQL, the text itself in the
+    JSON-as-text columns elsewhere) bypasses the engine's JSON serializer, so what is stored
+    is byte for byte what tracking checked, on an engine from ``relay.create_engine`` or on a
+    host's own (whose default serializer is ``json.dumps``). A duplicate ``insert_id`` is
+    skipped (``ON CONFLICT DO NOTHING``) and the inserted ids come back (``RETURNING``) on
+    PostgreSQL and SQLite; MariaDB gets a plain INSERT. SQLAlchemy sends a list of rows as
+    multi-row ``VALUES`` ("insertmanyvalues") on all three.
+    """
+    text = sa.bindparam("properties", type_=sa.Text())
+    props: sa.ColumnElement[Any] = (
+        sa.cast(text, postgresql.JSONB()) if dialect == "postgresql" else text
+    )
+    values: dict[str, Any] = {
+        name: sa.bindparam(name, type_=outbox.c[name].type) for name in ROW_COLUMNS
+    }
+    values["properties"] = props
+    if dialect == "postgresql":
+        return (
+            postgresql.insert(outbox)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[outbox.c.insert_id])
+            .returning(outbox.c.insert_id)
+        )
+    if dialect == "sqlite":
+        return (
+            sqlite.insert(outbox)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[outbox.c.insert_id])
+            .returning(outbox.c.insert_id)
+        )
+    return sa.insert(outbox).values(values)
+
+
+def insert_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Insert :func:`pending_row` values in chunks; returns the ids written (``insert_id``).
+
+    A row whose ``insert_id`` is already in the outbox (or earlier in ``rows``) is skipped
+    without an error. On MariaDB the chunk's ids already present are read first and left
+    out; a chunk that still hits a duplicate (a concurrent writer) is retried row by row,
+    each duplicate's failed INSERT rolling back alone. Raises a typed :class:`StoreError`,
+    unchained, for anything else: on PostgreSQL the caller's transaction is then aborted.
+
+    Lock: the new rows and their unique index entries, held to the end of the caller's
+    transaction; a concurrent transaction inserting the same ``insert_id`` waits for this one.
+    Guard: the caller's transaction; a rollback leaves no row.
+    """
+    written: set[str] = set()
+    try:
+        for start in range(0, len(rows), CHUNK_ROWS):
+            chunk = rows[start : start + CHUNK_ROWS]
+            if is_mysql(conn):
+                written |= _insert_mysql(conn, chunk)
+            elif conn.dialect.name == "postgresql" and len(chunk) > 1:
+                written.update(conn.execute(_PG_RECORDSET_INSERT, _recordset(chunk)).scalars())
+            else:
+                result = conn.execute(_rows_insert(conn.dialect.name), list(chunk))
+                written.update(result.scalars())
+    except sa.exc.SQLAlchemyError as exc:
         raise store_error(exc, "outbox insert", hint=INSERT_HINT) from None
+    return written
+
+
+# PostgreSQL: the chunk as one JSON document of rows, unpacked server-side. A statement of
+# constant size with one text parameter (a 1,000-row VALUES list is a 10,000-placeholder text
+# the driver parses anew each time, and text arrays cost a regex escape per element), and the
+# checked properties bytes are spliced into the document verbatim, so the stored jsonb is the
+# checked text parsed, exactly as ``CAST(:properties AS jsonb)`` stores it for one row.
+_PG_RECORDSET_INSERT = sa.text(
+    f"INSERT INTO {outbox.name} "  # noqa: S608 - the table's own name
+    "(insert_id, event, distinct_id, time_ms, properties, state, attempts, next_attempt_at, "
+    "created_at, updated_at) "
+    "SELECT u.i, u.e, u.d, u.t, u.p, :state, 0, u.n, u.c, u.u "
+    "FROM json_to_recordset(CAST(:rows AS json)) "
+    "AS u(i text, e text, d text, t bigint, p jsonb, n timestamptz, c timestamptz, "
+    "u timestamptz) "
+    "ON CONFLICT (insert_id) DO NOTHING RETURNING insert_id"
+).bindparams(sa.bindparam("rows", type_=sa.Text()), sa.bindparam("state", type_=sa.Text()))
+
+
+def _recordset(chunk: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """:data:`_PG_RECORDSET_INSERT`'s parameters: the chunk's rows as one JSON array."""
+    parts = []
+    for r in chunk:
+        head = orjson.dumps(
+            {
+                "i": r["insert_id"],
+                "e": r["event"],
+                "d": r["distinct_id"],
+                "t": r["time_ms"],
+                "n": r["next_attempt_at"],
+                "c": r["created_at"],
+                "u": r["updated_at"],
+            }
+        )
+        parts.append(head[:-1] + b',"p":' + r["properties"].encode() + b"}")
+    return {"rows": (b"[" + b",".join(parts) + b"]").decode(), "state": OutboxState.PENDING.value}
+
+
+#: MySQL/MariaDB's ER_DUP_ENTRY: the one IntegrityError that means "already there".
+_MYSQL_DUP_ENTRY = 1062
+
+
+def _is_duplicate_key(exc: sa.exc.IntegrityError) -> bool:
+    args: tuple[Any, ...] = getattr(exc.orig, "args", ())
+    return bool(args) and args[0] == _MYSQL_DUP_ENTRY
+
+
+def _insert_mysql(conn: Connection, chunk: Sequence[Mapping[str, Any]]) -> set[str]:
+    statement = _rows_insert(conn.dialect.name)
+    if len(chunk) == 1:  # track(): try it; a duplicate's failed INSERT rolls back alone
+        try:
+            conn.execute(statement, dict(chunk[0]))
+        except sa.exc.IntegrityError as exc:
+            if not _is_duplicate_key(exc):
+                raise
+            return set()
+        return {chunk[0]["insert_id"]}
+    ids = {row["insert_id"] for row in chunk}
+    present = set(
+        conn.execute(sa.select(outbox.c.insert_id).where(outbox.c.insert_id.in_(ids))).scalars()
+    )
+    fresh: dict[str, Mapping[str, Any]] = {}
+    for row in chunk:
+        if row["insert_id"] not in present:
+            fresh.setdefault(row["insert_id"], row)
+    if not fresh:
+        return set()
+    try:
+        conn.execute(statement, list(fresh.values()))
+        return set(fresh)
+    except sa.exc.IntegrityError as exc:  # a concurrent writer got there first: the statement
+        if not _is_duplicate_key(exc):  # alone was rolled back (InnoDB); one row at a time
+            raise  # tells which ones
+    written: set[str] = set()
+    for insert_id, row in fresh.items():
+        try:
+            conn.execute(statement, dict(row))
+        except sa.exc.IntegrityError as exc:
+            if not _is_duplicate_key(exc):
+                raise
+            continue
+        written.add(insert_id)
+    return written
+
+
+def write_event(session: Session | Connection, *, values: Mapping[str, Any], channel: str) -> None:
+    """Insert one :func:`pending_row` and NOTIFY ``channel``, without a SAVEPOINT.
+
+    After :func:`check_writable`: one pipelined round trip on PostgreSQL through psycopg
+    (:func:`insert_and_notify_in_one_round_trip`), else :func:`insert_rows` and a NOTIFY.
+    A duplicate ``insert_id`` writes nothing and raises :class:`DuplicateInsertIdError` with
+    the caller's transaction untouched. Any other failure raises a typed :class:`StoreError`,
+    unchained. What the caller's transaction is then: on SQLite and MariaDB it carries on (the
+    failed statement rolled back alone); on PostgreSQL such a failure is one only the database
+    could see (a lock or statement timeout, a deadlock, a full disk, a host's trigger, a
+    serialization failure, a lost connection) and the transaction is aborted: every later
+    statement fails until the caller rolls back, and its COMMIT commits nothing.
+    """
+    conn = connection_of(session)
+    check_writable(conn)
+    wake = _wake_needed(conn)
+    written = insert_and_notify_in_one_round_trip(
+        conn, values=values, channel=channel if wake else None
+    )
+    if written is None:
+        written = bool(insert_rows(conn, [values]))
+        if written and wake:
+            notify_unchained(conn, channel)
+    if written and wake:
+        _woken(conn)
+    if not written:
+        raise DuplicateInsertIdError(
+            "outbox insert skipped: this $insert_id is already in the outbox"
+        )
+
+
+_WOKEN_KEY = "relay_outbox_woken"
+
+
+def _wake_needed(conn: Connection) -> bool:
+    """Whether this write must NOTIFY: not when an earlier one did in this same transaction.
+
+    PostgreSQL folds identical notifications of one transaction into one, delivered at
+    commit, so one per transaction is all the relays ever see; skipping the rest saves a
+    statement per event. Tracked on the pooled connection's ``info`` by the root transaction
+    object; a NOTIFY sent inside a savepoint is never counted (rolling back to the savepoint
+    would drop it). ``False`` off PostgreSQL, which has no NOTIFY.
+    """
+    if conn.dialect.name != "postgresql":
+        return False
+    root = conn.get_transaction()
+    return root is None or conn.connection.info.get(_WOKEN_KEY) is not root
+
+
+def _woken(conn: Connection) -> None:
+    """Record that this transaction's NOTIFY went out (outside any savepoint)."""
+    root = conn.get_transaction()
+    if root is not None and conn.get_nested_transaction() is None:
+        conn.connection.info[_WOKEN_KEY] = root
+
+
+def notify_unchained(conn: Connection, channel: str) -> None:
+    """:func:`notify` for the tracking path: a driver error raised unchained."""
+    try:
+        _notify(conn, channel)
+    except sa.exc.SQLAlchemyError as exc:
+        raise store_error(exc, "outbox notify", hint=INSERT_HINT) from None
 
 
 def _insert_event(conn: Connection | Session, *, values: Mapping[str, Any]) -> None:
@@ -103,11 +367,11 @@ def _insert_event(conn: Connection | Session, *, values: Mapping[str, Any]) -> N
 
 @functools.lru_cache(maxsize=8)
 def _pg_insert_sql(columns: tuple[str, ...]) -> str:
-    """``INSERT INTO relay_outbox (columns) VALUES (...)`` with psycopg named placeholders.
+    """``INSERT INTO relay_outbox (columns) VALUES (...) ON CONFLICT (insert_id) DO NOTHING``.
 
-    The columns are those of the values :func:`insert_event` would insert, so the two paths
-    cannot drift apart; each must be a column of the table (``KeyError`` otherwise), which
-    also keeps anything but column names out of the SQL.
+    With psycopg named placeholders. The columns are those of the values given, each of which
+    must be a column of the table (``KeyError`` otherwise), which also keeps anything but
+    column names out of the SQL.
     """
     names = [outbox.c[column].name for column in columns]
     placeholders = [
@@ -115,32 +379,32 @@ def _pg_insert_sql(columns: tuple[str, ...]) -> str:
     ]
     return (
         f"INSERT INTO {outbox.name} ({', '.join(names)}) "  # noqa: S608 - column names only
-        f"VALUES ({', '.join(placeholders)})"
+        f"VALUES ({', '.join(placeholders)}) ON CONFLICT (insert_id) DO NOTHING"
     )
 
 
 def insert_and_notify_in_one_round_trip(
-    conn: Connection, *, values: Mapping[str, Any], properties_json: bytes, channel: str
-) -> bool:
-    """On PostgreSQL through psycopg 3: SAVEPOINT, INSERT, ``pg_notify``, RELEASE pipelined.
+    conn: Connection, *, values: Mapping[str, Any], channel: str | None
+) -> bool | None:
+    """On PostgreSQL through psycopg 3: INSERT ... ON CONFLICT DO NOTHING and ``pg_notify``,
+    pipelined in one network round trip.
 
-    What ``track()`` needs, in one network round trip instead of four: ``values`` as for
-    :func:`insert_event`, with the properties as their UTF-8 JSON text. The four statements go
-    out in psycopg's pipeline mode (the extended protocol, values as bind parameters, so a
-    server log of a failed statement shows placeholders, not property values) and their
-    results come back together. When one fails, PostgreSQL skips the rest; this rolls back to
-    the savepoint if it was taken, so the caller's transaction carries on as before, and
-    raises the typed :class:`StoreError` (unchained: the driver's error quotes the values).
-    Returns ``False``, having done nothing, on any other dialect or driver, on a libpq
-    without pipeline mode, or on a connection in autocommit mode, where the caller takes the
-    portable path
-    (:func:`insert_event` and :func:`notify` in a savepoint). SQLAlchemy's statement hooks
-    (``before_cursor_execute``) do not see these statements.
+    ``values`` as :func:`pending_row` makes them (the properties as JSON text); ``channel``
+    ``None`` sends the INSERT alone (this transaction already notified). Returns whether
+    the row was written (``False``: its ``insert_id`` was already there), or ``None``, having
+    done nothing, on any other dialect or driver (asyncpg, psycopg's async connection), on a
+    libpq without pipeline mode, or on a connection in autocommit mode, where the caller
+    takes the portable path. The statements go out in psycopg's pipeline mode (the extended
+    protocol, values as bind parameters, so a server log of a failed statement shows
+    placeholders, not property values). A failure raises a typed :class:`StoreError`,
+    unchained; as there is no savepoint, a failure the server reports leaves the caller's
+    transaction aborted (a value psycopg refused to send leaves it as it was). SQLAlchemy's
+    statement hooks (``before_cursor_execute``) do not see these statements.
 
-    Lock and guard: as :func:`insert_event`.
+    Lock and guard: as :func:`insert_rows`.
     """
     if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
-        return False
+        return None
     import psycopg  # the driver of this dialect: installed  # noqa: PLC0415
 
     driver = conn.connection.driver_connection
@@ -149,25 +413,19 @@ def insert_and_notify_in_one_round_trip(
         or driver.autocommit
         or not psycopg.Pipeline.is_supported()
     ):
-        return False
-    params = {**values, "properties": properties_json.decode()}
-    with driver.cursor() as savepoint, driver.cursor() as cursor:
+        return None
+    with driver.cursor() as insert, driver.cursor() as wake:
         try:
-            with driver.pipeline():
-                savepoint.execute("SAVEPOINT relay_track")
-                cursor.execute(_pg_insert_sql(tuple(params)), params)
-                cursor.execute("SELECT pg_notify(%s, '')", (channel,))
-                cursor.execute("RELEASE SAVEPOINT relay_track")
+            if channel is None:  # the INSERT alone: one round trip without a pipeline
+                insert.execute(_pg_insert_sql(tuple(values)), values)
+            else:
+                with driver.pipeline():
+                    insert.execute(_pg_insert_sql(tuple(values)), values)
+                    wake.execute("SELECT pg_notify(%s, '')", (channel,))
         except psycopg.Error as exc:
-            # Roll back only to a savepoint that was taken: rolling back to one that was not
-            # (the transaction was aborted before) would raise, not repair. A value psycopg
-            # refused to send leaves the transaction usable, with the savepoint taken.
-            if savepoint.statusmessage == "SAVEPOINT":
-                with contextlib.suppress(psycopg.Error):  # the connection is gone
-                    driver.execute("ROLLBACK TO SAVEPOINT relay_track")
-                    driver.execute("RELEASE SAVEPOINT relay_track")
             raise store_error(exc, "outbox insert", hint=INSERT_HINT) from None
-    return True
+        # Known once the results arrived, at the pipeline's end: 0 when ON CONFLICT skipped.
+        return insert.rowcount > 0
 
 
 def _notify(conn: Connection | Session, channel: str) -> None:

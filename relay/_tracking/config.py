@@ -61,6 +61,16 @@ def cron_execution_ms() -> int | None:
     return _cron_execution_ms.get()
 
 
+def set_cron_execution_ms(value: int | None) -> contextvars.Token[int | None]:
+    """Put a :func:`cron_run`'s timestamp in force (for the asyncio bridge); reset by token."""
+    return _cron_execution_ms.set(value)
+
+
+def reset_cron_execution_ms(token: contextvars.Token[int | None]) -> None:
+    """Undo :func:`set_cron_execution_ms`."""
+    _cron_execution_ms.reset(token)
+
+
 @contextlib.contextmanager
 def strict_tracking(enabled: bool = True) -> Iterator[None]:
     """Within the block, tracking failures raise (or, with ``enabled=False``, are only logged)."""

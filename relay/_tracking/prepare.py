@@ -75,10 +75,11 @@ def prepare_event(
         model = model.model_copy(update={"is_cron_job": True, "cron_execution_timestamp": cron_ms})
     if occurred_at is not None and occurred_at.tzinfo is None:
         raise EventValidationError("occurred_at must be timezone-aware", event=event, field="time")
+    now_ms = datetime_to_timestamp_ms(now)
     time_ms = check_time_ms(
         event,
-        datetime_to_timestamp_ms(occurred_at or now),
-        now_ms=datetime_to_timestamp_ms(now),
+        now_ms if occurred_at is None else datetime_to_timestamp_ms(occurred_at),
+        now_ms=now_ms,
     )
     dumped = with_location(event, model.model_dump(mode="json", by_alias=True), location)
     return PreparedEvent(

@@ -1,9 +1,10 @@
 """``track()``: validate an event and write it to the outbox inside the caller's transaction.
 
-The caller owns the transaction: ``track()`` never commits, begins or rolls it back. The row
-is written inside a SAVEPOINT, so a failed insert (a duplicate ``$insert_id``, a database that
-was never migrated) is rolled back alone and the business transaction carries on. Committing
-the caller's transaction commits the event; rolling it back leaves no event.
+The caller owns the transaction: ``track()`` never commits, begins or rolls it back, and takes
+no SAVEPOINT (see :mod:`relay._store.outbox` for why, and how each foreseeable failure is kept
+from touching the caller's transaction: validation first, a duplicate ``$insert_id`` skipped by
+the INSERT itself, the tables checked once per connection). Committing the caller's transaction
+commits the event; rolling it back leaves no event.
 
 Tracking is fire-and-forget, as the seed demands: by default a failure is logged (event name
 and ids, never property values) and ``track()`` returns ``None``. In strict mode it raises the
@@ -78,28 +79,8 @@ def track(
             location=location,
         )
         _write(session, prepared)
-    except RelayError as exc:
-        logger.error(
-            "mixpanel_event_tracking_failed",
-            event_name=loggable_event_name(event),
-            error_type=type(exc).__name__,
-            field=getattr(exc, "field", None),
-            reason=str(exc),
-        )
-        if strict:
-            raise
-        return None
     except Exception as exc:  # fire-and-forget: no failure may reach the business code
-        # A foreign message may quote property values: log its type and place only.
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        logger.error(
-            "mixpanel_event_tracking_failed",
-            event_name=loggable_event_name(event),
-            error_type=type(exc).__name__,
-            at=f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else None,
-        )
+        report_failure(event, exc)
         if strict:
             raise
         return None
@@ -113,12 +94,33 @@ def _write(session: Session | Connection, prepared: PreparedEvent) -> None:
         event=prepared.event,
         distinct_id=prepared.distinct_id,
         time_ms=prepared.time_ms,
-        properties=prepared.properties,
+        properties_json=prepared.properties_json,
         now=dt.datetime.now(dt.UTC),
     )
-    write_event(
-        session,
-        values=values,
-        properties_json=prepared.properties_json,
-        channel=config.settings.notify_channel,
+    write_event(session, values=values, channel=config.settings.notify_channel)
+
+
+def report_failure(event: object, exc: BaseException) -> None:
+    """Log a tracking failure: the event's name and the error, never property values.
+
+    Relay's own errors name the field and say what is wrong without values; a foreign
+    exception's message may quote property values, so only its type and place are logged.
+    """
+    if isinstance(exc, RelayError):
+        logger.error(
+            "mixpanel_event_tracking_failed",
+            event_name=loggable_event_name(event),
+            error_type=type(exc).__name__,
+            field=getattr(exc, "field", None),
+            reason=str(exc),
+        )
+        return
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    logger.error(
+        "mixpanel_event_tracking_failed",
+        event_name=loggable_event_name(event),
+        error_type=type(exc).__name__,
+        at=f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else None,
     )

@@ -19,11 +19,16 @@ Fixtures:
     Given the test's own ``Session`` or ``Connection`` it sees the rows of that still
     uncommitted transaction; given an ``Engine`` it sees committed rows only. Under
     pytest-django, given nothing (``relay_outbox.assert_tracked(EVENT, ...)``), it reads on
-    Django's ``default`` connection, in the test's own transaction.
+    Django's ``default`` connection, in the test's own transaction. In async tests
+    (``atrack()``), ``await relay_outbox.aevents(...)`` and ``aassert_tracked(...)`` take an
+    ``AsyncSession``, ``AsyncConnection`` or ``AsyncEngine`` the same way.
 
 ``relay_django_outbox_flush`` (autouse)
     After a transactional pytest-django test, empties relay's tables (Django's flush leaves
     them alone, being unmanaged). Does nothing elsewhere.
+
+The fixtures are plain (sync) fixtures, so they serve async tests under any runner: the
+project's own suite runs its async tests with anyio's pytest plugin (``@pytest.mark.anyio``).
 
 ``mixpanel_standin``
     A started :class:`relay.testing.mixpanel_standin.MixpanelStandin` on loopback: what it
@@ -58,7 +63,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import orjson
 import pytest
@@ -71,6 +76,9 @@ from relay._delivery.mixpanel_client import MixpanelImportClient
 from relay._store.capture import CapturedRow, select_events
 from relay._tracking import observe_tracked_events, strict_tracking
 from relay.testing.mixpanel_standin import MixpanelStandin
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 _MISSING = object()
 
@@ -298,6 +306,41 @@ class OutboxCapture:
         )
         raise AssertionError(
             f"no {event!r} event matches; {len(candidates)} tracked, differing in:\n{details}"
+        )
+
+    async def aevents(
+        self,
+        bind: AsyncSession | AsyncConnection | AsyncEngine,
+        *,
+        event: str | None = None,
+    ) -> list[CapturedEvent]:
+        """:meth:`events` for SQLAlchemy's asyncio API."""
+        from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: PLC0415 - the async extra
+
+        if isinstance(bind, AsyncEngine):
+            async with bind.connect() as conn:
+                return await conn.run_sync(self.events, event=event)
+        return await bind.run_sync(self.events, event=event)
+
+    async def aassert_tracked(
+        self,
+        bind: AsyncSession | AsyncConnection | AsyncEngine,
+        event: str,
+        /,
+        *,
+        distinct_id: str | None = None,
+        **expected_properties: Any,
+    ) -> CapturedEvent:
+        """:meth:`assert_tracked` for SQLAlchemy's asyncio API."""
+        from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: PLC0415 - the async extra
+
+        if isinstance(bind, AsyncEngine):
+            async with bind.connect() as conn:
+                return await conn.run_sync(
+                    self.assert_tracked, event, distinct_id=distinct_id, **expected_properties
+                )
+        return await bind.run_sync(
+            self.assert_tracked, event, distinct_id=distinct_id, **expected_properties
         )
 
 

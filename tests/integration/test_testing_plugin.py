@@ -199,6 +199,56 @@ def test_outbox_fixture_sees_the_uncommitted_event(tmp_path, relay_outbox):
     engine.dispose()
 """
 
+ASYNC_HOST_TESTS = """
+import uuid
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from relay import (
+    MixpanelSuperEventPropertiesSchema, RelayError, SystemRole, atrack, configure_sqlite,
+    is_strict, metadata, register_event,
+)
+
+
+class PingSchema(MixpanelSuperEventPropertiesSchema):
+    note: str
+
+
+register_event("svc.host.ping_sent", PingSchema)
+PROPS = {
+    "employee_id": str(uuid.uuid4()), "organization_id": "o1", "organization_name": "Org",
+    "role": SystemRole.MANAGER, "impersonation": False, "note": "hello",
+}
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_strict_tracking_is_on_in_an_async_test():
+    assert is_strict()
+
+
+@pytest.mark.anyio
+async def test_async_outbox_fixture_sees_the_uncommitted_event(tmp_path, relay_outbox):
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'host.db'}")
+    configure_sqlite(engine.sync_engine)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    async with AsyncSession(engine) as session, session.begin():
+        with pytest.raises(RelayError):
+            await atrack(session, event="svc.nothing.registered", distinct_id="u1", properties={})
+        await atrack(session, event="svc.host.ping_sent", distinct_id="u1", properties=PROPS)
+        captured = await relay_outbox.aassert_tracked(session, "svc.host.ping_sent", note="hello")
+        assert captured.distinct_id == "u1"
+        await session.rollback()
+    assert await relay_outbox.aevents(engine) == []
+    await engine.dispose()
+"""
+
 BYSTANDER_TESTS = """
 import pytest
 
@@ -233,6 +283,16 @@ def test_opted_in_project_gets_strict_tracking_and_the_outbox_fixture(tmp_path: 
     result = _run_pytest(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
+
+
+def test_the_fixtures_work_in_async_tests(tmp_path: Path) -> None:
+    """Under anyio's pytest plugin, an async test runs strict (the autouse fixture's context
+    reaches the test's task) and reads the outbox through an AsyncSession or AsyncEngine."""
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["relay.testing.plugin"]\n')
+    (tmp_path / "test_async_host.py").write_text(textwrap.dedent(ASYNC_HOST_TESTS))
+    result = _run_pytest(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
 
 
 def test_project_that_does_not_opt_in_is_untouched(tmp_path: Path) -> None:

@@ -179,9 +179,10 @@ def test_values_that_look_like_sql_or_placeholders_are_stored_verbatim(db: Engin
 
 
 def row_values(insert_id: str) -> dict[str, Any]:
-    """An outbox row's column values, as track() hands them to the store (properties apart)."""
+    """An outbox row's column values, as the store's pending_row() makes them."""
     return {
         "insert_id": insert_id,
+        "properties": '{"a": 1}',
         "event": EVENT,
         "distinct_id": USER,
         "time_ms": 1_795_167_015_250,
@@ -197,68 +198,72 @@ def test_postgresql_writes_the_event_in_one_round_trip_and_other_databases_do_no
     engine: Engine,
 ) -> None:
     """The one-round-trip write applies to PostgreSQL through psycopg only, and never to a
-    connection in autocommit mode (it has no transaction to hold a savepoint)."""
+    connection in autocommit mode; a second write of the same $insert_id reports False."""
     values = row_values("one-trip-1")
     with engine.begin() as conn:
         written = store.insert_and_notify_in_one_round_trip(
-            conn, values=values, properties_json=b'{"a": 1}', channel="relay_outbox"
+            conn, values=values, channel="relay_outbox"
         )
-    assert written == (engine.dialect.name == "postgresql")
+        again = store.insert_and_notify_in_one_round_trip(
+            conn, values=values, channel="relay_outbox"
+        )
+    assert written is (True if engine.dialect.name == "postgresql" else None)
+    assert again is (False if engine.dialect.name == "postgresql" else None)
     rows = outbox_rows(engine)
     assert [(r.insert_id, r.properties, r.next_attempt_at) for r in rows] == (
         [("one-trip-1", {"a": 1}, OCCURRED)] if written else []
     )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        assert not store.insert_and_notify_in_one_round_trip(
-            conn, values=values, properties_json=b"{}", channel="relay_outbox"
+        assert (
+            store.insert_and_notify_in_one_round_trip(conn, values=values, channel="relay_outbox")
+            is None
         )
 
 
-@pytest.mark.parametrize(
-    ("properties_json", "refused_by"),
-    [(b'{"a": "\\u0000"}', "server"), (b'{"a": "\x00"}', "driver")],
-)
-def test_one_round_trip_write_refused_by_server_or_driver_leaves_the_transaction_usable(
-    pg_engine: Engine, properties_json: bytes, refused_by: str
+def test_a_nul_that_postgresql_would_refuse_is_refused_before_any_sql(db: Engine) -> None:
+    """A NUL character (stored as the JSON escape, which jsonb refuses, or sent raw, which
+    psycopg refuses): track() refuses it in validation, before any SQL, so the business
+    transaction carries on and commits its own rows (no savepoint is there to repair an
+    aborted transaction)."""
+    with db.begin() as conn:
+        conn.execute(sa.insert(orders).values(id=1))
+        assert (
+            track(conn, event=EVENT, distinct_id=USER, properties=props(widget_id="a\x00b")) is None
+        )
+        conn.execute(sa.insert(orders).values(id=2))
+    assert order_count(db) == 2
+    assert outbox_rows(db) == []
+
+
+def test_a_failure_only_the_database_sees_aborts_the_transaction_and_commits_nothing(
+    pg_engine: Engine,
 ) -> None:
-    """PostgreSQL refuses a NUL escape in jsonb; psycopg refuses a raw NUL in a bind parameter
-    before sending the insert (the savepoint already went out). Either way the business
-    transaction carries on and commits its own rows."""
+    """The documented residue: a failure the server reports during the write (here the
+    caller's own statement_timeout, hit by a lock another transaction holds) aborts the
+    caller's PostgreSQL transaction. track() still returns None by default; the caller's next
+    statement fails, its rollback works, and nothing of the transaction is committed."""
     business.create_all(pg_engine)
-    values = row_values(f"nul-{refused_by}")
     try:
-        with pg_engine.begin() as conn:
-            conn.execute(sa.insert(orders).values(id=1))
-            with pytest.raises(StoreError):
-                store.insert_and_notify_in_one_round_trip(
-                    conn, values=values, properties_json=properties_json, channel="relay_outbox"
-                )
-            conn.execute(sa.insert(orders).values(id=2))
-        assert order_count(pg_engine) == 2
+        blocker = pg_engine.connect()
+        blocker_tx = blocker.begin()
+        blocker.execute(sa.text("LOCK TABLE relay_outbox IN EXCLUSIVE MODE"))
+        try:
+            with pg_engine.connect() as conn:
+                tx = conn.begin()
+                conn.execute(sa.insert(orders).values(id=1))
+                conn.execute(sa.text("SET LOCAL statement_timeout = '200ms'"))
+                assert track(conn, event=EVENT, distinct_id=USER, properties=props()) is None
+                with pytest.raises(sa.exc.DBAPIError):
+                    conn.execute(sa.insert(orders).values(id=2))
+                tx.rollback()
+                assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+        finally:
+            blocker_tx.rollback()
+            blocker.close()
+        assert order_count(pg_engine) == 0
         assert outbox_rows(pg_engine) == []
     finally:
         business.drop_all(pg_engine)
-
-
-def test_one_round_trip_write_in_an_already_failed_transaction_raises_and_changes_nothing(
-    pg_engine: Engine,
-) -> None:
-    """A transaction the caller's own statement already aborted: the savepoint is refused,
-    nothing is rolled back on the caller's behalf, and the caller's rollback still works."""
-    with pg_engine.connect() as conn:
-        tx = conn.begin()
-        with pytest.raises(sa.exc.DBAPIError):
-            conn.execute(sa.text("SELECT 1 / 0"))
-        with pytest.raises(StoreError, match="InFailedSqlTransaction"):
-            store.insert_and_notify_in_one_round_trip(
-                conn,
-                values=row_values("aborted-1"),
-                properties_json=b"{}",
-                channel="relay_outbox",
-            )
-        tx.rollback()
-        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
-    assert outbox_rows(pg_engine) == []
 
 
 def test_invalid_event_in_default_mode_keeps_the_business_row(
@@ -306,7 +311,8 @@ def test_unregistered_event_is_refused(db: Engine) -> None:
 
 
 def test_failed_insert_is_rolled_back_alone_and_the_transaction_goes_on(db: Engine) -> None:
-    """A duplicate $insert_id fails in its savepoint; the business transaction still commits."""
+    """A duplicate $insert_id is skipped by the INSERT itself (no error, no savepoint) and
+    reported as None; the business transaction still commits."""
     with Session(db) as session, session.begin():
         track(session, event=EVENT, distinct_id=USER, properties=props(), insert_id="dup-1")
         session.execute(sa.insert(orders).values(id=1))
@@ -439,6 +445,35 @@ def test_postgresql_notify_is_delivered_at_commit_only(
             track(conn, event=EVENT, distinct_id=USER, properties=props(), strict=True)
         (note,) = list(listener.notifies(timeout=5, stop_after=1))
         assert note.channel == "relay_outbox"
+
+
+@pytest.mark.parametrize("on", ["session", "connection"])
+def test_one_notify_per_transaction_survives_a_rolled_back_savepoint(
+    pg_engine: Engine, postgresql_url: str, on: str
+) -> None:
+    """Only the first track() of a transaction sends NOTIFY (PostgreSQL folds the rest), but
+    a NOTIFY sent inside a savepoint does not count: after that savepoint is rolled back, the
+    next track() notifies again, so the commit still wakes the relay. A new transaction on
+    the same pooled connection notifies again too."""
+    dsn = (
+        sa.engine.make_url(postgresql_url)
+        .set(drivername="postgresql")
+        .render_as_string(hide_password=False)
+    )
+    with psycopg.connect(dsn, autocommit=True) as listener:
+        listener.execute("LISTEN relay_outbox")
+        for _ in range(2):  # the second round reuses the pooled connection
+            with Session(pg_engine) as session, session.begin():
+                bind: Any = session if on == "session" else session.connection()
+                nested = bind.begin_nested()
+                track(bind, event=EVENT, distinct_id=USER, properties=props(), strict=True)
+                nested.rollback()
+                for _ in range(3):
+                    track(bind, event=EVENT, distinct_id=USER, properties=props(), strict=True)
+            (note,) = list(listener.notifies(timeout=5, stop_after=1))
+            assert note.channel == "relay_outbox"
+            assert list(listener.notifies(timeout=0.2, stop_after=1)) == []
+    assert len(outbox_rows(pg_engine)) == 6
 
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=300)

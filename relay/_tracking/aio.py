@@ -1,0 +1,95 @@
+"""``atrack()`` and ``atrack_many()``: the same for SQLAlchemy's asyncio API.
+
+``await atrack(session, ...)`` on an ``AsyncSession`` or an ``AsyncConnection`` takes the very
+keywords of ``track()`` and has its semantics, because it is ``track()``: run on the session's
+sync facade through ``run_sync`` (SQLAlchemy's greenlet bridge, the way its asyncio API runs
+everything), so validation, the store's statements and the failure handling are one code
+path for both worlds. Strict mode and ``cron_run()`` are read in the calling task and handed
+over explicitly, so they hold whatever the bridge does with context variables.
+
+Needs the ``async`` extra (``pip install relay-outbox[async]``: greenlet, asyncpg,
+aiosqlite; psycopg's async driver comes with psycopg).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from relay._event.location import Location
+from relay._event.properties import MixpanelSuperEventPropertiesSchema
+from relay._tracking import config
+from relay._tracking.many import TrackItem, track_many
+from relay._tracking.sync import report_failure, track
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+_R = TypeVar("_R")
+
+
+def _in_cron_context(sync: Any, cron_ms: int | None, call: Callable[..., _R], **kwargs: Any) -> _R:
+    """``call(sync, **kwargs)`` with the caller's ``cron_run()`` in force, inside the bridge."""
+    token = config.set_cron_execution_ms(cron_ms)
+    try:
+        return call(sync, **kwargs)
+    finally:
+        config.reset_cron_execution_ms(token)
+
+
+async def atrack(
+    session: AsyncSession | AsyncConnection,
+    *,
+    event: str,
+    distinct_id: str,
+    properties: MixpanelSuperEventPropertiesSchema | Mapping[str, Any],
+    occurred_at: dt.datetime | None = None,
+    insert_id: str | None = None,
+    strict: bool | None = None,
+    location: Location | None = None,
+) -> str | None:
+    """``track()`` on an ``AsyncSession`` or ``AsyncConnection``: same keywords, same result.
+
+    Returns the ``$insert_id`` written, or ``None`` when tracking failed and was logged; in
+    strict mode raises as ``track()`` does.
+    """
+    strict = config.is_strict(strict)
+    try:
+        return await session.run_sync(
+            _in_cron_context,
+            config.cron_execution_ms(),
+            track,
+            event=event,
+            distinct_id=distinct_id,
+            properties=properties,
+            occurred_at=occurred_at,
+            insert_id=insert_id,
+            strict=strict,
+            location=location,
+        )
+    except Exception as exc:  # the bridge itself failed (track() reports its own failures)
+        if strict:
+            raise
+        report_failure(event, exc)
+        return None
+
+
+async def atrack_many(
+    session: AsyncSession | AsyncConnection,
+    events: Iterable[TrackItem | Mapping[str, Any]],
+    *,
+    strict: bool | None = None,
+) -> list[str | None]:
+    """``track_many()`` on an ``AsyncSession`` or ``AsyncConnection``: same items, same results."""
+    strict = config.is_strict(strict)
+    items = list(events)
+    try:
+        return await session.run_sync(
+            _in_cron_context, config.cron_execution_ms(), track_many, events=items, strict=strict
+        )
+    except Exception as exc:
+        if strict:
+            raise
+        report_failure(None, exc)
+        return [None] * len(items)
