@@ -219,6 +219,18 @@ def test_track_many_writes_each_good_event(alias: str) -> None:
     assert track_many([], using=alias) == []
 
 
+def test_strict_track_many_writes_nothing_of_a_bad_batch(alias: str) -> None:
+    """Strict ``track_many`` raises on a bad item before any row is written; the block goes on."""
+    good = {"event": SURVEY_DELIVERED, "distinct_id": "emp-1", "properties": survey_properties()}
+    bad = {**good, "properties": {"survey_id": "s"}}
+    with transaction.atomic(using=alias):
+        with pytest.raises(EventValidationError):
+            track_many([good, bad, good], strict=True, using=alias)
+        Delivery.objects.using(alias).create(survey_id="s", employee_id="emp-1")
+    assert committed(alias) == []
+    assert Delivery.objects.using(alias).count() == 1
+
+
 @pytest.mark.parametrize("server", ["postgresql", "mariadb"])  # SQLite: one writer at a time
 def test_threads_use_their_own_django_connections(server: str) -> None:
     """Each thread borrows its own Django connection: a thread's rollback is its own."""

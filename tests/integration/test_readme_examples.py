@@ -29,10 +29,14 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "PYTEST_"))}
 
 
-def test_the_quickstart_tracks_one_event_into_a_committed_outbox(tmp_path: Path) -> None:
-    """The Quickstart, run as written, leaves exactly its one event pending in app.db."""
-    (block,) = _section_blocks("## Quickstart")
-    (tmp_path / "quickstart.py").write_text(block, encoding="utf-8")
+def test_the_quickstart_and_its_cron_run_track_into_a_committed_outbox(tmp_path: Path) -> None:
+    """The Quickstart and its track_many() cron run, as written: four events pending in app.db.
+
+    The blocks run in order in one script, as a reader following the section would.
+    """
+    quickstart, many = _section_blocks("## Quickstart")[:2]
+    assert "track_many" in many
+    (tmp_path / "quickstart.py").write_text(quickstart + "\n" + many, encoding="utf-8")
     done = subprocess.run(
         [sys.executable, "quickstart.py"],
         cwd=tmp_path,
@@ -44,9 +48,15 @@ def test_the_quickstart_tracks_one_event_into_a_committed_outbox(tmp_path: Path)
     )
     assert done.returncode == 0, done.stderr
     assert re.search(r"^tracked [0-9a-f-]{36}$", done.stdout, flags=re.M), done.stdout
+    assert "tracked 3 in one transaction" in done.stdout
     with sqlite3.connect(tmp_path / "app.db") as db:
-        rows = db.execute("SELECT event, state FROM relay_outbox").fetchall()
-    assert rows == [("svc.billing.invoice_paid", "pending")]
+        rows = db.execute(
+            "SELECT event, state, properties FROM relay_outbox ORDER BY id"
+        ).fetchall()
+    assert [(event, state) for event, state, _ in rows] == [
+        ("svc.billing.invoice_paid", "pending")
+    ] * 4
+    assert all('"is_cron_job":true' in props.replace(" ", "") for *_, props in rows[1:])
 
 
 def test_the_plugin_example_passes_as_a_host_test_suite(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +16,7 @@ from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._event.registry import loggable_event_name
 from relay._tracking import is_strict
 from relay._tracking import track as core_track
+from relay._tracking import track_many as core_track_many
 from relay.contrib.django._bridge import borrowed_connection
 
 logger = structlog.get_logger("relay._tracking")
@@ -25,9 +26,9 @@ logger = structlog.get_logger("relay._tracking")
 def in_django_transaction(using: str) -> Iterator[sa.Connection]:
     """The borrowed connection, inside an ``atomic`` block of its own when there is none.
 
-    Inside the caller's block the rows join its transaction (``track()`` takes its own savepoint).
-    Outside any block Django is in autocommit mode and the rows are committed at once, as
-    Django's own ``save()`` is; the block wrapped around them makes the savepoint valid.
+    Inside the caller's block the rows join its transaction. Outside any block Django is in
+    autocommit mode and the rows are committed at once, as Django's own ``save()`` is (the
+    block wrapped around them is that one short transaction).
     """
     if connections[using].in_atomic_block:
         with borrowed_connection(using) as conn:
@@ -62,53 +63,66 @@ def track(
 
     Same validation, result and fire-and-forget contract as :func:`relay.track`: returns the
     ``$insert_id`` written, or ``None`` when tracking failed and was logged (raises instead in
-    strict mode). The row is written inside a savepoint, so a bad event never breaks the
-    caller's block; it commits with the outermost block and disappears with any block that
-    rolls back (an inner ``atomic()`` that rolls back removes only its own events). Outside any
-    block (autocommit) the event is committed at once. On PostgreSQL the relays waiting on
-    ``LISTEN`` are woken when the transaction commits.
+    strict mode). A bad event is refused before any SQL and a duplicate ``$insert_id`` is
+    skipped by the INSERT itself, so neither breaks the caller's block; the row commits with
+    the outermost block and disappears with any block that rolls back (an inner ``atomic()``
+    that rolls back removes only its own events). A failure only the database can see (the
+    server gone, a permission revoked) fails the block on PostgreSQL as a failed ORM write
+    would: see :func:`relay.track`. Outside any block (autocommit) the event is committed at
+    once. On PostgreSQL the relays waiting on ``LISTEN`` are woken when the transaction
+    commits.
     """
-    return track_many(
-        [
-            {
-                "event": event,
-                "distinct_id": distinct_id,
-                "properties": properties,
-                "occurred_at": occurred_at,
-                "insert_id": insert_id,
-                "location": location,
-            }
-        ],
-        strict=strict,
-        using=using,
-    )[0]
+
+    def write(conn: sa.Connection) -> list[str | None]:
+        return [
+            core_track(
+                conn,
+                event=event,
+                distinct_id=distinct_id,
+                properties=properties,
+                occurred_at=occurred_at,
+                insert_id=insert_id,
+                strict=strict,
+                location=location,
+            )
+        ]
+
+    return _on_django([{"event": event}], write, strict=strict, using=using)[0]
 
 
 def track_many(
     events: Sequence[Mapping[str, Any]], *, strict: bool | None = None, using: str = "default"
 ) -> list[str | None]:
-    """Track several events on one borrowed connection: one ``$insert_id`` or ``None`` each.
+    """:func:`relay.track_many` on Django's connection ``using``: an insert id or None each.
 
     Each item holds :func:`track`'s keyword arguments (``event``, ``distinct_id``,
-    ``properties``, optionally ``occurred_at``, ``insert_id``, ``location``). Each event is
-    validated and written on its own, in its own savepoint: a bad one is logged and yields
-    ``None`` (raises in strict mode, leaving the events before it written) while the others
-    are written.
+    ``properties``, optionally ``occurred_at``, ``insert_id``, ``location``). The same
+    contract as :func:`relay.track_many`: default mode skips and logs a bad item and writes the
+    others (multi-row INSERTs, one savepoint for the call, one NOTIFY); strict mode raises
+    before writing anything on a bad batch.
     """
-    results: list[str | None] = [None] * len(events)
-    done = 0
+    return _on_django(
+        events,
+        lambda conn: core_track_many(conn, events, strict=strict),
+        strict=strict,
+        using=using,
+    )
+
+
+def _on_django(
+    events: Sequence[Mapping[str, Any]],
+    write: Callable[[sa.Connection], list[str | None]],
+    *,
+    strict: bool | None,
+    using: str,
+) -> list[str | None]:
     try:
         with in_django_transaction(using) as conn:
-            for done, item in enumerate(events, start=1):
-                results[done - 1] = core_track(conn, **dict(item), strict=strict)
+            return write(conn)
     except Exception as exc:
         # Django's side failed (no connection, a broken block, a failed commit in autocommit
-        # mode): the events not written are lost, as with relay.track, unless strict.
+        # mode), or strict mode raised: the events are not written, as with relay.track.
         if is_strict(strict):
             raise
-        failed = events[done - 1] if done else (events[0] if events else {})
-        _log_failure(str(failed.get("event", "")), exc)
-        if not connections[using].in_atomic_block:
-            # In autocommit mode the wrapping block rolled back: nothing was written.
-            results = [None] * len(events)
-    return results
+        _log_failure(str(events[0].get("event", "")) if events else "", exc)
+        return [None] * len(events)
