@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from relay._delivery.drain import ClaimCursor
+from relay._delivery.cursor import ClaimCursor
 from relay._store import Claim
 
 T0 = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
