@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
@@ -55,7 +56,9 @@ ROW_COLUMNS = (
 #: (PostgreSQL takes a chunk as one JSON document whatever its length).
 CHUNK_ROWS = 1000
 #: Key of :func:`check_writable`'s verdict in the pooled DBAPI connection's ``info``.
-_WRITABLE_KEY = "relay_outbox_writable"
+#: DBAPI connections on which relay_outbox was found to exist and be writable (weak: a closed
+#: connection drops out). psycopg and psycopg2 connections both take weak references.
+_writable: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 
 def pending_row(
@@ -105,8 +108,11 @@ def check_writable(conn: Connection) -> None:
 
     Asks once per pooled connection whether ``relay_outbox`` exists (on the connection's
     ``search_path``) and whether the current user may insert into it and use its id sequence,
-    in one query that cannot fail; a yes is cached in the connection's ``info`` (a no is asked
-    again next time, so ``relay migrate`` or a GRANT takes effect without a reconnect).
+    in one query that cannot fail; a yes is cached for the DBAPI connection (a no is asked
+    again next time, so ``relay migrate`` or a GRANT takes effect without a reconnect). The
+    DBAPI connection, not the pool's record of it: a host that checks out a new record each
+    time (``relay.contrib.django`` borrows Django's connection through a ``NullPool``) would
+    otherwise pay the query on every ``track()``.
     Raises :class:`OutboxTablesMissingError` or :class:`StoreError` (permission). A no-op
     elsewhere: on SQLite and MariaDB a failed statement rolls back alone and the caller's
     transaction carries on, so the statement's own error says the same at no extra cost.
@@ -114,8 +120,8 @@ def check_writable(conn: Connection) -> None:
     """
     if conn.dialect.name != "postgresql":
         return
-    info = conn.connection.info
-    if info.get(_WRITABLE_KEY):
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is not None and _writable.get(dbapi):
         return
     try:
         verdict = conn.execute(_WRITABLE_SQL, {"t": outbox.fullname}).scalar_one()
@@ -130,7 +136,8 @@ def check_writable(conn: Connection) -> None:
             f"the database user may not insert into {outbox.fullname} or use its id sequence; "
             "GRANT INSERT on the table and USAGE on its sequence"
         )
-    info[_WRITABLE_KEY] = True
+    if dbapi is not None:
+        _writable[dbapi] = True
 
 
 # CASE evaluates its branches in order, so the privilege functions (which raise on a missing

@@ -6,6 +6,7 @@ import select
 
 import psycopg
 import pytest
+import sqlalchemy as sa
 from conftest import SURVEY_DELIVERED, rolled_back, survey_properties
 from django.db import connections, transaction
 
@@ -60,3 +61,41 @@ def test_driver_is_the_one_django_uses() -> None:
     connections["postgresql"].ensure_connection()
     module = type(connections["postgresql"].connection).__module__.split(".")[0]
     assert sqlalchemy_backend("postgresql") == ("postgresql", module)
+
+
+def test_the_outbox_check_runs_once_per_django_connection() -> None:
+    """track() asks whether relay_outbox is writable once per Django connection, not per call.
+
+    The bridge checks out a fresh SQLAlchemy connection record for every call (NullPool), so a
+    cache kept on the record would repeat the check on every track(): a round trip each.
+    """
+    from relay.contrib.django._bridge import _engine  # noqa: PLC0415 - the bridge's own engine
+
+    checks: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "to_regclass" in statement:
+            checks.append(statement)
+
+    engine = _engine("postgresql")
+    connections["postgresql"].close()  # a new Django connection: nothing cached for it yet
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        with transaction.atomic(using="postgresql"):
+            for n in range(3):
+                assert track(
+                    event=SURVEY_DELIVERED,
+                    distinct_id=f"emp-{n}",
+                    properties=survey_properties(),
+                    using="postgresql",
+                )
+        with transaction.atomic(using="postgresql"):
+            assert track(
+                event=SURVEY_DELIVERED,
+                distinct_id="emp-9",
+                properties=survey_properties(),
+                using="postgresql",
+            )
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert len(checks) == 1
