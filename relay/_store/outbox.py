@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import orjson
@@ -59,6 +59,7 @@ CHUNK_ROWS = 1000
 #: DBAPI connections on which relay_outbox was found to exist and be writable (weak: a closed
 #: connection drops out). psycopg and psycopg2 connections both take weak references.
 _writable: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_WRITABLE_KEY = "relay_outbox_writable"
 
 
 def pending_row(
@@ -103,6 +104,28 @@ def connection_of(session: Session | Connection) -> Connection:
     return session.connection() if _is_session(session) else cast(Connection, session)
 
 
+def _cache_of(conn: Connection) -> tuple[Any, MutableMapping[Any, Any]]:
+    # The driver's own connection (psycopg's, also under SQLAlchemy's asyncio adapter) lives as
+    # long as the session; a driver connection that takes no weak reference falls back to the
+    # pool record's info, as before.
+    driver = conn.connection.driver_connection
+    try:
+        weakref.ref(driver)
+    except TypeError:
+        return _WRITABLE_KEY, conn.connection.info
+    return driver, _writable
+
+
+def _known_writable(conn: Connection) -> bool:
+    key, cache = _cache_of(conn)
+    return bool(cache.get(key))
+
+
+def _remember_writable(conn: Connection) -> None:
+    key, cache = _cache_of(conn)
+    cache[key] = True
+
+
 def check_writable(conn: Connection) -> None:
     """Fail before any statement could abort the caller's transaction on PostgreSQL.
 
@@ -120,8 +143,7 @@ def check_writable(conn: Connection) -> None:
     """
     if conn.dialect.name != "postgresql":
         return
-    dbapi = conn.connection.dbapi_connection
-    if dbapi is not None and _writable.get(dbapi):
+    if _known_writable(conn):
         return
     try:
         verdict = conn.execute(_WRITABLE_SQL, {"t": outbox.fullname}).scalar_one()
@@ -136,8 +158,7 @@ def check_writable(conn: Connection) -> None:
             f"the database user may not insert into {outbox.fullname} or use its id sequence; "
             "GRANT INSERT on the table and USAGE on its sequence"
         )
-    if dbapi is not None:
-        _writable[dbapi] = True
+    _remember_writable(conn)
 
 
 # CASE evaluates its branches in order, so the privilege functions (which raise on a missing
