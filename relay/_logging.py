@@ -120,7 +120,10 @@ def configure_logging(settings: RelaySettings) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.stdlib.LoggerFactory(),
-        cache_logger_on_first_use=True,
+        # Not cached: relay's module loggers follow whatever configuration is current, so a
+        # host (or a test) that configures structlog after a relay command ran in-process is
+        # not stuck with relay's. Loggers are resolved only when a line is logged.
+        cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
