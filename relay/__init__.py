@@ -42,6 +42,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "strict_tracking": ("relay._tracking", "strict_tracking"),
     "track": ("relay._tracking", "track"),
     "is_strict": ("relay._tracking", "is_strict"),
+    "update_profile": ("relay._tracking.profiles", "update_profile"),
+    "update_group": ("relay._tracking.profiles", "update_group"),
+    "ProfileUpdateError": ("relay._errors", "ProfileUpdateError"),
     "create_engine": ("relay._database", "create_engine"),
     "configure_sqlite": ("relay._database", "configure_sqlite"),
     "redact_url": ("relay._database", "redact_url"),
@@ -60,6 +63,7 @@ __all__ = [
     "EventValidationError",
     "Location",
     "MixpanelSuperEventPropertiesSchema",
+    "ProfileUpdateError",
     "RelayError",
     "RelaySettings",
     "StoreError",
@@ -78,6 +82,8 @@ __all__ = [
     "stamp_schema",
     "strict_tracking",
     "track",
+    "update_group",
+    "update_profile",
     "upgrade_schema",
 ]
 
@@ -103,6 +109,7 @@ if TYPE_CHECKING:
         ConfigurationError,
         EventContractError,
         EventValidationError,
+        ProfileUpdateError,
         RelayError,
         StoreError,
     )
@@ -120,3 +127,4 @@ if TYPE_CHECKING:
     from relay._migrations import upgrade as upgrade_schema
     from relay._tables import metadata
     from relay._tracking import configure_tracking, cron_run, is_strict, strict_tracking, track
+    from relay._tracking.profiles import update_group, update_profile

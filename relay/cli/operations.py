@@ -67,6 +67,7 @@ def drain(settings: RelaySettings, as_json: bool, max_batches: int | None) -> No
     """
     from relay._delivery.drain import Drainer, DrainResult  # noqa: PLC0415 - keep `relay --help` fast
     from relay._delivery.mixpanel_client import MixpanelImportClient  # noqa: PLC0415
+    from relay._delivery.profiles import require_profile_token  # noqa: PLC0415
     from relay._logging import configure_logging  # noqa: PLC0415
 
     configure_logging(settings)
@@ -74,6 +75,7 @@ def drain(settings: RelaySettings, as_json: bool, max_batches: int | None) -> No
     total = DrainResult()
     try:
         _migrations.require_current_schema(engine)  # exit 3 on a revision mismatch
+        require_profile_token(engine, settings)  # exit 3: profile updates wait, no token
         with MixpanelImportClient(settings) as client:
             drainer = Drainer(engine, client, settings, concurrency=settings.drain_concurrency)
             while True:
