@@ -1,0 +1,110 @@
+"""Profile updates keep their order per profile across a relay SIGKILLed mid-send, lease
+expiry, re-sends and two relays draining side by side (real ``relay run`` processes)."""
+
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+from rig import RelayLauncher, wait_until
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+import relay
+from relay._tables import OutboxState, outbox
+from relay.testing.mixpanel_standin import MixpanelStandin
+
+HOLD_SECONDS = 3.0
+
+
+def _set(engine: Engine, distinct_id: str, value: int) -> None:
+    with Session(engine) as session:
+        relay.update_profile(
+            session,
+            distinct_id=distinct_id,
+            operation="$set",
+            properties={"step": value},
+            strict=True,
+        )
+        session.commit()
+
+
+def _leased(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(outbox)
+                .where(outbox.c.lease_token.is_not(None), outbox.c.state == "pending")
+            ).scalar_one()
+        )
+
+
+def _pending(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(outbox)
+                .where(outbox.c.state == OutboxState.PENDING.value)
+            ).scalar_one()
+        )
+
+
+def test_three_sets_end_at_the_last_value_after_a_relay_killed_mid_send(
+    pg_engine: Engine, standin: MixpanelStandin, relays: RelayLauncher
+) -> None:
+    """The first $set is held in flight and its relay SIGKILLed: its lease holds the later
+    $sets back (no request for them while it lasts); a second relay re-sends the first after
+    the lease expires, then the others in order, and the profile ends at the last value."""
+    for value in (1, 2, 3):
+        _set(pg_engine, "u-1", value)
+    standin.delay_next(HOLD_SECONDS)
+    first = relays.start(mixpanel_project_token=standin.project_token)
+    wait_until(
+        lambda: _leased(pg_engine) == 1, timeout=30, what="a claim", context=relays.diagnosis
+    )
+    time.sleep(1.0)  # the request is in flight, held by the stand-in
+    first.kill()
+    time.sleep(HOLD_SECONDS + 0.5)  # the held request is applied, its answer lost
+    assert standin.profiles().get(("user", "", "u-1")) == {"step": 1}, relays.diagnosis()
+    assert _pending(pg_engine) == 3  # nothing acked; steps 2 and 3 never sent
+    assert len(standin.profile_requests()) == 1
+    relays.start(mixpanel_project_token=standin.project_token)
+    wait_until(
+        lambda: _pending(pg_engine) == 0,
+        timeout=60,
+        what="every row acked",
+        context=relays.diagnosis,
+    )
+    assert standin.profiles()[("user", "", "u-1")] == {"step": 3}
+    # One re-send of step 1, then 2 and 3: each request alone.
+    assert [r.applied for r in standin.profile_requests()] == [1, 1, 1, 1]
+
+
+def test_two_relays_and_a_kill_keep_every_profile_in_order(
+    pg_engine: Engine, standin: MixpanelStandin, relays: RelayLauncher
+) -> None:
+    """Forty profiles with five $sets each, drained by two relays at once, one SIGKILLed
+    part-way: every profile ends at its last $set, every row delivered."""
+    profiles = [f"u-{n}" for n in range(40)]
+    for step in range(1, 6):
+        for distinct_id in profiles:
+            _set(pg_engine, distinct_id, step)
+    victim = relays.start(mixpanel_project_token=standin.project_token)
+    relays.start(mixpanel_project_token=standin.project_token)
+    wait_until(
+        lambda: len(standin.profile_requests()) >= 2,
+        timeout=30,
+        what="a claim",
+        context=relays.diagnosis,
+    )
+    victim.kill()
+    wait_until(
+        lambda: _pending(pg_engine) == 0,
+        timeout=90,
+        what="every row acked",
+        context=relays.diagnosis,
+    )
+    final = standin.profiles()
+    assert {d: final[("user", "", d)] for d in profiles} == {d: {"step": 5} for d in profiles}
