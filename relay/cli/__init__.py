@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from relay._config import RelaySettings
 from relay._database import scrub
 from relay._errors import ConfigurationError, RelayError
-from relay.cli import admin, operations, pause
+from relay.cli import admin, forget, operations, pause
 from relay.cli._output import safe_text
 from relay.cli.events import events as events_group
 
@@ -89,5 +89,7 @@ for command in operations.COMMANDS:
 for command in admin.COMMANDS:
     main.add_command(command)
 for command in pause.COMMANDS:
+    main.add_command(command)
+for command in forget.COMMANDS:
     main.add_command(command)
 main.add_command(events_group)
