@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,7 @@ from relay._delivery.mixpanel_client import MixpanelImportClient
 from relay._delivery.profiles import require_profile_token
 from relay._errors import ConfigurationError
 from relay._tables import OutboxState, RowKind, outbox
+from relay.cli import main
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 ORG = "organization_id"
@@ -268,3 +270,30 @@ def test_unset_remove_delete_apply_as_mixpanel_applies_them(
     _drain(drainer)
     assert _user(standin, "u-1") is None
     assert {k for k, _ in _states(engine)} == {RowKind.USER.value}
+
+
+def _cli(engine: Engine, *args: str) -> Result:
+    url = engine.url.render_as_string(hide_password=False)
+    return CliRunner().invoke(main, ["--database-url", url, *args], catch_exceptions=False)
+
+
+def test_dead_profile_update_is_requeued_and_export_leaves_profiles_out(
+    engine: Engine, standin: MixpanelStandin, drainer: Drainer
+) -> None:
+    """A dead-lettered update shows in dead letters, `relay dead-letters requeue --id` sends it
+    again; `relay export --all` writes /import events only, never a profile update."""
+    _write(engine, _set("u-1", plan="a"))
+    standin.fail_next(400, error="refused whole")
+    assert _drain(drainer).rejected == 1
+    with engine.connect() as conn:
+        (row_id,) = conn.execute(sa.select(outbox.c.id)).scalars()
+    listed = _cli(engine, "dead-letters", "list", "--json")
+    assert listed.exit_code == 0
+    assert "refused whole" in listed.output
+    requeued = _cli(engine, "dead-letters", "requeue", "--id", str(row_id), "--yes")
+    assert requeued.exit_code == 0, requeued.output
+    assert _drain(drainer).delivered == 1
+    assert _user(standin, "u-1") == {"plan": "a"}
+    exported = _cli(engine, "export", "--all")
+    assert exported.exit_code == 0, exported.output
+    assert exported.output == ""
