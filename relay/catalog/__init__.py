@@ -42,6 +42,7 @@ from relay.catalog.directory import (
     directory_metadata,
 )
 from relay.catalog.map import MapTrackHelper
+from relay.catalog.organizations import ORGANIZATION_GROUP_KEY, OrganizationProfileHelper
 from relay.catalog.risk import RiskTrackHelper
 from relay.catalog.schemas import (
     CATALOG_SCHEMAS,
@@ -62,6 +63,7 @@ from relay.catalog.survey import SurveyTrackHelper
 
 __all__ = [
     "CATALOG_SCHEMAS",
+    "ORGANIZATION_GROUP_KEY",
     "ActionPlanSource",
     "AuthTrackHelper",
     "CoreTrackHelper",
@@ -79,6 +81,7 @@ __all__ = [
     "MxpSurveyDeliveredErrorEventSchema",
     "MxpSurveyDeliveredEventSchema",
     "OrganizationInfo",
+    "OrganizationProfileHelper",
     "RiskLevel",
     "RiskTrackHelper",
     "SqlEmployeeDirectory",

@@ -21,6 +21,7 @@ from relay._delivery.mixpanel_client import MixpanelImportClient
 from relay._delivery.profiles import require_profile_token
 from relay._errors import ConfigurationError
 from relay._tables import OutboxState, RowKind, outbox
+from relay.catalog import OrganizationProfileHelper, StaticEmployeeDirectory
 from relay.cli import main
 from relay.testing.mixpanel_standin import MixpanelStandin
 
@@ -297,3 +298,37 @@ def test_dead_profile_update_is_requeued_and_export_leaves_profiles_out(
     exported = _cli(engine, "export", "--all")
     assert exported.exit_code == 0, exported.output
     assert exported.output == ""
+
+
+def test_catalog_keeps_the_organization_group_profile_in_step(
+    engine: Engine, standin: MixpanelStandin, drainer: Drainer
+) -> None:
+    """OrganizationProfileHelper sets the organization_id group's organization_name from the
+    directory, follows a rename in order, writes nothing for an unknown organization, and
+    deletes the profile on request."""
+    for name in ("Acme", "Acme Renamed"):
+        directory = StaticEmployeeDirectory({}, organizations={"org-1": name})
+        _write(
+            engine,
+            lambda s, d=directory: OrganizationProfileHelper.sync_organization(
+                s, organization_id="org-1", directory=d, strict=True
+            ),
+        )
+    with Session(engine) as session:
+        unknown = OrganizationProfileHelper.sync_organization(
+            session, organization_id="org-404", directory=StaticEmployeeDirectory({})
+        )
+        session.commit()
+    assert unknown is None
+    _drain(drainer)
+    assert standin.profiles() == {
+        ("group", "organization_id", "org-1"): {"organization_name": "Acme Renamed"}
+    }
+    _write(
+        engine,
+        lambda s: OrganizationProfileHelper.delete_organization(
+            s, organization_id="org-1", strict=True
+        ),
+    )
+    _drain(drainer)
+    assert standin.profiles() == {}
