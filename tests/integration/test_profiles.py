@@ -282,7 +282,8 @@ def test_dead_profile_update_is_requeued_and_export_leaves_profiles_out(
     engine: Engine, standin: MixpanelStandin, drainer: Drainer
 ) -> None:
     """A dead-lettered update shows in dead letters, `relay dead-letters requeue --id` sends it
-    again; `relay export --all` writes /import events only, never a profile update."""
+    again; `relay export --all` writes /import events only, never a profile update; `relay
+    inspect` shows the stored update and says it is not an /import event."""
     _write(engine, _set("u-1", plan="a"))
     standin.fail_next(400, error="refused whole")
     assert _drain(drainer).rejected == 1
@@ -298,6 +299,10 @@ def test_dead_profile_update_is_requeued_and_export_leaves_profiles_out(
     exported = _cli(engine, "export", "--all")
     assert exported.exit_code == 0, exported.output
     assert exported.output == ""
+    inspected = _cli(engine, "inspect", f"id:{row_id}", "--json")
+    assert inspected.exit_code == 0, inspected.output
+    assert "a profile update ($set)" in inspected.output
+    assert '"$distinct_id"' in inspected.output
 
 
 def test_catalog_keeps_the_organization_group_profile_in_step(
