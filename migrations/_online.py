@@ -25,7 +25,6 @@ SQLite needs none of this: its DDL is instant and takes the database's one write
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 
@@ -33,10 +32,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.engine import Connection
 
-#: How long one attempt at a locking statement may wait (and so make writers wait), in ms.
-LOCK_TIMEOUT_MS = int(os.environ.get("RELAY_MIGRATE_LOCK_TIMEOUT_MS", "200"))
-#: How long a locking statement keeps retrying before the migration fails (re-run it later).
-LOCK_RETRY_SECONDS = float(os.environ.get("RELAY_MIGRATE_LOCK_RETRY_SECONDS", "600"))
+from relay import RelaySettings
+
 #: First pause between attempts; doubles up to ``_MAX_PAUSE_SECONDS``.
 _FIRST_PAUSE_SECONDS = 0.2
 _MAX_PAUSE_SECONDS = 5.0
@@ -72,15 +69,18 @@ def locked(statement: str, *, what: str) -> None:
 
     Call it inside ``op.get_context().autocommit_block()``, so that the lock is released as
     soon as the statement is done. ``what`` names the step in the error raised when the lock
-    could not be taken within ``LOCK_RETRY_SECONDS`` (the table is then unchanged by this
-    statement, and running the migration again resumes here).
+    could not be taken within ``RELAY_MIGRATE_LOCK_RETRY_SECONDS`` (the table is then unchanged
+    by this statement, and running the migration again resumes here).
     """
     if offline():
         op.execute(statement)
         return
     conn = op.get_bind()
-    _set_lock_timeout(conn, LOCK_TIMEOUT_MS)
-    deadline = time.monotonic() + LOCK_RETRY_SECONDS
+    # RELAY_MIGRATE_LOCK_TIMEOUT_MS: how long one attempt may wait (and so make writers wait);
+    # RELAY_MIGRATE_LOCK_RETRY_SECONDS: how long it keeps retrying before the migration fails.
+    settings = RelaySettings()
+    _set_lock_timeout(conn, settings.migrate_lock_timeout_ms)
+    deadline = time.monotonic() + settings.migrate_lock_retry_seconds
     pause = _FIRST_PAUSE_SECONDS
     try:
         while True:
@@ -93,7 +93,8 @@ def locked(statement: str, *, what: str) -> None:
                 if time.monotonic() + pause > deadline:
                     raise LockNotTakenError(
                         f"{what}: relay_outbox stayed locked by other transactions for "
-                        f"{LOCK_RETRY_SECONDS:.0f} s; run relay migrate again when they end"
+                        f"{settings.migrate_lock_retry_seconds:.0f} s; "
+                        "run relay migrate again when they end"
                     ) from None
             # Sleeping without a lock, so the writers queued behind the attempt go first.
             time.sleep(pause)

@@ -38,6 +38,8 @@ MIN_DEAD_RETENTION_HOURS = 1.0
 PURGE_BATCH_SIZE = 5000
 RETENTION_INTERVAL_SECONDS = 600.0
 GAUGE_INTERVAL_SECONDS = 15.0
+MIGRATE_LOCK_TIMEOUT_MS = 200
+MIGRATE_LOCK_RETRY_SECONDS = 600.0
 METRICS_PORT = 9464
 NOTIFY_CHANNEL = "relay_outbox"
 
@@ -127,6 +129,16 @@ class RelaySettings(BaseSettings):
     purge_batch_size: int = Field(default=PURGE_BATCH_SIZE, ge=1)
     retention_interval_seconds: float = Field(default=RETENTION_INTERVAL_SECONDS, gt=0)
     gauge_interval_seconds: float = Field(default=GAUGE_INTERVAL_SECONDS, gt=0)
+    migrate_lock_timeout_ms: int = Field(
+        default=MIGRATE_LOCK_TIMEOUT_MS,
+        ge=1,
+        description="relay migrate: how long one attempt at a locking statement may wait.",
+    )
+    migrate_lock_retry_seconds: float = Field(
+        default=MIGRATE_LOCK_RETRY_SECONDS,
+        ge=0,
+        description="relay migrate: how long a locking statement keeps retrying.",
+    )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=METRICS_PORT, ge=0, le=65535, description="0 disables.")
     notify_channel: str = Field(default=NOTIFY_CHANNEL, pattern=r"^[a-z_][a-z0-9_]{0,62}$")

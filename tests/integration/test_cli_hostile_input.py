@@ -232,3 +232,22 @@ def test_dead_retention_below_one_hour_is_a_configuration_error(engine: Engine, 
     assert result.exit_code == 3, result.output
     assert "RELAY_DEAD_RETENTION_HOURS" in result.output
     assert "configuration error" in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RELAY_MIGRATE_LOCK_TIMEOUT_MS", "abc"),
+        ("RELAY_MIGRATE_LOCK_TIMEOUT_MS", "0"),
+        ("RELAY_MIGRATE_LOCK_RETRY_SECONDS", "-1"),
+    ],
+)
+def test_a_bad_migrate_lock_setting_stops_migrate_before_any_ddl(
+    engine: Engine, name: str, value: str
+) -> None:
+    """The migration's lock settings are RelaySettings: a bad one exits 3 naming it, no value."""
+    result = _relay(engine, "migrate", env={name: value})
+    assert result.exit_code == 3, result.output
+    assert name in result.output
+    assert f"'{value}'" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
