@@ -5,7 +5,10 @@ process with the relay's own :class:`relay._delivery.drain.Drainer` against the 
 stand-in over loopback HTTP (``/import`` for events, ``/engage`` for profile updates),
 alternating the modes run by run on a truncated table:
 
-* ``events``: tracked-event rows (the baseline);
+* ``events``: tracked-event rows (the baseline), with the project token set, so every drain
+  tick also runs the (empty) profile claim;
+* ``events, no token``: the same without a project token: no profile pass at all, which
+  measures what the profile claim costs the event drain;
 * ``profiles, 1 update each``: one ``$set`` for each of ``--rows`` distinct users;
 * ``profiles, 10 per profile``: ``--rows / 10`` users with ten ``$set``s each, which the
   per-profile order sends one per profile per claim (ten claims at least).
@@ -37,7 +40,12 @@ from relay._store.profiles import profile_key, profile_row
 from relay._tables import RowKind, outbox
 from relay.testing.mixpanel_standin import MixpanelStandin
 
-MODES = ("events", "profiles, 1 update each", "profiles, 10 per profile")
+MODES = (
+    "events",
+    "events, no token (no profile pass)",
+    "profiles, 1 update each",
+    "profiles, 10 per profile",
+)
 
 
 def _event_rows(count: int, now: dt.datetime) -> list[dict[str, Any]]:
@@ -77,8 +85,10 @@ def _profile_rows(count: int, per_profile: int, now: dt.datetime) -> list[dict[s
 def _run(engine: sa.Engine, settings: RelaySettings, mode: str, rows: int) -> float:
     truncate(engine)
     now = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    if mode == "events":
+    if mode.startswith("events"):
         values = _event_rows(rows, now)
+        if "no token" in mode:
+            settings = settings.model_copy(update={"mixpanel_project_token": None})
     else:
         values = _profile_rows(rows, 1 if "1 update" in mode else 10, now)
     with engine.begin() as conn:
