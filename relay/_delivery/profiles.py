@@ -83,6 +83,7 @@ class ProfileClient:
                 total.unsent.extend(u.id for u in rows)
                 continue
             outcome = client.send(rows)
+            _token_refusals_are_auth_errors(outcome)
             total.delivered.extend(outcome.delivered)
             total.rejected.update(outcome.rejected)
             total.retry.update(outcome.retry)
@@ -90,6 +91,29 @@ class ProfileClient:
             total.requests.extend(outcome.requests)
             total.auth_error = total.auth_error or outcome.auth_error
         return total
+
+
+#: ``failed_records`` reason of an update Mixpanel refused for its ``$token``.
+_TOKEN_REFUSED = "$token:"  # noqa: S105 - a field name, not a secret
+
+
+def _token_refusals_are_auth_errors(outcome: SendOutcome) -> None:
+    """Updates refused for their ``$token`` go back unsent, as after a 401.
+
+    The token is the relay's setting, the same in every update: a refusal of it says the
+    configuration is wrong, not the update, and dead-lettering would lose every profile
+    update queued until someone noticed. They are handed back (attempt returned) and the
+    relay pauses as for any credential failure.
+    """
+    refused = [row_id for row_id, why in outcome.rejected.items() if why.startswith(_TOKEN_REFUSED)]
+    if not refused:
+        return
+    for row_id in refused:
+        del outcome.rejected[row_id]
+    outcome.unsent.extend(refused)
+    outcome.auth_error = outcome.auth_error or (
+        "Mixpanel refused the project token in profile updates: check RELAY_MIXPANEL_PROJECT_TOKEN"
+    )
 
 
 def require_profile_token(engine: Engine, settings: RelaySettings) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -337,3 +338,22 @@ def test_catalog_keeps_the_organization_group_profile_in_step(
     )
     _drain(drainer)
     assert standin.profiles() == {}
+
+
+def test_a_wrong_project_token_pauses_delivery_instead_of_dead_lettering(
+    engine: Engine, standin: MixpanelStandin, settings: RelaySettings
+) -> None:
+    """Mixpanel refusing every update's $token is a configuration error: the updates go back
+    unsent (attempt returned) with an auth error naming the setting, none is dead-lettered."""
+    _write(engine, _set("u-1", plan="a"))
+    wrong = settings.model_copy(update={"mixpanel_project_token": SecretStr("not-the-token")})
+    with MixpanelImportClient(wrong) as client:
+        drainer = Drainer(engine, client, wrong, monotonic=lambda: 0.0)
+        result = _drain(drainer)
+        drainer.close()
+    assert result.released == 1
+    assert result.auth_error is not None
+    assert "RELAY_MIXPANEL_PROJECT_TOKEN" in result.auth_error
+    with engine.connect() as conn:
+        state, attempts = conn.execute(sa.select(outbox.c.state, outbox.c.attempts)).one()
+    assert (state, attempts) == ("pending", 0)
