@@ -25,6 +25,7 @@ from relay._tables import OutboxState, RowKind, outbox
 from relay.catalog import OrganizationProfileHelper, StaticEmployeeDirectory
 from relay.cli import main
 from relay.testing.mixpanel_standin import MixpanelStandin
+from relay.testing.plugin import EagerDrain, OutboxCapture
 
 ORG = "organization_id"
 
@@ -357,3 +358,14 @@ def test_a_wrong_project_token_pauses_delivery_instead_of_dead_lettering(
     with engine.connect() as conn:
         state, attempts = conn.execute(sa.select(outbox.c.state, outbox.c.attempts)).one()
     assert (state, attempts) == ("pending", 0)
+
+
+def test_the_test_plugin_drains_profiles_and_captures_events_only(
+    engine: Engine, standin: MixpanelStandin
+) -> None:
+    """The plugin's `relay_drain` delivers profile updates to the stand-in too, and its
+    `relay_outbox.events()` lists events only, never a profile update."""
+    _write(engine, _set("u-1", plan="pro"))
+    assert OutboxCapture().events(engine) == []
+    assert EagerDrain(standin)(engine).delivered == 1
+    assert _user(standin, "u-1") == {"plan": "pro"}
