@@ -76,7 +76,8 @@ class RowKind(enum.StrEnum):
     """What an outbox row carries: an event (``/import``), a user or a group profile update.
 
     Profile updates (``relay.update_profile``, ``relay.update_group``; migration 0004) share
-    the outbox with events, so dead letters, replay, stats, inspect and export treat them alike.
+    the outbox with events, so dead letters, requeue, replay, stats, retention and the audit
+    treat them alike (``relay export`` writes ``/import`` events only and leaves them out).
     Their ``event`` column holds the operation (``$set`` ...), ``distinct_id`` the user's
     distinct_id or the group's id, and ``properties`` the update as Mixpanel takes it, without
     ``$token`` and ``$ip`` (added at send time).
