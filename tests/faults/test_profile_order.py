@@ -18,7 +18,7 @@ import relay
 from relay._tables import OutboxState, outbox
 from relay.testing.mixpanel_standin import MixpanelStandin
 
-HOLD_SECONDS = 3.0
+HOLD_SECONDS = 5.0
 
 
 def _set(engine: Engine, distinct_id: str, value: int) -> None:
@@ -68,7 +68,7 @@ def test_three_sets_end_at_the_last_value_after_a_relay_killed_mid_send(
     wait_until(
         lambda: _leased(pg_engine) == 1, timeout=30, what="a claim", context=relays.diagnosis
     )
-    time.sleep(1.0)  # the request is in flight, held by the stand-in
+    time.sleep(2.0)  # the request is in flight, held by the stand-in
     first.kill()
     time.sleep(HOLD_SECONDS + 0.5)  # the held request is applied, its answer lost
     assert standin.profiles().get(("user", "", "u-1")) == {"step": 1}, relays.diagnosis()
