@@ -48,6 +48,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "atrack": ("relay._tracking", "atrack"),
     "atrack_many": ("relay._tracking", "atrack_many"),
     "is_strict": ("relay._tracking", "is_strict"),
+    "update_profile": ("relay._tracking.profiles", "update_profile"),
+    "update_group": ("relay._tracking.profiles", "update_group"),
+    "ProfileUpdateError": ("relay._errors", "ProfileUpdateError"),
     "create_engine": ("relay._database", "create_engine"),
     "configure_sqlite": ("relay._database", "configure_sqlite"),
     "redact_url": ("relay._database", "redact_url"),
@@ -68,6 +71,7 @@ __all__ = [
     "Location",
     "MixpanelSuperEventPropertiesSchema",
     "OutboxTablesMissingError",
+    "ProfileUpdateError",
     "RelayError",
     "RelaySettings",
     "StoreError",
@@ -90,6 +94,8 @@ __all__ = [
     "strict_tracking",
     "track",
     "track_many",
+    "update_group",
+    "update_profile",
     "upgrade_schema",
 ]
 
@@ -117,6 +123,7 @@ if TYPE_CHECKING:
         EventContractError,
         EventValidationError,
         OutboxTablesMissingError,
+        ProfileUpdateError,
         RelayError,
         StoreError,
     )
@@ -144,3 +151,4 @@ if TYPE_CHECKING:
         track,
         track_many,
     )
+    from relay._tracking.profiles import update_group, update_profile

@@ -95,6 +95,14 @@ class RelaySettings(BaseSettings):
     mixpanel_service_account_username: str | None = None
     mixpanel_service_account_secret: SecretStr | None = None
     mixpanel_project_token: SecretStr | None = None
+    mixpanel_gdpr_token: SecretStr | None = Field(
+        default=None,
+        description="OAuth token (Bearer) for Mixpanel's GDPR API: relay forget --mixpanel.",
+    )
+    erasure_hash_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the HMAC-SHA256 by which relay forget names a person in the audit.",
+    )
     batch_max_events: int = Field(default=MAX_BATCH_EVENTS, ge=1, le=MAX_BATCH_EVENTS)
     batch_max_bytes: int = Field(default=MAX_REQUEST_BYTES, ge=1024)
     connect_timeout_seconds: float = Field(default=CONNECT_TIMEOUT_SECONDS, gt=0)
@@ -160,7 +168,12 @@ class RelaySettings(BaseSettings):
         service-account secret and project token: what logs and CLI errors are scrubbed of.
         """
         found = set(url_secrets(self.database_url.get_secret_value()))
-        for secret in (self.mixpanel_service_account_secret, self.mixpanel_project_token):
+        for secret in (
+            self.mixpanel_service_account_secret,
+            self.mixpanel_project_token,
+            self.mixpanel_gdpr_token,
+            self.erasure_hash_key,
+        ):
             if secret is not None and secret.get_secret_value():
                 found.add(secret.get_secret_value())
         return frozenset(found)

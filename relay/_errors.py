@@ -31,6 +31,7 @@ class EventContractError(RelayError, ValueError):
     def __init__(self, message: str, *, event: str | None = None, field: str | None = None):
         self.event = event
         self.field = field
+        self.reason = message
         where = []
         if event:
             where.append(f"event {event!r}")
@@ -54,6 +55,13 @@ class EventRegistrationError(EventContractError):
 
 class EventValidationError(EventContractError):
     """An event's properties, ``distinct_id``, ``$insert_id`` or time fail validation."""
+
+
+class ProfileUpdateError(EventValidationError):
+    """A user or group profile update is refused (``relay.update_profile``, ``update_group``).
+
+    ``event`` names the update (``user profile $set``), ``field`` the property; never a value.
+    """
 
 
 class FilterError(RelayError, ValueError):

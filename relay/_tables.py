@@ -46,6 +46,8 @@ EVENT_NAME_MAX_LENGTH = 255
 DISTINCT_ID_MAX_LENGTH = 255
 LEASE_TOKEN_LENGTH = 32
 LAST_ERROR_MAX_LENGTH = 1000
+#: Length of ``profile_key``: a SHA-256 hex digest of the profile's identity.
+PROFILE_KEY_LENGTH = 64
 #: Percent of each PostgreSQL heap page that inserts fill; the rest is kept for the claim.
 OUTBOX_FILLFACTOR = 50
 
@@ -68,6 +70,22 @@ class Lane(enum.IntEnum):
 
     LIVE = 0
     BULK = 1
+
+
+class RowKind(enum.StrEnum):
+    """What an outbox row carries: an event (``/import``), a user or a group profile update.
+
+    Profile updates (``relay.update_profile``, ``relay.update_group``; migration 0004) share
+    the outbox with events, so dead letters, requeue, replay, stats, retention and the audit
+    treat them alike (``relay export`` writes ``/import`` events only and leaves them out).
+    Their ``event`` column holds the operation (``$set`` ...), ``distinct_id`` the user's
+    distinct_id or the group's id, and ``properties`` the update as Mixpanel takes it, without
+    ``$token`` and ``$ip`` (added at send time).
+    """
+
+    EVENT = "event"
+    USER = "user"
+    GROUP = "group"
 
 
 #: The ``relay_pause.scope`` of a pause of all delivery (event names never contain ``*``).
@@ -142,6 +160,19 @@ outbox = Table(
         server_default=text("0"),
         comment="0 live (track), 1 bulk (replay, requeue): claims serve live rows first",
     ),
+    Column(
+        "kind",
+        String(8),
+        nullable=False,
+        server_default=RowKind.EVENT.value,
+        comment="event, user or group: what the row carries (migration 0004)",
+    ),
+    Column(
+        "profile_key",
+        String(PROFILE_KEY_LENGTH),
+        nullable=True,
+        comment="sha256 of the profile a user/group update is for; NULL for events",
+    ),
     CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="state"),
     CheckConstraint("attempts >= 0", name="attempts"),
     # The claim reads only due pending rows, lane by lane. Partial on PostgreSQL and SQLite, so
@@ -166,6 +197,15 @@ outbox = Table(
         "state",
         "finished_at",
         postgresql_where=text("state <> 'pending'"),
+    ),
+    # The profile claim reads the head of each profile's pending queue (the lowest pending id
+    # per profile_key): partial on PostgreSQL and SQLite, so events never enter it.
+    Index(
+        "ix_relay_outbox_profile_pending",
+        "profile_key",
+        "id",
+        postgresql_where=text("state = 'pending' AND profile_key IS NOT NULL"),
+        sqlite_where=text("state = 'pending' AND profile_key IS NOT NULL"),
     ),
     # Room on every page for a second version of each row, so that the claim's in-place (HOT)
     # update finds space on the row's own page; see migration 0002.
@@ -219,4 +259,13 @@ class OutboxEvent(NamedTuple):
     distinct_id: str
     time_ms: int
     properties_json: str
+    attempts: int
+
+
+class ProfileUpdate(NamedTuple):
+    """One claimed profile update row: its kind and the stored update object's JSON text."""
+
+    id: int
+    kind: str
+    update_json: str
     attempts: int

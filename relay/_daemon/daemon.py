@@ -48,6 +48,7 @@ from relay._daemon.pacing import DrainPacer, MetricsFeed
 from relay._database import create_engine
 from relay._delivery.drain import Drainer, DrainResult, utc_now
 from relay._delivery.mixpanel_client import MixpanelImportClient
+from relay._delivery.profiles import require_profile_token
 from relay._errors import ConfigurationError
 from relay._logging import configure_logging
 from relay._migrations import SchemaRevisionError, require_current_schema
@@ -252,6 +253,13 @@ class RelayDaemon:
             self.exit_code = EXIT_CONFIGURATION
             self._stop.set()
             return False
+        try:
+            require_profile_token(self._engine, self._settings)
+        except ConfigurationError as exc:
+            logger.critical("configuration_invalid", error=str(exc))
+            self.exit_code = EXIT_CONFIGURATION
+            self._stop.set()
+            return False
         self._schema_checked = True
         return True
 
@@ -335,6 +343,7 @@ def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = 
     finally:
         if daemon is not None:
             daemon.shutdown()
+            drainer.close()
         restore()
         if server is not None:
             server.close()

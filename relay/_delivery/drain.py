@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 from sqlalchemy.engine import Engine
@@ -27,7 +27,11 @@ from relay._delivery.answers import RequestStat, SendOutcome
 from relay._delivery.backoff import retry_delay
 from relay._delivery.cursor import ClaimCursor
 from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
+from relay._store.profiles import claim_profile_updates
 from relay._tables import OutboxEvent
+
+if TYPE_CHECKING:
+    from relay._delivery.profiles import ProfileClient
 
 logger = structlog.get_logger("relay.drain")
 
@@ -182,6 +186,7 @@ class Drainer:
         self._monotonic = monotonic
         self._concurrency = concurrency
         self._cursor = ClaimCursor(rescan_seconds=rescan_seconds, monotonic=monotonic)
+        self._profile_client: ProfileClient | None = None
 
     def drain_once(self, *, now: dt.datetime) -> DrainResult:
         """Claim up to ``settings.batch_max_events`` rows due at ``now``, send them, ack them.
@@ -195,6 +200,67 @@ class Drainer:
         return result
 
     def _drain_once(self, *, now: dt.datetime) -> DrainResult:
+        events = self._drain_events(now=now)
+        if self._stop is not None and self._stop.is_set():
+            return events
+        profiles = self._drain_profiles(now=now)
+        if not profiles.claimed:
+            return events
+        return dataclasses.replace(
+            events + profiles, batch_full=events.batch_full or profiles.batch_full
+        )
+
+    def close(self) -> None:
+        """Close the profile client, if one was opened (the event client is the caller's)."""
+        if self._profile_client is not None:
+            self._profile_client.close()
+            self._profile_client = None
+
+    def _drain_profiles(self, *, now: dt.datetime) -> DrainResult:
+        """One pass over profile updates: claim the head of each profile's queue, send, ack.
+
+        Skipped without a project token (``require_profile_token`` refuses to start then).
+        ``batch_full`` when more updates may be due: the ones queued behind those just sent.
+        """
+        token = self._settings.mixpanel_project_token
+        if token is None or not token.get_secret_value():
+            return DrainResult()
+        with store.transaction(self._engine, write=True, durable=False) as conn:
+            claimed = claim_profile_updates(
+                conn,
+                now=now,
+                limit=self._settings.batch_max_events,
+                lease_seconds=self._settings.lease_seconds,
+            )
+        claim = claimed.claim
+        if not claim.events:
+            return DrainResult(batch_full=claimed.more)
+        log = logger.bind(lease=claim.token[:8], claimed=len(claim.events), kind="profile")
+        if self._profile_client is None:
+            from relay._delivery.profiles import ProfileClient  # noqa: PLC0415 - opened on need
+
+            self._profile_client = ProfileClient(self._settings, cancel=self._stop)
+        started = self._monotonic()
+        try:
+            outcome = self._profile_client.send(claim.events, claimed.kinds)
+        except Exception as exc:
+            log.exception("profile_send_failed_unexpectedly")
+            outcome = SendOutcome(
+                delivered=[],
+                rejected={},
+                retry={e.id: f"client error: {type(exc).__name__}" for e in claim.events},
+                unsent=[],
+                auth_error=None,
+                requests=[],
+            )
+        ack_now = now + dt.timedelta(seconds=max(0.0, self._monotonic() - started))
+        if self._observer is not None:
+            self._observer.requests_sent(outcome.requests)
+        result = self._ack(claim, outcome, now=ack_now)
+        log.debug("profile_batch_acked", delivered=result.delivered, rejected=result.rejected)
+        return dataclasses.replace(result, batch_full=claimed.more or bool(result.delivered))
+
+    def _drain_events(self, *, now: dt.datetime) -> DrainResult:
         limit = self._settings.batch_max_events
         due_from = self._cursor.start()
         request_bytes = self._settings.batch_max_bytes

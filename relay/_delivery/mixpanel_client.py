@@ -86,7 +86,8 @@ class MixpanelImportClient:
             write=settings.read_timeout_seconds,
             pool=settings.connect_timeout_seconds,
         )
-        self._auth, query = _auth_and_query(settings)
+        auth, query = _auth_and_query(settings)
+        self._auth: httpx.BasicAuth | None = auth
         self._url = f"{settings.mixpanel_base_url}/import?{urlencode(query)}"
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._gzip_level > 0:
@@ -132,7 +133,7 @@ class MixpanelImportClient:
         encoded: list[bytes] = []
         for event in events:
             try:
-                item = encode_event(event)
+                item = self._encode(event)
             except EventValidationError as exc:
                 outcome.rejected[event.id] = truncate(f"encoding: {exc}")
                 continue
@@ -167,6 +168,10 @@ class MixpanelImportClient:
                     outcome.unsent.extend(event.id for event in remaining.events)
                 break
         return outcome
+
+    def _encode(self, event: OutboxEvent) -> bytes:
+        """One row as the JSON object a request carries (``/import``: an event)."""
+        return encode_event(event)
 
     def _send_batch(
         self, batch: EncodedBatch, outcome: SendOutcome, stack: list[EncodedBatch]

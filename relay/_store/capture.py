@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from relay._store._base import translate_errors
-from relay._tables import outbox
+from relay._tables import RowKind, outbox
 
 #: A row of :func:`select_events`:
 #: ``id, insert_id, event, distinct_id, time_ms, properties, state``.
@@ -22,21 +22,27 @@ CapturedRow: TypeAlias = "sa.Row[int, str, str, str, int, Any, str]"
 
 @translate_errors
 def select_events(conn: Connection, *, event: str | None = None) -> list[CapturedRow]:
-    """Every outbox row (or every row of ``event``), in insertion order (by ``id``).
+    """Every outbox event (or every ``event`` event), in insertion order (by ``id``).
+
+    Events only: profile updates (kind user/group) are not events.
 
     Reads in the caller's transaction, so it sees the caller's own uncommitted rows. Lock:
     none (a plain, non-locking read; it never blocks the relay's claims). Guard: none needed,
     nothing is written.
     """
-    statement = sa.select(
-        outbox.c.id,
-        outbox.c.insert_id,
-        outbox.c.event,
-        outbox.c.distinct_id,
-        outbox.c.time_ms,
-        outbox.c.properties,
-        outbox.c.state,
-    ).order_by(outbox.c.id)
+    statement = (
+        sa.select(
+            outbox.c.id,
+            outbox.c.insert_id,
+            outbox.c.event,
+            outbox.c.distinct_id,
+            outbox.c.time_ms,
+            outbox.c.properties,
+            outbox.c.state,
+        )
+        .where(outbox.c.kind == RowKind.EVENT.value)
+        .order_by(outbox.c.id)
+    )
     if event is not None:
         statement = statement.where(outbox.c.event == event)
     return list(conn.execute(statement).all())

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from relay._store import lanes
 from relay._store._base import id_is_one_of, is_mysql, per_row, state_is, translate_errors
-from relay._tables import OutboxEvent, OutboxState, outbox
+from relay._tables import OutboxEvent, OutboxState, RowKind, outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +214,12 @@ def claim(
     exclusion = lanes.claim_exclusion(conn)
     if exclusion.everything:
         return Claim(token=token, events=[])
+    # Events only: profile updates (kind user/group) are claimed per profile, in order
+    # (relay._store.profiles.claim_profile_updates), and go to /engage and /groups.
     due = sa.select(outbox.c.id, outbox.c.next_attempt_at, size).where(
-        state_is(OutboxState.PENDING), is_due(now)
+        state_is(OutboxState.PENDING),
+        is_due(now),
+        outbox.c.kind == sa.literal(RowKind.EVENT.value, literal_execute=True),
     )
     candidates = lanes.claim_candidates(
         conn,
@@ -232,7 +236,7 @@ def claim(
         _mark_too_large(conn, picked.too_large, row_max_bytes=row_max_bytes, now=now)
     events: list[OutboxEvent] = []
     if picked.ids:
-        events = _lease(conn, picked.ids, token=token, lease_until=lease_until, now=now)
+        events = lease_rows(conn, picked.ids, token=token, lease_until=lease_until, now=now)
     # RETURNING has no defined order: hand events over in id (creation) order everywhere,
     # live rows first, so that they go out in the first request, not after the replay's.
     live_ids = {row[0] for row in candidates.rows[: candidates.live]}
@@ -246,7 +250,7 @@ def claim(
     )
 
 
-def _lease(
+def lease_rows(
     conn: Connection, ids: list[int], *, token: str, lease_until: dt.datetime, now: dt.datetime
 ) -> list[OutboxEvent]:
     """Lease the locked rows ``ids`` under ``token`` and read them. Lock: held by the claim."""

@@ -171,9 +171,12 @@ _WRITABLE_SQL = sa.text(
 )
 
 
-@functools.lru_cache(maxsize=8)
-def _rows_insert(dialect: str) -> sa.Insert:
+@functools.lru_cache(maxsize=16)
+def _rows_insert(dialect: str, columns: tuple[str, ...] = ROW_COLUMNS) -> sa.Insert:
     """The INSERT of :func:`pending_row` values, the properties bound as their JSON text.
+
+    ``columns``: those of the rows given (every row of one call has the same keys), so a
+    profile update's ``kind`` and ``profile_key`` are written as well as an event's columns.
 
     Binding the text (``CAST(:properties AS jsonb)`` on PostgreSQL, the text itself in the
     JSON-as-text columns elsewhere) bypasses the engine's JSON serializer, so what is stored
@@ -188,7 +191,7 @@ def _rows_insert(dialect: str) -> sa.Insert:
         sa.cast(text, postgresql.JSONB()) if dialect == "postgresql" else text
     )
     values: dict[str, Any] = {
-        name: sa.bindparam(name, type_=outbox.c[name].type) for name in ROW_COLUMNS
+        name: sa.bindparam(name, type_=outbox.c[name].type) for name in columns
     }
     values["properties"] = props
     if dialect == "postgresql":
@@ -225,12 +228,13 @@ def insert_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]
     try:
         for start in range(0, len(rows), CHUNK_ROWS):
             chunk = rows[start : start + CHUNK_ROWS]
+            columns = tuple(chunk[0])
             if is_mysql(conn):
-                written |= _insert_mysql(conn, chunk)
-            elif conn.dialect.name == "postgresql" and len(chunk) > 1:
+                written |= _insert_mysql(conn, chunk, columns)
+            elif conn.dialect.name == "postgresql" and len(chunk) > 1 and columns == ROW_COLUMNS:
                 written.update(conn.execute(_PG_RECORDSET_INSERT, _recordset(chunk)).scalars())
             else:
-                result = conn.execute(_rows_insert(conn.dialect.name), list(chunk))
+                result = conn.execute(_rows_insert(conn.dialect.name, columns), list(chunk))
                 written.update(result.scalars())
     except sa.exc.SQLAlchemyError as exc:
         raise store_error(exc, "outbox insert", hint=INSERT_HINT) from None
@@ -282,8 +286,10 @@ def _is_duplicate_key(exc: sa.exc.IntegrityError) -> bool:
     return bool(args) and args[0] == _MYSQL_DUP_ENTRY
 
 
-def _insert_mysql(conn: Connection, chunk: Sequence[Mapping[str, Any]]) -> set[str]:
-    statement = _rows_insert(conn.dialect.name)
+def _insert_mysql(
+    conn: Connection, chunk: Sequence[Mapping[str, Any]], columns: tuple[str, ...]
+) -> set[str]:
+    statement = _rows_insert(conn.dialect.name, columns)
     if len(chunk) == 1:  # track(): try it; a duplicate's failed INSERT rolls back alone
         try:
             conn.execute(statement, dict(chunk[0]))

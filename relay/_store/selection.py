@@ -21,7 +21,7 @@ from relay._errors import FilterError
 from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
 from relay._store._base import state_is, translate_errors
 from relay._store.claims import claimed_columns, lease_is_live
-from relay._tables import OutboxEvent, OutboxState, outbox
+from relay._tables import OutboxEvent, OutboxState, RowKind, outbox
 
 _MAX_ID = 2**63 - 1
 
@@ -344,14 +344,16 @@ def next_batch(
 def events_page(
     conn: Connection, f: EventFilter, *, after_id: int, limit: int
 ) -> list[OutboxEvent]:
-    """The next ``limit`` rows matching ``f`` with ``id > after_id`` as the relay would send them.
+    """The next ``limit`` events matching ``f`` with ``id > after_id`` as the relay would send them.
 
     ``properties_json`` is the stored JSON text, exactly what the claim hands the client.
     Lock: none (a plain read). Guard: ``id > after_id`` (keyset), so pages never overlap.
     """
+    # Events only: profile updates (kind user/group) are not /import events, and an export
+    # is a file of /import event objects.
     page = conn.execute(
         sa.select(*claimed_columns(conn))
-        .where(where(f), outbox.c.id > after_id)
+        .where(where(f), outbox.c.id > after_id, outbox.c.kind == RowKind.EVENT.value)
         .order_by(outbox.c.id)
         .limit(limit)
     ).all()

@@ -84,11 +84,20 @@ def inspect_event(engine: Engine, key: str) -> EventDetail:
             field="key",
         )
     row = found[0]
-    try:
-        encoded: str | None = encode_event(row.event).decode()
-        error = None
-    except (EventValidationError, ValueError, TypeError) as exc:
-        encoded, error = None, str(exc)
+    encoded: str | None = None
+    if row.event.event.startswith("$"):
+        # A profile update (kind user/group: its event column holds the operation, which
+        # no event name can be): not an /import event.
+        error: str | None = (
+            f"a profile update ({row.event.event}): sent to /engage or /groups as stored, "
+            "with $token and $ip 0 added"
+        )
+    else:
+        try:
+            encoded = encode_event(row.event).decode()
+            error = None
+        except (EventValidationError, ValueError, TypeError) as exc:
+            encoded, error = None, str(exc)
     try:
         properties = orjson.loads(row.event.properties_json)
     except orjson.JSONDecodeError:

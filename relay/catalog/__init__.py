@@ -40,6 +40,7 @@ from relay.catalog.directory import (
     StaticEmployeeDirectory,
 )
 from relay.catalog.map import MapTrackHelper
+from relay.catalog.organizations import ORGANIZATION_GROUP_KEY, OrganizationProfileHelper
 from relay.catalog.risk import RiskTrackHelper
 from relay.catalog.schemas import (
     CATALOG_SCHEMAS,
@@ -60,6 +61,7 @@ from relay.catalog.survey import SurveyTrackHelper
 
 __all__ = [
     "CATALOG_SCHEMAS",
+    "ORGANIZATION_GROUP_KEY",
     "ActionPlanSource",
     "AuthTrackHelper",
     "CoreTrackHelper",
@@ -77,6 +79,7 @@ __all__ = [
     "MxpSurveyDeliveredErrorEventSchema",
     "MxpSurveyDeliveredEventSchema",
     "OrganizationInfo",
+    "OrganizationProfileHelper",
     "RiskLevel",
     "RiskTrackHelper",
     "StaticEmployeeDirectory",

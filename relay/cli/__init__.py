@@ -95,13 +95,14 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
 
 def _add_commands() -> None:
-    from relay.cli import admin, operations, pause, standin  # noqa: PLC0415
+    from relay.cli import admin, forget, operations, pause, standin  # noqa: PLC0415
     from relay.cli.events import events  # noqa: PLC0415
 
     for command in (
         *operations.COMMANDS,
         *admin.COMMANDS,
         *pause.COMMANDS,
+        *forget.COMMANDS,
         standin.standin,
         events,
     ):

@@ -86,6 +86,7 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
     """
     from relay._delivery.drain import Drainer, DrainResult  # noqa: PLC0415
     from relay._delivery.mixpanel_client import MixpanelImportClient  # noqa: PLC0415
+    from relay._delivery.profiles import require_profile_token  # noqa: PLC0415
     from relay._errors import MixpanelAuthError  # noqa: PLC0415
     from relay._logging import configure_logging  # noqa: PLC0415
 
@@ -93,6 +94,7 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
     configure_logging(settings)
     total = DrainResult()
     with relay.engine(writes=True) as engine, MixpanelImportClient(settings) as client:
+        require_profile_token(engine, settings)  # exit 3: profile updates wait, no token
         drainer = Drainer(engine, client, settings, concurrency=settings.drain_concurrency)
         while True:
             left = None if max_batches is None else max_batches - _batches(total, settings)

@@ -358,9 +358,15 @@ class EagerDrain:
             mixpanel_project_id=self.standin.project_id,
             mixpanel_service_account_username=self.standin.username,
             mixpanel_service_account_secret=self.standin.secret,
+            # Profile updates (relay.update_profile / update_group) carry the project token.
+            mixpanel_project_token=self.standin.project_token,
         )
         with MixpanelImportClient(settings) as client:
-            return Drainer(engine, client, settings).drain_until_idle()
+            drainer = Drainer(engine, client, settings)
+            try:
+                return drainer.drain_until_idle()
+            finally:
+                drainer.close()
 
 
 @pytest.fixture

@@ -237,3 +237,105 @@ def resends_within(log: Iterable[RequestRecord], seconds: float) -> list[str]:
             if gap < seconds:
                 violations.append(f"{insert_id} re-sent after {gap:.2f} s")
     return violations
+
+
+# --- profile updates ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfileLedgerReport:
+    """Profile updates committed against the profiles the stand-in built.
+
+    Each business transaction of a profile scenario writes two updates of one profile: a
+    ``$union`` of a fresh token into ``seen`` and a ``$set`` of ``step`` (its position among
+    that profile's commits). The union accumulates whatever was ever applied, the set keeps
+    whatever was applied last, so the final profiles tell: **lost** (a committed token missing
+    from ``seen``), **phantom** (a token in ``seen`` that no committed transaction wrote: a
+    rolled-back one), **out of order** (``step`` is not the profile's last committed step: an
+    older update applied after a newer one).
+    """
+
+    scenario: str
+    profiles: int
+    committed: int
+    rolled_back: int
+    lost: tuple[str, ...]
+    phantom: tuple[str, ...]
+    out_of_order: tuple[str, ...]
+
+    @property
+    def clean(self) -> bool:
+        """Nothing lost, nothing invented, every profile at its last committed step."""
+        return not (self.lost or self.phantom or self.out_of_order)
+
+    def __str__(self) -> str:
+        def sample(ids: Sequence[str]) -> str:
+            return f"  e.g. {', '.join(map(repr, ids[:_SAMPLE]))}" if ids else ""
+
+        return "\n".join(
+            [
+                f"profile ledger [{self.scenario}]",
+                f"  profiles                          {self.profiles:>9,}",
+                f"  committed transactions            {self.committed:>9,}",
+                f"  rolled back                       {self.rolled_back:>9,}",
+                f"  LOST                              {len(self.lost):>9,}{sample(self.lost)}",
+                f"  PHANTOM                           {len(self.phantom):>9,}"
+                f"{sample(self.phantom)}",
+                f"  OUT OF ORDER (profiles)           {len(self.out_of_order):>9,}"
+                f"{sample(self.out_of_order)}",
+            ]
+        )
+
+    def assert_clean(self) -> None:
+        """Fail with the whole report unless nothing was lost, invented or reordered."""
+        assert self.clean, f"the profile ledger does not balance:\n{self}"
+
+
+class ProfileLedger:
+    """Committed and rolled-back profile transactions of one scenario (thread-safe)."""
+
+    def __init__(self, scenario: str) -> None:
+        self.scenario = scenario
+        self._lock = threading.Lock()
+        self._committed: dict[str, list[tuple[int, str]]] = defaultdict(list)
+        self._rolled_back: set[str] = set()
+
+    def record_committed(self, distinct_id: str, *, step: int, token: str) -> None:
+        """Record a transaction of ``distinct_id`` that committed (after the commit returned)."""
+        with self._lock:
+            self._committed[distinct_id].append((step, token))
+
+    def record_rolled_back(self, token: str) -> None:
+        """Record the token of a transaction that rolled back."""
+        with self._lock:
+            self._rolled_back.add(token)
+
+    def reconcile(
+        self, profiles: Mapping[tuple[str, str, str], Mapping[str, Any]]
+    ) -> ProfileLedgerReport:
+        """Compare with the stand-in's ``profiles()``."""
+        with self._lock:
+            committed = {d: list(steps) for d, steps in self._committed.items()}
+            rolled_back = set(self._rolled_back)
+        lost: list[str] = []
+        phantom: list[str] = []
+        out_of_order: list[str] = []
+        for distinct_id, steps in sorted(committed.items()):
+            profile = profiles.get(("user", "", distinct_id), {})
+            seen = set(profile.get("seen", []))
+            tokens = {token for _, token in steps}
+            lost.extend(sorted(tokens - seen))
+            phantom.extend(sorted(seen - tokens))
+            if profile.get("step") != max(step for step, _ in steps):
+                out_of_order.append(distinct_id)
+        unknown = [key[2] for key in profiles if key[0] == "user" and key[2] not in committed]
+        phantom.extend(unknown)
+        return ProfileLedgerReport(
+            scenario=self.scenario,
+            profiles=len(committed),
+            committed=sum(len(s) for s in committed.values()),
+            rolled_back=len(rolled_back),
+            lost=tuple(lost),
+            phantom=tuple(phantom),
+            out_of_order=tuple(out_of_order),
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger import Ledger, resends_within
+from ledger import Ledger, ProfileLedger, resends_within
 
 from relay.testing.mixpanel_standin import RequestRecord
 
@@ -86,3 +86,28 @@ def test_a_resend_inside_the_lease_is_reported() -> None:
         RequestRecord(at=24.0, status=200, events=1, insert_ids=("b",)),
     ]
     assert resends_within(log, 3.0) == ["a re-sent after 1.00 s"]
+
+
+def test_profile_ledger_catches_lost_phantom_and_out_of_order_updates() -> None:
+    """A committed token missing, a rolled-back token applied, a profile left at an older step
+    and a profile no committed transaction wrote are each flagged; a balanced run is clean."""
+    ledger = ProfileLedger("self-test")
+    ledger.record_committed("u-1", step=1, token="a")
+    ledger.record_committed("u-1", step=2, token="b")
+    ledger.record_committed("u-2", step=1, token="c")
+    ledger.record_rolled_back("x")
+    balanced = {
+        ("user", "", "u-1"): {"seen": ["a", "b"], "step": 2},
+        ("user", "", "u-2"): {"seen": ["c"], "step": 1},
+    }
+    assert ledger.reconcile(balanced).clean
+    broken = {
+        ("user", "", "u-1"): {"seen": ["a", "x"], "step": 1},
+        ("user", "", "u-2"): {"seen": ["c"], "step": 1},
+        ("user", "", "u-9"): {"seen": ["y"], "step": 1},
+    }
+    report = ledger.reconcile(broken)
+    assert report.lost == ("b",)
+    assert report.phantom == ("x", "u-9")
+    assert report.out_of_order == ("u-1",)
+    assert not report.clean

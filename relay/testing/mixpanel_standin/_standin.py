@@ -220,7 +220,7 @@ class MixpanelStandin(StandinViews, FaultInjection):
         if path in _profiles.PATHS:
             if method != "POST":
                 return mixpanel_error(405, "method not allowed")
-            return self._profiles.handle(path, query, headers, body)
+            return self._serve_profiles(path, query, headers, body)
         if path.startswith(_gdpr.PREFIXES):
             return self._gdpr.handle(method, path, query, headers, body)
         if path.startswith(_lexicon.PREFIX):
@@ -230,6 +230,25 @@ class MixpanelStandin(StandinViews, FaultInjection):
         if path.startswith(PREFIX):
             return control_reply(self, method, path, body)
         return not_found()
+
+    def _serve_profiles(
+        self, path: str, query: dict[str, str], headers: Message, body: bytes
+    ) -> Reply | None:
+        """``/engage`` and ``/groups``, after any queued fault (``fail_next``, ``delay_next``).
+
+        A fault with a status answers instead of the endpoint (nothing applied); a delay holds
+        the request, then applies it as usual (or, with ``drop``, drops it unapplied).
+        """
+        fault = self._faults.next_fault()
+        if fault is not None and fault.status is not None:
+            if fault.body is not None:
+                return Reply(fault.status, fault.body)
+            return mixpanel_error(fault.status, fault.error or f"injected HTTP {fault.status}")
+        if fault is not None:
+            stopping = self._faults.hold(fault.seconds)
+            if fault.drop or stopping:
+                return None
+        return self._profiles.handle(path, query, headers, body)
 
     def _serve_ingestion(
         self, path: str, query: dict[str, str], headers: Message, body: bytes

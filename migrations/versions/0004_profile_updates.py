@@ -1,0 +1,149 @@
+"""Profile updates in the outbox: ``relay_outbox.kind``, ``relay_outbox.profile_key``.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-02
+
+* ``relay_outbox.kind`` (new, ``VARCHAR(8) NOT NULL DEFAULT 'event'``): ``event`` for rows
+  ``track()`` wrote, ``user`` / ``group`` for ``relay.update_profile`` / ``relay.update_group``.
+* ``relay_outbox.profile_key`` (new, ``VARCHAR(64)`` NULL): SHA-256 hex of the profile a
+  profile update is for; NULL for events.
+* ``ix_relay_outbox_profile_pending`` (new): ``(profile_key, id)``, partial on
+  ``state = 'pending' AND profile_key IS NOT NULL`` on PostgreSQL and SQLite (events never
+  enter it; full on MariaDB). The profile claim reads the head of each profile's queue from it.
+
+Every existing row is an event, so the upgrade needs no data change. A relay of revision 0003
+must not run beside one of 0004 (it would send profile updates to ``/import``); relays refuse a
+revision other than their own.
+
+Locking (online, following ``migrations/_online.py``):
+
+* PostgreSQL: ``ADD COLUMN IF NOT EXISTS`` with a constant default is a catalog change (no
+  rewrite), under ``lock_timeout`` and retried; the index is built ``CONCURRENTLY``.
+* MariaDB: ``ADD COLUMN ..., ALGORITHM=INSTANT``; ``ADD INDEX`` with ``ALGORITHM=INPLACE,
+  LOCK=NONE``, each under ``lock_wait_timeout``, retried.
+* SQLite: plain DDL.
+
+Each step checks the catalog first, so a run interrupted anywhere is completed by the next.
+"""
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from alembic import op
+
+if TYPE_CHECKING:  # mypy checks the source folder; installed, it is relay.migrations
+    from migrations import _online
+else:
+    from relay.migrations import _online
+
+revision: str = "0004"
+down_revision: str | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+KIND_COMMENT = "event, user or group: what the row carries (migration 0004)"
+KEY_COMMENT = "sha256 of the profile a user/group update is for; NULL for events"
+INDEX = "ix_relay_outbox_profile_pending"
+COLUMNS = ["profile_key", "id"]
+PREDICATE = "state = 'pending' AND profile_key IS NOT NULL"
+
+
+def _columns() -> list[sa.Column[object]]:
+    return [
+        sa.Column(
+            "kind",
+            sa.String(8),
+            nullable=False,
+            server_default="event",
+            comment=KIND_COMMENT,
+        ),
+        sa.Column("profile_key", sa.String(64), nullable=True, comment=KEY_COMMENT),
+    ]
+
+
+def _has_index() -> bool:
+    if _online.offline():
+        return False
+    return any(i["name"] == INDEX for i in sa.inspect(op.get_bind()).get_indexes("relay_outbox"))
+
+
+def upgrade() -> None:
+    name = _online.dialect()
+    if name == "sqlite":
+        for column in _columns():
+            if not _online.column_exists("relay_outbox", column.name):
+                op.add_column("relay_outbox", column)
+        if not _has_index():
+            op.create_index(INDEX, "relay_outbox", COLUMNS, sqlite_where=sa.text(PREDICATE))
+        return
+    with op.get_context().autocommit_block():
+        if name == "postgresql":
+            _online.locked(
+                "ALTER TABLE relay_outbox ADD COLUMN IF NOT EXISTS kind VARCHAR(8) NOT NULL "
+                "DEFAULT 'event'",
+                what="adding relay_outbox.kind",
+            )
+            _online.locked(
+                "ALTER TABLE relay_outbox ADD COLUMN IF NOT EXISTS profile_key VARCHAR(64)",
+                what="adding relay_outbox.profile_key",
+            )
+            _online.locked(
+                f"COMMENT ON COLUMN relay_outbox.kind IS '{KIND_COMMENT}'",
+                what="commenting relay_outbox.kind",
+            )
+            _online.locked(
+                f"COMMENT ON COLUMN relay_outbox.profile_key IS '{KEY_COMMENT}'",
+                what="commenting relay_outbox.profile_key",
+            )
+            _online.create_index_concurrently(INDEX, "relay_outbox", COLUMNS, where=PREDICATE)
+        else:
+            for column in _columns():
+                if not _online.column_exists("relay_outbox", column.name):
+                    _online.mariadb_alter(
+                        "relay_outbox",
+                        f"ADD COLUMN {_mariadb_column_ddl(column)}",
+                        what=f"adding relay_outbox.{column.name}",
+                    )
+            if not _has_index():
+                _online.mariadb_alter(
+                    "relay_outbox",
+                    f"ADD INDEX {INDEX} ({', '.join(COLUMNS)})",
+                    what=f"adding {INDEX}",
+                )
+
+
+def downgrade() -> None:
+    name = _online.dialect()
+    if name == "sqlite":
+        op.drop_index(INDEX, table_name="relay_outbox", if_exists=True)
+        for column in ("profile_key", "kind"):
+            if _online.offline() or _online.column_exists("relay_outbox", column):
+                op.drop_column("relay_outbox", column)
+        return
+    with op.get_context().autocommit_block():
+        if name == "postgresql":
+            _online.drop_index_concurrently(INDEX)
+            for column in ("profile_key", "kind"):
+                _online.locked(
+                    f"ALTER TABLE relay_outbox DROP COLUMN IF EXISTS {column}",
+                    what=f"dropping relay_outbox.{column}",
+                )
+        else:
+            if _online.offline() or _has_index():
+                _online.mariadb_alter(
+                    "relay_outbox", f"DROP INDEX {INDEX}", what=f"dropping {INDEX}"
+                )
+            for column in ("profile_key", "kind"):
+                if _online.offline() or _online.column_exists("relay_outbox", column):
+                    _online.mariadb_alter(
+                        "relay_outbox",
+                        f"DROP COLUMN {column}",
+                        what=f"dropping relay_outbox.{column}",
+                    )
+
+
+def _mariadb_column_ddl(column: sa.Column[object]) -> str:
+    bound = sa.Table("relay_outbox", sa.MetaData(), column).c[column.name]
+    return str(sa.schema.CreateColumn(bound).compile(dialect=op.get_context().dialect))

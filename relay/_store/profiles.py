@@ -1,0 +1,242 @@
+"""Profile updates in the outbox: their row, the per-profile ordered claim, and erasure.
+
+A profile update is an outbox row of kind ``user`` or ``group`` (:class:`relay._tables.RowKind`)
+with a ``profile_key`` naming its profile. The claim here takes, for each profile, only the
+head of its queue: the pending update with the lowest id, and only when no earlier update of
+the same profile is pending (leased by some relay, waiting for a retry, or not yet due). So
+for one profile, updates take effect in outbox order across retries, crashes and several
+relays, and one request never carries two updates of one profile.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from relay._event.properties import datetime_to_timestamp_ms
+from relay._store import lanes
+from relay._store._base import id_is_one_of, state_is, translate_errors
+from relay._store.claims import Claim, is_due, lease_rows
+from relay._tables import OutboxState, RowKind, audit, outbox
+
+#: The kinds of row that are profile updates, and so are claimed here.
+PROFILE_KINDS = (RowKind.USER.value, RowKind.GROUP.value)
+
+
+def profile_key(kind: RowKind, *identity: str) -> str:
+    """The ``profile_key`` of a profile: SHA-256 hex of its kind and identity.
+
+    ``identity`` is ``(distinct_id,)`` for a user, ``(group_key, group_id)`` for a group. A
+    digest keeps the key short enough for an index on every dialect.
+    """
+    return hashlib.sha256(orjson.dumps([kind.value, *identity])).hexdigest()
+
+
+def profile_row(
+    *,
+    kind: RowKind,
+    insert_id: str,
+    operation: str,
+    identity: str,
+    key: str,
+    update_json: bytes,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The column values of a new pending profile-update row at ``now``.
+
+    ``event`` holds the operation (``$set`` ...), ``distinct_id`` the user's distinct_id or the
+    group's id, ``properties`` the update object without ``$token`` and ``$ip``, as the JSON
+    text that was checked (stored as is, as an event's properties are).
+    """
+    return {
+        "insert_id": insert_id,
+        "event": operation,
+        "distinct_id": identity,
+        "time_ms": datetime_to_timestamp_ms(now),
+        "properties": update_json.decode(),
+        "state": OutboxState.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+        "kind": kind.value,
+        "profile_key": key,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileClaim:
+    """Profile updates leased by one claim (``claim.events``) and each one's kind by id.
+
+    ``more``: the claim stopped at its limit, or passed over updates queued behind the ones
+    it took, so more may be due once these are acked.
+    """
+
+    claim: Claim
+    kinds: dict[int, str]
+    more: bool
+
+
+def _earlier_pending() -> sa.Exists:
+    earlier = outbox.alias("earlier")
+    return (
+        sa.select(earlier.c.id)
+        .where(
+            earlier.c.profile_key == outbox.c.profile_key,
+            earlier.c.state == sa.literal(OutboxState.PENDING.value, literal_execute=True),
+            earlier.c.id < outbox.c.id,
+        )
+        .exists()
+    )
+
+
+def _pending_profile_rows() -> list[sa.ColumnElement[bool]]:
+    # Both predicates of ix_relay_outbox_profile_pending, literal, so the planner can use it.
+    return [state_is(OutboxState.PENDING), outbox.c.profile_key.is_not(None)]
+
+
+@translate_errors
+def claim_profile_updates(
+    conn: Connection, *, now: dt.datetime, limit: int, lease_seconds: float
+) -> ProfileClaim:
+    """Lease up to ``limit`` due profile updates, each the head of its profile's queue.
+
+    Two steps. First a plain (non-locking) read of the heads: due pending updates with no
+    pending update of the same profile before them (``NOT EXISTS``, which sees updates leased
+    by other relays and updates waiting for a retry: both are still pending). Then the heads
+    are locked ``FOR UPDATE SKIP LOCKED`` (PostgreSQL, MariaDB; SQLite holds its write lock)
+    and re-checked due, and leased as event rows are (:func:`relay._store.claims.lease_rows`).
+    The read does not lock, so a head another relay is leasing at the same moment still
+    counts as earlier for the rows behind it: a locking read with SKIP LOCKED would skip it
+    and take the update behind it, out of order. A head stays a head until it is delivered
+    or dead (ids only grow), so the lock step never takes a row that stopped being one.
+    A pause of all delivery (``relay pause``) covers profile updates too.
+
+    Lock: the heads leased. Guard: ``state = 'pending'`` and :func:`relay._store.is_due`.
+    """
+    token = uuid.uuid4().hex
+    if lanes.claim_exclusion(conn).everything:
+        return ProfileClaim(claim=Claim(token=token, events=[]), kinds={}, more=False)
+    heads = [
+        int(row_id)
+        for row_id in conn.execute(
+            sa.select(outbox.c.id)
+            .where(*_pending_profile_rows(), is_due(now), ~_earlier_pending())
+            .order_by(outbox.c.id)
+            .limit(limit)
+        ).scalars()
+    ]
+    if not heads:
+        return ProfileClaim(claim=Claim(token=token, events=[]), kinds={}, more=False)
+    lock = (
+        sa.select(outbox.c.id, outbox.c.kind)
+        .where(id_is_one_of(conn, heads), *_pending_profile_rows(), is_due(now))
+        .order_by(outbox.c.id)
+    )
+    if conn.dialect.name != "sqlite":
+        lock = lock.with_for_update(skip_locked=True)
+    kinds = {int(row_id): str(kind) for row_id, kind in conn.execute(lock).all()}
+    if not kinds:
+        return ProfileClaim(claim=Claim(token=token, events=[]), kinds={}, more=True)
+    lease_until = now + dt.timedelta(seconds=lease_seconds)
+    events = lease_rows(conn, list(kinds), token=token, lease_until=lease_until, now=now)
+    events.sort(key=lambda e: e.id)
+    more = len(heads) >= limit or _has_queued(conn, taken=len(kinds))
+    return ProfileClaim(claim=Claim(token=token, events=events), kinds=kinds, more=more)
+
+
+def _has_queued(conn: Connection, *, taken: int) -> bool:
+    """Whether pending profile updates beyond the ``taken`` just leased exist (one short read)."""
+    pending = conn.execute(
+        sa.select(sa.func.count()).select_from(
+            sa.select(outbox.c.id).where(*_pending_profile_rows()).limit(taken + 1).subquery()
+        )
+    ).scalar_one()
+    return int(pending) > taken
+
+
+# --- erasure ---------------------------------------------------------------------------------
+
+
+def _person_rows(distinct_id: str) -> sa.ColumnElement[bool]:
+    """Rows of one person: events with that distinct_id, and updates of that user's profile."""
+    return sa.and_(
+        outbox.c.distinct_id == distinct_id,
+        sa.or_(outbox.c.kind == RowKind.EVENT.value, outbox.c.kind == RowKind.USER.value),
+    )
+
+
+@translate_errors
+def count_person_rows(conn: Connection, *, distinct_id: str) -> dict[str, int]:
+    """How many rows of the person ``distinct_id`` the outbox holds, by kind and state."""
+    rows = conn.execute(
+        sa.select(outbox.c.kind, outbox.c.state, sa.func.count())
+        .where(_person_rows(distinct_id))
+        .group_by(outbox.c.kind, outbox.c.state)
+    ).all()
+    return {f"{kind}/{state}": int(count) for kind, state, count in rows}
+
+
+@translate_errors
+def delete_person_rows(conn: Connection, *, distinct_id: str) -> int:
+    """Delete every outbox row of the person ``distinct_id``; returns how many.
+
+    Lock: the rows deleted (a row a relay holds is deleted too: its fenced ack then changes
+    nothing, and it is not sent again).
+    """
+    return conn.execute(sa.delete(outbox).where(_person_rows(distinct_id))).rowcount
+
+
+@translate_errors
+def profile_updates_waiting(conn: Connection) -> int:
+    """How many profile updates are pending (read from ``ix_relay_outbox_profile_pending``)."""
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).select_from(outbox).where(*_pending_profile_rows())
+        ).scalar_one()
+    )
+
+
+@translate_errors
+def redact_audit_mentions(conn: Connection, *, distinct_id: str, replacement: str) -> int:
+    """Replace ``distinct_id`` wherever an audit entry's filter or detail holds it.
+
+    An earlier ``relay replay --distinct-id ID`` kept the id in its entry's filter. The audit
+    table is small (one row per operator action): every entry is read and those whose text
+    holds the id are rewritten, the id replaced by ``replacement`` (its keyed hash). Returns
+    how many entries changed. Lock: the entries rewritten.
+    """
+    changed = 0
+    for entry_id, filter_value, detail in conn.execute(
+        sa.select(audit.c.id, audit.c.filter, audit.c.detail)
+    ).all():
+        new_filter = _replace_in(filter_value, distinct_id, replacement)
+        new_detail = detail.replace(distinct_id, replacement) if detail else detail
+        if new_filter != filter_value or new_detail != detail:
+            conn.execute(
+                sa.update(audit)
+                .where(audit.c.id == entry_id)
+                .values(filter=new_filter, detail=new_detail)
+            )
+            changed += 1
+    return changed
+
+
+def _replace_in(value: Any, needle: str, replacement: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(needle, replacement)
+    if isinstance(value, list):
+        return [_replace_in(item, needle, replacement) for item in value]
+    if isinstance(value, dict):
+        return {
+            _replace_in(k, needle, replacement): _replace_in(v, needle, replacement)
+            for k, v in value.items()
+        }
+    return value
