@@ -30,7 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 if TYPE_CHECKING:
     from relay._delivery.answers import RequestStat
-    from relay._delivery.drain import DrainResult
+    from relay._delivery.results import DrainResult
     from relay._store.maintenance import Gauges
 
 logger = structlog.get_logger("relay.metrics")

@@ -21,7 +21,7 @@ from relay._config import RelaySettings
 from relay._daemon.metrics import RelayMetrics
 from relay._delivery.answers import RequestStat
 from relay._delivery.backoff import retry_delay
-from relay._delivery.drain import DrainResult
+from relay._delivery.results import DrainResult
 
 logger = structlog.get_logger("relay.daemon")
 

@@ -1,12 +1,13 @@
 """All relay-side SQL on the outbox, one function per statement, dialect differences inside.
 
-A package so that each part has one owner, in the order an event flows through them:
-``outbox`` (the row ``track()`` writes and its insert), ``claims`` (the lease), ``acks`` (the
-fenced acks and hand-backs that end a claim), ``maintenance`` (retention and the cheap gauges),
-``lanes`` (the claim's fair lane and the pauses it passes over), and the modules behind the
-admin commands (``selection``, ``requeue``, ``stats``, ``audit``, ``capture``, ``pauses``).
-``_base`` holds what they share: :func:`transaction`, the one error translation and the
-predicates. Nothing outside this package builds SQL, and driver errors leave it only as
+A package so that each part has one owner, in the order an event flows through them: ``outbox``
+(the row ``track()`` writes and its insert; ``pipeline``, its one-round-trip PostgreSQL path),
+``profiles`` (profile updates' rows, per-profile claims and erasure), ``claims`` (the lease),
+``acks`` (the fenced acks and hand-backs that end a claim), ``maintenance`` (retention and the
+cheap gauges), ``lanes`` (the claim's fair lane and the pauses it passes over), and the modules
+behind the admin commands (``selection``, ``requeue``, ``stats``, ``audit``, ``capture``,
+``pauses``). ``_base`` holds what they share: :func:`transaction`, the one error translation and
+the predicates. Nothing outside this package builds SQL, and driver errors leave it only as
 :class:`relay._errors.StoreError` or a typed subclass.
 
 The names below are the store's interface to the rest of relay (all private to relay).
@@ -35,7 +36,6 @@ from relay._store.claims import (
 from relay._store.outbox import (
     check_writable,
     connection_of,
-    insert_and_notify_in_one_round_trip,
     insert_event,
     insert_rows,
     notify,
@@ -43,6 +43,7 @@ from relay._store.outbox import (
     pending_row,
     write_event,
 )
+from relay._store.pipeline import insert_and_notify_in_one_round_trip
 
 __all__ = [
     "DENSE_CLAIM_SPAN",

@@ -15,7 +15,7 @@ from relay.cli._context import Relay, open_engine, pass_relay
 
 if TYPE_CHECKING:
     from relay._config import RelaySettings
-    from relay._delivery.drain import DrainResult
+    from relay._delivery.results import DrainResult
 
 
 @click.command(epilog=_exit.EXIT_CODES_HELP)

@@ -16,7 +16,7 @@ from relay._config import RelaySettings
 from relay._daemon.metrics import RelayMetrics
 from relay._daemon.pacing import DrainPacer, MetricsFeed
 from relay._delivery.answers import RequestStat
-from relay._delivery.drain import DrainResult
+from relay._delivery.results import DrainResult
 
 
 class FakeClock:
