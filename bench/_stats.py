@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import platform
 import statistics
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -47,3 +49,10 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         )
         if n == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def print_header() -> None:
+    """The three lines every benchmark starts its report with: machine, date, command."""
+    print(f"machine: {machine()}")
+    print(f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"command: {' '.join(sys.argv)}")

@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import datetime as dt
 import functools
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from _db import DEFAULT_ADMIN_URL, retry_if_restarted, scratch_postgres, settle
 from _loaders import load_rows, new_tag
 from _procs import RssSampler, start_worker
 from _standin import Standin, relay_env
-from _stats import machine, median, print_table
+from _stats import median, print_header, print_table
 
 from relay._database import create_engine
 
@@ -102,9 +101,7 @@ def main() -> int:
     if args.quick:
         args.delivered, args.pending, args.rss_events, args.runs = 500_000, 20_000, 100_000, 1
 
-    print(f"machine: {machine()}")
-    print(f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"command: {' '.join(sys.argv)}")
+    print_header()
     rates: dict[str, list[float]] = {"empty": [], "full": []}
     with contextlib.ExitStack() as stack:
         log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="relay_bench_")))

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 import time
 
 import sqlalchemy as sa
 from _db import DEFAULT_ADMIN_URL, scratch_postgres, settle
 from _loaders import load_rows, new_tag
-from _stats import machine, median, print_table
+from _stats import median, print_header, print_table
 
 from relay import _store as store
 from relay._database import create_engine
@@ -88,9 +87,7 @@ def main() -> int:
     if args.quick:
         args.events, args.runs = 200_000, 1
 
-    print(f"machine: {machine()}")
-    print(f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"command: {' '.join(sys.argv)}")
+    print_header()
     results: dict[str, list[dict[str, float]]] = {mode: [] for mode in MODES}
     for run in range(1, args.runs + 1):
         for mode in MODES:

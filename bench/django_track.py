@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import sys
 import time
 from typing import Any
 
@@ -29,7 +27,7 @@ import django
 import sqlalchemy as sa
 from _db import DEFAULT_ADMIN_URL, scratch_postgres, scratch_sqlite
 from _loaders import survey_properties
-from _stats import machine, median, print_table
+from _stats import median, print_header, print_table
 from django.conf import settings
 
 TARGET_RATIO = 1.3
@@ -93,9 +91,7 @@ def main() -> int:
     if args.quick:
         args.transactions, args.runs = 300, 1
 
-    print(f"machine: {machine()}")
-    print(f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"command: {' '.join(sys.argv)}")
+    print_header()
     print(f"Django {django.get_version()}")
     with contextlib.ExitStack() as stack:
         urls = {

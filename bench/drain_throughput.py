@@ -49,7 +49,7 @@ from _db import (
 from _loaders import load_rows, new_tag
 from _procs import PostgresCpu, start_py_spy, start_worker
 from _standin import Standin, relay_env
-from _stats import machine, median, print_table
+from _stats import median, print_header, print_table
 from sqlalchemy.engine import make_url
 
 from relay._database import create_engine
@@ -197,9 +197,7 @@ def main() -> int:
     if args.gzip_level is not None:
         settings["gzip_level"] = args.gzip_level
 
-    print(f"machine: {machine()}")
-    print(f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"command: {' '.join(sys.argv)}")
+    print_header()
     print(f"{args.events:,} events per run, {args.runs} runs, settings {settings or 'defaults'}")
     results: dict[str, list[dict[str, float]]] = {s: [] for s in scenarios}
     with contextlib.ExitStack() as stack:

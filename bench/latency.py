@@ -30,7 +30,6 @@ import contextlib
 import datetime as dt
 import functools
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -42,7 +41,7 @@ from _db import DEFAULT_ADMIN_URL, retry_if_restarted, scratch_postgres
 from _loaders import survey_properties
 from _procs import Worker, WorkerError, start_worker
 from _standin import STANDIN_PROJECT_ID, STANDIN_SECRET, STANDIN_USERNAME
-from _stats import machine, median, print_table
+from _stats import median, print_header, print_table
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -345,9 +344,7 @@ def main() -> int:
     if args.quick:
         args.seconds, args.runs = 8.0, 1
 
-    print(f"machine: {machine()}")
-    print(f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"command: {' '.join(sys.argv)}")
+    print_header()
     print(
         f"{args.rate:,.0f} events/s offered by {args.producers} threads, "
         f"{args.events_per_transaction} per transaction ({args.producer}), "

@@ -26,28 +26,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import signal
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import sqlalchemy as sa
-from _common import (
-    DEFAULT_ADMIN_URL,
-    STANDIN_PROJECT_ID,
-    STANDIN_SECRET,
-    STANDIN_USERNAME,
-    load_rows,
-    machine,
-    median,
-    new_tag,
-    print_table,
-    scratch_postgres,
-    settle,
-    start_worker,
-)
+from _db import DEFAULT_ADMIN_URL, scratch_postgres, settle
+from _loaders import load_rows, new_tag
+from _procs import start_worker
+from _standin import STANDIN_PROJECT_ID, STANDIN_SECRET, STANDIN_USERNAME
+from _stats import median, print_header, print_table
 from latency import Producers, inserted_sender, latencies, percentile, start_standin, stop_standin
 
 from relay._database import create_engine
@@ -134,9 +123,7 @@ def main() -> int:
     if not modes or any(m not in ("fair", "old") for m in modes):
         parser.error("--modes takes fair and/or old")
 
-    print(f"machine: {machine()}")
-    print(f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"command: {' '.join(sys.argv)}")
+    print_header()
     print(
         f"{args.replayed:,} replayed rows due at once; live {args.rate:,.0f} events/s for "
         f"{args.seconds:.0f} s; {args.runs} run(s) per mode"

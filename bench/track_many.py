@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import sys
 import time
 from typing import Any
 
 import sqlalchemy as sa
 from _db import DEFAULT_ADMIN_URL, scratch_postgres
 from _loaders import survey_properties as properties
-from _stats import machine, median, print_table
+from _stats import median, print_header, print_table
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
@@ -139,9 +138,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.batches = 3
-    print(f"machine: {machine()}")
-    print(f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"command: {' '.join(sys.argv)}")
+    print_header()
     rows = payloads(args.events)
     times: dict[str, list[float]] = {
         k: [] for k in ("track", "plain", "many", "atrack", "plain_async")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
-import sys
 import time
 import uuid
 from typing import Any
@@ -32,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from _db import DEFAULT_ADMIN_URL, scratch_postgres
 from _loaders import survey_properties
-from _stats import machine, median, print_table
+from _stats import median, print_header, print_table
 from sqlalchemy.orm import Session
 
 import relay._store.outbox
@@ -162,9 +161,7 @@ def main() -> int:
     if args.quick:
         args.transactions, args.runs = 300, 1
 
-    print(f"machine: {machine()}")
-    print(f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
-    print(f"command: {' '.join(sys.argv)}")
+    print_header()
     results = []
     with scratch_postgres(args.admin_url) as url:
         engine = create_engine(url)
