@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import weakref
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import orjson
@@ -105,26 +105,21 @@ def connection_of(session: Session | Connection) -> Connection:
     return session.connection() if _is_session(session) else cast(Connection, session)
 
 
-def _cache_of(conn: Connection) -> tuple[Any, MutableMapping[Any, Any]]:
-    # The driver's own connection (psycopg's, also under SQLAlchemy's asyncio adapter) lives as
-    # long as the session; a driver connection that takes no weak reference falls back to the
-    # pool record's info, as before.
-    driver = conn.connection.driver_connection
-    try:
-        weakref.ref(driver)
-    except TypeError:
-        return _WRITABLE_KEY, conn.connection.info
-    return driver, _writable
-
-
 def _known_writable(conn: Connection) -> bool:
-    key, cache = _cache_of(conn)
-    return bool(cache.get(key))
+    # Keyed on the driver's own connection (psycopg's, also under SQLAlchemy's asyncio
+    # adapter), which lives as long as the session; one that takes no weak reference falls
+    # back to the pool record's info.
+    try:
+        return bool(_writable.get(conn.connection.driver_connection))
+    except TypeError:
+        return bool(conn.connection.info.get(_WRITABLE_KEY))
 
 
 def _remember_writable(conn: Connection) -> None:
-    key, cache = _cache_of(conn)
-    cache[key] = True
+    try:
+        _writable[conn.connection.driver_connection] = True
+    except TypeError:
+        conn.connection.info[_WRITABLE_KEY] = True
 
 
 def check_writable(conn: Connection) -> None:

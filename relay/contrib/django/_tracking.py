@@ -87,7 +87,7 @@ def track(
             )
         ]
 
-    return _on_django([{"event": event}], write, strict=strict, using=using)[0]
+    return _on_django(write, count=1, event=event, strict=strict, using=using)[0]
 
 
 def track_many(
@@ -101,21 +101,28 @@ def track_many(
     others (multi-row INSERTs, one savepoint for the call, one NOTIFY); strict mode raises
     before writing anything on a bad batch.
     """
+    first = str(events[0].get("event", "")) if events else ""
     return _on_django(
-        events,
         lambda conn: core_track_many(conn, events, strict=strict),
+        count=len(events),
+        event=first,
         strict=strict,
         using=using,
     )
 
 
 def _on_django(
-    events: Sequence[Mapping[str, Any]],
     write: Callable[[sa.Connection], list[str | None]],
     *,
+    count: int,
+    event: str,
     strict: bool | None,
     using: str,
 ) -> list[str | None]:
+    """``write`` on the borrowed connection; on a Django-side failure, ``count`` Nones.
+
+    ``event`` names the failure in the log (the first event of a batch).
+    """
     try:
         with in_django_transaction(using) as conn:
             return write(conn)
@@ -124,5 +131,5 @@ def _on_django(
         # mode), or strict mode raised: the events are not written, as with relay.track.
         if is_strict(strict):
             raise
-        _log_failure(str(events[0].get("event", "")) if events else "", exc)
-        return [None] * len(events)
+        _log_failure(event, exc)
+        return [None] * count
