@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy.engine import Engine
 
 from relay.testing.scratch import (
@@ -22,6 +23,12 @@ from relay.testing.scratch import (
 )
 
 DIALECTS = ("sqlite", "postgresql", "mariadb")
+
+# Property-based tests run few examples by default (the quick loop and CI) and many on request:
+# HYPOTHESIS_PROFILE=thorough pytest ...
+settings.register_profile("quick", max_examples=30)
+settings.register_profile("thorough", max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 FAULTS_DIR = Path(__file__).resolve().parent / "faults"
 
 # relay's Django tests need Django settings and pytest-django: they run in a pytest process of

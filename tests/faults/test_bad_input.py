@@ -317,7 +317,7 @@ def test_hostile_track_calls_never_raise_and_store_no_row_mixpanel_would_refuse(
     pg_engine: Engine, standin: MixpanelStandin, relays: RelayLauncher
 ) -> None:
     """Hostile track() calls never raise in default mode; the stand-in accepts every stored row."""
-    run_bad_input_scenario(pg_engine, standin, relays, examples=300)
+    run_bad_input_scenario(pg_engine, standin, relays, examples=settings().max_examples)
 
 
 @pytest.mark.slow

@@ -67,7 +67,7 @@ def _stored_octets(engine: Engine, properties: dict[str, Any]) -> int:
     return int(size)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=_FIXTURE_REUSED)
+@settings(deadline=None, suppress_health_check=_FIXTURE_REUSED)
 @given(properties=_PROPERTIES)
 def test_postgresql_stores_properties_at_exactly_the_computed_size(
     pg_engine: Engine, properties: dict[str, Any]
@@ -84,7 +84,7 @@ def test_postgresql_writes_exponent_numbers_out_in_full(pg_engine: Engine) -> No
     assert stored == stored_json_size(properties) == len('{"big": , "small": }') + 309 + 302
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=_FIXTURE_REUSED)
+@settings(deadline=None, suppress_health_check=_FIXTURE_REUSED)
 @given(properties=_PROPERTIES)
 def test_mariadb_stores_the_json_text_it_was_given(
     maria_engine: Engine, properties: dict[str, Any]

@@ -489,9 +489,7 @@ hostile_text = st.text(max_size=300) | st.sampled_from(
 )
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     event=st.sampled_from([EVENT, "svc.tests.unknown_event", "not an event"]),
     distinct_id=hostile_text,

@@ -46,9 +46,7 @@ def _accepted_properties(properties: dict[str, Any]) -> bytes:
         raise
 
 
-@settings(
-    max_examples=300, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
-)
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(st.dictionaries(_keys, _values, max_size=10))
 def test_what_check_properties_accepts_the_standin_ingests_whole(
     properties: dict[str, Any],

@@ -20,7 +20,7 @@ from relay._event.limits import check_properties
 
 EV = "svc.a.b"
 GUARD_SETTINGS = settings(
-    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 INVISIBLES = [
