@@ -14,6 +14,10 @@ for pydantic, SQLAlchemy and Alembic until something needs them.
 from __future__ import annotations
 
 import importlib
+
+#: relay's version (PEP 440); also the distribution's (pyproject reads it from here). See
+#: CHANGELOG.md and the versioning policy in CONTRIBUTING.md.
+__version__ = "0.2.0.dev0"
 from typing import TYPE_CHECKING, Any
 
 # Each public name: (private module, attribute there).

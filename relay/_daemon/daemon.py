@@ -41,6 +41,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 
+from relay import _exit
 from relay._config import RelaySettings
 from relay._daemon.listener import LISTEN_JOIN_SECONDS, NotifyListener
 from relay._daemon.metrics import HEALTH_STALE_SECONDS, MetricsServer, RelayMetrics
@@ -55,7 +56,6 @@ from relay._migrations import SchemaRevisionError, require_current_schema
 from relay._store import transaction
 from relay._store.maintenance import read_gauges, run_retention
 from relay._store.pauses import list_pauses
-from relay.cli import _exit
 
 logger = structlog.get_logger("relay.daemon")
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import click
 
-from relay.cli import _exit
+from relay import _exit
+from relay._exit import CONFIGURATION as EXIT_CONFIGURATION
+from relay._exit import FAILURE as EXIT_FAILURE
+from relay._exit import USAGE as EXIT_USAGE
 from relay.cli._context import Relay
-from relay.cli._exit import CONFIGURATION as EXIT_CONFIGURATION
-from relay.cli._exit import FAILURE as EXIT_FAILURE
-from relay.cli._exit import USAGE as EXIT_USAGE
 
 __all__ = ["EXIT_CONFIGURATION", "EXIT_FAILURE", "EXIT_USAGE", "main"]
 
@@ -95,12 +95,13 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
 
 def _add_commands() -> None:
-    from relay.cli import admin, forget, operations, pause, standin  # noqa: PLC0415
+    from relay.cli import admin, dead_letters, forget, operations, pause, standin  # noqa: PLC0415
     from relay.cli.events import events  # noqa: PLC0415
 
     for command in (
         *operations.COMMANDS,
         *admin.COMMANDS,
+        dead_letters.dead_letters,
         *pause.COMMANDS,
         *forget.COMMANDS,
         standin.standin,

@@ -148,8 +148,8 @@ def pass_relay(func: Callable[Concatenate[Relay, _P], _R]) -> Callable[_P, _R]:
 def _build_settings(database_url: str | None, given: Mapping[str, Any]) -> RelaySettings:
     from pydantic import ValidationError  # noqa: PLC0415
 
+    from relay import _exit  # noqa: PLC0415
     from relay._config import RelaySettings  # noqa: PLC0415
-    from relay.cli import _exit  # noqa: PLC0415
 
     try:
         settings = RelaySettings(**given)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from relay.cli import _exit
+from relay import _exit
 
 #: Driver messages that mean relay's tables (or one of them) are not there.
 _MISSING_TABLE = ("no such table", "undefinedtable", "doesn't exist", "does not exist")

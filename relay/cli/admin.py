@@ -26,10 +26,10 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
+from relay._exit import EXIT_CODES_HELP
 from relay.cli import _render
 from relay.cli._batched import preview_or_execute
 from relay.cli._context import Relay, echo_json, pass_relay
-from relay.cli._exit import EXIT_CODES_HELP
 from relay.cli._params import (
     DURATION,
     MAX_BATCH_SIZE,
@@ -287,10 +287,4 @@ def audit(relay: Relay, /, limit: int, as_json: bool) -> None:
     )
 
 
-def _commands() -> list[click.Command]:
-    from relay.cli.dead_letters import dead_letters  # noqa: PLC0415
-
-    return [replay, dead_letters, stats, inspect, purge, export, audit]
-
-
-COMMANDS: list[click.Command] = _commands()
+COMMANDS: list[click.Command] = [replay, stats, inspect, purge, export, audit]

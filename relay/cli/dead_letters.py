@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import click
 
+from relay._exit import EXIT_CODES_HELP
 from relay.cli import _render
 from relay.cli._batched import preview_or_execute
 from relay.cli._context import Relay, echo_json, pass_relay
-from relay.cli._exit import EXIT_CODES_HELP
 from relay.cli._params import RunOptions, Selection, run_options, selection_options
 from relay.cli.admin import FILTER_HELP, echo_detail
 

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from relay.cli import _exit
+from relay import _exit
 from relay.cli._context import Relay, pass_relay
 from relay.cli._output import dumps
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from relay.cli import _exit
+from relay import _exit
 from relay.cli._context import Relay, open_engine, pass_relay
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from relay._exit import EXIT_CODES_HELP
 from relay.cli._context import Relay, pass_relay
-from relay.cli._exit import EXIT_CODES_HELP
 
 if TYPE_CHECKING:
     from relay.admin.pauses import PauseChange

@@ -16,7 +16,8 @@ from typing import Any
 
 import click
 
-from relay.cli import _exit, _render
+from relay import _exit
+from relay.cli import _render
 from relay.cli._context import echo_json
 
 DEFAULT_PORT = 8765

@@ -12,14 +12,31 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import orjson
 
+from relay.testing.mixpanel_standin._gdpr import GdprJob
+from relay.testing.mixpanel_standin._ledger import IngestedEvent, StandinStats
+from relay.testing.mixpanel_standin._profiles import ProfileStore
 from relay.testing.mixpanel_standin._wire import Reply, json_reply, not_found
 
-if TYPE_CHECKING:
-    from relay.testing.mixpanel_standin._standin import MixpanelStandin
+
+class MixpanelStandin(Protocol):
+    """What the control plane reads and drives of the stand-in (``_standin.MixpanelStandin``;
+    a protocol, so that this module and the server import each other in one direction only)."""
+
+    retain_events: bool
+    _profiles: ProfileStore
+
+    def stats(self) -> StandinStats: ...
+    def ingested(self) -> list[IngestedEvent]: ...
+    def lexicon_entries(self) -> list[dict[str, Any]]: ...
+    def gdpr_jobs(self) -> list[GdprJob]: ...
+    def complete_gdpr_jobs(self) -> list[GdprJob]: ...
+    def reset(self) -> None: ...
+    def apply_faults(self, spec: object) -> None: ...
+
 
 PREFIX = "/_standin/"
 
