@@ -173,6 +173,14 @@ def _kill_between_send_and_ack(
             what="the stand-in to accept the held batch",
         )
         wait_until(lambda: lock_waiters(engine), timeout=START_SECONDS, what="the ack to wait")
+        # Read in the locking transaction, at the kill: the rows still hold the relay's lease
+        # token (a live-lease count taken later can find the 3 s lease already expired on a
+        # busy machine).
+        kill.leased_at_kill = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(outbox)
+            .where(outbox.c.insert_id.in_(wanted), outbox.c.lease_token.is_not(None))
+        ).scalar_one()
         kill.log_before = len(standin.request_log())
         kill.at = time.monotonic()
         relay.kill()
@@ -228,7 +236,7 @@ def _crash_cycle(
         kill.log_before = len(standin.request_log())
         kill.at = time.monotonic()
         relay.kill()
-    kill.leased_at_kill = _leased_now(engine)
+        kill.leased_at_kill = _leased_now(engine)
     return kill
 
 
