@@ -1,7 +1,8 @@
 """relay: a transactional outbox that delivers analytics events to Mixpanel.
 
 The public API is what this module exports, plus the public packages ``relay.admin`` (the
-audited operator functions behind the admin commands), ``relay.catalog`` (the shipped event
+audited operator functions behind the admin commands), ``relay.exceptions`` (every exception a
+caller may catch), ``relay.catalog`` (the shipped event
 catalog), ``relay.plan`` (the tracking-plan tools), ``relay.testing`` (the pytest plugin and the
 Mixpanel stand-in), ``relay.contrib`` (host integrations) and ``relay.cli`` (the ``relay``
 command). Modules whose name starts with an underscore are private and may change in any

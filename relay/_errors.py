@@ -96,6 +96,10 @@ class DuplicateInsertIdError(StoreError):
     """The outbox already holds a row with this ``$insert_id`` (a unique-key violation)."""
 
 
+class SchemaRevisionError(ConfigurationError):
+    """The database's relay schema is not the revision this relay needs (exit 3 in the CLI)."""
+
+
 class OutboxTablesMissingError(StoreError):
     """The outbox's tables are not in this database: it was never migrated (``relay migrate``)."""
 

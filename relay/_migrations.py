@@ -26,7 +26,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from relay._database import create_engine
-from relay._errors import ConfigurationError
+from relay._errors import SchemaRevisionError
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
@@ -87,10 +87,6 @@ def stamp(engine: Engine, revision: str = "head") -> None:
 
 
 _VERSION_TABLE = "relay_alembic_version"
-
-
-class SchemaRevisionError(ConfigurationError):
-    """The database's relay schema is not the revision this relay needs (exit 3 in the CLI)."""
 
 
 def require_current_schema(database: Engine | str) -> str:
