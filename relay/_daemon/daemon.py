@@ -41,7 +41,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 
-from relay._config import RelaySettings
+from relay._config import RelaySettings, load_settings
 from relay._daemon.listener import LISTEN_JOIN_SECONDS, NotifyListener
 from relay._daemon.metrics import HEALTH_STALE_SECONDS, MetricsServer, RelayMetrics
 from relay._daemon.pacing import DrainPacer, MetricsFeed
@@ -372,8 +372,15 @@ def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
 
 
 def main() -> int:
-    """Entry point: settings from the environment, logging, then :func:`run_daemon`."""
-    settings = RelaySettings()
+    """Entry point: settings from the environment, logging, then :func:`run_daemon`.
+
+    An invalid setting is one line on stderr naming it (never its value) and exit 3, as
+    ``relay run`` does.
+    """
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        _exit.fail(f"configuration error: {exc}", EXIT_CONFIGURATION)
     configure_logging(settings)
     return run_daemon(settings)
 

@@ -143,14 +143,14 @@ def demo(keep_url: str | None) -> None:
     One `[error]` log line is part of the show: an event the contract refuses is logged while
     its business transaction commits; the summary counts it.
     """
-    from relay._config import RelaySettings  # noqa: PLC0415
+    from relay._config import load_settings  # noqa: PLC0415
     from relay._logging import configure_logging  # noqa: PLC0415
     from relay.demos.demo import format_report, run_demo  # noqa: PLC0415 - heavy, demo only
 
     if keep_url is not None:
         open_engine(keep_url, source="--keep", must_exist=False).dispose()  # URL hints, exit 3
     # Warnings and errors only, readable: the refused event's log line is part of the show.
-    configure_logging(RelaySettings(log_level="WARNING", log_format="console"))
+    configure_logging(load_settings(log_level="WARNING", log_format="console"))
     click.echo(
         "relay demo: the [error] line below is expected: the demo tracks one event the "
         "contract refuses, to show it is logged while the business transaction commits.",
