@@ -79,10 +79,11 @@ def run(relay: Relay, /) -> None:
 def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
     """Drain until nothing is due, then exit: for cron-style deployments and scripts.
 
-    Rows whose retry is scheduled later stay for the next run. Exit 0 when done (nothing due
-    counts); exit 1 when rows were due and none could be delivered (Mixpanel unreachable or
-    failing: they are retried later); exit 3 when Mixpanel rejects the credentials (rows are
-    left untouched, no attempt is used up) or the tables are not migrated.
+    Rows whose retry is scheduled later stay for the next run. Exit 0 when everything due was
+    delivered (nothing due counts); exit 1 when some due rows were not: none could be delivered
+    (Mixpanel unreachable or failing), some went to the dead letters, or some wait for a retry;
+    exit 3 when Mixpanel rejects the credentials (rows are left untouched, no attempt is used
+    up) or the tables are not migrated.
     """
     from relay._delivery.drain import Drainer, DrainResult  # noqa: PLC0415
     from relay._delivery.mixpanel_client import MixpanelImportClient  # noqa: PLC0415
@@ -121,6 +122,21 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
             f"nothing delivered: {total.claimed} due events could not be sent to "
             f"{settings.mixpanel_base_url} (Mixpanel unreachable or failing; they are "
             "retried on the next run)",
+            _exit.FAILURE,
+        )
+    # Exit 0 says everything due was delivered; rows lost to the dead letters, or left for a
+    # retry, are what cron must notice.
+    dead = total.rejected + total.dead_after_max_attempts
+    if dead:
+        _exit.fail(
+            f"{dead} due events went to the dead letters (refused by Mixpanel or out of "
+            "attempts): see `relay dead-letters list`",
+            _exit.FAILURE,
+        )
+    if total.retried:
+        _exit.fail(
+            f"{total.retried} due events could not be delivered yet (Mixpanel failed "
+            "transiently); they are retried on a later run",
             _exit.FAILURE,
         )
 
