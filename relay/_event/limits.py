@@ -299,6 +299,17 @@ def check_properties(
             f"event is {len(encoded)} bytes of JSON; Mixpanel accepts under {MAX_EVENT_BYTES}",
             event=event,
         )
+    # Every list or object property's count and size (orjson, at C speed) before any string
+    # is scanned: the PII guard's cost per string is then bounded by the size of the event.
+    for index, (key, value) in enumerate(properties.items()):
+        if isinstance(value, Mapping | list | tuple):
+            kind, unit = ("object", "keys") if isinstance(value, Mapping) else ("list", "elements")
+            try:
+                _check_collection(event, "", value, 0, kind=kind, unit=unit)
+                _check_collection_property_size(event, "", value)
+            except EventValidationError as exc:  # named only now: naming scans the key
+                path = key if _is_safe_key(key) else f"properties[key {index}]"
+                raise EventValidationError(exc.reason, event=event, field=path) from None
     # What is stored must be what was checked: PostgreSQL keeps JSON numbers as ``numeric``
     # and renders them with all their digits, so a small event can come back (and be sent)
     # many times larger. Only an event large enough to grow past the limit is measured.
@@ -314,17 +325,6 @@ def check_properties(
                 event=event,
                 field=largest if _is_safe_key(largest) else f"properties[key {index}]",
             )
-    # Every list or object property's count and size (orjson, at C speed) before any string
-    # is scanned: the PII guard's cost per string is then bounded by the size of the event.
-    for index, (key, value) in enumerate(properties.items()):
-        if isinstance(value, Mapping | list | tuple):
-            kind, unit = ("object", "keys") if isinstance(value, Mapping) else ("list", "elements")
-            try:
-                _check_collection(event, "", value, 0, kind=kind, unit=unit)
-                _check_collection_property_size(event, "", value)
-            except EventValidationError as exc:  # named only now: naming scans the key
-                path = key if _is_safe_key(key) else f"properties[key {index}]"
-                raise EventValidationError(exc.reason, event=event, field=path) from None
     givens = given if given is not None else {}
     for index, (key, value) in enumerate(properties.items()):
         _check_value(event, _check_key(event, None, index, key), value, 0, givens.get(key))
