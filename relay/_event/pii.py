@@ -109,10 +109,16 @@ _EMAIL = re.compile(
 # Each starts with a literal (never with ``\s*``): a pattern that opens with whitespace is
 # retried from every position of a run of blanks, quadratic in the run. The blanks around a
 # spelled ``@`` or ``.`` are left in place; ``_EMAIL`` allows them.
-_SPELLED_AT = re.compile(r"[\[({<]\s*at\s*[\])}>]", re.IGNORECASE)
-_SPELLED_AT_CAPS = re.compile(r"(?<=\s)AT(?=\s)")
 _SPELLED_DOT = re.compile(r"[\[({<]\s*dot\s*[\])}>]", re.IGNORECASE)
 _SPELLED_DOT_CAPS = re.compile(r"(?<=\s)DOT(?=\s)")
+_SPELLED_BRACKETS = re.compile(r"[\[({<]\s*(at|dot)\s*[\])}>]", re.IGNORECASE)
+_SPELLED_CAPS = re.compile(r"(?<=\s)(AT|DOT)(?=\s)")
+
+
+def _spelled(match: re.Match[str]) -> str:
+    return "@" if match.group(1).lower() == "at" else "."
+
+
 #: Asset names such as ``icon@2x.png`` end in a file extension, never a top-level domain.
 _FILE_EXTENSIONS = frozenset(
     _words("png jpg jpeg gif svg webp bmp ico tif tiff heic pdf csv txt json js css html htm")
@@ -128,8 +134,9 @@ def _has_email(text: str) -> bool:
     if "@" not in text:
         if not ("[" in text or "(" in text or "{" in text or "<" in text or " AT " in text):
             return False
-        text = _SPELLED_AT_CAPS.sub("@", _SPELLED_AT.sub("@", text))
-        text = _SPELLED_DOT_CAPS.sub(".", _SPELLED_DOT.sub(".", text))
+        # Both words in one pass per form (brackets, then capitals): what the four separate
+        # substitutions did, in half the scans.
+        text = _SPELLED_CAPS.sub(_spelled, _SPELLED_BRACKETS.sub(_spelled, text))
         if "@" not in text:
             return False
     elif "[" in text or "(" in text or "{" in text or "<" in text or " DOT " in text:
