@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _stats import machine, median, print_table
+from _stats import median, print_header, print_table
 from pydantic import create_model
 
 import relay._event.limits as new_limits
@@ -141,7 +141,7 @@ def main() -> None:
     register_event(EVENT, schema)
     old = old_modules(args.old_rev)
     worst = slowest_accepted()
-    print(f"machine: {machine()}")
+    print_header()
     print(f"old: relay/_event/{{pii,limits}}.py at {args.old_rev}; new: working tree")
     print(f"slowest accepted string: {worst[:40]!r}...")
     rows = []
