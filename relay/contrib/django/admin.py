@@ -23,8 +23,9 @@ from relay.contrib.django._settings import relay_engine
 from relay.contrib.django.models import AuditEntry, DeadLetter, OutboxEvent
 
 OPERATE_PERMISSION = "relay.operate_outbox"
-#: Reasons offered as filter links (the largest groups of dead letters); any other reason is
-#: one search away. Django's own filter listed every distinct reason: 3,000 links a page.
+#: Reasons offered as filter links (the largest groups of dead letters); any other reason
+#: filters by URL (``?last_error=``). Django's own filter listed every distinct reason: 3,000
+#: links a page.
 REASON_FILTER_LIMIT = 20
 #: Dead-letter groups shown above the list, largest first.
 DEAD_LETTER_GROUPS_SHOWN = 50
@@ -56,7 +57,8 @@ class ReasonFilter(admin.SimpleListFilter):
             groups = _dead_letter_groups(request)
         except RelayError:
             return []
-        return [(g.reason, g.reason) for g in groups[:REASON_FILTER_LIMIT]]
+        named = [g for g in groups if g.reason]  # a dead row without a reason has no link
+        return [(g.reason, g.reason) for g in named[:REASON_FILTER_LIMIT]]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
