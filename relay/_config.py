@@ -8,9 +8,10 @@ nothing below an entry point reads the environment.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay._database import redact_url, url_secrets
@@ -41,6 +42,13 @@ GAUGE_INTERVAL_SECONDS = 15.0
 MIGRATE_LOCK_TIMEOUT_MS = 200
 MIGRATE_LOCK_RETRY_SECONDS = 600.0
 METRICS_PORT = 9464
+#: Upper bounds: each far beyond any working value, and small enough that every duration
+#: still makes a ``datetime``/``timedelta``, a scheduler interval and a database integer.
+MAX_DURATION_SECONDS = 24 * 3600.0
+MAX_RETENTION_HOURS = 100 * 365 * 24.0
+MAX_ATTEMPTS_LIMIT = 1000
+MAX_PURGE_BATCH_SIZE = 1_000_000
+MAX_MIGRATE_LOCK_TIMEOUT_MS = 3_600_000
 NOTIFY_CHANNEL = "relay_outbox"
 
 REGION_HOSTS: dict[str, str] = {
@@ -72,7 +80,11 @@ class _DatabaseURL(SecretStr):
 class RelaySettings(BaseSettings):
     """All configuration of relay. Each field maps to ``RELAY_<FIELD NAME IN CAPITALS>``."""
 
-    model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore", frozen=True)
+    # ``allow_inf_nan=False``: ``inf`` and ``nan`` are not durations (``inf`` seconds made
+    # every drain and the scheduler fail at run time, long after start-up).
+    model_config = SettingsConfigDict(
+        env_prefix="RELAY_", extra="ignore", frozen=True, allow_inf_nan=False
+    )
 
     database_url: SecretStr = Field(
         default=SecretStr(DEFAULT_DATABASE_URL),
@@ -104,16 +116,22 @@ class RelaySettings(BaseSettings):
         description="Key of the HMAC-SHA256 by which relay forget names a person in the audit.",
     )
     batch_max_events: int = Field(default=MAX_BATCH_EVENTS, ge=1, le=MAX_BATCH_EVENTS)
-    batch_max_bytes: int = Field(default=MAX_REQUEST_BYTES, ge=1024)
-    connect_timeout_seconds: float = Field(default=CONNECT_TIMEOUT_SECONDS, gt=0)
-    read_timeout_seconds: float = Field(default=READ_TIMEOUT_SECONDS, gt=0)
-    request_deadline_seconds: float = Field(default=REQUEST_DEADLINE_SECONDS, gt=0)
+    batch_max_bytes: int = Field(default=MAX_REQUEST_BYTES, ge=1024, le=MAX_REQUEST_BYTES)
+    connect_timeout_seconds: float = Field(
+        default=CONNECT_TIMEOUT_SECONDS, gt=0, le=MAX_DURATION_SECONDS
+    )
+    read_timeout_seconds: float = Field(default=READ_TIMEOUT_SECONDS, gt=0, le=MAX_DURATION_SECONDS)
+    request_deadline_seconds: float = Field(
+        default=REQUEST_DEADLINE_SECONDS, gt=0, le=MAX_DURATION_SECONDS
+    )
     gzip_level: int = Field(default=1, ge=0, le=9, description="0 sends uncompressed bodies.")
 
     # --- delivery -------------------------------------------------------------------
-    lease_seconds: float = Field(default=LEASE_SECONDS, gt=0)
-    max_attempts: int = Field(default=MAX_ATTEMPTS, ge=1)
-    auth_failure_pause_seconds: float = Field(default=AUTH_FAILURE_PAUSE_SECONDS, gt=0)
+    lease_seconds: float = Field(default=LEASE_SECONDS, gt=0, le=MAX_DURATION_SECONDS)
+    max_attempts: int = Field(default=MAX_ATTEMPTS, ge=1, le=MAX_ATTEMPTS_LIMIT)
+    auth_failure_pause_seconds: float = Field(
+        default=AUTH_FAILURE_PAUSE_SECONDS, gt=0, le=MAX_DURATION_SECONDS
+    )
     drain_concurrency: int = Field(default=DRAIN_CONCURRENCY, ge=1, le=16)
 
     # --- tracking -------------------------------------------------------------------
@@ -122,21 +140,31 @@ class RelaySettings(BaseSettings):
     )
 
     # --- daemon ---------------------------------------------------------------------
-    poll_min_seconds: float = Field(default=POLL_MIN_SECONDS, gt=0)
-    poll_max_seconds: float = Field(default=POLL_MAX_SECONDS, gt=0)
-    delivered_retention_hours: float = Field(default=DELIVERED_RETENTION_HOURS, ge=0)
-    dead_retention_hours: float = Field(default=DEAD_RETENTION_HOURS, ge=MIN_DEAD_RETENTION_HOURS)
-    purge_batch_size: int = Field(default=PURGE_BATCH_SIZE, ge=1)
-    retention_interval_seconds: float = Field(default=RETENTION_INTERVAL_SECONDS, gt=0)
-    gauge_interval_seconds: float = Field(default=GAUGE_INTERVAL_SECONDS, gt=0)
+    poll_min_seconds: float = Field(default=POLL_MIN_SECONDS, gt=0, le=MAX_DURATION_SECONDS)
+    poll_max_seconds: float = Field(default=POLL_MAX_SECONDS, gt=0, le=MAX_DURATION_SECONDS)
+    delivered_retention_hours: float = Field(
+        default=DELIVERED_RETENTION_HOURS, ge=0, le=MAX_RETENTION_HOURS
+    )
+    dead_retention_hours: float = Field(
+        default=DEAD_RETENTION_HOURS, ge=MIN_DEAD_RETENTION_HOURS, le=MAX_RETENTION_HOURS
+    )
+    purge_batch_size: int = Field(default=PURGE_BATCH_SIZE, ge=1, le=MAX_PURGE_BATCH_SIZE)
+    retention_interval_seconds: float = Field(
+        default=RETENTION_INTERVAL_SECONDS, gt=0, le=MAX_DURATION_SECONDS
+    )
+    gauge_interval_seconds: float = Field(
+        default=GAUGE_INTERVAL_SECONDS, gt=0, le=MAX_DURATION_SECONDS
+    )
     migrate_lock_timeout_ms: int = Field(
         default=MIGRATE_LOCK_TIMEOUT_MS,
         ge=1,
+        le=MAX_MIGRATE_LOCK_TIMEOUT_MS,
         description="relay migrate: how long one attempt at a locking statement may wait.",
     )
     migrate_lock_retry_seconds: float = Field(
         default=MIGRATE_LOCK_RETRY_SECONDS,
         ge=0,
+        le=MAX_DURATION_SECONDS,
         description="relay migrate: how long a locking statement keeps retrying.",
     )
     metrics_host: str = "127.0.0.1"
@@ -150,10 +178,33 @@ class RelaySettings(BaseSettings):
     def _mask_database_url(cls, value: SecretStr) -> SecretStr:
         return _DatabaseURL(value.get_secret_value())
 
+    @field_validator("mixpanel_api_url", "mixpanel_app_api_url", mode="after")
+    @classmethod
+    def _require_http_url(cls, value: str | None) -> str | None:
+        # Without a scheme (``127.0.0.1:8765``) every request failed at send time, each using
+        # up an attempt of every row it carried, instead of refusing to start.
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+        except ValueError:
+            raise ValueError("must be an http:// or https:// URL with a host") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
     @model_validator(mode="after")
-    def _check_poll_bounds(self) -> RelaySettings:
+    def _check_together(self) -> RelaySettings:
+        """The rules between settings the README states."""
         if self.poll_min_seconds > self.poll_max_seconds:
-            raise ValueError("poll_min_seconds must not exceed poll_max_seconds")
+            raise ValueError("RELAY_POLL_MIN_SECONDS must not exceed RELAY_POLL_MAX_SECONDS")
+        # A request that outlives its lease lets another relay claim and send the same rows.
+        if self.request_deadline_seconds >= self.lease_seconds:
+            raise ValueError(
+                "RELAY_REQUEST_DEADLINE_SECONDS must be under RELAY_LEASE_SECONDS (a request "
+                "outliving its lease lets another relay send the same rows)"
+            )
         return self
 
     @property
@@ -221,3 +272,25 @@ class RelaySettings(BaseSettings):
                 "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET and RELAY_MIXPANEL_PROJECT_ID, "
                 "or RELAY_MIXPANEL_PROJECT_TOKEN"
             )
+
+
+def load_settings(**given: Any) -> RelaySettings:
+    """``RelaySettings(**given)`` (and ``RELAY_*``), or ``ConfigurationError`` naming each
+    invalid setting and the rule it breaks, never its value (it may be a secret)."""
+    try:
+        return RelaySettings(**given)
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid settings: {describe_invalid(exc)}") from None
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """The problems of ``exc`` as ``RELAY_NAME: rule; ...``: locations and rules, no input."""
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["loc"]:
+            name = "RELAY_" + "_".join(str(part) for part in err["loc"]).upper()
+            problems.append(f"{name}: {message}")
+        else:  # a rule between settings names them itself
+            problems.append(message)
+    return "; ".join(problems)

@@ -5,7 +5,8 @@ code  meaning
 ====  =====================================================================================
 0     success (a dry run included)
 1     a runtime failure: the database failed or could not be reached; ``relay drain``
-      could deliver nothing of what was due (Mixpanel unreachable or failing)
+      did not deliver everything due (Mixpanel unreachable or failing, rows dead-lettered
+      or left for a retry)
 2     bad usage or bad input (an unknown option, a malformed date, duration or filter):
       nothing was changed and nothing audited
 3     configuration: an invalid ``RELAY_*`` setting, a database URL relay cannot use,
@@ -27,8 +28,8 @@ CONFIGURATION = 3
 
 #: The line every command's help ends with.
 EXIT_CODES_HELP = (
-    "Exit codes: 0 success (dry runs included); 1 runtime failure (database; drain: nothing "
-    "could be delivered); 2 bad usage or filter, nothing changed; 3 configuration error "
+    "Exit codes: 0 success (dry runs included); 1 runtime failure (database; drain: not all "
+    "that was due was delivered); 2 bad usage or filter, nothing changed; 3 configuration error "
     "(settings, database URL, credentials, tables not migrated)."
 )
 

@@ -42,7 +42,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 
 from relay import _exit
-from relay._config import RelaySettings
+from relay._config import RelaySettings, load_settings
 from relay._daemon.listener import LISTEN_JOIN_SECONDS, NotifyListener
 from relay._daemon.metrics import HEALTH_STALE_SECONDS, MetricsServer, RelayMetrics
 from relay._daemon.pacing import DrainPacer, MetricsFeed
@@ -67,7 +67,7 @@ GAUGE_JOB_ID = "relay-gauges"
 RETENTION_MAX_BATCHES_PER_RUN = 100
 #: While a drain runs its job is parked this far ahead, so APScheduler never fires it twice.
 _PARKED_SECONDS = 3600.0
-#: The relay command's exit codes (defined once, in relay.cli._exit).
+#: The relay command's exit codes (defined once, in relay._exit).
 EXIT_OK = _exit.OK
 EXIT_CONFIGURATION = _exit.CONFIGURATION
 
@@ -372,8 +372,15 @@ def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
 
 
 def main() -> int:
-    """Entry point: settings from the environment, logging, then :func:`run_daemon`."""
-    settings = RelaySettings()
+    """Entry point: settings from the environment, logging, then :func:`run_daemon`.
+
+    An invalid setting is one line on stderr naming it (never its value) and exit 3, as
+    ``relay run`` does.
+    """
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        _exit.fail(f"configuration error: {exc}", EXIT_CONFIGURATION)
     configure_logging(settings)
     return run_daemon(settings)
 

@@ -175,8 +175,14 @@ def safe_field_path(parts: Sequence[str | int], root: object) -> str | None:
     return path
 
 
-def _check_value(event: str, path: str, value: Any, depth: int) -> None:
-    if value is None or isinstance(value, bool):
+def _check_value(event: str, path: str, value: Any, depth: int, given: Any = None) -> None:
+    """Check one value; ``given`` is the same value before pydantic's JSON form, if known."""
+    if value is None:
+        if isinstance(given, float) and not math.isfinite(given):
+            # pydantic writes NaN and infinities in ``Any`` fields as null: refused, not changed.
+            raise EventValidationError("number is NaN or infinite", event=event, field=path)
+        return
+    if isinstance(value, bool):
         return
     if isinstance(value, str):
         _check_string(event, path, value)
@@ -187,28 +193,41 @@ def _check_value(event: str, path: str, value: Any, depth: int) -> None:
         if not math.isfinite(value):
             raise EventValidationError("number is NaN or infinite", event=event, field=path)
     elif isinstance(value, Mapping | list | tuple):
-        _check_container(event, path, value, depth)
+        _check_container(event, path, value, depth, given)
     else:
         raise EventValidationError(
             f"{type(value).__name__} is not a JSON value", event=event, field=path
         )
 
 
-def _check_container(event: str, path: str, value: Any, depth: int) -> None:
-    """An object or a list: its own limits, then every member."""
+def _check_container(event: str, path: str, value: Any, depth: int, given: Any = None) -> None:
+    """An object or a list: its own limits, then every member (its size was checked first)."""
     if isinstance(value, Mapping):
         _check_collection(event, path, value, depth, kind="object", unit="keys")
+        givens = _twins(value, given)
         for index, (key, item) in enumerate(value.items()):
-            _check_value(event, _check_key(event, path, index, key), item, depth + 1)
-        if depth == 0:
-            _check_collection_property_size(event, path, value)
+            given_key, given_item = givens[index] if givens else (key, None)
+            if given_key != key:  # pydantic replaced a lone surrogate in this key
+                where = f"{path}[key {index}]"
+                _check_string(event, where, _text(given_key), what="name")
+            _check_value(event, _check_key(event, path, index, key), item, depth + 1, given_item)
     else:
         _check_collection(event, path, value, depth, kind="list", unit="elements")
+        twins = list(given) if isinstance(given, list | tuple) and len(given) == len(value) else []
         for i, item in enumerate(value):
             _check_list_item(event, f"{path}[{i}]", item)
-            _check_value(event, f"{path}[{i}]", item, depth + 1)
-        if depth == 0:
-            _check_collection_property_size(event, path, value)
+            _check_value(event, f"{path}[{i}]", item, depth + 1, twins[i] if twins else None)
+
+
+def _twins(value: Mapping[Any, Any], given: Any) -> list[tuple[Any, Any]]:
+    """``given``'s items beside ``value``'s, when it is the same object before pydantic."""
+    if isinstance(given, Mapping) and len(given) == len(value):
+        return list(given.items())
+    return []
+
+
+def _text(key: object) -> str:
+    return key if isinstance(key, str) else str(key)
 
 
 def _check_list_item(event: str, path: str, item: Any) -> None:
@@ -250,25 +269,47 @@ def _check_collection(
         )
 
 
-def check_properties(event: str, properties: Mapping[str, Any]) -> bytes:
-    """Check serialised properties against Mixpanel's limits and the PII guard.
-
-    Returns the properties as JSON bytes (the exact text stored in the outbox).
-    """
-    if len(properties) + 3 > MAX_PROPERTIES:
+def check_property_count(event: str, count: int) -> None:
+    """Refuse more properties than Mixpanel takes, counting the three the relay adds."""
+    if count + 3 > MAX_PROPERTIES:
         raise EventValidationError(
-            f"{len(properties) + 3} properties (with time, distinct_id, $insert_id); "
+            f"{count + 3} properties (with time, distinct_id, $insert_id); "
             f"Mixpanel accepts fewer than {MAX_PROPERTIES + 1}",
             event=event,
         )
-    for index, (key, value) in enumerate(properties.items()):
-        _check_value(event, _check_key(event, None, index, key), value, depth=0)
-    encoded = orjson.dumps(properties)
+
+
+def check_properties(
+    event: str, properties: Mapping[str, Any], *, given: Mapping[str, Any] | None = None
+) -> bytes:
+    """Check serialised properties against Mixpanel's limits and the PII guard.
+
+    ``given`` is the same properties before pydantic's JSON form (NaN and lone surrogates
+    there are refused, not changed). The cost is bounded by the size: the count, the whole
+    event's size and each list or object property's size are checked (in C) before any
+    string is scanned. Returns the properties as JSON bytes (the exact text stored).
+    """
+    check_property_count(event, len(properties))
+    try:
+        encoded = orjson.dumps(properties)
+    except orjson.JSONEncodeError:  # a lone surrogate, an integer over 64 bits, a foreign type
+        raise unserialisable(event, properties, json_only=True) from None
     if len(encoded) >= MAX_EVENT_BYTES:
         raise EventValidationError(
             f"event is {len(encoded)} bytes of JSON; Mixpanel accepts under {MAX_EVENT_BYTES}",
             event=event,
         )
+    # Every list or object property's count and size (orjson, at C speed) before any string
+    # is scanned: the PII guard's cost per string is then bounded by the size of the event.
+    for index, (key, value) in enumerate(properties.items()):
+        if isinstance(value, Mapping | list | tuple):
+            kind, unit = ("object", "keys") if isinstance(value, Mapping) else ("list", "elements")
+            try:
+                _check_collection(event, "", value, 0, kind=kind, unit=unit)
+                _check_collection_property_size(event, "", value)
+            except EventValidationError as exc:  # named only now: naming scans the key
+                path = key if _is_safe_key(key) else f"properties[key {index}]"
+                raise EventValidationError(exc.reason, event=event, field=path) from None
     # What is stored must be what was checked: PostgreSQL keeps JSON numbers as ``numeric``
     # and renders them with all their digits, so a small event can come back (and be sent)
     # many times larger. Only an event large enough to grow past the limit is measured.
@@ -276,12 +317,17 @@ def check_properties(event: str, properties: Mapping[str, Any]) -> bytes:
         growth = {key: _stored_growth(value) for key, value in properties.items()}
         stored = len(encoded) + sum(growth.values()) + _separator_growth(len(properties), obj=True)
         if stored >= MAX_EVENT_BYTES:
+            largest = max(growth, key=growth.__getitem__)
+            index = list(properties).index(largest)
             raise EventValidationError(
                 f"event is {stored} bytes as stored (PostgreSQL writes numbers out in full); "
                 f"Mixpanel accepts under {MAX_EVENT_BYTES}",
                 event=event,
-                field=max(growth, key=growth.__getitem__),
+                field=largest if _is_safe_key(largest) else f"properties[key {index}]",
             )
+    givens = given if given is not None else {}
+    for index, (key, value) in enumerate(properties.items()):
+        _check_value(event, _check_key(event, None, index, key), value, 0, givens.get(key))
     return encoded
 
 
@@ -383,3 +429,72 @@ def check_time_ms(event: str, time_ms: int, *, now_ms: int) -> int:
             field="time",
         )
     return time_ms
+
+
+_JSON_TYPES = (str, int, float, type(None), Mapping, list, tuple)
+#: How many values :func:`unserialisable` looks at before it gives up naming the culprit.
+_SEARCH_BUDGET = 100_000
+
+
+def unserialisable(event: str, properties: Any, *, json_only: bool = False) -> EventValidationError:
+    """The refusal of properties that cannot be written as JSON, naming the first culprit.
+
+    A lone surrogate (in a key or a value), bytes that are not UTF-8, an integer over 64 bits,
+    a number that is NaN or infinite, a type JSON does not have, or nesting deeper than
+    Mixpanel's limit; with ``json_only`` any type but JSON's own (else pydantic's Python form,
+    whose dates and enums it writes itself, is searched). Breadth-first and bounded: a hostile
+    structure costs at most ``_SEARCH_BUDGET`` steps, then the refusal names no field.
+    """
+    queue: list[tuple[str | None, Any, int]] = [(None, properties, -1)]
+    for steps, (path, value, depth) in enumerate(queue):
+        if steps >= _SEARCH_BUDGET:
+            break
+        problem = _json_problem(value)
+        if problem is None and json_only and not isinstance(value, _JSON_TYPES):
+            problem = f"{type(value).__name__} is not a JSON value"
+        if problem is not None:
+            return EventValidationError(problem, event=event, field=path)
+        if isinstance(value, Mapping | list | tuple):
+            if depth >= MAX_NESTING_DEPTH:
+                return EventValidationError(
+                    f"lists and objects nest deeper than {MAX_NESTING_DEPTH} levels",
+                    event=event,
+                    field=path,
+                )
+            items = value.items() if isinstance(value, Mapping) else enumerate(value)
+            for index, (key, item) in enumerate(items):
+                if isinstance(value, Mapping):
+                    bad_key = (
+                        "object keys must be strings"
+                        if not isinstance(key, str)
+                        else (_json_problem(key) or "").replace("string value", "property name")
+                    )
+                    if bad_key:
+                        where = f"{path or 'properties'}[key {index}]"
+                        return EventValidationError(bad_key, event=event, field=where)
+                    child = key if path is None else f"{path}.{key}"
+                else:
+                    child = f"{path or 'properties'}[{key}]"
+                queue.append((child, item, depth + 1))
+    return EventValidationError("properties cannot be written as JSON", event=event)
+
+
+def _json_problem(value: Any) -> str | None:
+    """Why one scalar cannot be written as JSON text, or ``None``."""
+    problem: str | None = None
+    if isinstance(value, bytes | bytearray):
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            problem = "bytes that are not UTF-8"
+    elif isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            problem = "string value is not valid UTF-8 (lone surrogate)"
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -_INT64 <= value < _INT64:
+            problem = "integer does not fit in 64 bits"
+    elif isinstance(value, float) and not math.isfinite(value):
+        problem = "number is NaN or infinite"
+    return problem

@@ -106,10 +106,19 @@ _EMAIL = re.compile(
     r"[\w!#$%&'*+/=?^`{|}~-]\s*@\s*(?:[\w-]+\s*\.\s*)+(?:[^\W\d_]{2,}|xn--[a-z0-9-]+)",
     re.IGNORECASE,
 )
-_SPELLED_AT = re.compile(r"\s*[\[({<]\s*at\s*[\])}>]\s*", re.IGNORECASE)
-_SPELLED_AT_CAPS = re.compile(r"\s+AT\s+")
-_SPELLED_DOT = re.compile(r"\s*[\[({<]\s*dot\s*[\])}>]\s*", re.IGNORECASE)
-_SPELLED_DOT_CAPS = re.compile(r"\s+DOT\s+")
+# Each starts with a literal (never with ``\s*``): a pattern that opens with whitespace is
+# retried from every position of a run of blanks, quadratic in the run. The blanks around a
+# spelled ``@`` or ``.`` are left in place; ``_EMAIL`` allows them.
+_SPELLED_DOT = re.compile(r"[\[({<]\s*dot\s*[\])}>]", re.IGNORECASE)
+_SPELLED_DOT_CAPS = re.compile(r"(?<=\s)DOT(?=\s)")
+_SPELLED_BRACKETS = re.compile(r"[\[({<]\s*(at|dot)\s*[\])}>]", re.IGNORECASE)
+_SPELLED_CAPS = re.compile(r"(?<=\s)(AT|DOT)(?=\s)")
+
+
+def _spelled(match: re.Match[str]) -> str:
+    return "@" if match.group(1).lower() == "at" else "."
+
+
 #: Asset names such as ``icon@2x.png`` end in a file extension, never a top-level domain.
 _FILE_EXTENSIONS = frozenset(
     _words("png jpg jpeg gif svg webp bmp ico tif tiff heic pdf csv txt json js css html htm")
@@ -125,12 +134,15 @@ def _has_email(text: str) -> bool:
     if "@" not in text:
         if not ("[" in text or "(" in text or "{" in text or "<" in text or " AT " in text):
             return False
-        text = _SPELLED_AT_CAPS.sub("@", _SPELLED_AT.sub("@", text))
-        text = _SPELLED_DOT_CAPS.sub(".", _SPELLED_DOT.sub(".", text))
+        # Both words in one pass per form (brackets, then capitals): what the four separate
+        # substitutions did, in half the scans.
+        text = _SPELLED_CAPS.sub(_spelled, _SPELLED_BRACKETS.sub(_spelled, text))
         if "@" not in text:
             return False
     elif "[" in text or "(" in text or "{" in text or "<" in text or " DOT " in text:
         text = _SPELLED_DOT_CAPS.sub(".", _SPELLED_DOT.sub(".", text))
+    if "." not in text:  # every address has a dot after the @: no search without one
+        return False
     return any(
         match.group().rsplit(".", 1)[-1].strip().lower() not in _FILE_EXTENSIONS
         for match in _EMAIL.finditer(text)
@@ -163,6 +175,8 @@ _NOT_PHONES = (
 )
 _DOTTED = re.compile(r"\d+(?:\.\d+)+")
 _MIN_PHONE_DIGITS = 7
+#: ``\D`` and ``\d`` are disjoint, so this matches (or fails) in one pass: linear.
+_SEVEN_DIGITS = re.compile(rf"(?:\D*\d){{{_MIN_PHONE_DIGITS}}}")
 _MAX_PHONE_DIGITS = 15
 _MIN_DOTTED_PHONE_DIGITS = 10
 
@@ -200,6 +214,10 @@ def _has_phone(text: str) -> bool:
     # Cheapest tests first: nearly every value is an id, a word or a number, and is decided
     # by one C-level scan; the regular expressions run only on what could still be a phone.
     text = text.strip()
+    # Every phone shape below has at least seven digits: one linear scan rules most text out
+    # before any of the searches (each linear too, but slower per character).
+    if _SEVEN_DIGITS.match(text) is None:
+        return False
     if _PHONE_CHARS.fullmatch(text):
         return _phone_shaped(text, uri=False)
     if ":" in text and (uri := _URI_PREFIX.match(text)) is not None:

@@ -26,6 +26,7 @@ from relay._event.properties import (
     MixpanelSuperEventPropertiesSchema,
 )
 from relay._event.registry import register_event
+from relay._event.validation import first_error
 from relay.catalog.constants import MixPanelEvent
 
 # --- closed value sets ------------------------------------------------------------------------
@@ -224,7 +225,7 @@ def validation_without_values(event: str) -> Iterator[None]:
     try:
         yield
     except ValidationError as exc:
-        first = exc.errors(include_url=False, include_input=False, include_context=False)[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise EventValidationError(f"{first['msg']}{more}", event=event, field=field) from None
+        loc, text = first_error(exc)  # the error's type, never pydantic's message (it may quote)
+        # The schema's field only: deeper parts of ``loc`` may be keys the caller passed.
+        field = str(loc[0]) if loc else None
+        raise EventValidationError(text, event=event, field=field) from None

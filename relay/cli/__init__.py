@@ -1,7 +1,7 @@
 """The ``relay`` command: thin over the library, one :class:`relay.cli._context.Relay` per run.
 
-Exit codes (defined once, in :mod:`relay.cli._exit`): 0 success; 1 a runtime failure (database
-unreachable; ``relay drain`` could deliver nothing of what was due); 2 bad usage or bad input
+Exit codes (defined once, in :mod:`relay._exit`): 0 success; 1 a runtime failure (database
+unreachable; ``relay drain`` did not deliver everything due); 2 bad usage or bad input
 (an unknown option, a malformed filter: nothing was changed); 3 configuration (an invalid
 ``RELAY_*`` setting, a database URL relay cannot use, missing or rejected Mixpanel
 credentials, tables missing or at another revision).

@@ -146,25 +146,17 @@ def pass_relay(func: Callable[Concatenate[Relay, _P], _R]) -> Callable[_P, _R]:
 
 
 def _build_settings(database_url: str | None, given: Mapping[str, Any]) -> RelaySettings:
-    from pydantic import ValidationError  # noqa: PLC0415
-
     from relay import _exit  # noqa: PLC0415
-    from relay._config import RelaySettings  # noqa: PLC0415
+    from relay._config import load_settings  # noqa: PLC0415
+    from relay._errors import ConfigurationError  # noqa: PLC0415
 
     try:
-        settings = RelaySettings(**given)
+        settings = load_settings(**given)
         if database_url:
-            settings = RelaySettings.model_validate(
-                settings.model_dump() | {"database_url": database_url}
-            )
-    except ValidationError as exc:
+            settings = load_settings(**(settings.model_dump() | {"database_url": database_url}))
+    except ConfigurationError as exc:
         # Names and rules only: the rejected value may be a secret.
-        problems = "; ".join(
-            ("RELAY_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else "settings")
-            + f": {err['msg']}"
-            for err in exc.errors(include_url=False, include_input=False)
-        )
-        _exit.fail(f"configuration error: invalid settings: {problems}", _exit.CONFIGURATION)
+        _exit.fail(f"configuration error: {exc}", _exit.CONFIGURATION)
     return settings
 
 

@@ -12,7 +12,7 @@ match, repeated options match any of their values. Instants are ISO 8601 *with* 
 an offset are refused, not guessed. ``--event-time-*`` bound the event's own ``time``,
 ``--created-*`` when the row was written; ``*-after`` is inclusive, ``*-before`` exclusive.
 
-Exit codes: see :mod:`relay.cli._exit`. Bad input exits 2 with nothing changed and nothing
+Exit codes: see :mod:`relay._exit`. Bad input exits 2 with nothing changed and nothing
 audited; a database failure exits 1 (batches already committed stay done and are counted in
 the audit entry).
 """

@@ -79,10 +79,11 @@ def run(relay: Relay, /) -> None:
 def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
     """Drain until nothing is due, then exit: for cron-style deployments and scripts.
 
-    Rows whose retry is scheduled later stay for the next run. Exit 0 when done (nothing due
-    counts); exit 1 when rows were due and none could be delivered (Mixpanel unreachable or
-    failing: they are retried later); exit 3 when Mixpanel rejects the credentials (rows are
-    left untouched, no attempt is used up) or the tables are not migrated.
+    Rows whose retry is scheduled later stay for the next run. Exit 0 when everything due was
+    delivered (nothing due counts); exit 1 when some due rows were not: none could be delivered
+    (Mixpanel unreachable or failing), some went to the dead letters, or some wait for a retry;
+    exit 3 when Mixpanel rejects the credentials (rows are left untouched, no attempt is used
+    up) or the tables are not migrated.
     """
     from relay._delivery.drain import Drainer, DrainResult  # noqa: PLC0415
     from relay._delivery.mixpanel_client import MixpanelImportClient  # noqa: PLC0415
@@ -123,6 +124,21 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
             "retried on the next run)",
             _exit.FAILURE,
         )
+    # Exit 0 says everything due was delivered; rows lost to the dead letters, or left for a
+    # retry, are what cron must notice.
+    dead = total.rejected + total.dead_after_max_attempts
+    if dead:
+        _exit.fail(
+            f"{dead} due events went to the dead letters (refused by Mixpanel or out of "
+            "attempts): see `relay dead-letters list`",
+            _exit.FAILURE,
+        )
+    if total.retried:
+        _exit.fail(
+            f"{total.retried} due events could not be delivered yet (Mixpanel failed "
+            "transiently); they are retried on a later run",
+            _exit.FAILURE,
+        )
 
 
 def _batches(total: DrainResult, settings: RelaySettings) -> int:
@@ -143,14 +159,14 @@ def demo(keep_url: str | None) -> None:
     One `[error]` log line is part of the show: an event the contract refuses is logged while
     its business transaction commits; the summary counts it.
     """
-    from relay._config import RelaySettings  # noqa: PLC0415
+    from relay._config import load_settings  # noqa: PLC0415
     from relay._logging import configure_logging  # noqa: PLC0415
     from relay.demos.demo import format_report, run_demo  # noqa: PLC0415 - heavy, demo only
 
     if keep_url is not None:
         open_engine(keep_url, source="--keep", must_exist=False).dispose()  # URL hints, exit 3
     # Warnings and errors only, readable: the refused event's log line is part of the show.
-    configure_logging(RelaySettings(log_level="WARNING", log_format="console"))
+    configure_logging(load_settings(log_level="WARNING", log_format="console"))
     click.echo(
         "relay demo: the [error] line below is expected: the demo tracks one event the "
         "contract refuses, to show it is logged while the business transaction commits.",

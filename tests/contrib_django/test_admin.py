@@ -6,6 +6,7 @@ confirmation page; nothing can be added, edited or deleted through the ORM.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -14,7 +15,11 @@ from conftest import SURVEY_DELIVERED, survey_properties
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 
+from relay._store.outbox import pending_row
+from relay._tables import outbox
+from relay._tracking.prepare import prepare_event
 from relay.contrib.django import relay_engine, track
+from relay.contrib.django.admin import DEAD_LETTER_GROUPS_SHOWN, REASON_FILTER_LIMIT
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -182,3 +187,106 @@ def test_viewers_without_the_permission_get_no_actions(client: Client) -> None:
     )
     assert _state(ids[0]) == ("dead", 0)
     assert _audit() == []
+
+
+# --- PostgreSQL's json column, and the admin at scale (issue 21, item 9) ------------------------
+
+AUDIT = "/admin/relay/auditentry/"
+
+
+def _many_dead(count: int, *, reasons: int) -> None:
+    """``count`` dead rows in one statement, their reasons cycling through ``reasons`` texts."""
+    now = dt.datetime.now(dt.UTC)
+    prepared = prepare_event(
+        event=SURVEY_DELIVERED, distinct_id="bulk", properties=survey_properties()
+    )
+    rows = []
+    for n in range(count):
+        row = pending_row(
+            insert_id=f"bulk-{n:08d}",
+            event=SURVEY_DELIVERED,
+            distinct_id=f"bulk-{n}",
+            time_ms=prepared.time_ms,
+            properties_json=prepared.properties_json,
+            now=now,
+        )
+        row.update(state="dead", last_error=f"400: reason {n % reasons:05d}", finished_at=now)
+        rows.append(row)
+    with relay_engine().begin() as conn:
+        conn.execute(sa.insert(outbox), rows)
+
+
+def _count_dead() -> int:
+    with relay_engine().connect() as conn:
+        return int(
+            conn.execute(sa.text("SELECT count(*) FROM relay_outbox WHERE state = 'dead'")).scalar()
+        )
+
+
+def test_the_audit_pages_open_once_an_entry_exists(operator: Client) -> None:
+    """The audit list and an entry's page answer 200 (PostgreSQL's json column was a 500)."""
+    ids = _rows(1, dead_reason="500 forever")
+    form = {"action": "requeue_dead_letters", "_selected_action": [_pk(ids[0])], "confirm": "yes"}
+    operator.post(DEAD, form, follow=True)
+    listing = operator.get(AUDIT)
+    assert listing.status_code == 200
+    assert b"requeue" in listing.content
+    (entry,) = listing.context["cl"].result_list
+    assert isinstance(entry.filter, dict)
+    detail = operator.get(f"{AUDIT}{entry.pk}/change/")
+    assert detail.status_code == 200
+
+
+def test_select_all_1500_then_confirm_requeues_the_whole_filter(operator: Client) -> None:
+    """ "Select all 1,500" is confirmed as the filter, not 1,500 posted ids: all are requeued."""
+    _many_dead(1500, reasons=3)
+    first = operator.get(DEAD).context["cl"].result_list[0].pk
+    form = {
+        "action": "requeue_dead_letters",
+        "_selected_action": [first],
+        "select_across": "1",
+        "index": "0",
+    }
+    confirm = operator.post(DEAD, form)
+    assert confirm.status_code == 200
+    assert b"Requeue dead letters: 1500 events" in confirm.content
+    assert confirm.content.count(b"<input") < 20  # a few fields, never one per row
+    assert _count_dead() == 1500
+    posted = {"action": "requeue_dead_letters", "_selected_action": [first], "confirm": "yes"}
+    done = operator.post(DEAD, {**posted, "select_across": "1"}, follow=True)
+    assert done.status_code == 200
+    assert _count_dead() == 0
+    assert _audit() == [("requeue", "django:olive", 1500)]
+
+
+def test_select_all_on_a_filtered_page_acts_on_that_filter_only(operator: Client) -> None:
+    """Select-all under ``?last_error=`` requeues that reason's rows and leaves the others."""
+    _many_dead(30, reasons=3)
+    reason = "400: reason 00001"
+    page = operator.get(DEAD, {"last_error": reason})
+    first = page.context["cl"].result_list[0].pk
+    form = {"action": "requeue_dead_letters", "_selected_action": [first], "select_across": "1"}
+    url = f"{DEAD}?last_error={reason.replace(' ', '+')}"
+    assert b"10 events" in operator.post(url, {**form, "index": "0"}).content
+    operator.post(url, {**form, "confirm": "yes"}, follow=True)
+    assert _count_dead() == 20
+
+
+def test_thousands_of_reasons_give_a_capped_filter_and_a_bounded_number_of_queries(
+    operator: Client, django_assert_max_num_queries: Any
+) -> None:
+    """3,000 distinct reasons: at most 20 reason links, 50 groups shown, few queries per page."""
+    _many_dead(3000, reasons=3000)
+    with django_assert_max_num_queries(12):
+        page = operator.get(DEAD)
+    assert page.status_code == 200
+    sidebar = page.content.split(b'id="changelist-filter"', 1)[1]
+    assert sidebar.count(b"?last_error=") <= REASON_FILTER_LIMIT
+    assert len(page.context["dead_letter_groups"]) == DEAD_LETTER_GROUPS_SHOWN
+    assert page.context["dead_letter_groups_hidden"] == 3000 - DEAD_LETTER_GROUPS_SHOWN
+    with django_assert_max_num_queries(12):
+        outbox_page = operator.get(OUTBOX)
+    outbox_sidebar = outbox_page.content.split(b'id="changelist-filter"', 1)[1]
+    assert outbox_sidebar.count(b"?last_error=") <= REASON_FILTER_LIMIT
+    unlisted = operator.get(DEAD, {"last_error": "400: reason 02999"})
+    assert unlisted.context["cl"].result_count == 1  # a reason not offered still filters

@@ -38,6 +38,7 @@ RELAY_EXECUTABLE = Path(sys.executable).with_name("relay")
 POLL_SECONDS = 0.05
 #: Lease used by scenarios that crash relays: short, so that recovery happens within a test.
 SHORT_LEASE_SECONDS = 3.0
+SHORT_REQUEST_DEADLINE_SECONDS = 2.5
 #: A relay that was asked to stop must have exited within this long.
 STOP_SECONDS = 30.0
 
@@ -310,6 +311,8 @@ class RelayLauncher:
             "RELAY_LOG_LEVEL": "WARNING",
             "RELAY_LOG_FORMAT": "json",
             "RELAY_LEASE_SECONDS": str(SHORT_LEASE_SECONDS),
+            # Under the lease, as relay requires (a request outliving it could be sent twice).
+            "RELAY_REQUEST_DEADLINE_SECONDS": str(SHORT_REQUEST_DEADLINE_SECONDS),
             "RELAY_POLL_MAX_SECONDS": "0.5",
             **{f"RELAY_{name.upper()}": value for name, value in overrides.items()},
         }

@@ -54,6 +54,8 @@ from relay.testing.mixpanel_standin import MixpanelStandin
 EVENTS = 40
 READ_TIMEOUT_SECONDS = 2.0
 REQUEST_DEADLINE_SECONDS = 3.0
+#: The request deadline must be under the lease.
+LEASE_SECONDS = 10.0
 #: Generous ceiling for a request against a drip-feed: the old code took 46 s or forever.
 DEADLINE_CEILING_SECONDS = 12.0
 #: The documented systemd TimeoutStopSec; the relay must stop well within it.
@@ -322,6 +324,7 @@ def _run_scenario(
     relay = _hostile_relays(relays, hostile).start(
         read_timeout_seconds=str(READ_TIMEOUT_SECONDS),
         request_deadline_seconds=str(REQUEST_DEADLINE_SECONDS),
+        lease_seconds=str(LEASE_SECONDS),
     )
     wait_until(
         lambda: _rows_with_error(engine, error_like) == EVENTS,
@@ -485,8 +488,12 @@ def test_sigterm_mid_drip_feed_stops_the_daemon_promptly_and_releases_the_rows(
     commit_backlog(pg_engine, ledger, SurveyEvents(), EVENTS)
     hostile.script(drip_headers(interval=0.5))
     launcher = _hostile_relays(relays, hostile)
-    # The default 45 s deadline: only the stop may end this request early.
-    relay = launcher.start(read_timeout_seconds=str(READ_TIMEOUT_SECONDS))
+    # The default 45 s deadline (under a 60 s lease): only the stop may end this request early.
+    relay = launcher.start(
+        read_timeout_seconds=str(READ_TIMEOUT_SECONDS),
+        request_deadline_seconds="45",
+        lease_seconds="60",
+    )
     wait_until(lambda: hostile.hostile_answers == 1, timeout=30, what="the drip-fed request")
     time.sleep(1.0)  # let the drip run past a read timeout: the request is truly in flight
     started = time.monotonic()
@@ -529,7 +536,9 @@ def test_an_oversized_answer_does_not_grow_the_relay(
     commit_backlog(pg_engine, ledger, SurveyEvents(), EVENTS)
     hostile.script(huge_body(total_bytes=400 * 1024 * 1024))
     relay = _hostile_relays(relays, hostile).start(
-        read_timeout_seconds=str(READ_TIMEOUT_SECONDS), request_deadline_seconds="20"
+        read_timeout_seconds=str(READ_TIMEOUT_SECONDS),
+        request_deadline_seconds="20",
+        lease_seconds="30",
     )
     wait_until(
         lambda: _rows_with_error(pg_engine, "HTTP 200 with a body over%") == EVENTS,

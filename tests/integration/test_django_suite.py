@@ -3,7 +3,8 @@
 pytest-django configures Django once per process, from a settings module; relay's own suite
 must not run under it. So the Django tests run here as a child pytest with
 ``DJANGO_SETTINGS_MODULE`` set: once on psycopg 3 (with SQLite, PostgreSQL and MariaDB), once
-with psycopg 3 hidden so that Django and relay use psycopg2 (the PostgreSQL tests).
+with psycopg 3 hidden so that Django and relay use psycopg2 (the PostgreSQL tests), and the
+admin's tests once more with PostgreSQL as Django's default database.
 """
 
 from __future__ import annotations
@@ -49,6 +50,17 @@ def test_django_integration_on_sqlite_postgresql_and_mariadb() -> None:
     """Every Django test passes on the three backends, through psycopg 3."""
     tests = ROOT / "tests" / "contrib_django"
     _pytest(tests, "relay_django_settings", tests)
+
+
+def test_django_admin_on_postgresql() -> None:
+    """The admin tests pass with the outbox on PostgreSQL too (its json audit column included)."""
+    tests = ROOT / "tests" / "contrib_django"
+    _pytest(
+        tests / "test_admin.py",
+        "relay_django_settings",
+        tests,
+        RELAY_TEST_DJANGO_DEFAULT="postgresql",
+    )
 
 
 def test_django_integration_on_psycopg2() -> None:

@@ -6,7 +6,29 @@ migration); these models only read them. Change rows through :mod:`relay.admin`,
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
+
+
+class _DecodedJSONField(models.JSONField):
+    """A ``JSONField`` over a ``json`` column (not ``jsonb``): ``relay_audit.filter``.
+
+    On PostgreSQL the driver decodes ``json`` itself (psycopg registers a loader for it, which
+    Django only overrides for ``jsonb``), so Django's field got a dict where it expects text
+    and the audit pages answered 500. A value already decoded is kept as it is. The schema is
+    relay's (Alembic), so the fix is here, on Django's side.
+    """
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        if value is None or isinstance(value, str | bytes | bytearray):
+            return super().from_db_value(value, expression, connection)
+        return value
+
+    def deconstruct(self) -> Any:
+        # Migrations see a plain JSONField: the model is unmanaged and the column unchanged.
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.JSONField", args, kwargs
 
 
 class OutboxEvent(models.Model):
@@ -56,7 +78,7 @@ class AuditEntry(models.Model):
     at = models.DateTimeField()
     actor = models.CharField(max_length=255)
     action = models.CharField(max_length=32)
-    filter = models.JSONField()
+    filter = _DecodedJSONField()
     count = models.IntegerField()
     detail = models.TextField(null=True)
 
