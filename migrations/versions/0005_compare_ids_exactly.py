@@ -150,5 +150,5 @@ def _refuse_colliding_insert_ids() -> None:
         raise _online.DowngradeRefusedError(
             f"cannot downgrade below 0005: {colliding} rows have an $insert_id that differs from "
             "another's only in case or trailing spaces, and revision 0004 would take them for "
-            "duplicates; purge them (relay purge) or stay at 0005. Nothing was changed"
+            "duplicates; purge them (relay purge); the tables stay at revision 0005"
         )
