@@ -1,8 +1,9 @@
 """``relay forget``: erase one person from the outbox, audited under a keyed hash of their id.
 
 Removes every outbox row of the person (events with that ``distinct_id``, any state, and
-updates of that user's profile), rewrites any audit entry that named the id (an earlier
-``relay replay --distinct-id``), and records the erasure in the audit trail as action
+updates of that user's profile), rewrites any audit entry whose filter names the id (an
+earlier ``relay replay --distinct-id``; by structure, never by substring: see
+:func:`relay._store.audit.redact_person`), and records the erasure in the audit trail as action
 ``forget`` with ``HMAC-SHA256(RELAY_ERASURE_HASH_KEY, distinct_id)`` instead of the id: an
 auditor holding the key can confirm that a given person was forgotten, nobody can read the id
 back out of the table. All of it in one transaction. Optionally files a deletion request with
@@ -27,7 +28,7 @@ from relay._config import RelaySettings
 from relay._errors import ConfigurationError, RelayError
 from relay._store import audit as audit_store
 from relay._store import transaction
-from relay._store.profiles import count_person_rows, delete_person_rows, redact_audit_mentions
+from relay._store.profiles import count_person_rows, delete_person_rows
 from relay.admin._audit import default_actor
 
 #: ``relay_audit.action`` of an erasure.
@@ -103,7 +104,7 @@ def forget(
     with transaction(engine, write=True) as conn:
         rows = count_person_rows(conn, distinct_id=distinct_id)
         deleted = delete_person_rows(conn, distinct_id=distinct_id)
-        rewritten = redact_audit_mentions(conn, distinct_id=distinct_id, replacement=person)
+        rewritten = audit_store.redact_person(conn, distinct_id=distinct_id, replacement=person)
         detail = f"erased {deleted} row(s); {rewritten} audit entr(y/ies) rewritten"
         if task_id is not None:
             detail += f"; Mixpanel GDPR deletion task {task_id}"
