@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from relay._event.properties import datetime_to_timestamp_ms
 from relay._store import lanes
 from relay._store._base import id_is_one_of, state_is, translate_errors
-from relay._store.claims import Claim, is_due, lease_rows
+from relay._store.claims import Claim, is_due, lease_is_live, lease_rows
 from relay._tables import OutboxState, RowKind, outbox
 
 #: The kinds of row that are profile updates, and so are claimed here.
@@ -192,6 +192,50 @@ def delete_person_rows(conn: Connection, *, distinct_id: str) -> int:
     nothing, and it is not sent again).
     """
     return conn.execute(sa.delete(outbox).where(_person_rows(distinct_id))).rowcount
+
+
+@translate_errors
+def fence_person_rows(
+    conn: Connection, *, distinct_id: str, token: str, until: dt.datetime, now: dt.datetime
+) -> int:
+    """Hold every pending row of the person that no relay holds, so no relay claims it.
+
+    The rows are leased under ``token`` until ``until``, as a claim leases them: claims,
+    replays and requeues then pass them by. Returns how many of the person's rows a relay
+    holds at ``now`` (in flight: their request may still reach Mixpanel). Lock: the rows
+    fenced. Guard: not leased at ``now``, so a relay's lease is never taken over (its ack
+    stays valid); a row whose lease ran out is fenced (its relay's late ack then changes
+    nothing).
+    """
+    mine = outbox.c.lease_token == token
+    conn.execute(
+        sa.update(outbox)
+        .where(
+            _person_rows(distinct_id), state_is(OutboxState.PENDING), sa.not_(lease_is_live(now))
+        )
+        .values(lease_token=token, lease_expires_at=until)
+    )
+    held = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(outbox)
+        .where(
+            _person_rows(distinct_id),
+            state_is(OutboxState.PENDING),
+            lease_is_live(now),
+            sa.not_(mine),
+        )
+    ).scalar_one()
+    return int(held)
+
+
+@translate_errors
+def release_fence(conn: Connection, *, token: str) -> int:
+    """Lift a fence :func:`fence_person_rows` set: the rows are claimable again. Lock: them."""
+    return conn.execute(
+        sa.update(outbox)
+        .where(outbox.c.lease_token == token)
+        .values(lease_token=None, lease_expires_at=None)
+    ).rowcount
 
 
 @translate_errors
