@@ -62,11 +62,10 @@ ID_COLUMNS = (
 
 
 def _collation() -> str:
-    return (
-        MARIADB_COLLATION
-        if getattr(op.get_context().dialect, "is_mariadb", True)
-        else (MYSQL_COLLATION)
-    )
+    # A dialect learns whether the server is MariaDB on connecting; offline (--sql) only the
+    # URL says it: write mariadb+pymysql:// to render MariaDB's collation.
+    mariadb = getattr(op.get_context().dialect, "is_mariadb", False)
+    return MARIADB_COLLATION if mariadb else MYSQL_COLLATION
 
 
 def _column_collations() -> dict[str, str]:
