@@ -33,6 +33,7 @@ from alembic import op
 from sqlalchemy.engine import Connection
 
 from relay import RelaySettings
+from relay._errors import RelayError
 
 #: First pause between attempts; doubles up to ``_MAX_PAUSE_SECONDS``.
 _FIRST_PAUSE_SECONDS = 0.2
@@ -40,6 +41,14 @@ _MAX_PAUSE_SECONDS = 5.0
 #: PostgreSQL's SQLSTATE for a lock_timeout, MariaDB's error number for lock_wait_timeout.
 _PG_LOCK_NOT_AVAILABLE = "55P03"
 _MARIADB_LOCK_WAIT_TIMEOUT = 1205
+
+
+class DowngradeRefusedError(RelayError):
+    """The older schema cannot represent rows the tables hold now; the downgrade changed nothing.
+
+    Its message is one line naming how many rows, and what to do (``relay migrate`` prints it
+    and exits 1).
+    """
 
 
 class LockNotTakenError(RuntimeError):

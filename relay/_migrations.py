@@ -68,6 +68,21 @@ def _run(engine: Engine, step: Callable[[Config, str], None], revision: str) -> 
         conn.commit()
 
 
+def current(engine: Engine) -> list[str]:
+    """The revisions recorded in relay's version table (empty when it is missing or empty)."""
+    return _stored_revisions(engine)
+
+
+def resolve(revision: str) -> str | None:
+    """The revision id ``revision`` names (``head``, ``0003``), ``None`` for a relative one."""
+    script = ScriptDirectory.from_config(alembic_config())
+    try:
+        found = script.get_revision(revision)
+    except Exception:  # noqa: BLE001 - relative targets (+1) and typos: Alembic itself says why
+        return None
+    return None if found is None else str(found.revision)
+
+
 def heads() -> list[str]:
     """The head revisions of relay's migration history (exactly one when healthy)."""
     return list(ScriptDirectory.from_config(alembic_config()).get_heads())

@@ -124,6 +124,42 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+#: The binary, no-pad collations relay's id columns take on MariaDB and MySQL (migration 0005).
+MARIADB_ID_COLLATION = "utf8mb4_nopad_bin"
+MYSQL_ID_COLLATION = "utf8mb4_0900_bin"
+
+
+def id_collation(dialect: Dialect) -> str:
+    """The collation that compares ids byte for byte on this MariaDB or MySQL server."""
+    return MARIADB_ID_COLLATION if getattr(dialect, "is_mariadb", False) else MYSQL_ID_COLLATION
+
+
+class IdString(TypeDecorator[str]):
+    """A string compared byte for byte on every database: ``alice``, ``Alice``, ``"alice "`` differ.
+
+    PostgreSQL's deterministic collations and SQLite's ``BINARY`` already compare this way;
+    MariaDB's and MySQL's default collations ignore case and trailing spaces, so there the
+    column takes a binary collation without padding (``utf8mb4_nopad_bin`` on MariaDB,
+    ``utf8mb4_0900_bin`` on MySQL 8). Mixpanel's ids are case-sensitive: compared without case,
+    ``$insert_id`` ``ORD-7fQ2-AA`` after ``ord-7Fq2-aa`` was taken for a duplicate and lost,
+    and erasing ``alice`` erased ``Alice`` too.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(
+                mysql.VARCHAR(self.length, charset="utf8mb4", collation=id_collation(dialect))
+            )
+        return dialect.type_descriptor(String(self.length))
+
+
 # BIGINT ids everywhere except SQLite, where only INTEGER PRIMARY KEY is the rowid alias.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
 _Json = JSON().with_variant(postgresql.JSONB(), "postgresql")
@@ -132,9 +168,9 @@ outbox = Table(
     "relay_outbox",
     metadata,
     Column("id", _BigId, primary_key=True, autoincrement=True),
-    Column("insert_id", String(INSERT_ID_MAX_LENGTH), nullable=False, unique=True),
+    Column("insert_id", IdString(INSERT_ID_MAX_LENGTH), nullable=False, unique=True),
     Column("event", String(EVENT_NAME_MAX_LENGTH), nullable=False),
-    Column("distinct_id", String(DISTINCT_ID_MAX_LENGTH), nullable=False),
+    Column("distinct_id", IdString(DISTINCT_ID_MAX_LENGTH), nullable=False),
     Column("time_ms", BigInteger(), nullable=False, comment="event time, ms since the epoch"),
     Column("properties", _Json, nullable=False),
     Column("state", String(16), nullable=False, server_default=OutboxState.PENDING.value),
@@ -169,7 +205,7 @@ outbox = Table(
     ),
     Column(
         "profile_key",
-        String(PROFILE_KEY_LENGTH),
+        IdString(PROFILE_KEY_LENGTH),
         nullable=True,
         comment="sha256 of the profile a user/group update is for; NULL for events",
     ),

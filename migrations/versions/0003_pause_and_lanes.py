@@ -31,6 +31,11 @@ Locking (online, following ``migrations/_online.py`` and revision 0002):
   build: seconds per million pending rows).
 
 Each step checks the catalog first, so a run interrupted anywhere is completed by the next.
+
+The downgrade refuses while a pause is set (``relay_pause`` holds a row), naming how many, and
+changes nothing: dropping the table would lift the pauses silently, and delivery an operator
+stopped would resume. Lift them first (``relay resume``), or stay at 0003. Rows of the bulk
+lane simply join the live one.
 """
 
 from collections.abc import Sequence
@@ -114,7 +119,21 @@ def upgrade() -> None:
             _mariadb_index(NEW_COLUMNS)
 
 
+def _refuse_pauses() -> None:
+    """Raise ``DowngradeRefusedError`` while a pause is set (see the docstring)."""
+    if _online.offline() or not sa.inspect(op.get_bind()).has_table("relay_pause"):
+        return
+    pauses = int(op.get_bind().execute(sa.text("SELECT COUNT(*) FROM relay_pause")).scalar_one())
+    if pauses:
+        raise _online.DowngradeRefusedError(
+            f"cannot downgrade below 0003: {pauses} pause(s) of delivery are set, and revision "
+            "0002 has no pauses (delivery would resume unseen); lift them with relay resume; "
+            "the tables stay at revision 0003"
+        )
+
+
 def downgrade() -> None:
+    _refuse_pauses()
     name = _online.dialect()
     if name == "sqlite":
         _sqlite_index(OLD_COLUMNS)

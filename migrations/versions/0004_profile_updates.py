@@ -25,6 +25,12 @@ Locking (online, following ``migrations/_online.py``):
 * SQLite: plain DDL.
 
 Each step checks the catalog first, so a run interrupted anywhere is completed by the next.
+
+The downgrade refuses while ``relay_outbox`` holds a profile update in any state, naming how
+many by state, and changes nothing: revision 0003 has no ``kind``, so its relays would take
+every such row for an event and send ``$set`` or ``$delete`` to ``/import`` (the profile never
+changes, the deletion is lost, and events that never happened are counted). Deliver, discard
+and purge them first (the message says how), or stay at 0004.
 """
 
 from collections.abc import Sequence
@@ -114,7 +120,31 @@ def upgrade() -> None:
                 )
 
 
+def _refuse_profile_updates() -> None:
+    """Raise ``DowngradeRefusedError`` while any profile update is stored (see the docstring)."""
+    if _online.offline() or not _online.column_exists("relay_outbox", "kind"):
+        return
+    rows = op.get_bind().execute(
+        sa.text("SELECT state, COUNT(*) FROM relay_outbox WHERE kind <> 'event' GROUP BY state")
+    )
+    counts = {str(state): int(count) for state, count in rows}
+    total = sum(counts.values())
+    if not total:
+        return
+    by_state = ", ".join(
+        f"{counts[state]} {state}" for state in ("pending", "dead", "delivered") if state in counts
+    )
+    raise _online.DowngradeRefusedError(
+        f"cannot downgrade below 0004: relay_outbox holds {total} profile update(s) "
+        f"({by_state}) that revision 0003 would take for events and send to /import; "
+        "let the relay deliver the pending ones, discard the dead ones (relay dead-letters "
+        "discard) and purge the delivered ones (relay purge); the tables "
+        "stay at revision 0004"
+    )
+
+
 def downgrade() -> None:
+    _refuse_profile_updates()
     name = _online.dialect()
     if name == "sqlite":
         op.drop_index(INDEX, table_name="relay_outbox", if_exists=True)

@@ -90,3 +90,34 @@ def latest_entries(conn: Connection, *, limit: int) -> list[AuditEntry]:
         sa.select(audit).order_by(audit.c.at.desc(), audit.c.id.desc()).limit(limit)
     ).all()
     return [AuditEntry(*row) for row in found]
+
+
+#: The fields of an entry's ``filter`` that hold a person's ``distinct_id``: a list of ids
+#: (``relay replay --distinct-id``, ``relay.admin.EventFilter.distinct_ids``).
+PERSON_ID_FIELDS = ("distinct_ids",)
+
+
+@translate_errors
+def redact_person(conn: Connection, *, distinct_id: str, replacement: str) -> int:
+    """Replace ``distinct_id`` by ``replacement`` where an entry's filter holds it as an id.
+
+    By structure, never by substring: only an element of a :data:`PERSON_ID_FIELDS` list equal
+    to ``distinct_id`` is replaced, so another person's ``1420``, a time ``00:42:00`` or a
+    reason ``INC-4242`` stay as they are when ``42`` is erased. Free text (``detail``: an
+    operator's reason) is not searched. The audit table is small (one row per operator action):
+    every entry is read, and those that change rewritten. Returns how many entries changed.
+    Lock: the entries rewritten. Guard: none needed (the caller's erasure transaction).
+    """
+    changed = 0
+    for entry_id, filter_value in conn.execute(sa.select(audit.c.id, audit.c.filter)).all():
+        if not isinstance(filter_value, dict):
+            continue
+        new_filter = dict(filter_value)
+        for name in PERSON_ID_FIELDS:
+            ids = filter_value.get(name)
+            if isinstance(ids, list) and distinct_id in ids:
+                new_filter[name] = [replacement if i == distinct_id else i for i in ids]
+        if new_filter != filter_value:
+            conn.execute(sa.update(audit).where(audit.c.id == entry_id).values(filter=new_filter))
+            changed += 1
+    return changed

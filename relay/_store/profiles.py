@@ -23,8 +23,8 @@ from sqlalchemy.engine import Connection
 from relay._event.properties import datetime_to_timestamp_ms
 from relay._store import lanes
 from relay._store._base import id_is_one_of, state_is, translate_errors
-from relay._store.claims import Claim, is_due, lease_rows
-from relay._tables import OutboxState, RowKind, audit, outbox
+from relay._store.claims import Claim, is_due, lease_is_live, lease_rows
+from relay._tables import OutboxState, RowKind, outbox
 
 #: The kinds of row that are profile updates, and so are claimed here.
 PROFILE_KINDS = (RowKind.USER.value, RowKind.GROUP.value)
@@ -195,6 +195,50 @@ def delete_person_rows(conn: Connection, *, distinct_id: str) -> int:
 
 
 @translate_errors
+def fence_person_rows(
+    conn: Connection, *, distinct_id: str, token: str, until: dt.datetime, now: dt.datetime
+) -> int:
+    """Hold every pending row of the person that no relay holds, so no relay claims it.
+
+    The rows are leased under ``token`` until ``until``, as a claim leases them: claims,
+    replays and requeues then pass them by. Returns how many of the person's rows a relay
+    holds at ``now`` (in flight: their request may still reach Mixpanel). Lock: the rows
+    fenced. Guard: not leased at ``now``, so a relay's lease is never taken over (its ack
+    stays valid); a row whose lease ran out is fenced (its relay's late ack then changes
+    nothing).
+    """
+    mine = outbox.c.lease_token == token
+    conn.execute(
+        sa.update(outbox)
+        .where(
+            _person_rows(distinct_id), state_is(OutboxState.PENDING), sa.not_(lease_is_live(now))
+        )
+        .values(lease_token=token, lease_expires_at=until)
+    )
+    held = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(outbox)
+        .where(
+            _person_rows(distinct_id),
+            state_is(OutboxState.PENDING),
+            lease_is_live(now),
+            sa.not_(mine),
+        )
+    ).scalar_one()
+    return int(held)
+
+
+@translate_errors
+def release_fence(conn: Connection, *, token: str) -> int:
+    """Lift a fence :func:`fence_person_rows` set: the rows are claimable again. Lock: them."""
+    return conn.execute(
+        sa.update(outbox)
+        .where(outbox.c.lease_token == token)
+        .values(lease_token=None, lease_expires_at=None)
+    ).rowcount
+
+
+@translate_errors
 def profile_updates_waiting(conn: Connection) -> int:
     """How many profile updates are pending (read from ``ix_relay_outbox_profile_pending``)."""
     return int(
@@ -202,41 +246,3 @@ def profile_updates_waiting(conn: Connection) -> int:
             sa.select(sa.func.count()).select_from(outbox).where(*_pending_profile_rows())
         ).scalar_one()
     )
-
-
-@translate_errors
-def redact_audit_mentions(conn: Connection, *, distinct_id: str, replacement: str) -> int:
-    """Replace ``distinct_id`` wherever an audit entry's filter or detail holds it.
-
-    An earlier ``relay replay --distinct-id ID`` kept the id in its entry's filter. The audit
-    table is small (one row per operator action): every entry is read and those whose text
-    holds the id are rewritten, the id replaced by ``replacement`` (its keyed hash). Returns
-    how many entries changed. Lock: the entries rewritten.
-    """
-    changed = 0
-    for entry_id, filter_value, detail in conn.execute(
-        sa.select(audit.c.id, audit.c.filter, audit.c.detail)
-    ).all():
-        new_filter = _replace_in(filter_value, distinct_id, replacement)
-        new_detail = detail.replace(distinct_id, replacement) if detail else detail
-        if new_filter != filter_value or new_detail != detail:
-            conn.execute(
-                sa.update(audit)
-                .where(audit.c.id == entry_id)
-                .values(filter=new_filter, detail=new_detail)
-            )
-            changed += 1
-    return changed
-
-
-def _replace_in(value: Any, needle: str, replacement: str) -> Any:
-    if isinstance(value, str):
-        return value.replace(needle, replacement)
-    if isinstance(value, list):
-        return [_replace_in(item, needle, replacement) for item in value]
-    if isinstance(value, dict):
-        return {
-            _replace_in(k, needle, replacement): _replace_in(v, needle, replacement)
-            for k, v in value.items()
-        }
-    return value

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from relay._store._base import state_is, translate_errors
-from relay._store.selection import EventFilter, leased, where
+from relay._store.selection import EventFilter, leased, superseded, where
 from relay._tables import Lane, OutboxState, outbox
 
 #: Ids sent per statement: PostgreSQL takes at most 65,535 bind parameters in one statement
@@ -29,19 +29,45 @@ def _chunks(ids: Collection[int]) -> list[list[int]]:
 
 
 @translate_errors
-def requeue(conn: Connection, f: EventFilter, *, ids: Collection[int], now: dt.datetime) -> int:
+def superseded_among(conn: Connection, ids: Collection[int]) -> set[int]:
+    """Which of ``ids`` are profile updates a later update of the same profile follows.
+
+    See :func:`relay._store.selection.superseded`. Lock: none (a plain read). An update
+    written after this read has a higher id still, and the profile claim sends one profile's
+    updates in id order: a requeued row then goes first, and the newer update after it.
+    """
+    found: set[int] = set()
+    for chunk in _chunks(ids):
+        found.update(
+            conn.execute(
+                sa.select(outbox.c.id).where(outbox.c.id.in_(chunk), superseded())
+            ).scalars()
+        )
+    return found
+
+
+@translate_errors
+def requeue(
+    conn: Connection, f: EventFilter, *, ids: Collection[int], now: dt.datetime
+) -> tuple[int, int]:
     """Make the rows in ``ids`` that still match ``f`` pending and due at ``now``, as new.
+
+    Returns ``(changed, superseded)``: profile updates a later update of the same profile
+    follows are never requeued (:func:`superseded_among`; re-sent, they would put the profile
+    back in time), and counted apart.
 
     Resets ``attempts``, the lease, ``last_error`` and ``finished_at`` and moves the rows to the
     bulk lane (claims serve live rows first, :mod:`relay._store.lanes`); keeps ``time_ms``,
-    ``insert_id`` and the properties, so a re-send carries the same deduplication key. Returns
-    how many rows changed. Lock: the rows updated. Guard: ``f`` again, and not leased by a
+    ``insert_id`` and the properties, so a re-send carries the same deduplication key. Lock:
+    the rows updated. Guard: ``f`` again, and not leased by a
     relay at ``now`` (``state = 'pending'`` and a live lease, see
     :func:`relay._store.claims.lease_is_live`): a row a relay is sending is never yanked from
-    under it.
+    under it. (MySQL refuses a subquery on the table an UPDATE changes, so the superseded rows
+    are read first rather than excluded in the UPDATE's own WHERE.)
     """
+    stale = superseded_among(conn, ids)
     changed = 0
-    for chunk in _chunks(ids):
+    for chunk in _chunks([i for i in ids if i not in stale]):
         result = conn.execute(
             sa.update(outbox)
             .where(outbox.c.id.in_(chunk), where(f), sa.not_(leased(now)))
@@ -59,7 +85,7 @@ def requeue(conn: Connection, f: EventFilter, *, ids: Collection[int], now: dt.d
             )
         )
         changed += result.rowcount
-    return changed
+    return changed, len(stale)
 
 
 @translate_errors

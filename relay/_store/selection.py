@@ -159,7 +159,47 @@ def leased(now: dt.datetime) -> sa.ColumnElement[bool]:
     return sa.and_(state_is(OutboxState.PENDING), lease_is_live(now))
 
 
+def superseded() -> sa.ColumnElement[bool]:
+    """Profile updates that a later update of the same profile (a higher id, any state) follows.
+
+    Re-sending one would put the profile back in time: Mixpanel deduplicates re-sent events by
+    ``$insert_id``, but applies every profile update it receives, in the order received.
+    """
+    later = outbox.alias("later")
+    return sa.and_(
+        outbox.c.profile_key.is_not(None),
+        sa.exists().where(later.c.profile_key == outbox.c.profile_key, later.c.id > outbox.c.id),
+    )
+
+
 # --- reads ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KindCounts:
+    """Rows matching a filter: ``events``, ``profile_updates``, and how many of the latter a
+    later update of the same profile ``superseded`` (a replay or requeue skips those)."""
+
+    events: int
+    profile_updates: int
+    superseded: int
+
+
+@translate_errors
+def kind_counts(conn: Connection, f: EventFilter) -> KindCounts:
+    """Count the rows matching ``f`` by what they carry, and the superseded profile updates.
+
+    Lock: none (a plain read). Guard: none needed, nothing is written.
+    """
+    is_event = outbox.c.kind == RowKind.EVENT.value
+    events, profiles, stale = conn.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(sa.case((is_event, 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((is_event, 0), else_=1)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((superseded(), 1), else_=0)), 0),
+        ).where(where(f))
+    ).one()
+    return KindCounts(int(events), int(profiles), int(stale))
 
 
 @translate_errors

@@ -163,8 +163,8 @@ def discard_dead_letters(
         raise FilterError("a discard needs a reason (why these events are dropped)", field="reason")
     dead = f.with_states(_DEAD)
 
-    def change(conn: Connection, chosen: list[Candidate]) -> int:
-        return requeue_store.delete_dead(conn, dead, ids=[c.id for c in chosen])
+    def change(conn: Connection, chosen: list[Candidate]) -> tuple[int, int]:
+        return requeue_store.delete_dead(conn, dead, ids=[c.id for c in chosen]), 0
 
     return run_operation(
         engine,

@@ -8,6 +8,13 @@ Rows are changed in bounded batches, each one transaction that chooses the next 
 (``id > last``), updates them, and adds to the audit entry's count: a kill between or during
 batches leaves every row either replayed or untouched, and the audit count exact. Rows a relay
 holds under a live lease are skipped, never yanked from under it, and reported as skipped.
+
+Profile updates are not events: Mixpanel applies every profile update it receives, in the
+order received, and deduplicates none. A profile update that a later update of the same
+profile follows (a higher outbox id, in any state) is therefore never replayed: re-sent, it
+would put the profile back in time (a ``$set plan=free`` over the later ``plan=pro``). Such
+rows are skipped and counted as ``superseded``; of one profile's updates a replay re-sends at
+most the latest. The dry run counts events, profile updates and superseded ones apart.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 from relay._store import audit as audit_store
 from relay._store import requeue as requeue_store
 from relay._store import selection, transaction
-from relay._store.selection import BreakdownRow, Candidate, EventFilter, StoredRow
+from relay._store.selection import BreakdownRow, Candidate, EventFilter, KindCounts, StoredRow
 from relay.admin._audit import UNFINISHED, begin_entry, finish_entry
 from relay.admin._filters import check_filter
 
@@ -37,19 +44,25 @@ class Preview:
     """What an operation would select: the dry run's answer. Nothing was changed.
 
     ``count`` rows match, ``leased`` of them held by a relay right now (a replay would skip
-    those); ``breakdown`` counts them per (event, state); ``sample`` shows the first few.
+    those); ``kinds`` splits them into events and profile updates, and counts the profile
+    updates a later update of the same profile superseded (a replay or requeue skips those);
+    ``breakdown`` counts them per (event, state); ``sample`` shows the first few.
     """
 
     count: int
     leased: int
     breakdown: list[BreakdownRow]
     sample: list[StoredRow]
+    kinds: KindCounts
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready values, marked ``"dry_run": true``."""
         return {
             "dry_run": True,
             "count": self.count,
+            "events": self.kinds.events,
+            "profile_updates": self.kinds.profile_updates,
+            "superseded": self.kinds.superseded,
             "leased": self.leased,
             "breakdown": [b.to_json() for b in self.breakdown],
             "sample": [r.to_json() for r in self.sample],
@@ -72,13 +85,15 @@ class BatchResult:
     """A finished batched operation: rows ``changed`` and rows ``skipped``, and its audit entry.
 
     For a replay or requeue, ``skipped`` rows were leased by a relay (or changed by one while
-    chosen) and were left alone; replay them again once their lease has ended.
+    chosen) and were left alone; replay them again once their lease has ended. ``superseded``
+    profile updates were left alone for good: a later update of the same profile follows them.
     """
 
     audit_id: int
     changed: int
     skipped: int
     batches: int
+    superseded: int = 0
 
     def to_json(self, *, done: str = "changed") -> dict[str, Any]:
         """JSON-ready values; the count of changed rows under the key ``done`` (``replayed``)."""
@@ -86,14 +101,16 @@ class BatchResult:
             "dry_run": False,
             done: self.changed,
             "skipped": self.skipped,
+            "superseded": self.superseded,
             "batches": self.batches,
             "audit_id": self.audit_id,
         }
 
 
 OnBatch = Callable[[BatchProgress], None]
-#: Changes the chosen rows in the batch's transaction; returns how many it changed.
-Change = Callable[[Connection, list[Candidate]], int]
+#: Changes the chosen rows in the batch's transaction; returns how many it changed, and how
+#: many it left alone because a later update of the same profile superseded them.
+Change = Callable[[Connection, list[Candidate]], tuple[int, int]]
 
 
 def preview(
@@ -122,6 +139,7 @@ def describe(conn: Connection, f: EventFilter, *, now: dt.datetime, sample_size:
         leased=sum(r.leased for r in counts),
         breakdown=counts,
         sample=sample,
+        kinds=selection.kind_counts(conn, f),
     )
 
 
@@ -135,40 +153,42 @@ def run_batches(
     total: int,
     batch_size: int,
     on_batch: OnBatch | None,
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, int]:
     """Walk the rows matching ``f`` in id order, ``batch_size`` per transaction, through
     ``change``; each batch also adds its count to audit entry ``entry_id``.
 
-    Returns (changed, skipped, batches).
+    Returns (changed, skipped, superseded, batches).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    changed = skipped = batches = 0
+    changed = skipped = superseded = batches = 0
     after = 0
     while True:
         with transaction(engine, write=True) as conn:
             chosen = selection.next_batch(conn, f, after_id=after, limit=batch_size, now=now)
             if not chosen:
                 break
-            n = change(conn, chosen)
+            n, stale = change(conn, chosen)
             audit_store.add_to_entry(conn, entry_id=entry_id, count=n)
         after = chosen[-1].id
         batches += 1
         changed += n
-        skipped += len(chosen) - n
+        superseded += stale
+        skipped += len(chosen) - n - stale
         if on_batch is not None:
+            done = changed + skipped + superseded
             on_batch(
                 BatchProgress(
                     batch=batches,
                     changed=n,
                     skipped=len(chosen) - n,
-                    done=changed + skipped,
-                    total=max(total, changed + skipped),
+                    done=done,
+                    total=max(total, done),
                 )
             )
         if len(chosen) < batch_size:
             break
-    return changed, skipped, batches
+    return changed, skipped, superseded, batches
 
 
 def run_operation(
@@ -203,7 +223,7 @@ def run_operation(
         filter_json=f.to_json(),
         detail=prefix + UNFINISHED,
     )
-    changed, skipped, batches = run_batches(
+    changed, skipped, superseded, batches = run_batches(
         engine,
         f,
         change=change,
@@ -214,14 +234,26 @@ def run_operation(
         on_batch=on_batch,
     )
     skips = f", {skipped} skipped (leased by a relay, or changed meanwhile)" if skipped else ""
+    if superseded:
+        skips += (
+            f", {superseded} profile update(s) not re-sent (a later update of the same "
+            "profile superseded them)"
+        )
     finish_entry(engine, entry_id, detail=f"{prefix}finished: {changed} {done}{skips}")
-    return BatchResult(audit_id=entry_id, changed=changed, skipped=skipped, batches=batches)
+    return BatchResult(
+        audit_id=entry_id,
+        changed=changed,
+        skipped=skipped,
+        batches=batches,
+        superseded=superseded,
+    )
 
 
 def requeue_change(f: EventFilter, *, now: dt.datetime) -> Change:
-    """The batch step of a replay: requeue the chosen rows no relay holds."""
+    """The batch step of a replay: requeue the chosen rows no relay holds and no later update
+    of the same profile superseded."""
 
-    def change(conn: Connection, chosen: list[Candidate]) -> int:
+    def change(conn: Connection, chosen: list[Candidate]) -> tuple[int, int]:
         free = [c.id for c in chosen if not c.leased]
         return requeue_store.requeue(conn, f, ids=free, now=now)
 

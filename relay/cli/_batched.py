@@ -90,7 +90,20 @@ def echo_rows(rows: Sequence[StoredRow]) -> None:
 def echo_preview(p: Preview, *, verb: str) -> None:
     """A dry run's answer: count, breakdown, sample."""
     leased = f" ({p.leased} leased by a relay right now would be skipped)" if p.leased else ""
-    click.echo(f"dry run: {p.count} events match{leased}; nothing was changed.")
+    kinds = p.kinds
+    if kinds.profile_updates:
+        stale = ""
+        if kinds.superseded and verb != "discard":
+            stale = (
+                f" ({kinds.superseded} superseded by a later update of the same profile "
+                f"would be skipped, never re-sent, so no profile goes back in time)"
+            )
+        click.echo(
+            f"dry run: {p.count} rows match{leased}: {kinds.events} events, "
+            f"{kinds.profile_updates} profile updates{stale}; nothing was changed."
+        )
+    else:
+        click.echo(f"dry run: {p.count} events match{leased}; nothing was changed.")
     if not p.count:
         return
     click.echo(f"Run again with --yes to {verb} them.\n")
@@ -106,6 +119,11 @@ def echo_batches(result: BatchResult, *, done: str) -> None:
     """An executed operation's summary."""
     batches = "batch" if result.batches == 1 else "batches"
     click.echo(f"{done} {result.changed} events in {result.batches} {batches}.")
+    if result.superseded:
+        click.echo(
+            f"not re-sent: {result.superseded} profile updates a later update of the same "
+            "profile superseded (re-sent, they would put the profile back in time)."
+        )
     if result.skipped:
         click.echo(
             f"skipped {result.skipped} events leased by a running relay or changed by one "

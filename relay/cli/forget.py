@@ -77,6 +77,7 @@ def forget(
                     "deleted": result.deleted,
                     "audit_entries_rewritten": result.audit_entries_rewritten,
                     "gdpr_task_id": result.gdpr_task_id,
+                    "waited_for_in_flight": result.waited_for,
                 }
             )
         )
@@ -86,6 +87,8 @@ def forget(
         click.echo(f"dry run: would erase {result.total} row(s) of {result.person}: {found}")
         click.echo("run again with --yes to erase them")
         return
+    if result.waited_for:
+        click.echo(f"waited for {result.waited_for} row(s) a relay was sending")
     click.echo(f"erased {result.deleted} row(s) of {result.person}: {found}")
     if result.gdpr_task_id is not None:
         click.echo(f"Mixpanel GDPR deletion task: {result.gdpr_task_id}")

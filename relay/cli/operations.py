@@ -30,7 +30,19 @@ def migrate(relay: Relay, /, revision: str) -> None:
 
     with relay.engine(create=True) as engine:
         _migrations.upgrade(engine, revision)
-    click.echo(f"relay tables at revision {revision} in {relay.database_redacted()}")
+        reached = _migrations.current(engine)
+    target = _migrations.resolve(revision)
+    if target is not None and reached != [target]:
+        # Alembic's upgrade to an older revision does nothing: say so, never "at revision X".
+        at = ", ".join(reached) or "none"
+        _exit.fail(
+            f"relay migrate only upgrades: the database stays at revision {at}, newer than "
+            f"{target}; nothing was changed (to go back, run Alembic's downgrade on relay's "
+            f"migrations: alembic downgrade {target})",
+            _exit.USAGE,
+        )
+    shown = ", ".join(reached) or revision
+    click.echo(f"relay tables at revision {shown} in {relay.database_redacted()}")
 
 
 @click.command(epilog=_exit.EXIT_CODES_HELP)

@@ -226,7 +226,14 @@ def test_executed_replay_reports_counts_and_its_audit_entry(mixed: Engine) -> No
     """`replay --yes --json` reports what was replayed and skipped, and the audit entry's id."""
     report = _json(_relay(mixed, "replay", "--state", "dead", "--yes", "--json"))
 
-    assert report == {"dry_run": False, "replayed": 3, "skipped": 0, "batches": 1, "audit_id": 1}
+    assert report == {
+        "dry_run": False,
+        "replayed": 3,
+        "skipped": 0,
+        "superseded": 0,
+        "batches": 1,
+        "audit_id": 1,
+    }
 
 
 def test_replay_skipping_leased_rows_says_so(engine: Engine) -> None:

@@ -62,7 +62,7 @@ def _seed(engine: Engine) -> None:
             action="replay",
             filter={"distinct_ids": [PERSON, OTHER]},
             count=1,
-            detail=f"replayed rows of {PERSON}",
+            detail="finished: 1 requeued",
         )
     with Session(engine) as session:
         for who in (PERSON, OTHER):
@@ -180,3 +180,46 @@ def test_forget_with_mixpanel_files_a_gdpr_deletion(
     assert (job.kind, job.distinct_ids, job.compliance_type) == ("deletion", (PERSON,), "GDPR")
     assert job.task_id in _everything(sqlite_engine)
     assert PERSON not in _everything(sqlite_engine)
+
+
+def _entry(engine: Engine, **values: Any) -> None:
+    with store.transaction(engine) as conn:
+        audit_store.add_entry(conn, at=dt.datetime.now(dt.UTC), actor="ops", count=1, **values)
+
+
+def _entries(engine: Engine) -> list[tuple[str, dict[str, Any], str | None]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(audit.c.action, audit.c.filter, audit.c.detail)
+            .where(audit.c.action != "forget")
+            .order_by(audit.c.id)
+        )
+        return [(str(a), dict(f), d) for a, f, d in rows]
+
+
+def test_forget_rewrites_the_id_where_a_filter_holds_it_and_nowhere_else(engine: Engine) -> None:
+    """Erasing `42` replaces it in the replay filter that listed it, and leaves another
+    person's `1420`, a filter time `00:42:00`, a reason `INC-4242` and an insert id `42` as
+    they were (the old rewrite replaced the substring in all of them)."""
+    _entry(engine, action="replay", filter={"distinct_ids": ["42", "1420"]}, detail="finished")
+    _entry(engine, action="replay", filter={"distinct_ids": ["1420"]}, detail="finished")
+    _entry(
+        engine,
+        action="replay",
+        filter={"created_before": "2026-12-01T00:42:00+00:00"},
+        detail="finished: 42 requeued",
+    )
+    _entry(engine, action="discard", filter={"states": ["dead"]}, detail="INC-4242")
+    _entry(engine, action="replay", filter={"insert_ids": ["42"]}, detail="finished")
+    untouched = _entries(engine)[1:]
+
+    result = _forget(engine, "--distinct-id", "42", "--yes", RELAY_ERASURE_HASH_KEY=KEY)
+
+    assert result.exit_code == 0, result.output
+    digest = hmac.new(KEY.encode(), b"42", hashlib.sha256).hexdigest()
+    entries = _entries(engine)
+    assert entries[0][1] == {"distinct_ids": [f"hmac-sha256:{digest}", "1420"]}
+    assert entries[1:] == untouched
+    with engine.connect() as conn:
+        detail = conn.execute(sa.select(audit.c.detail).where(audit.c.action == "forget"))
+        assert "1 audit entr" in detail.scalar_one()
