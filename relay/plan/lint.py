@@ -39,7 +39,8 @@ RULES: dict[str, str] = {
     "RLY008": "the helper's arguments are keyword-only (after the session)",
     "RLY009": "the helper wraps tracking in try/except Exception that logs, re-raising only "
     "in strict mode",
-    "RLY010": "the helper's class is exported in the package's __all__",
+    "RLY010": "the helper's class is exported in the __all__ of the package or of one of its "
+    "packages (the seed's service/__init__.py)",
     "RLY011": "a test tracks the event",
     "RLY012": "an event tracked by a cron run documents is_cron_job in its schema docstring",
 }
@@ -128,7 +129,10 @@ def _lint_one(module_name: str, *, tests_path: Path | None) -> list[Finding]:  #
     constants = _code.constants(modules)
     constant_names = {attr: event for event, (attr, _, _) in constants.items()}
     helpers = _code.helpers(modules, constant_names)
-    exported = set(getattr(root, "__all__", ()))
+    # The seed exports its helpers from a subpackage (service/__init__.py), not the app's root.
+    exported = {
+        name for m in modules if hasattr(m, "__path__") for name in getattr(m, "__all__", ())
+    }
     test_text = _read_tests(tests_path) if tests_path is not None else None
     findings: list[Finding] = []
 
@@ -193,14 +197,19 @@ def _lint_one(module_name: str, *, tests_path: Path | None) -> list[Finding]:  #
                     )
                 )
             if helper.cls.__name__ not in exported:
+                # The helper's own package (the seed's service/), never the app's root: an app
+                # __init__ that imports helpers imports models before Django is ready.
+                home = helper.cls.__module__.rpartition(".")[0] or prefix
                 findings.append(
                     Finding(
                         "RLY010",
                         helper.path,
                         helper.node.lineno,
                         event,
-                        f"{helper.cls.__name__} is not in {prefix}.__all__",
-                        f"import it in {prefix} and add '{helper.cls.__name__}' to __all__",
+                        f"{helper.cls.__name__} is not in the __all__ of {prefix} "
+                        "or of one of its packages",
+                        f"import it in {home} (its __init__.py) and add "
+                        f"'{helper.cls.__name__}' to that __all__",
                     )
                 )
             cron_text = ast.unparse(helper.node) + " ".join(
