@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from relay.cli import _exit
 from relay.cli._context import Relay, pass_relay
 
 EXIT_FINDINGS = 1
@@ -37,11 +38,18 @@ def events() -> None:
 def lint(modules: tuple[str, ...], tests_path: Path | None, as_json: bool) -> None:
     """Check catalog MODULEs (default: relay.catalog) against every rule; exit 1 on a finding."""
     # Imported here: the linter pulls in the registry and pydantic; `relay --help` stays light.
-    from relay.plan.lint import RULES, ensure_cwd_importable, lint_modules  # noqa: PLC0415
+    from relay.plan.lint import RULES, ensure_cwd_importable, lint_report  # noqa: PLC0415
 
     ensure_cwd_importable()
     names = list(modules) or ["relay.catalog"]
-    findings = lint_modules(names, tests_path=tests_path)
+    report = lint_report(names, tests_path=tests_path)
+    findings = report.findings
+    unchecked = report.unchecked()
+    if unchecked and not findings:
+        # "0 findings" after checking no event would pass a catalog nobody looked at.
+        parent = unchecked[0].rpartition(".")[0]
+        hint = f": lint the package that defines them ({parent})" if parent else ""
+        _exit.fail(f"no events are defined in {', '.join(unchecked)}{hint}", _exit.FAILURE)
     if as_json:
         payload = {
             "modules": names,
