@@ -374,7 +374,7 @@ import pytest
 from relay.testing.plugin import OutboxCapture
 
 from {n.package}.constants import MixPanelEvent
-from {n.package}.registry import EVENT_SCHEMA_REGISTRY, is_event_registered
+from {registry} import EVENT_SCHEMA_REGISTRY, is_event_registered
 from {n.package}.schemas import {n.schema}
 from {n.package}.service import {n.helper}
 

@@ -327,7 +327,17 @@ def _plan_tests(plan: _Plan, tests: Path, n: Names, *, django: bool) -> None:
         plan.changes[tests / "__init__.py"] = Change(tests / "__init__.py", "", created=True)
     if django and not (tests / "conftest.py").exists():
         plan.create(tests / "conftest.py", _templates.TESTS_CONFTEST.format(n=n))
-    plan.create(test_path, (_templates.DJANGO_TEST if django else _templates.SQL_TEST).format(n=n))
+    template = _templates.DJANGO_TEST if django else _templates.SQL_TEST
+    plan.create(test_path, template.format(n=n, registry=_registry_module(plan, n)))
+
+
+def _registry_module(plan: _Plan, n: Names) -> str:
+    """Where the test imports relay's registry views: the package's registry.py if it re-exports
+    them (the seed's test does), else relay."""
+    registry = next(c for c in plan.changes.values() if c.path.name == "registry.py")
+    bound = _edit.bound_names(_edit.parse(registry.text, where=str(registry.path)))
+    wanted = {"EVENT_SCHEMA_REGISTRY", "is_event_registered"}
+    return f"{n.package}.registry" if wanted <= bound else "relay"
 
 
 def _write(changes: list[Change]) -> None:

@@ -145,6 +145,108 @@ class Migration(migrations.Migration):
 }
 
 
+#: A seed-layout analytics app written by hand (no `relay events new`), with one event.
+SEED_PACKAGE = {
+    "__init__.py": "",
+    "constants.py": '''\
+"""MixPanel event names."""
+
+
+class MixPanelEvent:
+    """Event names, grouped by domain."""
+
+    # Surveys
+    SURVEY_DELIVERED = "svc.surveys.survey_delivered"  # the first event
+''',
+    "schemas.py": '''\
+"""MixPanel event schemas."""
+
+from pydantic import Field
+from relay import STRICT_MODEL_CONFIG, MixpanelSuperEventPropertiesSchema
+
+
+class MxpSurveysSurveyDeliveredEventSchema(MixpanelSuperEventPropertiesSchema):
+    """Properties for svc.surveys.survey_delivered.
+
+    Tracked when a survey is delivered to an employee.
+    """
+
+    survey_id: str = Field(description="Survey UUID as string")
+
+    model_config = STRICT_MODEL_CONFIG
+''',
+    "registry.py": '''\
+"""Event -> schema registry."""
+
+from relay import MixpanelSuperEventPropertiesSchema, register_event
+
+from optimo_analytics.constants import MixPanelEvent
+from optimo_analytics.schemas import (
+    MxpSurveysSurveyDeliveredEventSchema,
+)
+
+_EVENT_SCHEMA_REGISTRY: dict[str, type[MixpanelSuperEventPropertiesSchema]] = {
+    # Surveys
+    MixPanelEvent.SURVEY_DELIVERED: MxpSurveysSurveyDeliveredEventSchema,
+}
+
+for _event, _schema in _EVENT_SCHEMA_REGISTRY.items():
+    register_event(_event, _schema)
+''',
+    "service/__init__.py": '''\
+"""Tracking helpers."""
+
+import optimo_analytics.registry  # noqa: F401
+from optimo_analytics.service.survey import OptimoMixpanelSurveyTrackHelper
+
+__all__ = [
+    "OptimoMixpanelSurveyTrackHelper",
+]
+''',
+    "service/survey.py": '''\
+"""Survey tracking helpers."""
+
+import structlog
+from relay.contrib.django import track
+
+from optimo_analytics.constants import MixPanelEvent
+from optimo_analytics.schemas import MxpSurveysSurveyDeliveredEventSchema
+
+logger = structlog.get_logger(__name__)
+
+
+class OptimoMixpanelSurveyTrackHelper:
+    """Helper class for Survey event tracking."""
+
+    @classmethod
+    def track_survey_delivered(cls, *, employee_id: str, survey_id: str) -> None:
+        """Track survey delivered (svc.surveys.survey_delivered)."""
+        try:
+            cls._track_survey_delivered(employee_id=employee_id, survey_id=survey_id)
+        except Exception:
+            # Fire-and-forget: log but don't propagate
+            logger.exception("mixpanel_survey_delivered_tracking_failed", employee_id=employee_id)
+
+    @staticmethod
+    def _track_survey_delivered(*, employee_id: str, survey_id: str) -> None:
+        properties = MxpSurveysSurveyDeliveredEventSchema(
+            employee_id=employee_id,
+            organization_id="",
+            organization_name="",
+            role=None,
+            impersonation=False,
+            survey_id=survey_id,
+        )
+        track(
+            event=MixPanelEvent.SURVEY_DELIVERED,
+            distinct_id=employee_id,
+            properties=properties,
+        )
+''',
+    "tests/__init__.py": "",
+}
+
+
 def make_project(root: Path) -> Path:
     """The project's files written under ``root``; returns ``root``."""
     for name, text in FILES.items():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from django_project import BIN, make_project, run
+from django_project import BIN, SEED_PACKAGE, make_project, run
 
 from relay._errors import RelayError
 from relay.cli import main
@@ -65,6 +65,40 @@ def test_second_and_third_events_pass_ruff_mypy_lint_and_their_tests(tmp_path: P
         proc = run(argv, project)
         assert proc.returncode == 0, (argv, proc.stdout[-3000:], proc.stderr[-3000:])
     assert "15 passed" in proc.stdout
+
+
+def test_a_hand_written_seed_package_takes_events_in_its_own_style(tmp_path: Path) -> None:
+    """A package written by hand in the seed's layout is extended in its style and stays clean."""
+    project = make_project(tmp_path)
+    for name, text in SEED_PACKAGE.items():
+        path = project / PACKAGE / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    _new(project, "svc.surveys.survey_reminded", "survey")
+    _new(project, "svc.hris_csv.upload.analysis_completed", "core")
+    package = project / PACKAGE
+    constants = (package / "constants.py").read_text()
+    # No Final where the host writes none; the host's comments stay.
+    assert '    SURVEY_REMINDED = "svc.surveys.survey_reminded"\n' in constants
+    assert "# the first event\n" in constants
+    # The helper class takes the package's prefix, and is exported beside the existing one.
+    assert "class OptimoMixpanelCoreTrackHelper:" in (package / "service" / "core.py").read_text()
+    assert (
+        '    "OptimoMixpanelCoreTrackHelper",\n    "OptimoMixpanelSurveyTrackHelper",\n'
+        in (package / "service" / "__init__.py").read_text()
+    )
+    for name, text in SEED_PACKAGE.items():
+        removed = _removed_lines(text, (package / name).read_text())
+        assert all(line.startswith("from ") for line in removed), (name, removed)
+    for argv in (
+        [str(BIN / "ruff"), "check", PACKAGE],
+        [str(BIN / "ruff"), "format", "--check", PACKAGE],
+        # No --tests: the hand-written event has no test, which RLY011 would rightly report.
+        [str(BIN / "relay"), "events", "lint", PACKAGE],
+        [sys.executable, "-m", "pytest", "-q", f"{PACKAGE}/tests"],
+    ):
+        proc = run(argv, project)
+        assert proc.returncode == 0, (argv, proc.stdout[-3000:], proc.stderr[-3000:])
 
 
 def test_the_host_formatting_and_comments_are_kept(tmp_path: Path) -> None:
