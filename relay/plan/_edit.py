@@ -268,19 +268,49 @@ def _clean_comma(opening: cst.BaseParenthesizableWhitespace) -> cst.Comma:
 
 
 def insert_element(
-    elements: list[_Node], index: int, new: _Node, opening: cst.BaseParenthesizableWhitespace
-) -> list[_Node]:
-    """``new`` inserted at ``index`` of an exploded sequence; every old element keeps its comma
-    (and the comments written after it)."""
+    elements: list[_Node],
+    index: int,
+    new: _Node,
+    opening: cst.BaseParenthesizableWhitespace,
+    closing: cst.BaseParenthesizableWhitespace,
+) -> tuple[list[_Node], cst.BaseParenthesizableWhitespace]:
+    """``new`` inserted at ``index`` of an exploded sequence, and the closing bracket's new
+    leading whitespace. Every old element keeps its comma and the comment written after it
+    (the last element's comment belongs to the closing bracket in LibCST's tree)."""
     clean = _clean_comma(opening)
     out = list(elements)
     if index < len(out):
         out.insert(index, new.with_changes(comma=clean))
-    else:
-        last = out[-1]
-        out[-1] = last.with_changes(comma=clean)
-        out.append(new.with_changes(comma=last.comma))  # type: ignore[attr-defined]
-    return out
+        return out, closing
+    last = out[-1]
+    comma = getattr(last, "comma", cst.MaybeSentinel.DEFAULT)
+    if isinstance(closing, cst.ParenthesizedWhitespace) and isinstance(
+        opening, cst.ParenthesizedWhitespace
+    ):
+        kept = cst.Comma(
+            whitespace_before=comma.whitespace_before
+            if isinstance(comma, cst.Comma)
+            else cst.SimpleWhitespace(""),
+            whitespace_after=cst.ParenthesizedWhitespace(
+                first_line=closing.first_line,
+                empty_lines=closing.empty_lines,
+                indent=True,
+                last_line=opening.last_line,
+            ),
+        )
+        out[-1] = last.with_changes(comma=kept)
+        trailing = cst.Comma() if isinstance(comma, cst.Comma) else cst.MaybeSentinel.DEFAULT
+        out.append(new.with_changes(comma=trailing))
+        closed = cst.ParenthesizedWhitespace(
+            first_line=cst.TrailingWhitespace(),
+            empty_lines=[],
+            indent=True,
+            last_line=closing.last_line,
+        )
+        return out, closed
+    out[-1] = last.with_changes(comma=clean)
+    out.append(new.with_changes(comma=comma))
+    return out, closing
 
 
 def find_all_list(module: cst.Module) -> tuple[cst.SimpleStatementLine, cst.List] | None:
@@ -315,8 +345,15 @@ def add_to_exploded_list(module: cst.Module, value: cst.List, name: str) -> cst.
     quote = first.quote if isinstance(first, cst.SimpleString) else '"'
     index = sorted([*values, name], key=member_key).index(name)
     new = cst.Element(cst.SimpleString(f"{quote}{name}{quote}"))
-    elements = insert_element(list(value.elements), index, new, value.lbracket.whitespace_after)
-    return _replace(module, value, value.with_changes(elements=elements))
+    elements, closing = insert_element(
+        list(value.elements),
+        index,
+        new,
+        value.lbracket.whitespace_after,
+        value.rbracket.whitespace_before,
+    )
+    rbracket = value.rbracket.with_changes(whitespace_before=closing)
+    return _replace(module, value, value.with_changes(elements=elements, rbracket=rbracket))
 
 
 def find_dict(module: cst.Module, name: str) -> tuple[cst.SimpleStatementLine, cst.Dict] | None:
@@ -358,10 +395,15 @@ def add_to_exploded_dict(
     indent = opening.last_line.value if isinstance(opening, cst.ParenthesizedWhitespace) else ""
     code = dict_item(key, item, indent=indent or "    ", line_length=line_length)
     entry = cst.DictElement(cst.parse_expression(key), cst.parse_expression(code))
-    elements = insert_element(
-        list(value.elements), len(value.elements), entry, value.lbrace.whitespace_after
+    elements, closing = insert_element(
+        list(value.elements),
+        len(value.elements),
+        entry,
+        value.lbrace.whitespace_after,
+        value.rbrace.whitespace_before,
     )
-    return _replace(module, value, value.with_changes(elements=elements))
+    rbrace = value.rbrace.with_changes(whitespace_before=closing)
+    return _replace(module, value, value.with_changes(elements=elements, rbrace=rbrace))
 
 
 def add_to_exploded_import(
@@ -375,5 +417,9 @@ def add_to_exploded_import(
     names = [_alias_name(a) for a in small.names]
     index = sorted([*names, name], key=member_key).index(name)
     new = cst.ImportAlias(name=cst.Name(name))
-    aliases = insert_element(list(small.names), index, new, small.lpar.whitespace_after)
-    return _replace(module, small, small.with_changes(names=aliases))
+    assert small.rpar is not None
+    aliases, closing = insert_element(
+        list(small.names), index, new, small.lpar.whitespace_after, small.rpar.whitespace_before
+    )
+    rpar = small.rpar.with_changes(whitespace_before=closing)
+    return _replace(module, small, small.with_changes(names=aliases, rpar=rpar))
