@@ -79,7 +79,9 @@ def _alias_name(alias: cst.ImportAlias) -> str:
     return dotted(alias.name)
 
 
-def find_class(module: cst.Module, *, name: str | None = None, suffix: str = "") -> cst.ClassDef:
+def find_class(
+    module: cst.Module, *, name: str | None = None, suffix: str = "", where: str = "the module"
+) -> cst.ClassDef:
     """The top-level class called ``name`` (or the one whose name ends with ``suffix``)."""
     found = [
         stmt
@@ -89,7 +91,7 @@ def find_class(module: cst.Module, *, name: str | None = None, suffix: str = "")
     ]
     if len(found) != 1:
         what = name or f"*{suffix}"
-        raise EditError(f"expected one class {what}, found {len(found)}")
+        raise EditError(f"{where}: expected one class {what}, found {len(found)}")
     return found[0]
 
 

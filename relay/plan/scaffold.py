@@ -22,7 +22,7 @@ from pathlib import Path
 
 import libcst as cst
 
-from relay._errors import RelayError
+from relay._errors import EventNameError, RelayError
 from relay._event.naming import check_event_name
 from relay.plan import _edit, _templates
 from relay.plan._format import format_source, line_length
@@ -30,6 +30,8 @@ from relay.plan._templates import Names
 
 #: Where the employee directory of a new Django package looks employees up (the seed's app).
 DEFAULT_EMPLOYEE_MODEL = "optimo_core.Employee"
+#: How much of a too-long event name an error message shows.
+SHOWN_NAME_CHARS = 80
 #: The dict ``registry.py`` keeps its events in (the seed's name).
 REGISTRY_DICT = "_EVENT_SCHEMA_REGISTRY"
 
@@ -87,7 +89,14 @@ def _helper_prefix(service_init: Path) -> str:
 
 
 def _names(event: str, package_dir: Path, domain: str | None) -> Names:
-    check_event_name(event)
+    try:
+        check_event_name(event)
+    except EventNameError as exc:
+        if len(event) <= SHOWN_NAME_CHARS:
+            raise
+        # A pasted paragraph is not echoed back whole: the error stays one readable line.
+        shown = event[:SHOWN_NAME_CHARS] + "..."
+        raise EventNameError(exc.reason, event=shown) from exc
     segments = event.split(".")
     domain = domain or segments[1]
     if not domain.isidentifier() or not domain.islower():
@@ -97,7 +106,9 @@ def _names(event: str, package_dir: Path, domain: str | None) -> Names:
     helper = ""
     domain_module = service / f"{domain}.py"
     if domain_module.exists():
-        helper = _edit.find_class(_read(domain_module), suffix="TrackHelper").name.value
+        helper = _edit.find_class(
+            _read(domain_module), suffix="TrackHelper", where=str(domain_module)
+        ).name.value
     else:
         helper = f"{_helper_prefix(service / '__init__.py')}{_camel(domain)}TrackHelper"
     return Names(
@@ -206,7 +217,7 @@ def _plan_constant(plan: _Plan, path: Path, n: Names) -> None:
         plan.create(path, _templates.CONSTANTS.format(constant=line))
         return
     module = _read(path)
-    cls = _edit.find_class(module, name="MixPanelEvent")
+    cls = _edit.find_class(module, name="MixPanelEvent", where=str(path))
     if n.event in _edit.string_values(cls):
         raise ScaffoldExistsError(f"{n.event} is already in {path}")
     if n.constant in _edit.class_members(cls):
@@ -283,7 +294,7 @@ def _plan_service(plan: _Plan, service: Path, n: Names, *, django: bool) -> None
         plan.create(module_path, template.format(n=n, methods=methods))
     else:
         module = _read(module_path)
-        cls = _edit.find_class(module, name=n.helper)
+        cls = _edit.find_class(module, name=n.helper, where=str(module_path))
         if n.method in _edit.class_members(cls):
             raise ScaffoldExistsError(f"{n.helper}.{n.method} already exists in {module_path}")
         needs = _templates.DJANGO_NEEDS if django else _templates.SQL_NEEDS

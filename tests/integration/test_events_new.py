@@ -169,3 +169,29 @@ def test_a_bad_event_name_creates_no_package(tmp_path: Path, name: str) -> None:
     with pytest.raises(RelayError):
         scaffold_event(name, package_dir=tmp_path / PACKAGE)
     assert not (tmp_path / PACKAGE).exists()
+
+
+def test_a_pasted_paragraph_as_event_name_is_one_short_line(tmp_path: Path) -> None:
+    """A 5,000-character name exits 1 with one line that does not echo it whole; nothing written."""
+    result = CliRunner().invoke(
+        main, ["events", "new", "svc.surveys." + "a" * 5000, "--package", str(tmp_path / PACKAGE)]
+    )
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1
+    assert len(result.output) < 300
+    assert "at most 255" in result.output
+    assert not (tmp_path / PACKAGE).exists()
+
+
+def test_a_service_module_without_a_helper_class_is_named(tmp_path: Path) -> None:
+    """A service/<domain>.py with no *TrackHelper class is refused naming the file."""
+    project = make_project(tmp_path)
+    _new(project, "svc.surveys.survey_delivered", "survey")
+    (project / PACKAGE / "service" / "map.py").write_text('"""Map helpers, to come."""\n')
+    before = _snapshot(project / PACKAGE)
+    result = CliRunner().invoke(
+        main, ["events", "new", "svc.map.plan_created", "--package", str(project / PACKAGE)]
+    )
+    assert result.exit_code == 1
+    assert "service/map.py: expected one class *TrackHelper, found 0" in result.output
+    assert _snapshot(project / PACKAGE) == before
