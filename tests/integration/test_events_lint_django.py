@@ -100,3 +100,22 @@ def test_a_subpackage_without_events_is_not_a_clean_lint(tmp_path: Path) -> None
         "relay: no events are defined in optimo_analytics.service: "
         "lint the package that defines them (optimo_analytics)"
     )
+
+
+def test_docs_of_a_django_app_list_the_events_its_registry_module_registers(
+    tmp_path: Path,
+) -> None:
+    """`events docs` imports the whole app after Django's set-up: both events are documented."""
+    project = _project(tmp_path)
+    proc = run([str(BIN / "relay"), "events", "docs", PACKAGE], project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "svc.surveys.survey_delivered" in proc.stdout
+    assert "svc.map.action_plan_created" in proc.stdout
+
+
+def test_docs_of_a_module_without_events_is_an_error_not_an_empty_plan(tmp_path: Path) -> None:
+    """An empty dictionary is refused in one line (pushed with --truncate it empties Lexicon)."""
+    project = _project(tmp_path)
+    proc = run([str(BIN / "relay"), "events", "docs", f"{PACKAGE}.service"], project)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "relay: no events are defined in optimo_analytics.service"
