@@ -13,14 +13,6 @@ import libcst as cst
 
 from relay._errors import RelayError
 
-#: isort's sections, in order: ``from __future__``, the standard library, third party, first party.
-FUTURE, STDLIB, THIRD_PARTY, FIRST_PARTY = range(4)
-_STDLIB_ROOTS = frozenset(
-    {"abc", "collections", "contextlib", "dataclasses", "datetime", "enum", "functools"}
-    | {"logging", "pathlib", "re", "typing", "unittest", "uuid", "decimal", "types"}
-)
-
-
 _Node = TypeVar("_Node", bound=cst.CSTNode)
 
 
@@ -28,7 +20,7 @@ class EditError(RelayError):
     """A host module cannot take the event's lines (named in the message); nothing was written."""
 
 
-def _replace(module: cst.Module, old: cst.CSTNode, new: cst.CSTNode) -> cst.Module:
+def replace(module: cst.Module, old: cst.CSTNode, new: cst.CSTNode) -> cst.Module:
     replaced = cast(Any, module).deep_replace(old, new)
     assert isinstance(replaced, cst.Module)
     return replaced
@@ -62,10 +54,10 @@ def bound_names(module: cst.Module) -> set[str]:
         for small in stmt.body:
             if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
                 for alias in small.names:
-                    names.add(_alias_name(alias))
+                    names.add(alias_name(alias))
             elif isinstance(small, cst.Import):
                 for alias in small.names:
-                    names.add(_alias_name(alias).split(".")[0])
+                    names.add(alias_name(alias).split(".")[0])
             elif isinstance(small, cst.Assign):
                 names |= {dotted(t.target) for t in small.targets}
             elif isinstance(small, cst.AnnAssign):
@@ -73,7 +65,7 @@ def bound_names(module: cst.Module) -> set[str]:
     return names
 
 
-def _alias_name(alias: cst.ImportAlias) -> str:
+def alias_name(alias: cst.ImportAlias) -> str:
     if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
         return alias.asname.name.value
     return dotted(alias.name)
@@ -131,7 +123,7 @@ def append_to_class(
     if not isinstance(body, cst.IndentedBlock):
         raise EditError(f"class {cls.name.value} is written on one line")
     new_cls = cls.with_changes(body=body.with_changes(body=[*body.body, *statements]))
-    return _replace(module, cls, new_cls)
+    return replace(module, cls, new_cls)
 
 
 def append_statements(module: cst.Module, statements: list[cst.BaseStatement]) -> cst.Module:
@@ -139,110 +131,11 @@ def append_statements(module: cst.Module, statements: list[cst.BaseStatement]) -
     return module.with_changes(body=[*module.body, *statements])
 
 
-def _import_section(module_name: str, package: str) -> int:
-    root = module_name.split(".", maxsplit=1)[0]
-    if root == "__future__":
-        return FUTURE
-    if root == package:
-        return FIRST_PARTY
-    if root in _STDLIB_ROOTS:
-        return STDLIB
-    return THIRD_PARTY
-
-
-def _import_key(small: cst.BaseSmallStatement, package: str) -> tuple[int, int, str]:
-    if isinstance(small, cst.ImportFrom):
-        name = "." * len(small.relative) + dotted(small.module)
-        return (_import_section(name, package), 1, name.lower())
-    assert isinstance(small, cst.Import)
-    name = dotted(small.names[0].name)
-    return (_import_section(name, package), 0, name.lower())
-
-
-def _import_block(module: cst.Module) -> list[int]:
-    """Indexes of the module's leading import statements (after its docstring)."""
-    indexes: list[int] = []
-    for index, stmt in enumerate(module.body):
-        if isinstance(stmt, cst.SimpleStatementLine) and all(
-            isinstance(s, cst.Import | cst.ImportFrom) for s in stmt.body
-        ):
-            indexes.append(index)
-        elif indexes:
-            break
-    return indexes
-
-
-def find_import_from(module: cst.Module, module_name: str) -> cst.SimpleStatementLine | None:
-    """The top-level ``from module_name import ...`` statement, if there is exactly one."""
-    for index in _import_block(module):
-        stmt = module.body[index]
-        assert isinstance(stmt, cst.SimpleStatementLine)
-        small = stmt.body[0]
-        if (
-            isinstance(small, cst.ImportFrom)
-            and not small.relative
-            and dotted(small.module) == module_name
-            and not isinstance(small.names, cst.ImportStar)
-        ):
-            return stmt
-    return None
-
-
-def imported_names(stmt: cst.SimpleStatementLine) -> list[str]:
-    """What a ``from ... import a, b as c`` statement imports, as written (``b as c``)."""
-    small = stmt.body[0]
-    assert isinstance(small, cst.ImportFrom)
-    assert not isinstance(small.names, cst.ImportStar)
-    names = []
-    for alias in small.names:
-        text = dotted(alias.name)
-        if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-            text += f" as {alias.asname.name.value}"
-        names.append(text)
-    return names
-
-
 def replace_statement(
     module: cst.Module, old: cst.SimpleStatementLine, new: cst.SimpleStatementLine
 ) -> cst.Module:
     """``old`` replaced by ``new``, keeping ``old``'s leading comments and blank lines."""
-    return _replace(module, old, new.with_changes(leading_lines=old.leading_lines))
-
-
-def insert_import(
-    module: cst.Module, statement: cst.SimpleStatementLine, *, package: str
-) -> cst.Module:
-    """A new import statement placed where isort would put it in the leading import block."""
-    block = _import_block(module)
-    if not block:
-        raise EditError("the module has no import block to add an import to")
-    key = _import_key(statement.body[0], package)
-    position = block[0]
-    for index in block:
-        stmt = module.body[index]
-        assert isinstance(stmt, cst.SimpleStatementLine)
-        if _import_key(stmt.body[0], package) < key:
-            position = index + 1
-    body = list(module.body)
-    previous = body[position - 1] if position > block[0] else None
-    follower = body[position] if position <= block[-1] else None
-    same_before = isinstance(previous, cst.SimpleStatementLine) and (
-        _import_key(previous.body[0], package)[0] == key[0]
-    )
-    same_after = isinstance(follower, cst.SimpleStatementLine) and (
-        _import_key(follower.body[0], package)[0] == key[0]
-    )
-    blank = [cst.EmptyLine()]
-    if same_before:
-        statement = statement.with_changes(leading_lines=[])
-    elif isinstance(follower, cst.SimpleStatementLine):
-        # First of its section: it takes over the blank line (or comments) before the follower.
-        statement = statement.with_changes(leading_lines=follower.leading_lines)
-        body[position] = follower.with_changes(leading_lines=[] if same_after else blank)
-    else:
-        statement = statement.with_changes(leading_lines=blank)
-    body.insert(position, statement)
-    return module.with_changes(body=body)
+    return replace(module, old, new.with_changes(leading_lines=old.leading_lines))
 
 
 def member_key(name: str) -> tuple[int, str, str]:
@@ -355,7 +248,7 @@ def add_to_exploded_list(module: cst.Module, value: cst.List, name: str) -> cst.
         value.rbracket.whitespace_before,
     )
     rbracket = value.rbracket.with_changes(whitespace_before=closing)
-    return _replace(module, value, value.with_changes(elements=elements, rbracket=rbracket))
+    return replace(module, value, value.with_changes(elements=elements, rbracket=rbracket))
 
 
 def find_dict(module: cst.Module, name: str) -> tuple[cst.SimpleStatementLine, cst.Dict] | None:
@@ -405,23 +298,4 @@ def add_to_exploded_dict(
         value.rbrace.whitespace_before,
     )
     rbrace = value.rbrace.with_changes(whitespace_before=closing)
-    return _replace(module, value, value.with_changes(elements=elements, rbrace=rbrace))
-
-
-def add_to_exploded_import(
-    module: cst.Module, stmt: cst.SimpleStatementLine, name: str
-) -> cst.Module:
-    """``name`` added, in sorted place, to a parenthesised one-per-line ``from ... import``."""
-    small = stmt.body[0]
-    assert isinstance(small, cst.ImportFrom)
-    assert not isinstance(small.names, cst.ImportStar)
-    assert small.lpar is not None
-    names = [_alias_name(a) for a in small.names]
-    index = sorted([*names, name], key=member_key).index(name)
-    new = cst.ImportAlias(name=cst.Name(name))
-    assert small.rpar is not None
-    aliases, closing = insert_element(
-        list(small.names), index, new, small.lpar.whitespace_after, small.rpar.whitespace_before
-    )
-    rpar = small.rpar.with_changes(whitespace_before=closing)
-    return _replace(module, small, small.with_changes(names=aliases, rpar=rpar))
+    return replace(module, value, value.with_changes(elements=elements, rbrace=rbrace))

@@ -24,7 +24,7 @@ import libcst as cst
 
 from relay._errors import EventNameError, RelayError
 from relay._event.naming import check_event_name
-from relay.plan import _edit, _templates
+from relay.plan import _edit, _imports, _templates
 from relay.plan._format import format_source, line_length
 from relay.plan._templates import Names
 
@@ -196,16 +196,16 @@ def _ensure_import(
     """``from source import name`` added unless ``name`` is bound at the module's top level."""
     if name in _edit.bound_names(module):
         return module
-    existing = _edit.find_import_from(module, source)
+    existing = _imports.find_import_from(module, source)
     if existing is None:
         new = _fragment(f"from {source} import {name}\n", path=path)[0]
         assert isinstance(new, cst.SimpleStatementLine)
-        return _edit.insert_import(module, new, package=package)
+        return _imports.insert_import(module, new, package=package)
     small = existing.body[0]
     assert isinstance(small, cst.ImportFrom)
     if small.lpar is not None and _edit.is_exploded(small):
-        return _edit.add_to_exploded_import(module, existing, name)
-    members = sorted([*_edit.imported_names(existing), name], key=_edit.member_key)
+        return _imports.add_to_exploded_import(module, existing, name)
+    members = sorted([*_imports.imported_names(existing), name], key=_edit.member_key)
     new = _fragment(f"from {source} import {', '.join(members)}\n", path=path)[0]
     assert isinstance(new, cst.SimpleStatementLine)
     return _edit.replace_statement(module, existing, new)

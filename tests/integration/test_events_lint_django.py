@@ -119,3 +119,21 @@ def test_docs_of_a_module_without_events_is_an_error_not_an_empty_plan(tmp_path:
     proc = run([str(BIN / "relay"), "events", "docs", f"{PACKAGE}.service"], project)
     assert proc.returncode == 1
     assert proc.stderr.strip() == "relay: no events are defined in optimo_analytics.service"
+
+
+def test_the_rly010_fix_names_the_service_package_and_keeps_django_starting(
+    tmp_path: Path,
+) -> None:
+    """An unexported helper's fix points at service/__init__.py; done, Django still starts."""
+    project = _project(tmp_path)
+    service_init = project / PACKAGE / "service" / "__init__.py"
+    exported = service_init.read_text()
+    service_init.write_text(exported.replace('"MapTrackHelper", ', ""))
+    proc = run([*LINT, PACKAGE], project)
+    assert proc.returncode == 1
+    assert "RLY010 MapTrackHelper is not in the __all__" in proc.stdout
+    assert "import it in optimo_analytics.service (its __init__.py)" in proc.stdout
+    service_init.write_text(exported)
+    check = run([sys.executable, "manage.py", "check"], project)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert run([*LINT, PACKAGE], project).returncode == 0

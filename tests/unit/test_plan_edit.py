@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 import pytest
 
-from relay.plan import _edit
+from relay.plan import _edit, _imports
 
 
 def _statement(code: str) -> cst.SimpleStatementLine:
@@ -51,7 +51,7 @@ logger = structlog.get_logger(__name__)
 )
 def test_a_new_import_goes_where_isort_puts_it(new: str, after: str) -> None:
     """The new statement lands in its isort section and order; the others do not move."""
-    module = _edit.insert_import(cst.parse_module(HOST), _statement(new), package="pkg")
+    module = _imports.insert_import(cst.parse_module(HOST), _statement(new), package="pkg")
     assert after in module.code
     assert module.code.replace(new, "", 1) == HOST
 
@@ -59,7 +59,7 @@ def test_a_new_import_goes_where_isort_puts_it(new: str, after: str) -> None:
 def test_a_first_party_import_into_a_module_without_one_opens_its_section() -> None:
     """No first-party import yet: the new one follows the third-party block after a blank line."""
     host = "import structlog\nfrom relay import track\n\nlogger = structlog.get_logger()\n"
-    module = _edit.insert_import(
+    module = _imports.insert_import(
         cst.parse_module(host), _statement("from pkg.schemas import S\n"), package="pkg"
     )
     assert module.code == (
@@ -107,9 +107,9 @@ def test_an_exploded_import_takes_the_name_in_isort_order() -> None:
     """Constants before classes before functions, as ruff's isort orders members."""
     host = "from relay import (\n    STRICT_MODEL_CONFIG,\n    register_event,\n)\n"
     module = cst.parse_module(host)
-    stmt = _edit.find_import_from(module, "relay")
+    stmt = _imports.find_import_from(module, "relay")
     assert stmt is not None
-    module = _edit.add_to_exploded_import(module, stmt, "MixpanelSuperEventPropertiesSchema")
+    module = _imports.add_to_exploded_import(module, stmt, "MixpanelSuperEventPropertiesSchema")
     assert module.code == (
         "from relay import (\n    STRICT_MODEL_CONFIG,\n"
         "    MixpanelSuperEventPropertiesSchema,\n    register_event,\n)\n"
