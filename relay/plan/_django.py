@@ -32,7 +32,7 @@ class DjangoSettingsMissingError(ConfigurationError):
     """The linted package is a Django app and no settings module is known."""
 
 
-def _package_dirs(module_name: str) -> list[Path]:
+def package_dirs(module_name: str) -> list[Path]:
     """The module's directory and its packages' up to the top one, found without importing."""
     parts = module_name.split(".")
     try:
@@ -48,7 +48,7 @@ def _package_dirs(module_name: str) -> list[Path]:
 
 def needs_django(module_name: str) -> bool:
     """Whether the module is (in) a Django app, or imports Django somewhere below it."""
-    dirs = _package_dirs(module_name)
+    dirs = package_dirs(module_name)
     if not dirs:
         return False
     if any((d / marker).exists() for d in dirs for marker in _APP_MARKERS):

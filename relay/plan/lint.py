@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from relay._errors import RelayError
+from relay._errors import EventContractError, RelayError
 from relay._event.naming import check_event_name
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._event.registry import EVENT_SCHEMA_REGISTRY
@@ -146,15 +146,46 @@ def lint_report(module_names: Sequence[str], *, tests_path: Path | None = None) 
 
 def _import_failure(module_name: str, exc: BaseException) -> Finding:
     where = getattr(exc, "filename", None) or module_name
+    path, line = (_code.rel(where), 0) if where != module_name else (module_name, 0)
+    event = ""
+    if isinstance(exc, EventContractError):
+        # Registration refused a schema: point at the field (or the class) it refused.
+        event = exc.event or ""
+        path, line = _refused_schema_line(module_name, exc.field) or (path, line)
     message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
     return Finding(
         "RLY000",
-        _code.rel(where) if where != module_name else module_name,
-        0,
-        "",
+        path,
+        line,
+        event,
         f"importing {module_name} failed: {message}",
         "fix the error so the catalog imports and registers",
     )
+
+
+def _refused_schema_line(module_name: str, field: str | None) -> tuple[str, int] | None:
+    """Where the package's one class annotating ``field`` does so (read from source: the
+    refused module is not importable), if exactly one does."""
+    if not field:
+        return None
+    dirs = _django.package_dirs(module_name)
+    owners: set[tuple[str, int]] = set()
+    for path in sorted(dirs[-1].rglob("*.py")) if dirs else []:
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for stmt in node.body:
+                if (
+                    isinstance(stmt, ast.AnnAssign)
+                    and isinstance(stmt.target, ast.Name)
+                    and stmt.target.id == field
+                ):
+                    owners.add((_code.rel(str(path)), stmt.lineno))
+    return owners.pop() if len(owners) == 1 else None
 
 
 def _lint_one(module_name: str, *, tests_path: Path | None) -> tuple[list[Finding], int | None]:  # noqa: PLR0912 -- one pass over the rules reads better than six helpers

@@ -300,6 +300,7 @@ def test_a_registration_failure_is_a_finding_not_a_crash(
 ) -> None:
     """A schema that registration refuses (a PII field) is RLY000, naming the module."""
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
     pkg, _, _ = _make_package(
         tmp_path,
         (
@@ -311,6 +312,9 @@ def test_a_registration_failure_is_a_finding_not_a_crash(
     findings = lint_modules([pkg])
     assert [f.rule for f in findings] == ["RLY000"]
     assert pkg in findings[0].message
+    # It points at the refused field, not at line 0 of the package.
+    assert findings[0].path == f"{pkg}/schemas.py"
+    assert findings[0].line == _line_of(tmp_path / pkg / "schemas.py", "email: str")
 
 
 def test_every_rule_has_a_case() -> None:
