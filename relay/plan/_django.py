@@ -48,7 +48,12 @@ def package_dirs(module_name: str) -> list[Path]:
 
 def needs_django(module_name: str) -> bool:
     """Whether the module is (in) a Django app, or imports Django somewhere below it."""
-    dirs = package_dirs(module_name)
+    return is_django_code(package_dirs(module_name))
+
+
+def is_django_code(dirs: list[Path]) -> bool:
+    """Whether ``dirs`` (a package's directory, then its parents' up to the top package) hold a
+    Django app's files, or the first one imports Django somewhere below it."""
     if not dirs:
         return False
     if any((d / marker).exists() for d in dirs for marker in _APP_MARKERS):

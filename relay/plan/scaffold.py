@@ -14,6 +14,7 @@ is refused. Every edit is planned in memory first: on any error nothing is writt
 
 from __future__ import annotations
 
+import keyword
 import os
 import tempfile
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ import libcst as cst
 
 from relay._errors import EventNameError, RelayError
 from relay._event.naming import check_event_name
-from relay.plan import _edit, _imports, _templates
+from relay.plan import _django, _edit, _imports, _templates
 from relay.plan._format import format_source, line_length
 from relay.plan._templates import Names
 
@@ -99,11 +100,11 @@ def _names(event: str, package_dir: Path, domain: str | None) -> Names:
         raise EventNameError(exc.reason, event=shown) from exc
     segments = event.split(".")
     domain = domain or segments[1]
-    if not domain.isidentifier() or not domain.islower():
-        raise RelayError(f"--domain {domain!r} is not a lowercase module name")
+    for what, name in (("--domain", domain), ("the package's directory name", package_dir.name)):
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise RelayError(f"{what} {name!r} is not a Python module name")
     action = "_".join(segments[2:])
     service = package_dir / "service"
-    helper = ""
     domain_module = service / f"{domain}.py"
     if domain_module.exists():
         helper = _edit.find_class(
@@ -124,17 +125,10 @@ def _names(event: str, package_dir: Path, domain: str | None) -> Names:
 
 
 def is_django_package(package_dir: Path) -> bool:
-    """Whether the package is a Django app, or is being made inside a Django project."""
-    if (package_dir / "apps.py").exists() or (package_dir / "models.py").exists():
-        return True
+    """Whether the package is a Django app, or is being made beside a project's ``manage.py``."""
     if (package_dir.parent / "manage.py").exists():
         return True
-    if package_dir.is_dir():
-        for path in package_dir.rglob("*.py"):
-            text = path.read_text(encoding="utf-8", errors="replace")
-            if "from django" in text or "relay.contrib.django" in text:
-                return True
-    return False
+    return package_dir.is_dir() and _django.is_django_code([package_dir])
 
 
 def scaffold_event(

@@ -195,3 +195,31 @@ def test_a_service_module_without_a_helper_class_is_named(tmp_path: Path) -> Non
     assert result.exit_code == 1
     assert "service/map.py: expected one class *TrackHelper, found 0" in result.output
     assert _snapshot(project / PACKAGE) == before
+
+
+@pytest.mark.parametrize(
+    ("package", "domain", "what"),
+    [
+        ("my-app", "survey", "the package's directory name 'my-app'"),
+        ("optimo_analytics", "class", "--domain 'class'"),
+    ],
+)
+def test_a_package_or_domain_that_cannot_be_imported_is_refused(
+    tmp_path: Path, package: str, domain: str, what: str
+) -> None:
+    """A name Python cannot import (a dash, a keyword) would write broken imports: refused."""
+    result = CliRunner().invoke(
+        main,
+        [
+            "events",
+            "new",
+            "svc.surveys.sent",
+            "--package",
+            str(tmp_path / package),
+            "--domain",
+            domain,
+        ],
+    )
+    assert result.exit_code == 1
+    assert result.output == f"relay: {what} is not a Python module name\n"
+    assert not (tmp_path / package).exists()
