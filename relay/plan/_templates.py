@@ -24,6 +24,8 @@ class Names:
     schema: str
     helper: str
     method: str
+    #: The module holding ``fetch_employee_info`` (Django helpers).
+    directory: str = ""
 
     @property
     def log_event(self) -> str:
@@ -166,7 +168,7 @@ from relay.contrib.django import track
 
 from {n.package}.constants import MixPanelEvent
 from {n.package}.schemas import {n.schema}
-from {n.package}.service.directory import fetch_employee_info
+from {n.directory} import fetch_employee_info
 
 logger = structlog.get_logger(__name__)
 
@@ -328,7 +330,7 @@ DJANGO_NEEDS = {
     "is_strict": "relay",
     "track": "relay.contrib.django",
     "MixPanelEvent": "{package}.constants",
-    "fetch_employee_info": "{package}.service.directory",
+    "fetch_employee_info": "{directory}",
 }
 SQL_NEEDS = {
     "SystemRole": "relay",

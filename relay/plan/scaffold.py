@@ -14,6 +14,8 @@ is refused. Every edit is planned in memory first: on any error nothing is writt
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import keyword
 import os
 import tempfile
@@ -150,6 +152,9 @@ def scaffold_event(
     """
     names = _names(event, package_dir, domain)
     flavour = is_django_package(package_dir) if django is None else django
+    own_directory = f"{names.package}.service.directory"
+    found = find_directory(package_dir)
+    names = dataclasses.replace(names, directory=found or own_directory)
     plan = _Plan()
     if not (package_dir / "__init__.py").exists():
         plan.create(package_dir / "__init__.py", _templates.PACKAGE_INIT.format(n=names))
@@ -157,7 +162,7 @@ def scaffold_event(
     _plan_schema(plan, package_dir / "schemas.py", names)
     _plan_registry(plan, package_dir / "registry.py", names)
     _plan_service(plan, package_dir / "service", names, django=flavour)
-    if flavour and not (package_dir / "service" / "directory.py").exists():
+    if flavour and found is None:
         plan.create(
             package_dir / "service" / "directory.py",
             _templates.DIRECTORY.format(employee_model=employee_model),
@@ -165,6 +170,27 @@ def scaffold_event(
     _plan_tests(plan, package_dir / "tests", names, django=flavour)
     _write(list(plan.changes.values()))
     return list(plan.changes.values())
+
+
+def find_directory(package_dir: Path) -> str | None:
+    """The package's module defining ``fetch_employee_info`` at top level (tests excluded)."""
+    if not package_dir.is_dir():
+        return None
+    for path in sorted(package_dir.rglob("*.py")):
+        relative = path.relative_to(package_dir)
+        if relative.parts[0] == "tests":
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+        except (SyntaxError, ValueError):
+            continue
+        if any(
+            isinstance(node, ast.FunctionDef) and node.name == "fetch_employee_info"
+            for node in tree.body
+        ):
+            parts = [package_dir.name, *relative.with_suffix("").parts]
+            return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    return None
 
 
 def _fragment(text: str, *, path: Path, header: str = "") -> list[cst.BaseStatement]:
@@ -294,7 +320,11 @@ def _plan_service(plan: _Plan, service: Path, n: Names, *, django: bool) -> None
         needs = _templates.DJANGO_NEEDS if django else _templates.SQL_NEEDS
         for name, source in {**needs, n.schema: "{package}.schemas"}.items():
             module = _ensure_import(
-                module, name, source.format(package=n.package), path=module_path, package=n.package
+                module,
+                name,
+                source.format(package=n.package, directory=n.directory),
+                path=module_path,
+                package=n.package,
             )
         if "logger" not in _edit.bound_names(module):
             raise _edit.EditError(f"{module_path} has no module-level logger for the helper")
@@ -330,7 +360,11 @@ def _plan_tests(plan: _Plan, tests: Path, n: Names, *, django: bool) -> None:
         raise ScaffoldExistsError(f"{test_path} already exists")
     if not tests.exists():
         plan.changes[tests / "__init__.py"] = Change(tests / "__init__.py", "", created=True)
-    if django and not (tests / "conftest.py").exists():
+    if (
+        django
+        and n.directory == f"{n.package}.service.directory"
+        and not (tests / "conftest.py").exists()
+    ):
         plan.create(tests / "conftest.py", _templates.TESTS_CONFTEST.format(n=n))
     template = _templates.DJANGO_TEST if django else _templates.SQL_TEST
     plan.create(test_path, template.format(n=n, registry=_registry_module(plan, n)))

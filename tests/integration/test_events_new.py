@@ -223,3 +223,25 @@ def test_a_package_or_domain_that_cannot_be_imported_is_refused(
     assert result.exit_code == 1
     assert result.output == f"relay: {what} is not a Python module name\n"
     assert not (tmp_path / package).exists()
+
+
+def test_the_host_s_own_employee_lookup_is_used_not_duplicated(tmp_path: Path) -> None:
+    """A package defining fetch_employee_info already gets helpers importing it, no directory.py."""
+    project = make_project(tmp_path)
+    for name, text in SEED_PACKAGE.items():
+        path = project / PACKAGE / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    (project / PACKAGE / "service" / "base.py").write_text(
+        '"""The service\'s shared lookups."""\n\n\n'
+        "def fetch_employee_info(*, employee_id: str) -> object:\n"
+        '    """The host\'s own lookup."""\n'
+        "    raise LookupError(employee_id)\n"
+    )
+    _new(project, "svc.surveys.survey_reminded", "survey")
+    survey = (project / PACKAGE / "service" / "survey.py").read_text()
+    assert "from optimo_analytics.service.base import fetch_employee_info\n" in survey
+    assert not (project / PACKAGE / "service" / "directory.py").exists()
+    assert not (project / PACKAGE / "tests" / "conftest.py").exists()
+    proc = run([str(BIN / "ruff"), "check", PACKAGE], project)
+    assert proc.returncode == 0, proc.stdout
