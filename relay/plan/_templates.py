@@ -142,7 +142,7 @@ class EmployeeInfo:
 
 
 def fetch_employee_info(*, employee_id: str) -> EmployeeInfo:
-    """The employee ``employee_id`` (its uuid); ``LookupError`` when there is none."""
+    """Return who ``employee_id`` (the employee's uuid) is; raise ``LookupError`` if nobody."""
     employee_model = apps.get_model(EMPLOYEE_MODEL)
     try:
         employee = employee_model.objects.select_related("organization").get(uuid=employee_id)
@@ -341,6 +341,10 @@ SQL_NEEDS = {
     "Connection": "sqlalchemy.engine",
 }
 
+TESTS_INIT = '''\
+"""Tests of the package's analytics events."""
+'''
+
 TESTS_CONFTEST = '''\
 """Fixtures of the analytics tests (relay's plugin is enabled in the project's root conftest)."""
 
@@ -356,7 +360,7 @@ from {n.package}.service.directory import EMPLOYEE_MODEL
 
 @pytest.fixture
 def optimo_employee(db: None) -> Any:
-    """An employee of a new organization (TODO: the project's required fields)."""
+    """Create an employee of a new organization (TODO: the project's required fields)."""
     employee_model = apps.get_model(EMPLOYEE_MODEL)
     organization_model = employee_model._meta.get_field("organization").related_model
     organization = organization_model.objects.create(name="Test Org")

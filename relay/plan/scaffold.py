@@ -359,7 +359,7 @@ def _plan_tests(plan: _Plan, tests: Path, n: Names, *, django: bool) -> None:
     if test_path.exists():
         raise ScaffoldExistsError(f"{test_path} already exists")
     if not tests.exists():
-        plan.changes[tests / "__init__.py"] = Change(tests / "__init__.py", "", created=True)
+        plan.create(tests / "__init__.py", _templates.TESTS_INIT)
     if (
         django
         and n.directory == f"{n.package}.service.directory"
