@@ -60,6 +60,7 @@ def test_second_and_third_events_pass_ruff_mypy_lint_and_their_tests(tmp_path: P
         [str(BIN / "ruff"), "format", "--check", PACKAGE],
         [str(BIN / "mypy"), "--cache-dir", str(tmp_path / ".mypy"), PACKAGE],
         [str(BIN / "relay"), "events", "lint", PACKAGE, "--tests", f"{PACKAGE}/tests"],
+        [sys.executable, "manage.py", "check"],
         [sys.executable, "-m", "pytest", "-q", f"{PACKAGE}/tests"],
     ):
         proc = run(argv, project)
