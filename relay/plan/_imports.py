@@ -133,3 +133,18 @@ def add_to_exploded_import(
     )
     rpar = small.rpar.with_changes(whitespace_before=closing)
     return replace(module, small, small.with_changes(names=aliases, rpar=rpar))
+
+
+def imported_from(module: cst.Module, name: str) -> str | None:
+    """The module a top-level ``from X import name`` (or ``... as name``) imports it from."""
+    for index in _import_block(module):
+        stmt = module.body[index]
+        assert isinstance(stmt, cst.SimpleStatementLine)
+        for small in stmt.body:
+            if (
+                isinstance(small, cst.ImportFrom)
+                and not isinstance(small.names, cst.ImportStar)
+                and any(alias_name(alias) == name for alias in small.names)
+            ):
+                return "." * len(small.relative) + dotted(small.module)
+    return None

@@ -213,8 +213,17 @@ def _spaced(statements: list[cst.BaseStatement], blank: int) -> list[cst.BaseSta
 def _ensure_import(
     module: cst.Module, name: str, source: str, *, path: Path, package: str
 ) -> cst.Module:
-    """``from source import name`` added unless ``name`` is bound at the module's top level."""
+    """``from source import name`` added unless ``name`` is bound at the module's top level.
+
+    A name imported from another module (``track`` from ``relay`` where the Django helper needs
+    ``relay.contrib.django``'s) is an :class:`EditError`: the new code would call the wrong one.
+    """
     if name in _edit.bound_names(module):
+        origin = _imports.imported_from(module, name)
+        if origin is not None and origin != source:
+            raise _edit.EditError(
+                f"{path} imports {name} from {origin}; the new helper needs {source}'s"
+            )
         return module
     existing = _imports.find_import_from(module, source)
     if existing is None:

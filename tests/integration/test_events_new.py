@@ -246,3 +246,31 @@ def test_the_host_s_own_employee_lookup_is_used_not_duplicated(tmp_path: Path) -
     assert not (project / PACKAGE / "tests" / "conftest.py").exists()
     proc = run([str(BIN / "ruff"), "check", PACKAGE], project)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_a_helper_module_importing_another_track_is_refused(tmp_path: Path) -> None:
+    """A Django service module whose `track` is relay's SQLAlchemy one is refused, not miswired."""
+    project = make_project(tmp_path)
+    _new(project, "svc.surveys.survey_delivered", "survey")
+    survey = project / PACKAGE / "service" / "survey.py"
+    survey.write_text(
+        survey.read_text().replace(
+            "from relay.contrib.django import track", "from relay import track"
+        )
+    )
+    before = _snapshot(project / PACKAGE)
+    result = CliRunner().invoke(
+        main,
+        [
+            "events",
+            "new",
+            "svc.surveys.survey_closed",
+            "--package",
+            str(project / PACKAGE),
+            "--domain",
+            "survey",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "imports track from relay; the new helper needs relay.contrib.django's" in result.output
+    assert _snapshot(project / PACKAGE) == before

@@ -142,3 +142,13 @@ def test_a_registry_entry_appended_after_a_commented_one_leaves_the_comment() ->
         module.code
         == "R = {\n    MixPanelEvent.A: MxpA,  # the first\n    MixPanelEvent.B: MxpB,\n}\n"
     )
+
+
+def test_where_a_name_is_imported_from_is_read_through_aliases() -> None:
+    """``from relay import track as t`` binds t from relay; unknown names have no origin."""
+    module = cst.parse_module(
+        "from relay import track as t\nfrom relay.contrib.django import track\n"
+    )
+    assert _imports.imported_from(module, "t") == "relay"
+    assert _imports.imported_from(module, "track") == "relay.contrib.django"
+    assert _imports.imported_from(module, "missing") is None
