@@ -73,7 +73,7 @@ class Finding:
 
 
 #: What a helper's one positional argument may be: the caller's session or connection.
-_SESSION_NAMES = frozenset({"session", "conn", "connection", "bind", "db", "using"})
+_SESSION_NAMES = frozenset({"session", "conn", "connection", "bind"})
 _SESSION_TYPES = re.compile(r"\b(Session|Connection|AsyncSession|AsyncConnection|Engine)\b")
 
 
@@ -148,10 +148,12 @@ def _import_failure(module_name: str, exc: BaseException) -> Finding:
     where = getattr(exc, "filename", None) or module_name
     path, line = (_code.rel(where), 0) if where != module_name else (module_name, 0)
     event = ""
-    if isinstance(exc, EventContractError):
-        # Registration refused a schema: point at the field (or the class) it refused.
-        event = exc.event or ""
-        path, line = _refused_schema_line(module_name, exc.field) or (path, line)
+    # Registration refused a schema (while importing, or inside Django's set-up): point at the
+    # field it refused.
+    contract = exc if isinstance(exc, EventContractError) else exc.__cause__
+    if isinstance(contract, EventContractError):
+        event = contract.event or ""
+        path, line = _refused_schema_line(module_name, contract.field) or (path, line)
     message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
     return Finding(
         "RLY000",

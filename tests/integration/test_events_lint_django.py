@@ -88,6 +88,7 @@ def test_a_violation_raised_while_django_starts_is_a_finding(tmp_path: Path) -> 
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "RLY000" in proc.stdout
     assert "setting Django up with proj.settings failed" in proc.stdout
+    assert proc.stdout.startswith("optimo_analytics/schemas.py:")  # at the refused field
     assert "Traceback" not in proc.stderr
 
 
