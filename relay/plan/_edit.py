@@ -299,3 +299,20 @@ def add_to_exploded_dict(
     )
     rbrace = value.rbrace.with_changes(whitespace_before=closing)
     return replace(module, value, value.with_changes(elements=elements, rbrace=rbrace))
+
+
+def top_level_calls(module: cst.Module, function: str) -> list[list[str]]:
+    """The arguments (as code) of each top-level expression statement calling ``function``."""
+    calls: list[list[str]] = []
+    for stmt in module.body:
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            continue
+        for small in stmt.body:
+            if (
+                isinstance(small, cst.Expr)
+                and isinstance(small.value, cst.Call)
+                and dotted(small.value.func) == function
+            ):
+                code = cst.Module(body=[]).code_for_node
+                calls.append([code(arg.value) for arg in small.value.args])
+    return calls

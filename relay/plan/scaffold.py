@@ -286,7 +286,8 @@ def _plan_registry(plan: _Plan, path: Path, n: Names) -> None:
     key = f"MixPanelEvent.{n.constant}"
     found = _edit.find_dict(module, REGISTRY_DICT)
     if found is None:
-        raise _edit.EditError(f"{path} has no {REGISTRY_DICT} dict literal to add the event to")
+        _plan_register_call(plan, path, module, n)
+        return
     stmt, value = found
     if key in _edit.dict_keys(value):
         raise ScaffoldExistsError(f"{key} is already in {path}")
@@ -312,6 +313,26 @@ def _plan_registry(plan: _Plan, path: Path, n: Names) -> None:
         new = _fragment(new_code, path=path)[0]
         assert isinstance(new, cst.SimpleStatementLine)
         module = _edit.replace_statement(module, stmt, new)
+    plan.update(path, module)
+
+
+def _plan_register_call(plan: _Plan, path: Path, module: cst.Module, n: Names) -> None:
+    """A registry written as ``register_event(MixPanelEvent.X, Schema)`` calls gets one more."""
+    calls = _edit.top_level_calls(module, "register_event")
+    if not calls:
+        raise _edit.EditError(
+            f"{path} has neither a {REGISTRY_DICT} dict literal nor register_event(...) calls"
+        )
+    if f"MixPanelEvent.{n.constant}" in {args[0] for args in calls if args}:
+        raise ScaffoldExistsError(f"MixPanelEvent.{n.constant} is already in {path}")
+    for name, source in (
+        ("register_event", "relay"),
+        ("MixPanelEvent", f"{n.package}.constants"),
+        (n.schema, f"{n.package}.schemas"),
+    ):
+        module = _ensure_import(module, name, source, path=path, package=n.package)
+    call = f"register_event(MixPanelEvent.{n.constant}, {n.schema})\n"
+    module = _edit.append_statements(module, _fragment(call, path=path))
     plan.update(path, module)
 
 

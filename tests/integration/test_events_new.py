@@ -274,3 +274,31 @@ def test_a_helper_module_importing_another_track_is_refused(tmp_path: Path) -> N
     assert result.exit_code == 1
     assert "imports track from relay; the new helper needs relay.contrib.django's" in result.output
     assert _snapshot(project / PACKAGE) == before
+
+
+def test_a_registry_of_register_event_calls_gets_one_more_call(tmp_path: Path) -> None:
+    """A registry.py written as register_event(...) calls (no dict) takes the event the same way."""
+    project = make_project(tmp_path)
+    for name, text in SEED_PACKAGE.items():
+        path = project / PACKAGE / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    registry = project / PACKAGE / "registry.py"
+    registry.write_text(
+        '"""Registration."""\n\nfrom relay import register_event\n\n'
+        "from optimo_analytics.constants import MixPanelEvent\n"
+        "from optimo_analytics.schemas import MxpSurveysSurveyDeliveredEventSchema\n\n"
+        "register_event(MixPanelEvent.SURVEY_DELIVERED, MxpSurveysSurveyDeliveredEventSchema)\n"
+    )
+    _new(project, "svc.surveys.survey_reminded", "survey")
+    assert registry.read_text().endswith(
+        "register_event(MixPanelEvent.SURVEY_DELIVERED, MxpSurveysSurveyDeliveredEventSchema)\n"
+        "register_event(MixPanelEvent.SURVEY_REMINDED, MxpSurveysSurveyRemindedEventSchema)\n"
+    )
+    for argv in (
+        [str(BIN / "ruff"), "check", PACKAGE],
+        [str(BIN / "ruff"), "format", "--check", PACKAGE],
+        [str(BIN / "relay"), "events", "lint", PACKAGE],
+    ):
+        proc = run(argv, project)
+        assert proc.returncode == 0, (argv, proc.stdout, proc.stderr)
