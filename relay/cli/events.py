@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from relay.cli import _exit
 from relay.cli._context import Relay, pass_relay
 
 EXIT_FINDINGS = 1
@@ -37,11 +38,18 @@ def events() -> None:
 def lint(modules: tuple[str, ...], tests_path: Path | None, as_json: bool) -> None:
     """Check catalog MODULEs (default: relay.catalog) against every rule; exit 1 on a finding."""
     # Imported here: the linter pulls in the registry and pydantic; `relay --help` stays light.
-    from relay.plan.lint import RULES, ensure_cwd_importable, lint_modules  # noqa: PLC0415
+    from relay.plan.lint import RULES, ensure_cwd_importable, lint_report  # noqa: PLC0415
 
     ensure_cwd_importable()
     names = list(modules) or ["relay.catalog"]
-    findings = lint_modules(names, tests_path=tests_path)
+    report = lint_report(names, tests_path=tests_path)
+    findings = report.findings
+    unchecked = report.unchecked()
+    if unchecked and not findings:
+        # "0 findings" after checking no event would pass a catalog nobody looked at.
+        parent = unchecked[0].rpartition(".")[0]
+        hint = f": lint the package that defines them ({parent})" if parent else ""
+        _exit.fail(f"no events are defined in {', '.join(unchecked)}{hint}", _exit.FAILURE)
     if as_json:
         payload = {
             "modules": names,
@@ -111,17 +119,52 @@ def docs(modules: tuple[str, ...], fmt: str, output: Path | None) -> None:
     "package_dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Directory of the new host package to write (its name is the import name).",
+    help="Directory of the analytics package (its name is the import name); created if missing.",
 )
-def new(event: str, package_dir: Path) -> None:
-    """Write the seven checklist steps for EVENT (svc.<domain>.<action>) into a new package.
+@click.option(
+    "--domain",
+    help="Service module of the helper, service/<domain>.py (default: the event's object).",
+)
+@click.option(
+    "--django/--no-django",
+    "django",
+    default=None,
+    help="Helpers on Django's connection (no session) or on a SQLAlchemy session "
+    "(default: detected from the package and its project).",
+)
+@click.option(
+    "--employee-model",
+    default="optimo_core.Employee",
+    show_default=True,
+    help="Django model the new package's directory looks employees up in, by uuid.",
+)
+def new(
+    event: str, package_dir: Path, domain: str | None, django: bool | None, employee_model: str
+) -> None:
+    """Add EVENT (svc.<object>.<action>) to the analytics package, the seed's seven steps.
 
-    Refuses, writing nothing, if any file it would write exists (exit 1).
+    Creates the package or edits its constants, schemas, registry, service/<domain>.py and
+    service/__init__.py, keeping every other line, and writes the event's test file.
+    Refuses, writing nothing, an event that exists (exit 1).
     """
-    from relay.plan.scaffold import scaffold_event  # noqa: PLC0415 -- keep start-up light
+    try:
+        from relay.plan.scaffold import changed_paths, scaffold_event  # noqa: PLC0415 -- light start-up
+    except ImportError as exc:
+        from relay._errors import RelayError  # noqa: PLC0415
 
-    for path in scaffold_event(event, package_dir=package_dir):
-        click.echo(f"wrote {path}")
+        raise RelayError(
+            "events new needs libcst and ruff: pip install 'relay-outbox[scaffold]'"
+        ) from exc
+
+    changes = scaffold_event(
+        event,
+        package_dir=package_dir,
+        domain=domain,
+        django=django,
+        employee_model=employee_model,
+    )
+    for line in changed_paths(changes):
+        click.echo(line)
 
 
 @events.command()

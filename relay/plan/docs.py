@@ -122,14 +122,37 @@ def markdown(registry: Registry) -> str:
 def catalog_registry(
     module_names: list[str],
 ) -> dict[str, type[MixpanelSuperEventPropertiesSchema]]:
-    """Import ``module_names`` and return the registered events whose schema they define."""
+    """Import ``module_names`` (and every module below them) and return the registered events
+    whose schema they define.
+
+    Every submodule is imported, as ``events lint`` does: the seed's layout registers its events
+    in ``registry.py``, which its root ``__init__.py`` does not import. A Django app is imported
+    after ``django.setup()``. Raises :class:`relay._errors.RelayError` (one line) when a module
+    fails to import or Django cannot be set up, and when the modules define no event at all (an
+    empty dictionary pushed with ``--truncate`` would empty Lexicon).
+    """
     import importlib  # noqa: PLC0415 -- only the docs command needs it
+    from pathlib import Path  # noqa: PLC0415
 
+    from relay._errors import RelayError  # noqa: PLC0415
     from relay._event.registry import EVENT_SCHEMA_REGISTRY  # noqa: PLC0415
+    from relay.plan import _code, _django  # noqa: PLC0415
 
-    prefixes = [importlib.import_module(name).__name__ for name in module_names]
-    return {
+    _django.setup_for(module_names, cwd=Path.cwd())
+    prefixes = []
+    for name in module_names:
+        try:
+            root = importlib.import_module(name)
+            _code.package_modules(root)
+        except Exception as exc:
+            first = (str(exc).splitlines() or [""])[0]
+            raise RelayError(f"importing {name} failed: {type(exc).__name__}: {first}") from exc
+        prefixes.append(root.__name__)
+    found = {
         event: schema
         for event, schema in EVENT_SCHEMA_REGISTRY.items()
         if any(schema.__module__ == p or schema.__module__.startswith(p + ".") for p in prefixes)
     }
+    if not found:
+        raise RelayError(f"no events are defined in {', '.join(module_names)}")
+    return found

@@ -20,11 +20,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from relay._errors import RelayError
+from relay._errors import EventContractError, RelayError
 from relay._event.naming import check_event_name
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._event.registry import EVENT_SCHEMA_REGISTRY
-from relay.plan import _code
+from relay.plan import _code, _django, _personal
 
 #: Rule id -> what the rule demands (the stable contract of ``events lint``).
 RULES: dict[str, str] = {
@@ -36,12 +36,15 @@ RULES: dict[str, str] = {
     "RLY005": "every schema field has a description",
     "RLY006": "a schema inherits the base fields and never redefines them",
     "RLY007": "every registered event has a tracking helper",
-    "RLY008": "the helper's arguments are keyword-only (after the session)",
+    "RLY008": "the helper's arguments are keyword-only (after the session, if it takes one)",
     "RLY009": "the helper wraps tracking in try/except Exception that logs, re-raising only "
     "in strict mode",
-    "RLY010": "the helper's class is exported in the package's __all__",
+    "RLY010": "the helper's class is exported in the __all__ of the package or of one of its "
+    "packages (the seed's service/__init__.py)",
     "RLY011": "a test tracks the event",
     "RLY012": "an event tracked by a cron run documents is_cron_job in its schema docstring",
+    "RLY013": "a helper's log calls carry ids only, never personal values (emails, names)",
+    "RLY014": "a distinct_id is never an email address (the user's UUID, or org_<uuid>)",
 }
 
 _SCHEMA_NAME = re.compile(r"Mxp[A-Z][A-Za-z0-9]*EventSchema")
@@ -69,12 +72,24 @@ class Finding:
         return asdict(self)
 
 
+#: What a helper's one positional argument may be: the caller's session or connection.
+_SESSION_NAMES = frozenset({"session", "conn", "connection", "bind"})
+_SESSION_TYPES = re.compile(r"\b(Session|Connection|AsyncSession|AsyncConnection|Engine)\b")
+
+
+def _is_session(arg: ast.arg) -> bool:
+    annotation = ast.unparse(arg.annotation) if arg.annotation is not None else ""
+    return arg.arg in _SESSION_NAMES or bool(_SESSION_TYPES.search(annotation))
+
+
 def _check_keyword_only(helper: _code.Helper, event: str) -> Finding | None:
     args = helper.node.args
-    positional = [a.arg for a in [*args.posonlyargs, *args.args]]
-    if positional and positional[0] in ("cls", "self"):
+    positional = [*args.posonlyargs, *args.args]
+    if positional and positional[0].arg in ("cls", "self"):
         positional = positional[1:]
-    if len(positional) <= 1 and args.vararg is None:
+    if positional and _is_session(positional[0]):
+        positional = positional[1:]  # the caller's session comes first, as the seed allows
+    if not positional and args.vararg is None:
         return None
     return Finding(
         "RLY008",
@@ -82,42 +97,107 @@ def _check_keyword_only(helper: _code.Helper, event: str) -> Finding | None:
         helper.node.lineno,
         event,
         f"{helper.cls.__name__}.{helper.name} takes positional arguments "
-        f"{', '.join(positional[1:]) or '*args'}",
-        "put '*,' after the session so every other argument is keyword-only",
+        f"{', '.join(a.arg for a in positional) or '*args'}",
+        "put '*,' first (after the session, if it takes one) so every argument is keyword-only",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LintReport:
+    """The findings, and how many events each linted module defines (None: it did not import)."""
+
+    findings: list[Finding]
+    checked: dict[str, int | None]
+
+    def unchecked(self) -> list[str]:
+        """Modules that imported cleanly but define no event: linting them proved nothing."""
+        return [m for m, n in self.checked.items() if n == 0]
 
 
 def lint_modules(module_names: Sequence[str], *, tests_path: Path | None = None) -> list[Finding]:
     """Check the catalogs in ``module_names`` and return every finding, sorted by file, line.
 
-    Guarantees: never raises for a broken catalog (an import or registration failure is the
-    finding ``RLY000``); only events whose schema is defined in a linted package are checked;
-    ``RLY011`` (a test tracks the event) is checked only when ``tests_path`` is given.
+    Guarantees: never raises for a broken catalog (an import or registration failure, or
+    Django's set-up failing, is the finding ``RLY000``); only events whose schema is defined in
+    a linted package are checked; ``RLY011`` (a test tracks the event) is checked only when
+    ``tests_path`` is given. A Django app is linted after ``django.setup()``
+    (:func:`relay.plan._django.setup_for`; ``DjangoSettingsMissingError`` when no settings
+    module is known).
     """
+    return lint_report(module_names, tests_path=tests_path).findings
+
+
+def lint_report(module_names: Sequence[str], *, tests_path: Path | None = None) -> LintReport:
+    """:func:`lint_modules`, with the number of events each module defines."""
     findings: list[Finding] = []
+    checked: dict[str, int | None] = {}
+    try:
+        _django.setup_for(list(module_names), cwd=Path.cwd())
+    except _django.DjangoSetupError as exc:
+        findings = [_import_failure(name, exc) for name in module_names]
+        return LintReport(findings, dict.fromkeys(module_names))
     for module_name in module_names:
-        findings.extend(_lint_one(module_name, tests_path=tests_path))
-    return sorted(findings, key=lambda f: (f.path, f.line, f.rule, f.event))
+        found, count = _lint_one(module_name, tests_path=tests_path)
+        findings.extend(found)
+        checked[module_name] = count
+    findings.sort(key=lambda f: (f.path, f.line, f.rule, f.event))
+    return LintReport(findings, checked)
 
 
-def _lint_one(module_name: str, *, tests_path: Path | None) -> list[Finding]:  # noqa: PLR0912 -- one pass over the rules reads better than six helpers
+def _import_failure(module_name: str, exc: BaseException) -> Finding:
+    where = getattr(exc, "filename", None) or module_name
+    path, line = (_code.rel(where), 0) if where != module_name else (module_name, 0)
+    event = ""
+    # Registration refused a schema (while importing, or inside Django's set-up): point at the
+    # field it refused.
+    contract = exc if isinstance(exc, EventContractError) else exc.__cause__
+    if isinstance(contract, EventContractError):
+        event = contract.event or ""
+        path, line = _refused_schema_line(module_name, contract.field) or (path, line)
+    message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    return Finding(
+        "RLY000",
+        path,
+        line,
+        event,
+        f"importing {module_name} failed: {message}",
+        "fix the error so the catalog imports and registers",
+    )
+
+
+def _refused_schema_line(module_name: str, field: str | None) -> tuple[str, int] | None:
+    """Where the package's one class annotating ``field`` does so (read from source: the
+    refused module is not importable), if exactly one does."""
+    if not field:
+        return None
+    dirs = _django.package_dirs(module_name)
+    owners: set[tuple[str, int]] = set()
+    for path in sorted(dirs[-1].rglob("*.py")) if dirs else []:
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for stmt in node.body:
+                if (
+                    isinstance(stmt, ast.AnnAssign)
+                    and isinstance(stmt.target, ast.Name)
+                    and stmt.target.id == field
+                ):
+                    owners.add((_code.rel(str(path)), stmt.lineno))
+    return owners.pop() if len(owners) == 1 else None
+
+
+def _lint_one(module_name: str, *, tests_path: Path | None) -> tuple[list[Finding], int | None]:  # noqa: PLR0912 -- one pass over the rules reads better than six helpers
     try:
         root = importlib.import_module(module_name)
         modules = _code.package_modules(root)
-    except (ImportError, RelayError, ValueError, TypeError) as exc:
-        # RelayError: registration refused an event (name, schema definition, PII, ...).
-        where = getattr(exc, "filename", None) or module_name
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        return [
-            Finding(
-                "RLY000",
-                _code.rel(where) if where != module_name else module_name,
-                0,
-                "",
-                f"importing {module_name} failed: {message}",
-                "fix the error so the catalog imports and registers",
-            )
-        ]
+    except Exception as exc:  # noqa: BLE001 -- the host's code may raise anything: a finding
+        # RelayError: registration refused an event (name, schema definition, PII, ...);
+        # Django's errors (AppRegistryNotReady, ImproperlyConfigured), pydantic's, the host's.
+        return [_import_failure(module_name, exc)], None
     prefix = root.__name__
     in_package = {m.__name__ for m in modules}
     events = {
@@ -128,7 +208,10 @@ def _lint_one(module_name: str, *, tests_path: Path | None) -> list[Finding]:  #
     constants = _code.constants(modules)
     constant_names = {attr: event for event, (attr, _, _) in constants.items()}
     helpers = _code.helpers(modules, constant_names)
-    exported = set(getattr(root, "__all__", ()))
+    # The seed exports its helpers from a subpackage (service/__init__.py), not the app's root.
+    exported = {
+        name for m in modules if hasattr(m, "__path__") for name in getattr(m, "__all__", ())
+    }
     test_text = _read_tests(tests_path) if tests_path is not None else None
     findings: list[Finding] = []
 
@@ -193,14 +276,19 @@ def _lint_one(module_name: str, *, tests_path: Path | None) -> list[Finding]:  #
                     )
                 )
             if helper.cls.__name__ not in exported:
+                # The helper's own package (the seed's service/), never the app's root: an app
+                # __init__ that imports helpers imports models before Django is ready.
+                home = helper.cls.__module__.rpartition(".")[0] or prefix
                 findings.append(
                     Finding(
                         "RLY010",
                         helper.path,
                         helper.node.lineno,
                         event,
-                        f"{helper.cls.__name__} is not in {prefix}.__all__",
-                        f"import it in {prefix} and add '{helper.cls.__name__}' to __all__",
+                        f"{helper.cls.__name__} is not in the __all__ of {prefix} "
+                        "or of one of its packages",
+                        f"import it in {home} (its __init__.py) and add "
+                        f"'{helper.cls.__name__}' to that __all__",
                     )
                 )
             cron_text = ast.unparse(helper.node) + " ".join(
@@ -235,6 +323,40 @@ def _lint_one(module_name: str, *, tests_path: Path | None) -> list[Finding]:  #
                         "add a test calling the helper (see `relay events new` for the shape)",
                     )
                 )
+    findings.extend(_check_personal(helpers))
+    return findings, len(events)
+
+
+def _check_personal(helpers: list[_code.Helper]) -> list[Finding]:
+    """RLY013 and RLY014 over every method of each helper class (private ones included)."""
+    findings: list[Finding] = []
+    for cls in {h.cls: None for h in helpers}:
+        node = _code.class_node(cls)
+        if node is None:
+            continue
+        path, start = _code.source_and_line(cls)
+        for problem in _personal.logged_personal_values(node):
+            findings.append(
+                Finding(
+                    "RLY013",
+                    path,
+                    start + problem.line - 1,
+                    "",
+                    f"{cls.__name__}.{problem.method} logs a personal value: {problem.what}",
+                    "log ids only (employee_id=...); never emails, names or phone numbers",
+                )
+            )
+        for problem in _personal.email_distinct_ids(node):
+            findings.append(
+                Finding(
+                    "RLY014",
+                    path,
+                    start + problem.line - 1,
+                    "",
+                    f"{cls.__name__}.{problem.method} uses an email as distinct_id: {problem.what}",
+                    "use the user's UUID as string, or f'org_{organization_uuid}' with no user",
+                )
+            )
     return findings
 
 

@@ -195,6 +195,13 @@ CASES = [
         ("helper.py", "def track_thing_done"),
     ),
     (
+        "RLY008",
+        "helper.py",
+        "(cls, session, *, thing_id, strict=None)",
+        "(cls, thing_id, *, strict=None)",
+        ("helper.py", "def track_thing_done"),
+    ),
+    (
         "RLY009",
         "helper.py",
         "            if is_strict(strict):\n                raise\n",
@@ -222,6 +229,20 @@ CASES = [
         '"""Track it."""',
         '"""Track it, usually inside a cron run."""',
         ("schemas.py", "class MxpDemoThingDone"),
+    ),
+    (
+        "RLY013",
+        "helper.py",
+        'logger.exception("thing_done_tracking_failed", thing_id=thing_id)',
+        'logger.exception("thing_done_tracking_failed", thing_id=thing_id, email=thing_id)',
+        ("helper.py", "logger.exception("),
+    ),
+    (
+        "RLY014",
+        "helper.py",
+        "distinct_id=thing_id,",
+        'distinct_id=f"{{thing_id}}@example.com",',
+        ("helper.py", "return track("),
     ),
 ]
 
@@ -279,6 +300,7 @@ def test_a_registration_failure_is_a_finding_not_a_crash(
 ) -> None:
     """A schema that registration refuses (a PII field) is RLY000, naming the module."""
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
     pkg, _, _ = _make_package(
         tmp_path,
         (
@@ -290,6 +312,9 @@ def test_a_registration_failure_is_a_finding_not_a_crash(
     findings = lint_modules([pkg])
     assert [f.rule for f in findings] == ["RLY000"]
     assert pkg in findings[0].message
+    # It points at the refused field, not at line 0 of the package.
+    assert findings[0].path == f"{pkg}/schemas.py"
+    assert findings[0].line == _line_of(tmp_path / pkg / "schemas.py", "email: str")
 
 
 def test_every_rule_has_a_case() -> None:
@@ -349,3 +374,37 @@ def test_cli_exit_codes_and_json_shape(tmp_path: Path) -> None:
     assert text.returncode == 1
     assert text.stdout.startswith(f"{pkg}/schemas.py:")
     assert " RLY004 " in text.stdout
+
+
+def test_helpers_exported_from_a_service_subpackage_satisfy_rly010(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed's layout (exports in service/__init__.py, none at the root) is not RLY010."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pkg, pkg_dir, tests_dir = _make_package(
+        tmp_path, ("__init__.py", '__all__ = ["DemoTrackHelper"]', "__all__: list[str] = []")
+    )
+    (pkg_dir / "__init__.py").write_text('"""The app: imports nothing."""\n', encoding="utf-8")
+    (pkg_dir / "service").mkdir()
+    (pkg_dir / "service" / "__init__.py").write_text(
+        f'from {pkg}.helper import DemoTrackHelper\n\n__all__ = ["DemoTrackHelper"]\n',
+        encoding="utf-8",
+    )
+    assert lint_modules([pkg], tests_path=tests_dir) == []
+
+
+def test_the_organization_name_in_a_log_call_is_not_personal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``organization.name`` reads as organization_name, which the seed allows: no RLY013."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    pkg, _, tests_dir = _make_package(
+        tmp_path,
+        (
+            "helper.py",
+            'logger.exception("thing_done_tracking_failed", thing_id=thing_id)',
+            'logger.exception("thing_done_tracking_failed", thing_id=thing_id, '
+            "org=session.organization.name)",
+        ),
+    )
+    assert lint_modules([pkg], tests_path=tests_dir) == []
