@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from relay.cli import _exit
+from relay import _exit
 from relay.cli._context import Relay, pass_relay
 
 EXIT_FINDINGS = 1
