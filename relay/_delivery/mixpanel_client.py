@@ -169,6 +169,9 @@ class MixpanelImportClient:
                 break
         return outcome
 
+    #: Reads one answer into per-row outcomes (``/engage`` and ``/groups`` read theirs otherwise).
+    _file_answer = staticmethod(file_answer)
+
     def _encode(self, event: OutboxEvent) -> bytes:
         """One row as the JSON object a request carries (``/import``: an event)."""
         return encode_event(event)
@@ -195,7 +198,7 @@ class MixpanelImportClient:
             )
             outcome.retry.update(dict.fromkeys(ids, error))
             return False
-        return file_answer(batch, answer.status, answer, outcome, stack)
+        return self._file_answer(batch, answer.status, answer, outcome, stack)
 
     def _post(self, batch: EncodedBatch, outcome: SendOutcome) -> Answer:
         body = b"[" + b",".join(batch.encoded) + b"]"

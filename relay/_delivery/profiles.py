@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from relay._config import RelaySettings
 from relay._delivery.answers import SendOutcome
 from relay._delivery.mixpanel_client import MixpanelImportClient
+from relay._delivery.profile_answers import file_profile_answer
 from relay._errors import ConfigurationError, EventValidationError
 from relay._store import transaction
 from relay._store.profiles import profile_updates_waiting
@@ -30,7 +31,13 @@ PATHS = {RowKind.USER.value: "/engage", RowKind.GROUP.value: "/groups"}
 
 
 class _ProfileEndpointClient(MixpanelImportClient):
-    """The ``/import`` client pointed at ``/engage`` or ``/groups``, token in each update."""
+    """The ``/import`` client pointed at ``/engage`` or ``/groups``, token in each update.
+
+    Sent with ``strict=1`` (per-record errors) and not ``verbose=1``; answers are read by
+    :func:`relay._delivery.profile_answers.file_profile_answer`, which says why.
+    """
+
+    _file_answer = staticmethod(file_profile_answer)
 
     def __init__(
         self, settings: RelaySettings, path: str, *, cancel: threading.Event | None = None

@@ -287,7 +287,7 @@ def test_dead_profile_update_is_requeued_and_export_leaves_profiles_out(
     again; `relay export --all` writes /import events only, never a profile update; `relay
     inspect` shows the stored update and says it is not an /import event."""
     _write(engine, _set("u-1", plan="a"))
-    standin.fail_next(400, error="refused whole")
+    standin.fail_next(200, body={"status": 0, "error": "refused whole"})
     assert _drain(drainer).rejected == 1
     with engine.connect() as conn:
         (row_id,) = conn.execute(sa.select(outbox.c.id)).scalars()
