@@ -4,7 +4,7 @@ A profile update is validated (operation, identity, the PII guard on every prope
 value, Mixpanel's limits) and written as an outbox row of kind ``user`` or ``group`` inside
 the caller's transaction, exactly as ``track()`` writes an event: committed with it, gone with
 its rollback, fire-and-forget unless strict. The relay sends it to ``/engage`` or ``/groups``
-(:mod:`relay._delivery.profiles`), in outbox order per profile.
+(:mod:`relay._mixpanel.profiles`), in outbox order per profile.
 
 Only idempotent operations are taken: delivery is at least once, so an update may reach
 Mixpanel twice. ``$set``, ``$set_once``, ``$unset``, ``$union``, ``$remove`` and ``$delete``

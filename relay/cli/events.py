@@ -146,9 +146,9 @@ def push(
     """
     import httpx  # noqa: PLC0415 -- keep `relay --help` light
 
+    from relay._mixpanel.lexicon import LexiconClient  # noqa: PLC0415
     from relay.plan.docs import catalog_registry  # noqa: PLC0415
     from relay.plan.lexicon import diff, registry_entries, render  # noqa: PLC0415
-    from relay.plan.lexicon_client import LexiconClient  # noqa: PLC0415
     from relay.plan.lint import ensure_cwd_importable  # noqa: PLC0415
 
     settings = relay.settings

@@ -5,7 +5,7 @@ Each registered event becomes one ``SchemaEntry`` of the Lexicon Schemas API
 name, its Lexicon type (``string``, ``integer``, ... from the JSON Schema ``relay events docs``
 prints) and its description. ``diff`` compares those entries with what Lexicon holds: added
 (only in the registry), changed (both, different schema, with what differs), only in Lexicon.
-No I/O here: :mod:`relay.plan.lexicon_client` talks to Mixpanel.
+No I/O here: :mod:`relay._mixpanel.lexicon` talks to Mixpanel.
 """
 
 from __future__ import annotations

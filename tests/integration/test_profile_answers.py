@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 import relay
 from relay._config import RelaySettings
 from relay._delivery.drain import Drainer
-from relay._delivery.mixpanel_client import MixpanelImportClient
+from relay._mixpanel.client import MixpanelImportClient
 from relay._tables import outbox
 from relay.testing.mixpanel_standin import MixpanelStandin
 

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 import relay
 from relay._config import RelaySettings
 from relay._delivery.drain import Drainer, DrainResult
-from relay._delivery.mixpanel_client import MixpanelImportClient
-from relay._delivery.profiles import require_profile_token
 from relay._errors import ConfigurationError
+from relay._mixpanel.client import MixpanelImportClient
+from relay._mixpanel.profiles import require_profile_token
 from relay._tables import OutboxState, RowKind, outbox
 from relay.catalog import OrganizationProfileHelper, StaticEmployeeDirectory
 from relay.cli import main

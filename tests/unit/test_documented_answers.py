@@ -22,9 +22,9 @@ import httpx
 import pytest
 import yaml
 
-from relay._delivery.answers import Answer, SendOutcome, file_answer
-from relay._delivery.encoding import EncodedBatch
-from relay._delivery.profile_answers import file_profile_answer
+from relay._mixpanel.answers import Answer, SendOutcome, file_answer
+from relay._mixpanel.encoding import EncodedBatch
+from relay._mixpanel.profile_answers import file_profile_answer
 from relay._tables import OutboxEvent
 
 CONTRACTS = Path(__file__).resolve().parents[1] / "contracts"

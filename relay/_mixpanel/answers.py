@@ -17,8 +17,8 @@ import httpx
 import orjson
 import structlog
 
-from relay._delivery.encoding import EncodedBatch
 from relay._escape import clip
+from relay._mixpanel.encoding import EncodedBatch
 from relay._tables import OutboxEvent
 
 logger = structlog.get_logger("relay.mixpanel_client")

@@ -18,10 +18,10 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from relay._config import RelaySettings
-from relay._delivery.answers import SendOutcome
-from relay._delivery.mixpanel_client import MixpanelImportClient
-from relay._delivery.profile_answers import file_profile_answer
 from relay._errors import ConfigurationError, EventValidationError
+from relay._mixpanel.answers import SendOutcome
+from relay._mixpanel.client import MixpanelImportClient
+from relay._mixpanel.profile_answers import file_profile_answer
 from relay._store import transaction
 from relay._store.profiles import profile_updates_waiting
 from relay._tables import OutboxEvent, RowKind
@@ -34,7 +34,7 @@ class _ProfileEndpointClient(MixpanelImportClient):
     """The ``/import`` client pointed at ``/engage`` or ``/groups``, token in each update.
 
     Sent with ``strict=1`` (per-record errors) and not ``verbose=1``; answers are read by
-    :func:`relay._delivery.profile_answers.file_profile_answer`, which says why.
+    :func:`relay._mixpanel.profile_answers.file_profile_answer`, which says why.
     """
 
     _file_answer = staticmethod(file_profile_answer)

@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from relay._delivery.answers import (
+from relay._mixpanel.answers import (
     Answer,
     SendOutcome,
     apply_failed_records,
@@ -36,7 +36,7 @@ from relay._delivery.answers import (
     json_object,
     truncate,
 )
-from relay._delivery.encoding import EncodedBatch
+from relay._mixpanel.encoding import EncodedBatch
 
 logger = structlog.get_logger("relay.mixpanel_client")
 

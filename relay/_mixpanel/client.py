@@ -2,8 +2,8 @@
 
 ``MixpanelImportClient.send`` turns claimed outbox rows into ``/import?strict=1`` requests (JSON
 array, at most ``batch_max_events`` events and ``batch_max_bytes`` of uncompressed body each:
-:mod:`relay._delivery.encoding`) and files Mixpanel's answers onto one bucket per row
-(:mod:`relay._delivery.answers`). It never raises for HTTP or transport problems; the caller
+:mod:`relay._mixpanel.encoding`) and files Mixpanel's answers onto one bucket per row
+(:mod:`relay._mixpanel.answers`). It never raises for HTTP or transport problems; the caller
 decides what each bucket means for the outbox.
 """
 
@@ -23,7 +23,8 @@ import structlog
 from mixpanel import ServiceAccountCredentials
 
 from relay._config import RelaySettings
-from relay._delivery.answers import (
+from relay._errors import ConfigurationError, EventValidationError
+from relay._mixpanel.answers import (
     RESPONSE_MAX_BYTES,
     Answer,
     RequestStat,
@@ -32,9 +33,8 @@ from relay._delivery.answers import (
     read_capped,
     truncate,
 )
-from relay._delivery.encoding import EMPTY_BATCH_BYTES, EncodedBatch, encode_event, plan_batches
-from relay._delivery.http_deadline import DeadlineTransport, RequestDeadlines
-from relay._errors import ConfigurationError, EventValidationError
+from relay._mixpanel.encoding import EMPTY_BATCH_BYTES, EncodedBatch, encode_event, plan_batches
+from relay._mixpanel.http_deadline import DeadlineTransport, RequestDeadlines
 from relay._tables import OutboxEvent
 
 __all__ = [
@@ -61,7 +61,7 @@ class MixpanelImportClient:
     from several threads share the connection pool and each get their own outcome.
 
     Each request, connect to last body byte, ends within ``request_deadline_seconds`` whatever
-    the server does, and within about :data:`relay._delivery.http_deadline.CANCEL_POLL_SECONDS` once
+    the server does, and within about :data:`relay._mixpanel.http_deadline.CANCEL_POLL_SECONDS` once
     ``cancel`` is set (its rows come back ``unsent``). Response bodies over
     :data:`RESPONSE_MAX_BYTES` are not read (the request is retried). ``network_backend``
     (default: httpcore's sockets) opens the connections; the deadline and ``cancel`` apply to
