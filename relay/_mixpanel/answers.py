@@ -249,23 +249,6 @@ def apply_failed_records(
     )
 
 
-def read_capped(response: httpx.Response) -> Answer:
-    """Read the (decoded) body up to :data:`RESPONSE_MAX_BYTES`; over it, give up on it.
-
-    Leaving the ``stream`` block with the body unread closes the connection instead of
-    returning it to the pool, so the rest of an oversized body is never read.
-    """
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > RESPONSE_MAX_BYTES:
-            error = f"HTTP {response.status_code} with a body over {RESPONSE_MAX_BYTES} bytes"
-            return Answer(response.status_code, b"", None, error)
-        chunks.append(chunk)
-    return Answer(response.status_code, b"".join(chunks), response, None)
-
-
 def match_failed_records(
     events: Sequence[OutboxEvent], failed: object, payload: dict[str, Any]
 ) -> tuple[dict[int, str], str | None]:
