@@ -136,7 +136,7 @@ class LexiconClient:
         for number, part in enumerate(parts):
             body = {"entries": part, "truncate": truncate and number == 0}
             reply = self._call("POST", "/schemas", body, updates=sum(map(updates_in, part)))
-            counts = _upload_counts(reply)
+            counts = upload_counts(reply)
             if counts is None:
                 raise RelayError(
                     f"{WHAT} did not confirm the upload (HTTP {reply.status}"
@@ -179,7 +179,7 @@ class LexiconClient:
             self._sleep(WINDOW_SECONDS - (now - self._sent[0][0]))
 
 
-def _upload_counts(reply: Reply) -> dict[str, int] | None:
+def upload_counts(reply: Reply) -> dict[str, int] | None:
     """``BatchUploadSchemasResponse``'s counts, ``None`` unless the answer is that."""
     payload = reply.payload
     if reply.status != 200 or not isinstance(payload, dict) or payload.get("status") != "ok":

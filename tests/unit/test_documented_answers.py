@@ -22,6 +22,7 @@ import httpx
 import pytest
 import yaml
 
+from relay._mixpanel import app_api, gdpr, lexicon
 from relay._mixpanel.answers import Answer, SendOutcome, file_answer
 from relay._mixpanel.encoding import EncodedBatch
 from relay._mixpanel.profile_answers import file_profile_answer
@@ -95,13 +96,21 @@ def _resolve(doc: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
 
 
 def _instance(doc: dict[str, Any], schema: dict[str, Any]) -> Any:
-    """A value the schema accepts, for a response the spec gives no example of."""
+    """A value the schema accepts (its examples where it gives them), for a response the spec
+    gives no example of."""
     schema = _resolve(doc, schema)
+    if "example" in schema:
+        return schema["example"]
     if "enum" in schema:
         return schema["enum"][0]
-    if schema.get("type") == "object":
+    if "allOf" in schema:
+        return _instance(doc, schema["allOf"][0])
+    if schema.get("type") == "array":
+        return [_instance(doc, schema["items"])]
+    if schema.get("type") == "object" or "properties" in schema:
         return {name: _instance(doc, sub) for name, sub in schema.get("properties", {}).items()}
-    return {"string": "documented error", "integer": 0, "number": 0}[schema["type"]]
+    kinds = {"string": "documented error", "integer": 0, "number": 0, "boolean": False}
+    return kinds.get(schema.get("type", "string"), "documented")
 
 
 def _encode(value: Any) -> bytes:
@@ -279,3 +288,119 @@ def test_contract_copies_match_the_shared_reference() -> None:
     for copy in [*CONTRACTS.glob("*.yaml"), *DOCS.glob("*.mdx")]:
         original = shared / copy.relative_to(CONTRACTS)
         assert copy.read_bytes() == original.read_bytes(), copy.name
+
+
+# --- the application API: GDPR and Lexicon ---------------------------------------------------
+
+FILED = "deletion filed, its task id kept"
+NOT_FILED = "refused: nothing erased"
+LISTED = "schemas read"
+UPLOADED = "upload confirmed"
+NOT_CONFIRMED = "upload not confirmed"
+
+#: (operation, source) -> how relay reads it. GDPR: relay calls create-deletion; Lexicon:
+#: list-schemas-for-entity and upload-schemas-for-project.
+APP_EXPECTED: dict[tuple[str, str], str] = {
+    ("create-deletion", "spec 201 JobCreated schema"): FILED,
+    ("create-deletion", "spec 401 schema"): CONFIGURATION,
+    ("create-deletion", "spec 403 schema"): CONFIGURATION,
+    ("create-deletion", "docs gdpr-api.mdx Create a Deletion Task example"): FILED,
+    ("list-schemas-for-entity", "spec 200 ListSchemasResponse schema"): LISTED,
+    ("list-schemas-for-entity", "spec 401 schema"): CONFIGURATION,
+    ("list-schemas-for-entity", "spec 403 schema"): CONFIGURATION,
+    ("upload-schemas-for-project", "spec 200 BatchUploadSchemasResponse schema"): UPLOADED,
+    ("upload-schemas-for-project", "spec 401 schema"): CONFIGURATION,
+    ("upload-schemas-for-project", "spec 403 schema"): CONFIGURATION,
+}
+
+
+@dataclass(frozen=True)
+class AppCase:
+    """One documented answer of an application API operation relay calls."""
+
+    operation: str
+    source: str
+    status: int
+    payload: Any
+
+
+def _app_cases() -> Iterator[AppCase]:
+    for name in ("mixpanel-gdpr.openapi.yaml", "mixpanel-lexicon-schemas.openapi.yaml"):
+        doc = yaml.safe_load((CONTRACTS / name).read_text(encoding="utf-8"))
+        for item in doc["paths"].values():
+            for operation in item.values():
+                if not isinstance(operation, dict):
+                    continue
+                op = operation.get("operationId")
+                if op not in {o for o, _ in APP_EXPECTED}:
+                    continue
+                for status, response in operation["responses"].items():
+                    for content in _resolve(doc, response).get("content", {}).values():
+                        schema = content["schema"]
+                        label = schema.get("$ref", "").rsplit("/", 1)[-1]
+                        source = f"spec {status} {label} schema".replace("  ", " ")
+                        yield AppCase(op, source, int(status), _instance(doc, schema))
+    text = (DOCS / "gdpr-api.mdx").read_text(encoding="utf-8")
+    section = text.split("#### Create a Deletion Task", 1)[1].split("####", 1)[0]
+    found = re.search(r"Example Return:<br />`(\{.*\})`", section)
+    assert found is not None, "the docs page lost its deletion example"
+    yield AppCase(
+        "create-deletion",
+        "docs gdpr-api.mdx Create a Deletion Task example",
+        200,
+        json.loads(found.group(1)),
+    )
+
+
+APP_CASES = list(_app_cases())
+
+
+def app_classify(operation: str, status: int, payload: Any) -> str:
+    """How relay reads one application API answer."""
+    reading = app_api.status_reading(status)
+    if reading == app_api.CONFIGURATION:
+        return CONFIGURATION  # exit 3
+    if reading != app_api.ANSWER:
+        return reading
+    reply = app_api.Reply(status, payload)
+    if operation == "create-deletion":
+        return FILED if gdpr.task_id_of(status, payload) else NOT_FILED
+    if operation == "upload-schemas-for-project":
+        return UPLOADED if lexicon.upload_counts(reply) is not None else NOT_CONFIRMED
+    results = payload.get("results") if isinstance(payload, dict) else None
+    return LISTED if status == 200 and isinstance(results, list) else "not a listing"
+
+
+def test_every_documented_app_api_answer_has_an_expected_reading() -> None:
+    """The GDPR and Lexicon documents' answers and the table name the same cases."""
+    assert {(c.operation, c.source) for c in APP_CASES} == set(APP_EXPECTED)
+
+
+@pytest.mark.parametrize("case", APP_CASES, ids=lambda c: f"{c.operation}: {c.source}")
+def test_documented_app_api_answer_is_read_as_documented(case: AppCase) -> None:
+    """Each documented GDPR or Lexicon answer is read as the table says."""
+    expected = APP_EXPECTED[(case.operation, case.source)]
+    assert app_classify(case.operation, case.status, case.payload) == expected
+
+
+@pytest.mark.parametrize(
+    ("operation", "status", "payload", "expected"),
+    [
+        ("create-deletion", 200, {"status": "error", "error": "no"}, NOT_FILED),
+        ("create-deletion", 201, {"status": "ok", "results": {}}, NOT_FILED),
+        ("create-deletion", 201, {"status": "ok", "results": {"task_id": "a\x1b[2J"}}, NOT_FILED),
+        ("create-deletion", 429, None, app_api.RETRIED),
+        ("create-deletion", 503, None, app_api.RETRIED),
+        ("create-deletion", 302, None, CONFIGURATION),
+        ("upload-schemas-for-project", 200, {}, NOT_CONFIRMED),
+        ("upload-schemas-for-project", 200, {"status": "error", "error": "quota"}, NOT_CONFIRMED),
+        ("upload-schemas-for-project", 429, None, app_api.RETRIED),
+        ("list-schemas-for-entity", 200, {"results": {}}, "not a listing"),
+    ],
+)
+def test_undocumented_app_api_answers_are_never_success(
+    operation: str, status: int, payload: Any, expected: str
+) -> None:
+    """An answer outside the documents is never a filed deletion or a confirmed upload; 429 and
+    5xx are retried, a redirect is a configuration error."""
+    assert app_classify(operation, status, payload) == expected
