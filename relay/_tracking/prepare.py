@@ -16,6 +16,7 @@ from relay._event.limits import (
     check_insert_id,
     check_properties,
     check_time_ms,
+    envelope_bytes,
     safe_field_path,
 )
 from relay._event.location import Location, with_location
@@ -82,13 +83,20 @@ def prepare_event(
         now_ms=now_ms,
     )
     dumped = with_location(event, model.model_dump(mode="json", by_alias=True), location)
+    checked_id = check_distinct_id(event, distinct_id)
+    checked_insert_id = check_insert_id(
+        event, insert_id if insert_id is not None else new_insert_id()
+    )
+    envelope = envelope_bytes(
+        event, distinct_id=checked_id, insert_id=checked_insert_id, time_ms=time_ms
+    )
     return PreparedEvent(
         event=event,
-        distinct_id=check_distinct_id(event, distinct_id),
-        insert_id=check_insert_id(event, insert_id if insert_id is not None else new_insert_id()),
+        distinct_id=checked_id,
+        insert_id=checked_insert_id,
         time_ms=time_ms,
         properties=dumped,
-        properties_json=check_properties(event, dumped),
+        properties_json=check_properties(event, dumped, envelope=envelope),
     )
 
 
