@@ -70,7 +70,7 @@ def _update_encoder(token: str) -> Callable[[OutboxEvent], bytes]:
     def encode(event: OutboxEvent) -> bytes:
         text = event.properties_json.encode()
         if not (text.startswith(b"{") and len(text) > 2):
-            raise ProfileUpdateError("stored update is not a JSON object")
+            raise ProfileUpdateError("stored update is not a JSON object", event=event.event)
         return member + text[1:].lstrip()
 
     return encode
