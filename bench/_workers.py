@@ -55,9 +55,9 @@ def _worker_relay_drain(argv: Sequence[str]) -> int:
     # The CLI imports these inside `relay drain`: load them before "go", off the clock.
     import relay._config  # noqa: PLC0415
     import relay._delivery.drain  # noqa: PLC0415
-    import relay._delivery.mixpanel_client  # noqa: PLC0415
     import relay._logging  # noqa: PLC0415
     import relay._migrations  # noqa: PLC0415
+    import relay._mixpanel.client  # noqa: PLC0415
     import relay.cli  # noqa: PLC0415
 
     profile_path = argv[argv.index("--profile") + 1] if "--profile" in argv else None

@@ -35,8 +35,8 @@ from _stats import machine, median, print_table
 from relay._config import RelaySettings
 from relay._database import create_engine
 from relay._delivery.drain import Drainer
-from relay._delivery.mixpanel_client import MixpanelImportClient
 from relay._logging import configure_logging
+from relay._mixpanel.client import MixpanelImportClient
 from relay._store import insert_rows
 from relay._store.profiles import profile_key, profile_row
 from relay._tables import RowKind

@@ -27,7 +27,7 @@ import orjson
 import psutil
 from _standin import STANDIN_PROJECT_ID, STANDIN_SECRET, STANDIN_USERNAME
 
-from relay._delivery.encoding import encode_event
+from relay._mixpanel.encoding import encode_event
 from relay._tables import OutboxEvent
 
 BATCH_EVENTS = 2000

@@ -48,11 +48,11 @@ from relay._daemon.metrics import HEALTH_STALE_SECONDS, MetricsServer, RelayMetr
 from relay._daemon.pacing import DrainPacer, MetricsFeed
 from relay._database import create_engine
 from relay._delivery.drain import Drainer, DrainResult, utc_now
-from relay._delivery.mixpanel_client import MixpanelImportClient
-from relay._delivery.profiles import require_profile_token
 from relay._errors import ConfigurationError, SchemaRevisionError
 from relay._logging import configure_logging
 from relay._migrations import require_current_schema
+from relay._mixpanel.client import MixpanelImportClient
+from relay._mixpanel.profiles import require_profile_token
 from relay._store import transaction
 from relay._store.maintenance import read_gauges, run_retention
 from relay._store.pauses import list_pauses

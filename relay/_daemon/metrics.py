@@ -29,8 +29,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 if TYPE_CHECKING:
-    from relay._delivery.answers import RequestStat
     from relay._delivery.results import DrainResult
+    from relay._mixpanel.answers import RequestStat
     from relay._store.maintenance import Gauges
 
 logger = structlog.get_logger("relay.metrics")

@@ -19,9 +19,9 @@ import structlog
 
 from relay._config import RelaySettings
 from relay._daemon.metrics import RelayMetrics
-from relay._delivery.answers import RequestStat
 from relay._delivery.backoff import retry_delay
 from relay._delivery.results import DrainResult
+from relay._mixpanel.answers import RequestStat
 
 logger = structlog.get_logger("relay.daemon")
 

@@ -22,16 +22,16 @@ from sqlalchemy.engine import Engine
 
 from relay import _store as store
 from relay._config import RelaySettings
-from relay._delivery.answers import SendOutcome
 from relay._delivery.backoff import retry_delay
 from relay._delivery.cursor import ClaimCursor
 from relay._delivery.results import BatchSender, DrainObserver, DrainResult
 from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
+from relay._mixpanel.answers import SendOutcome
 from relay._store.profiles import claim_profile_updates
 from relay._tables import OutboxEvent
 
 if TYPE_CHECKING:
-    from relay._delivery.profiles import ProfileClient
+    from relay._mixpanel.profiles import ProfileClient
 
 # DrainResult and the protocols live in relay._delivery.results; importable from here too.
 __all__ = [
@@ -164,7 +164,7 @@ class Drainer:
             return DrainResult(batch_full=claimed.more)
         log = logger.bind(lease=claim.token[:8], claimed=len(claim.events), kind="profile")
         if self._profile_client is None:
-            from relay._delivery.profiles import ProfileClient  # noqa: PLC0415 - opened on need
+            from relay._mixpanel.profiles import ProfileClient  # noqa: PLC0415 - opened on need
 
             self._profile_client = ProfileClient(self._settings, cancel=self._stop)
         started = self._monotonic()

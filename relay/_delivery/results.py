@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from relay._delivery.answers import RequestStat, SendOutcome
+from relay._mixpanel.answers import RequestStat, SendOutcome
 from relay._tables import OutboxEvent
 
 

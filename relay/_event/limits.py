@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Mapping, Sequence, Sized
+from collections.abc import Collection, Mapping, Sequence, Sized
 from typing import Any
 
 import orjson
@@ -24,7 +24,10 @@ MAX_BATCH_EVENTS = 2000
 #: 2 MiB of uncompressed ``/import`` body: the only limit seen in Mixpanel's own 413 error
 #: text (the default of ``RELAY_BATCH_MAX_BYTES``).
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
-MAX_PROPERTIES = 254  # "fewer than 255 properties", time/distinct_id/$insert_id included
+MAX_PROPERTIES = 254  # "fewer than 255 properties", time/distinct_id/$insert_id/ip included
+#: Properties the client writes into every ``/import`` event besides the stored ones:
+#: ``time``, ``distinct_id``, ``$insert_id`` and ``ip`` (a stored ``ip`` is replaced).
+SPLICED_PROPERTIES = 4
 MAX_NAME_LENGTH = 255
 MAX_STRING_LENGTH = 255
 #: "String properties have a limit of 255 bytes" (data-type docs); longer ones are truncated.
@@ -33,7 +36,23 @@ MAX_STRING_BYTES = 255
 MAX_COLLECTION_PROPERTY_BYTES = 8_000
 MAX_COLLECTION_ITEMS = 254  # objects < 255 keys, lists < 255 elements
 MAX_NESTING_DEPTH = 3
-MAX_EVENT_BYTES = 1_000_000  # an event must be under 1 MB of JSON
+MAX_EVENT_BYTES = 1_000_000  # "each event must be smaller than 1MB of uncompressed JSON"
+#: The ``/import`` envelope around the stored members (``relay._mixpanel.encoding``), without
+#: the event name, time, distinct_id and ``$insert_id`` values.
+_ENVELOPE = b'{"event":,"properties":{"time":,"distinct_id":,"$insert_id":,"ip":"0",}}'
+#: When the distinct_id is not known yet: 255 characters, each escaped to at most 6 bytes.
+_DISTINCT_ID_WORST_BYTES = 2 + 255 * 6
+_INSERT_ID_WORST_BYTES = 2 + 36
+_TIME_WORST_DIGITS = 20
+#: Profiles (``mixpanel-docs/user-profiles.mdx``: "up to 2000 properties"; ``data-type.mdx``:
+#: a list or object "User Profile Property = 256KB", read as 256,000 bytes as sent;
+#: ``user-profile-limits.mdx``: each update "a maximum of 1 MB").
+MAX_PROFILE_PROPERTIES = 2000
+MAX_PROFILE_COLLECTION_BYTES = 256_000
+MAX_PROFILE_UPDATE_BYTES = 1_000_000
+#: What the relay adds to each update when sending it: ``{"$token":"<token>","$ip":0,`` in
+#: place of the opening brace, the token counted at up to 255 bytes.
+PROFILE_SEND_OVERHEAD_BYTES = len(b'{"$token":"","$ip":0,') - 1 + 255
 MAX_INSERT_ID_LENGTH = 36
 #: Mixpanel rejects times before 1971-01-01 and reads ``time`` as seconds when it is below
 #: 1e11, so a millisecond time before 1973-03-03T09:46:40Z would be read as a date centuries
@@ -242,13 +261,15 @@ def _check_list_item(event: str, path: str, item: Any) -> None:
         )
 
 
-def _check_collection_property_size(event: str, path: str, value: Any) -> None:
-    """A list or object property is at most 8 KB as the relay sends it (its stored text)."""
+def _check_collection_property_size(
+    event: str, path: str, value: Any, limit: int = MAX_COLLECTION_PROPERTY_BYTES
+) -> None:
+    """A list or object property is at most ``limit`` bytes as the relay sends it (its stored
+    text): 8 KB on an event, 256 KB on a profile."""
     size = stored_json_size(value)
-    if size > MAX_COLLECTION_PROPERTY_BYTES:
+    if size > limit:
         raise EventValidationError(
-            f"list or object property is {size} bytes of JSON; Mixpanel accepts at most "
-            f"{MAX_COLLECTION_PROPERTY_BYTES}",
+            f"list or object property is {size} bytes of JSON; Mixpanel accepts at most {limit}",
             event=event,
             field=path,
         )
@@ -269,65 +290,129 @@ def _check_collection(
         )
 
 
-def check_property_count(event: str, count: int) -> None:
-    """Refuse more properties than Mixpanel takes, counting the three the relay adds."""
-    if count + 3 > MAX_PROPERTIES:
+def check_property_count(event: str, names: Collection[object]) -> None:
+    """Refuse more properties than Mixpanel takes, counting the ones the relay writes itself
+    (:data:`SPLICED_PROPERTIES`; a stored ``ip`` is replaced, not added)."""
+    count = len(names) - ("ip" in names) + SPLICED_PROPERTIES
+    if count > MAX_PROPERTIES:
         raise EventValidationError(
-            f"{count + 3} properties (with time, distinct_id, $insert_id); "
+            f"{count} properties (with time, distinct_id, $insert_id and ip); "
             f"Mixpanel accepts fewer than {MAX_PROPERTIES + 1}",
             event=event,
         )
 
 
+def envelope_bytes(
+    event: str, *, distinct_id: str | None = None, insert_id: str | None = None, time_ms: int = 0
+) -> int:
+    """Bytes the ``/import`` encoding adds around an event's stored properties text.
+
+    Unknown values are counted at their worst case.
+    """
+    name = len(orjson.dumps(event))
+    ident = _DISTINCT_ID_WORST_BYTES if distinct_id is None else len(orjson.dumps(distinct_id))
+    insert = _INSERT_ID_WORST_BYTES if insert_id is None else len(orjson.dumps(insert_id))
+    digits = len(str(time_ms)) if time_ms else _TIME_WORST_DIGITS
+    # The stored text's own braces are dropped: the envelope supplies them.
+    return len(_ENVELOPE) + name + ident + insert + digits - 2
+
+
 def check_properties(
-    event: str, properties: Mapping[str, Any], *, given: Mapping[str, Any] | None = None
+    event: str,
+    properties: Mapping[str, Any],
+    *,
+    given: Mapping[str, Any] | None = None,
+    envelope: int | None = None,
 ) -> bytes:
     """Check serialised properties against Mixpanel's limits and the PII guard.
 
     ``given`` is the same properties before pydantic's JSON form (NaN and lone surrogates
-    there are refused, not changed). The cost is bounded by the size: the count, the whole
-    event's size and each list or object property's size are checked (in C) before any
-    string is scanned. Returns the properties as JSON bytes (the exact text stored).
+    there are refused, not changed). Counts what the relay adds when sending: the properties
+    it writes itself (:data:`SPLICED_PROPERTIES`) and the envelope (``envelope`` bytes, by
+    default :func:`envelope_bytes` at its worst). The cost is bounded by the size: the count,
+    the whole event's size and each list or object property's size are checked (in C) before
+    any string is scanned. Returns the properties as JSON bytes (the exact text stored).
     """
-    check_property_count(event, len(properties))
-    try:
-        encoded = orjson.dumps(properties)
-    except orjson.JSONEncodeError:  # a lone surrogate, an integer over 64 bits, a foreign type
-        raise unserialisable(event, properties, json_only=True) from None
-    if len(encoded) >= MAX_EVENT_BYTES:
+    check_property_count(event, properties)
+    extra = envelope_bytes(event) if envelope is None else envelope
+    encoded = _checked_size(event, properties, extra, MAX_EVENT_BYTES, "event", strict=True)
+    _check_collection_sizes(event, properties, MAX_COLLECTION_PROPERTY_BYTES)
+    givens = given if given is not None else {}
+    for index, (key, value) in enumerate(properties.items()):
+        _check_value(event, _check_key(event, None, index, key), value, 0, givens.get(key))
+    return encoded
+
+
+def check_profile_properties(label: str, properties: Mapping[str, Any]) -> None:
+    """Check the properties of one profile update against the profile limits and PII guard.
+
+    At most :data:`MAX_PROFILE_PROPERTIES`; a list or object value up to
+    :data:`MAX_PROFILE_COLLECTION_BYTES`; names, strings, nesting as for events. Sizes are
+    checked before any string is scanned, as for events.
+    """
+    if len(properties) > MAX_PROFILE_PROPERTIES:
         raise EventValidationError(
-            f"event is {len(encoded)} bytes of JSON; Mixpanel accepts under {MAX_EVENT_BYTES}",
-            event=event,
+            f"{len(properties)} properties; a Mixpanel profile holds up to "
+            f"{MAX_PROFILE_PROPERTIES}",
+            event=label,
         )
-    # Every list or object property's count and size (orjson, at C speed) before any string
-    # is scanned: the PII guard's cost per string is then bounded by the size of the event.
+    _check_collection_sizes(label, properties, MAX_PROFILE_COLLECTION_BYTES)
+    for index, (key, value) in enumerate(properties.items()):
+        _check_value(label, _check_key(label, None, index, key), value, depth=0)
+
+
+def check_profile_update(label: str, update: Mapping[str, Any]) -> bytes:
+    """The whole update as stored: at most 1 MB with the ``$token`` and ``$ip`` sent with it."""
+    return _checked_size(
+        label, update, PROFILE_SEND_OVERHEAD_BYTES, MAX_PROFILE_UPDATE_BYTES, "update", strict=False
+    )
+
+
+def _check_collection_sizes(event: str, properties: Mapping[str, Any], limit: int) -> None:
+    """Every list or object property's count and size (orjson, at C speed) before any string
+    is scanned: the PII guard's cost per string is then bounded by the size of the event."""
     for index, (key, value) in enumerate(properties.items()):
         if isinstance(value, Mapping | list | tuple):
             kind, unit = ("object", "keys") if isinstance(value, Mapping) else ("list", "elements")
             try:
                 _check_collection(event, "", value, 0, kind=kind, unit=unit)
-                _check_collection_property_size(event, "", value)
+                _check_collection_property_size(event, "", value, limit)
             except EventValidationError as exc:  # named only now: naming scans the key
                 path = key if _is_safe_key(key) else f"properties[key {index}]"
                 raise EventValidationError(exc.reason, event=event, field=path) from None
+
+
+def _checked_size(
+    event: str, value: Mapping[str, Any], extra: int, limit: int, what: str, *, strict: bool
+) -> bytes:
+    """``value`` as JSON bytes, refused when, with ``extra`` bytes sent around it, it is over
+    ``limit`` (``strict``: at or over) as sent, or as PostgreSQL stores it."""
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError:  # a lone surrogate, an integer over 64 bits, a foreign type
+        raise unserialisable(event, value, json_only=True) from None
+    size = len(encoded) + extra
+    if size >= limit + (not strict):
+        relation = "under" if strict else "at most"
+        raise EventValidationError(
+            f"{what} is {size} bytes of JSON as sent; Mixpanel accepts {relation} {limit}",
+            event=event,
+        )
     # What is stored must be what was checked: PostgreSQL keeps JSON numbers as ``numeric``
     # and renders them with all their digits, so a small event can come back (and be sent)
     # many times larger. Only an event large enough to grow past the limit is measured.
-    if len(encoded) * STORED_GROWTH_BOUND >= MAX_EVENT_BYTES:
-        growth = {key: _stored_growth(value) for key, value in properties.items()}
-        stored = len(encoded) + sum(growth.values()) + _separator_growth(len(properties), obj=True)
-        if stored >= MAX_EVENT_BYTES:
+    if size * STORED_GROWTH_BOUND >= limit:
+        growth = {key: _stored_growth(item) for key, item in value.items()}
+        stored = size + sum(growth.values()) + _separator_growth(len(value), obj=True)
+        if stored >= limit + (not strict):
             largest = max(growth, key=growth.__getitem__)
-            index = list(properties).index(largest)
+            index = list(value).index(largest)
             raise EventValidationError(
-                f"event is {stored} bytes as stored (PostgreSQL writes numbers out in full); "
-                f"Mixpanel accepts under {MAX_EVENT_BYTES}",
+                f"{what} is {stored} bytes as stored (PostgreSQL writes numbers out in full); "
+                f"Mixpanel accepts under {limit}",
                 event=event,
                 field=largest if _is_safe_key(largest) else f"properties[key {index}]",
             )
-    givens = given if given is not None else {}
-    for index, (key, value) in enumerate(properties.items()):
-        _check_value(event, _check_key(event, None, index, key), value, 0, givens.get(key))
     return encoded
 
 

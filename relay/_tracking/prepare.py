@@ -17,6 +17,7 @@ from relay._event.limits import (
     check_properties,
     check_property_count,
     check_time_ms,
+    envelope_bytes,
     safe_field_path,
     unserialisable,
 )
@@ -93,11 +94,19 @@ def prepare_event(
     except (ValueError, UnicodeError):  # too deep for pydantic, or bytes that are not UTF-8
         raise unserialisable(event, given) from None
     dumped = with_location(event, as_json, location)
-    properties_json = check_properties(event, dumped, given=given)  # sizes before any scan
+    checked_id = check_distinct_id(event, distinct_id)
+    checked_insert_id = check_insert_id(
+        event, insert_id if insert_id is not None else new_insert_id()
+    )
+    envelope = envelope_bytes(
+        event, distinct_id=checked_id, insert_id=checked_insert_id, time_ms=time_ms
+    )
+    # Sizes before any scan.
+    properties_json = check_properties(event, dumped, given=given, envelope=envelope)
     return PreparedEvent(
         event=event,
-        distinct_id=check_distinct_id(event, distinct_id),
-        insert_id=check_insert_id(event, insert_id if insert_id is not None else new_insert_id()),
+        distinct_id=checked_id,
+        insert_id=checked_insert_id,
         time_ms=time_ms,
         properties=dumped,
         properties_json=properties_json,
@@ -127,7 +136,7 @@ def _validated(
     if cron_ms is not None and not properties.get("is_cron_job"):
         properties = {**properties, "is_cron_job": True, "cron_execution_timestamp": cron_ms}
     # Counted before pydantic: 10,000 unknown properties made 10,000 errors before the refusal.
-    check_property_count(event, len(properties))
+    check_property_count(event, properties)
     try:
         return schema.model_validate(properties)
     except ValidationError as exc:

@@ -4,7 +4,7 @@ A profile update is validated (operation, identity, the PII guard on every prope
 value, Mixpanel's limits) and written as an outbox row of kind ``user`` or ``group`` inside
 the caller's transaction, exactly as ``track()`` writes an event: committed with it, gone with
 its rollback, fire-and-forget unless strict. The relay sends it to ``/engage`` or ``/groups``
-(:mod:`relay._delivery.profiles`), in outbox order per profile.
+(:mod:`relay._mixpanel.profiles`), in outbox order per profile.
 
 Only idempotent operations are taken: delivery is at least once, so an update may reach
 Mixpanel twice. ``$set``, ``$set_once``, ``$unset``, ``$union``, ``$remove`` and ``$delete``
@@ -24,7 +24,11 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from relay._errors import EventValidationError, ProfileUpdateError, RelayError
-from relay._event.limits import check_distinct_id, check_properties
+from relay._event.limits import (
+    check_distinct_id,
+    check_profile_properties,
+    check_profile_update,
+)
 from relay._store import write_event
 from relay._store.profiles import profile_key, profile_row
 from relay._tables import RowKind
@@ -102,15 +106,24 @@ def _check_value(label: str, operation: str, properties: object) -> Any:
         )
     if operation == "$union":
         for index, value in enumerate(properties.values()):
-            if not isinstance(value, list | tuple) or not value:
+            # The spec's $union: "a list of values" of strings or numbers, nothing else.
+            if (
+                not isinstance(value, list | tuple)
+                or not value
+                or not all(_is_union_item(item) for item in value)
+            ):
                 raise ProfileUpdateError(
-                    "$union values must be non-empty lists",
+                    "$union values must be non-empty lists of strings or numbers",
                     event=label,
                     field=_safe_name(properties, index),
                 )
         properties = {name: list(value) for name, value in properties.items()}
     _check_properties(label, properties)
     return dict(properties)
+
+
+def _is_union_item(item: object) -> bool:
+    return isinstance(item, str | int | float) and not isinstance(item, bool)
 
 
 def _safe_name(properties: Mapping[str, Any], index: int) -> str:
@@ -132,7 +145,7 @@ def _check_properties(label: str, properties: Mapping[str, Any]) -> None:
                 field=name if name.startswith("$") else f"properties[key {index}]",
             )
     try:
-        check_properties(label, properties)
+        check_profile_properties(label, properties)
     except EventValidationError as exc:
         raise ProfileUpdateError(exc.reason, event=label, field=exc.field) from None
 
@@ -173,13 +186,18 @@ def prepare_profile_update(
         key = profile_key(kind, group_key, group_id)
     value = _check_value(label, op, properties)
     update = {**head, op: value}
+    try:
+        update_json = check_profile_update(label, update)
+    except EventValidationError as exc:
+        # One refusal, one type: every refused profile update is a ProfileUpdateError.
+        raise ProfileUpdateError(exc.reason, event=label, field=exc.field) from None
     return PreparedProfileUpdate(
         kind=kind,
         operation=op,
         identity=identity,
         key=key,
         update=update,
-        update_json=check_properties(label, update),
+        update_json=update_json,
         insert_id=new_insert_id(),
     )
 

@@ -1,6 +1,6 @@
 """One event in full, and events in bulk, exactly as the relay would send them to ``/import``.
 
-Both go through :func:`relay._delivery.encoding.encode_event`, the relay's own encoder, over
+Both go through :func:`relay._mixpanel.encoding.encode_event`, the relay's own encoder, over
 the stored properties text: what ``inspect`` shows and what ``export`` writes are byte for
 byte the event objects of an ``/import`` request body.
 """
@@ -13,8 +13,8 @@ from typing import IO, Any
 import orjson
 from sqlalchemy.engine import Engine
 
-from relay._delivery.encoding import encode_event
 from relay._errors import EventValidationError, FilterError
+from relay._mixpanel.encoding import encode_event
 from relay._store import selection, transaction
 from relay._store.selection import EventFilter, StoredRow
 from relay.admin._filters import MAX_ID, check_filter

@@ -7,7 +7,8 @@ earlier ``relay replay --distinct-id``; by structure, never by substring: see
 ``forget`` with ``HMAC-SHA256(RELAY_ERASURE_HASH_KEY, distinct_id)`` instead of the id: an
 auditor holding the key can confirm that a given person was forgotten, nobody can read the id
 back out of the table. All of it in one transaction. Optionally files a deletion request with
-Mixpanel's GDPR API (``/data-deletions/v3.0``), whose task id goes into the audit entry.
+Mixpanel's GDPR API (through :mod:`relay._mixpanel.gdpr`), whose task id goes into the
+audit entry.
 
 Group profile updates are left alone: a group is an organization, not the person.
 
@@ -29,14 +30,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
-import httpx
-import orjson
 from sqlalchemy.engine import Engine
 
 from relay._config import RelaySettings
 from relay._errors import ConfigurationError, RelayError
+from relay._mixpanel.gdpr import GdprRequestError, file_deletion
 from relay._store import audit as audit_store
 from relay._store import transaction
 from relay._store.profiles import (
@@ -49,7 +48,6 @@ from relay.admin._audit import default_actor
 
 #: ``relay_audit.action`` of an erasure.
 ACTION = "forget"
-GDPR_DELETIONS_PATH = "/data-deletions/v3.0"
 #: Pause between two looks at the person's rows in flight.
 FENCE_POLL_SECONDS = 0.1
 #: How long past a relay's lease the erasure waits for it before it gives up.
@@ -60,8 +58,15 @@ class ErasureInFlightError(RelayError):
     """A relay kept sending rows of the person past its lease; nothing was erased."""
 
 
-class GdprRequestError(RelayError):
-    """Mixpanel's GDPR API refused or did not answer a deletion request."""
+__all__ = [
+    "ACTION",
+    "ErasureInFlightError",
+    "ForgetResult",
+    "GdprRequestError",
+    "forget",
+    "person_hash",
+    "require_erasure_key",
+]
 
 
 def person_hash(key: str, distinct_id: str) -> str:
@@ -134,7 +139,7 @@ def forget(
         engine, settings, distinct_id, clock=clock or _utc_now, pause=pause or _sleep
     )
     try:
-        task_id = file_gdpr_deletion(settings, distinct_id) if mixpanel else None
+        task_id = file_deletion(settings, distinct_id) if mixpanel else None
     except BaseException:
         with transaction(engine, write=True) as conn:
             release_fence(conn, token=token)
@@ -210,57 +215,3 @@ def _fence(
                 f"{wait.total_seconds():.0f} s; nothing was erased: run relay forget again"
             )
         pause()
-
-
-def file_gdpr_deletion(settings: RelaySettings, distinct_id: str) -> str:
-    """File a GDPR deletion request for ``distinct_id``; returns Mixpanel's task id.
-
-    ``POST {app api}/data-deletions/v3.0?token=<project token>`` with ``Authorization: Bearer
-    <RELAY_MIXPANEL_GDPR_TOKEN>`` and ``{"distinct_ids": [id], "compliance_type": "GDPR"}``.
-    """
-    oauth = settings.mixpanel_gdpr_token
-    token = settings.mixpanel_project_token
-    if oauth is None or not oauth.get_secret_value():
-        raise ConfigurationError("relay forget --mixpanel needs RELAY_MIXPANEL_GDPR_TOKEN")
-    if token is None or not token.get_secret_value():
-        raise ConfigurationError("relay forget --mixpanel needs RELAY_MIXPANEL_PROJECT_TOKEN")
-    url = (
-        f"{settings.mixpanel_app_base_url}{GDPR_DELETIONS_PATH}"
-        f"?{urlencode({'token': token.get_secret_value()})}"
-    )
-    body = orjson.dumps({"distinct_ids": [distinct_id], "compliance_type": "GDPR"})
-    try:
-        response = httpx.post(
-            url,
-            content=body,
-            headers={
-                "Authorization": f"Bearer {oauth.get_secret_value()}",
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            },
-            timeout=settings.request_deadline_seconds,
-            follow_redirects=False,
-        )
-    except httpx.HTTPError as exc:
-        raise GdprRequestError(
-            f"Mixpanel GDPR API did not answer: {type(exc).__name__}; nothing was erased"
-        ) from None
-    task_id = _task_id(response)
-    if task_id is None:
-        raise GdprRequestError(
-            f"Mixpanel GDPR API refused the deletion request (HTTP {response.status_code}); "
-            "nothing was erased"
-        )
-    return task_id
-
-
-def _task_id(response: httpx.Response) -> str | None:
-    if response.status_code not in (200, 201):
-        return None
-    try:
-        payload = orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        return None
-    results = payload.get("results") if isinstance(payload, dict) else None
-    task_id = results.get("task_id") if isinstance(results, dict) else None
-    return task_id if isinstance(task_id, str) and task_id else None

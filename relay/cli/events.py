@@ -187,32 +187,24 @@ def push(
     Lexicon has (kept, unless --truncate). With --yes, uploads the added and changed schemas.
     Exit 0 in sync or (with --yes) uploaded; 1 any difference found without --yes.
     """
-    import httpx  # noqa: PLC0415 -- keep `relay --help` light
-
+    from relay._mixpanel.lexicon import LexiconClient  # noqa: PLC0415
     from relay.plan.docs import catalog_registry  # noqa: PLC0415
     from relay.plan.lexicon import diff, registry_entries, render  # noqa: PLC0415
-    from relay.plan.lexicon_client import LexiconClient  # noqa: PLC0415
     from relay.plan.lint import ensure_cwd_importable  # noqa: PLC0415
 
     settings = relay.settings
-    project_id, username, secret = settings.require_service_account()
+    project_id, _username, _secret = settings.require_service_account()
     ensure_cwd_importable()
     names = list(modules) or ["relay.catalog"]
     entries = registry_entries(catalog_registry(names))
-    timeout = httpx.Timeout(settings.read_timeout_seconds, connect=settings.connect_timeout_seconds)
-    with LexiconClient(
-        base_url=settings.mixpanel_app_base_url,
-        project_id=project_id,
-        username=username,
-        secret=secret,
-        timeout=timeout,
-    ) as client:
-        result = diff(entries, client.event_schemas())
+    with LexiconClient(settings) as client:
+        held = client.event_schemas()
+        result = diff(entries, held)
         uploads = list(entries.values()) if truncate else result.uploads()
         act = yes and not result.in_sync and bool(uploads or truncate)
-        uploaded: dict[str, object] = {}
+        uploaded: dict[str, int] = {}
         if act:
-            uploaded = client.upload(uploads, truncate=truncate)
+            uploaded = client.upload(uploads, truncate=truncate, held=len(held))
     if as_json:
         payload = {
             "project_id": project_id,

@@ -98,10 +98,10 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
     up) or the tables are not migrated.
     """
     from relay._delivery.drain import Drainer, DrainResult  # noqa: PLC0415
-    from relay._delivery.mixpanel_client import MixpanelImportClient  # noqa: PLC0415
-    from relay._delivery.profiles import require_profile_token  # noqa: PLC0415
     from relay._errors import MixpanelAuthError  # noqa: PLC0415
     from relay._logging import configure_logging  # noqa: PLC0415
+    from relay._mixpanel.client import MixpanelImportClient  # noqa: PLC0415
+    from relay._mixpanel.profiles import require_profile_token  # noqa: PLC0415
 
     settings = relay.settings
     configure_logging(settings)

@@ -26,8 +26,8 @@ from relay import _store as outbox_store
 from relay._config import RelaySettings
 from relay._database import create_engine, redact_url
 from relay._delivery.drain import Drainer, DrainResult
-from relay._delivery.mixpanel_client import MixpanelImportClient
 from relay._errors import ConfigurationError
+from relay._mixpanel.client import MixpanelImportClient
 from relay._store import capture
 from relay._tables import OutboxState
 from relay.catalog import (

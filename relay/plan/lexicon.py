@@ -5,7 +5,7 @@ Each registered event becomes one ``SchemaEntry`` of the Lexicon Schemas API
 name, its Lexicon type (``string``, ``integer``, ... from the JSON Schema ``relay events docs``
 prints) and its description. ``diff`` compares those entries with what Lexicon holds: added
 (only in the registry), changed (both, different schema, with what differs), only in Lexicon.
-No I/O here: :mod:`relay.plan.lexicon_client` talks to Mixpanel.
+No I/O here: :mod:`relay._mixpanel.lexicon` talks to Mixpanel.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from relay._escape import safe_text
 from relay.plan.docs import Registry, event_json_schema
 
 ENTITY_TYPE = "event"
@@ -145,14 +146,20 @@ def schema_differences(ours: Mapping[str, Any], theirs: Mapping[str, Any]) -> tu
 
 
 def render(result: LexiconDiff, *, project_id: str) -> list[str]:
-    """The diff for people: a summary line, then one line per event (+ add, ~ change, - only)."""
+    """The diff for people: a summary line, then one line per event (+ add, ~ change, - only).
+
+    Names and differences may come from Lexicon (another tool wrote them): escaped, so a
+    newline cannot forge a line and an escape sequence cannot reach the terminal.
+    """
     lines = [
         f"Lexicon of project {project_id}: {len(result.added)} to add, "
         f"{len(result.changed)} to change, {len(result.only_in_lexicon)} only in Lexicon"
     ]
-    lines += [f"+ {name}" for name in result.added]
-    lines += [f"~ {c.name}: {'; '.join(c.differences)}" for c in result.changed]
-    lines += [f"- {name} (only in Lexicon)" for name in result.only_in_lexicon]
+    lines += [f"+ {safe_text(name)}" for name in result.added]
+    lines += [
+        f"~ {safe_text(c.name)}: {safe_text('; '.join(c.differences))}" for c in result.changed
+    ]
+    lines += [f"- {safe_text(name)} (only in Lexicon)" for name in result.only_in_lexicon]
     return lines
 
 

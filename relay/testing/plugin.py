@@ -72,7 +72,7 @@ from sqlalchemy.orm import Session
 
 from relay._config import RelaySettings
 from relay._delivery.drain import Drainer, DrainResult
-from relay._delivery.mixpanel_client import MixpanelImportClient
+from relay._mixpanel.client import MixpanelImportClient
 from relay._store.capture import CapturedRow, select_events
 from relay._tracking import observe_tracked_events, strict_tracking
 from relay.testing.mixpanel_standin import MixpanelStandin

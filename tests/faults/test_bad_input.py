@@ -27,9 +27,9 @@ from structlog.testing import capture_logs
 
 from relay._config import RelaySettings
 from relay._delivery.drain import Drainer
-from relay._delivery.mixpanel_client import MixpanelImportClient
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._event.registry import register_event
+from relay._mixpanel.client import MixpanelImportClient
 from relay._tables import OutboxState, outbox
 from relay._tracking import track
 from relay.testing.mixpanel_standin import MixpanelStandin

@@ -47,7 +47,7 @@ from rig import (
 from sqlalchemy.engine import Engine
 
 from relay._config import RelaySettings
-from relay._delivery.mixpanel_client import RESPONSE_MAX_BYTES, MixpanelImportClient, SendOutcome
+from relay._mixpanel.client import RESPONSE_MAX_BYTES, MixpanelImportClient, SendOutcome
 from relay._tables import OutboxEvent, OutboxState, outbox
 from relay.testing.mixpanel_standin import MixpanelStandin
 

@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 
 from relay._config import RelaySettings
 from relay._delivery.drain import Drainer
-from relay._delivery.mixpanel_client import MixpanelImportClient
 from relay._event.properties import datetime_to_timestamp_ms
+from relay._mixpanel.client import MixpanelImportClient
 from relay._tables import OutboxState, outbox
 from relay._tracking import track
 from relay.testing.mixpanel_standin import MixpanelStandin

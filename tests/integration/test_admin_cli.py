@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
-from relay._delivery.encoding import encode_event
+from relay._mixpanel.encoding import encode_event
 from relay._tables import OutboxState, audit, outbox
 from relay.cli import main
 

@@ -15,7 +15,7 @@ from relay import _store as store
 from relay import admin
 from relay._config import RelaySettings
 from relay._delivery.drain import Drainer
-from relay._delivery.mixpanel_client import MixpanelImportClient
+from relay._mixpanel.client import MixpanelImportClient
 from relay._tables import OutboxState, audit, outbox
 from relay.admin import EventFilter, FilterError
 from relay.testing.mixpanel_standin import MixpanelStandin

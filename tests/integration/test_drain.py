@@ -19,7 +19,7 @@ from relay._config import RelaySettings
 from relay._daemon.metrics import RelayMetrics
 from relay._daemon.pacing import MetricsFeed
 from relay._delivery.drain import Drainer, DrainResult
-from relay._delivery.mixpanel_client import MixpanelImportClient, SendOutcome
+from relay._mixpanel.client import MixpanelImportClient, SendOutcome
 from relay._tables import OutboxEvent, OutboxState, outbox
 from relay.testing.mixpanel_standin import MixpanelStandin
 

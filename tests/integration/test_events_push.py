@@ -238,7 +238,7 @@ def test_bad_credentials_exit_3_in_one_line_without_the_secret(
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("relay: configuration error: Lexicon refused the service account")
+    assert lines[0].startswith("relay: configuration error: Mixpanel Lexicon refused the")
     assert "401" in lines[0]
     assert secret not in proc.stderr
     assert [r.status for r in standin.lexicon_requests()] == [401]
@@ -270,12 +270,12 @@ def test_incomplete_configuration_exits_3_before_any_request(
 
 
 def test_lexicon_down_is_one_line_exit_1() -> None:
-    """With nothing listening, the push says Lexicon is unreachable, in one line, exit 1."""
+    """With nothing listening, the push says Lexicon did not answer, in one line, exit 1."""
     with MixpanelStandin(project_id=PROJECT_ID) as standin:
         env = _env(standin)
     proc = _run(env)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert "is unreachable (ConnectError)" in lines[0]
+    assert "did not answer as documented (connection error: ConnectError)" in lines[0]
     assert standin.secret not in proc.stderr

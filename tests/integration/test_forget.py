@@ -144,8 +144,8 @@ def test_forget_with_mixpanel_files_a_gdpr_deletion(
     sqlite_engine: Engine, standin: MixpanelStandin
 ) -> None:
     """--mixpanel files a GDPR deletion of the id with the bearer token and the project token;
-    its task id lands in the audit entry. A refused request (wrong token) erases nothing and
-    exits 1."""
+    its task id lands in the audit entry. A refused token (401) erases nothing and exits 3, the
+    configuration exit code."""
     _seed(sqlite_engine)
     env = {
         "RELAY_ERASURE_HASH_KEY": KEY,
@@ -162,7 +162,7 @@ def test_forget_with_mixpanel_files_a_gdpr_deletion(
         **env,
         RELAY_MIXPANEL_GDPR_TOKEN="wrong",
     )
-    assert refused.exit_code == 1
+    assert refused.exit_code == 3  # a refused token is a configuration error
     assert "HTTP 401" in refused.output
     assert PERSON not in refused.output
     assert _everything(sqlite_engine) == before

@@ -12,8 +12,8 @@ import pytest
 from pydantic import SecretStr
 
 from relay._config import RelaySettings
-from relay._delivery.mixpanel_client import MixpanelImportClient, SendOutcome
 from relay._errors import ConfigurationError
+from relay._mixpanel.client import MixpanelImportClient, SendOutcome
 from relay._tables import OutboxEvent
 from relay.testing.mixpanel_standin import MixpanelStandin
 

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 import relay
 from relay._config import RelaySettings
 from relay._delivery.drain import Drainer, DrainResult
-from relay._delivery.mixpanel_client import MixpanelImportClient
-from relay._delivery.profiles import require_profile_token
 from relay._errors import ConfigurationError
+from relay._mixpanel.client import MixpanelImportClient
+from relay._mixpanel.profiles import require_profile_token
 from relay._tables import OutboxState, RowKind, outbox
 from relay.catalog import OrganizationProfileHelper, StaticEmployeeDirectory
 from relay.cli import main
@@ -287,7 +287,7 @@ def test_dead_profile_update_is_requeued_and_export_leaves_profiles_out(
     again; `relay export --all` writes /import events only, never a profile update; `relay
     inspect` shows the stored update and says it is not an /import event."""
     _write(engine, _set("u-1", plan="a"))
-    standin.fail_next(400, error="refused whole")
+    standin.fail_next(200, body={"status": 0, "error": "refused whole"})
     assert _drain(drainer).rejected == 1
     with engine.connect() as conn:
         (row_id,) = conn.execute(sa.select(outbox.c.id)).scalars()

@@ -14,7 +14,7 @@ from typing import Any
 import httpcore
 
 from relay._config import RelaySettings
-from relay._delivery.mixpanel_client import MixpanelImportClient
+from relay._mixpanel.client import MixpanelImportClient
 from relay._tables import OutboxEvent
 
 

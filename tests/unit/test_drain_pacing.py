@@ -15,8 +15,8 @@ import pytest
 from relay._config import RelaySettings
 from relay._daemon.metrics import RelayMetrics
 from relay._daemon.pacing import DrainPacer, MetricsFeed
-from relay._delivery.answers import RequestStat
 from relay._delivery.results import DrainResult
+from relay._mixpanel.answers import RequestStat
 
 
 class FakeClock:

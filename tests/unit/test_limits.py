@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay._errors import EventValidationError
+from relay._errors import EventValidationError, ProfileUpdateError
 from relay._event.limits import (
     MAX_CLOCK_SKEW_MS,
     MAX_EVENT_BYTES,
@@ -18,6 +18,8 @@ from relay._event.limits import (
     stored_json_size,
 )
 from relay._event.pii import looks_like_email, looks_like_phone
+from relay._tables import RowKind
+from relay._tracking.profiles import prepare_profile_update
 
 EV = "svc.a.b"
 NOW_MS = 1_795_694_400_000
@@ -58,10 +60,25 @@ def test_properties_beyond_a_limit_are_refused_naming_the_field(
 
 
 def test_too_many_properties_are_refused() -> None:
-    """252 properties plus time, distinct_id and $insert_id reach Mixpanel's 255 limit."""
-    check_properties(EV, {f"p{i}": i for i in range(251)})
+    """250 stored properties plus time, distinct_id, $insert_id and the relay's ip make 254,
+    Mixpanel's most ("fewer than 255"); 251 are refused, and a stored ip is not counted twice."""
+    check_properties(EV, {f"p{i}": i for i in range(250)})
     with pytest.raises(EventValidationError, match="255 properties"):
-        check_properties(EV, {f"p{i}": i for i in range(252)})
+        check_properties(EV, {f"p{i}": i for i in range(251)})
+    check_properties(EV, {f"p{i}": i for i in range(249)} | {"ip": "0"})
+
+
+def test_the_import_envelope_counts_toward_the_megabyte() -> None:
+    """Properties just under 1 MB are refused once the event name, time, ids and ip that the
+    relay wraps around them take the event to 1 MB."""
+    properties = {f"p{i}": ["x" * 250] * 30 for i in range(131)}
+    # PostgreSQL's text of it (a space after each separator) is the longer form relay sends.
+    size = stored_json_size(properties)
+    assert len(orjson.dumps(properties)) < size < 1_000_000
+    envelope = 1_000_000 - size
+    check_properties(EV, properties, envelope=envelope - 1)
+    with pytest.raises(EventValidationError, match=r"\b1000000 bytes"):
+        check_properties(EV, properties, envelope=envelope)
 
 
 def test_events_of_a_megabyte_are_refused() -> None:
@@ -235,3 +252,38 @@ def test_object_inside_a_list_may_not_nest_a_container() -> None:
         check_properties(EV, {"cart": [{"sku": "a"}, {"brand": {"name": "Puma"}}]})
     assert info.value.field == "cart[1]"
     assert check_properties(EV, {"cart": [{"sku": "a", "qty": 2}], "grid": [[1, 2], [3]]})
+
+
+def test_profile_limits_are_the_profile_docs_not_the_event_limits() -> None:
+    """A $set may hold 300 properties and a 55 KB list (events may not); 2001 properties, a
+    list over 256 KB and an update over 1 MB with its $token are refused as ProfileUpdateError."""
+    # About 55 KB: 200 objects of 2 strings (lists stay under 255 elements, as for events).
+    big_list = [{"k": f"item-{i:06d}", "v": "x" * 240} for i in range(200)]
+    prepare_profile_update(
+        RowKind.USER,
+        operation="$set",
+        properties={f"p{i}": i for i in range(300)} | {"tags": big_list},
+        distinct_id="u-1",
+    )
+    refused: list[dict[str, object]] = [
+        {f"p{i}": i for i in range(2001)},
+        {"tags": [item | {f"w{n}": "w" * 240 for n in range(5)} for item in big_list]},
+        {f"l{i}": big_list for i in range(20)},
+    ]
+    for properties in refused:
+        with pytest.raises(ProfileUpdateError):
+            prepare_profile_update(
+                RowKind.USER, operation="$set", properties=properties, distinct_id="u-1"
+            )
+
+
+@pytest.mark.parametrize("item", [True, None, {"a": 1}, ["a"]], ids=["bool", "null", "obj", "list"])
+def test_union_takes_only_strings_and_numbers(item: object) -> None:
+    """$union list items are strings or numbers (the spec); anything else is refused."""
+    prepare_profile_update(
+        RowKind.USER, operation="$union", properties={"tags": ["a", 1, 2.5]}, distinct_id="u-1"
+    )
+    with pytest.raises(ProfileUpdateError, match="strings or numbers"):
+        prepare_profile_update(
+            RowKind.USER, operation="$union", properties={"tags": ["a", item]}, distinct_id="u-1"
+        )

@@ -14,9 +14,9 @@ import orjson
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from relay._delivery.encoding import encode_event
 from relay._errors import EventValidationError
 from relay._event.limits import check_properties
+from relay._mixpanel.encoding import encode_event
 from relay._tables import OutboxEvent
 from relay.testing.mixpanel_standin._rules import Accepted, judge, truncated_strings
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay._delivery.encoding import encode_event, plan_batches
 from relay._errors import EventValidationError
+from relay._mixpanel.encoding import encode_event, plan_batches
 from relay._tables import OutboxEvent
 
 TIME_MS = 1_700_000_000_123

@@ -38,6 +38,16 @@ def main(
         action="store_true",
         help="keep only counters and dedup keys, not the accepted records",
     )
+    parser.add_argument(
+        "--verbose-answers",
+        action="store_true",
+        help='answer /engage and /groups with {"status": 1, "error": null} instead of text 1',
+    )
+    parser.add_argument(
+        "--no-profile-per-record-errors",
+        action="store_true",
+        help="ignore strict=1 on /engage and /groups: answer only 1 or 0",
+    )
     args = parser.parse_args(argv)
     done = threading.Event()
 
@@ -56,6 +66,8 @@ def main(
         max_events=args.max_events,
         max_bytes=args.max_bytes,
         retain_events=not args.no_retain,
+        verbose_answers=args.verbose_answers,
+        profile_per_record_errors=not args.no_profile_per_record_errors,
     )
     with standin:
         print(standin.url, flush=True)

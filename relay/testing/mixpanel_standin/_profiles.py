@@ -2,10 +2,11 @@
 
 Bodies are a JSON array of updates (``application/json``) or the spec's form encoding
 (``data=<JSON object or array>``), gzip allowed; at most ``MAX_UPDATES`` per request. Each
-update is judged and applied alone, in order (``_profile_rules``). Answers follow the spec:
-``strict=1`` gives ``{"code", "num_records_imported", "status"}`` (or a 400 with
-``failed_records``); otherwise ``verbose=1`` gives ``{"status": 1|0, "error"}`` and the
-default is ``1`` (text/plain) when at least one update was valid, else ``0``.
+update is judged and applied alone, in order (``_profile_rules``). Answers follow the spec's
+``Received``: ``1`` (text/plain) when at least one update was valid, else ``0``; with
+``verbose=1`` (or the stand-in's ``verbose_answers`` switch) ``{"status": 1|0, "error"}``.
+Under ``strict=1`` a request with refused updates gets the per-record answer instead (400,
+``failed_records``), unless ``per_record_errors`` is off.
 """
 
 from __future__ import annotations
@@ -45,16 +46,32 @@ class ProfileRequest:
 class ProfileStore:
     """User and group profiles built from the updates received, and the requests' log."""
 
-    def __init__(self, lock: threading.Lock, *, token: str, max_bytes: int) -> None:
+    def __init__(
+        self,
+        lock: threading.Lock,
+        *,
+        token: str,
+        max_bytes: int,
+        verbose_answers: bool = False,
+        per_record_errors: bool = True,
+    ) -> None:
         self._lock = lock
         self._token = token
         self._max_bytes = max_bytes
+        self.verbose_answers = verbose_answers
+        self.per_record_errors = per_record_errors
         self.clear()
 
     def clear(self) -> None:
         """Forget every profile and request; the caller holds the lock (or owns the store)."""
         self._profiles: dict[rules.ProfileKey, dict[str, Any]] = {}
         self._requests: list[ProfileRequest] = []
+        self._refused: set[str] = set()
+
+    def refuse(self, identities: list[str]) -> None:
+        """Refuse every update of these ``$distinct_id`` / ``$group_id`` values from now on."""
+        with self._lock:
+            self._refused.update(identities)
 
     def profiles(self) -> dict[rules.ProfileKey, dict[str, Any]]:
         """Every profile by key (``("user", "", distinct_id)`` or ``("group", key, id)``)."""
@@ -102,6 +119,8 @@ class ProfileStore:
         with self._lock:
             for index, record in enumerate(records):
                 update = rules.judge_update(record, token=self._token, group=path == "/groups")
+                if not isinstance(update, Failure) and update.key[2] in self._refused:
+                    update = Failure("$distinct_id", "refused by the stand-in")
                 if isinstance(update, Failure):
                     failures.append((index, update))
                     continue
@@ -114,7 +133,13 @@ class ProfileStore:
                 else:
                     self._profiles[update.key] = after
                 applied += 1
-        reply = _answer(query, applied, failures)
+        reply = _answer(
+            query,
+            applied,
+            failures,
+            verbose=self.verbose_answers,
+            per_record=self.per_record_errors,
+        )
         self._log(path, reply.status, applied, len(failures))
         return reply
 
@@ -153,10 +178,22 @@ class ProfileStore:
         return records
 
 
-def _answer(query: dict[str, str], applied: int, failures: list[tuple[int, Failure]]) -> Reply:
-    if query.get("strict") == "1":
-        if not failures:
-            return json_reply(200, {"code": 200, "num_records_imported": applied, "status": "OK"})
+def _answer(
+    query: dict[str, str],
+    applied: int,
+    failures: list[tuple[int, Failure]],
+    *,
+    verbose: bool,
+    per_record: bool,
+) -> Reply:
+    """The spec's ``Received`` (or, under ``strict=1`` with refusals, the per-record answer).
+
+    ``strict=1`` is documented in the same words as ``/import``'s, whose per-record object is
+    ``StrictInvalid`` (400, ``failed_records``); ``per_record=False`` answers as if ``strict``
+    were not honoured. ``Received`` is ``text/plain`` ``1``/``0``, or with ``verbose=1`` (or
+    ``verbose``, the switch for that documented variant) ``{"status": 1|0, "error": ...}``.
+    """
+    if per_record and failures and query.get("strict") == "1":
         failed = [
             {"index": index, "field": failure.field, "message": failure.message}
             for index, failure in failures
@@ -172,6 +209,6 @@ def _answer(query: dict[str, str], applied: int, failures: list[tuple[int, Failu
             },
         )
     error = None if not failures else f"{failures[0][1].field}: {failures[0][1].message}"
-    if query.get("verbose") == "1":
-        return json_reply(200, {"status": 1 if applied else 0, "error": error})
+    if verbose or query.get("verbose") == "1":
+        return json_reply(200, {"status": 1 if applied else 0, "error": None if applied else error})
     return Reply(200, b"1" if applied else b"0", "text/plain")

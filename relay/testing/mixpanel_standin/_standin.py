@@ -12,7 +12,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.message import Message
 from types import TracebackType
@@ -61,7 +61,11 @@ class MixpanelStandin(StandinViews, FaultInjection):
     """An HTTP server on loopback that behaves like Mixpanel's ingestion API.
 
     Thread-safe: the server answers each connection on its own thread, and every query and
-    fault-injection method may be called from any thread while it runs. ``retain_events=False``
+    fault-injection method may be called from any thread while it runs. ``/engage`` and
+    ``/groups`` answer the spec's ``Received`` as text (``1``/``0``) unless asked ``verbose=1``;
+    ``verbose_answers=True`` gives the verbose JSON variant to every request, and
+    ``profile_per_record_errors=False`` ignores ``strict=1`` (no per-record answer, only ``0``
+    or ``1``). ``retain_events=False``
     keeps only counters and dedup keys (for long benchmarks); ``accepted_events`` and
     ``unique_events`` then raise. It also serves the Lexicon Schemas API under
     ``/api/app/projects/{projectId}/schemas`` (see ``lexicon_entries``).
@@ -87,6 +91,8 @@ class MixpanelStandin(StandinViews, FaultInjection):
         max_bytes: int = DEFAULT_MAX_BYTES,
         now: Callable[[], float] = time.time,
         retain_events: bool = True,
+        verbose_answers: bool = False,
+        profile_per_record_errors: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -109,7 +115,11 @@ class MixpanelStandin(StandinViews, FaultInjection):
         self._ledger = Ledger(self._lock, retain_events=retain_events)
         self._lexicon = _lexicon.LexiconStore(self._lock)
         self._profiles = _profiles.ProfileStore(
-            self._lock, token=project_token, max_bytes=max_bytes
+            self._lock,
+            token=project_token,
+            max_bytes=max_bytes,
+            verbose_answers=verbose_answers,
+            per_record_errors=profile_per_record_errors,
         )
         self._gdpr = _gdpr.GdprJobs(
             self._lock, project_id=project_id, project_token=project_token, oauth_token=oauth_token
@@ -185,6 +195,14 @@ class MixpanelStandin(StandinViews, FaultInjection):
     def app_api_url(self) -> str:
         """Base URL of the application API (Lexicon Schemas), ``{url}/api/app``."""
         return f"{self.url}{_lexicon.APP_API_PATH}"
+
+    def refuse_profile_updates(self, identities: Iterable[str]) -> None:
+        """Refuse every ``/engage`` / ``/groups`` update of these distinct or group ids.
+
+        Under ``strict=1`` the refusal is per record (``failed_records``); otherwise, or with
+        ``profile_per_record_errors=False``, a request holding only refused updates answers ``0``.
+        """
+        self._profiles.refuse(list(identities))
 
     def reset(self) -> None:
         """Forget records, counters, logs, Lexicon, profiles and jobs; clear every fault."""

@@ -1,9 +1,11 @@
-"""HTTP client for Mixpanel's ``/import`` endpoint: requests, gzip, deadlines, cancellation.
+"""Sending outbox rows to a Mixpanel batch endpoint (``/import``, ``/engage``, ``/groups``).
 
-``MixpanelImportClient.send`` turns claimed outbox rows into ``/import?strict=1`` requests (JSON
-array, at most ``batch_max_events`` events and ``batch_max_bytes`` of uncompressed body each:
-:mod:`relay._delivery.encoding`) and files Mixpanel's answers onto one bucket per row
-(:mod:`relay._delivery.answers`). It never raises for HTTP or transport problems; the caller
+:class:`BatchClient` turns claimed rows into requests (JSON array, at most the endpoint's
+``max_events`` rows and ``max_bytes`` of uncompressed body each:
+:mod:`relay._mixpanel.encoding`) sent over :class:`~relay._mixpanel.http.MixpanelHttp`, and
+files each answer onto one bucket per row with the endpoint's own reader. A
+:class:`BatchEndpoint` is all that differs between endpoints: URL, auth, headers, encoding,
+limits and the reading of answers. It never raises for HTTP or transport problems; the caller
 decides what each bucket means for the outbox.
 """
 
@@ -12,7 +14,8 @@ from __future__ import annotations
 import threading
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 from urllib.parse import urlencode
@@ -23,26 +26,28 @@ import structlog
 from mixpanel import ServiceAccountCredentials
 
 from relay._config import RelaySettings
-from relay._delivery.answers import (
+from relay._errors import ConfigurationError, EventValidationError
+from relay._mixpanel.answers import (
     RESPONSE_MAX_BYTES,
     Answer,
     RequestStat,
     SendOutcome,
     file_answer,
-    read_capped,
     truncate,
 )
-from relay._delivery.encoding import EMPTY_BATCH_BYTES, EncodedBatch, encode_event, plan_batches
-from relay._delivery.http_deadline import DeadlineTransport, RequestDeadlines
-from relay._errors import ConfigurationError, EventValidationError
+from relay._mixpanel.encoding import EMPTY_BATCH_BYTES, EncodedBatch, encode_event, plan_batches
+from relay._mixpanel.http import MixpanelHttp
 from relay._tables import OutboxEvent
 
 __all__ = [
     "RESPONSE_MAX_BYTES",
+    "BatchClient",
+    "BatchEndpoint",
     "MixpanelImportClient",
     "RequestStat",
     "SendOutcome",
     "encode_event",
+    "import_endpoint",
     "plan_batches",
 ]
 
@@ -51,56 +56,77 @@ logger = structlog.get_logger("relay.mixpanel_client")
 #: zlib's window bits for a gzip container (16 + 15) instead of a raw zlib stream.
 _GZIP_WBITS = 31
 
+#: Files one answer: (batch, status, answer, outcome, stack) -> whether sending must stop.
+AnswerReader = Callable[[EncodedBatch, int, Answer, SendOutcome, list[EncodedBatch]], bool]
 
-class MixpanelImportClient:
-    """Sends outbox rows to ``/import?strict=1`` over one keep-alive ``httpx.Client``.
 
-    Authenticates with a service account (basic auth plus ``project_id``) when one is configured,
-    else with the project token as basic-auth username. httpx never retries: retry policy
-    belongs to the outbox, which knows how often a row was tried. Concurrent ``send`` calls
-    from several threads share the connection pool and each get their own outcome.
+@dataclass(frozen=True, slots=True)
+class BatchEndpoint:
+    """What one batch endpoint supplies: where, how authenticated, how encoded, its limits.
 
-    Each request, connect to last body byte, ends within ``request_deadline_seconds`` whatever
-    the server does, and within about :data:`relay._delivery.http_deadline.CANCEL_POLL_SECONDS` once
-    ``cancel`` is set (its rows come back ``unsent``). Response bodies over
-    :data:`RESPONSE_MAX_BYTES` are not read (the request is retried). ``network_backend``
-    (default: httpcore's sockets) opens the connections; the deadline and ``cancel`` apply to
-    whatever it opens.
+    ``encode`` turns a row into the JSON object a request carries (raising
+    ``EventValidationError``, ``ValueError`` or ``TypeError`` for a row that cannot be sent);
+    ``read_answer`` files an answer per row; ``gzip_level`` 0 sends plain JSON.
+    """
+
+    name: str
+    url: str
+    auth: httpx.Auth | None
+    encode: Callable[[OutboxEvent], bytes]
+    read_answer: AnswerReader
+    max_events: int
+    max_bytes: int
+    gzip_level: int = 0
+    headers: dict[str, str] = field(
+        default_factory=lambda: {"Content-Type": "application/json", "Accept": "application/json"}
+    )
+
+    def request_headers(self) -> dict[str, str]:
+        """The headers of a request (``Content-Encoding: gzip`` when compressing)."""
+        if self.gzip_level > 0:
+            return {**self.headers, "Content-Encoding": "gzip"}
+        return dict(self.headers)
+
+
+def import_endpoint(settings: RelaySettings) -> BatchEndpoint:
+    """``/import?strict=1``: service account (plus ``project_id``) or project token, gzip.
+
+    Raises ``ConfigurationError`` without complete credentials.
+    """
+    settings.require_mixpanel_credentials()
+    auth, query = _auth_and_query(settings)
+    return BatchEndpoint(
+        name="/import",
+        url=f"{settings.mixpanel_base_url}/import?{urlencode(query)}",
+        auth=auth,
+        encode=encode_event,
+        read_answer=file_answer,
+        max_events=settings.batch_max_events,
+        max_bytes=settings.batch_max_bytes,
+        gzip_level=settings.gzip_level,
+    )
+
+
+class BatchClient:
+    """Sends outbox rows to one :class:`BatchEndpoint`, one request at a time per ``send``.
+
+    httpx never retries: retry policy belongs to the outbox, which knows how often a row was
+    tried. Concurrent ``send`` calls from several threads share the connection pool and each
+    get their own outcome. ``http`` (shared between endpoints) is closed by whoever made it;
+    without one the client opens its own and closes it.
     """
 
     def __init__(
         self,
-        settings: RelaySettings,
+        endpoint: BatchEndpoint,
+        http: MixpanelHttp,
         *,
-        network_backend: httpcore.NetworkBackend | None = None,
-        cancel: threading.Event | None = None,
+        owns_http: bool = False,
     ) -> None:
-        settings.require_mixpanel_credentials()
-        self._max_events = settings.batch_max_events
-        self._max_bytes = settings.batch_max_bytes
-        self._gzip_level = settings.gzip_level
-        self._deadline_seconds = settings.request_deadline_seconds
-        self._timeout = httpx.Timeout(
-            connect=settings.connect_timeout_seconds,
-            read=settings.read_timeout_seconds,
-            write=settings.read_timeout_seconds,
-            pool=settings.connect_timeout_seconds,
-        )
-        auth, query = _auth_and_query(settings)
-        self._auth: httpx.BasicAuth | None = auth
-        self._url = f"{settings.mixpanel_base_url}/import?{urlencode(query)}"
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._gzip_level > 0:
-            self._headers["Content-Encoding"] = "gzip"
-        # No HTTP client comes from outside: one passed in would keep its own transport, and
-        # the deadline would bound nothing but the body read. A caller that needs other
-        # sockets (a test, a proxy tunnel) passes a network backend, which the deadline wraps.
-        self._deadlines = RequestDeadlines(cancel=cancel)
-        self._http = httpx.Client(
-            timeout=self._timeout,
-            transport=DeadlineTransport(deadlines=self._deadlines, backend=network_backend),
-            follow_redirects=False,
-        )
+        self.endpoint = endpoint
+        self._http = http
+        self._owns_http = owns_http
+        self._headers = endpoint.request_headers()
 
     def __enter__(self) -> Self:
         return self
@@ -114,8 +140,9 @@ class MixpanelImportClient:
         self.close()
 
     def close(self) -> None:
-        """Close the HTTP client and its connections."""
-        self._http.close()
+        """Close the HTTP client, if this client opened it."""
+        if self._owns_http:
+            self._http.close()
 
     def send(self, events: Sequence[OutboxEvent]) -> SendOutcome:
         """Send ``events`` in as many requests as the limits need; never raises for HTTP problems.
@@ -133,7 +160,7 @@ class MixpanelImportClient:
         encoded: list[bytes] = []
         for event in events:
             try:
-                item = self._encode(event)
+                item = self.endpoint.encode(event)
             except EventValidationError as exc:
                 outcome.rejected[event.id] = truncate(f"encoding: {exc}")
                 continue
@@ -141,10 +168,10 @@ class MixpanelImportClient:
                 kind = type(exc).__name__
                 outcome.rejected[event.id] = f"encoding: text is not valid UTF-8 ({kind})"
                 continue
-            if len(item) + EMPTY_BATCH_BYTES > self._max_bytes:
+            if len(item) + EMPTY_BATCH_BYTES > self.endpoint.max_bytes:
                 outcome.rejected[event.id] = (
                     f"event: encodes to {len(item)} bytes, over the request limit of "
-                    f"{self._max_bytes} bytes"
+                    f"{self.endpoint.max_bytes} bytes"
                 )
                 continue
             sendable.append(event)
@@ -152,7 +179,9 @@ class MixpanelImportClient:
         if outcome.rejected:
             logger.warning("mixpanel_events_refused_before_send", rejected=len(outcome.rejected))
 
-        batches = plan_batches(encoded, max_events=self._max_events, max_bytes=self._max_bytes)
+        batches = plan_batches(
+            encoded, max_events=self.endpoint.max_events, max_bytes=self.endpoint.max_bytes
+        )
         # A stack, so that the halves of a split batch go out before the batches after it.
         stack = [
             EncodedBatch(
@@ -169,59 +198,48 @@ class MixpanelImportClient:
                 break
         return outcome
 
-    def _encode(self, event: OutboxEvent) -> bytes:
-        """One row as the JSON object a request carries (``/import``: an event)."""
-        return encode_event(event)
-
     def _send_batch(
         self, batch: EncodedBatch, outcome: SendOutcome, stack: list[EncodedBatch]
     ) -> bool:
         """Send one batch and file its rows; ``True`` when no further request may go out."""
         ids = [event.id for event in batch.events]
-        if self._deadlines.cancelled:
+        if self._http.cancelled:
             outcome.unsent.extend(ids)
             return True
         answer = self._post(batch, outcome)
         if answer.cancelled:
             # Mixpanel may or may not have ingested it: a re-send later carries the same
             # dedup keys, so giving the rows back (attempt returned) loses and doubles nothing.
-            logger.info("mixpanel_import_cancelled", batch_size=len(ids))
+            logger.info(
+                "mixpanel_import_cancelled", endpoint=self.endpoint.name, batch_size=len(ids)
+            )
             outcome.unsent.extend(ids)
             return True
         if answer.error is not None or answer.status is None or answer.response is None:
             error = answer.error or "connection error"
             logger.warning(
-                "mixpanel_import_failed", status=answer.status, batch_size=len(ids), error=error
+                "mixpanel_import_failed",
+                endpoint=self.endpoint.name,
+                status=answer.status,
+                batch_size=len(ids),
+                error=error,
             )
             outcome.retry.update(dict.fromkeys(ids, error))
             return False
-        return file_answer(batch, answer.status, answer, outcome, stack)
+        return self.endpoint.read_answer(batch, answer.status, answer, outcome, stack)
 
     def _post(self, batch: EncodedBatch, outcome: SendOutcome) -> Answer:
         body = b"[" + b",".join(batch.encoded) + b"]"
-        content = zlib.compress(body, self._gzip_level, _GZIP_WBITS) if self._gzip_level else body
-        answer: Answer
+        level = self.endpoint.gzip_level
+        content = zlib.compress(body, level, _GZIP_WBITS) if level else body
         started = time.perf_counter()
-        deadline = self._deadlines.clock() + self._deadline_seconds
-        try:
-            with (
-                self._deadlines.bound(self._deadline_seconds),
-                self._http.stream(
-                    "POST",
-                    self._url,
-                    content=content,
-                    headers=self._headers,
-                    auth=self._auth,
-                    timeout=self._timeout,
-                ) as response,
-            ):
-                answer = read_capped(response)
-        except httpx.TimeoutException as exc:
-            answer = self._failed(f"timeout: {type(exc).__name__}", deadline)
-        except httpx.TransportError as exc:
-            answer = self._failed(f"connection error: {type(exc).__name__}", deadline)
-        except httpx.HTTPError as exc:
-            answer = self._failed(f"http error: {type(exc).__name__}", deadline)
+        answer = self._http.request(
+            "POST",
+            self.endpoint.url,
+            content=content,
+            headers=self._headers,
+            auth=self.endpoint.auth,
+        )
         outcome.requests.append(
             RequestStat(
                 status=answer.status,
@@ -232,13 +250,28 @@ class MixpanelImportClient:
         )
         return answer
 
-    def _failed(self, error: str, deadline: float) -> Answer:
-        """An answer for a request that raised; says whether the deadline or a stop ended it."""
-        if self._deadlines.cancelled:
-            return Answer(None, b"", None, "request cancelled: relay is stopping", cancelled=True)
-        if self._deadlines.clock() >= deadline:
-            error = f"timeout: no complete answer within {self._deadline_seconds:g} s"
-        return Answer(None, b"", None, error)
+
+class MixpanelImportClient(BatchClient):
+    """A :class:`BatchClient` for ``/import`` with its own :class:`MixpanelHttp`.
+
+    Each request, connect to last body byte, ends within ``request_deadline_seconds`` whatever
+    the server does, and within about
+    :data:`relay._mixpanel.http_deadline.CANCEL_POLL_SECONDS` once ``cancel`` is set (its rows
+    come back ``unsent``). Response bodies over :data:`RESPONSE_MAX_BYTES` are not read (the
+    request is retried). ``network_backend`` (default: httpcore's sockets) opens the
+    connections; the deadline and ``cancel`` apply to whatever it opens.
+    """
+
+    def __init__(
+        self,
+        settings: RelaySettings,
+        *,
+        network_backend: httpcore.NetworkBackend | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        endpoint = import_endpoint(settings)
+        http = MixpanelHttp(settings, network_backend=network_backend, cancel=cancel)
+        super().__init__(endpoint, http, owns_http=True)
 
 
 def _auth_and_query(settings: RelaySettings) -> tuple[httpx.BasicAuth, dict[str, str]]:

@@ -1,74 +1,95 @@
 """Sending profile updates to ``/engage`` (users) and ``/groups`` (groups).
 
-The HTTP side is the ``/import`` client's (deadlines, cancellation, capped answers, Mixpanel's
-``failed_records`` filed per row, 401/403/404 stopping the send): only the URL, the encoding
-and the authentication differ. Each stored update object gets the project token (``$token``)
-and ``$ip: 0`` spliced in at send time (so the token never enters the outbox, and Mixpanel
-never geolocates a profile to the relay host; the URL says ``ip=0`` too). The endpoints take
-no other credentials. Requests carry at most ``batch_max_events`` (Mixpanel: 2000) updates.
+The HTTP side is the one every endpoint shares (:class:`~relay._mixpanel.client.BatchClient`
+over :class:`~relay._mixpanel.http.MixpanelHttp`: deadlines, cancellation, capped answers,
+401/403/404 stopping the send); a :class:`~relay._mixpanel.client.BatchEndpoint` supplies the
+URL, the encoding, the limits and the reading of the spec's answers. Each stored update
+object gets the project token (``$token``) and ``$ip: 0`` spliced in at send time (so the
+token never enters the outbox, and Mixpanel never geolocates a profile to the relay host;
+the URL says ``ip=0`` too). The endpoints take no other credentials. Requests carry at most
+``batch_max_events`` updates, and never more than Mixpanel's 2000.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlencode
 
 import orjson
 from sqlalchemy.engine import Engine
 
 from relay._config import RelaySettings
-from relay._delivery.answers import SendOutcome
-from relay._delivery.mixpanel_client import MixpanelImportClient
-from relay._errors import ConfigurationError, EventValidationError
+from relay._errors import ConfigurationError, ProfileUpdateError
+from relay._mixpanel.answers import SendOutcome
+from relay._mixpanel.client import BatchClient, BatchEndpoint
+from relay._mixpanel.http import MixpanelHttp
+from relay._mixpanel.profile_answers import file_profile_answer
 from relay._store import transaction
 from relay._store.profiles import profile_updates_waiting
 from relay._tables import OutboxEvent, RowKind
 
 #: Where each kind of profile update goes.
 PATHS = {RowKind.USER.value: "/engage", RowKind.GROUP.value: "/groups"}
+#: "limit ... the total number profile updates that can be sent per request to 2000"
+#: (``mixpanel-docs/user-profile-limits.mdx``).
+MAX_UPDATES_PER_REQUEST = 2000
 
 
-class _ProfileEndpointClient(MixpanelImportClient):
-    """The ``/import`` client pointed at ``/engage`` or ``/groups``, token in each update."""
+def profile_endpoint(settings: RelaySettings, path: str) -> BatchEndpoint:
+    """``/engage`` or ``/groups``: ``strict=1&ip=0``, plain JSON, the token in every update.
 
-    def __init__(
-        self, settings: RelaySettings, path: str, *, cancel: threading.Event | None = None
-    ) -> None:
-        token = settings.mixpanel_project_token
-        if token is None or not token.get_secret_value():
-            raise ConfigurationError(
-                "profile updates need RELAY_MIXPANEL_PROJECT_TOKEN (the project token goes "
-                "in every /engage and /groups update)"
-            )
-        super().__init__(settings, cancel=cancel)
-        self._token_member = b'{"$token":' + orjson.dumps(token.get_secret_value()) + b',"$ip":0,'
-        self._auth = None
-        self._url = f"{settings.mixpanel_base_url}{path}?{urlencode({'strict': '1', 'ip': '0'})}"
+    Sent with ``strict=1`` (per-record errors) and not ``verbose=1``; answers are read by
+    :func:`relay._mixpanel.profile_answers.file_profile_answer`, which says why. Raises
+    ``ConfigurationError`` without a project token.
+    """
+    token = settings.mixpanel_project_token
+    if token is None or not token.get_secret_value():
+        raise ConfigurationError(
+            "profile updates need RELAY_MIXPANEL_PROJECT_TOKEN (the project token goes "
+            "in every /engage and /groups update)"
+        )
+    return BatchEndpoint(
+        name=path,
+        url=f"{settings.mixpanel_base_url}{path}?{urlencode({'strict': '1', 'ip': '0'})}",
+        # The endpoints take no credentials but the token inside each update.
+        auth=None,
+        encode=_update_encoder(token.get_secret_value()),
+        read_answer=file_profile_answer,
+        max_events=min(settings.batch_max_events, MAX_UPDATES_PER_REQUEST),
+        max_bytes=settings.batch_max_bytes,
         # Plain JSON: the endpoints' documented body; profile requests are small.
-        self._gzip_level = 0
-        self._headers.pop("Content-Encoding", None)
+        gzip_level=0,
+    )
 
-    def _encode(self, event: OutboxEvent) -> bytes:
+
+def _update_encoder(token: str) -> Callable[[OutboxEvent], bytes]:
+    """Splice ``$token`` and ``$ip: 0`` in front of a stored update object's members."""
+    member = b'{"$token":' + orjson.dumps(token) + b',"$ip":0,'
+
+    def encode(event: OutboxEvent) -> bytes:
         text = event.properties_json.encode()
         if not (text.startswith(b"{") and len(text) > 2):
-            raise EventValidationError("stored update is not a JSON object", event=event.event)
-        return self._token_member + text[1:].lstrip()
+            raise ProfileUpdateError("stored update is not a JSON object", event=event.event)
+        return member + text[1:].lstrip()
+
+    return encode
 
 
 class ProfileClient:
-    """Sends claimed profile updates, users to ``/engage`` and groups to ``/groups``."""
+    """Sends claimed profile updates, users to ``/engage`` and groups to ``/groups``.
+
+    Both endpoints share one :class:`MixpanelHttp` (one deadline, one connection pool).
+    """
 
     def __init__(self, settings: RelaySettings, *, cancel: threading.Event | None = None) -> None:
-        self._clients = {
-            kind: _ProfileEndpointClient(settings, path, cancel=cancel)
-            for kind, path in PATHS.items()
-        }
+        endpoints = {kind: profile_endpoint(settings, path) for kind, path in PATHS.items()}
+        self._http = MixpanelHttp(settings, cancel=cancel)
+        self._clients = {kind: BatchClient(ep, self._http) for kind, ep in endpoints.items()}
 
     def close(self) -> None:
-        """Close both HTTP clients."""
-        for client in self._clients.values():
-            client.close()
+        """Close the HTTP client."""
+        self._http.close()
 
     def send(self, updates: Sequence[OutboxEvent], kinds: Mapping[int, str]) -> SendOutcome:
         """Send ``updates`` (``kinds``: row id -> kind); every id lands in one bucket."""

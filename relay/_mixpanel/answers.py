@@ -17,8 +17,8 @@ import httpx
 import orjson
 import structlog
 
-from relay._delivery.encoding import EncodedBatch
 from relay._escape import clip
+from relay._mixpanel.encoding import EncodedBatch
 from relay._tables import OutboxEvent
 
 logger = structlog.get_logger("relay.mixpanel_client")
@@ -205,21 +205,23 @@ def apply_failed_records(
 ) -> None:
     """400: the records named in ``failed_records`` are refused, the others were ingested.
 
-    A 400 whose body is not Mixpanel's JSON error is retried (a proxy's page says nothing
-    about the rows). Without ``failed_records`` the whole request was refused: every row is
-    dead with Mixpanel's error. With them, each must name one row of this batch (see
-    :func:`match_failed_records`); when they do not add up, nothing is delivered or
-    refused on a guess: the whole batch is retried.
+    A 400 whose body is neither Mixpanel's JSON error nor names ``failed_records`` is retried
+    (a proxy's page says nothing about the rows). Without ``failed_records`` the whole request
+    was refused: every row is dead with Mixpanel's error. With them, each must name one row
+    of this batch (see :func:`match_failed_records`); when they do not add up, nothing is
+    delivered or refused on a guess: the whole batch is retried.
     """
     events = batch.events
     ids = [event.id for event in events]
-    if payload is None or not isinstance(payload.get("error"), str):
+    failed = None if payload is None else payload.get("failed_records")
+    # The spec's own StrictInvalid example carries no ``error`` (optional in its schema): a
+    # JSON object naming ``failed_records`` is Mixpanel's per-record answer with or without it.
+    if payload is None or (failed is None and not isinstance(payload.get("error"), str)):
         error = "HTTP 400 without Mixpanel's JSON error, not Mixpanel's answer"
         logger.warning("mixpanel_import_failed", status=400, batch_size=len(ids), error=error)
         outcome.retry.update(dict.fromkeys(ids, error))
         return
     whole_error = error_text(400, payload)
-    failed = payload.get("failed_records")
     if failed is None:
         for event in events:
             outcome.rejected[event.id] = whole_error
@@ -245,23 +247,6 @@ def apply_failed_records(
         batch_size=len(events),
         rejected=len(reasons),
     )
-
-
-def read_capped(response: httpx.Response) -> Answer:
-    """Read the (decoded) body up to :data:`RESPONSE_MAX_BYTES`; over it, give up on it.
-
-    Leaving the ``stream`` block with the body unread closes the connection instead of
-    returning it to the pool, so the rest of an oversized body is never read.
-    """
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > RESPONSE_MAX_BYTES:
-            error = f"HTTP {response.status_code} with a body over {RESPONSE_MAX_BYTES} bytes"
-            return Answer(response.status_code, b"", None, error)
-        chunks.append(chunk)
-    return Answer(response.status_code, b"".join(chunks), response, None)
 
 
 def match_failed_records(
