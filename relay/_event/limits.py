@@ -335,8 +335,9 @@ def check_properties(
     """
     check_property_count(event, properties)
     extra = envelope_bytes(event) if envelope is None else envelope
-    encoded = _checked_size(event, properties, extra, MAX_EVENT_BYTES, "event", strict=True)
+    encoded, size = _sent_size(event, properties, extra, MAX_EVENT_BYTES, "event", strict=True)
     _check_collection_sizes(event, properties, MAX_COLLECTION_PROPERTY_BYTES)
+    _check_stored_size(event, properties, size, MAX_EVENT_BYTES, "event", strict=True)
     givens = given if given is not None else {}
     for index, (key, value) in enumerate(properties.items()):
         _check_value(event, _check_key(event, None, index, key), value, 0, givens.get(key))
@@ -363,9 +364,12 @@ def check_profile_properties(label: str, properties: Mapping[str, Any]) -> None:
 
 def check_profile_update(label: str, update: Mapping[str, Any]) -> bytes:
     """The whole update as stored: at most 1 MB with the ``$token`` and ``$ip`` sent with it."""
-    return _checked_size(
-        label, update, PROFILE_SEND_OVERHEAD_BYTES, MAX_PROFILE_UPDATE_BYTES, "update", strict=False
+    limit = MAX_PROFILE_UPDATE_BYTES
+    encoded, size = _sent_size(
+        label, update, PROFILE_SEND_OVERHEAD_BYTES, limit, "update", strict=False
     )
+    _check_stored_size(label, update, size, limit, "update", strict=False)
+    return encoded
 
 
 def _check_collection_sizes(event: str, properties: Mapping[str, Any], limit: int) -> None:
@@ -382,11 +386,11 @@ def _check_collection_sizes(event: str, properties: Mapping[str, Any], limit: in
                 raise EventValidationError(exc.reason, event=event, field=path) from None
 
 
-def _checked_size(
+def _sent_size(
     event: str, value: Mapping[str, Any], extra: int, limit: int, what: str, *, strict: bool
-) -> bytes:
-    """``value`` as JSON bytes, refused when, with ``extra`` bytes sent around it, it is over
-    ``limit`` (``strict``: at or over) as sent, or as PostgreSQL stores it."""
+) -> tuple[bytes, int]:
+    """``value`` as JSON bytes and its size as sent, refused when, with ``extra`` bytes sent
+    around it, it is over ``limit`` (``strict``: at or over)."""
     try:
         encoded = orjson.dumps(value)
     except orjson.JSONEncodeError:  # a lone surrogate, an integer over 64 bits, a foreign type
@@ -398,9 +402,18 @@ def _checked_size(
             f"{what} is {size} bytes of JSON as sent; Mixpanel accepts {relation} {limit}",
             event=event,
         )
-    # What is stored must be what was checked: PostgreSQL keeps JSON numbers as ``numeric``
-    # and renders them with all their digits, so a small event can come back (and be sent)
-    # many times larger. Only an event large enough to grow past the limit is measured.
+    return encoded, size
+
+
+def _check_stored_size(
+    event: str, value: Mapping[str, Any], size: int, limit: int, what: str, *, strict: bool
+) -> None:
+    """Refuse ``value`` (``size`` bytes as sent) when PostgreSQL would store it over ``limit``.
+
+    What is stored must be what was checked: PostgreSQL keeps JSON numbers as ``numeric``
+    and renders them with all their digits, so a small event can come back (and be sent) many
+    times larger. Only an event large enough to grow past the limit is measured.
+    """
     if size * STORED_GROWTH_BOUND >= limit:
         growth = {key: _stored_growth(item) for key, item in value.items()}
         stored = size + sum(growth.values()) + _separator_growth(len(value), obj=True)
@@ -413,7 +426,6 @@ def _checked_size(
                 event=event,
                 field=largest if _is_safe_key(largest) else f"properties[key {index}]",
             )
-    return encoded
 
 
 def stored_json_size(value: Any) -> int:
