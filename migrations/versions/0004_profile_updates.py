@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.engine import Connection
 
 if TYPE_CHECKING:  # mypy checks the source folder; installed, it is relay.migrations
     from migrations import _online
@@ -120,31 +121,31 @@ def upgrade() -> None:
                 )
 
 
-def _refuse_profile_updates() -> None:
-    """Raise ``DowngradeRefusedError`` while any profile update is stored (see the docstring)."""
-    if _online.offline() or not _online.column_exists("relay_outbox", "kind"):
-        return
-    rows = op.get_bind().execute(
+@_online.refuses_downgrade(revision)
+def _profile_updates_stored(conn: Connection) -> str | None:
+    """The refusal while any profile update is stored (see the module), else ``None``."""
+    if "kind" not in {c["name"] for c in sa.inspect(conn).get_columns("relay_outbox")}:
+        return None  # an interrupted downgrade already dropped it
+    rows = conn.execute(
         sa.text("SELECT state, COUNT(*) FROM relay_outbox WHERE kind <> 'event' GROUP BY state")
     )
     counts = {str(state): int(count) for state, count in rows}
     total = sum(counts.values())
     if not total:
-        return
+        return None
     by_state = ", ".join(
         f"{counts[state]} {state}" for state in ("pending", "dead", "delivered") if state in counts
     )
-    raise _online.DowngradeRefusedError(
+    return (
         f"cannot downgrade below 0004: relay_outbox holds {total} profile update(s) "
         f"({by_state}) that revision 0003 would take for events and send to /import; "
         "let the relay deliver the pending ones, discard the dead ones (relay dead-letters "
-        "discard) and purge the delivered ones (relay purge); the tables "
-        "stay at revision 0004"
+        "discard) and purge the delivered ones (relay purge); nothing was changed"
     )
 
 
 def downgrade() -> None:
-    _refuse_profile_updates()
+    _online.refuse_downgrade(revision)
     name = _online.dialect()
     if name == "sqlite":
         op.drop_index(INDEX, table_name="relay_outbox", if_exists=True)

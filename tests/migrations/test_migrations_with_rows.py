@@ -199,6 +199,25 @@ def test_downgrade_below_0004_refuses_while_profile_updates_are_stored(bare: Eng
     assert _everything(bare, columns) == before
 
 
+def test_downgrade_over_several_revisions_refuses_before_its_first_step(bare: Engine) -> None:
+    """From head to 0003 with profile updates stored, the downgrade refuses before taking 0005
+    down: the tables stay at head, their id columns as they were (no half-way revision that
+    no relay runs on)."""
+    _migrations.upgrade(bare)
+    _seed(bare, profiles=True)
+    columns = sa.inspect(bare).get_columns("relay_outbox")
+    before = _everything(bare, {str(c["name"]) for c in columns})
+
+    with pytest.raises(RelayError, match=r"cannot downgrade below 0004.*nothing was changed"):
+        _migrations.downgrade(bare, "0003")
+
+    assert revision(bare) == _migrations.heads()[0]
+    assert [str(c["type"]) for c in sa.inspect(bare).get_columns("relay_outbox")] == [
+        str(c["type"]) for c in columns
+    ]
+    assert _everything(bare, {str(c["name"]) for c in columns}) == before
+
+
 def test_downgrade_below_0004_goes_ahead_once_the_profile_updates_are_gone(bare: Engine) -> None:
     """Once the profile updates are purged the same downgrade runs, and the events stay."""
     _migrations.upgrade(bare, "0004")
