@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 from alembic import context, op
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from relay import RelaySettings
@@ -44,11 +45,12 @@ _PG_LOCK_NOT_AVAILABLE = "55P03"
 _MARIADB_LOCK_WAIT_TIMEOUT = 1205
 
 
-class DowngradeRefusedError(RelayError):
+class DowngradeRefusedError(RelayError, CommandError):
     """The older schema cannot represent rows the tables hold now; the downgrade changed nothing.
 
-    Its message is one line naming how many rows, and what to do (``relay migrate`` prints it
-    and exits 1).
+    Its message is one line naming how many rows, and what to do. An Alembic ``CommandError``
+    too, so that ``alembic downgrade`` prints it as one ``FAILED:`` line (exit 1) rather than
+    a traceback.
     """
 
 

@@ -13,6 +13,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,8 @@ from relay._errors import RelayError
 from relay._tables import audit, outbox, pause
 
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+#: The source tree, where alembic.ini is.
+REPOSITORY = Path(__file__).resolve().parents[2]
 #: ``(older, newer)``: each revision and the one before it.
 STEPS = [("0001", "0002"), ("0002", "0003"), ("0003", "0004"), ("0004", "0005")]
 #: Columns each revision added: absent below it.
@@ -245,6 +248,33 @@ def test_downgrade_below_0003_refuses_while_a_pause_is_set(bare: Engine) -> None
     assert revision(bare) == "0003"
     assert "lane" in _columns(bare, "relay_outbox")
     assert len(_snapshot(bare, "relay_pause", {"scope"})) == 1
+
+
+def test_alembic_downgrade_refusal_is_one_line_not_a_traceback(bare: Engine) -> None:
+    """`alembic downgrade 0003` (the issue's operator) with a profile update stored prints the
+    refusal as one FAILED line, fails, and leaves the tables at head."""
+    _migrations.upgrade(bare)
+    _seed(bare, profiles=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    url = bare.url.render_as_string(hide_password=False)
+
+    result = subprocess.run(
+        [str(RELAY_EXECUTABLE.with_name("alembic")), "-x", f"url={url}", "downgrade", "0003"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPOSITORY,
+        timeout=120,
+    )
+
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in output
+    failed = [line for line in output.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1, output
+    assert "cannot downgrade below 0004" in failed[0]
+    assert revision(bare) == _migrations.heads()[0]
 
 
 def _relay_migrate(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
