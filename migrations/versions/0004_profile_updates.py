@@ -19,7 +19,9 @@ revision other than their own.
 Locking (online, following ``migrations/_online.py``):
 
 * PostgreSQL: ``ADD COLUMN IF NOT EXISTS`` with a constant default is a catalog change (no
-  rewrite), under ``lock_timeout`` and retried; the index is built ``CONCURRENTLY``.
+  rewrite), under ``lock_timeout`` and retried; the index is built ``CONCURRENTLY``. The
+  downgrade drops both columns (and so the index) in one statement that checks for profile
+  updates again under its ACCESS EXCLUSIVE lock, taken under ``lock_timeout`` and retried.
 * MariaDB: ``ADD COLUMN ..., ALGORITHM=INSTANT``; ``ADD INDEX`` with ``ALGORITHM=INPLACE,
   LOCK=NONE``, each under ``lock_wait_timeout``, retried.
 * SQLite: plain DDL.
@@ -55,6 +57,24 @@ KEY_COMMENT = "sha256 of the profile a user/group update is for; NULL for events
 INDEX = "ix_relay_outbox_profile_pending"
 COLUMNS = ["profile_key", "id"]
 PREDICATE = "state = 'pending' AND profile_key IS NOT NULL"
+#: The SQLSTATE of the PostgreSQL downgrade's own refusal (a class no PostgreSQL error uses).
+PROFILE_ROWS_SQLSTATE = "RL004"
+#: The PostgreSQL downgrade, checked and done under one lock: the check before it runs in
+#: another transaction, so a host transaction could write a profile update between the two;
+#: here no write can come between the second look and the drop (the index goes with its
+#: columns). PL/pgSQL plans the PERFORM only when it runs, after the column is known to exist.
+PG_GUARDED_DROP = """DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+             AND table_name = 'relay_outbox' AND column_name = 'kind') THEN
+    LOCK TABLE relay_outbox IN ACCESS EXCLUSIVE MODE;
+    PERFORM 1 FROM relay_outbox WHERE kind <> 'event' LIMIT 1;
+    IF FOUND THEN
+      RAISE EXCEPTION 'profile updates are stored' USING ERRCODE = 'RL004';
+    END IF;
+  END IF;
+  ALTER TABLE relay_outbox DROP COLUMN IF EXISTS profile_key, DROP COLUMN IF EXISTS kind;
+END $$"""
 
 
 def _columns() -> list[sa.Column[object]]:
@@ -155,12 +175,7 @@ def downgrade() -> None:
         return
     with op.get_context().autocommit_block():
         if name == "postgresql":
-            _online.drop_index_concurrently(INDEX)
-            for column in ("profile_key", "kind"):
-                _online.locked(
-                    f"ALTER TABLE relay_outbox DROP COLUMN IF EXISTS {column}",
-                    what=f"dropping relay_outbox.{column}",
-                )
+            _drop_postgresql_columns()
         else:
             if _online.offline() or _has_index():
                 _online.mariadb_alter(
@@ -173,6 +188,18 @@ def downgrade() -> None:
                         f"DROP COLUMN {column}",
                         what=f"dropping relay_outbox.{column}",
                     )
+
+
+def _drop_postgresql_columns() -> None:
+    try:
+        _online.locked(PG_GUARDED_DROP, what="dropping relay_outbox.kind and profile_key")
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != PROFILE_ROWS_SQLSTATE:
+            raise
+        refusal = _profile_updates_stored(op.get_bind())
+        raise _online.DowngradeRefusedError(
+            refusal or "cannot downgrade below 0004: profile updates are stored"
+        ) from None
 
 
 def _mariadb_column_ddl(column: sa.Column[object]) -> str:

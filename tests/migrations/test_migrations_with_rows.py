@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +19,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from migration_rig import RELAY_EXECUTABLE, drop_relay_tables, revision
+from migration_rig import RELAY_EXECUTABLE, drop_relay_tables, revision, wait_until
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
+import relay
 from relay import _migrations
 from relay._database import create_engine
 from relay._errors import RelayError
@@ -219,6 +222,67 @@ def test_downgrade_over_several_revisions_refuses_before_its_first_step(bare: En
         str(c["type"]) for c in columns
     ]
     assert _everything(bare, {str(c["name"]) for c in columns}) == before
+
+
+def test_profile_update_committed_during_the_postgresql_downgrade_makes_it_refuse(
+    postgresql_url: str,
+) -> None:
+    """A profile update a host transaction holds uncommitted while the downgrade to 0003 runs
+    (its first check sees none) is seen under the drop's own lock once committed: the
+    downgrade refuses, and the column, the index and the update stay."""
+    engine = create_engine(postgresql_url)
+    drop_relay_tables(engine)
+    try:
+        _migrations.upgrade(engine, "0004")
+        host = Session(engine)
+        relay.update_profile(
+            host, distinct_id="u-1", operation="$set", properties={"plan": "pro"}, strict=True
+        )
+        host.flush()  # the row is written and its lock held; not committed
+        outcome: list[BaseException | None] = []
+
+        def downgrade() -> None:
+            try:
+                _migrations.downgrade(engine, "0003")
+                outcome.append(None)
+            except BaseException as exc:  # noqa: BLE001 - asserted below
+                outcome.append(exc)
+
+        worker = threading.Thread(target=downgrade)
+        worker.start()
+        wait_until(
+            lambda: _waits_for_a_lock(engine),
+            timeout=60,
+            what="the downgrade to queue for its lock",
+        )
+        host.commit()
+        host.close()
+        worker.join(timeout=120)
+
+        assert not worker.is_alive()
+        (raised,) = outcome
+        assert isinstance(raised, RelayError), raised
+        assert "1 profile update(s) (1 pending)" in str(raised)
+        assert revision(engine) == "0004"
+        assert {"kind", "profile_key"} <= set(_columns(engine, "relay_outbox"))
+        indexes = {i["name"] for i in sa.inspect(engine).get_indexes("relay_outbox")}
+        assert "ix_relay_outbox_profile_pending" in indexes
+        assert _pending_states(engine) == [("user", "pending")]
+    finally:
+        drop_relay_tables(engine)
+        engine.dispose()
+
+
+def _waits_for_a_lock(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'DO $$%' AND datname = current_database()"
+                )
+            ).scalar_one()
+        )
 
 
 def test_downgrade_below_0004_goes_ahead_once_the_profile_updates_are_gone(bare: Engine) -> None:
