@@ -25,11 +25,13 @@ SQLite needs none of this: its DDL is instant and takes the database's one write
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
+from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from relay import RelaySettings
@@ -43,12 +45,60 @@ _PG_LOCK_NOT_AVAILABLE = "55P03"
 _MARIADB_LOCK_WAIT_TIMEOUT = 1205
 
 
-class DowngradeRefusedError(RelayError):
+class DowngradeRefusedError(RelayError, CommandError):
     """The older schema cannot represent rows the tables hold now; the downgrade changed nothing.
 
-    Its message is one line naming how many rows, and what to do (``relay migrate`` prints it
-    and exits 1).
+    Its message is one line naming how many rows, and what to do. An Alembic ``CommandError``
+    too, so that ``alembic downgrade`` prints it as one ``FAILED:`` line (exit 1) rather than
+    a traceback.
     """
+
+
+#: Per revision, what refuses its downgrade: a check returning the one-line refusal while the
+#: tables hold rows the revision below cannot represent, else ``None``.
+Refusal = Callable[[Connection], "str | None"]
+_REFUSALS: dict[str, Refusal] = {}
+
+
+def refuses_downgrade(revision: str) -> Callable[[Refusal], Refusal]:
+    """Register ``check`` as what refuses the downgrade below ``revision`` (a decorator)."""
+
+    def register(check: Refusal) -> Refusal:
+        _REFUSALS[revision] = check
+        return check
+
+    return register
+
+
+def refuse_downgrade(revision: str) -> None:
+    """Raise ``DowngradeRefusedError`` if any step from ``revision`` down to the destination
+    would meet rows the older schema cannot represent; call it first in ``downgrade()``.
+
+    A downgrade over several revisions runs one revision at a time, each committed: checking
+    only its own step, ``0005`` to ``0003`` would take ``0005`` down and then refuse at
+    ``0004``, leaving the tables at a revision no relay of either version runs on. So the first
+    step checks every step down to the destination (a revision id or ``base``; for a relative
+    destination, only its own), before anything changes.
+    """
+    if offline():
+        return
+    destination = context.get_revision_argument()
+    if destination == "base":
+        lowest = ""
+    elif isinstance(destination, str) and re.fullmatch(r"\d{4}", destination):
+        lowest = destination
+    else:  # relative (-1) or unusual: this step only; the next step checks itself
+        _refuse([revision] if revision in _REFUSALS else [])
+        return
+    _refuse([r for r in sorted(_REFUSALS, reverse=True) if lowest < r <= revision])
+
+
+def _refuse(revisions: Sequence[str]) -> None:
+    conn = op.get_bind()
+    for revision in revisions:
+        message = _REFUSALS[revision](conn)
+        if message:
+            raise DowngradeRefusedError(message)
 
 
 class LockNotTakenError(RuntimeError):

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import Engine
 
 from relay._database import create_engine
@@ -78,7 +79,7 @@ def resolve(revision: str) -> str | None:
     script = ScriptDirectory.from_config(alembic_config())
     try:
         found = script.get_revision(revision)
-    except Exception:  # noqa: BLE001 - relative targets (+1) and typos: Alembic itself says why
+    except CommandError:  # relative targets (+1), and typos (the upgrade itself said why)
         return None
     return None if found is None else str(found.revision)
 

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection
 
 if TYPE_CHECKING:  # mypy checks the source folder; installed, it is relay.migrations
     from migrations import _online
@@ -119,21 +120,23 @@ def upgrade() -> None:
             _mariadb_index(NEW_COLUMNS)
 
 
-def _refuse_pauses() -> None:
-    """Raise ``DowngradeRefusedError`` while a pause is set (see the docstring)."""
-    if _online.offline() or not sa.inspect(op.get_bind()).has_table("relay_pause"):
-        return
-    pauses = int(op.get_bind().execute(sa.text("SELECT COUNT(*) FROM relay_pause")).scalar_one())
-    if pauses:
-        raise _online.DowngradeRefusedError(
-            f"cannot downgrade below 0003: {pauses} pause(s) of delivery are set, and revision "
-            "0002 has no pauses (delivery would resume unseen); lift them with relay resume; "
-            "the tables stay at revision 0003"
-        )
+@_online.refuses_downgrade(revision)
+def _pauses_set(conn: Connection) -> str | None:
+    """The refusal while a pause is set (see the module), else ``None``."""
+    if not sa.inspect(conn).has_table("relay_pause"):
+        return None
+    pauses = int(conn.execute(sa.text("SELECT COUNT(*) FROM relay_pause")).scalar_one())
+    if not pauses:
+        return None
+    return (
+        f"cannot downgrade below 0003: {pauses} pause(s) of delivery are set, and revision "
+        "0002 has no pauses (delivery would resume unseen); lift them with relay resume; "
+        "nothing was changed"
+    )
 
 
 def downgrade() -> None:
-    _refuse_pauses()
+    _online.refuse_downgrade(revision)
     name = _online.dialect()
     if name == "sqlite":
         _sqlite_index(OLD_COLUMNS)

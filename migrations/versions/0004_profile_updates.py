@@ -19,7 +19,9 @@ revision other than their own.
 Locking (online, following ``migrations/_online.py``):
 
 * PostgreSQL: ``ADD COLUMN IF NOT EXISTS`` with a constant default is a catalog change (no
-  rewrite), under ``lock_timeout`` and retried; the index is built ``CONCURRENTLY``.
+  rewrite), under ``lock_timeout`` and retried; the index is built ``CONCURRENTLY``. The
+  downgrade drops both columns (and so the index) in one statement that checks for profile
+  updates again under its ACCESS EXCLUSIVE lock, taken under ``lock_timeout`` and retried.
 * MariaDB: ``ADD COLUMN ..., ALGORITHM=INSTANT``; ``ADD INDEX`` with ``ALGORITHM=INPLACE,
   LOCK=NONE``, each under ``lock_wait_timeout``, retried.
 * SQLite: plain DDL.
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.engine import Connection
 
 if TYPE_CHECKING:  # mypy checks the source folder; installed, it is relay.migrations
     from migrations import _online
@@ -54,6 +57,24 @@ KEY_COMMENT = "sha256 of the profile a user/group update is for; NULL for events
 INDEX = "ix_relay_outbox_profile_pending"
 COLUMNS = ["profile_key", "id"]
 PREDICATE = "state = 'pending' AND profile_key IS NOT NULL"
+#: The SQLSTATE of the PostgreSQL downgrade's own refusal (a class no PostgreSQL error uses).
+PROFILE_ROWS_SQLSTATE = "RL004"
+#: The PostgreSQL downgrade, checked and done under one lock: the check before it runs in
+#: another transaction, so a host transaction could write a profile update between the two;
+#: here no write can come between the second look and the drop (the index goes with its
+#: columns). PL/pgSQL plans the PERFORM only when it runs, after the column is known to exist.
+PG_GUARDED_DROP = """DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+             AND table_name = 'relay_outbox' AND column_name = 'kind') THEN
+    LOCK TABLE relay_outbox IN ACCESS EXCLUSIVE MODE;
+    PERFORM 1 FROM relay_outbox WHERE kind <> 'event' LIMIT 1;
+    IF FOUND THEN
+      RAISE EXCEPTION 'profile updates are stored' USING ERRCODE = 'RL004';
+    END IF;
+  END IF;
+  ALTER TABLE relay_outbox DROP COLUMN IF EXISTS profile_key, DROP COLUMN IF EXISTS kind;
+END $$"""
 
 
 def _columns() -> list[sa.Column[object]]:
@@ -120,31 +141,31 @@ def upgrade() -> None:
                 )
 
 
-def _refuse_profile_updates() -> None:
-    """Raise ``DowngradeRefusedError`` while any profile update is stored (see the docstring)."""
-    if _online.offline() or not _online.column_exists("relay_outbox", "kind"):
-        return
-    rows = op.get_bind().execute(
+@_online.refuses_downgrade(revision)
+def _profile_updates_stored(conn: Connection) -> str | None:
+    """The refusal while any profile update is stored (see the module), else ``None``."""
+    if "kind" not in {c["name"] for c in sa.inspect(conn).get_columns("relay_outbox")}:
+        return None  # an interrupted downgrade already dropped it
+    rows = conn.execute(
         sa.text("SELECT state, COUNT(*) FROM relay_outbox WHERE kind <> 'event' GROUP BY state")
     )
     counts = {str(state): int(count) for state, count in rows}
     total = sum(counts.values())
     if not total:
-        return
+        return None
     by_state = ", ".join(
         f"{counts[state]} {state}" for state in ("pending", "dead", "delivered") if state in counts
     )
-    raise _online.DowngradeRefusedError(
+    return (
         f"cannot downgrade below 0004: relay_outbox holds {total} profile update(s) "
         f"({by_state}) that revision 0003 would take for events and send to /import; "
         "let the relay deliver the pending ones, discard the dead ones (relay dead-letters "
-        "discard) and purge the delivered ones (relay purge); the tables "
-        "stay at revision 0004"
+        "discard) and purge the delivered ones (relay purge); nothing was changed"
     )
 
 
 def downgrade() -> None:
-    _refuse_profile_updates()
+    _online.refuse_downgrade(revision)
     name = _online.dialect()
     if name == "sqlite":
         op.drop_index(INDEX, table_name="relay_outbox", if_exists=True)
@@ -154,12 +175,7 @@ def downgrade() -> None:
         return
     with op.get_context().autocommit_block():
         if name == "postgresql":
-            _online.drop_index_concurrently(INDEX)
-            for column in ("profile_key", "kind"):
-                _online.locked(
-                    f"ALTER TABLE relay_outbox DROP COLUMN IF EXISTS {column}",
-                    what=f"dropping relay_outbox.{column}",
-                )
+            _drop_postgresql_columns()
         else:
             if _online.offline() or _has_index():
                 _online.mariadb_alter(
@@ -172,6 +188,18 @@ def downgrade() -> None:
                         f"DROP COLUMN {column}",
                         what=f"dropping relay_outbox.{column}",
                     )
+
+
+def _drop_postgresql_columns() -> None:
+    try:
+        _online.locked(PG_GUARDED_DROP, what="dropping relay_outbox.kind and profile_key")
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != PROFILE_ROWS_SQLSTATE:
+            raise
+        refusal = _profile_updates_stored(op.get_bind())
+        raise _online.DowngradeRefusedError(
+            refusal or "cannot downgrade below 0004: profile updates are stored"
+        ) from None
 
 
 def _mariadb_column_ddl(column: sa.Column[object]) -> str:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Connection
 
 if TYPE_CHECKING:  # mypy checks the source folder; installed, it is relay.migrations
     from migrations import _online
@@ -111,10 +112,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    _online.refuse_downgrade(revision)
     if _online.dialect() not in {"mysql", "mariadb"}:
         return
-    if not _online.offline():
-        _refuse_colliding_insert_ids()
     collation = _collation()
     current = _column_collations()
     with op.get_context().autocommit_block():
@@ -128,26 +128,32 @@ def downgrade() -> None:
             )
 
 
-def _refuse_colliding_insert_ids() -> None:
-    """Refuse while two ``insert_id`` differ only in case or trailing spaces (see the docstring)."""
-    conn = op.get_bind()
-    table_collation = conn.execute(
-        sa.text(
-            "SELECT table_collation FROM information_schema.tables "
-            "WHERE table_schema = DATABASE() AND table_name = 'relay_outbox'"
-        )
-    ).scalar_one()
-    if not str(table_collation).replace("_", "").isalnum():
-        raise _online.DowngradeRefusedError(f"unexpected table collation {table_collation!r}")
+@_online.refuses_downgrade(revision)
+def _insert_ids_colliding(conn: Connection) -> str | None:
+    """The refusal while two ``insert_id`` differ only in case or trailing spaces, else
+    ``None`` (see the module)."""
+    if conn.dialect.name not in {"mysql", "mariadb"}:
+        return None
+    table_collation = str(
+        conn.execute(
+            sa.text(
+                "SELECT table_collation FROM information_schema.tables "
+                "WHERE table_schema = DATABASE() AND table_name = 'relay_outbox'"
+            )
+        ).scalar_one()
+    )
+    if not table_collation.replace("_", "").isalnum():  # a name from the catalog, spliced below
+        return f"cannot downgrade below 0005: unexpected table collation {table_collation!r}"
     colliding = conn.execute(
         sa.text(
             "SELECT COALESCE(SUM(n), 0) FROM (SELECT COUNT(*) AS n FROM relay_outbox "  # noqa: S608 - a collation name from the catalog, checked above
             f"GROUP BY insert_id COLLATE {table_collation} HAVING COUNT(*) > 1) AS d"
         )
     ).scalar_one()
-    if colliding:
-        raise _online.DowngradeRefusedError(
-            f"cannot downgrade below 0005: {colliding} rows have an $insert_id that differs from "
-            "another's only in case or trailing spaces, and revision 0004 would take them for "
-            "duplicates; purge them (relay purge); the tables stay at revision 0005"
-        )
+    if not colliding:
+        return None
+    return (
+        f"cannot downgrade below 0005: {colliding} rows have an $insert_id that differs from "
+        "another's only in case or trailing spaces, and revision 0004 would take them for "
+        "duplicates; purge them (relay purge); nothing was changed"
+    )

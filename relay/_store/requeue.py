@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from relay._store._base import state_is, translate_errors
-from relay._store.selection import EventFilter, leased, superseded, where
+from relay._store.selection import EventFilter, latest_updates, leased, where
 from relay._tables import Lane, OutboxState, outbox
 
 #: Ids sent per statement: PostgreSQL takes at most 65,535 bind parameters in one statement
@@ -32,17 +32,24 @@ def _chunks(ids: Collection[int]) -> list[list[int]]:
 def superseded_among(conn: Connection, ids: Collection[int]) -> set[int]:
     """Which of ``ids`` are profile updates a later update of the same profile follows.
 
-    See :func:`relay._store.selection.superseded`. Lock: none (a plain read). An update
+    See :func:`relay._store.selection.latest_updates`. Lock: none (plain reads). An update
     written after this read has a higher id still, and the profile claim sends one profile's
     updates in id order: a requeued row then goes first, and the newer update after it.
     """
     found: set[int] = set()
     for chunk in _chunks(ids):
-        found.update(
+        keys = dict(
             conn.execute(
-                sa.select(outbox.c.id).where(outbox.c.id.in_(chunk), superseded())
-            ).scalars()
+                sa.select(outbox.c.id, outbox.c.profile_key).where(
+                    outbox.c.id.in_(chunk), outbox.c.profile_key.is_not(None)
+                )
+            ).all()
         )
+        if not keys:
+            continue  # events only: nothing to look up
+        latest = latest_updates(set(keys.values()))
+        last = dict(conn.execute(sa.select(latest.c.profile_key, latest.c.last)).all())
+        found.update(i for i, key in keys.items() if i < last.get(key, i))
     return found
 
 

@@ -159,16 +159,25 @@ def leased(now: dt.datetime) -> sa.ColumnElement[bool]:
     return sa.and_(state_is(OutboxState.PENDING), lease_is_live(now))
 
 
-def superseded() -> sa.ColumnElement[bool]:
-    """Profile updates that a later update of the same profile (a higher id, any state) follows.
+def latest_updates(keys: Collection[str] | None = None) -> sa.Subquery:
+    """``(profile_key, last)``: the highest outbox id of each profile's updates, any state.
 
-    Re-sending one would put the profile back in time: Mixpanel deduplicates re-sent events by
-    ``$insert_id``, but applies every profile update it receives, in the order received.
+    A profile update with a lower id than its profile's ``last`` is *superseded*: re-sending it
+    would put the profile back in time (Mixpanel deduplicates re-sent events by ``$insert_id``,
+    but applies every profile update it receives, in the order received). ``keys`` narrows it
+    to those profiles. One grouped read, not a lookup per row: PostgreSQL and SQLite have no index
+    of ``profile_key`` over finished rows, and a correlated lookup per update scanned the
+    table once per update.
     """
-    later = outbox.alias("later")
-    return sa.and_(
-        outbox.c.profile_key.is_not(None),
-        sa.exists().where(later.c.profile_key == outbox.c.profile_key, later.c.id > outbox.c.id),
+    latest = outbox.alias("latest")
+    clauses = [latest.c.profile_key.is_not(None)]
+    if keys is not None:
+        clauses.append(latest.c.profile_key.in_(keys))
+    return (
+        sa.select(latest.c.profile_key, sa.func.max(latest.c.id).label("last"))
+        .where(*clauses)
+        .group_by(latest.c.profile_key)
+        .subquery("latest_updates")
     )
 
 
@@ -192,13 +201,20 @@ def kind_counts(conn: Connection, f: EventFilter) -> KindCounts:
     Lock: none (a plain read). Guard: none needed, nothing is written.
     """
     is_event = outbox.c.kind == RowKind.EVENT.value
-    events, profiles, stale = conn.execute(
+    events, profiles = conn.execute(
         sa.select(
             sa.func.coalesce(sa.func.sum(sa.case((is_event, 1), else_=0)), 0),
             sa.func.coalesce(sa.func.sum(sa.case((is_event, 0), else_=1)), 0),
-            sa.func.coalesce(sa.func.sum(sa.case((superseded(), 1), else_=0)), 0),
         ).where(where(f))
     ).one()
+    stale = 0
+    if profiles:
+        latest = latest_updates()
+        stale = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(outbox.join(latest, latest.c.profile_key == outbox.c.profile_key))
+            .where(where(f), outbox.c.id < latest.c.last)
+        ).scalar_one()
     return KindCounts(int(events), int(profiles), int(stale))
 
 

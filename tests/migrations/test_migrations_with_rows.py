@@ -11,21 +11,27 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from migration_rig import RELAY_EXECUTABLE, drop_relay_tables, revision
+from migration_rig import RELAY_EXECUTABLE, drop_relay_tables, revision, wait_until
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
+import relay
 from relay import _migrations
 from relay._database import create_engine
 from relay._errors import RelayError
 from relay._tables import audit, outbox, pause
 
 T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+#: The source tree, where alembic.ini is.
+REPOSITORY = Path(__file__).resolve().parents[2]
 #: ``(older, newer)``: each revision and the one before it.
 STEPS = [("0001", "0002"), ("0002", "0003"), ("0003", "0004"), ("0004", "0005")]
 #: Columns each revision added: absent below it.
@@ -199,6 +205,86 @@ def test_downgrade_below_0004_refuses_while_profile_updates_are_stored(bare: Eng
     assert _everything(bare, columns) == before
 
 
+def test_downgrade_over_several_revisions_refuses_before_its_first_step(bare: Engine) -> None:
+    """From head to 0003 with profile updates stored, the downgrade refuses before taking 0005
+    down: the tables stay at head, their id columns as they were (no half-way revision that
+    no relay runs on)."""
+    _migrations.upgrade(bare)
+    _seed(bare, profiles=True)
+    columns = sa.inspect(bare).get_columns("relay_outbox")
+    before = _everything(bare, {str(c["name"]) for c in columns})
+
+    with pytest.raises(RelayError, match=r"cannot downgrade below 0004.*nothing was changed"):
+        _migrations.downgrade(bare, "0003")
+
+    assert revision(bare) == _migrations.heads()[0]
+    assert [str(c["type"]) for c in sa.inspect(bare).get_columns("relay_outbox")] == [
+        str(c["type"]) for c in columns
+    ]
+    assert _everything(bare, {str(c["name"]) for c in columns}) == before
+
+
+def test_profile_update_committed_during_the_postgresql_downgrade_makes_it_refuse(
+    postgresql_url: str,
+) -> None:
+    """A profile update a host transaction holds uncommitted while the downgrade to 0003 runs
+    (its first check sees none) is seen under the drop's own lock once committed: the
+    downgrade refuses, and the column, the index and the update stay."""
+    engine = create_engine(postgresql_url)
+    drop_relay_tables(engine)
+    try:
+        _migrations.upgrade(engine, "0004")
+        host = Session(engine)
+        relay.update_profile(
+            host, distinct_id="u-1", operation="$set", properties={"plan": "pro"}, strict=True
+        )
+        host.flush()  # the row is written and its lock held; not committed
+        outcome: list[BaseException | None] = []
+
+        def downgrade() -> None:
+            try:
+                _migrations.downgrade(engine, "0003")
+                outcome.append(None)
+            except BaseException as exc:  # noqa: BLE001 - asserted below
+                outcome.append(exc)
+
+        worker = threading.Thread(target=downgrade)
+        worker.start()
+        wait_until(
+            lambda: _waits_for_a_lock(engine),
+            timeout=60,
+            what="the downgrade to queue for its lock",
+        )
+        host.commit()
+        host.close()
+        worker.join(timeout=120)
+
+        assert not worker.is_alive()
+        (raised,) = outcome
+        assert isinstance(raised, RelayError), raised
+        assert "1 profile update(s) (1 pending)" in str(raised)
+        assert revision(engine) == "0004"
+        assert {"kind", "profile_key"} <= set(_columns(engine, "relay_outbox"))
+        indexes = {i["name"] for i in sa.inspect(engine).get_indexes("relay_outbox")}
+        assert "ix_relay_outbox_profile_pending" in indexes
+        assert _pending_states(engine) == [("user", "pending")]
+    finally:
+        drop_relay_tables(engine)
+        engine.dispose()
+
+
+def _waits_for_a_lock(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'DO $$%' AND datname = current_database()"
+                )
+            ).scalar_one()
+        )
+
+
 def test_downgrade_below_0004_goes_ahead_once_the_profile_updates_are_gone(bare: Engine) -> None:
     """Once the profile updates are purged the same downgrade runs, and the events stay."""
     _migrations.upgrade(bare, "0004")
@@ -226,6 +312,33 @@ def test_downgrade_below_0003_refuses_while_a_pause_is_set(bare: Engine) -> None
     assert revision(bare) == "0003"
     assert "lane" in _columns(bare, "relay_outbox")
     assert len(_snapshot(bare, "relay_pause", {"scope"})) == 1
+
+
+def test_alembic_downgrade_refusal_is_one_line_not_a_traceback(bare: Engine) -> None:
+    """`alembic downgrade 0003` (the issue's operator) with a profile update stored prints the
+    refusal as one FAILED line, fails, and leaves the tables at head."""
+    _migrations.upgrade(bare)
+    _seed(bare, profiles=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    url = bare.url.render_as_string(hide_password=False)
+
+    result = subprocess.run(
+        [str(RELAY_EXECUTABLE.with_name("alembic")), "-x", f"url={url}", "downgrade", "0003"],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPOSITORY,
+        timeout=120,
+    )
+
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in output
+    failed = [line for line in output.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1, output
+    assert "cannot downgrade below 0004" in failed[0]
+    assert revision(bare) == _migrations.heads()[0]
 
 
 def _relay_migrate(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
