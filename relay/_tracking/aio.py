@@ -48,6 +48,7 @@ async def atrack(
     insert_id: str | None = None,
     strict: bool | None = None,
     location: Location | None = None,
+    independent: bool = False,
 ) -> str | None:
     """``track()`` on an ``AsyncSession`` or ``AsyncConnection``: same keywords, same result.
 
@@ -67,6 +68,7 @@ async def atrack(
             insert_id=insert_id,
             strict=strict,
             location=location,
+            independent=independent,
         )
     except Exception as exc:  # the bridge itself failed (track() reports its own failures)
         if strict:
@@ -80,13 +82,19 @@ async def atrack_many(
     events: Iterable[TrackItem | Mapping[str, Any]],
     *,
     strict: bool | None = None,
+    independent: bool = False,
 ) -> list[str | None]:
     """``track_many()`` on an ``AsyncSession`` or ``AsyncConnection``: same items, same results."""
     strict = config.is_strict(strict)
     items = list(events)
     try:
         return await session.run_sync(
-            _in_cron_context, config.cron_execution_ms(), track_many, events=items, strict=strict
+            _in_cron_context,
+            config.cron_execution_ms(),
+            track_many,
+            events=items,
+            strict=strict,
+            independent=independent,
         )
     except Exception as exc:
         if strict:

@@ -174,3 +174,27 @@ async def test_atrack_many_writes_valid_items_and_strict_writes_nothing_on_a_bad
         ids = await atrack_many(session, bad, strict=False)
     assert [i is not None for i in ids] == [True, True, True, False]
     assert [r.properties["n"] for r in stored(sync_engine)] == [0, 1, 2]
+
+
+async def test_atrack_independent_keeps_the_event_when_the_session_rolls_back(
+    aengine: AsyncEngine, sync_engine: Engine, driver: str
+) -> None:
+    """``atrack(independent=True)`` on PostgreSQL drivers commits on its own; SQLite refuses."""
+    async with AsyncSession(aengine) as session:
+        await session.begin()
+        await session.execute(sa.insert(orders).values(id=1))
+        kept = await atrack(
+            session,
+            event=EVENT,
+            distinct_id=USER,
+            properties=props(),
+            independent=True,
+            strict=False,
+        )
+        await session.rollback()
+    if driver == "aiosqlite":
+        assert kept is None  # inside the caller's transaction on SQLite: refused, logged
+        assert stored(sync_engine) == []
+    else:
+        assert [r.insert_id for r in stored(sync_engine)] == [kept]
+    assert order_count(sync_engine) == 0
