@@ -48,6 +48,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "atrack": ("relay._tracking", "atrack"),
     "atrack_many": ("relay._tracking", "atrack_many"),
     "is_strict": ("relay._tracking", "is_strict"),
+    "fire_and_forget": ("relay._tracking.guard", "fire_and_forget"),
     "update_profile": ("relay._tracking.profiles", "update_profile"),
     "update_group": ("relay._tracking.profiles", "update_group"),
     "ProfileUpdateError": ("relay._errors", "ProfileUpdateError"),
@@ -84,6 +85,7 @@ __all__ = [
     "create_engine",
     "cron_run",
     "datetime_to_timestamp_ms",
+    "fire_and_forget",
     "is_event_registered",
     "is_strict",
     "metadata",
@@ -151,4 +153,5 @@ if TYPE_CHECKING:
         track,
         track_many,
     )
+    from relay._tracking.guard import fire_and_forget
     from relay._tracking.profiles import update_group, update_profile

@@ -24,7 +24,7 @@ from relay._event.location import Location
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._store import check_writable, connection_of, insert_rows, notify_unchained, pending_row
 from relay._tracking import config
-from relay._tracking.observers import notify_tracked
+from relay._tracking.observers import notify_independent, notify_tracked
 from relay._tracking.prepare import PreparedEvent, prepare_event
 from relay._tracking.sync import independent_connection, report_failure
 
@@ -143,6 +143,7 @@ def track_many(
         if independent:
             with independent_connection(session) as conn:
                 refused = _insert_all(conn, valid, rows, strict=strict)
+            notify_independent(conn.engine, [p.insert_id for p in valid if id(p) not in refused])
         else:
             refused = _insert_all(session, valid, rows, strict=strict)
     except Exception as exc:

@@ -35,7 +35,7 @@ from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._event.registry import loggable_event_name
 from relay._store import pending_row, write_event
 from relay._tracking import config
-from relay._tracking.observers import notify_tracked
+from relay._tracking.observers import notify_independent, notify_tracked
 from relay._tracking.prepare import PreparedEvent, prepare_event
 
 logger = structlog.get_logger("relay.tracking")
@@ -99,6 +99,7 @@ def track(
         if independent:
             with independent_connection(session) as conn:
                 _write(conn, prepared)
+            notify_independent(conn.engine, [prepared.insert_id])
         else:
             _write(session, prepared)
     except Exception as exc:  # fire-and-forget: no failure may reach the business code

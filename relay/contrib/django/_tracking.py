@@ -17,6 +17,7 @@ from relay._event.registry import loggable_event_name
 from relay._tracking import is_strict
 from relay._tracking import track as core_track
 from relay._tracking import track_many as core_track_many
+from relay._tracking.observers import notify_independent
 from relay._tracking.sync import sqlite_refusal
 from relay.contrib.django._bridge import borrowed_connection
 from relay.contrib.django._settings import relay_engine
@@ -146,8 +147,11 @@ def _on_django(
             django_conn = connections[using]
             if django_conn.vendor == "sqlite" and django_conn.in_atomic_block:
                 raise sqlite_refusal()
-            with relay_engine(using).begin() as conn:
-                return write(conn)
+            engine = relay_engine(using)
+            with engine.begin() as conn:
+                written = write(conn)
+            notify_independent(engine, [i for i in written if i is not None])
+            return written
         with in_django_transaction(using) as conn:
             return write(conn)
     except Exception as exc:

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.core import checks
+from django.db.models.signals import post_migrate
 
 
 class RelayConfig(AppConfig):
@@ -32,6 +33,7 @@ class RelayConfig(AppConfig):
         from relay._tracking import configure_tracking  # noqa: PLC0415
         from relay.contrib.django._settings import relay_settings  # noqa: PLC0415
 
+        post_migrate.connect(flush_after_django_flush, sender=self)
         checks.register(check_settings, "relay")
         checks.register(check_migrations_cover_revisions, "relay")
         checks.register(check_schema_revision, "relay", checks.Tags.database)
@@ -84,3 +86,18 @@ def check_schema_revision(
     for alias in databases or ():
         found.extend(schema_messages(alias))
     return found
+
+
+def flush_after_django_flush(sender: Any, *, using: str = "default", **kwargs: Any) -> None:
+    """Empty relay's tables when Django's ``flush`` empties the others.
+
+    ``manage.py flush`` (and ``TransactionTestCase`` after each test) deletes every managed
+    table's rows, then sends ``post_migrate`` without a migration plan; relay's tables are
+    unmanaged, so Django leaves them alone and this empties them. ``migrate`` sends the signal
+    with its plan: then nothing is touched.
+    """
+    if "plan" in kwargs:
+        return
+    from relay.contrib.django.testing import flush_outbox  # noqa: PLC0415
+
+    flush_outbox([using])
