@@ -51,6 +51,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "fire_and_forget": ("relay._tracking.guard", "fire_and_forget"),
     "update_profile": ("relay._tracking.profiles", "update_profile"),
     "update_group": ("relay._tracking.profiles", "update_group"),
+    "aupdate_profile": ("relay._tracking.aio", "aupdate_profile"),
+    "aupdate_group": ("relay._tracking.aio", "aupdate_group"),
     "ProfileUpdateError": ("relay._errors", "ProfileUpdateError"),
     "create_engine": ("relay._database", "create_engine"),
     "configure_sqlite": ("relay._database", "configure_sqlite"),
@@ -80,6 +82,8 @@ __all__ = [
     "TrackItem",
     "atrack",
     "atrack_many",
+    "aupdate_group",
+    "aupdate_profile",
     "configure_sqlite",
     "configure_tracking",
     "create_engine",
@@ -153,5 +157,6 @@ if TYPE_CHECKING:
         track,
         track_many,
     )
+    from relay._tracking.aio import aupdate_group, aupdate_profile
     from relay._tracking.guard import fire_and_forget
     from relay._tracking.profiles import update_group, update_profile

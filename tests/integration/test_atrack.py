@@ -17,6 +17,8 @@ from relay import (
     SystemRole,
     atrack,
     atrack_many,
+    aupdate_group,
+    aupdate_profile,
     configure_sqlite,
     cron_run,
     register_event,
@@ -198,3 +200,27 @@ async def test_atrack_independent_keeps_the_event_when_the_session_rolls_back(
     else:
         assert [r.insert_id for r in stored(sync_engine)] == [kept]
     assert order_count(sync_engine) == 0
+
+
+async def test_aupdate_profile_and_group_commit_with_the_callers_transaction(
+    aengine: AsyncEngine, sync_engine: Engine
+) -> None:
+    """``aupdate_profile``/``aupdate_group`` write ``user``/``group`` rows in the caller's tx."""
+    async with AsyncSession(aengine) as session, session.begin():
+        user = await aupdate_profile(
+            session, distinct_id=USER, operation="$set", properties={"plan": "pro"}
+        )
+        group = await aupdate_group(
+            session,
+            group_key="organization_id",
+            group_id="org-1",
+            operation="$set",
+            properties={"seats": 3},
+        )
+    async with AsyncSession(aengine) as session, session.begin():
+        await aupdate_profile(session, distinct_id=USER, operation="$delete", properties=None)
+        await session.rollback()
+    assert [(r.insert_id, r.kind) for r in stored(sync_engine)] == [
+        (user, "user"),
+        (group, "group"),
+    ]

@@ -18,6 +18,8 @@ from relay._tracking import is_strict
 from relay._tracking import track as core_track
 from relay._tracking import track_many as core_track_many
 from relay._tracking.observers import notify_independent
+from relay._tracking.profiles import update_group as core_update_group
+from relay._tracking.profiles import update_profile as core_update_profile
 from relay._tracking.sync import sqlite_refusal
 from relay.contrib.django._bridge import borrowed_connection
 from relay.contrib.django._settings import relay_engine
@@ -126,6 +128,60 @@ def track_many(
         using=using,
         independent=independent,
     )
+
+
+def update_profile(
+    *,
+    distinct_id: str,
+    operation: str,
+    properties: Mapping[str, Any] | Sequence[str] | None,
+    strict: bool | None = None,
+    using: str = "default",
+) -> str | None:
+    """:func:`relay.update_profile` on Django's connection ``using``, in the ``atomic()`` block.
+
+    Same operations, checks and result; the update commits and rolls back with the enclosing
+    block, as :func:`track` does (committed at once outside any block).
+    """
+
+    def write(conn: sa.Connection) -> list[str | None]:
+        return [
+            core_update_profile(
+                conn,
+                distinct_id=distinct_id,
+                operation=operation,
+                properties=properties,
+                strict=strict,
+            )
+        ]
+
+    return _on_django(write, count=1, event="profile update", strict=strict, using=using)[0]
+
+
+def update_group(
+    *,
+    group_key: str,
+    group_id: str,
+    operation: str,
+    properties: Mapping[str, Any] | Sequence[str] | None,
+    strict: bool | None = None,
+    using: str = "default",
+) -> str | None:
+    """:func:`relay.update_group` on Django's connection ``using``, in the ``atomic()`` block."""
+
+    def write(conn: sa.Connection) -> list[str | None]:
+        return [
+            core_update_group(
+                conn,
+                group_key=group_key,
+                group_id=group_id,
+                operation=operation,
+                properties=properties,
+                strict=strict,
+            )
+        ]
+
+    return _on_django(write, count=1, event="group profile update", strict=strict, using=using)[0]
 
 
 def _on_django(
