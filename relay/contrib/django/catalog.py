@@ -26,6 +26,7 @@ from typing import Any
 
 import structlog
 from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import transaction
 from django.db.models import Model
 from django.utils.module_loading import import_string
@@ -50,8 +51,13 @@ class ModelEmployeeDirectory:
     employee's organisation, a foreign key or any attribute), ``organization_name`` (on the
     organisation, default ``name``) and ``role`` (default ``role``; a value of
     :class:`relay.SystemRole`, anything else is dropped with a warning, ``None`` allowed).
-    Identifiers are the models' primary keys, as strings. ``employee_model`` and
-    ``organization_model`` are model classes or ``"app_label.ModelName"``.
+    ``employee_model`` and ``organization_model`` are model classes or ``"app_label.ModelName"``.
+
+    Identifiers are the primary keys, as strings, unless ``employee_id_field`` /
+    ``organization_id_field`` name another unique field (the seed's public ``uuid`` beside an
+    integer primary key): the helpers' ``employee_id`` is then looked up in that field, and the
+    event carries that field's values. A field that is not unique is refused (``StoreError``); a
+    value the field cannot hold (``"abc"`` for a UUID field) is an unknown employee (``None``).
 
     Lookups read through the ORM on ``using`` (default: the alias the helper writes on, so they
     see the caller's uncommitted rows), each inside a savepoint: a failing query cannot break
@@ -67,7 +73,11 @@ class ModelEmployeeDirectory:
         organization_name: str = "name",
         role: str | None = "role",
         using: str = "default",
+        employee_id_field: str = "pk",
+        organization_id_field: str = "pk",
     ) -> None:
+        self._employee_id_field = employee_id_field
+        self._organization_id_field = organization_id_field
         self._employee_model = employee_model
         self._organization_model = organization_model
         self._organization = organization
@@ -91,11 +101,14 @@ class ModelEmployeeDirectory:
         """The employee ``employee_id`` with their organisation and role, or ``None``."""
         model = self._model(self._employee_model)
         related = self._organization.replace(".", "__")
+        lookup = _lookup(model, self._employee_id_field, employee_id)
+        if lookup is None:
+            return None
         employee = self._read(
             lambda: (
                 model._default_manager.using(self.using)
                 .select_related(related)
-                .filter(pk=employee_id)
+                .filter(**lookup)
                 .first()
             )
         )
@@ -104,8 +117,8 @@ class ModelEmployeeDirectory:
         organization = _path(employee, self._organization)
         raw_role = _path(employee, self._role) if self._role else None
         return EmployeeInfo(
-            employee_id=str(employee.pk),
-            organization_id=str(organization.pk),
+            employee_id=str(_path(employee, self._employee_id_field)),
+            organization_id=str(_path(organization, self._organization_id_field)),
             organization_name=str(_path(organization, self._organization_name)),
             role=_role(raw_role, employee_id=employee_id),
         )
@@ -120,19 +133,35 @@ class ModelEmployeeDirectory:
             organization_model: type[Model] = field.related_model
         else:
             organization_model = self._model(self._organization_model)
+        lookup = _lookup(organization_model, self._organization_id_field, organization_id)
+        if lookup is None:
+            return None
         organization = self._read(
-            lambda: (
-                organization_model._default_manager.using(self.using)
-                .filter(pk=organization_id)
-                .first()
-            )
+            lambda: organization_model._default_manager.using(self.using).filter(**lookup).first()
         )
         if organization is None:
             return None
         return OrganizationInfo(
-            organization_id=str(organization.pk),
+            organization_id=str(_path(organization, self._organization_id_field)),
             organization_name=str(_path(organization, self._organization_name)),
         )
+
+
+def _lookup(model: type[Model], name: str, value: str) -> dict[str, Any] | None:
+    """``{field: value}`` for a filter on the unique field ``name``; None when it cannot match."""
+    try:
+        field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    except FieldDoesNotExist:
+        raise StoreError(f"{model._meta.label} has no field {name!r} to look ids up in") from None
+    if not (field.primary_key or field.unique):
+        raise StoreError(
+            f"{model._meta.label}.{name} is not unique: the employee directory looks ids up "
+            "in the primary key or a unique field"
+        )
+    try:
+        return {field.attname: field.to_python(value)}
+    except (ValidationError, TypeError, ValueError):
+        return None  # a value this field cannot hold: no such row
 
 
 def _path(obj: Any, path: str) -> Any:
