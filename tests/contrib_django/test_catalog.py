@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import pytest
@@ -159,3 +160,23 @@ def test_a_field_that_is_not_unique_is_refused(alias: str) -> None:
     )
     with pytest.raises(StoreError, match=r"djapp\.Member\.team is not unique"):
         directory.lookup(None, "core")  # type: ignore[arg-type]
+
+
+class HostRole(enum.StrEnum):
+    """A host product's own roles."""
+
+    COACH = "coach"
+
+
+def test_directory_maps_roles_to_the_hosts_own_enum(alias: str) -> None:
+    """``roles=HostRole``: a stored ``coach`` is ``HostRole.COACH``; an unknown role is None."""
+    company = Company.objects.using(alias).create(name="Initech")
+    coach = Member.objects.using(alias).create(company=company, role="coach")
+    stranger = Member.objects.using(alias).create(company=company, role="admin")
+    directory = _public_directory(alias, roles=HostRole)
+    found = directory.lookup(None, str(coach.uuid))  # type: ignore[arg-type]
+    assert found is not None
+    assert found.role is HostRole.COACH
+    other = directory.lookup(None, str(stranger.uuid))  # type: ignore[arg-type]
+    assert other is not None
+    assert other.role is None

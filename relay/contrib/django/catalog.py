@@ -21,6 +21,7 @@ it over the project's own models. Without the setting, the catalog's default is 
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from typing import Any
 
@@ -50,7 +51,9 @@ class ModelEmployeeDirectory:
     The protocol is three attribute paths on the employee model: ``organization`` (the
     employee's organisation, a foreign key or any attribute), ``organization_name`` (on the
     organisation, default ``name``) and ``role`` (default ``role``; a value of
-    :class:`relay.SystemRole`, anything else is dropped with a warning, ``None`` allowed).
+    ``roles``, default :class:`relay.SystemRole`; anything else is dropped with a warning,
+    ``None`` allowed). A host with roles of its own passes its ``enum.StrEnum`` as ``roles``
+    (and redefines ``role`` in its base schema: see :class:`relay.SystemRole`).
     ``employee_model`` and ``organization_model`` are model classes or ``"app_label.ModelName"``.
 
     Identifiers are the primary keys, as strings, unless ``employee_id_field`` /
@@ -75,7 +78,9 @@ class ModelEmployeeDirectory:
         using: str = "default",
         employee_id_field: str = "pk",
         organization_id_field: str = "pk",
+        roles: type[enum.StrEnum] = SystemRole,
     ) -> None:
+        self._roles = roles
         self._employee_id_field = employee_id_field
         self._organization_id_field = organization_id_field
         self._employee_model = employee_model
@@ -120,7 +125,7 @@ class ModelEmployeeDirectory:
             employee_id=str(_path(employee, self._employee_id_field)),
             organization_id=str(_path(organization, self._organization_id_field)),
             organization_name=str(_path(organization, self._organization_name)),
-            role=_role(raw_role, employee_id=employee_id),
+            role=_role(raw_role, self._roles, employee_id=employee_id),
         )
 
     def lookup_organization(
@@ -170,11 +175,11 @@ def _path(obj: Any, path: str) -> Any:
     return obj
 
 
-def _role(value: Any, *, employee_id: str) -> SystemRole | None:
+def _role(value: Any, roles: type[enum.StrEnum], *, employee_id: str) -> Any:
     if value is None:
         return None
     try:
-        return SystemRole(str(value))
+        return roles(str(value))
     except ValueError:
         logger.warning("mixpanel_employee_role_unknown", employee_id=employee_id)
         return None
