@@ -12,7 +12,9 @@ connection, in the enclosing ``atomic()`` block (``using=`` picks the database):
             employee_id=str(employee.pk), survey_id=str(survey.pk), ...
         )
 
-The employee directory (who the employee is: organisation, role) defaults to
+Importing this module registers no event: the shipped catalog (:mod:`relay.catalog`) is
+imported when a helper is first asked for. The employee directory (who the employee is:
+organisation, role) defaults to
 ``settings.RELAY["EMPLOYEE_DIRECTORY"]``: a :class:`relay.catalog.EmployeeDirectory`, or the
 dotted path of one (or of a callable returning one). :class:`ModelEmployeeDirectory` implements
 it over the project's own models. Without the setting, the catalog's default is used (the
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from django.apps import apps
@@ -34,11 +36,10 @@ from django.utils.module_loading import import_string
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from relay import catalog
+from relay._directory import EmployeeDirectory, EmployeeInfo, OrganizationInfo
 from relay._errors import StoreError
 from relay._event.properties import SystemRole
 from relay._tracking import is_strict
-from relay.catalog import EmployeeDirectory, EmployeeInfo, OrganizationInfo
 from relay.contrib.django._settings import configured_value
 from relay.contrib.django._tracking import in_django_transaction
 
@@ -234,11 +235,29 @@ class _SessionlessHelper:
         return [name for name in dir(self._helper) if name.startswith("track_")]
 
 
-AuthTrackHelper: Any = _SessionlessHelper(catalog.AuthTrackHelper)
-CoreTrackHelper: Any = _SessionlessHelper(catalog.CoreTrackHelper)
-MapTrackHelper: Any = _SessionlessHelper(catalog.MapTrackHelper)
-RiskTrackHelper: Any = _SessionlessHelper(catalog.RiskTrackHelper)
-SurveyTrackHelper: Any = _SessionlessHelper(catalog.SurveyTrackHelper)
+if TYPE_CHECKING:  # made on first use by __getattr__ below
+    AuthTrackHelper: Any
+    CoreTrackHelper: Any
+    MapTrackHelper: Any
+    RiskTrackHelper: Any
+    SurveyTrackHelper: Any
+
+_HELPERS = frozenset(
+    {"AuthTrackHelper", "CoreTrackHelper", "MapTrackHelper", "RiskTrackHelper", "SurveyTrackHelper"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    # The shipped catalog registers its events when imported: only when a helper is asked for,
+    # so that importing this module (for ModelEmployeeDirectory) registers no event.
+    if name in _HELPERS:
+        from relay import catalog  # noqa: PLC0415
+
+        helper = _SessionlessHelper(getattr(catalog, name))
+        globals()[name] = helper
+        return helper
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AuthTrackHelper",
