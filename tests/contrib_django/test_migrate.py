@@ -276,3 +276,12 @@ def test_unmanaged_models_match_relays_tables_column_for_column(alias: str) -> N
         columns = {c["name"]: c["nullable"] for c in inspector.get_columns(table)}
         fields = {f.column: f.null for f in model._meta.concrete_fields}
         assert fields == columns, table
+
+
+@pytest.mark.parametrize("alias", ["default"])
+def test_a_fresh_project_gets_no_relay_check_message(alias: str, scratch: tuple[str, str]) -> None:
+    """Before the first ``migrate`` (no relay tables, migrations pending) relay says nothing."""
+    name, _url = scratch
+    fresh = manage("--database", "default", default=alias, command="check", **_scratch_env(name))
+    assert fresh.returncode == 0, fresh.stderr
+    assert "relay." not in fresh.stderr

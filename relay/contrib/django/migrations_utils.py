@@ -166,7 +166,8 @@ def django_migration_revisions() -> list[str]:
 def schema_messages(alias: str) -> list[checks.CheckMessage]:
     """System-check messages about relay's tables in Django's database ``alias``.
 
-    Nothing when they are at this relay's head revision (or this app does not migrate there).
+    Nothing when they are at this relay's head revision (or this app does not migrate there,
+    or has not yet: no tables and its migrations pending, a fresh project).
     ``relay.W002`` when they are behind and this app's Django migrations are pending (the next
     ``manage.py migrate`` brings them up); ``relay.E002`` when they are behind although every
     migration is recorded as applied (``migrate`` cannot help: ``manage.py relay migrate`` can),
@@ -195,6 +196,8 @@ def schema_messages(alias: str) -> list[checks.CheckMessage]:
         for key in loader.graph.nodes
         if key[0] == "relay" and key not in loader.applied_migrations
     ]
+    if pending and current is None:
+        return []  # a project that has not migrated relay yet: its first migrate makes them
     if pending:
         return [
             checks.Warning(
