@@ -53,8 +53,11 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "atrack": ("relay._tracking", "atrack"),
     "atrack_many": ("relay._tracking", "atrack_many"),
     "is_strict": ("relay._tracking", "is_strict"),
+    "fire_and_forget": ("relay._tracking.guard", "fire_and_forget"),
     "update_profile": ("relay._tracking.profiles", "update_profile"),
     "update_group": ("relay._tracking.profiles", "update_group"),
+    "aupdate_profile": ("relay._tracking.aio", "aupdate_profile"),
+    "aupdate_group": ("relay._tracking.aio", "aupdate_group"),
     "ProfileUpdateError": ("relay._errors", "ProfileUpdateError"),
     "create_engine": ("relay._database", "create_engine"),
     "configure_sqlite": ("relay._database", "configure_sqlite"),
@@ -84,11 +87,14 @@ __all__ = [
     "TrackItem",
     "atrack",
     "atrack_many",
+    "aupdate_group",
+    "aupdate_profile",
     "configure_sqlite",
     "configure_tracking",
     "create_engine",
     "cron_run",
     "datetime_to_timestamp_ms",
+    "fire_and_forget",
     "is_event_registered",
     "is_strict",
     "metadata",
@@ -156,4 +162,6 @@ if TYPE_CHECKING:
         track,
         track_many,
     )
+    from relay._tracking.aio import aupdate_group, aupdate_profile
+    from relay._tracking.guard import fire_and_forget
     from relay._tracking.profiles import update_group, update_profile

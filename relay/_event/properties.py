@@ -34,7 +34,18 @@ ALIASED_MODEL_CONFIG = ConfigDict(
 
 
 class SystemRole(enum.StrEnum):
-    """The role of the acting user in the product."""
+    """The role of the acting user in the product (the seed's roles).
+
+    A host whose product has other roles brings its own ``enum.StrEnum`` and redefines ``role``
+    in its own base schema as ``TheirRole | None`` (the one base field that may change type)::
+
+        class OptimoRole(enum.StrEnum):
+            OWNER = "owner"
+            COACH = "coach"
+
+        class OptimoEventSchema(MixpanelSuperEventPropertiesSchema):
+            role: OptimoRole | None = Field(description="The acting user's role")
+    """
 
     SUPER_ADMIN = "super_admin"
     ADMIN = "admin"
@@ -130,6 +141,14 @@ def _is_optional(annotation: Any) -> bool:
     return origin in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation)
 
 
+def _is_host_role(annotation: Any) -> bool:
+    """``R | None`` with ``R`` a string enum: a host's own roles in place of ``SystemRole``."""
+    if not _is_optional(annotation):
+        return False
+    (role, *more) = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return not more and isinstance(role, type) and issubclass(role, enum.StrEnum)
+
+
 def check_schema_definition(event: str, schema: type[BaseModel]) -> None:
     """Raise ``SchemaDefinitionError`` if ``schema`` may not describe an event's properties."""
     if not (isinstance(schema, type) and issubclass(schema, MixpanelSuperEventPropertiesSchema)):
@@ -145,6 +164,8 @@ def check_schema_definition(event: str, schema: type[BaseModel]) -> None:
     for name, info in schema.model_fields.items():
         base = base_fields.get(name)
         if base is not None:
+            if name == "role" and _is_host_role(info.annotation):
+                continue
             if info.annotation != base.annotation:
                 how = "Optional" if _is_optional(info.annotation) else "another type"
                 raise SchemaDefinitionError(

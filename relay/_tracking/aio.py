@@ -14,13 +14,14 @@ aiosqlite; psycopg's async driver comes with psycopg).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from relay._event.location import Location
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._tracking import config
 from relay._tracking.many import TrackItem, track_many
+from relay._tracking.profiles import update_group, update_profile
 from relay._tracking.sync import report_failure, track
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ async def atrack(
     insert_id: str | None = None,
     strict: bool | None = None,
     location: Location | None = None,
+    independent: bool = False,
 ) -> str | None:
     """``track()`` on an ``AsyncSession`` or ``AsyncConnection``: same keywords, same result.
 
@@ -67,6 +69,7 @@ async def atrack(
             insert_id=insert_id,
             strict=strict,
             location=location,
+            independent=independent,
         )
     except Exception as exc:  # the bridge itself failed (track() reports its own failures)
         if strict:
@@ -80,16 +83,78 @@ async def atrack_many(
     events: Iterable[TrackItem | Mapping[str, Any]],
     *,
     strict: bool | None = None,
+    independent: bool = False,
 ) -> list[str | None]:
     """``track_many()`` on an ``AsyncSession`` or ``AsyncConnection``: same items, same results."""
     strict = config.is_strict(strict)
     items = list(events)
     try:
         return await session.run_sync(
-            _in_cron_context, config.cron_execution_ms(), track_many, events=items, strict=strict
+            _in_cron_context,
+            config.cron_execution_ms(),
+            track_many,
+            events=items,
+            strict=strict,
+            independent=independent,
         )
     except Exception as exc:
         if strict:
             raise
         report_failure(None, exc)
         return [None] * len(items)
+
+
+async def aupdate_profile(
+    session: AsyncSession | AsyncConnection,
+    *,
+    distinct_id: str,
+    operation: str,
+    properties: Mapping[str, Any] | Sequence[str] | None,
+    strict: bool | None = None,
+) -> str | None:
+    """``update_profile()`` on an ``AsyncSession`` or ``AsyncConnection``: same keywords, result."""
+    strict = config.is_strict(strict)
+    try:
+        return await session.run_sync(
+            lambda sync: update_profile(
+                sync,
+                distinct_id=distinct_id,
+                operation=operation,
+                properties=properties,
+                strict=strict,
+            )
+        )
+    except Exception as exc:  # the bridge itself failed (update_profile reports its own)
+        if strict:
+            raise
+        report_failure(None, exc)
+        return None
+
+
+async def aupdate_group(
+    session: AsyncSession | AsyncConnection,
+    *,
+    group_key: str,
+    group_id: str,
+    operation: str,
+    properties: Mapping[str, Any] | Sequence[str] | None,
+    strict: bool | None = None,
+) -> str | None:
+    """``update_group()`` on an ``AsyncSession`` or ``AsyncConnection``: same keywords, result."""
+    strict = config.is_strict(strict)
+    try:
+        return await session.run_sync(
+            lambda sync: update_group(
+                sync,
+                group_key=group_key,
+                group_id=group_id,
+                operation=operation,
+                properties=properties,
+                strict=strict,
+            )
+        )
+    except Exception as exc:
+        if strict:
+            raise
+        report_failure(None, exc)
+        return None

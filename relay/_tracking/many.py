@@ -24,9 +24,9 @@ from relay._event.location import Location
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._store import check_writable, connection_of, insert_rows, notify_unchained, pending_row
 from relay._tracking import config
-from relay._tracking.observers import notify_tracked
+from relay._tracking.observers import notify_independent, notify_tracked
 from relay._tracking.prepare import PreparedEvent, prepare_event
-from relay._tracking.sync import report_failure
+from relay._tracking.sync import independent_connection, report_failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +100,7 @@ def track_many(
     events: Iterable[TrackItem | Mapping[str, Any]],
     *,
     strict: bool | None = None,
+    independent: bool = False,
 ) -> list[str | None]:
     """Validate and write many events in the caller's transaction; one result per item.
 
@@ -115,6 +116,10 @@ def track_many(
     raises its ``EventContractError`` before any SQL; a duplicate raises
     :class:`~relay.DuplicateInsertIdError` and any other failure ``StoreError``, after
     rolling back to the savepoint, so a bad batch writes nothing. One NOTIFY for the call.
+
+    ``independent=True``: as for ``track()``, the rows are written on another connection of
+    the engine, in one transaction of their own committed before the call returns (failure
+    events only).
     """
     strict = config.is_strict(strict)
     prepared = prepare_many(events, strict=strict)
@@ -135,18 +140,12 @@ def track_many(
         for p in valid
     ]
     try:
-        conn = connection_of(session)
-        check_writable(conn)
-        with session.begin_nested():  # rolled back to, should anything in it raise
-            written = insert_rows(conn, rows)
-            refused = _first_of_each(valid, written)
-            if refused and strict:
-                raise DuplicateInsertIdError(
-                    f"{len(refused)} of {len(valid)} $insert_ids are already in the outbox "
-                    "or repeated in the batch; nothing was written"
-                )
-            if written:
-                notify_unchained(conn, config.settings.notify_channel)
+        if independent:
+            with independent_connection(session) as conn:
+                refused = _insert_all(conn, valid, rows, strict=strict)
+            notify_independent(conn.engine, [p.insert_id for p in valid if id(p) not in refused])
+        else:
+            refused = _insert_all(session, valid, rows, strict=strict)
     except Exception as exc:
         report_failure(valid[0].event, exc)
         if strict:
@@ -161,6 +160,29 @@ def track_many(
         else:
             notify_tracked(p.event)
     return results
+
+
+def _insert_all(
+    session: Session | Connection,
+    valid: list[PreparedEvent],
+    rows: list[dict[str, Any]],
+    *,
+    strict: bool,
+) -> set[int]:
+    """Insert ``rows`` in one SAVEPOINT and NOTIFY; the ``id()`` of each event not written."""
+    conn = connection_of(session)
+    check_writable(conn)
+    with session.begin_nested():  # rolled back to, should anything in it raise
+        written = insert_rows(conn, rows)
+        refused = _first_of_each(valid, written)
+        if refused and strict:
+            raise DuplicateInsertIdError(
+                f"{len(refused)} of {len(valid)} $insert_ids are already in the outbox "
+                "or repeated in the batch; nothing was written"
+            )
+        if written:
+            notify_unchained(conn, config.settings.notify_channel)
+    return refused
 
 
 def _first_of_each(valid: list[PreparedEvent], written: set[str]) -> set[int]:

@@ -10,25 +10,32 @@ Tracking is fire-and-forget, as the seed demands: by default a failure is logged
 and ids, never property values) and ``track()`` returns ``None``. In strict mode it raises the
 relay error instead; strict mode is set per call, per block (``strict_tracking()``), or for the
 process from ``RelaySettings.strict_tracking`` (``configure_tracking``).
+
+``independent=True`` is the one exception to "the caller's transaction": the event is written on
+a second connection of the caller's engine, in a short transaction of its own that commits
+before ``track()`` returns, so it stays when the caller's transaction rolls back. It is meant for
+failure events (``.error``), which report the very failure that rolls the business work back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
-from relay._errors import RelayError
+from relay._errors import RelayError, StoreError
 from relay._event.location import Location
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._event.registry import loggable_event_name
 from relay._store import pending_row, write_event
 from relay._tracking import config
-from relay._tracking.observers import notify_tracked
+from relay._tracking.observers import notify_independent, notify_tracked
 from relay._tracking.prepare import PreparedEvent, prepare_event
 
 logger = structlog.get_logger("relay.tracking")
@@ -44,6 +51,7 @@ def track(
     insert_id: str | None = None,
     strict: bool | None = None,
     location: Location | None = None,
+    independent: bool = False,
 ) -> str | None:
     """Validate an event and write it to the outbox in the caller's transaction.
 
@@ -65,6 +73,16 @@ def track(
     ``ip`` or ``$ip`` property is refused: an end user's IP address is personal data and never
     enters the outbox.
 
+    ``independent=True`` writes the event on another connection of ``session``'s engine, in a
+    transaction of its own committed before ``track()`` returns: the event is kept whatever
+    becomes of the caller's transaction. For failure events (``.error``) tracked while the
+    business transaction is about to roll back; never for anything else, which would lose the
+    outbox's guarantee (no event without the business change, none lost with it). It costs a
+    connection from the pool (and a commit) per call; an engine whose pool hands out one shared
+    connection (``StaticPool``, ``SingletonThreadPool``: SQLite in memory) is refused, and so is
+    SQLite inside an open transaction of the caller (SQLite has one writer at a time: the write
+    would wait for the very transaction that waits for it).
+
     Returns the ``$insert_id`` written, or ``None`` when tracking failed and was logged.
     In strict mode a failure raises ``EventContractError`` (bad event) or ``StoreError``.
     """
@@ -78,7 +96,12 @@ def track(
             insert_id=insert_id,
             location=location,
         )
-        _write(session, prepared)
+        if independent:
+            with independent_connection(session) as conn:
+                _write(conn, prepared)
+            notify_independent(conn.engine, [prepared.insert_id])
+        else:
+            _write(session, prepared)
     except Exception as exc:  # fire-and-forget: no failure may reach the business code
         report_failure(event, exc)
         if strict:
@@ -86,6 +109,49 @@ def track(
         return None
     notify_tracked(prepared.event)
     return prepared.insert_id
+
+
+def _engine_of(session: Session | Connection) -> Engine:
+    bind = session.get_bind() if isinstance(session, Session) else session
+    return bind.engine if isinstance(bind, Connection) else bind
+
+
+@contextlib.contextmanager
+def independent_connection(session: Session | Connection) -> Iterator[Connection]:
+    """A second connection of ``session``'s engine, in a transaction committed on exit.
+
+    Raises ``StoreError`` before connecting when the engine's pool would hand out the caller's
+    own connection (the write would then join, and commit, the caller's transaction).
+    """
+    engine = _engine_of(session)
+    if isinstance(engine.pool, StaticPool | SingletonThreadPool):
+        raise StoreError(
+            "independent=True needs a second connection to the database, and this engine's "
+            f"pool ({type(engine.pool).__name__}) shares the caller's own"
+        )
+    if engine.dialect.name == "sqlite" and _in_sqlite_transaction(session):
+        raise sqlite_refusal()
+    with engine.begin() as conn:
+        yield conn
+
+
+def sqlite_refusal() -> StoreError:
+    """Why an independent write cannot happen on SQLite inside the caller's transaction."""
+    return StoreError(
+        "independent=True cannot write on SQLite while the caller's transaction is open: it "
+        "holds (or may take) the database's one write lock; track the failure after the rollback"
+    )
+
+
+def _in_sqlite_transaction(session: Session | Connection) -> bool:
+    if isinstance(session, Session):
+        if not session.in_transaction():
+            return False
+        conn = session.connection()
+    else:
+        conn = session
+    driver = conn.connection.driver_connection
+    return bool(getattr(driver, "in_transaction", False))
 
 
 def _write(session: Session | Connection, prepared: PreparedEvent) -> None:

@@ -1,100 +1,37 @@
-"""Who an employee is, for analytics: their organisation and role, looked up by id.
+"""Who an employee is, for the catalog helpers: :func:`resolve_employee` and the default directory.
 
-Catalog helpers take only an ``employee_id`` and ask an :class:`EmployeeDirectory` for the
-rest, as the seed's ``_fetch_required_emp_info`` does. The directory is the host's: this module
-defines the protocol, and the catalog declares none of the host's tables. Implementations:
-
-- :class:`relay.contrib.sqlalchemy_directory.SqlEmployeeDirectory` reads ``organizations`` and
-  ``employees`` tables through SQLAlchemy (the default when a helper is given no directory);
-- :class:`relay.contrib.django.catalog.ModelEmployeeDirectory` reads the host's Django models;
-- :class:`StaticEmployeeDirectory` is the in-memory fake for tests.
-
-The directory returns identifiers, the organisation's name (approved for analytics) and the
-role: nothing personal.
+The protocol (:class:`EmployeeDirectory`, :class:`EmployeeInfo`, :class:`OrganizationInfo`) and
+the in-memory :class:`StaticEmployeeDirectory` live in :mod:`relay._directory` (importable
+without the catalog, which registers its events); they are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from relay._event.properties import SystemRole
+from relay._directory import (
+    EmployeeDirectory,
+    EmployeeInfo,
+    OrganizationInfo,
+    StaticEmployeeDirectory,
+    role_of,
+)
+
+__all__ = [
+    "EmployeeDirectory",
+    "EmployeeInfo",
+    "OrganizationInfo",
+    "StaticEmployeeDirectory",
+    "default_directory",
+    "resolve_employee",
+    "role_of",
+]
 
 logger = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class OrganizationInfo:
-    """An organisation as analytics sees it."""
-
-    organization_id: str
-    organization_name: str
-
-
-@dataclass(frozen=True, slots=True)
-class EmployeeInfo:
-    """An employee as analytics sees it: ids, the organisation's name and the role."""
-
-    employee_id: str
-    organization_id: str
-    organization_name: str
-    role: SystemRole | None
-
-
-class EmployeeDirectory(Protocol):
-    """Looks up employees and organisations by id; ``None`` when there is no such one.
-
-    ``session`` is the caller's ``Session`` or ``Connection``, so the lookup sees the
-    caller's own uncommitted rows. A lookup must not break the caller's transaction.
-    """
-
-    def lookup(self, session: Session | Connection, employee_id: str) -> EmployeeInfo | None:
-        """The employee ``employee_id`` with their organisation and role, or ``None``."""
-        ...
-
-    def lookup_organization(
-        self, session: Session | Connection, organization_id: str
-    ) -> OrganizationInfo | None:
-        """The organisation ``organization_id``, or ``None``."""
-        ...
-
-
-class StaticEmployeeDirectory:
-    """An in-memory directory for tests: employees given up front, the session ignored.
-
-    Organisations are those of the employees plus any given in ``organizations``
-    (organisation id -> name).
-    """
-
-    def __init__(
-        self,
-        employees: Mapping[str, EmployeeInfo],
-        *,
-        organizations: Mapping[str, str] | None = None,
-    ) -> None:
-        self._employees = dict(employees)
-        self._organizations = {
-            info.organization_id: info.organization_name for info in self._employees.values()
-        }
-        self._organizations.update(organizations or {})
-
-    def lookup(self, session: Session | Connection, employee_id: str) -> EmployeeInfo | None:
-        """The employee given for ``employee_id``, or ``None``."""
-        return self._employees.get(employee_id)
-
-    def lookup_organization(
-        self, session: Session | Connection, organization_id: str
-    ) -> OrganizationInfo | None:
-        """The organisation given for ``organization_id``, or ``None``."""
-        name = self._organizations.get(organization_id)
-        if name is None:
-            return None
-        return OrganizationInfo(organization_id=organization_id, organization_name=name)
 
 
 def resolve_employee(
@@ -123,20 +60,6 @@ def default_directory() -> EmployeeDirectory:
     from relay.contrib.sqlalchemy_directory import SqlEmployeeDirectory  # noqa: PLC0415
 
     return SqlEmployeeDirectory()
-
-
-def role_of(value: str | None, *, employee_id: str) -> SystemRole | None:
-    """``value`` as a :class:`relay.SystemRole`; an unknown role is dropped with a warning.
-
-    A role the catalog does not know yet still yields an event, without the role.
-    """
-    if value is None:
-        return None
-    try:
-        return SystemRole(value)
-    except ValueError:
-        logger.warning("mixpanel_employee_role_unknown", employee_id=employee_id)
-        return None
 
 
 def __getattr__(name: str) -> Any:

@@ -12,9 +12,9 @@ from sqlalchemy import Column, ForeignKey, MetaData, String, Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from relay._directory import EmployeeInfo, OrganizationInfo, role_of
 from relay._errors import StoreError
 from relay._tables import NAMING_CONVENTION
-from relay.catalog.directory import EmployeeInfo, OrganizationInfo, role_of
 
 UUID_STRING_LENGTH = 36
 ORGANIZATION_NAME_MAX_LENGTH = 255

@@ -30,19 +30,6 @@ from relay._errors import ConfigurationError
 from relay._mixpanel.client import MixpanelImportClient
 from relay._store import capture
 from relay._tables import OutboxState
-from relay.catalog import (
-    ActionPlanSource,
-    AuthTrackHelper,
-    CoreTrackHelper,
-    DeliveryChannel,
-    HrisUploadTrigger,
-    LoginMethod,
-    MapTrackHelper,
-    RiskLevel,
-    RiskTrackHelper,
-    SurveyTrackHelper,
-    SurveyType,
-)
 from relay.contrib.sqlalchemy_directory import directory_metadata
 from relay.testing.mixpanel_standin import MixpanelStandin
 
@@ -131,6 +118,21 @@ def _seed_directory(engine: Engine) -> None:
 
 
 def _business_transactions(engine: Engine, now: dt.datetime, report: DemoReport) -> None:
+    # The shipped catalog registers its events when imported: only when the demo runs.
+    from relay.catalog import (  # noqa: PLC0415
+        ActionPlanSource,
+        AuthTrackHelper,
+        CoreTrackHelper,
+        DeliveryChannel,
+        HrisUploadTrigger,
+        LoginMethod,
+        MapTrackHelper,
+        RiskLevel,
+        RiskTrackHelper,
+        SurveyTrackHelper,
+        SurveyType,
+    )
+
     # 1. A survey goes out: the delivery row and its event commit together.
     with Session(engine) as session, session.begin():
         session.execute(sa.insert(_surveys).values(id="delivery-1", employee_id=BOB))

@@ -25,7 +25,14 @@ Fixtures:
 
 ``relay_django_outbox_flush`` (autouse)
     After a transactional pytest-django test, empties relay's tables (Django's flush leaves
-    them alone, being unmanaged). Does nothing elsewhere.
+    them alone, being unmanaged; ``relay.contrib.django`` also empties them when Django's
+    ``flush`` runs, which covers Django's own ``TransactionTestCase``). Does nothing elsewhere.
+
+``relay_independent_cleanup`` (autouse)
+    Deletes, after the test, the rows ``track(..., independent=True)`` committed during it:
+    they commit on a connection of their own, so the test's rollback (a Django ``TestCase``,
+    a rolled-back session) does not take them away. Best effort: a database already gone is
+    skipped.
 
 The fixtures are plain (sync) fixtures, so they serve async tests under any runner: the
 project's own suite runs its async tests with anyio's pytest plugin (``@pytest.mark.anyio``).
@@ -75,6 +82,7 @@ from relay._delivery.drain import Drainer, DrainResult
 from relay._mixpanel.client import MixpanelImportClient
 from relay._store.capture import CapturedRow, select_events
 from relay._tracking import observe_tracked_events, strict_tracking
+from relay.testing.cleanup import independent_rows_removed
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 if TYPE_CHECKING:
@@ -418,3 +426,10 @@ def relay_django_outbox_flush(request: pytest.FixtureRequest) -> Iterator[None]:
     # pytest-django blocks database access again before this teardown runs.
     with request.getfixturevalue("django_db_blocker").unblock():
         flush_outbox(options.get("databases"))
+
+
+@pytest.fixture(autouse=True)
+def relay_independent_cleanup() -> Iterator[None]:
+    """After the test, delete the rows ``independent=True`` committed during it (best effort)."""
+    with independent_rows_removed():
+        yield

@@ -101,3 +101,6 @@ if os.environ.get("RELAY_TEST_DJANGO_NAME"):
     DATABASES["default"]["NAME"] = os.environ["RELAY_TEST_DJANGO_NAME"]
 
 RELAY = {"STRICT_TRACKING": False}
+if os.environ.get("RELAY_TEST_DJANGO_FA9BADF"):
+    # A project as commit fa9badf migrated it: relay's one Django migration of that day.
+    MIGRATION_MODULES = {"relay": "fa9badf_relay_migrations"}

@@ -6,6 +6,7 @@ project's settings, against the test databases and the Mixpanel stand-in on loop
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -125,3 +126,13 @@ def test_call_command_raises_on_failure() -> None:
     with pytest.raises(CommandError) as caught:
         call_command("relay", "no-such-command")
     assert caught.value.returncode == 2
+
+
+def test_call_command_passes_relays_options_through() -> None:
+    """``call_command("relay", "stats", "--json", stdout=buf)`` parses as relay; the JSON in buf."""
+    _track_committed("default", 1)
+    out = io.StringIO()
+    call_command("relay", "stats", "--json", stdout=out)
+    report = json.loads(out.getvalue())
+    assert report["pending"] == 1
+    assert report["pending_by_event"] == {SURVEY_DELIVERED: 1}

@@ -1,4 +1,5 @@
-"""``manage.py migrate`` makes exactly relay's schema, and adopts tables ``relay migrate`` made.
+"""``manage.py migrate`` makes exactly relay's schema, adopts tables ``relay migrate`` made, and
+upgrades a project migrated by an older relay (one Django migration per relay revision).
 
 The test databases were migrated by Django (pytest-django runs ``migrate``): their relay tables
 are compared, column by column and index by index, with those ``relay migrate`` makes in a
@@ -21,6 +22,7 @@ from relay import _migrations as schema_migrations
 from relay._database import create_engine
 from relay._migrations import require_current_schema
 from relay.contrib.django import database_url, relay_engine
+from relay.contrib.django.models import AuditEntry, OutboxEvent, Pause
 
 pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "postgresql", "mariadb"])
 
@@ -161,3 +163,125 @@ def test_migrate_back_to_zero_drops_relays_tables(alias: str, scratch: tuple[str
         assert sa.inspect(engine).has_table("relay_outbox")
     finally:
         engine.dispose()
+
+
+def _scratch_env(name: str, **extra: str) -> dict[str, str]:
+    return {"RELAY_TEST_DJANGO_NAME": name, "RELAY_TEST_DJANGO_TEST_NAMES": "", **extra}
+
+
+def _revision(engine: sa.Engine) -> str:
+    with engine.connect() as conn:
+        return str(conn.execute(sa.text("SELECT version_num FROM relay_alembic_version")).scalar())
+
+
+def test_project_migrated_by_fa9badf_reaches_the_current_schema(
+    alias: str, scratch: tuple[str, str]
+) -> None:
+    """A project migrated by fa9badf's one relay migration gets today's schema from ``migrate``."""
+    name, url = scratch
+    old = manage(
+        default=alias, command="migrate", **_scratch_env(name, RELAY_TEST_DJANGO_FA9BADF="1")
+    )
+    assert old.returncode == 0, old.stderr + old.stdout
+    assert "Applying relay.0001_relay_schema... OK" in old.stdout
+    engine = create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        assert _revision(engine) == "0004"
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO relay_outbox (insert_id, event, distinct_id, time_ms, properties,"
+                    " state, attempts, next_attempt_at, created_at, updated_at) VALUES"
+                    " ('kept-1', 'e', 'd', 1, '{}', 'pending', 0, CURRENT_TIMESTAMP,"
+                    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+        new = manage(default=alias, command="migrate", **_scratch_env(name))
+        assert new.returncode == 0, new.stderr + new.stdout
+        assert "Applying relay.0001_relay_schema" not in new.stdout
+        assert "Applying relay.0004_profile_updates... OK" in new.stdout
+        assert snapshot(engine) == snapshot(relay_engine(alias))  # Django's migrate at head
+        assert _revision(engine) == schema_migrations.heads()[0]
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT insert_id FROM relay_outbox")).scalars().all() == [
+                "kept-1"
+            ]
+        checked = manage(
+            "--database", "default", default=alias, command="check", **_scratch_env(name)
+        )
+        assert checked.returncode == 0, checked.stderr
+        assert "relay." not in checked.stderr
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("alias", ["default", "postgresql"])
+def test_migrating_back_one_relay_migration_undoes_exactly_its_revision(
+    alias: str, scratch: tuple[str, str]
+) -> None:
+    """``migrate relay 0003_...`` takes the tables to revision 0003; ``migrate`` redoes 0004."""
+    name, url = scratch
+    env = _scratch_env(name)
+    assert manage(default=alias, command="migrate", **env).returncode == 0
+    back = manage("relay", "0003_pause_and_lanes", default=alias, command="migrate", **env)
+    assert back.returncode == 0, back.stderr + back.stdout
+    assert "Unapplying relay.0004_profile_updates... OK" in back.stdout
+    engine = create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        assert _revision(engine) == "0003"
+        columns = {c["name"] for c in sa.inspect(engine).get_columns("relay_outbox")}
+        assert "lane" in columns
+        assert "kind" not in columns
+        warned = manage("--database", "default", default=alias, command="check", **env)
+        assert warned.returncode == 0, warned.stderr
+        assert "relay.W002" in warned.stderr
+        assert "revision 0003" in warned.stderr
+        again = manage(default=alias, command="migrate", **env)
+        assert again.returncode == 0, again.stderr
+        assert "Applying relay.0004_profile_updates... OK" in again.stdout
+        assert _revision(engine) == schema_migrations.heads()[0]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("alias", ["default"])
+def test_check_errors_when_tables_are_behind_with_every_migration_applied(
+    alias: str, scratch: tuple[str, str]
+) -> None:
+    """Tables behind relay's head that ``migrate`` cannot fix fail ``check --database``, E002."""
+    name, url = scratch
+    env = _scratch_env(name)
+    assert manage(default=alias, command="migrate", **env).returncode == 0
+    engine = create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        schema_migrations.downgrade(engine, "0003")  # behind Django's back
+        failed = manage("--database", "default", default=alias, command="check", **env)
+        assert failed.returncode != 0
+        assert "relay.E002" in failed.stderr
+        assert "at revision 0003" in failed.stderr
+        assert "manage.py relay migrate" in failed.stderr
+        assert manage("migrate", default=alias, **env).returncode == 0  # manage.py relay migrate
+        fixed = manage("--database", "default", default=alias, command="check", **env)
+        assert fixed.returncode == 0, fixed.stderr
+        assert _revision(engine) == schema_migrations.heads()[0]
+    finally:
+        engine.dispose()
+
+
+def test_unmanaged_models_match_relays_tables_column_for_column(alias: str) -> None:
+    """Every column of relay's tables is a field of its model, with the same nullability."""
+    inspector = sa.inspect(relay_engine(alias))
+    for model in (OutboxEvent, AuditEntry, Pause):
+        table = model._meta.db_table
+        columns = {c["name"]: c["nullable"] for c in inspector.get_columns(table)}
+        fields = {f.column: f.null for f in model._meta.concrete_fields}
+        assert fields == columns, table
+
+
+@pytest.mark.parametrize("alias", ["default"])
+def test_a_fresh_project_gets_no_relay_check_message(alias: str, scratch: tuple[str, str]) -> None:
+    """Before the first ``migrate`` (no relay tables, migrations pending) relay says nothing."""
+    name, _url = scratch
+    fresh = manage("--database", "default", default=alias, command="check", **_scratch_env(name))
+    assert fresh.returncode == 0, fresh.stderr
+    assert "relay." not in fresh.stderr

@@ -17,6 +17,8 @@ from relay import (
     SystemRole,
     atrack,
     atrack_many,
+    aupdate_group,
+    aupdate_profile,
     configure_sqlite,
     cron_run,
     register_event,
@@ -174,3 +176,51 @@ async def test_atrack_many_writes_valid_items_and_strict_writes_nothing_on_a_bad
         ids = await atrack_many(session, bad, strict=False)
     assert [i is not None for i in ids] == [True, True, True, False]
     assert [r.properties["n"] for r in stored(sync_engine)] == [0, 1, 2]
+
+
+async def test_atrack_independent_keeps_the_event_when_the_session_rolls_back(
+    aengine: AsyncEngine, sync_engine: Engine, driver: str
+) -> None:
+    """``atrack(independent=True)`` on PostgreSQL drivers commits on its own; SQLite refuses."""
+    async with AsyncSession(aengine) as session:
+        await session.begin()
+        await session.execute(sa.insert(orders).values(id=1))
+        kept = await atrack(
+            session,
+            event=EVENT,
+            distinct_id=USER,
+            properties=props(),
+            independent=True,
+            strict=False,
+        )
+        await session.rollback()
+    if driver == "aiosqlite":
+        assert kept is None  # inside the caller's transaction on SQLite: refused, logged
+        assert stored(sync_engine) == []
+    else:
+        assert [r.insert_id for r in stored(sync_engine)] == [kept]
+    assert order_count(sync_engine) == 0
+
+
+async def test_aupdate_profile_and_group_commit_with_the_callers_transaction(
+    aengine: AsyncEngine, sync_engine: Engine
+) -> None:
+    """``aupdate_profile``/``aupdate_group`` write ``user``/``group`` rows in the caller's tx."""
+    async with AsyncSession(aengine) as session, session.begin():
+        user = await aupdate_profile(
+            session, distinct_id=USER, operation="$set", properties={"plan": "pro"}
+        )
+        group = await aupdate_group(
+            session,
+            group_key="organization_id",
+            group_id="org-1",
+            operation="$set",
+            properties={"seats": 3},
+        )
+    async with AsyncSession(aengine) as session, session.begin():
+        await aupdate_profile(session, distinct_id=USER, operation="$delete", properties=None)
+        await session.rollback()
+    assert [(r.insert_id, r.kind) for r in stored(sync_engine)] == [
+        (user, "user"),
+        (group, "group"),
+    ]

@@ -41,13 +41,14 @@ def _pytest(target: Path, settings: str, pythonpath: Path, *extra: str, **env: s
         **env,
     }
     done = subprocess.run(
-        command, cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=600, check=False
+        command, cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=1500, check=False
     )
     if done.returncode != 0:
         pytest.fail(f"the Django tests failed:\n{done.stdout[-6000:]}\n{done.stderr[-3000:]}")
     assert " passed" in done.stdout
 
 
+@pytest.mark.timeout(1800)  # the whole Django suite on three backends, in one child
 def test_django_integration_on_sqlite_postgresql_and_mariadb() -> None:
     """Every Django test passes on the three backends, through psycopg 3."""
     tests = ROOT / "tests" / "contrib_django"

@@ -17,7 +17,12 @@ from relay._event.registry import loggable_event_name
 from relay._tracking import is_strict
 from relay._tracking import track as core_track
 from relay._tracking import track_many as core_track_many
+from relay._tracking.observers import notify_independent
+from relay._tracking.profiles import update_group as core_update_group
+from relay._tracking.profiles import update_profile as core_update_profile
+from relay._tracking.sync import sqlite_refusal
 from relay.contrib.django._bridge import borrowed_connection
+from relay.contrib.django._settings import relay_engine
 
 logger = structlog.get_logger("relay._tracking")
 
@@ -58,6 +63,7 @@ def track(
     strict: bool | None = None,
     location: Location | None = None,
     using: str = "default",
+    independent: bool = False,
 ) -> str | None:
     """:func:`relay.track` on Django's connection ``using``, in the enclosing ``atomic()`` block.
 
@@ -71,6 +77,12 @@ def track(
     would: see :func:`relay.track`. Outside any block (autocommit) the event is committed at
     once. On PostgreSQL the relays waiting on ``LISTEN`` are woken when the transaction
     commits.
+
+    ``independent=True``: the event is written on a connection of relay's own to ``using``'s
+    database (not Django's), in a transaction of its own committed before ``track()`` returns,
+    so it is kept when the enclosing ``atomic()`` block (or ``ATOMIC_REQUESTS`` view) rolls
+    back. For failure events (``.error``) only: see :func:`relay.track`. Each call opens and
+    closes a connection (relay's engine keeps none idle).
     """
 
     def write(conn: sa.Connection) -> list[str | None]:
@@ -87,11 +99,17 @@ def track(
             )
         ]
 
-    return _on_django(write, count=1, event=event, strict=strict, using=using)[0]
+    return _on_django(
+        write, count=1, event=event, strict=strict, using=using, independent=independent
+    )[0]
 
 
 def track_many(
-    events: Sequence[Mapping[str, Any]], *, strict: bool | None = None, using: str = "default"
+    events: Sequence[Mapping[str, Any]],
+    *,
+    strict: bool | None = None,
+    using: str = "default",
+    independent: bool = False,
 ) -> list[str | None]:
     """:func:`relay.track_many` on Django's connection ``using``: an insert id or None each.
 
@@ -99,7 +117,7 @@ def track_many(
     ``properties``, optionally ``occurred_at``, ``insert_id``, ``location``). The same
     contract as :func:`relay.track_many`: default mode skips and logs a bad item and writes the
     others (multi-row INSERTs, one savepoint for the call, one NOTIFY); strict mode raises
-    before writing anything on a bad batch.
+    before writing anything on a bad batch. ``independent=True`` as for :func:`track`.
     """
     first = str(events[0].get("event", "")) if events else ""
     return _on_django(
@@ -108,7 +126,62 @@ def track_many(
         event=first,
         strict=strict,
         using=using,
+        independent=independent,
     )
+
+
+def update_profile(
+    *,
+    distinct_id: str,
+    operation: str,
+    properties: Mapping[str, Any] | Sequence[str] | None,
+    strict: bool | None = None,
+    using: str = "default",
+) -> str | None:
+    """:func:`relay.update_profile` on Django's connection ``using``, in the ``atomic()`` block.
+
+    Same operations, checks and result; the update commits and rolls back with the enclosing
+    block, as :func:`track` does (committed at once outside any block).
+    """
+
+    def write(conn: sa.Connection) -> list[str | None]:
+        return [
+            core_update_profile(
+                conn,
+                distinct_id=distinct_id,
+                operation=operation,
+                properties=properties,
+                strict=strict,
+            )
+        ]
+
+    return _on_django(write, count=1, event="profile update", strict=strict, using=using)[0]
+
+
+def update_group(
+    *,
+    group_key: str,
+    group_id: str,
+    operation: str,
+    properties: Mapping[str, Any] | Sequence[str] | None,
+    strict: bool | None = None,
+    using: str = "default",
+) -> str | None:
+    """:func:`relay.update_group` on Django's connection ``using``, in the ``atomic()`` block."""
+
+    def write(conn: sa.Connection) -> list[str | None]:
+        return [
+            core_update_group(
+                conn,
+                group_key=group_key,
+                group_id=group_id,
+                operation=operation,
+                properties=properties,
+                strict=strict,
+            )
+        ]
+
+    return _on_django(write, count=1, event="group profile update", strict=strict, using=using)[0]
 
 
 def _on_django(
@@ -118,12 +191,23 @@ def _on_django(
     event: str,
     strict: bool | None,
     using: str,
+    independent: bool = False,
 ) -> list[str | None]:
     """``write`` on the borrowed connection; on a Django-side failure, ``count`` Nones.
 
-    ``event`` names the failure in the log (the first event of a batch).
+    ``independent``: on a connection of relay's own engine instead, in a transaction of its
+    own. ``event`` names the failure in the log (the first event of a batch).
     """
     try:
+        if independent:
+            django_conn = connections[using]
+            if django_conn.vendor == "sqlite" and django_conn.in_atomic_block:
+                raise sqlite_refusal()
+            engine = relay_engine(using)
+            with engine.begin() as conn:
+                written = write(conn)
+            notify_independent(engine, [i for i in written if i is not None])
+            return written
         with in_django_transaction(using) as conn:
             return write(conn)
     except Exception as exc:

@@ -12,7 +12,9 @@ connection, in the enclosing ``atomic()`` block (``using=`` picks the database):
             employee_id=str(employee.pk), survey_id=str(survey.pk), ...
         )
 
-The employee directory (who the employee is: organisation, role) defaults to
+Importing this module registers no event: the shipped catalog (:mod:`relay.catalog`) is
+imported when a helper is first asked for. The employee directory (who the employee is:
+organisation, role) defaults to
 ``settings.RELAY["EMPLOYEE_DIRECTORY"]``: a :class:`relay.catalog.EmployeeDirectory`, or the
 dotted path of one (or of a callable returning one). :class:`ModelEmployeeDirectory` implements
 it over the project's own models. Without the setting, the catalog's default is used (the
@@ -21,22 +23,23 @@ it over the project's own models. Without the setting, the catalog's default is 
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import transaction
 from django.db.models import Model
 from django.utils.module_loading import import_string
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from relay import catalog
+from relay._directory import EmployeeDirectory, EmployeeInfo, OrganizationInfo
 from relay._errors import StoreError
 from relay._event.properties import SystemRole
 from relay._tracking import is_strict
-from relay.catalog import EmployeeDirectory, EmployeeInfo, OrganizationInfo
 from relay.contrib.django._settings import configured_value
 from relay.contrib.django._tracking import in_django_transaction
 
@@ -49,9 +52,16 @@ class ModelEmployeeDirectory:
     The protocol is three attribute paths on the employee model: ``organization`` (the
     employee's organisation, a foreign key or any attribute), ``organization_name`` (on the
     organisation, default ``name``) and ``role`` (default ``role``; a value of
-    :class:`relay.SystemRole`, anything else is dropped with a warning, ``None`` allowed).
-    Identifiers are the models' primary keys, as strings. ``employee_model`` and
-    ``organization_model`` are model classes or ``"app_label.ModelName"``.
+    ``roles``, default :class:`relay.SystemRole`; anything else is dropped with a warning,
+    ``None`` allowed). A host with roles of its own passes its ``enum.StrEnum`` as ``roles``
+    (and redefines ``role`` in its base schema: see :class:`relay.SystemRole`).
+    ``employee_model`` and ``organization_model`` are model classes or ``"app_label.ModelName"``.
+
+    Identifiers are the primary keys, as strings, unless ``employee_id_field`` /
+    ``organization_id_field`` name another unique field (the seed's public ``uuid`` beside an
+    integer primary key): the helpers' ``employee_id`` is then looked up in that field, and the
+    event carries that field's values. A field that is not unique is refused (``StoreError``); a
+    value the field cannot hold (``"abc"`` for a UUID field) is an unknown employee (``None``).
 
     Lookups read through the ORM on ``using`` (default: the alias the helper writes on, so they
     see the caller's uncommitted rows), each inside a savepoint: a failing query cannot break
@@ -67,7 +77,13 @@ class ModelEmployeeDirectory:
         organization_name: str = "name",
         role: str | None = "role",
         using: str = "default",
+        employee_id_field: str = "pk",
+        organization_id_field: str = "pk",
+        roles: type[enum.StrEnum] = SystemRole,
     ) -> None:
+        self._roles = roles
+        self._employee_id_field = employee_id_field
+        self._organization_id_field = organization_id_field
         self._employee_model = employee_model
         self._organization_model = organization_model
         self._organization = organization
@@ -91,11 +107,14 @@ class ModelEmployeeDirectory:
         """The employee ``employee_id`` with their organisation and role, or ``None``."""
         model = self._model(self._employee_model)
         related = self._organization.replace(".", "__")
+        lookup = _lookup(model, self._employee_id_field, employee_id)
+        if lookup is None:
+            return None
         employee = self._read(
             lambda: (
                 model._default_manager.using(self.using)
                 .select_related(related)
-                .filter(pk=employee_id)
+                .filter(**lookup)
                 .first()
             )
         )
@@ -104,10 +123,10 @@ class ModelEmployeeDirectory:
         organization = _path(employee, self._organization)
         raw_role = _path(employee, self._role) if self._role else None
         return EmployeeInfo(
-            employee_id=str(employee.pk),
-            organization_id=str(organization.pk),
+            employee_id=str(_path(employee, self._employee_id_field)),
+            organization_id=str(_path(organization, self._organization_id_field)),
             organization_name=str(_path(organization, self._organization_name)),
-            role=_role(raw_role, employee_id=employee_id),
+            role=_role(raw_role, self._roles, employee_id=employee_id),
         )
 
     def lookup_organization(
@@ -120,19 +139,35 @@ class ModelEmployeeDirectory:
             organization_model: type[Model] = field.related_model
         else:
             organization_model = self._model(self._organization_model)
+        lookup = _lookup(organization_model, self._organization_id_field, organization_id)
+        if lookup is None:
+            return None
         organization = self._read(
-            lambda: (
-                organization_model._default_manager.using(self.using)
-                .filter(pk=organization_id)
-                .first()
-            )
+            lambda: organization_model._default_manager.using(self.using).filter(**lookup).first()
         )
         if organization is None:
             return None
         return OrganizationInfo(
-            organization_id=str(organization.pk),
+            organization_id=str(_path(organization, self._organization_id_field)),
             organization_name=str(_path(organization, self._organization_name)),
         )
+
+
+def _lookup(model: type[Model], name: str, value: str) -> dict[str, Any] | None:
+    """``{field: value}`` for a filter on the unique field ``name``; None when it cannot match."""
+    try:
+        field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+    except FieldDoesNotExist:
+        raise StoreError(f"{model._meta.label} has no field {name!r} to look ids up in") from None
+    if not (field.primary_key or field.unique):
+        raise StoreError(
+            f"{model._meta.label}.{name} is not unique: the employee directory looks ids up "
+            "in the primary key or a unique field"
+        )
+    try:
+        return {field.attname: field.to_python(value)}
+    except (ValidationError, TypeError, ValueError):
+        return None  # a value this field cannot hold: no such row
 
 
 def _path(obj: Any, path: str) -> Any:
@@ -141,11 +176,11 @@ def _path(obj: Any, path: str) -> Any:
     return obj
 
 
-def _role(value: Any, *, employee_id: str) -> SystemRole | None:
+def _role(value: Any, roles: type[enum.StrEnum], *, employee_id: str) -> Any:
     if value is None:
         return None
     try:
-        return SystemRole(str(value))
+        return roles(str(value))
     except ValueError:
         logger.warning("mixpanel_employee_role_unknown", employee_id=employee_id)
         return None
@@ -200,11 +235,29 @@ class _SessionlessHelper:
         return [name for name in dir(self._helper) if name.startswith("track_")]
 
 
-AuthTrackHelper: Any = _SessionlessHelper(catalog.AuthTrackHelper)
-CoreTrackHelper: Any = _SessionlessHelper(catalog.CoreTrackHelper)
-MapTrackHelper: Any = _SessionlessHelper(catalog.MapTrackHelper)
-RiskTrackHelper: Any = _SessionlessHelper(catalog.RiskTrackHelper)
-SurveyTrackHelper: Any = _SessionlessHelper(catalog.SurveyTrackHelper)
+if TYPE_CHECKING:  # made on first use by __getattr__ below
+    AuthTrackHelper: Any
+    CoreTrackHelper: Any
+    MapTrackHelper: Any
+    RiskTrackHelper: Any
+    SurveyTrackHelper: Any
+
+_HELPERS = frozenset(
+    {"AuthTrackHelper", "CoreTrackHelper", "MapTrackHelper", "RiskTrackHelper", "SurveyTrackHelper"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    # The shipped catalog registers its events when imported: only when a helper is asked for,
+    # so that importing this module (for ModelEmployeeDirectory) registers no event.
+    if name in _HELPERS:
+        from relay import catalog  # noqa: PLC0415
+
+        helper = _SessionlessHelper(getattr(catalog, name))
+        globals()[name] = helper
+        return helper
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AuthTrackHelper",

@@ -1,7 +1,10 @@
 """relay's tables as unmanaged Django models, for the admin: Django never creates or alters them.
 
-The tables are relay's own (created by relay's Alembic migrations, run by this app's Django
-migration); these models only read them. Change rows through :mod:`relay.admin`, never here.
+The tables are relay's own (created by relay's Alembic migrations, each run by one Django
+migration of this app); these models only read them, and match the tables at relay's head
+revision column for column (``tests/contrib_django/test_migrate.py`` compares them). A new
+revision's columns are added here and, as state-only operations, in its Django migration.
+Change rows through :mod:`relay.admin`, never here.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class OutboxEvent(models.Model):
     """One ``relay_outbox`` row: a tracked event, pending, delivered or dead."""
 
     STATES = (("pending", "pending"), ("delivered", "delivered"), ("dead", "dead"))
+    LANES = ((0, "live"), (1, "bulk"))
+    KINDS = (("event", "event"), ("user", "user"), ("group", "group"))
 
     id = models.BigAutoField(primary_key=True)
     insert_id = models.CharField("$insert_id", max_length=36, unique=True)
@@ -51,6 +56,12 @@ class OutboxEvent(models.Model):
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True)
+    #: 0 for rows track() wrote, 1 for rows a replay or requeue made pending (revision 0003).
+    lane = models.SmallIntegerField(choices=LANES, default=0)
+    #: ``event``, or ``user`` / ``group`` for a profile update (revision 0004).
+    kind = models.CharField(max_length=8, choices=KINDS, default="event")
+    #: SHA-256 hex of the profile a profile update is for; NULL for events (revision 0004).
+    profile_key = models.CharField(max_length=64, null=True)
 
     class Meta:
         managed = False
@@ -91,3 +102,21 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class Pause(models.Model):
+    """One ``relay_pause`` row: delivery paused by an operator (``relay pause``)."""
+
+    scope = models.CharField(max_length=255, primary_key=True)
+    reason = models.CharField(max_length=500)
+    actor = models.CharField(max_length=255)
+    paused_at = models.DateTimeField()
+
+    class Meta:
+        managed = False
+        db_table = "relay_pause"
+        ordering = ("scope",)
+        verbose_name = "delivery pause"
+
+    def __str__(self) -> str:
+        return f"{self.scope} paused by {self.actor}"

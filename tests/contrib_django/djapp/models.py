@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.db import models
 
 
@@ -25,3 +27,19 @@ class Delivery(models.Model):
 
     survey_id = models.CharField(max_length=36)
     employee_id = models.CharField(max_length=36)
+
+
+class Company(models.Model):
+    """An organisation as the seed's ``optimo_core`` keys it: an int pk, a public ``uuid``."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True)
+    name = models.CharField(max_length=255)
+
+
+class Member(models.Model):
+    """An employee keyed the seed's way (int pk, public ``uuid``), with a non-unique label."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE)
+    role = models.CharField(max_length=32, null=True)
+    team = models.CharField(max_length=32, default="core")

@@ -1,37 +1,29 @@
-"""relay's tables, made by relay's own Alembic migrations (``relay.contrib.django._schema``).
+"""relay's Alembic revision 0001 (the outbox and the audit trail), and their unmanaged models.
 
-Not atomic: the revisions commit their own steps, as ``relay migrate`` runs them. The models
-are unmanaged: Django records them for the admin and never creates or alters their tables.
+One Django migration per relay revision (``relay.contrib.django.migrations_utils``). Before
+relay 0.x this migration ran every revision to the head at once; a project that applied it
+then has its tables at that head, and the next migrations find their revisions applied and
+change nothing but Django's model state. Not atomic: the revisions commit their own steps, as
+``relay migrate`` runs them. The models are unmanaged: Django records them for the admin and
+never creates or alters their tables.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import migrations, models
 
-
-def _upgrade(apps: Any, schema_editor: Any) -> None:
-    from relay.contrib.django._schema import upgrade  # noqa: PLC0415
-
-    upgrade(schema_editor.connection.alias)
-
-
-def _downgrade(apps: Any, schema_editor: Any) -> None:
-    from relay.contrib.django._schema import downgrade  # noqa: PLC0415
-
-    downgrade(schema_editor.connection.alias)
+from relay.contrib.django.migrations_utils import RunRelayRevision
 
 
 class Migration(migrations.Migration):
-    """Run relay's Alembic revisions to head; record the unmanaged models."""
+    """Run relay's Alembic revision 0001; record the unmanaged models."""
 
     atomic = False
     initial = True
     dependencies: list[tuple[str, str]] = []
 
     operations = [
-        migrations.RunPython(_upgrade, _downgrade, elidable=False),
+        RunRelayRevision("0001"),
         migrations.CreateModel(
             name="OutboxEvent",
             fields=[
@@ -58,7 +50,6 @@ class Migration(migrations.Migration):
                 ("attempts", models.IntegerField()),
                 ("next_attempt_at", models.DateTimeField()),
                 ("lease_token", models.CharField(max_length=32, null=True)),
-                ("lease_expires_at", models.DateTimeField(null=True)),
                 ("last_error", models.CharField(max_length=1000, null=True, verbose_name="reason")),
                 ("created_at", models.DateTimeField()),
                 ("updated_at", models.DateTimeField()),

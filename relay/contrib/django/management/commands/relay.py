@@ -9,6 +9,8 @@ variables winning, and the outbox database is Django's (``RELAY["DATABASE"]``, e
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
 import sys
 from typing import Any
@@ -32,13 +34,31 @@ class Command(BaseCommand):
         sys.exit(code)
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("relay_args", nargs="*", help="the relay command and its arguments")
+        # REMAINDER: everything from the relay command on is relay's, options included, so
+        # that call_command("relay", "stats", "--json") reaches relay as it is.
+        parser.add_argument(
+            "relay_args", nargs=argparse.REMAINDER, help="the relay command and its arguments"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        """For ``call_command("relay", "stats", ...)``: a non-zero exit is a ``CommandError``."""
-        code = run([*options.get("relay_args", []), *args], prog_name="manage.py relay")
+        """For ``call_command("relay", "stats", ...)``: a non-zero exit is a ``CommandError``.
+
+        relay's output goes to the command's ``stdout``/``stderr`` (``call_command(...,
+        stdout=buffer)`` captures it).
+        """
+        arguments = [*options.get("relay_args", []), *args]
+        with (
+            contextlib.redirect_stdout(_stream(self.stdout, sys.stdout)),
+            contextlib.redirect_stderr(_stream(self.stderr, sys.stderr)),
+        ):
+            code = run(arguments, prog_name="manage.py relay")
         if code:
             raise CommandError(f"relay exited with status {code}", returncode=code)
+
+
+def _stream(wrapper: Any, default: Any) -> Any:
+    """The stream under Django's ``OutputWrapper`` (``stdout=`` of ``call_command``)."""
+    return getattr(wrapper, "_out", default)
 
 
 def run(arguments: list[str], *, prog_name: str) -> int:
