@@ -12,6 +12,8 @@ from pydantic import BaseModel, ValidationError
 
 from relay._errors import EventValidationError
 from relay._event.limits import (
+    MAX_INSERT_ID_LENGTH,
+    MAX_STRING_LENGTH,
     check_distinct_id,
     check_insert_id,
     check_properties,
@@ -54,6 +56,11 @@ def new_insert_id() -> str:
     return str(uuid_utils.uuid7())
 
 
+def _sendable(value: object, max_length: int) -> str | None:
+    """``value`` when it is a string short enough to be sent unchanged, else ``None``."""
+    return value if isinstance(value, str) and len(value) <= max_length else None
+
+
 def prepare_event(
     *,
     event: str,
@@ -94,15 +101,19 @@ def prepare_event(
     except (ValueError, UnicodeError):  # too deep for pydantic, or bytes that are not UTF-8
         raise unserialisable(event, given) from None
     dumped = with_location(event, as_json, location)
+    # Sizes before any scan (the ids' checks scan them): the envelope counts the ids as given
+    # where they can be sent as they are, else at their worst.
+    envelope = envelope_bytes(
+        event,
+        distinct_id=_sendable(distinct_id, MAX_STRING_LENGTH),
+        insert_id=_sendable(insert_id, MAX_INSERT_ID_LENGTH),
+        time_ms=time_ms,
+    )
+    properties_json = check_properties(event, dumped, given=given, envelope=envelope)
     checked_id = check_distinct_id(event, distinct_id)
     checked_insert_id = check_insert_id(
         event, insert_id if insert_id is not None else new_insert_id()
     )
-    envelope = envelope_bytes(
-        event, distinct_id=checked_id, insert_id=checked_insert_id, time_ms=time_ms
-    )
-    # Sizes before any scan.
-    properties_json = check_properties(event, dumped, given=given, envelope=envelope)
     return PreparedEvent(
         event=event,
         distinct_id=checked_id,

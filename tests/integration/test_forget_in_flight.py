@@ -138,7 +138,7 @@ def test_a_relay_holding_a_row_past_its_lease_makes_the_erasure_give_up_erasing_
     with pytest.raises(ErasureInFlightError) as refused:
         forget(
             engine,
-            _settings(engine, standin, lease_seconds=5.0),
+            _settings(engine, standin, lease_seconds=5.0, request_deadline_seconds=2.0),
             distinct_id=PERSON,
             dry_run=False,
             mixpanel=True,
