@@ -16,6 +16,8 @@ from pathlib import Path
 import click
 
 from relay.cli._context import Relay, pass_relay
+from relay.cli._exit import USAGE, fail
+from relay.cli._files import creatable_directory, import_catalog, output_directory
 
 EXIT_FINDINGS = 1
 
@@ -72,7 +74,7 @@ def lint(modules: tuple[str, ...], tests_path: Path | None, as_json: bool) -> No
 @click.option(
     "--output",
     "output",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # checked by output_directory: one line, exit 2
     help="Write into DIR (tracking-plan.md, or <event>.schema.json per event); default stdout.",
 )
 def docs(modules: tuple[str, ...], fmt: str, output: Path | None) -> None:
@@ -82,13 +84,14 @@ def docs(modules: tuple[str, ...], fmt: str, output: Path | None) -> None:
     from relay.plan.lint import ensure_cwd_importable  # noqa: PLC0415
 
     ensure_cwd_importable()
-    registry = catalog_registry(list(modules) or ["relay.catalog"])
+    registry = import_catalog(catalog_registry, list(modules) or ["relay.catalog"])
+    if output is not None:
+        output_directory(output, option="--output")
     if fmt == "markdown":
         text = markdown(registry)
         if output is None:
             click.echo(text)
         else:
-            output.mkdir(parents=True, exist_ok=True)
             (output / "tracking-plan.md").write_text(text, encoding="utf-8")
             click.echo(f"wrote {output / 'tracking-plan.md'}", err=True)
         return
@@ -96,7 +99,6 @@ def docs(modules: tuple[str, ...], fmt: str, output: Path | None) -> None:
     if output is None:
         click.echo(json.dumps(schemas, indent=2, sort_keys=True))
         return
-    output.mkdir(parents=True, exist_ok=True)
     for event, body in sorted(schemas.items()):
         (output / f"{event}.schema.json").write_text(
             json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8"
@@ -110,7 +112,7 @@ def docs(modules: tuple[str, ...], fmt: str, output: Path | None) -> None:
     "--package",
     "package_dir",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # checked by creatable_directory: one line, exit 2
     help="Directory of the new host package to write (its name is the import name).",
 )
 def new(event: str, package_dir: Path) -> None:
@@ -120,7 +122,12 @@ def new(event: str, package_dir: Path) -> None:
     """
     from relay.plan.scaffold import scaffold_event  # noqa: PLC0415 -- keep start-up light
 
-    for path in scaffold_event(event, package_dir=package_dir):
+    creatable_directory(package_dir, option="--package")
+    try:
+        written = scaffold_event(event, package_dir=package_dir)
+    except OSError as exc:
+        fail(f"--package {package_dir}: cannot write it: {exc.strerror or exc}", USAGE)
+    for path in written:
         click.echo(f"wrote {path}")
 
 
@@ -151,11 +158,11 @@ def push(
     from relay.plan.lexicon_client import LexiconClient  # noqa: PLC0415
     from relay.plan.lint import ensure_cwd_importable  # noqa: PLC0415
 
-    settings = relay.settings
-    project_id, username, secret = settings.require_service_account()
     ensure_cwd_importable()
     names = list(modules) or ["relay.catalog"]
-    entries = registry_entries(catalog_registry(names))
+    entries = registry_entries(import_catalog(catalog_registry, names))
+    settings = relay.settings
+    project_id, username, secret = settings.require_service_account()
     timeout = httpx.Timeout(settings.read_timeout_seconds, connect=settings.connect_timeout_seconds)
     with LexiconClient(
         base_url=settings.mixpanel_app_base_url,

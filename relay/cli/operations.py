@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
 import sys
@@ -43,21 +42,42 @@ def run(relay: Relay, /) -> None:
     stop the daemon: it logs, reports it on /healthz and /metrics, leaves rows untouched and
     retries after RELAY_AUTH_FAILURE_PAUSE_SECONDS.
     """
+    try:
+        code = _run(relay)
+    except KeyboardInterrupt:
+        # Ctrl-C before the daemon took over SIGINT (while it imports and checks): nothing was
+        # claimed yet, so this is the clean stop SIGINT always is: no traceback, exit 0.
+        code = _exit.OK
+    sys.exit(code)
+
+
+def _run(relay: Relay) -> int:
     import sqlalchemy as sa  # noqa: PLC0415
 
     from relay import _migrations  # noqa: PLC0415
     from relay._daemon.daemon import run_daemon  # noqa: PLC0415 - APScheduler only here
+    from relay._delivery.profiles import require_profile_token  # noqa: PLC0415
+    from relay._errors import ConfigurationError, StoreError  # noqa: PLC0415
     from relay._logging import configure_logging  # noqa: PLC0415
 
     settings = relay.settings
+    # Configuration errors are `relay:` lines (exit 3) before the daemon starts logging.
+    settings.require_mixpanel_credentials()
+    # Exit 3 on a schema revision this relay does not run on, or on profile updates waiting
+    # without a project token. A database that cannot be reached now is no reason not to
+    # start: the daemon rides out the outage and makes the same checks at its first contact,
+    # before it claims or deletes anything.
+    with relay.engine() as engine:
+        try:
+            _migrations.require_current_schema(engine)
+            require_profile_token(engine, settings)
+        except ConfigurationError:
+            raise
+        except (sa.exc.DBAPIError, StoreError):
+            pass
     configure_logging(settings)
-    # Exit 3 on a schema revision this relay does not run on. A database that cannot be
-    # reached now is no reason not to start: the daemon rides out the outage and makes the same
-    # check at its first contact, before it claims or deletes anything.
-    with relay.engine() as engine, contextlib.suppress(sa.exc.DBAPIError):
-        _migrations.require_current_schema(engine)
     try:
-        code = run_daemon(settings)
+        return run_daemon(settings)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise
@@ -67,7 +87,6 @@ def run(relay: Relay, /) -> None:
             "each relay its own RELAY_METRICS_PORT, or set it to 0 to serve no metrics",
             _exit.CONFIGURATION,
         )
-    sys.exit(code)
 
 
 @click.command(epilog=_exit.EXIT_CODES_HELP)

@@ -1,0 +1,34 @@
+"""Blocks of the README and the documentation site that no test can run as written are still
+checked for what would break them where they are used."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+_FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.M | re.S)
+
+
+def _pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def _blocks(language: str) -> list[tuple[Path, str]]:
+    return [
+        (page, body)
+        for page in _pages()
+        for lang, body in _FENCE.findall(page.read_text(encoding="utf-8"))
+        if lang == language
+    ]
+
+
+def test_systemd_units_carry_no_inline_comments() -> None:
+    """systemd reads ``TimeoutStopSec=90   # ...`` as part of the value (and refuses it): every
+    comment in a documented unit file is on a line of its own."""
+    units = [(page, body) for page, body in _blocks("ini") if "[Service]" in body]
+    assert units
+    for page, body in units:
+        for line in body.splitlines():
+            if "=" in line and not line.lstrip().startswith(("#", ";")):
+                assert "#" not in line, f"{page.name}: {line}"
