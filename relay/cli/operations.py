@@ -13,6 +13,8 @@ from relay.cli import _exit
 from relay.cli._context import Relay, open_engine, pass_relay
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from relay._config import RelaySettings
     from relay._delivery.results import DrainResult
 
@@ -124,6 +126,7 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
             # During an outage, going on would use up an attempt on every row of the backlog.
             if result.claimed == 0 or result.auth_failing or result.mixpanel_failing:
                 break
+        empty = total.claimed == 0 and _outbox_is_empty(engine)
     if as_json:
         import orjson  # noqa: PLC0415
 
@@ -132,6 +135,13 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
         click.echo(
             f"delivered {total.delivered}, dead {total.rejected + total.dead_after_max_attempts}, "
             f"retry scheduled {total.retried}, released {total.released}"
+        )
+    if empty:  # the usual cause: the application tracks into another database (file)
+        click.echo(
+            f"relay: the outbox in {relay.database_redacted()} is empty: nothing was ever "
+            "tracked into this database; is RELAY_DATABASE_URL (or --database-url) the "
+            "database your application tracks into?",
+            err=True,
         )
     if total.auth_error is not None:
         raise MixpanelAuthError(f"Mixpanel refused the credentials: {total.auth_error}")
@@ -142,6 +152,14 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
             "retried on the next run)",
             _exit.FAILURE,
         )
+
+
+def _outbox_is_empty(engine: Engine) -> bool:
+    from relay._store import transaction  # noqa: PLC0415
+    from relay._store.stats import outbox_is_empty  # noqa: PLC0415
+
+    with transaction(engine) as conn:
+        return outbox_is_empty(conn)
 
 
 def _batches(total: DrainResult, settings: RelaySettings) -> int:
