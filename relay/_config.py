@@ -143,7 +143,10 @@ class RelaySettings(BaseSettings):
     metrics_port: int = Field(default=METRICS_PORT, ge=0, le=65535, description="0 disables.")
     notify_channel: str = Field(default=NOTIFY_CHANNEL, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "console"] = "json"
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="console (for people) on a terminal, JSON lines otherwise; or either one.",
+    )
 
     @field_validator("database_url", mode="after")
     @classmethod
