@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Any
@@ -93,6 +94,9 @@ def standin(ctx: click.Context, host: str, port: int) -> None:
                 f"relay standin events --url {server.url}",
             )
             click.echo("# Ctrl-C stops it (what it accepted is kept in memory only).", err=True)
+            # Flushed now: redirected to a file (`relay standin > standin.env &`), the settings
+            # must be readable while it serves, not when it exits.
+            sys.stdout.flush()
             done.wait()
         finally:
             server.__exit__(None, None, None)

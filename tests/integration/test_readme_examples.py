@@ -1,8 +1,9 @@
-"""The README's Python examples, run exactly as written in a fresh directory.
+"""The README's and the guides' Python examples, run exactly as written in a fresh directory,
+with what they promise checked (tests/integration/test_docs_examples.py runs every block).
 
-Each fenced ``python`` block is taken from README.md as it stands: the Quickstart runs as a
-script, and the "Testing your application" ``conftest.py`` and test file run as a host
-project's own pytest session with the plugin. A README edit that breaks an example fails here.
+The Quickstart (README) and its track_many() cron run (docs/guides/tracking.md) run as one
+script, and the "Testing your application" ``conftest.py`` and test file
+(docs/guides/testing.md) run as a host project's own pytest session with the plugin.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _section_blocks(heading: str) -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+def _section_blocks(heading: str, page: str = "README.md") -> list[str]:
+    text = "\n" + (ROOT / page).read_text(encoding="utf-8")
     start = text.index(f"\n{heading}\n")
     end = text.find("\n## ", start + len(heading) + 2)
     section = text[start : end if end != -1 else len(text)]
@@ -34,7 +35,8 @@ def test_the_quickstart_and_its_cron_run_track_into_a_committed_outbox(tmp_path:
 
     The blocks run in order in one script, as a reader following the section would.
     """
-    quickstart, many = _section_blocks("## Quickstart")[:2]
+    quickstart = _section_blocks("## Quickstart")[0]
+    many = _section_blocks("## Many events at once: `track_many()`", "docs/guides/tracking.md")[0]
     assert "track_many" in many
     (tmp_path / "quickstart.py").write_text(quickstart + "\n" + many, encoding="utf-8")
     done = subprocess.run(
@@ -61,7 +63,9 @@ def test_the_quickstart_and_its_cron_run_track_into_a_committed_outbox(tmp_path:
 
 def test_the_plugin_example_passes_as_a_host_test_suite(tmp_path: Path) -> None:
     """The README's conftest.py and test file pass under pytest with relay's plugin."""
-    conftest, test_module = _section_blocks("## Testing your application")
+    conftest, test_module = _section_blocks("# Testing your application", "docs/guides/testing.md")[
+        :2
+    ]
     assert conftest.startswith("# conftest.py")
     assert test_module.startswith("# test_billing.py")
     (tmp_path / "conftest.py").write_text(conftest, encoding="utf-8")
