@@ -32,3 +32,19 @@ def test_systemd_units_carry_no_inline_comments() -> None:
         for line in body.splitlines():
             if "=" in line and not line.lstrip().startswith(("#", ";")):
                 assert "#" not in line, f"{page.name}: {line}"
+
+
+def test_examples_are_fenced_so_that_the_docs_test_runs_them() -> None:
+    """No indented code block (four spaces after a blank line, outside a fence and not a
+    nested list item): nothing would run it (tests/integration/test_docs_examples.py runs
+    fenced blocks only)."""
+    for page in _pages():
+        if "notes" in page.relative_to(ROOT).parts:
+            continue
+        previous, fenced = "", False
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            if line.startswith("```"):
+                fenced = not fenced
+            elif not fenced and previous == "" and re.match(r"    [^\s*+\-\d]", line):
+                raise AssertionError(f"{page.name}:{number}: an indented code block: {line}")
+            previous = line
