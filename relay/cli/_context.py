@@ -192,10 +192,13 @@ def open_engine(url: str, *, source: str, must_exist: bool) -> Engine:
         ) from None
     scheme = parsed.drivername
     hint = _SCHEME_HINTS.get(scheme)
-    if hint:  # refused even where its driver happens to be installed: relay runs on one driver
+    if hint and "+" not in scheme:
+        # A URL naming no driver is refused even where SQLAlchemy's default driver for it
+        # (psycopg2, MySQLdb) happens to be installed: say which one. A driver named on
+        # purpose (postgresql+psycopg2, as a Django project on psycopg2 hands over) is used.
         raise ConfigurationError(
-            f"{source}: relay does not use {scheme}:// URLs (its driver is not relay's): "
-            f"write {hint} instead"
+            f"{source}: a {scheme}:// URL names no driver (SQLAlchemy would pick one relay "
+            f"does not install): write {hint} instead"
         )
     if parsed.get_backend_name() == "sqlite":
         _check_sqlite(parsed, source=source, must_exist=must_exist)
@@ -209,11 +212,12 @@ def open_engine(url: str, *, source: str, must_exist: bool) -> Engine:
     except ModuleNotFoundError as exc:
         top = (exc.name or "").partition(".")[0]
         extra = _DRIVER_EXTRAS.get(top)
-        install = (
-            f': install it with pip install "relay-outbox[{extra}]"'
-            if extra
-            else f"; expected a URL {_URL_EXAMPLES}"
-        )
+        if extra:
+            install = f': install it with pip install "relay-outbox[{extra}]"'
+        elif hint:
+            install = f": write {hint} instead"
+        else:
+            install = f"; expected a URL {_URL_EXAMPLES}"
         raise ConfigurationError(
             f"{source}: {scheme}:// needs the driver module {exc.name!r}, which is not "
             f"installed{install}"

@@ -121,6 +121,15 @@ def test_a_bare_postgresql_url_is_refused_naming_psycopg() -> None:
     assert "write postgresql+psycopg://" in _one_line(result.stderr)
 
 
+def test_a_url_naming_psycopg2_on_purpose_is_used_not_refused() -> None:
+    """``postgresql+psycopg2://`` (what a Django project on psycopg2 hands over) is used when
+    psycopg2 is installed: a closed port is a failed connection (exit 1), not exit 3."""
+    result = _relay("--database-url", "postgresql+psycopg2://u@127.0.0.1:9/db", "stats")
+
+    assert result.exit_code == 1, result.output
+    assert "cannot use the database" in _one_line(result.stderr)
+
+
 def test_a_missing_driver_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without psycopg, a postgresql+psycopg URL is exit 3 naming
     ``pip install "relay-outbox[postgresql]"``."""
