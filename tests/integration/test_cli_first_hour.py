@@ -259,6 +259,37 @@ def test_run_without_credentials_is_one_relay_line_not_a_json_log(tmp_path: Path
     assert "{" not in done.stderr
 
 
+def test_run_with_profile_updates_and_no_token_is_one_relay_line(tmp_path: Path) -> None:
+    """Profile updates waiting without RELAY_MIXPANEL_PROJECT_TOKEN stop `relay run` at start
+    with one ``relay:`` line and exit 3, not a JSON log line printed twice."""
+    import relay  # noqa: PLC0415
+
+    url = _migrated_sqlite(tmp_path / "r.db")
+    engine = relay.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            relay.update_profile(
+                conn, distinct_id="person-1", operation="$set", properties={"plan": "pro"}
+            )
+    finally:
+        engine.dispose()
+    env = _env(
+        RELAY_DATABASE_URL=url,
+        RELAY_METRICS_PORT="0",
+        RELAY_MIXPANEL_API_URL="http://127.0.0.1:9",
+        RELAY_MIXPANEL_PROJECT_ID="1",
+        RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME="u",
+        RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET="s",
+    )
+
+    done = subprocess.run(
+        [RELAY, "run"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 3, done.stderr
+    assert "RELAY_MIXPANEL_PROJECT_TOKEN" in _one_line(done.stderr)
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
