@@ -103,10 +103,21 @@ class RelaySettings(BaseSettings):
     mixpanel_region: Literal["us", "eu", "in"] = Field(
         default="us", description="Data residency: api, api-eu or api-in.mixpanel.com."
     )
-    mixpanel_project_id: str | None = None
-    mixpanel_service_account_username: str | None = None
-    mixpanel_service_account_secret: SecretStr | None = None
-    mixpanel_project_token: SecretStr | None = None
+    mixpanel_project_id: str | None = Field(
+        default=None,
+        description="Mixpanel project id (an integer); required with a service account.",
+    )
+    mixpanel_service_account_username: str | None = Field(
+        default=None, description="Service-account user name (HTTP Basic; recommended)."
+    )
+    mixpanel_service_account_secret: SecretStr | None = Field(
+        default=None, description="Service-account secret."
+    )
+    mixpanel_project_token: SecretStr | None = Field(
+        default=None,
+        description="Project token: the alternative to a service account for /import; required "
+        "for profile updates (the $token of every /engage and /groups update).",
+    )
     mixpanel_gdpr_token: SecretStr | None = Field(
         default=None,
         description="OAuth token (Bearer) for Mixpanel's GDPR API: relay forget --mixpanel.",
@@ -115,24 +126,60 @@ class RelaySettings(BaseSettings):
         default=None,
         description="Key of the HMAC-SHA256 by which relay forget names a person in the audit.",
     )
-    batch_max_events: int = Field(default=MAX_BATCH_EVENTS, ge=1, le=MAX_BATCH_EVENTS)
-    batch_max_bytes: int = Field(default=MAX_REQUEST_BYTES, ge=1024, le=MAX_REQUEST_BYTES)
-    connect_timeout_seconds: float = Field(
-        default=CONNECT_TIMEOUT_SECONDS, gt=0, le=MAX_DURATION_SECONDS
+    batch_max_events: int = Field(
+        default=MAX_BATCH_EVENTS,
+        ge=1,
+        le=MAX_BATCH_EVENTS,
+        description="Events per /import request (Mixpanel's maximum).",
     )
-    read_timeout_seconds: float = Field(default=READ_TIMEOUT_SECONDS, gt=0, le=MAX_DURATION_SECONDS)
+    batch_max_bytes: int = Field(
+        default=MAX_REQUEST_BYTES,
+        ge=1024,
+        le=MAX_REQUEST_BYTES,
+        description="Uncompressed body cap per request.",
+    )
+    connect_timeout_seconds: float = Field(
+        default=CONNECT_TIMEOUT_SECONDS,
+        gt=0,
+        le=MAX_DURATION_SECONDS,
+        description="HTTP connect timeout to Mixpanel.",
+    )
+    read_timeout_seconds: float = Field(
+        default=READ_TIMEOUT_SECONDS,
+        gt=0,
+        le=MAX_DURATION_SECONDS,
+        description="HTTP timeout per socket read or write.",
+    )
     request_deadline_seconds: float = Field(
-        default=REQUEST_DEADLINE_SECONDS, gt=0, le=MAX_DURATION_SECONDS
+        default=REQUEST_DEADLINE_SECONDS,
+        gt=0,
+        le=MAX_DURATION_SECONDS,
+        description="One request as a whole; keep it under lease_seconds.",
     )
     gzip_level: int = Field(default=1, ge=0, le=9, description="0 sends uncompressed bodies.")
 
     # --- delivery -------------------------------------------------------------------
-    lease_seconds: float = Field(default=LEASE_SECONDS, gt=0, le=MAX_DURATION_SECONDS)
-    max_attempts: int = Field(default=MAX_ATTEMPTS, ge=1, le=MAX_ATTEMPTS_LIMIT)
-    auth_failure_pause_seconds: float = Field(
-        default=AUTH_FAILURE_PAUSE_SECONDS, gt=0, le=MAX_DURATION_SECONDS
+    lease_seconds: float = Field(
+        default=LEASE_SECONDS,
+        gt=0,
+        le=MAX_DURATION_SECONDS,
+        description="How long a claimed batch is reserved for one relay.",
     )
-    drain_concurrency: int = Field(default=DRAIN_CONCURRENCY, ge=1, le=16)
+    max_attempts: int = Field(
+        default=MAX_ATTEMPTS,
+        ge=1,
+        le=MAX_ATTEMPTS_LIMIT,
+        description="Retryable failures before a row is dead-lettered.",
+    )
+    auth_failure_pause_seconds: float = Field(
+        default=AUTH_FAILURE_PAUSE_SECONDS,
+        gt=0,
+        le=MAX_DURATION_SECONDS,
+        description="Pause after a 401 (or 403, 404, a redirect) before trying again.",
+    )
+    drain_concurrency: int = Field(
+        default=DRAIN_CONCURRENCY, ge=1, le=16, description="Batches one relay keeps in flight."
+    )
 
     # --- tracking -------------------------------------------------------------------
     strict_tracking: bool = Field(
@@ -140,20 +187,47 @@ class RelaySettings(BaseSettings):
     )
 
     # --- daemon ---------------------------------------------------------------------
-    poll_min_seconds: float = Field(default=POLL_MIN_SECONDS, gt=0, le=MAX_DURATION_SECONDS)
-    poll_max_seconds: float = Field(default=POLL_MAX_SECONDS, gt=0, le=MAX_DURATION_SECONDS)
+    poll_min_seconds: float = Field(
+        default=POLL_MIN_SECONDS,
+        gt=0,
+        le=MAX_DURATION_SECONDS,
+        description="Shortest poll interval, after finding work.",
+    )
+    poll_max_seconds: float = Field(
+        default=POLL_MAX_SECONDS,
+        gt=0,
+        le=MAX_DURATION_SECONDS,
+        description="Longest poll interval while idle (PostgreSQL also listens for NOTIFY).",
+    )
     delivered_retention_hours: float = Field(
-        default=DELIVERED_RETENTION_HOURS, ge=0, le=MAX_RETENTION_HOURS
+        default=DELIVERED_RETENTION_HOURS,
+        ge=0,
+        le=MAX_RETENTION_HOURS,
+        description="How long delivered rows are kept.",
     )
     dead_retention_hours: float = Field(
-        default=DEAD_RETENTION_HOURS, ge=MIN_DEAD_RETENTION_HOURS, le=MAX_RETENTION_HOURS
+        default=DEAD_RETENTION_HOURS,
+        ge=MIN_DEAD_RETENTION_HOURS,
+        le=MAX_RETENTION_HOURS,
+        description="How long dead letters are kept (at least an hour, so someone sees them).",
     )
-    purge_batch_size: int = Field(default=PURGE_BATCH_SIZE, ge=1, le=MAX_PURGE_BATCH_SIZE)
+    purge_batch_size: int = Field(
+        default=PURGE_BATCH_SIZE,
+        ge=1,
+        le=MAX_PURGE_BATCH_SIZE,
+        description="Rows retention deletes per transaction.",
+    )
     retention_interval_seconds: float = Field(
-        default=RETENTION_INTERVAL_SECONDS, gt=0, le=MAX_DURATION_SECONDS
+        default=RETENTION_INTERVAL_SECONDS,
+        gt=0,
+        le=MAX_DURATION_SECONDS,
+        description="How often retention runs.",
     )
     gauge_interval_seconds: float = Field(
-        default=GAUGE_INTERVAL_SECONDS, gt=0, le=MAX_DURATION_SECONDS
+        default=GAUGE_INTERVAL_SECONDS,
+        gt=0,
+        le=MAX_DURATION_SECONDS,
+        description="How often a relay refreshes the backlog gauges.",
     )
     migrate_lock_timeout_ms: int = Field(
         default=MIGRATE_LOCK_TIMEOUT_MS,
@@ -167,11 +241,25 @@ class RelaySettings(BaseSettings):
         le=MAX_DURATION_SECONDS,
         description="relay migrate: how long a locking statement keeps retrying.",
     )
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(default=METRICS_PORT, ge=0, le=65535, description="0 disables.")
-    notify_channel: str = Field(default=NOTIFY_CHANNEL, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "console"] = "json"
+    metrics_host: str = Field(default="127.0.0.1", description="Address of /healthz and /metrics.")
+    metrics_port: int = Field(
+        default=METRICS_PORT,
+        ge=0,
+        le=65535,
+        description="Port of /healthz and /metrics; 0 disables.",
+    )
+    notify_channel: str = Field(
+        default=NOTIFY_CHANNEL,
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL LISTEN/NOTIFY channel.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level logged."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="console (for people) on a terminal, JSON lines otherwise; or either one.",
+    )
 
     @field_validator("database_url", mode="after")
     @classmethod

@@ -112,13 +112,24 @@ def _spellings(values: set[str]) -> frozenset[str]:
     return frozenset(v for v in out if v)
 
 
+#: Secrets shorter than this are masked only where they stand alone (not inside a word): a
+#: one-letter test password masked in every word would make every line unreadable ("i***").
+SHORT_SECRET_LENGTH = 8
+
+
 def scrub(text: str, secrets: frozenset[str]) -> str:
     """``text`` with every occurrence of each of ``secrets`` replaced by ``***``.
 
-    Longest first, so a secret that contains another is masked whole.
+    Longest first, so a secret that contains another is masked whole. A secret shorter than
+    :data:`SHORT_SECRET_LENGTH` is masked where no letter or digit touches it (``u:x@host``,
+    ``token=x``), never inside an ordinary word.
     """
     for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, MASK)
+        if len(secret) >= SHORT_SECRET_LENGTH:
+            text = text.replace(secret, MASK)
+        else:
+            alone = re.compile(rf"(?<![^\W_]){re.escape(secret)}(?![^\W_])")
+            text = alone.sub(MASK, text)
     return text
 
 

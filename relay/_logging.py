@@ -1,6 +1,7 @@
 """Structured logging for the relay's entry points: structlog to stderr, stdlib routed through it.
 
-One line per event, JSON by default (``RELAY_LOG_FORMAT=console`` for people), with an ISO UTC
+One line per event, for people on a terminal and JSON otherwise (``RELAY_LOG_FORMAT=auto``, the
+default; ``json`` or ``console`` to choose: structlog's own renderers), with an ISO UTC
 timestamp, the level and the logger name. Libraries that log through the standard library
 (APScheduler, httpx, SQLAlchemy) come out in the same format. Log events carry IDs and counts,
 never payloads or secrets; :func:`drop_sensitive_keys` removes any key that looks like one,
@@ -33,8 +34,18 @@ SENSITIVE_KEYS = frozenset(
     {"authorization", "password", "payload", "properties", "secret", "token", "body"}
 )
 
-#: Chatty libraries held at WARNING: APScheduler logs every job run, httpx every request.
-_QUIET_LOGGERS = ("apscheduler", "httpx", "httpcore")
+#: Chatty libraries held at WARNING: APScheduler logs every job run, httpx every request,
+#: Alembic each of its plugins as it loads them (seven lines per migrate, drain or replay).
+_QUIET_LOGGERS = ("apscheduler", "httpx", "httpcore", "alembic.runtime.plugins")
+
+
+def log_format(settings: RelaySettings, *, stream: Any = None) -> str:
+    """``json`` or ``console``: ``auto`` is console when ``stream`` (stderr) is a terminal."""
+    if settings.log_format != "auto":
+        return settings.log_format
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    return "console" if callable(isatty) and isatty() else "json"
 
 
 def drop_sensitive_keys(
@@ -101,7 +112,8 @@ def configure_logging(settings: RelaySettings) -> None:
         drop_sensitive_keys,
     ]
     renderer: structlog.typing.Processor
-    if settings.log_format == "json":
+    fmt = log_format(settings)
+    if fmt == "json":
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
         final: list[structlog.typing.Processor] = [json_exception_renderer()]
     else:
@@ -130,7 +142,7 @@ def configure_logging(settings: RelaySettings) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             *final,
-            _Scrubbed(renderer, settings.secret_values(), json=settings.log_format == "json"),
+            _Scrubbed(renderer, settings.secret_values(), json=fmt == "json"),
         ],
     )
     handler = logging.StreamHandler(sys.stderr)

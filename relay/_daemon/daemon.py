@@ -1,13 +1,16 @@
 """The relay daemon: APScheduler jobs for drain, retention and gauges; wake-ups; signals.
 
-Three jobs run on a ``BackgroundScheduler``:
+Four jobs run on a ``BackgroundScheduler``:
 
 * **drain** (one instance at a time, coalesced): drains until a batch comes back short, then
   reschedules itself adaptively: ``poll_min_seconds`` after finding work, doubling to
   ``poll_max_seconds`` while idle. On PostgreSQL a dedicated connection ``LISTEN``\\ s on
   ``settings.notify_channel`` and runs the job at once when ``track()``'s ``NOTIFY`` arrives
   at commit; polling remains as the fallback for retries coming due and missed notifications.
-* **retention** every ``retention_interval_seconds``; **gauges** every ``gauge_interval_seconds``.
+* **retention** every ``retention_interval_seconds``; **gauges** every ``gauge_interval_seconds``;
+  **summary** every minute: one INFO line ``delivery_summary`` with the rows delivered,
+  dead-lettered and retried since the last one (:mod:`relay._daemon.summary`), and a last one
+  as the daemon stops.
 
 Every job logs its errors with the traceback and the next run tries again, so a database
 restart or a Mixpanel outage never ends the process. After a 401, 403, 404 or a redirect the
@@ -46,6 +49,7 @@ from relay._config import RelaySettings, load_settings
 from relay._daemon.listener import LISTEN_JOIN_SECONDS, NotifyListener
 from relay._daemon.metrics import HEALTH_STALE_SECONDS, MetricsServer, RelayMetrics
 from relay._daemon.pacing import DrainPacer, MetricsFeed
+from relay._daemon.summary import SUMMARY_INTERVAL_SECONDS, SummaryCounter
 from relay._database import create_engine
 from relay._delivery.drain import Drainer, DrainResult, utc_now
 from relay._errors import ConfigurationError, SchemaRevisionError
@@ -62,6 +66,7 @@ logger = structlog.get_logger("relay.daemon")
 DRAIN_JOB_ID = "relay-drain"
 RETENTION_JOB_ID = "relay-retention"
 GAUGE_JOB_ID = "relay-gauges"
+SUMMARY_JOB_ID = "relay-summary"
 #: Retention deletes at most this many batches per state in one run, so a first run over a
 #: huge backlog cannot hold up shutdown for long; the next run carries on.
 RETENTION_MAX_BATCHES_PER_RUN = 100
@@ -95,6 +100,7 @@ class RelayDaemon:
         self._wake_pending = False
         self._pacer = pacer or DrainPacer(settings, metrics)
         self._schema_checked = False
+        self._summary = SummaryCounter()
         #: What :func:`run_daemon` returns; set to 3 when the schema revision is refused.
         self.exit_code = EXIT_OK
         self._listener: threading.Thread | None = None
@@ -130,6 +136,9 @@ class RelayDaemon:
             id=GAUGE_JOB_ID,
             next_run_time=now,
         )
+        self.scheduler.add_job(
+            self.summary_job, "interval", seconds=SUMMARY_INTERVAL_SECONDS, id=SUMMARY_JOB_ID
+        )
         self.scheduler.add_listener(self._on_drain_done, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
         self.scheduler.start()
@@ -146,6 +155,7 @@ class RelayDaemon:
         self.scheduler.shutdown(wait=True)
         if self._listener is not None:
             self._listener.join(timeout=LISTEN_JOIN_SECONDS)
+        self.summary_job()  # what happened since the last summary
 
     # --- wake-ups ----------------------------------------------------------------------
 
@@ -217,6 +227,7 @@ class RelayDaemon:
         except Exception as exc:  # the per-tick guard: log, go on
             logger.exception("drain_tick_failed", error_type=type(exc).__name__)
             return self._pacer.failed(exc)
+        self._summary.add(result)
         if result.claimed:
             # Routine ticks (everything delivered) at debug: at full speed there are ~15 a second.
             routine = result.delivered == result.claimed
@@ -262,6 +273,10 @@ class RelayDaemon:
             return False
         self._schema_checked = True
         return True
+
+    def summary_job(self) -> None:
+        """Log what was delivered, dead-lettered and retried since the last summary (INFO)."""
+        logger.info("delivery_summary", **self._summary.take().as_log())
 
     def retention_job(self) -> None:
         """Delete delivered and dead rows past their retention (once the schema was checked)."""

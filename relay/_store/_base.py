@@ -67,6 +67,17 @@ def store_error(exc: BaseException, what: str, *, hint: str | None = None) -> St
     return StoreError(f"{what} failed: {kind}" + (f"; {hint}" if hint else ""), sqlstate=sqlstate)
 
 
+def is_missing_table(exc: BaseException) -> bool:
+    """Whether the driver error ``exc`` (or the one SQLAlchemy wraps in it) is a missing table.
+
+    Read from the SQLSTATE (PostgreSQL) or the error number (MySQL, MariaDB); only SQLite, which
+    gives neither, is read from its message.
+    """
+    orig = driver_error(exc)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return _is_missing_table(orig, str(sqlstate) if sqlstate else None)
+
+
 def _is_missing_table(orig: BaseException, sqlstate: str | None) -> bool:
     if sqlstate == _PG_UNDEFINED_TABLE:
         return True

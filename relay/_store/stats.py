@@ -104,3 +104,13 @@ def pending_by_event(conn: Connection) -> dict[str, int]:
         .order_by(count.desc(), outbox.c.event)
     ).all()
     return {event: int(n) for event, n in found}
+
+
+@translate_errors
+def outbox_is_empty(conn: Connection) -> bool:
+    """Whether the outbox holds no row at all, in any state (nothing was ever tracked here, or
+    retention removed everything).
+
+    Lock: none (a plain read of at most one row through the primary key).
+    """
+    return conn.execute(sa.select(outbox.c.id).limit(1)).first() is None

@@ -42,6 +42,8 @@ _SCHEME_HINTS = {
 _URL_EXAMPLES = (
     "such as postgresql+psycopg://user@host/db, mysql+pymysql://user@host/db or sqlite:///relay.db"
 )
+#: The extra of relay-outbox that installs each driver module a supported URL names.
+_DRIVER_EXTRAS = {"psycopg": "postgresql", "psycopg_binary": "postgresql", "pymysql": "mysql"}
 
 
 class _JSONable(Protocol):
@@ -74,7 +76,7 @@ class Relay:
         """Where the database URL came from, for messages."""
         if self._database_url:
             return "--database-url"
-        if os.environ.get("RELAY_DATABASE_URL"):
+        if "RELAY_DATABASE_URL" in os.environ:  # set, even if empty
             return "RELAY_DATABASE_URL"
         if self._given.get("database_url"):
             return "the host's RELAY settings (database_url)"
@@ -169,6 +171,11 @@ def open_engine(url: str, *, source: str, must_exist: bool) -> Engine:
     from relay._database import create_engine  # noqa: PLC0415
     from relay._errors import ConfigurationError  # noqa: PLC0415
 
+    if not url.strip():
+        raise ConfigurationError(
+            f"{source} is empty: set it to a database URL {_URL_EXAMPLES}, or unset "
+            "RELAY_DATABASE_URL for the default sqlite:///relay.db"
+        )
     try:
         parsed = sa.make_url(url)
     except (sa.exc.ArgumentError, ValueError):
@@ -177,23 +184,65 @@ def open_engine(url: str, *, source: str, must_exist: bool) -> Engine:
         ) from None
     scheme = parsed.drivername
     hint = _SCHEME_HINTS.get(scheme)
-    instead = f": write {hint} instead" if hint else f"; expected a URL {_URL_EXAMPLES}"
-    if must_exist and parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
-        in_memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
-        if not in_memory and not database.startswith("file:") and not Path(database).exists():
-            raise ConfigurationError(
-                f"no SQLite database at {database} ({source}): point RELAY_DATABASE_URL at "
-                "the outbox database, or run `relay migrate` to create one there"
-            )
+    if hint and "+" not in scheme:
+        # A URL naming no driver is refused even where SQLAlchemy's default driver for it
+        # (psycopg2, MySQLdb) happens to be installed: say which one. A driver named on
+        # purpose (postgresql+psycopg2, as a Django project on psycopg2 hands over) is used.
+        raise ConfigurationError(
+            f"{source}: a {scheme}:// URL names no driver (SQLAlchemy would pick one relay "
+            f"does not install): write {hint} instead"
+        )
+    if parsed.get_backend_name() == "sqlite":
+        _check_sqlite(parsed, source=source, must_exist=must_exist)
     try:
         return create_engine(url)
     except sa.exc.NoSuchModuleError:
         raise ConfigurationError(
-            f"{source}: relay cannot use database URLs starting {scheme}://{instead}"
+            f"{source}: relay cannot use database URLs starting {scheme}://; expected a URL "
+            f"{_URL_EXAMPLES}"
         ) from None
     except ModuleNotFoundError as exc:
+        top = (exc.name or "").partition(".")[0]
+        extra = _DRIVER_EXTRAS.get(top)
+        if extra:
+            install = f': install it with pip install "relay-outbox[{extra}]"'
+        elif hint:
+            install = f": write {hint} instead"
+        else:
+            install = f"; expected a URL {_URL_EXAMPLES}"
         raise ConfigurationError(
             f"{source}: {scheme}:// needs the driver module {exc.name!r}, which is not "
-            f"installed{instead}"
+            f"installed{install}"
         ) from None
+
+
+def _check_sqlite(parsed: Any, *, source: str, must_exist: bool) -> None:
+    """Refuse a SQLite URL that cannot name a usable file, before any driver sees it."""
+    from relay._errors import ConfigurationError  # noqa: PLC0415
+
+    if parsed.host:  # sqlite://nope.db: the file name was read as a host
+        raise ConfigurationError(
+            f"{source}: a SQLite URL names no host; write sqlite:///{parsed.host}"
+            f"{'/' + parsed.database if parsed.database else ''} (three slashes, a path "
+            "relative to the current directory) or sqlite:////absolute/path.db (four)"
+        )
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
+    if in_memory or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.is_dir():
+        raise ConfigurationError(
+            f"{source}: the SQLite database {database} is a directory: name a file in it"
+        )
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise ConfigurationError(
+            f"{source}: the directory of the SQLite database {database}, {parent}, {what}"
+        )
+    if must_exist and not path.exists():
+        raise ConfigurationError(
+            f"no SQLite database at {database} ({source}): point RELAY_DATABASE_URL at "
+            "the outbox database, or run `relay migrate` to create one there"
+        )

@@ -14,9 +14,6 @@ import sys
 
 from relay import _exit
 
-#: Driver messages that mean relay's tables (or one of them) are not there.
-_MISSING_TABLE = ("no such table", "undefinedtable", "doesn't exist", "does not exist")
-
 
 def explain(exc: BaseException, *, database: str) -> tuple[str, int] | None:  # noqa: PLR0911
     """``(message, exit code)`` for ``exc``, or ``None`` for an exception relay does not know.
@@ -64,11 +61,15 @@ def _driver_error(exc: BaseException) -> BaseException | None:
 def _explain_driver(exc: BaseException, *, database: str) -> tuple[str, int]:
     import sqlalchemy as sa  # noqa: PLC0415
 
+    from relay._store._base import is_missing_table  # noqa: PLC0415
+
     orig = getattr(exc, "orig", None) or exc
     kind = type(orig).__name__
     text = str(orig).strip()
     lowered = f"{kind} {text}".lower()
-    if any(marker in lowered for marker in _MISSING_TABLE) and "database" not in lowered:
+    # The SQLSTATE (or MySQL's error number) says a table is missing, never the message: a
+    # role or a database that does not exist is a failed connection, not an unmigrated one.
+    if is_missing_table(exc):
         return (
             f"relay's tables are missing in {database}: run `relay migrate` first",
             _exit.CONFIGURATION,
@@ -77,7 +78,15 @@ def _explain_driver(exc: BaseException, *, database: str) -> tuple[str, int]:
         # A failed connection names host, port or file; the first line says why.
         first = text.splitlines()[0] if text else kind
         hint = ""
-        if any(word in lowered for word in ("connect", "unable to open", "refused", "resolve")):
-            hint = " (is it running and reachable? check RELAY_DATABASE_URL or --database-url)"
+        if database.startswith("sqlite"):
+            if "unable to open" in lowered:
+                hint = " (check the file's path and that relay may read and write it)"
+        elif any(word in lowered for word in ("connect", "refused", "resolve", "denied")):
+            # The server may have answered (a role or database that does not exist, a wrong
+            # password) or not at all: name everything the URL holds.
+            hint = (
+                " (check that the server is running and reachable, and the host, user, password "
+                "and database name in RELAY_DATABASE_URL or --database-url)"
+            )
         return f"cannot use the database {database}: {first}{hint}", _exit.FAILURE
     return f"database error: {kind} on {database}", _exit.FAILURE

@@ -147,8 +147,10 @@ _FILTER_FIELDS = (
 def selection_options(*, with_state: bool) -> Callable[[_F], _F]:
     """The filter options; the command receives them as ``selection: Selection``.
 
-    ``--reason`` values given to ``dead-letters requeue`` (``reasons``) join ``--error``.
+    An empty filter is refused (exit 2) with a line naming options this command takes.
     """
+    # What the empty-filter message suggests: options of this command only.
+    examples = "--state, --event, --created-after" if with_state else "--error, --event"
     options = [
         click.option("--event", "events", multiple=True, metavar="NAME", help="Event name."),
         click.option("--event-time-after", type=WHEN, help="Event time at or after."),
@@ -185,12 +187,11 @@ def selection_options(*, with_state: bool) -> Callable[[_F], _F]:
             from relay._store.selection import EventFilter  # noqa: PLC0415
 
             values = {name: kwargs.pop(name, ()) for name in _FILTER_FIELDS}
-            values["errors"] = (*values["errors"], *kwargs.pop("reasons", ()))
             selection = Selection(filter=EventFilter(**values), allow_all=kwargs.pop("allow_all"))
             if selection.filter.is_empty() and not selection.allow_all:
                 raise FilterError(
-                    "empty filter: name what to select (--event, --state, --created-after, "
-                    "--id, ...), or select every row explicitly with --all",
+                    f"empty filter: name what to select ({examples}, --id, ...), or select "
+                    "every row explicitly with --all",
                     field="filter",
                 )
             return func(*args, selection=selection, **kwargs)

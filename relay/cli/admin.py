@@ -30,6 +30,7 @@ from relay._exit import EXIT_CODES_HELP
 from relay.cli import _render
 from relay.cli._batched import preview_or_execute
 from relay.cli._context import Relay, echo_json, pass_relay
+from relay.cli._files import open_output
 from relay.cli._params import (
     DURATION,
     MAX_BATCH_SIZE,
@@ -236,7 +237,9 @@ class _CountingWriter:
 @click.command(epilog=FILTER_HELP)
 @selection_options(with_state=True)
 @click.option(
-    "--output", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout)."
+    "--output",
+    type=click.Path(path_type=Path),  # checked by open_output: one line, exit 2
+    help="File (default: stdout).",
 )
 @pass_relay
 def export(relay: Relay, /, *, selection: Selection, output: Path | None) -> None:
@@ -252,7 +255,10 @@ def export(relay: Relay, /, *, selection: Selection, output: Path | None) -> Non
         if output is None:
             export_events(engine, f, sys.stdout.buffer, allow_all=allow_all)
             return
-        with output.open("wb") as out, _render.counter("export", quiet=False) as add:
+        with (
+            open_output(output, option="--output") as out,
+            _render.counter("export", quiet=False) as add,
+        ):
             sink = out if add is None else _CountingWriter(out, add)
             n = export_events(engine, f, sink, allow_all=allow_all)  # type: ignore[arg-type]
     click.echo(f"exported {n} events to {output}", err=True)

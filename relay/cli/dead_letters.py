@@ -46,7 +46,7 @@ def dead_letters_list(relay: Relay, /, as_json: bool) -> None:
             for g in groups
         ],
     )
-    click.echo('\nrequeue a group: relay dead-letters requeue --reason "REASON" --yes')
+    click.echo('\nrequeue a group: relay dead-letters requeue --error "REASON" --yes')
 
 
 @dead_letters.command("show", epilog=EXIT_CODES_HELP)
@@ -63,14 +63,11 @@ def dead_letters_show(relay: Relay, /, key: str, as_json: bool) -> None:
 
 
 @dead_letters.command("requeue", epilog=FILTER_HELP)
-@click.option(
-    "--reason", "reasons", multiple=True, metavar="TEXT", help="A group's reason, as listed."
-)
 @selection_options(with_state=False)
 @run_options
 @pass_relay
 def dead_letters_requeue(relay: Relay, /, *, selection: Selection, run: RunOptions) -> None:
-    """Replay dead letters: a group (--reason, as `dead-letters list` shows it) or a selection.
+    """Replay dead letters: a group (--error REASON, as `dead-letters list` shows it) or filters.
 
     A dry run unless --yes. Audited as "requeue".
     """

@@ -16,7 +16,9 @@ from pathlib import Path
 import click
 
 from relay import _exit
+from relay._exit import USAGE, fail
 from relay.cli._context import Relay, pass_relay
+from relay.cli._files import creatable_directory, import_catalog, output_directory
 
 EXIT_FINDINGS = 1
 
@@ -80,7 +82,7 @@ def lint(modules: tuple[str, ...], tests_path: Path | None, as_json: bool) -> No
 @click.option(
     "--output",
     "output",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # checked by output_directory: one line, exit 2
     help="Write into DIR (tracking-plan.md, or <event>.schema.json per event); default stdout.",
 )
 def docs(modules: tuple[str, ...], fmt: str, output: Path | None) -> None:
@@ -90,13 +92,14 @@ def docs(modules: tuple[str, ...], fmt: str, output: Path | None) -> None:
     from relay.plan.lint import ensure_cwd_importable  # noqa: PLC0415
 
     ensure_cwd_importable()
-    registry = catalog_registry(list(modules) or ["relay.catalog"])
+    registry = import_catalog(catalog_registry, list(modules) or ["relay.catalog"])
+    if output is not None:
+        output_directory(output, option="--output")
     if fmt == "markdown":
         text = markdown(registry)
         if output is None:
             click.echo(text)
         else:
-            output.mkdir(parents=True, exist_ok=True)
             (output / "tracking-plan.md").write_text(text, encoding="utf-8")
             click.echo(f"wrote {output / 'tracking-plan.md'}", err=True)
         return
@@ -104,7 +107,6 @@ def docs(modules: tuple[str, ...], fmt: str, output: Path | None) -> None:
     if output is None:
         click.echo(json.dumps(schemas, indent=2, sort_keys=True))
         return
-    output.mkdir(parents=True, exist_ok=True)
     for event, body in sorted(schemas.items()):
         (output / f"{event}.schema.json").write_text(
             json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8"
@@ -118,7 +120,7 @@ def docs(modules: tuple[str, ...], fmt: str, output: Path | None) -> None:
     "--package",
     "package_dir",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # checked by creatable_directory: one line, exit 2
     help="Directory of the analytics package (its name is the import name); created if missing.",
 )
 @click.option(
@@ -156,13 +158,17 @@ def new(
             "events new needs libcst and ruff: pip install 'relay-outbox[scaffold]'"
         ) from exc
 
-    changes = scaffold_event(
-        event,
-        package_dir=package_dir,
-        domain=domain,
-        django=django,
-        employee_model=employee_model,
-    )
+    creatable_directory(package_dir, option="--package")
+    try:
+        changes = scaffold_event(
+            event,
+            package_dir=package_dir,
+            domain=domain,
+            django=django,
+            employee_model=employee_model,
+        )
+    except OSError as exc:
+        fail(f"--package {package_dir}: cannot write it: {exc.strerror or exc}", USAGE)
     for line in changed_paths(changes):
         click.echo(line)
 
@@ -192,11 +198,11 @@ def push(
     from relay.plan.lexicon import diff, registry_entries, render  # noqa: PLC0415
     from relay.plan.lint import ensure_cwd_importable  # noqa: PLC0415
 
-    settings = relay.settings
-    project_id, _username, _secret = settings.require_service_account()
     ensure_cwd_importable()
     names = list(modules) or ["relay.catalog"]
-    entries = registry_entries(catalog_registry(names))
+    entries = registry_entries(import_catalog(catalog_registry, names))
+    settings = relay.settings
+    project_id, _username, _secret = settings.require_service_account()
     with LexiconClient(settings) as client:
         held = client.event_schemas()
         result = diff(entries, held)

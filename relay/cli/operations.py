@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
 import sys
@@ -14,6 +13,8 @@ from relay import _exit
 from relay.cli._context import Relay, open_engine, pass_relay
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from relay._config import RelaySettings
     from relay._delivery.results import DrainResult
 
@@ -55,21 +56,42 @@ def run(relay: Relay, /) -> None:
     stop the daemon: it logs, reports it on /healthz and /metrics, leaves rows untouched and
     retries after RELAY_AUTH_FAILURE_PAUSE_SECONDS.
     """
+    try:
+        code = _run(relay)
+    except KeyboardInterrupt:
+        # Ctrl-C before the daemon took over SIGINT (while it imports and checks): nothing was
+        # claimed yet, so this is the clean stop SIGINT always is: no traceback, exit 0.
+        code = _exit.OK
+    sys.exit(code)
+
+
+def _run(relay: Relay) -> int:
     import sqlalchemy as sa  # noqa: PLC0415
 
     from relay import _migrations  # noqa: PLC0415
     from relay._daemon.daemon import run_daemon  # noqa: PLC0415 - APScheduler only here
+    from relay._errors import ConfigurationError, StoreError  # noqa: PLC0415
     from relay._logging import configure_logging  # noqa: PLC0415
+    from relay._mixpanel.profiles import require_profile_token  # noqa: PLC0415
 
     settings = relay.settings
+    # Configuration errors are `relay:` lines (exit 3) before the daemon starts logging.
+    settings.require_mixpanel_credentials()
+    # Exit 3 on a schema revision this relay does not run on, or on profile updates waiting
+    # without a project token. A database that cannot be reached now is no reason not to
+    # start: the daemon rides out the outage and makes the same checks at its first contact,
+    # before it claims or deletes anything.
+    with relay.engine() as engine:
+        try:
+            _migrations.require_current_schema(engine)
+            require_profile_token(engine, settings)
+        except ConfigurationError:
+            raise
+        except (sa.exc.DBAPIError, StoreError):
+            pass
     configure_logging(settings)
-    # Exit 3 on a schema revision this relay does not run on. A database that cannot be
-    # reached now is no reason not to start: the daemon rides out the outage and makes the same
-    # check at its first contact, before it claims or deletes anything.
-    with relay.engine() as engine, contextlib.suppress(sa.exc.DBAPIError):
-        _migrations.require_current_schema(engine)
     try:
-        code = run_daemon(settings)
+        return run_daemon(settings)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise
@@ -79,7 +101,6 @@ def run(relay: Relay, /) -> None:
             "each relay its own RELAY_METRICS_PORT, or set it to 0 to serve no metrics",
             _exit.CONFIGURATION,
         )
-    sys.exit(code)
 
 
 @click.command(epilog=_exit.EXIT_CODES_HELP)
@@ -118,6 +139,7 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
             # During an outage, going on would use up an attempt on every row of the backlog.
             if result.claimed == 0 or result.auth_failing or result.mixpanel_failing:
                 break
+        empty = total.claimed == 0 and _outbox_is_empty(engine)
     if as_json:
         import orjson  # noqa: PLC0415
 
@@ -126,6 +148,13 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
         click.echo(
             f"delivered {total.delivered}, dead {total.rejected + total.dead_after_max_attempts}, "
             f"retry scheduled {total.retried}, released {total.released}"
+        )
+    if empty:  # the usual cause: the application tracks into another database (file)
+        click.echo(
+            f"relay: the outbox in {relay.database_redacted()} is empty: nothing was ever "
+            "tracked into this database; is RELAY_DATABASE_URL (or --database-url) the "
+            "database your application tracks into?",
+            err=True,
         )
     if total.auth_error is not None:
         raise MixpanelAuthError(f"Mixpanel refused the credentials: {total.auth_error}")
@@ -151,6 +180,14 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
             "transiently); they are retried on a later run",
             _exit.FAILURE,
         )
+
+
+def _outbox_is_empty(engine: Engine) -> bool:
+    from relay._store import transaction  # noqa: PLC0415
+    from relay._store.stats import outbox_is_empty  # noqa: PLC0415
+
+    with transaction(engine) as conn:
+        return outbox_is_empty(conn)
 
 
 def _batches(total: DrainResult, settings: RelaySettings) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import Any
@@ -21,10 +22,31 @@ from relay.cli import _render
 from relay.cli._context import echo_json
 
 DEFAULT_PORT = 8765
-#: The stand-in's made-up credentials (its defaults): a relay pointed at it must send these.
-PROJECT_ID = "standin-project"
+#: The stand-in's made-up credentials: a relay pointed at it must send these. The project id
+#: is an integer, as Mixpanel's are (`relay events push` refuses any other).
+PROJECT_ID = "1234567"
 USERNAME = "standin-user"
 SECRET = "standin-secret"  # noqa: S105 - a fake credential for the fake server
+#: The key `relay forget` names people by in the audit trail: relay's own secret, not
+#: Mixpanel's, made up here so that every command of the README runs against the stand-in.
+ERASURE_HASH_KEY = "standin-erasure-key"
+
+
+def settings_lines(server: Any) -> list[str]:
+    """The ``export`` lines that point every relay command at ``server``: /import, /engage and
+    /groups (service account and project token), the application API (Lexicon, GDPR) and the
+    keys `relay forget` needs."""
+    values = {
+        "RELAY_MIXPANEL_API_URL": server.url,
+        "RELAY_MIXPANEL_APP_API_URL": server.app_api_url,
+        "RELAY_MIXPANEL_PROJECT_ID": server.project_id,
+        "RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME": server.username,
+        "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET": server.secret,
+        "RELAY_MIXPANEL_PROJECT_TOKEN": server.project_token,
+        "RELAY_MIXPANEL_GDPR_TOKEN": server.oauth_token,
+        "RELAY_ERASURE_HASH_KEY": ERASURE_HASH_KEY,
+    }
+    return [f"export {key}={shlex.quote(value)}" for key, value in values.items()]
 
 
 @click.group(invoke_without_command=True, epilog=_exit.EXIT_CODES_HELP)
@@ -41,8 +63,9 @@ def standin(ctx: click.Context, host: str, port: int) -> None:
     """Serve a local Mixpanel stand-in in the foreground (Ctrl-C stops it).
 
     It enforces Mixpanel's /import rules and deduplication and keeps what it accepted (in
-    memory). The first lines printed are the `export RELAY_MIXPANEL_*` lines that point a
-    relay (or your app's `relay run`) at it; `relay standin events` lists what it accepted.
+    memory). The first lines printed are the `export RELAY_*` lines that point every relay
+    command at it (run, drain, events push, forget --mixpanel, profile updates); `relay standin
+    events` lists what it accepted.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -65,13 +88,16 @@ def standin(ctx: click.Context, host: str, port: int) -> None:
                 f"cannot listen on {host}:{port}: {exc.strerror} (try --port 0)", _exit.FAILURE
             )
         try:
-            for key, value in server.settings_env().items():
-                click.echo(f"export {key}={shlex.quote(value)}")
+            for line in settings_lines(server):
+                click.echo(line)
             click.echo(
                 f"# Mixpanel stand-in at {server.url}; list what it accepted with: "
                 f"relay standin events --url {server.url}",
             )
             click.echo("# Ctrl-C stops it (what it accepted is kept in memory only).", err=True)
+            # Flushed now: redirected to a file (`relay standin > standin.env &`), the settings
+            # must be readable while it serves, not when it exits.
+            sys.stdout.flush()
             done.wait()
         finally:
             server.__exit__(None, None, None)

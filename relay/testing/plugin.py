@@ -67,6 +67,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -107,8 +108,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         COVERAGE_INI,
-        type="bool",
-        default=False,
+        type="string",  # read by _ini_bool: an inline comment is allowed
+        default="false",
         help="fail the session when a registered event was never tracked by a test",
     )
     parser.addini(
@@ -123,11 +124,42 @@ def pytest_configure(config: pytest.Config) -> None:
     """Start watching ``track()`` when event coverage is required."""
     enabled = config.getoption(COVERAGE_INI)
     if enabled is None:
-        enabled = config.getini(COVERAGE_INI)
+        enabled = _ini_bool(COVERAGE_INI, str(config.getini(COVERAGE_INI)))
     if enabled:
-        config.pluginmanager.register(
-            EventCoverage(list(config.getini(CATALOG_INI))), "relay-event-coverage"
-        )
+        modules = _ini_modules(CATALOG_INI, list(config.getini(CATALOG_INI)))
+        config.pluginmanager.register(EventCoverage(modules), "relay-event-coverage")
+
+
+#: What an ini value may say for true and false (pytest's own spellings).
+_TRUE = frozenset({"1", "true", "yes", "y", "on", "t"})
+_FALSE = frozenset({"0", "false", "no", "n", "off", "f", ""})
+#: A dotted module name (``hostplan``, ``myapp.analytics.catalog``).
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _uncomment(value: str) -> str:
+    """``value`` without an inline ``# comment``: pytest's ini files keep it in the value."""
+    return value.partition("#")[0].strip()
+
+
+def _ini_bool(name: str, value: str) -> bool:
+    text = _uncomment(value).lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise pytest.UsageError(f"{name}: expected true or false, got {text!r}")
+
+
+def _ini_modules(name: str, lines: list[str]) -> list[str]:
+    """The module names of ``lines``, comments dropped; a value that is not one is refused."""
+    modules = []
+    for line in lines:
+        for word in _uncomment(line).split():
+            if not _MODULE.fullmatch(word):
+                raise pytest.UsageError(f"{name}: {word!r} is not a module name")
+            modules.append(word)
+    return modules
 
 
 class EventCoverage:
@@ -137,6 +169,8 @@ class EventCoverage:
         self.catalog_modules = catalog_modules
         self.tracked: set[str] = set()
         self.untracked: list[str] = []
+        #: Why the check could not run (a catalog module that cannot be imported), if so.
+        self.problem: str | None = None
         self._lock = threading.Lock()
         self._watch = contextlib.ExitStack()
         self._watch.enter_context(observe_tracked_events(self._record))
@@ -161,13 +195,27 @@ class EventCoverage:
         self._watch.close()
         if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.NO_TESTS_COLLECTED):
             return
+        try:
+            required = self.required()
+        except ImportError as exc:
+            # A misspelt catalog module: one line in the summary, pytest's usage exit status.
+            self.problem = (
+                f"{CATALOG_INI}: cannot import {exc.name or ', '.join(self.catalog_modules)!r} "
+                f"({type(exc).__name__})"
+            )
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
         with self._lock:
-            self.untracked = [event for event in self.required() if event not in self.tracked]
+            self.untracked = [event for event in required if event not in self.tracked]
         if self.untracked:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """List the untracked events, one per line, under a section of their own."""
+        if self.problem:
+            terminalreporter.section("relay event coverage", red=True)
+            terminalreporter.line(self.problem)
+            return
         if not self.untracked:
             return
         count = len(self.untracked)

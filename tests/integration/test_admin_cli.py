@@ -187,7 +187,7 @@ def test_every_mutating_command_writes_an_audit_entry(mixed: Engine) -> None:
     """replay, requeue, discard and purge each leave one entry: actor, action, filter, count."""
     runs = [
         ["replay", "--event", EVENT, "--state", "delivered", "--yes"],
-        ["dead-letters", "requeue", "--reason", "properties.plan: bad plan", "--yes"],
+        ["dead-letters", "requeue", "--error", "properties.plan: bad plan", "--yes"],
         ["dead-letters", "discard", "--event", OTHER, "--reason", "test data", "--yes"],
         ["purge", "--delivered-older-than", "7d", "--dead-older-than", "30d"],
     ]

@@ -388,7 +388,7 @@ def standin_process() -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
     assert proc.stdout is not None
     exports: dict[str, str] = {}
     for line in proc.stdout:  # the export lines come first, at once
-        match = re.fullmatch(r"export (RELAY_MIXPANEL_\w+)=(\S+)\n", line)
+        match = re.fullmatch(r"export (RELAY_\w+)=(\S+)\n", line)
         if match is None:
             break
         exports[match.group(1)] = match.group(2)
@@ -402,12 +402,16 @@ def standin_process() -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
 def test_standin_prints_exports_and_lists_what_a_drain_delivered(
     tmp_path: Path, standin_process: tuple[subprocess.Popen[str], dict[str, str]]
 ) -> None:
-    """`relay standin` prints the four export lines; a `relay drain` using them delivers; and
+    """`relay standin` prints its export lines; a `relay drain` using them delivers; and
     `relay standin events --url` lists exactly the delivered events."""
     proc, exports = standin_process
     assert sorted(exports) == [
+        "RELAY_ERASURE_HASH_KEY",
         "RELAY_MIXPANEL_API_URL",
+        "RELAY_MIXPANEL_APP_API_URL",
+        "RELAY_MIXPANEL_GDPR_TOKEN",
         "RELAY_MIXPANEL_PROJECT_ID",
+        "RELAY_MIXPANEL_PROJECT_TOKEN",
         "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET",
         "RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME",
     ]
@@ -430,6 +434,47 @@ def test_standin_prints_exports_and_lists_what_a_drain_delivered(
     assert "2 accepted, 2 unique" in table.stdout
     proc.terminate()
     assert proc.wait(timeout=30) == 0
+
+
+def test_standin_settings_serve_push_profiles_and_forget(
+    tmp_path: Path, standin_process: tuple[subprocess.Popen[str], dict[str, str]]
+) -> None:
+    """With only the variables `relay standin` printed: `relay events push --yes` accepts the
+    integer project id and uploads, a profile update drains (the project token), and `relay
+    forget --mixpanel --yes` files its GDPR request on the app-API URL."""
+    import relay  # noqa: PLC0415
+
+    _proc, exports = standin_process
+    assert exports["RELAY_MIXPANEL_PROJECT_ID"].isdigit()
+    url = _migrated_sqlite(tmp_path / "r.db")
+    env = {"RELAY_DATABASE_URL": url, **exports}
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            relay.update_profile(
+                conn, distinct_id="person-1", operation="$set", properties={"plan": "pro"}
+            )
+    finally:
+        engine.dispose()
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [RELAY, *args],
+            env=_env(**env),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    pushed = run("events", "push", "--yes")
+    drained = run("drain")
+    forgot = run("forget", "--distinct-id", "person-1", "--mixpanel", "--yes")
+
+    assert pushed.returncode == 0, pushed.stderr
+    assert drained.returncode == 0, drained.stderr
+    assert drained.stdout.startswith("delivered 1,"), drained.stdout
+    assert forgot.returncode == 0, forgot.stderr
 
 
 def test_standin_events_without_a_standin_is_one_line() -> None:

@@ -211,6 +211,28 @@ def test_committed_event_is_delivered_on_notify_long_before_the_next_poll(
     assert daemon.terminate_and_wait() == 0
 
 
+def test_the_daemon_logs_a_delivery_summary_at_info(
+    sqlite_engine: Engine, standin: MixpanelStandin, start_daemon: StartDaemon
+) -> None:
+    """At INFO, where routine drain ticks are silent, a stopping relay logs one
+    ``delivery_summary`` line counting what it delivered since the last one."""
+    daemon = start_daemon(_url(sqlite_engine), RELAY_LOG_LEVEL="INFO")
+    _insert_and_notify(sqlite_engine)
+    _insert_and_notify(sqlite_engine)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while standin.stats().unique < 2:
+        assert time.monotonic() < deadline, "the daemon never delivered the two events"
+        time.sleep(0.05)
+
+    assert daemon.terminate_and_wait() == 0
+    daemon.wait_for("daemon_stopped")
+    summaries = [line for line in daemon.lines if line.get("event") == "delivery_summary"]
+    assert summaries
+    assert {line["level"] for line in summaries} == {"info"}
+    assert sum(line["delivered"] for line in summaries) == 2
+    assert sum(line["dead"] for line in summaries) == 0
+
+
 def test_sigterm_with_a_batch_in_flight_exits_zero_and_leaves_no_row_leased(
     pg_engine: Engine, standin: MixpanelStandin, start_daemon: StartDaemon
 ) -> None:

@@ -1,4 +1,4 @@
-"""The README examples of ``relay events``, run exactly as written, from the project root."""
+"""The `relay events` examples of docs/guides/tracking-plan.md, run as written from the root."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 RELAY = str(Path(sys.executable).parent / "relay")
 
-#: Each example command of the "Tracking plan" README section and the exit code it documents.
+#: Each example command of the tracking-plan guide and the exit code it documents.
 EXAMPLES = [
     ("relay events lint", 0),
     ("relay events lint relay.catalog --tests tests", 0),

@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from relay._config import RelaySettings
 from relay._delivery.drain import Drainer
-from relay._delivery.mixpanel_client import MixpanelImportClient
 from relay._errors import StoreError
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._event.registry import register_event
+from relay._mixpanel.client import MixpanelImportClient
 from relay._tables import outbox
 from relay._tracking import strict_tracking, track, track_many
 from relay.testing.mixpanel_standin import MixpanelStandin

@@ -175,3 +175,38 @@ def test_a_failing_test_still_lists_untracked_events(pytester: pytest.Pytester) 
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["2 registered events never tracked by any test:"])
+
+
+def test_ini_values_with_an_inline_comment_are_read_without_it(pytester: pytest.Pytester) -> None:
+    """``relay_event_catalog = hostplan  # ...`` and a commented ``true`` work as written
+    (pytest keeps inline comments in ini values): no traceback, the check runs."""
+    _project(
+        pytester,
+        "placed",
+        ini=(
+            "relay_require_event_coverage = true  # fail on untracked events\n"
+            "relay_event_catalog = hostplan  # the host's plan"
+        ),
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["2 registered events never tracked by any test:"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_catalog_module_that_does_not_exist_is_one_usage_error(
+    pytester: pytest.Pytester,
+) -> None:
+    """A misspelt ``relay_event_catalog`` module fails the session with pytest's usage status
+    and one line naming it, not a traceback."""
+    _project(
+        pytester,
+        "placed",
+        ini="relay_require_event_coverage = true\nrelay_event_catalog = hostplam",
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["relay_event_catalog: cannot import 'hostplam'*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()

@@ -26,7 +26,7 @@ from relay import _store as store
 from relay import admin
 from relay._config import RelaySettings
 from relay._delivery.drain import Drainer, DrainResult
-from relay._delivery.mixpanel_client import MixpanelImportClient
+from relay._mixpanel.client import MixpanelImportClient
 from relay._tables import audit, outbox
 from relay.admin import EventFilter
 from relay.cli import main

@@ -49,8 +49,15 @@ def test_import_relay_loads_no_heavy_dependency() -> None:
     assert out.stdout.strip() == ""
 
 
+def _documentation() -> str:
+    """The README and every page of the documentation site (not the engineers' notes)."""
+    docs = ROOT / "docs"
+    pages = [p for p in sorted(docs.rglob("*.md")) if "notes" not in p.relative_to(docs).parts]
+    return "\n".join(p.read_text(encoding="utf-8") for p in [ROOT / "README.md", *pages])
+
+
 def _readme_references() -> set[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = _documentation()
     dotted = set(re.findall(r"(?<![\w./-])relay\.([A-Za-z_][\w.]*\w)", text))
     imported = set()
     for module, names in re.findall(r"^from (relay[\w.]*) import ([\w, ]+)$", text, flags=re.M):
@@ -65,7 +72,8 @@ def _readme_references() -> set[str]:
 
 
 def test_the_readme_only_uses_public_names() -> None:
-    """Every ``relay.X`` the README mentions is public (no ``_`` part) and resolves."""
+    """Every ``relay.X`` the README and the docs pages mention is public (no ``_`` part) and
+    resolves."""
     references = _readme_references()
     assert references, "the README mentions relay's API"
     for ref in sorted(references):

@@ -129,3 +129,16 @@ def test_cli_json_escapes_what_json_leaves_raw() -> None:
     text = dumps(value)
     assert text.isprintable()
     assert orjson.loads(text) == value
+
+
+def test_a_short_secret_is_masked_where_it_stands_alone_never_inside_words() -> None:
+    """A one-character secret hides in ``u:i@host`` and ``token=i`` but leaves "info" and
+    "unreachable" readable (not "***nfo", "unreach***able")."""
+    text = "info: Mixpanel unreachable; u:i@host token=i"
+
+    assert scrub(text, frozenset({"i"})) == "info: Mixpanel unreachable; u:***@host token=***"
+
+
+def test_a_long_secret_is_masked_even_inside_a_word() -> None:
+    """A secret of eight characters or more is masked wherever it appears, glued or not."""
+    assert scrub("xs3cr3t-pass!y", frozenset({"s3cr3t-pass!"})) == f"x{MASK}y"

@@ -1,0 +1,42 @@
+"""The ``relay`` command's entry point (and ``python -m relay``).
+
+It exists so that Ctrl-C while Python is still importing the command (click and the command
+modules, the first tenth of a second or so) is a quiet stop rather than a ``KeyboardInterrupt``
+traceback: nothing has started yet. ``relay run`` exits 0, as it does on every SIGINT; any
+other command 130 (128 + SIGINT, the shell's convention for an interrupted command). Once the
+command runs, it handles Ctrl-C itself.
+"""
+
+from __future__ import annotations
+
+import sys
+
+#: The exit code of a command other than ``relay run`` interrupted before it started.
+EXIT_INTERRUPTED = 130
+
+
+def main() -> None:
+    """Import the ``relay`` command and run it."""
+    try:
+        from relay.cli import main as command  # noqa: PLC0415 - the import is what is guarded
+    except KeyboardInterrupt:
+        sys.exit(0 if _command_word(sys.argv[1:]) == "run" else EXIT_INTERRUPTED)
+    command()
+
+
+def _command_word(args: list[str]) -> str | None:
+    """The subcommand named in ``args``: the first word that is neither an option nor the value
+    of ``--database-url``, the one root option that takes a value."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--database-url":
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,343 @@
+"""A newcomer's first hour (issue 23): every mistake is one ``relay:`` line naming the real cause
+and a documented exit code, never a traceback, and nothing half written. Real databases, real
+processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+
+from relay.cli import main
+
+RELAY = str(Path(sys.executable).with_name("relay"))
+
+
+@pytest.fixture(autouse=True)
+def _no_relay_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No RELAY_* variable of the developer's shell leaks into these runs."""
+    for key in list(os.environ):
+        if key.startswith("RELAY_"):
+            monkeypatch.delenv(key)
+
+
+def _relay(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+def _one_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    assert lines[0].startswith("relay: "), text
+    return lines[0]
+
+
+def _env(**values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    env.update(values)
+    return env
+
+
+def _migrated_sqlite(path: Path) -> str:
+    url = f"sqlite:///{path}"
+    assert _relay("--database-url", url, "migrate").exit_code == 0
+    return url
+
+
+# --- the database URL ------------------------------------------------------------------------
+
+
+def test_a_role_that_does_not_exist_is_a_failed_connection_not_missing_tables(
+    postgresql_url: str,
+) -> None:
+    """PostgreSQL's 'role ... does not exist' is a connection that failed (exit 1, the hint
+    names the user), never "relay's tables are missing ... run relay migrate", even in migrate."""
+    url = sa.make_url(postgresql_url).set(username="relay_no_such_role", password=None)
+    shown = url.render_as_string(hide_password=False)
+
+    for command in ("migrate", "stats"):
+        result = _relay("--database-url", shown, command)
+
+        assert result.exit_code == 1, result.output
+        line = _one_line(result.stderr)
+        assert "cannot use the database" in line
+        assert "relay_no_such_role" in line
+        assert "user" in line
+        assert "tables are missing" not in line
+        assert "relay migrate" not in line
+
+
+def test_an_empty_database_url_says_it_is_empty() -> None:
+    """``RELAY_DATABASE_URL=''`` is one line saying the variable is empty (exit 3), not a
+    sentence about it being unset."""
+    result = _relay("stats", env={"RELAY_DATABASE_URL": ""})
+
+    assert result.exit_code == 3, result.output
+    line = _one_line(result.stderr)
+    assert "RELAY_DATABASE_URL is empty" in line
+    assert "is not set" not in line
+
+
+def test_a_sqlite_url_with_two_slashes_names_the_spelling_with_three(tmp_path: Path) -> None:
+    """``sqlite://nope.db`` (the file read as a host) is exit 3 naming ``sqlite:///nope.db``,
+    not "database error: ArgumentError" with exit 1."""
+    result = _relay("--database-url", "sqlite://nope.db", "stats")
+
+    assert result.exit_code == 3, result.output
+    assert "sqlite:///nope.db" in _one_line(result.stderr)
+
+
+@pytest.mark.parametrize("where", ["missing", "file"])
+def test_a_sqlite_path_in_no_directory_names_the_directory(tmp_path: Path, where: str) -> None:
+    """`relay migrate` on a SQLite path whose directory does not exist, or is a file, is exit 3
+    naming that directory, not "is it running and reachable?", and creates nothing."""
+    parent = tmp_path / "nodir"
+    if where == "file":
+        parent.write_text("not a directory")
+    url = f"sqlite:///{parent / 'relay.db'}"
+
+    result = _relay("--database-url", url, "migrate")
+
+    assert result.exit_code == 3, result.output
+    line = _one_line(result.stderr)
+    assert str(parent) in line
+    assert "reachable" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["nodir"] if where == "file" else [])
+
+
+def test_a_bare_postgresql_url_is_refused_naming_psycopg() -> None:
+    """``postgresql://`` (psycopg2's spelling) is refused with exit 3 and the spelling to write,
+    as the README says, even though psycopg2 is installed here."""
+    result = _relay("--database-url", "postgresql://u@127.0.0.1:9/db", "stats")
+
+    assert result.exit_code == 3, result.output
+    assert "write postgresql+psycopg://" in _one_line(result.stderr)
+
+
+def test_a_url_naming_psycopg2_on_purpose_is_used_not_refused() -> None:
+    """``postgresql+psycopg2://`` (what a Django project on psycopg2 hands over) is used when
+    psycopg2 is installed: a closed port is a failed connection (exit 1), not exit 3."""
+    result = _relay("--database-url", "postgresql+psycopg2://u@127.0.0.1:9/db", "stats")
+
+    assert result.exit_code == 1, result.output
+    assert "cannot use the database" in _one_line(result.stderr)
+
+
+def test_a_missing_driver_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without psycopg, a postgresql+psycopg URL is exit 3 naming
+    ``pip install "relay-outbox[postgresql]"``."""
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` fails as if absent
+
+    result = _relay("--database-url", "postgresql+psycopg://u@127.0.0.1:9/db", "stats")
+
+    assert result.exit_code == 3, result.output
+    assert 'pip install "relay-outbox[postgresql]"' in _one_line(result.stderr)
+
+
+# --- files and modules the operator names ----------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["missing/dir/x.jsonl", "afile/x.jsonl", "."])
+def test_export_to_a_path_it_cannot_write_is_one_line(tmp_path: Path, target: str) -> None:
+    """`relay export --output` into a missing directory, under a file, or onto a directory is
+    exit 2 with one line naming the path, before anything is read or written."""
+    url = _migrated_sqlite(tmp_path / "r.db")
+    (tmp_path / "afile").write_text("x")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    output = tmp_path if target == "." else tmp_path / target
+
+    result = _relay("--database-url", url, "export", "--all", "--output", str(output))
+
+    assert result.exit_code == 2, result.output
+    assert "--output" in _one_line(result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("command", ["docs", "push"])
+def test_a_catalog_module_that_does_not_exist_is_one_line(command: str) -> None:
+    """`relay events docs|push nosuchmodule` is exit 2 naming the module, not an import
+    traceback (push checks the module before the credentials)."""
+    env = {
+        "RELAY_MIXPANEL_PROJECT_ID": "1",
+        "RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME": "u",
+        "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET": "s",
+        "RELAY_MIXPANEL_APP_API_URL": "http://127.0.0.1:9",
+    }
+
+    result = _relay("events", command, "relay_no_such_catalog_module", env=env)
+
+    assert result.exit_code == 2, result.output
+    assert "'relay_no_such_catalog_module'" in _one_line(result.stderr)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["docs", "--output", "{file}"], id="docs-onto-file"),
+        pytest.param(["docs", "--output", "{file}/sub"], id="docs-under-file"),
+        pytest.param(["new", "svc.shop.order_placed", "--package", "{file}"], id="new-onto-file"),
+        pytest.param(
+            ["new", "svc.shop.order_placed", "--package", "{file}/pkg"], id="new-under-file"
+        ),
+    ],
+)
+def test_a_file_where_a_directory_is_needed_is_one_line(tmp_path: Path, args: list[str]) -> None:
+    """A file given where `--output` or `--package` needs a directory is exit 2 with one line
+    naming it, and nothing is written."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+
+    result = _relay("events", *(a.replace("{file}", str(afile)) for a in args))
+
+    assert result.exit_code == 2, result.output
+    assert str(afile) in _one_line(result.stderr)
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
+    assert afile.read_text() == "x"
+
+
+# --- dead letters -----------------------------------------------------------------------------
+
+
+def test_requeue_without_a_filter_suggests_only_options_it_takes(tmp_path: Path) -> None:
+    """`dead-letters requeue` with no filter names options the command really takes (never
+    --state, which it does not)."""
+    url = _migrated_sqlite(tmp_path / "r.db")
+
+    result = _relay("--database-url", url, "dead-letters", "requeue")
+
+    assert result.exit_code == 2, result.output
+    line = _one_line(result.stderr)
+    help_text = _relay("dead-letters", "requeue", "--help").output
+    suggested = [word.strip("(),.") for word in line.split() if word.startswith("--")]
+    assert suggested
+    assert "--state" not in suggested
+    for option in suggested:
+        assert option in help_text, option
+
+
+def test_reason_always_says_why_and_never_selects(tmp_path: Path) -> None:
+    """``--reason`` is the why of `discard` and `pause`; `requeue` selects a group with
+    ``--error`` (as `dead-letters list` says) and refuses ``--reason`` as an unknown option."""
+    url = _migrated_sqlite(tmp_path / "r.db")
+
+    refused = _relay("--database-url", url, "dead-letters", "requeue", "--reason", "x")
+    selected = _relay("--database-url", url, "dead-letters", "requeue", "--error", "x")
+
+    assert refused.exit_code == 2
+    assert "--reason" in refused.stderr
+    assert selected.exit_code == 0, selected.output
+    for command in (["dead-letters", "discard"], ["pause"]):
+        assert "--reason" in _relay(*command, "--help").output
+
+
+# --- relay run ----------------------------------------------------------------------------------
+
+
+def test_run_without_credentials_is_one_relay_line_not_a_json_log(tmp_path: Path) -> None:
+    """`relay run` with no Mixpanel credentials prints one ``relay:`` line, exit 3, and no JSON
+    log line."""
+    url = _migrated_sqlite(tmp_path / "r.db")
+    done = subprocess.run(
+        [RELAY, "run"],
+        env=_env(RELAY_DATABASE_URL=url, RELAY_METRICS_PORT="0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 3, done.stderr
+    line = _one_line(done.stderr)
+    assert "RELAY_MIXPANEL_PROJECT_TOKEN" in line
+    assert "{" not in done.stderr
+
+
+def test_run_with_profile_updates_and_no_token_is_one_relay_line(tmp_path: Path) -> None:
+    """Profile updates waiting without RELAY_MIXPANEL_PROJECT_TOKEN stop `relay run` at start
+    with one ``relay:`` line and exit 3, not a JSON log line printed twice."""
+    import relay  # noqa: PLC0415
+
+    url = _migrated_sqlite(tmp_path / "r.db")
+    engine = relay.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            relay.update_profile(
+                conn, distinct_id="person-1", operation="$set", properties={"plan": "pro"}
+            )
+    finally:
+        engine.dispose()
+    env = _env(
+        RELAY_DATABASE_URL=url,
+        RELAY_METRICS_PORT="0",
+        RELAY_MIXPANEL_API_URL="http://127.0.0.1:9",
+        RELAY_MIXPANEL_PROJECT_ID="1",
+        RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME="u",
+        RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET="s",
+    )
+
+    done = subprocess.run(
+        [RELAY, "run"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 3, done.stderr
+    assert "RELAY_MIXPANEL_PROJECT_TOKEN" in _one_line(done.stderr)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.parametrize("cpu", [0.1, 0.2, 0.4, 0.8])
+def test_ctrl_c_while_run_starts_is_a_clean_stop(tmp_path: Path, cpu: float) -> None:
+    """SIGINT while `relay run` is still importing and checking (after `cpu` seconds of its
+    CPU time, however busy the machine) exits 0 as documented: no traceback, no "Aborted!"."""
+    url = _migrated_sqlite(tmp_path / "r.db")
+    env = _env(
+        RELAY_DATABASE_URL=url,
+        RELAY_METRICS_PORT="0",
+        RELAY_MIXPANEL_API_URL="http://127.0.0.1:9",
+        RELAY_MIXPANEL_PROJECT_TOKEN="token",
+    )
+    proc = subprocess.Popen(
+        [RELAY, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        while proc.poll() is None and _cpu_seconds(proc.pid) < cpu:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert "Aborted" not in err
+    assert "KeyboardInterrupt" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "word"),
+    [
+        (["run"], "run"),
+        (["--database-url", "run", "stats"], "stats"),
+        (["--version"], None),
+        (["-h", "drain", "--json"], "drain"),
+    ],
+)
+def test_the_entry_point_finds_the_command_word_before_click_is_imported(
+    args: list[str], word: str | None
+) -> None:
+    """The entry point names the subcommand without click (to choose Ctrl-C's exit code while
+    importing): the first word that is not an option or the value of --database-url."""
+    from relay.__main__ import _command_word  # noqa: PLC0415
+
+    assert _command_word(args) == word
