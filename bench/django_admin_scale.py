@@ -82,8 +82,13 @@ def _measure(client: Any, path: str, runs: int) -> tuple[float, int, int]:
         if page.status_code != 200:
             raise SystemExit(f"{path}: HTTP {page.status_code}")
         queries = len(captured)
+        slowest = max(captured.captured_queries, key=lambda q: float(q["time"]), default=None)
         sidebar = page.content.split(b'id="changelist-filter"', 1)
         links = sidebar[1].count(b"?last_error=") if len(sidebar) == 2 else 0
+    if slowest is not None:
+        print(
+            f"  slowest Django query {float(slowest['time']) * 1000:.0f} ms: {slowest['sql'][:160]}"
+        )
     return statistics.median(times), queries, links
 
 

@@ -50,6 +50,12 @@ def is_event_registered(name: object) -> bool:
     return isinstance(name, str) and name in _EVENT_SCHEMA_REGISTRY
 
 
+def registered_event_names() -> list[str]:
+    """The names of every registered event, sorted."""
+    with _lock:
+        return sorted(_EVENT_SCHEMA_REGISTRY)
+
+
 def loggable_event_name(name: object) -> str:
     """``name`` if it is a registered event, else a stand-in that does not reveal it.
 

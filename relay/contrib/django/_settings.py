@@ -86,7 +86,12 @@ def _field_values(overrides: dict[str, Any]) -> dict[str, Any]:
         RelaySettings(**chosen)
     except ValidationError as exc:
         problems = "; ".join(
-            _where("_".join(str(p) for p in err["loc"]).upper(), environment) + ": " + err["msg"]
+            (
+                _where("_".join(str(p) for p in err["loc"]).upper(), environment) + ": "
+                if err["loc"]
+                else ""  # a rule between settings names them itself
+            )
+            + str(err["msg"]).removeprefix("Value error, ")
             for err in exc.errors(include_url=False, include_input=False)
         )
         raise ImproperlyConfigured(f"invalid relay settings: {problems}") from None

@@ -9,16 +9,20 @@ page first, showing what would change. Only superusers and users with the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.utils.functional import cached_property
 
 from relay import admin as relay_admin
 from relay._errors import RelayError
+from relay._event.registry import registered_event_names
 from relay.contrib.django._settings import relay_engine
 from relay.contrib.django.models import AuditEntry, DeadLetter, OutboxEvent
 
@@ -29,6 +33,23 @@ OPERATE_PERMISSION = "relay.operate_outbox"
 REASON_FILTER_LIMIT = 20
 #: Dead-letter groups shown above the list, largest first.
 DEAD_LETTER_GROUPS_SHOWN = 50
+
+
+#: A list page counts its rows up to this many (then says "more than"): an exact COUNT(*) of a
+#: million rows took most of a second on every page.
+COUNT_LIMIT = 10_000
+
+
+class BoundedCountPaginator(Paginator):
+    """Django's paginator, counting at most :data:`COUNT_LIMIT` + 1 rows.
+
+    ``count`` is exact up to the limit; above it, ``COUNT_LIMIT + 1`` (the admin shows the
+    pages up to there; "select all" acts on the whole filter all the same).
+    """
+
+    @cached_property
+    def count(self) -> int:
+        return int(self.object_list[: COUNT_LIMIT + 1].count())
 
 
 def _dead_letter_groups(request: HttpRequest) -> list[Any]:
@@ -67,6 +88,29 @@ class ReasonFilter(admin.SimpleListFilter):
         return queryset.filter(last_error=value)
 
 
+class EventNameFilter(admin.SimpleListFilter):
+    """Filter by event name: the registered events and those of the dead letters.
+
+    Django's own filter ran ``SELECT DISTINCT event`` over the whole table on every page
+    (0.7-0.9 s with 1,000,000 rows); these names cost nothing to list. An event in neither
+    still filters when given in the URL (``?event=...``).
+    """
+
+    title = "event"
+    parameter_name = "event"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        names = set(registered_event_names())
+        with contextlib.suppress(RelayError):
+            for group in _dead_letter_groups(request)[:DEAD_LETTER_GROUPS_SHOWN]:
+                names.update(group.events)
+        return [(name, name) for name in sorted(names)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset if value is None else queryset.filter(event=value)
+
+
 def _actor(request: HttpRequest) -> str:
     return f"django:{request.user.get_username()}"
 
@@ -103,13 +147,14 @@ class _OutboxAdminBase(_ReadOnly):
         "created_at",
         "finished_at",
     )
-    list_filter = ("state", "event", ReasonFilter)
+    list_filter = ("state", EventNameFilter, ReasonFilter)
     search_fields = ("=insert_id", "=distinct_id")
     search_help_text = "exact $insert_id or distinct_id"
     readonly_fields = tuple(f.name for f in OutboxEvent._meta.fields)
     list_per_page = 100
-    # One COUNT per page, not two: the unfiltered total of a million rows is not worth a scan.
+    # One bounded COUNT per page, not two exact ones over a million rows.
     show_full_result_count = False
+    paginator = BoundedCountPaginator
 
     def _confirm(
         self,
