@@ -112,3 +112,34 @@ class MixpanelAuthError(ConfigurationError):
 
     Sending stops and rows are left untouched until an operator fixes the configuration.
     """
+
+
+# --- operators and the tracking plan ----------------------------------------------------
+
+
+class GdprRequestError(RelayError):
+    """Mixpanel's GDPR API refused or did not answer a deletion request."""
+
+
+class ErasureInFlightError(RelayError):
+    """A relay kept sending rows of the person past its lease; nothing was erased."""
+
+
+class ScaffoldExistsError(RelayError):
+    """The event (or a name it needs) already exists in the package; nothing was written."""
+
+
+class EditError(RelayError):
+    """A host module cannot take the event's lines (named in the message); nothing was written."""
+
+
+class FormatError(RelayError):
+    """The formatter could not run, or refused the generated code (nothing was written)."""
+
+
+class DjangoSetupError(RelayError):
+    """Django's own set-up failed (an app that cannot be imported, a schema it refuses)."""
+
+
+class DjangoSettingsMissingError(ConfigurationError):
+    """The linted package is a Django app and no settings module is known."""

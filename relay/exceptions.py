@@ -20,6 +20,13 @@ exception                   raised when
 ``StoreError``              the outbox database failed
 ``DuplicateInsertIdError``  the outbox already holds this ``$insert_id``
 ``OutboxTablesMissingError``  relay's tables are not in this database (``relay migrate``)
+``GdprRequestError``        Mixpanel's GDPR API refused or did not answer (nothing erased)
+``ErasureInFlightError``    ``relay forget`` found the person's rows still being sent
+``ScaffoldExistsError``     ``relay events new``: the event already exists
+``EditError``               ``relay events new``: a host module cannot take the edit
+``FormatError``             ``relay events new``: the formatter failed (nothing written)
+``DjangoSetupError``        linting a Django app: Django's own set-up failed
+``DjangoSettingsMissingError``  linting a Django app: no settings module is known
 ==========================  ==========================================================
 """
 
@@ -27,16 +34,23 @@ from __future__ import annotations
 
 from relay._errors import (
     ConfigurationError,
+    DjangoSettingsMissingError,
+    DjangoSetupError,
     DuplicateInsertIdError,
+    EditError,
+    ErasureInFlightError,
     EventContractError,
     EventNameError,
     EventRegistrationError,
     EventValidationError,
     FilterError,
+    FormatError,
+    GdprRequestError,
     MixpanelAuthError,
     OutboxTablesMissingError,
     ProfileUpdateError,
     RelayError,
+    ScaffoldExistsError,
     SchemaDefinitionError,
     SchemaRevisionError,
     StoreError,
@@ -44,16 +58,23 @@ from relay._errors import (
 
 __all__ = [
     "ConfigurationError",
+    "DjangoSettingsMissingError",
+    "DjangoSetupError",
     "DuplicateInsertIdError",
+    "EditError",
+    "ErasureInFlightError",
     "EventContractError",
     "EventNameError",
     "EventRegistrationError",
     "EventValidationError",
     "FilterError",
+    "FormatError",
+    "GdprRequestError",
     "MixpanelAuthError",
     "OutboxTablesMissingError",
     "ProfileUpdateError",
     "RelayError",
+    "ScaffoldExistsError",
     "SchemaDefinitionError",
     "SchemaRevisionError",
     "StoreError",

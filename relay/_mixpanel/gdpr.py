@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from relay._config import RelaySettings
-from relay._errors import ConfigurationError, RelayError
+from relay._errors import ConfigurationError, GdprRequestError, RelayError
 from relay._mixpanel.app_api import Pacing, call, error_of
 from relay._mixpanel.http import MixpanelHttp
 
@@ -33,10 +33,6 @@ MAX_ANSWER_BYTES = 64 * 1024
 _TASK_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _HINT = "RELAY_MIXPANEL_GDPR_TOKEN and RELAY_MIXPANEL_PROJECT_TOKEN"
 WHAT = "Mixpanel's GDPR API"
-
-
-class GdprRequestError(RelayError):
-    """Mixpanel's GDPR API refused or did not answer a deletion request."""
 
 
 def file_deletion(

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from relay._config import RelaySettings
-from relay._errors import ConfigurationError, RelayError
-from relay._mixpanel.gdpr import GdprRequestError, file_deletion
+from relay._errors import ConfigurationError, ErasureInFlightError, GdprRequestError
+from relay._mixpanel.gdpr import file_deletion
 from relay._store import audit as audit_store
 from relay._store import transaction
 from relay._store.profiles import (
@@ -52,10 +52,6 @@ ACTION = "forget"
 FENCE_POLL_SECONDS = 0.1
 #: How long past a relay's lease the erasure waits for it before it gives up.
 FENCE_MARGIN_SECONDS = 5.0
-
-
-class ErasureInFlightError(RelayError):
-    """A relay kept sending rows of the person past its lease; nothing was erased."""
 
 
 __all__ = [

@@ -15,21 +15,13 @@ import os
 import re
 from pathlib import Path
 
-from relay._errors import ConfigurationError, RelayError
+from relay._errors import DjangoSettingsMissingError, DjangoSetupError
 
 _SETDEFAULT = re.compile(
     r"""setdefault\(\s*["']DJANGO_SETTINGS_MODULE["']\s*,\s*["']([\w.]+)["']\s*\)"""
 )
 _APP_MARKERS = ("apps.py", "models.py", "migrations")
 _DJANGO_MODULES = ("django.", "relay.contrib.django")
-
-
-class DjangoSetupError(RelayError):
-    """Django's own set-up failed (an app that cannot be imported, a schema it refuses)."""
-
-
-class DjangoSettingsMissingError(ConfigurationError):
-    """The linted package is a Django app and no settings module is known."""
 
 
 def package_dirs(module_name: str) -> list[Path]:

@@ -11,13 +11,9 @@ from typing import Any, TypeVar, cast
 
 import libcst as cst
 
-from relay._errors import RelayError
+from relay._errors import EditError
 
 _Node = TypeVar("_Node", bound=cst.CSTNode)
-
-
-class EditError(RelayError):
-    """A host module cannot take the event's lines (named in the message); nothing was written."""
 
 
 def replace(module: cst.Module, old: cst.CSTNode, new: cst.CSTNode) -> cst.Module:

@@ -13,16 +13,12 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-from relay._errors import RelayError
+from relay._errors import FormatError
 
 #: ruff's own default line length, when the project sets none.
 DEFAULT_LINE_LENGTH = 88
 #: Seconds one ruff run may take before the scaffold gives up (ruff takes milliseconds).
 RUFF_TIMEOUT_SECONDS = 60
-
-
-class FormatError(RelayError):
-    """The formatter could not run, or refused the generated code (nothing was written)."""
 
 
 def _ruff() -> str:

@@ -11,7 +11,8 @@ import sys
 
 import libcst as cst
 
-from relay.plan._edit import EditError, alias_name, dotted, insert_element, member_key, replace
+from relay._errors import EditError
+from relay.plan._edit import alias_name, dotted, insert_element, member_key, replace
 
 #: isort's sections, in order: ``from __future__``, the standard library, third party, first party.
 FUTURE, STDLIB, THIRD_PARTY, FIRST_PARTY = range(4)

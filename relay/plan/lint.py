@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from relay._errors import EventContractError, RelayError
+from relay._errors import DjangoSetupError, EventContractError, RelayError
 from relay._event.naming import check_event_name
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._event.registry import EVENT_SCHEMA_REGISTRY
@@ -133,7 +133,7 @@ def lint_report(module_names: Sequence[str], *, tests_path: Path | None = None) 
     checked: dict[str, int | None] = {}
     try:
         _django.setup_for(list(module_names), cwd=Path.cwd())
-    except _django.DjangoSetupError as exc:
+    except DjangoSetupError as exc:
         findings = [_import_failure(name, exc) for name in module_names]
         return LintReport(findings, dict.fromkeys(module_names))
     for module_name in module_names:

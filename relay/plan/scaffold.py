@@ -25,7 +25,7 @@ from pathlib import Path
 
 import libcst as cst
 
-from relay._errors import EventNameError, RelayError
+from relay._errors import EditError, EventNameError, RelayError, ScaffoldExistsError
 from relay._event.naming import check_event_name
 from relay.plan import _django, _edit, _imports, _templates
 from relay.plan._format import format_source, line_length
@@ -37,10 +37,6 @@ DEFAULT_EMPLOYEE_MODEL = "optimo_core.Employee"
 SHOWN_NAME_CHARS = 80
 #: The dict ``registry.py`` keeps its events in (the seed's name).
 REGISTRY_DICT = "_EVENT_SCHEMA_REGISTRY"
-
-
-class ScaffoldExistsError(RelayError):
-    """The event (or a name it needs) already exists in the package; nothing was written."""
 
 
 @dataclass(slots=True)
@@ -146,7 +142,7 @@ def scaffold_event(
     ``domain`` names the service module (default: the event's object, ``svc.<object>.…``);
     ``django`` picks the helper's flavour (default: detected, :func:`is_django_package`).
     Raises ``EventNameError`` for a bad name, :class:`ScaffoldExistsError` when the event or
-    one of its names exists, :class:`relay.plan._edit.EditError` when a host file cannot take
+    one of its names exists, :class:`relay.plan.EditError` when a host file cannot take
     the edit, :class:`relay.plan._format.FormatError` when ruff is missing or fails; in every
     case before anything is written.
     """
@@ -221,9 +217,7 @@ def _ensure_import(
     if name in _edit.bound_names(module):
         origin = _imports.imported_from(module, name)
         if origin is not None and origin != source:
-            raise _edit.EditError(
-                f"{path} imports {name} from {origin}; the new helper needs {source}'s"
-            )
+            raise EditError(f"{path} imports {name} from {origin}; the new helper needs {source}'s")
         return module
     existing = _imports.find_import_from(module, source)
     if existing is None:
@@ -320,7 +314,7 @@ def _plan_register_call(plan: _Plan, path: Path, module: cst.Module, n: Names) -
     """A registry written as ``register_event(MixPanelEvent.X, Schema)`` calls gets one more."""
     calls = _edit.top_level_calls(module, "register_event")
     if not calls:
-        raise _edit.EditError(
+        raise EditError(
             f"{path} has neither a {REGISTRY_DICT} dict literal nor register_event(...) calls"
         )
     if f"MixPanelEvent.{n.constant}" in {args[0] for args in calls if args}:
@@ -357,7 +351,7 @@ def _plan_service(plan: _Plan, service: Path, n: Names, *, django: bool) -> None
                 package=n.package,
             )
         if "logger" not in _edit.bound_names(module):
-            raise _edit.EditError(f"{module_path} has no module-level logger for the helper")
+            raise EditError(f"{module_path} has no module-level logger for the helper")
         cls = _edit.find_class(module, name=n.helper)
         statements = _spaced(_fragment(methods, path=module_path, header="class _X:"), 1)
         plan.update(module_path, _edit.append_to_class(module, cls, statements))
@@ -372,7 +366,7 @@ def _plan_service(plan: _Plan, service: Path, n: Names, *, django: bool) -> None
     module = _ensure_import(module, n.helper, source, path=init, package=n.package)
     found = _edit.find_all_list(module)
     if found is None:
-        raise _edit.EditError(f"{init} has no __all__ list to export {n.helper} from")
+        raise EditError(f"{init} has no __all__ list to export {n.helper} from")
     stmt, value = found
     if value.elements and _edit.is_exploded(value):
         module = _edit.add_to_exploded_list(module, value, n.helper)

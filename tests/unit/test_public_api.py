@@ -93,3 +93,22 @@ def test_the_readme_only_uses_public_names() -> None:
             module_name = f"{target.__name__}.{part}"
             target = importlib.import_module(module_name)
             assert i == len(rest) - 1 or hasattr(target, rest[i + 1]), f"relay.{ref}"
+
+
+def test_every_relay_exception_is_public_in_relay_exceptions() -> None:
+    """Each exception class relay defines is importable from the public ``relay.exceptions``."""
+    import relay.exceptions  # noqa: PLC0415
+
+    source = ROOT / "relay"
+    defined = {
+        match.group(1)
+        for path in source.rglob("*.py")
+        if "testing" not in path.relative_to(source).parts
+        for match in re.finditer(
+            r"^class (\w+)\(([\w, .]*(Error|Exception)[\w, .]*)\):", path.read_text(), re.M
+        )
+    }
+    assert defined, "relay defines exceptions"
+    assert defined == set(relay.exceptions.__all__)
+    for name in defined:
+        assert issubclass(getattr(relay.exceptions, name), relay.RelayError), name
