@@ -29,6 +29,9 @@ MAX_ATTEMPTS = 30
 AUTH_FAILURE_PAUSE_SECONDS = 60.0
 #: Batches one relay keeps in flight (the HTTP of one overlaps the claim and ack of the next).
 DRAIN_CONCURRENCY = 2
+#: Ceiling of the adaptive limit on /import requests one relay keeps in flight (Mixpanel
+#: names 10-20 concurrent clients for a backfill); 0 turns the adaptive limit off.
+MAX_IN_FLIGHT = 16
 POLL_MIN_SECONDS = 0.05
 POLL_MAX_SECONDS = 2.0
 DELIVERED_RETENTION_HOURS = 7 * 24.0
@@ -115,6 +118,7 @@ class RelaySettings(BaseSettings):
     max_attempts: int = Field(default=MAX_ATTEMPTS, ge=1)
     auth_failure_pause_seconds: float = Field(default=AUTH_FAILURE_PAUSE_SECONDS, gt=0)
     drain_concurrency: int = Field(default=DRAIN_CONCURRENCY, ge=1, le=16)
+    max_in_flight: int = Field(default=MAX_IN_FLIGHT, ge=0, le=64)
 
     # --- tracking -------------------------------------------------------------------
     strict_tracking: bool = Field(

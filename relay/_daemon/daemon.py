@@ -47,6 +47,7 @@ from relay._daemon.metrics import HEALTH_STALE_SECONDS, MetricsServer, RelayMetr
 from relay._daemon.pacing import DrainPacer, MetricsFeed
 from relay._database import create_engine
 from relay._delivery.drain import Drainer, DrainResult, utc_now
+from relay._delivery.limiter import limiter_for
 from relay._delivery.mixpanel_client import MixpanelImportClient
 from relay._delivery.profiles import require_profile_token
 from relay._errors import ConfigurationError
@@ -334,6 +335,7 @@ def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = 
             observer=MetricsFeed(metrics),
             stop=stop,
             concurrency=settings.drain_concurrency,
+            limiter=limiter_for(settings),
         )
         daemon = RelayDaemon(settings, engine=engine, drainer=drainer, metrics=metrics, stop=stop)
         daemon.start()

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import errno
 import sys
+import time
 from typing import TYPE_CHECKING
 
 import click
@@ -85,6 +86,7 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
     left untouched, no attempt is used up) or the tables are not migrated.
     """
     from relay._delivery.drain import Drainer, DrainResult  # noqa: PLC0415
+    from relay._delivery.limiter import limiter_for  # noqa: PLC0415
     from relay._delivery.mixpanel_client import MixpanelImportClient  # noqa: PLC0415
     from relay._delivery.profiles import require_profile_token  # noqa: PLC0415
     from relay._errors import MixpanelAuthError  # noqa: PLC0415
@@ -95,13 +97,23 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
     total = DrainResult()
     with relay.engine(writes=True) as engine, MixpanelImportClient(settings) as client:
         require_profile_token(engine, settings)  # exit 3: profile updates wait, no token
-        drainer = Drainer(engine, client, settings, concurrency=settings.drain_concurrency)
+        drainer = Drainer(
+            engine,
+            client,
+            settings,
+            concurrency=settings.drain_concurrency,
+            limiter=limiter_for(settings),
+        )
         while True:
             left = None if max_batches is None else max_batches - _batches(total, settings)
             if left is not None and left <= 0:
                 break
             result = drainer.drain_until_idle(max_batches=left)
             total += result
+            if result.throttle_seconds > 0 and not result.auth_failing:
+                # Mixpanel's rate limit: wait out the shared backoff, then go on draining.
+                time.sleep(result.throttle_seconds)
+                continue
             # During an outage, going on would use up an attempt on every row of the backlog.
             if result.claimed == 0 or result.auth_failing or result.mixpanel_failing:
                 break
