@@ -25,7 +25,7 @@ from relay._config import RelaySettings
 from relay._delivery.answers import SendOutcome
 from relay._delivery.backoff import retry_delay
 from relay._delivery.cursor import ClaimCursor
-from relay._delivery.limiter import AdaptiveLimiter
+from relay._delivery.limiter import AdaptiveLimiter, Reservation
 from relay._delivery.results import BatchSender, DrainObserver, DrainResult
 from relay._delivery.throttling import ThrottleGate
 from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
@@ -209,6 +209,21 @@ class Drainer:
         return dataclasses.replace(result, batch_full=claimed.more or bool(result.delivered))
 
     def _drain_events(self, *, now: dt.datetime) -> DrainResult:
+        limiter = self._limiter
+        if limiter is None:
+            return self._claim_and_send(now=now, reservation=None)
+        # Claim ahead only as far as the limit goes: the rows held follow the limit.
+        reservation = limiter.reserve(
+            timeout=self._settings.lease_seconds, cancelled=self._stopping
+        )
+        if reservation is None:
+            return DrainResult(batch_full=not self._stopping())
+        try:
+            return self._claim_and_send(now=now, reservation=reservation)
+        finally:
+            reservation.close()
+
+    def _claim_and_send(self, *, now: dt.datetime, reservation: Reservation | None) -> DrainResult:
         limit = self._settings.batch_max_events
         due_from = self._cursor.start()
         request_bytes = self._settings.batch_max_bytes
@@ -216,7 +231,11 @@ class Drainer:
             throttle, new = self._gate.check(conn, now=now)
             pause = 0.0 if throttle is None else throttle.pause_left(now)
             if new and self._limiter is not None:
-                self._limiter.halt(pause)  # another relay's 429 slows this one too
+                # Another relay's 429 slows this one too.
+                if pause > 0:
+                    self._limiter.halt(pause)
+                else:
+                    self._limiter.slow_down()
             if pause > 0:
                 return DrainResult(throttle_seconds=pause)
             claim = store.claim(
@@ -265,7 +284,9 @@ class Drainer:
 
         started = self._monotonic()
         if self._limiter is not None and not self._limiter.acquire(
-            timeout=self._settings.lease_seconds / 2, cancelled=self._stopping
+            timeout=self._settings.lease_seconds / 2,
+            cancelled=self._stopping,
+            reservation=reservation,
         ):
             # Halted by the shared throttle (or stopping) while the batch waited: hand it back.
             return too_large + self._hand_back_waiting(claim, postponed, now=now, log=log)

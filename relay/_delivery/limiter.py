@@ -22,6 +22,10 @@ signal. Two changes fit it to a rate cap:
   cap, measured, so one 429 brings the limit just under it, however far slow start overshot.
   Further drops within one round trip are the same burst's answers and cut nothing more.
 
+A batch is claimed ahead only with a reservation (:meth:`AdaptiveLimiter.reserve`): at most
+:data:`CLAIM_AHEAD` batches (and never more than ``ceil(limit)``) wait claimed while others are
+in flight, so the rows a relay holds in memory stay bounded whatever the number of threads.
+
 The limit never exceeds ``ceiling`` (``RELAY_MAX_IN_FLIGHT``) and never falls below
 :data:`MIN_LIMIT` (one request in flight probes whether the throttle lifted). Thread-safe;
 the clock is injectable so tests drive it without sleeping.
@@ -38,6 +42,8 @@ from dataclasses import dataclass
 
 from relay._config import RelaySettings
 
+#: Batches claimed and encoded ahead, waiting for their turn to be sent.
+CLAIM_AHEAD = 2
 #: Below this the limit never falls: one request at a time still probes Mixpanel.
 MIN_LIMIT = 1.0
 #: On a 429 the limit falls to this share of the rate Mixpanel accepted just before.
@@ -53,12 +59,31 @@ INITIAL_LATENCY_SECONDS = 0.1
 _LATENCY_WEIGHT = 0.2
 
 
+class Reservation:
+    """The right to claim one batch ahead; :meth:`AdaptiveLimiter.acquire` uses it up.
+
+    ``close()`` gives back a reservation that was never used (nothing was claimed, or the
+    batch went back unsent).
+    """
+
+    def __init__(self, limiter: AdaptiveLimiter) -> None:
+        self._limiter = limiter
+        self.used = False
+
+    def close(self) -> None:
+        """Give the reservation back unless it was used."""
+        if not self.used:
+            self.used = True
+            self._limiter._unreserve()
+
+
 @dataclass(frozen=True, slots=True)
 class LimiterState:
     """A snapshot for metrics and ``relay stats``."""
 
     limit: float
     in_flight: int
+    waiting: int
     ceiling: int
     latency_seconds: float
     accepted_per_second: float
@@ -83,6 +108,7 @@ class AdaptiveLimiter:
         self._changed = threading.Condition()
         self._limit = min(float(ceiling), max(MIN_LIMIT, initial_limit))
         self._in_flight = 0
+        self._reserved = 0
         self._next_send = -math.inf
         self._latency = INITIAL_LATENCY_SECONDS
         self._events_per_request = 0.0
@@ -95,12 +121,40 @@ class AdaptiveLimiter:
 
     # --- sending ----------------------------------------------------------------------------
 
-    def acquire(self, *, timeout: float, cancelled: Callable[[], bool] | None = None) -> bool:
+    def reserve(
+        self, *, timeout: float, cancelled: Callable[[], bool] | None = None
+    ) -> Reservation | None:
+        """Wait until fewer than ``ceil(limit)`` batches wait claimed; ``None`` on timeout."""
+        with self._changed:
+            give_up = self._monotonic() + timeout
+            while self._reserved >= min(CLAIM_AHEAD, math.ceil(self._limit)):
+                now = self._monotonic()
+                if now >= give_up or (cancelled is not None and cancelled()):
+                    return None
+                self._changed.wait(min(give_up - now, 0.25))
+            self._reserved += 1
+            return Reservation(self)
+
+    def _unreserve(self) -> None:
+        with self._changed:
+            self._reserved -= 1
+            self._changed.notify_all()
+
+    def acquire(
+        self,
+        *,
+        timeout: float,
+        cancelled: Callable[[], bool] | None = None,
+        reservation: Reservation | None = None,
+    ) -> bool:
         """Wait for a slot and the pacing; ``False`` if halted, cancelled or out of ``timeout``.
 
         On ``True`` the caller sends one request and then calls exactly one of
-        :meth:`accepted`, :meth:`throttled`, :meth:`failed` or :meth:`abandoned`.
+        :meth:`accepted`, :meth:`throttled`, :meth:`failed` or :meth:`abandoned`. A
+        ``reservation`` is used up either way.
         """
+        if reservation is not None:
+            reservation.close()
         with self._changed:
             give_up = self._monotonic() + timeout
             while True:
@@ -137,13 +191,15 @@ class AdaptiveLimiter:
     def throttled(self, *, seconds: float) -> None:
         """Mixpanel answered 429: fall to just under the rate it accepted."""
         with self._changed:
-            now = self._monotonic()
             self._release(seconds)
             self._throttled += 1
-            if now >= self._ignore_drops_until:
-                self._slow_start = False
-                self._limit = max(MIN_LIMIT, DECREASE_RATIO * self._accepted_limit(now))
-                self._ignore_drops_until = now + self._latency
+            self._cut()
+            self._changed.notify_all()
+
+    def slow_down(self) -> None:
+        """Another relay of the database met a 429: fall as if this one had."""
+        with self._changed:
+            self._cut()
             self._changed.notify_all()
 
     def failed(self, *, seconds: float) -> None:
@@ -164,10 +220,16 @@ class AdaptiveLimiter:
             self._changed.notify_all()
 
     def halt(self, seconds: float) -> None:
-        """No request may start for ``seconds`` (the relays' shared backoff); waiters give up."""
+        """No request may start for ``seconds`` (the relays' shared backoff); waiters give up.
+
+        Afterwards the limit starts again from one request, in slow start: the project's
+        capacity may have changed meanwhile, and a slow climb would waste the first seconds
+        after the throttle lifts.
+        """
         with self._changed:
             self._halted_until = max(self._halted_until, self._monotonic() + seconds)
             self._limit = MIN_LIMIT
+            self._slow_start = True
             self._changed.notify_all()
 
     def state(self) -> LimiterState:
@@ -178,6 +240,7 @@ class AdaptiveLimiter:
             return LimiterState(
                 limit=self._limit,
                 in_flight=self._in_flight,
+                waiting=self._reserved,
                 ceiling=self.ceiling,
                 latency_seconds=self._latency,
                 accepted_per_second=self._accepted_rate(now),
@@ -186,6 +249,13 @@ class AdaptiveLimiter:
             )
 
     # --- internals (the caller holds the lock) ------------------------------------------------
+
+    def _cut(self) -> None:
+        now = self._monotonic()
+        if now >= self._ignore_drops_until:
+            self._slow_start = False
+            self._limit = max(MIN_LIMIT, DECREASE_RATIO * self._accepted_limit(now))
+            self._ignore_drops_until = now + self._latency
 
     def _release(self, seconds: float) -> None:
         self._in_flight -= 1

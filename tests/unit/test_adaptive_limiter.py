@@ -94,7 +94,7 @@ def test_sends_are_paced_over_the_round_trip() -> None:
 
 
 def test_a_halt_refuses_sends_until_it_ends_and_resets_the_limit() -> None:
-    """During the shared backoff no request starts; afterwards one probe goes out first."""
+    """During the shared backoff no request starts; afterwards one probe, then slow start."""
     clock = FakeClock()
     limiter = AdaptiveLimiter(8, initial_limit=6, monotonic=clock)
     limiter.halt(5.0)
@@ -102,6 +102,7 @@ def test_a_halt_refuses_sends_until_it_ends_and_resets_the_limit() -> None:
     clock.now += 5.0
     assert limiter.acquire(timeout=0)
     assert limiter.state().limit == MIN_LIMIT
+    assert limiter.state().slow_start  # the climb back is fast
 
 
 def test_a_cancelled_wait_gives_up() -> None:
