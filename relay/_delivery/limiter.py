@@ -12,15 +12,21 @@ come back accepted, multiplicative decrease on a drop), chosen over its gradient
 (``Gradient2Limit``, ``VegasLimit``) because Mixpanel's limit is not a queue that shows in the
 round-trip time: its answers take as long when the project is over the cap as when it is not,
 so a latency gradient has nothing to read, while the 429 is an explicit, documented drop
-signal. Two changes fit it to a rate cap:
+signal. Three changes fit it to a rate cap:
 
 * **slow start**: until the first drop the limit grows by one per accepted answer (doubling per
   round trip, as TCP's slow start), so a relay reaches the cap in a few round trips;
-* **decrease to what was accepted**: on a 429 the limit falls to :data:`DECREASE_RATIO` of
-  the rate Mixpanel *accepted* over the last :data:`MEASURE_SECONDS` (converted back into
-  requests in flight), instead of a fixed fraction of the limit: that rate is the project's
-  cap, measured, so one 429 brings the limit just under it, however far slow start overshot.
-  Further drops within one round trip are the same burst's answers and cut nothing more.
+* **leaving slow start at what was accepted**: the first 429 sets the limit to
+  :data:`DECREASE_RATIO` of the rate Mixpanel *accepted* over the last :data:`MEASURE_SECONDS`
+  (converted back into requests in flight), not to a fraction of the limit: that rate is the
+  project's cap, measured, however far slow start overshot;
+* **a fast, then careful climb** (as TCP CUBIC's around its last maximum): each later 429
+  remembers the limit it happened at and cuts by :data:`BACKOFF_RATIO`; the limit then grows by
+  :data:`FAST_INCREASE_RATIO` per accepted answer back to just under that maximum, and by
+  :data:`PROBE_INCREASE_RATIO` beyond it, so the relay spends its time near the cap and meets a
+  429 only every few dozen requests.
+
+Further drops within one round trip are the same burst's answers and cut nothing more.
 
 A batch is claimed ahead only with a reservation (:meth:`AdaptiveLimiter.reserve`): at most
 :data:`CLAIM_AHEAD` batches (and never more than ``ceil(limit)``) wait claimed while others are
@@ -46,14 +52,20 @@ from relay._config import RelaySettings
 CLAIM_AHEAD = 2
 #: Below this the limit never falls: one request at a time still probes Mixpanel.
 MIN_LIMIT = 1.0
-#: On a 429 the limit falls to this share of the rate Mixpanel accepted just before.
+#: The first 429 sets the limit to this share of the rate Mixpanel accepted just before.
 DECREASE_RATIO = 0.95
+#: Each later 429 multiplies the limit by this.
+BACKOFF_RATIO = 0.9
 #: On a 5xx or timeout (no measure of the cap), the limit is multiplied by this.
 FAILURE_RATIO = 0.7
-#: After slow start, each accepted answer raises the limit by this share of itself.
-INCREASE_RATIO = 0.004
-#: The accepted rate a 429 falls back to is measured over this many seconds at least.
-MEASURE_SECONDS = 2.0
+#: After slow start, each accepted answer raises the limit by this share of itself while it
+#: is below :data:`NEAR_MAX_RATIO` of the limit of the last 429...
+FAST_INCREASE_RATIO = 0.01
+NEAR_MAX_RATIO = 0.97
+#: ...and by this share beyond it.
+PROBE_INCREASE_RATIO = 0.001
+#: The accepted rate slow start ends at is measured over this many seconds at least.
+MEASURE_SECONDS = 1.0
 #: Round-trip estimate before the first answer (seconds); replaced by a moving average.
 INITIAL_LATENCY_SECONDS = 0.1
 _LATENCY_WEIGHT = 0.2
@@ -114,6 +126,7 @@ class AdaptiveLimiter:
         self._events_per_request = 0.0
         self._accepted: deque[tuple[float, int]] = deque()
         self._slow_start = True
+        self._last_max = 0.0
         self._ignore_drops_until = -math.inf
         self._halted_until = -math.inf
         self._throttled = 0
@@ -183,8 +196,10 @@ class AdaptiveLimiter:
             self._events_per_request = max(self._events_per_request, float(events))
             if self._slow_start:
                 self._limit += 1.0
+            elif self._limit < NEAR_MAX_RATIO * self._last_max:
+                self._limit += FAST_INCREASE_RATIO * self._limit
             else:
-                self._limit += INCREASE_RATIO * self._limit
+                self._limit += PROBE_INCREASE_RATIO * self._limit
             self._limit = min(self._limit, float(self.ceiling))
             self._changed.notify_all()
 
@@ -252,10 +267,16 @@ class AdaptiveLimiter:
 
     def _cut(self) -> None:
         now = self._monotonic()
-        if now >= self._ignore_drops_until:
+        if now < self._ignore_drops_until:
+            return
+        if self._slow_start:
             self._slow_start = False
             self._limit = max(MIN_LIMIT, DECREASE_RATIO * self._accepted_limit(now))
-            self._ignore_drops_until = now + self._latency
+            self._last_max = self._limit / DECREASE_RATIO
+        else:
+            self._last_max = self._limit
+            self._limit = max(MIN_LIMIT, BACKOFF_RATIO * self._limit)
+        self._ignore_drops_until = now + self._latency
 
     def _release(self, seconds: float) -> None:
         self._in_flight -= 1
