@@ -295,9 +295,9 @@ class Drainer:
         ack_now = now + dt.timedelta(seconds=send_seconds)
         if self._observer is not None:
             self._observer.requests_sent(outcome.requests)
-        throttle_seconds = self._after_send(outcome, now=ack_now)
+        throttle_seconds, retry_at = self._after_send(outcome, now=ack_now)
 
-        result = self._ack(claim, outcome, now=ack_now)
+        result = self._ack(claim, outcome, now=ack_now, throttled_until=retry_at)
         result = too_large + dataclasses.replace(
             result,
             claimed=result.claimed + postponed,
@@ -321,8 +321,14 @@ class Drainer:
     def _stopping(self) -> bool:
         return self._stop is not None and self._stop.is_set()
 
-    def _after_send(self, outcome: SendOutcome, *, now: dt.datetime) -> float:
-        """Tell the limiter and the shared throttle how the send went; the pause to observe."""
+    def _after_send(
+        self, outcome: SendOutcome, *, now: dt.datetime
+    ) -> tuple[float, dt.datetime | None]:
+        """Tell the limiter and the shared throttle how the send went.
+
+        Returns the pause every relay must observe, and when a throttled request may be
+        retried ("with exponential backoff", Mixpanel's 429 says): the throttle's end.
+        """
         limiter = self._limiter
         stats = outcome.requests
         seconds = max((r.seconds for r in stats), default=0.0)
@@ -330,12 +336,12 @@ class Drainer:
             throttle = self._gate.throttled(now=now)
             if limiter is None:
                 # Nothing paces this relay: wait out the backoff rather than hammer Mixpanel.
-                return max(0.0, (throttle.until - now).total_seconds())
+                return max(0.0, (throttle.until - now).total_seconds()), throttle.until
             limiter.throttled(seconds=seconds)
             pause = throttle.pause_left(now)
             if pause > 0:
                 limiter.halt(pause)
-            return pause
+            return pause, throttle.until
         if limiter is not None:
             if not stats:
                 limiter.abandoned()
@@ -345,7 +351,7 @@ class Drainer:
                 limiter.accepted(events=len(outcome.delivered), seconds=seconds)
         if outcome.delivered:
             self._gate.delivered(now=now)
-        return 0.0
+        return 0.0, None
 
     def _hand_back_waiting(
         self, claim: store.Claim, postponed: int, *, now: dt.datetime, log: structlog.BoundLogger
@@ -460,7 +466,14 @@ class Drainer:
                 requests=[],
             )
 
-    def _ack(self, claim: store.Claim, outcome: SendOutcome, *, now: dt.datetime) -> DrainResult:
+    def _ack(
+        self,
+        claim: store.Claim,
+        outcome: SendOutcome,
+        *,
+        now: dt.datetime,
+        throttled_until: dt.datetime | None = None,
+    ) -> DrainResult:
         """Write every row's outcome in one fenced transaction."""
         if len(outcome.delivered) == len(claim.events):
             # The usual case: the whole batch was accepted (one statement; see the store).
@@ -481,8 +494,8 @@ class Drainer:
         # back with their attempt returned and are due again at once.
         release_ids = list(outcome.unsent)
         # A 429 is the project's rate limit, not the rows' failure: they (and the rows the
-        # client then left unsent) go back pending, their attempt returned, due at once; the
-        # relays slow down instead (ThrottleGate, the limiter).
+        # client then left unsent) go back pending, their attempt returned, due when the
+        # shared backoff ends; the relays slow down meanwhile (ThrottleGate, the limiter).
         throttle_ids = [*outcome.throttled, *release_ids] if outcome.throttled else []
         if throttle_ids:
             release_ids = []
@@ -512,7 +525,11 @@ class Drainer:
                 conn, token=claim.token, ids=release_ids, next_attempt_at=now, now=now
             )
             throttled = store.release(
-                conn, token=claim.token, ids=throttle_ids, next_attempt_at=now, now=now
+                conn,
+                token=claim.token,
+                ids=throttle_ids,
+                next_attempt_at=max(now, throttled_until or now),
+                now=now,
             )
         changed = delivered + rejected + exhausted + retried + released + throttled
         return DrainResult(

@@ -48,7 +48,11 @@ def _add(engine: Engine, count: int) -> None:
 
 def _rows(engine: Engine) -> list[sa.Row[Any]]:
     with engine.connect() as conn:
-        return list(conn.execute(sa.select(outbox.c.state, outbox.c.attempts)).all())
+        return list(
+            conn.execute(
+                sa.select(outbox.c.state, outbox.c.attempts, outbox.c.next_attempt_at)
+            ).all()
+        )
 
 
 @pytest.fixture
@@ -88,7 +92,7 @@ def make_drainer(engine: Engine, standin: MixpanelStandin) -> Iterator[Callable[
 def test_a_429_uses_no_attempt_and_books_the_shared_throttle(
     engine: Engine, standin: MixpanelStandin, make_drainer: Callable[..., Drainer]
 ) -> None:
-    """A throttled batch goes back pending, due at once, attempt returned; the throttle is set."""
+    """A throttled batch goes back pending, attempt returned, due when the shared backoff ends."""
     _add(engine, 3)
     standin.fail_next(429)
 
@@ -103,6 +107,7 @@ def test_a_429_uses_no_attempt_and_books_the_shared_throttle(
     assert throttle.level == 1
     assert 3.0 <= (throttle.until - NOW).total_seconds() <= 7.0  # 2 s plus 1-5 s of jitter
     assert result.throttle_seconds == pytest.approx((throttle.until - NOW).total_seconds())
+    assert {r.next_attempt_at for r in _rows(engine)} == {throttle.until}
 
 
 def test_a_long_throttle_dead_letters_nothing_and_delivery_resumes_after(
