@@ -228,7 +228,7 @@ class Drainer:
         due_from = self._cursor.start()
         request_bytes = self._settings.batch_max_bytes
         with store.transaction(self._engine, write=True, durable=False) as conn:
-            throttle, new = self._gate.check(conn, now=now)
+            throttle, new = self._gate.check(conn)
             pause = 0.0 if throttle is None else throttle.pause_left(now)
             if new and self._limiter is not None:
                 # Another relay's 429 slows this one too.

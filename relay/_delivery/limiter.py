@@ -137,7 +137,11 @@ class AdaptiveLimiter:
     def reserve(
         self, *, timeout: float, cancelled: Callable[[], bool] | None = None
     ) -> Reservation | None:
-        """Wait until fewer than ``ceil(limit)`` batches wait claimed; ``None`` on timeout."""
+        """Wait until fewer than ``min(CLAIM_AHEAD, ceil(limit))`` batches wait claimed.
+
+        ``None`` on timeout or when cancelled. A reservation lasts until its batch gets a slot
+        (:meth:`acquire`) or it is closed, so batches waiting for a slot count against it.
+        """
         with self._changed:
             give_up = self._monotonic() + timeout
             while self._reserved >= min(CLAIM_AHEAD, math.ceil(self._limit)):
@@ -163,11 +167,9 @@ class AdaptiveLimiter:
         """Wait for a slot and the pacing; ``False`` if halted, cancelled or out of ``timeout``.
 
         On ``True`` the caller sends one request and then calls exactly one of
-        :meth:`accepted`, :meth:`throttled`, :meth:`failed` or :meth:`abandoned`. A
-        ``reservation`` is used up either way.
+        :meth:`accepted`, :meth:`throttled`, :meth:`failed` or :meth:`abandoned`; the
+        ``reservation`` is then used up (on ``False`` the caller closes it).
         """
-        if reservation is not None:
-            reservation.close()
         with self._changed:
             give_up = self._monotonic() + timeout
             while True:
@@ -176,6 +178,10 @@ class AdaptiveLimiter:
                     return False
                 if self._in_flight < math.ceil(self._limit) and now >= self._next_send:
                     self._in_flight += 1
+                    if reservation is not None and not reservation.used:
+                        reservation.used = True
+                        self._reserved -= 1
+                        self._changed.notify_all()
                     if self._first_send is None:
                         self._first_send = now
                     self._next_send = now + self._latency / self._limit

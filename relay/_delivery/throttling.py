@@ -36,8 +36,8 @@ def relay_actor() -> str:
 class ThrottleGate:
     """This relay's view of the shared throttle; thread-safe.
 
-    ``seen`` is called with the throttle when this relay first sees one (its own 429 or another
-    relay's, read at a claim), so the caller can slow its limiter.
+    :meth:`check` says when a throttle is new to this relay (another relay's 429, read at a
+    claim), so the drainer can slow its limiter too.
     """
 
     def __init__(
@@ -59,7 +59,7 @@ class ThrottleGate:
         with self._lock:
             return self._known
 
-    def check(self, conn: Connection, *, now: dt.datetime) -> tuple[Throttle | None, bool]:
+    def check(self, conn: Connection) -> tuple[Throttle | None, bool]:
         """Read the throttle in the claim's transaction: (it, whether it is new to this relay)."""
         throttle = read_throttle(conn)
         with self._lock:

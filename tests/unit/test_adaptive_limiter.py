@@ -144,3 +144,20 @@ def test_after_slow_start_a_429_backs_off_then_climbs_fast_to_just_under_its_max
     assert fast == pytest.approx(1.01)
     assert slow == pytest.approx(1.001)
     assert climbed[-1] < 2.8
+
+
+def test_at_most_two_batches_wait_claimed_until_one_gets_a_slot() -> None:
+    """Claims ahead are bounded: a third reservation waits until a reserved batch is sent."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(8, initial_limit=8, monotonic=clock)
+    first = limiter.reserve(timeout=0)
+    second = limiter.reserve(timeout=0)
+    assert first is not None
+    assert second is not None
+    assert limiter.reserve(timeout=0) is None
+    assert limiter.acquire(timeout=0, reservation=first)
+    third = limiter.reserve(timeout=0)
+    assert third is not None
+    assert limiter.state().waiting == 2
+    second.close()  # handed back unsent: its place is free again
+    assert limiter.reserve(timeout=0) is not None
