@@ -33,10 +33,9 @@ own rules (``relay._event.limits`` and the like), so a mistake there is not repe
 
 Layout: ``_rules`` (per-record rules, pure), ``_wire`` (bodies, answers, credentials),
 ``_ingest`` (``/import``), ``_faults``, ``_ratecap``, ``_ledger`` (what was accepted),
-``_lexicon`` and
-``_lexicon_rules``, ``_profiles`` and ``_profile_rules``, ``_gdpr``, ``_control``
-(``/_standin/...``), ``_http`` (the server), ``_standin`` (:class:`MixpanelStandin`, wiring
-them), ``_views`` (its queries), ``_cli``.
+``_lexicon`` and ``_lexicon_rules``, ``_profiles`` and ``_profile_rules``, ``_gdpr``,
+``_control`` (``/_standin/...``), ``_http`` (the server), ``_standin``
+(:class:`MixpanelStandin`, wiring them), ``_views`` (its queries), ``_cli``.
 
 Run ``python -m relay.testing.mixpanel_standin --port 8765`` to serve in the foreground; the
 first line printed is the base URL.
