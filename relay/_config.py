@@ -30,6 +30,11 @@ MAX_ATTEMPTS = 30
 AUTH_FAILURE_PAUSE_SECONDS = 60.0
 #: Batches one relay keeps in flight (the HTTP of one overlaps the claim and ack of the next).
 DRAIN_CONCURRENCY = 2
+#: Ceiling of the adaptive limit on /import requests one relay keeps in flight: Mixpanel's
+#: ~30,000 events/s cap at 2,000 events a request and 500 ms a round trip is 7.5 in flight
+#: (it names 10-20 concurrent clients for a backfill: run more relays for more); 0 turns the
+#: adaptive limit off.
+MAX_IN_FLIGHT = 8
 POLL_MIN_SECONDS = 0.05
 POLL_MAX_SECONDS = 2.0
 DELIVERED_RETENTION_HOURS = 7 * 24.0
@@ -178,7 +183,19 @@ class RelaySettings(BaseSettings):
         description="Pause after a 401 (or 403, 404, a redirect) before trying again.",
     )
     drain_concurrency: int = Field(
-        default=DRAIN_CONCURRENCY, ge=1, le=16, description="Batches one relay keeps in flight."
+        default=DRAIN_CONCURRENCY,
+        ge=1,
+        le=16,
+        description="Batches one relay keeps in flight when RELAY_MAX_IN_FLIGHT is 0.",
+    )
+    max_in_flight: int = Field(
+        default=MAX_IN_FLIGHT,
+        ge=0,
+        le=64,
+        description=(
+            "Ceiling of the adaptive limit on /import requests in flight (paced AIMD: grows "
+            "while Mixpanel accepts, falls on a 429); 0 turns it off."
+        ),
     )
 
     # --- tracking -------------------------------------------------------------------

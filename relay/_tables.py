@@ -90,6 +90,9 @@ class RowKind(enum.StrEnum):
 
 #: The ``relay_pause.scope`` of a pause of all delivery (event names never contain ``*``).
 PAUSE_ALL = "*"
+#: The ``relay_pause.scope`` of Mixpanel's rate-limit throttle shared by every relay of the
+#: database (see :mod:`relay._store.throttle`); never an operator's pause.
+PAUSE_THROTTLE = "*throttle"
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

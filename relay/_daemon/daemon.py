@@ -52,6 +52,7 @@ from relay._daemon.pacing import DrainPacer, MetricsFeed
 from relay._daemon.summary import SUMMARY_INTERVAL_SECONDS, SummaryCounter
 from relay._database import create_engine
 from relay._delivery.drain import Drainer, DrainResult, utc_now
+from relay._delivery.limiter import limiter_for
 from relay._errors import ConfigurationError, SchemaRevisionError
 from relay._logging import configure_logging
 from relay._migrations import require_current_schema
@@ -315,6 +316,31 @@ class RelayDaemon:
         )
 
 
+def watch_delivery(metrics: RelayMetrics, drainer: Drainer) -> None:
+    """Publish the drainer's limiter and the shared throttle as gauges, read at each scrape."""
+    limiter = drainer.limiter
+    gate = drainer.throttle_gate
+
+    def level() -> float:
+        known = gate.known
+        return 0.0 if known is None else float(known.level)
+
+    if limiter is None:
+        metrics.watch_delivery(
+            in_flight=lambda: 0.0,
+            limit=lambda: 0.0,
+            accepted_rate=lambda: 0.0,
+            throttle_level=level,
+        )
+        return
+    metrics.watch_delivery(
+        in_flight=lambda: float(limiter.state().in_flight),
+        limit=lambda: limiter.state().limit,
+        accepted_rate=lambda: limiter.state().accepted_per_second,
+        throttle_level=level,
+    )
+
+
 def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = None) -> int:
     """Run the relay until ``stop_event`` is set or SIGTERM/SIGINT arrives; return the exit code.
 
@@ -349,7 +375,9 @@ def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = 
             observer=MetricsFeed(metrics),
             stop=stop,
             concurrency=settings.drain_concurrency,
+            limiter=limiter_for(settings),
         )
+        watch_delivery(metrics, drainer)
         daemon = RelayDaemon(settings, engine=engine, drainer=drainer, metrics=metrics, stop=stop)
         daemon.start()
         logger.info("daemon_started", dialect=engine.dialect.name, pid=os.getpid())

@@ -137,16 +137,62 @@ class RelayMetrics:
             "How many event names are paused one by one (relay pause --event).",
             registry=r,
         )
+        self.throttled_requests_total = Counter(
+            "relay_throttled_requests_total",
+            "Requests Mixpanel answered 429 (the project's rate limit).",
+            registry=r,
+        )
+        self.throttled_total = Counter(
+            "relay_throttled_total",
+            "Rows handed back pending after a 429, their attempt returned.",
+            registry=r,
+        )
+        self.requests_in_flight = Gauge(
+            "relay_requests_in_flight",
+            "/import requests this relay has in flight (0 when RELAY_MAX_IN_FLIGHT=0).",
+            registry=r,
+        )
+        self.concurrency_limit = Gauge(
+            "relay_concurrency_limit",
+            "The adaptive limit on requests in flight (0 when RELAY_MAX_IN_FLIGHT=0).",
+            registry=r,
+        )
+        self.accepted_rate = Gauge(
+            "relay_accepted_events_per_second",
+            "Events per second Mixpanel accepted from this relay over the last seconds.",
+            registry=r,
+        )
+        self.throttle_level = Gauge(
+            "relay_throttle_level",
+            "Backoff level of the rate-limit throttle the relays share (0: not throttled).",
+            registry=r,
+        )
         for reason in ("rejected", "max_attempts"):
             self.dead_total.labels(reason=reason)
 
     # --- updates -----------------------------------------------------------------------
+
+    def watch_delivery(
+        self,
+        *,
+        in_flight: Callable[[], float],
+        limit: Callable[[], float],
+        accepted_rate: Callable[[], float],
+        throttle_level: Callable[[], float],
+    ) -> None:
+        """Read the drainer's live numbers at each scrape (the callables must be cheap)."""
+        self.requests_in_flight.set_function(in_flight)
+        self.concurrency_limit.set_function(limit)
+        self.accepted_rate.set_function(accepted_rate)
+        self.throttle_level.set_function(throttle_level)
 
     def observe_requests(self, requests: Sequence[RequestStat]) -> None:
         """Record the duration of each HTTP request of one send."""
         for request in requests:
             status = str(request.status) if request.status is not None else "error"
             self.send_seconds.labels(status=status).observe(request.seconds)
+            if request.status == 429:
+                self.throttled_requests_total.inc()
 
     def observe_drain(self, result: DrainResult) -> None:
         """Count what one drain tick did to its rows."""
@@ -156,6 +202,7 @@ class RelayMetrics:
         self.dead_total.labels(reason="max_attempts").inc(result.dead_after_max_attempts)
         self.released_total.inc(result.released)
         self.lease_lost_total.inc(result.lease_lost)
+        self.throttled_total.inc(result.throttled)
 
     def set_gauges(self, gauges: Gauges) -> None:
         """Publish a fresh reading of the outbox gauges."""

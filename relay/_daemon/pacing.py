@@ -106,6 +106,12 @@ class DrainPacer:
             self._auth_failing = False
             self._metrics.set_auth_error(None)
             logger.warning("mixpanel_auth_recovered")
+        if result.throttle_seconds > 0:
+            # Mixpanel's rate limit, shared by every relay of the database: wait out the
+            # backoff booked there (the rows kept their attempts).
+            self._pause(result.throttle_seconds)
+            logger.info("mixpanel_throttled_waiting", seconds=round(result.throttle_seconds, 1))
+            return result.throttle_seconds
         if result.mixpanel_failing:
             # Every request failed transiently: back off as a whole, as Mixpanel asks for
             # 429 and 5xx, instead of trying the next rows of the backlog at once.

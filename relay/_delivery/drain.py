@@ -24,7 +24,9 @@ from relay import _store as store
 from relay._config import RelaySettings
 from relay._delivery.backoff import retry_delay
 from relay._delivery.cursor import ClaimCursor
+from relay._delivery.limiter import AdaptiveLimiter, Reservation
 from relay._delivery.results import BatchSender, DrainObserver, DrainResult
+from relay._delivery.throttling import ThrottleGate
 from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
 from relay._mixpanel.answers import SendOutcome
 from relay._store.profiles import claim_profile_updates
@@ -87,6 +89,12 @@ class Drainer:
     ``concurrency`` is how many batches :meth:`drain_until_idle` keeps in flight at once.
     ``rescan_seconds`` bounds how long claims may skip rows due before the latest claimed one
     while a backlog drains (see :class:`ClaimCursor`).
+
+    ``limiter`` (optional) paces the requests in flight to what Mixpanel accepts
+    (:class:`AdaptiveLimiter`): :meth:`drain_until_idle` then runs ``limiter.ceiling + 1``
+    threads, each claiming its next batch while the others' are in flight, and a claimed
+    batch waits for the limiter before it is sent (its ack never holds up another's send).
+    A 429 is never the rows' failure (:mod:`relay._delivery.throttling`).
     """
 
     def __init__(
@@ -101,6 +109,7 @@ class Drainer:
         monotonic: Callable[[], float] = time.monotonic,
         concurrency: int = 1,
         rescan_seconds: float = DEFAULT_RESCAN_SECONDS,
+        limiter: AdaptiveLimiter | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -114,6 +123,18 @@ class Drainer:
         self._concurrency = concurrency
         self._cursor = ClaimCursor(rescan_seconds=rescan_seconds, monotonic=monotonic)
         self._profile_client: ProfileClient | None = None
+        self._limiter = limiter
+        self._gate = ThrottleGate(engine, rng=rng)
+
+    @property
+    def limiter(self) -> AdaptiveLimiter | None:
+        """The adaptive limit on requests in flight, if any (for metrics)."""
+        return self._limiter
+
+    @property
+    def throttle_gate(self) -> ThrottleGate:
+        """This relay's view of Mixpanel's shared throttle (for metrics)."""
+        return self._gate
 
     def drain_once(self, *, now: dt.datetime) -> DrainResult:
         """Claim up to ``settings.batch_max_events`` rows due at ``now``, send them, ack them.
@@ -183,15 +204,43 @@ class Drainer:
         ack_now = now + dt.timedelta(seconds=max(0.0, self._monotonic() - started))
         if self._observer is not None:
             self._observer.requests_sent(outcome.requests)
-        result = self._ack(claim, outcome, now=ack_now)
+        # A 429 from /engage or /groups is the project's rate limit as on /import: the updates
+        # keep their attempt and wait, with every relay, for the shared backoff's end.
+        retry_at = self._gate.throttled(now=ack_now).until if outcome.throttled else None
+        result = self._ack(claim, outcome, now=ack_now, throttled_until=retry_at)
         log.debug("profile_batch_acked", delivered=result.delivered, rejected=result.rejected)
         return dataclasses.replace(result, batch_full=claimed.more or bool(result.delivered))
 
     def _drain_events(self, *, now: dt.datetime) -> DrainResult:
+        limiter = self._limiter
+        if limiter is None:
+            return self._claim_and_send(now=now, reservation=None)
+        # Claim ahead only as far as the limit goes: the rows held follow the limit.
+        reservation = limiter.reserve(
+            timeout=self._settings.lease_seconds, cancelled=self._stopping
+        )
+        if reservation is None:
+            return DrainResult(batch_full=not self._stopping())
+        try:
+            return self._claim_and_send(now=now, reservation=reservation)
+        finally:
+            reservation.close()
+
+    def _claim_and_send(self, *, now: dt.datetime, reservation: Reservation | None) -> DrainResult:
         limit = self._settings.batch_max_events
         due_from = self._cursor.start()
         request_bytes = self._settings.batch_max_bytes
         with store.transaction(self._engine, write=True, durable=False) as conn:
+            throttle, new = self._gate.check(conn)
+            pause = 0.0 if throttle is None else throttle.pause_left(now)
+            if new and self._limiter is not None:
+                # Another relay's 429 slows this one too.
+                if pause > 0:
+                    self._limiter.halt(pause)
+                else:
+                    self._limiter.slow_down()
+            if pause > 0:
+                return DrainResult(throttle_seconds=pause)
             claim = store.claim(
                 conn,
                 now=now,
@@ -237,17 +286,27 @@ class Drainer:
             )
 
         started = self._monotonic()
+        if self._limiter is not None and not self._limiter.acquire(
+            timeout=self._settings.lease_seconds / 2,
+            cancelled=self._stopping,
+            reservation=reservation,
+        ):
+            # Halted by the shared throttle (or stopping) while the batch waited: hand it back.
+            return too_large + self._hand_back_waiting(claim, postponed, now=now, log=log)
         outcome = self._send(claim.events, log)
-        ack_now = now + dt.timedelta(seconds=max(0.0, self._monotonic() - started))
+        send_seconds = max(0.0, self._monotonic() - started)
+        ack_now = now + dt.timedelta(seconds=send_seconds)
         if self._observer is not None:
             self._observer.requests_sent(outcome.requests)
+        throttle_seconds, retry_at = self._after_send(outcome, now=ack_now)
 
-        result = self._ack(claim, outcome, now=ack_now)
+        result = self._ack(claim, outcome, now=ack_now, throttled_until=retry_at)
         result = too_large + dataclasses.replace(
             result,
             claimed=result.claimed + postponed,
             postponed=postponed,
             batch_full=batch_full,
+            throttle_seconds=throttle_seconds,
         )
         log.debug(
             "batch_acked",
@@ -261,6 +320,67 @@ class Drainer:
         if result.lease_lost:
             log.warning("lease_lost_before_ack", rows=result.lease_lost)
         return result
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    def _after_send(
+        self, outcome: SendOutcome, *, now: dt.datetime
+    ) -> tuple[float, dt.datetime | None]:
+        """Tell the limiter and the shared throttle how the send went.
+
+        Returns the pause every relay must observe, and when a throttled request may be
+        retried ("with exponential backoff", Mixpanel's 429 says): the throttle's end.
+        """
+        limiter = self._limiter
+        stats = outcome.requests
+        seconds = max((r.seconds for r in stats), default=0.0)
+        if outcome.throttled:
+            throttle = self._gate.throttled(now=now)
+            if limiter is None:
+                # Nothing paces this relay: wait out the backoff rather than hammer Mixpanel.
+                return max(0.0, (throttle.until - now).total_seconds()), throttle.until
+            limiter.throttled(seconds=seconds)
+            pause = throttle.pause_left(now)
+            if pause > 0:
+                limiter.halt(pause)
+            return pause, throttle.until
+        if limiter is not None:
+            if not stats:
+                limiter.abandoned()
+            elif outcome.retry and not outcome.delivered:
+                limiter.failed(seconds=seconds)
+            else:
+                limiter.accepted(events=len(outcome.delivered), seconds=seconds)
+        if outcome.delivered:
+            self._gate.delivered(now=now)
+        return 0.0, None
+
+    def _hand_back_waiting(
+        self, claim: store.Claim, postponed: int, *, now: dt.datetime, log: structlog.BoundLogger
+    ) -> DrainResult:
+        """Release a claimed batch that never got to go (its attempt returned, due now)."""
+        with store.transaction(self._engine, write=True, durable=False) as conn:
+            released = store.release(
+                conn,
+                token=claim.token,
+                ids=[e.id for e in claim.events],
+                next_attempt_at=now,
+                now=now,
+            )
+        known = self._gate.known
+        pause = 0.0 if known is None else known.pause_left(now)
+        log.info("batch_released_unsent", released=released, throttle_seconds=round(pause, 1))
+        if self._stopping() or pause <= 0:
+            return DrainResult(
+                claimed=len(claim.events) + postponed, released=released, postponed=postponed
+            )
+        return DrainResult(
+            claimed=len(claim.events) + postponed,
+            throttled=released,
+            postponed=postponed,
+            throttle_seconds=pause,
+        )
 
     def _postpone_early(self, claim: store.Claim, *, now: dt.datetime) -> tuple[store.Claim, int]:
         """Give back the claimed rows whose ``time`` is ahead of ``now``, due at that time.
@@ -303,12 +423,11 @@ class Drainer:
         first = self.drain_once(now=clock())
         if not self._more_due(first):
             return first
-        if self._concurrency == 1:
+        threads = self._concurrency if self._limiter is None else self._limiter.ceiling + 1
+        if threads == 1:
             return first + self._drain_loop(clock, budget)
-        with ThreadPoolExecutor(self._concurrency, thread_name_prefix="relay-drain") as pool:
-            futures = [
-                pool.submit(self._drain_loop, clock, budget) for _ in range(self._concurrency)
-            ]
+        with ThreadPoolExecutor(threads, thread_name_prefix="relay-drain") as pool:
+            futures = [pool.submit(self._drain_loop, clock, budget) for _ in range(threads)]
         total = first
         for future in futures:
             total += future.result()
@@ -326,6 +445,8 @@ class Drainer:
     def _more_due(self, result: DrainResult) -> bool:
         if not result.batch_full or result.auth_failing or result.released:
             return False
+        if result.throttle_seconds > 0:
+            return False  # Mixpanel's rate limit: every relay waits out the backoff
         if result.failed_transiently:
             # Mixpanel is failing transiently (429, 5xx, timeouts): hammering it with the
             # rest of the backlog would only burn those rows' attempts too.
@@ -348,7 +469,14 @@ class Drainer:
                 requests=[],
             )
 
-    def _ack(self, claim: store.Claim, outcome: SendOutcome, *, now: dt.datetime) -> DrainResult:
+    def _ack(
+        self,
+        claim: store.Claim,
+        outcome: SendOutcome,
+        *,
+        now: dt.datetime,
+        throttled_until: dt.datetime | None = None,
+    ) -> DrainResult:
         """Write every row's outcome in one fenced transaction."""
         if len(outcome.delivered) == len(claim.events):
             # The usual case: the whole batch was accepted (one statement; see the store).
@@ -368,6 +496,12 @@ class Drainer:
         # Unsent rows (after a 401, the client stops sending) were never tried: they go
         # back with their attempt returned and are due again at once.
         release_ids = list(outcome.unsent)
+        # A 429 is the project's rate limit, not the rows' failure: they (and the rows the
+        # client then left unsent) go back pending, their attempt returned, due when the
+        # shared backoff ends; the relays slow down meanwhile (ThrottleGate, the limiter).
+        throttle_ids = [*outcome.throttled, *release_ids] if outcome.throttled else []
+        if throttle_ids:
+            release_ids = []
         delays: dict[int, float] = {}
         for row_id, error in outcome.retry.items():
             attempt = attempts[row_id]
@@ -382,7 +516,7 @@ class Drainer:
                 at=now + dt.timedelta(seconds=delays[attempt]), error=error
             )
         expected = len(outcome.delivered) + len(dead) + len(out_of_attempts)
-        expected += len(retries) + len(release_ids)
+        expected += len(retries) + len(release_ids) + len(throttle_ids)
         with store.transaction(self._engine, write=True, durable=False) as conn:
             delivered = store.mark_delivered(
                 conn, token=claim.token, ids=outcome.delivered, now=now
@@ -393,7 +527,14 @@ class Drainer:
             released = store.release(
                 conn, token=claim.token, ids=release_ids, next_attempt_at=now, now=now
             )
-        changed = delivered + rejected + exhausted + retried + released
+            throttled = store.release(
+                conn,
+                token=claim.token,
+                ids=throttle_ids,
+                next_attempt_at=max(now, throttled_until or now),
+                now=now,
+            )
+        changed = delivered + rejected + exhausted + retried + released + throttled
         return DrainResult(
             claimed=len(claim.events),
             delivered=delivered,
@@ -403,4 +544,5 @@ class Drainer:
             released=released,
             lease_lost=expected - changed,
             auth_error=outcome.auth_error,
+            throttled=throttled,
         )

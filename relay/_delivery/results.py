@@ -34,7 +34,10 @@ class DrainResult:
     therefore left them alone. ``postponed`` rows carried a ``time`` still ahead of the tick's
     ``now`` and went back unsent, due at that time, their attempt returned. ``batch_full``
     says more rows may be due: the claim hit its row limit or byte budget, or it started
-    past the oldest due rows (see :class:`ClaimCursor`).
+    past the oldest due rows (see :class:`ClaimCursor`). ``throttled`` rows were in a request
+    Mixpanel answered 429: they went back pending with their attempt returned, and the relay
+    (every relay of the database) slows down instead. ``throttle_seconds`` is how long no relay
+    may claim (Mixpanel's backoff, shared through the database); 0 when claims may go on.
     """
 
     claimed: int = 0
@@ -47,6 +50,8 @@ class DrainResult:
     auth_error: str | None = None
     batch_full: bool = False
     postponed: int = 0
+    throttled: int = 0
+    throttle_seconds: float = 0.0
 
     @property
     def failed_transiently(self) -> bool:
@@ -69,7 +74,7 @@ class DrainResult:
         return self.auth_error is not None
 
     def __add__(self, other: DrainResult) -> DrainResult:
-        """Totals of two results; the later auth error and fullness win."""
+        """Totals of two results; the later auth error and fullness win, the longer throttle."""
         return DrainResult(
             claimed=self.claimed + other.claimed,
             delivered=self.delivered + other.delivered,
@@ -81,6 +86,8 @@ class DrainResult:
             auth_error=other.auth_error or self.auth_error,
             batch_full=other.batch_full,
             postponed=self.postponed + other.postponed,
+            throttled=self.throttled + other.throttled,
+            throttle_seconds=max(self.throttle_seconds, other.throttle_seconds),
         )
 
 

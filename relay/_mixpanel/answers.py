@@ -10,7 +10,7 @@ ambiguous is retried, never delivered or refused on a guess.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -50,7 +50,8 @@ class SendOutcome:
     """Per-row result of ``MixpanelImportClient.send``; every input id is in exactly one bucket.
 
     ``rejected`` reasons and ``retry`` error texts name fields and Mixpanel's message, never a
-    property value or a credential.
+    property value or a credential. ``throttled`` rows were in a request Mixpanel answered 429
+    (the project's rate limit): nothing is wrong with them, the relay must slow down.
     """
 
     delivered: list[int]
@@ -59,6 +60,7 @@ class SendOutcome:
     unsent: list[int]
     auth_error: str | None
     requests: list[RequestStat]
+    throttled: list[int] = field(default_factory=list)
 
 
 def truncate(text: str) -> str:
@@ -181,6 +183,11 @@ def file_answer(
         reason = error_text(status, payload)
         logger.warning("mixpanel_import_event_too_large", status=status, batch_size=1)
         outcome.rejected[ids[0]] = reason
+    elif status == 429:
+        # The project's rate limit: the rows are fine; the rest of the send waits (unsent).
+        logger.info("mixpanel_import_throttled", status=status, batch_size=len(ids))
+        outcome.throttled.extend(ids)
+        return True
     elif status in AUTH_STATUSES:
         outcome.auth_error = error_text(status, payload)
         logger.error(
@@ -192,7 +199,7 @@ def file_answer(
         outcome.unsent.extend(ids)
         return True
     else:
-        # 429 and 5xx by Mixpanel's guidance; anything else unexpected is retried too,
+        # 5xx by Mixpanel's guidance; anything else unexpected is retried too,
         # since rows marked dead on a misread answer could never be recovered by backoff.
         error = error_text(status, payload)
         logger.warning("mixpanel_import_failed", status=status, batch_size=len(ids), error=error)

@@ -109,6 +109,7 @@ class ProfileClient:
             total.rejected.update(outcome.rejected)
             total.retry.update(outcome.retry)
             total.unsent.extend(outcome.unsent)
+            total.throttled.extend(outcome.throttled)
             total.requests.extend(outcome.requests)
             total.auth_error = total.auth_error or outcome.auth_error
         return total

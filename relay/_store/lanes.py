@@ -31,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from relay._tables import PAUSE_ALL, Lane, outbox, pause
+from relay._tables import PAUSE_ALL, PAUSE_THROTTLE, Lane, outbox, pause
 
 #: The bulk lane's reserved share of each claim: one row in this many.
 BULK_SHARE_DIVISOR = 8
@@ -60,7 +60,10 @@ def claim_exclusion(conn: Connection) -> Exclusion:
     Lock: none (a plain read, in the claim's transaction). A pause set while a claim runs
     takes effect from the next claim; rows already claimed are sent.
     """
-    scopes = [str(s) for s in conn.execute(sa.select(pause.c.scope)).scalars()]
+    # The rate-limit throttle shares the table but is the drainer's business, not a pause.
+    scopes = [
+        str(s) for s in conn.execute(sa.select(pause.c.scope)).scalars() if s != PAUSE_THROTTLE
+    ]
     if PAUSE_ALL in scopes:
         return Exclusion(everything=True, events=())
     return Exclusion(everything=False, events=tuple(sorted(scopes)))

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from relay._store._base import translate_errors
-from relay._tables import PAUSE_ALL, pause
+from relay._tables import PAUSE_ALL, PAUSE_THROTTLE, pause
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +77,8 @@ def lift_pause(conn: Connection, *, event: str | None) -> Pause | None:
 @translate_errors
 def list_pauses(conn: Connection) -> list[Pause]:
     """Every pause, all delivery first, then by event name. Lock: none (a plain read)."""
-    return sorted(_read(conn, sa.select(pause)), key=lambda p: (p.event is not None, p.event or ""))
+    operators = sa.select(pause).where(pause.c.scope != PAUSE_THROTTLE)  # see throttle.py
+    return sorted(_read(conn, operators), key=lambda p: (p.event is not None, p.event or ""))
 
 
 def _read(conn: Connection, stmt: sa.Select[tuple[str, str, str, dt.datetime]]) -> list[Pause]:

@@ -17,8 +17,10 @@ from relay._store import maintenance, transaction
 from relay._store import pauses as pause_store
 from relay._store import stats as stats_store
 from relay._store.pauses import Pause
+from relay._store.throttle import Throttle, read_throttle
 from relay._tables import OutboxState
 
+MINUTE = dt.timedelta(minutes=1)
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 
@@ -32,6 +34,9 @@ class Stats:
     waited since it was written (``None`` with no pending row). ``dead_by_reason`` maps each
     dead-letter reason to its count, largest first; ``pending_by_event`` likewise per event.
     ``paused`` lists the pauses in force (``relay pause``), the pause of all delivery first.
+    ``delivered_last_minute`` over 60 is the effective delivery rate of all relays
+    (:attr:`delivery_rate`); ``throttle`` is Mixpanel's rate-limit throttle the relays share
+    (``None`` when Mixpanel is not throttling).
     """
 
     at: dt.datetime
@@ -45,12 +50,21 @@ class Stats:
     delivered_last_day: int
     pending_by_event: dict[str, int]
     paused: list[Pause] = field(default_factory=list)
+    delivered_last_minute: int = 0
+    throttle: Throttle | None = None
+
+    @property
+    def delivery_rate(self) -> float:
+        """Events per second delivered over the last minute, by every relay."""
+        return self.delivered_last_minute / 60.0
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready values (``at`` in ISO 8601)."""
         out = asdict(self)
         out["at"] = self.at.isoformat()
         out["paused"] = [p.to_json() for p in self.paused]
+        out["delivery_rate"] = round(self.delivery_rate, 1)
+        out["throttle"] = None if self.throttle is None else self.throttle.to_json()
         return out
 
 
@@ -59,11 +73,12 @@ def stats(engine: Engine, *, now: dt.datetime) -> Stats:
     with transaction(engine) as conn:
         pending = maintenance.pending_gauges(conn, now=now)
         dead = stats_store.dead_groups(conn)
-        last_day, last_hour = stats_store.finished_since(
-            conn, state=OutboxState.DELIVERED, since=(now - DAY, now - HOUR)
+        last_day, last_hour, last_minute = stats_store.finished_since(
+            conn, state=OutboxState.DELIVERED, since=(now - DAY, now - HOUR, now - MINUTE)
         )
         by_event = stats_store.pending_by_event(conn)
         paused = pause_store.list_pauses(conn)
+        throttle = read_throttle(conn)
     by_reason: dict[str, int] = {}
     for group in dead:
         by_reason[group.reason] = by_reason.get(group.reason, 0) + group.count
@@ -82,4 +97,6 @@ def stats(engine: Engine, *, now: dt.datetime) -> Stats:
         delivered_last_day=last_day,
         pending_by_event=by_event,
         paused=paused,
+        delivered_last_minute=last_minute,
+        throttle=throttle,
     )

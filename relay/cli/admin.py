@@ -107,8 +107,15 @@ def stats(relay: Relay, /, as_json: bool) -> None:
                 ("dead", s.dead),
                 ("delivered, last hour", s.delivered_last_hour),
                 ("delivered, last day", s.delivered_last_day),
+                ("delivery rate, last minute", f"{s.delivery_rate:,.1f} events/s"),
             ],
         )
+        if s.throttle is not None:
+            click.echo(
+                f"\nMixpanel is rate-limiting the project (HTTP 429): backoff level "
+                f"{s.throttle.level} until {_render.when(s.throttle.until)}, booked by "
+                f"{s.throttle.actor}; no attempt is used, the relays slow down."
+            )
         if s.dead_by_reason:
             click.echo("\ndead by reason:")
             _render.table(("COUNT", "REASON"), [(n, r) for r, n in s.dead_by_reason.items()])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import sys
+import time
 from typing import TYPE_CHECKING
 
 import click
@@ -119,6 +120,7 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
     up) or the tables are not migrated.
     """
     from relay._delivery.drain import Drainer, DrainResult  # noqa: PLC0415
+    from relay._delivery.limiter import limiter_for  # noqa: PLC0415
     from relay._errors import MixpanelAuthError  # noqa: PLC0415
     from relay._logging import configure_logging  # noqa: PLC0415
     from relay._mixpanel.client import MixpanelImportClient  # noqa: PLC0415
@@ -129,13 +131,23 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
     total = DrainResult()
     with relay.engine(writes=True) as engine, MixpanelImportClient(settings) as client:
         require_profile_token(engine, settings)  # exit 3: profile updates wait, no token
-        drainer = Drainer(engine, client, settings, concurrency=settings.drain_concurrency)
+        drainer = Drainer(
+            engine,
+            client,
+            settings,
+            concurrency=settings.drain_concurrency,
+            limiter=limiter_for(settings),
+        )
         while True:
             left = None if max_batches is None else max_batches - _batches(total, settings)
             if left is not None and left <= 0:
                 break
             result = drainer.drain_until_idle(max_batches=left)
             total += result
+            if result.throttle_seconds > 0 and not result.auth_failing:
+                # Mixpanel's rate limit: wait out the shared backoff, then go on draining.
+                time.sleep(result.throttle_seconds)
+                continue
             # During an outage, going on would use up an attempt on every row of the backlog.
             if result.claimed == 0 or result.auth_failing or result.mixpanel_failing:
                 break

@@ -58,14 +58,43 @@ def settings_lines(server: Any) -> list[str]:
     show_default=True,
     help="Port (0 picks a free one).",
 )
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Hold every /import answer this long (a real one takes hundreds of ms).",
+)
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Cap the project at this many events per second; 429 beyond it.  [default: no cap]",
+)
+@click.option(
+    "--rate-window",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="The cap's rolling window in seconds (Mixpanel's is a minute).",
+)
 @click.pass_context
-def standin(ctx: click.Context, host: str, port: int) -> None:
+def standin(
+    ctx: click.Context,
+    *,
+    host: str,
+    port: int,
+    latency_ms: float,
+    rate_limit: float | None,
+    rate_window: float,
+) -> None:
     """Serve a local Mixpanel stand-in in the foreground (Ctrl-C stops it).
 
     It enforces Mixpanel's /import rules and deduplication and keeps what it accepted (in
     memory). The first lines printed are the `export RELAY_*` lines that point every relay
     command at it (run, drain, events push, forget --mixpanel, profile updates); `relay standin
-    events` lists what it accepted.
+    events` lists what it accepted. `--latency-ms` and `--rate-limit` make it answer like a
+    real, busy project (to rehearse a backfill against Mixpanel's per-project cap).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -79,7 +108,14 @@ def standin(ctx: click.Context, host: str, port: int) -> None:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         server = MixpanelStandin(
-            host=host, port=port, project_id=PROJECT_ID, username=USERNAME, secret=SECRET
+            host=host,
+            port=port,
+            project_id=PROJECT_ID,
+            username=USERNAME,
+            secret=SECRET,
+            latency_ms=latency_ms,
+            rate_limit=rate_limit,
+            rate_window_seconds=rate_window,
         )
         try:
             server.__enter__()

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from relay import _store as store
 from relay._mixpanel.encoding import encode_event
+from relay._store.throttle import record_throttle
 from relay._tables import OutboxState, audit, outbox
 from relay.cli import main
 
@@ -282,6 +283,26 @@ def test_stats_json_reports_the_backlog(mixed: Engine) -> None:
     assert (s["delivered_last_hour"], s["delivered_last_day"]) == (1, 1)
     assert s["pending_by_event"] == {EVENT: 1}
     assert s["oldest_pending_age_seconds"] >= 2 * 86_400
+
+
+def test_stats_names_mixpanels_throttle_when_the_relays_share_one(engine: Engine) -> None:
+    """stats says Mixpanel is rate-limiting, at which level and until when, and that no
+    attempt is used; without a throttle it says nothing of it."""
+    quiet = _relay(engine, "stats")
+    with store.transaction(engine) as conn:
+        record_throttle(
+            conn,
+            now=dt.datetime.now(dt.UTC),
+            delay=lambda _level: 600.0,
+            actor="relay@host:7",
+        )
+
+    shown = _relay(engine, "stats")
+
+    assert "rate-limiting" not in quiet.output
+    assert "delivery rate, last minute" in shown.output
+    assert "Mixpanel is rate-limiting the project (HTTP 429): backoff level 1" in shown.output
+    assert "booked by relay@host:7; no attempt is used" in shown.output
 
 
 def test_inspect_shows_the_exact_json_the_relay_sends(engine: Engine) -> None:

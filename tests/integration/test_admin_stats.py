@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from relay import _store as store
 from relay import admin
+from relay._store.throttle import record_throttle
 from relay._tables import OutboxState, outbox
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -109,8 +110,9 @@ def test_every_stats_query_can_be_answered_from_an_index_on_postgresql(pg_engine
     with _recorded_selects(pg_engine) as statements:
         admin.stats(pg_engine, now=NOW)
 
-    # Four reads of relay_outbox and one of relay_pause (a handful of rows, by primary key).
-    assert len(statements) == 5
+    # Four reads of relay_outbox and two of relay_pause (a handful of rows: the operators'
+    # pauses, and Mixpanel's throttle by primary key).
+    assert len(statements) == 6
     with pg_engine.connect() as conn:
         conn.exec_driver_sql("SET enable_seqscan = off")
         for statement, parameters in statements:
@@ -118,3 +120,22 @@ def test_every_stats_query_can_be_answered_from_an_index_on_postgresql(pg_engine
                 f"EXPLAIN (FORMAT JSON) {statement}", parameters
             ).scalar_one()
             assert "relay_outbox" not in _seq_scans(plan["Plan"]), statement
+
+
+def test_stats_show_the_delivery_rate_and_mixpanels_throttle(engine: Engine) -> None:
+    """The last minute's deliveries give the rate; the throttle the relays share is shown."""
+    _add(engine, 6, **_finished(OutboxState.DELIVERED, dt.timedelta(seconds=30)))
+    _add(engine, 4, **_finished(OutboxState.DELIVERED, dt.timedelta(minutes=5)))
+    with store.transaction(engine) as conn:
+        record_throttle(conn, now=NOW, delay=lambda _level: 30.0, actor="relay@host:1")
+    s = admin.stats(engine, now=NOW)
+    assert s.delivered_last_minute == 6
+    assert s.delivery_rate == 0.1
+    assert s.throttle is not None
+    assert (s.throttle.level, s.throttle.actor) == (1, "relay@host:1")
+    assert s.to_json()["throttle"] == {
+        "level": 1,
+        "until": (NOW + dt.timedelta(seconds=30)).isoformat(),
+        "actor": "relay@host:1",
+    }
+    assert s.paused == []  # the throttle is no operator's pause

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 from collections.abc import Iterator
@@ -14,9 +15,11 @@ import structlog
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
+from relay import _store as store
 from relay._database import create_engine
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._event.registry import register_event
+from relay._store.throttle import read_throttle, record_throttle
 from relay._tables import outbox
 from relay._tracking import track
 from relay.cli import main
@@ -112,6 +115,26 @@ def test_drain_delivers_everything_due_and_exits_zero(
     with engine.connect() as conn:
         states = conn.execute(sa.select(outbox.c.state).distinct()).scalars().all()
     assert states == ["delivered"]
+
+
+def test_drain_waits_out_mixpanels_throttle_then_delivers_everything(
+    engine: Engine, db_url: str, runner: CliRunner, standin: MixpanelStandin
+) -> None:
+    """A throttle another relay booked makes `relay drain` wait, not exit with rows left."""
+    _track(engine, 3)
+    now = dt.datetime.now(dt.UTC)
+    with store.transaction(engine) as conn:
+        record_throttle(conn, now=now - dt.timedelta(seconds=10), delay=lambda _: 1.0, actor="a")
+        booked = record_throttle(conn, now=now, delay=lambda _: 1.5, actor="a")
+    assert booked.level == 2
+
+    result = runner.invoke(main, ["--database-url", db_url, "drain", "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.stdout.strip().splitlines()[-1])["delivered"] == 3
+    assert standin.stats().unique == 3
+    with engine.connect() as conn:
+        assert read_throttle(conn) is None
 
 
 def test_drain_with_rejected_credentials_exits_3_and_leaves_rows_untouched(

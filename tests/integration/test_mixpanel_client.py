@@ -213,11 +213,6 @@ def test_event_larger_than_the_byte_cap_is_refused_without_a_request(
 @pytest.mark.parametrize(
     ("status", "error"),
     [
-        (
-            429,
-            "HTTP 429: Project exceeded rate limits. Please retry the request with exponential"
-            " backoff.",
-        ),
         (503, "HTTP 503: Service Unavailable"),
         (502, "HTTP 502: Bad Gateway"),
         (418, "HTTP 418: I'm a Teapot"),
@@ -226,12 +221,23 @@ def test_event_larger_than_the_byte_cap_is_refused_without_a_request(
 def test_rate_limits_server_errors_and_unexpected_statuses_retry_the_whole_batch(
     standin: MixpanelStandin, status: int, error: str
 ) -> None:
-    """429, 5xx and any unexpected status put every row of the request up for retry."""
+    """5xx and any unexpected status put every row of the request up for retry."""
     events = _events(4)
     standin.fail_next(status)
     outcome = _send(_settings(standin), events)
     assert outcome.retry == dict.fromkeys(_ids(events), error)
     assert outcome.delivered == []
+
+
+def test_a_429_marks_its_rows_throttled_and_stops_sending(standin: MixpanelStandin) -> None:
+    """Mixpanel's rate limit: the request's rows are throttled, the later requests unsent."""
+    events = _events(4)
+    standin.fail_next(429)
+    outcome = _send(_settings(standin, batch_max_events=2), events)
+    assert outcome.throttled == _ids(events)[:2]
+    assert outcome.unsent == _ids(events)[2:]
+    assert (outcome.retry, outcome.delivered, outcome.auth_error) == ({}, [], None)
+    assert len(standin.request_log()) == 1
 
 
 def test_read_timeout_retries_the_batch(standin: MixpanelStandin) -> None:

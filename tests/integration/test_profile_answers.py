@@ -139,3 +139,31 @@ def test_updates_answered_zero_are_split_until_each_is_dead_alone(
         states = _states(engine)
         assert (states["u-1"], states["g-1"]) == ("delivered", "delivered")
         assert standin.profiles()[("user", "", "u-1")] == {"plan": "a"}
+
+
+def test_a_profile_update_answered_429_keeps_its_attempt_and_waits_for_the_shared_backoff(
+    engine: Engine,
+) -> None:
+    """A 429 from /engage is the project's rate limit, not the update's failure: the row stays
+    pending with its attempt given back, due at the shared throttle's end, then is delivered."""
+    with MixpanelStandin() as standin:
+        standin.fail_next(429)
+        _commit(engine, _user("u-1", "pro"))
+        settings = _settings(engine, standin)
+        now = dt.datetime.now(dt.UTC)
+        with MixpanelImportClient(settings) as client:
+            drainer = Drainer(engine, client, settings, rng=random.Random(1), monotonic=lambda: 0)
+            try:
+                assert drainer.drain_once(now=now).throttled == 1
+                with engine.connect() as conn:
+                    state, attempts, due = conn.execute(
+                        sa.select(outbox.c.state, outbox.c.attempts, outbox.c.next_attempt_at)
+                    ).one()
+                assert (state, attempts) == ("pending", 0)
+                due_at = due if due.tzinfo else due.replace(tzinfo=dt.UTC)
+                assert due_at >= now + dt.timedelta(seconds=2)  # Mixpanel's backoff starts at 2 s
+                drainer.drain_until_idle(clock=lambda: due_at + dt.timedelta(seconds=61))
+            finally:
+                drainer.close()
+        assert _states(engine) == {"u-1": "delivered"}
+        assert standin.profiles()[("user", "", "u-1")] == {"plan": "pro"}

@@ -157,3 +157,15 @@ def test_the_feed_does_not_count_an_auth_refusal_as_success(metrics: RelayMetric
     MetricsFeed(metrics).batch_done(AUTH)
     assert metrics.health()[1]["last_success_age_seconds"] is None
     assert metrics.registry.get_sample_value("relay_released_total") == 10
+
+
+def test_a_shared_throttle_pauses_the_next_pass_for_its_backoff(
+    pacer: DrainPacer, clock: FakeClock
+) -> None:
+    """A pass that met Mixpanel's throttle waits out the booked backoff, not the failing one."""
+    throttled = DrainResult(claimed=10, throttled=10, throttle_seconds=12.5)
+    assert pacer.after_drain(throttled) == 12.5
+    assert pacer.pause_left() == 12.5
+    clock.now += 12.5
+    # A throttle is no failure: the next failing pass starts Mixpanel's backoff from 3 s.
+    assert pacer.after_drain(FAILING) == 3.0

@@ -98,3 +98,37 @@ def test_a_pause_is_reported_but_keeps_the_relay_healthy() -> None:
     assert metrics.registry.get_sample_value("relay_paused") == 1
     metrics.set_pauses(everything=False, events=[])
     assert metrics.registry.get_sample_value("relay_paused") == 0
+
+
+def test_429s_and_throttled_rows_are_counted_apart_from_failures() -> None:
+    """A 429 counts as a throttled request; the rows it handed back as throttled rows."""
+    from relay._delivery.results import DrainResult  # noqa: PLC0415
+    from relay._mixpanel.answers import RequestStat  # noqa: PLC0415
+
+    metrics, _ = _metrics()
+    metrics.observe_requests([RequestStat(429, 0.3, 2000, 1), RequestStat(200, 0.3, 2000, 1)])
+    metrics.observe_drain(DrainResult(claimed=4000, delivered=2000, throttled=2000))
+    registry = metrics.registry
+    assert registry.get_sample_value("relay_throttled_requests_total") == 1
+    assert registry.get_sample_value("relay_throttled_total") == 2000
+    assert registry.get_sample_value("relay_retried_total") == 0
+
+
+def test_the_limiter_and_the_throttle_are_read_at_each_scrape() -> None:
+    """The gauges show the drainer's live in-flight count, limit, accepted rate and level."""
+    from relay._delivery.limiter import AdaptiveLimiter  # noqa: PLC0415
+
+    metrics, _ = _metrics()
+    limiter = AdaptiveLimiter(8, initial_limit=3)
+    metrics.watch_delivery(
+        in_flight=lambda: float(limiter.state().in_flight),
+        limit=lambda: limiter.state().limit,
+        accepted_rate=lambda: limiter.state().accepted_per_second,
+        throttle_level=lambda: 2.0,
+    )
+    assert limiter.acquire(timeout=0)
+    registry = metrics.registry
+    assert registry.get_sample_value("relay_requests_in_flight") == 1
+    assert registry.get_sample_value("relay_concurrency_limit") == 3
+    assert registry.get_sample_value("relay_accepted_events_per_second") == 0
+    assert registry.get_sample_value("relay_throttle_level") == 2

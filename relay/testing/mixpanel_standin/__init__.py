@@ -24,14 +24,18 @@ built: ``profiles()``, ``GET /_standin/profiles``; and the GDPR API's deletions 
 (``/api/app/data-deletions/v3.0``, ``/api/app/data-retrievals/v3.0``; see ``_gdpr``):
 ``gdpr_jobs()``, ``complete_gdpr_jobs()``, ``GET /_standin/gdpr``.
 
+``latency_ms`` holds every ``/import`` answer as a real round trip would, and ``rate_limit``
+caps the project's events per second over a rolling window with Mixpanel's documented 429
+(``_ratecap``): to rehearse a backfill against the per-project cap.
+
 The stand-in is an independent reading of Mixpanel's documents: it imports nothing of relay's
 own rules (``relay._event.limits`` and the like), so a mistake there is not repeated here.
 
 Layout: ``_rules`` (per-record rules, pure), ``_wire`` (bodies, answers, credentials),
-``_ingest`` (``/import``), ``_faults``, ``_ledger`` (what was accepted), ``_lexicon`` and
-``_lexicon_rules``, ``_profiles`` and ``_profile_rules``, ``_gdpr``, ``_control``
-(``/_standin/...``), ``_http`` (the server), ``_standin`` (:class:`MixpanelStandin`, wiring
-them), ``_views`` (its queries), ``_cli``.
+``_ingest`` (``/import``), ``_faults``, ``_ratecap``, ``_ledger`` (what was accepted),
+``_lexicon`` and ``_lexicon_rules``, ``_profiles`` and ``_profile_rules``, ``_gdpr``,
+``_control`` (``/_standin/...``), ``_http`` (the server), ``_standin``
+(:class:`MixpanelStandin`, wiring them), ``_views`` (its queries), ``_cli``.
 
 Run ``python -m relay.testing.mixpanel_standin --port 8765`` to serve in the foreground; the
 first line printed is the base URL.

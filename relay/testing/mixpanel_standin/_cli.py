@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
+from relay.testing.mixpanel_standin._ratecap import DEFAULT_RATE_WINDOW_SECONDS
 from relay.testing.mixpanel_standin._standin import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_EVENTS,
@@ -48,6 +49,21 @@ def main(
         action="store_true",
         help="ignore strict=1 on /engage and /groups: answer only 1 or 0",
     )
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, help="hold every /import answer this long"
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=None,
+        help="events per second per project; 429 beyond it (default: no cap)",
+    )
+    parser.add_argument(
+        "--rate-window",
+        type=float,
+        default=DEFAULT_RATE_WINDOW_SECONDS,
+        help="rolling window of the cap, seconds (Mixpanel's: 60)",
+    )
     args = parser.parse_args(argv)
     done = threading.Event()
 
@@ -68,6 +84,9 @@ def main(
         retain_events=not args.no_retain,
         verbose_answers=args.verbose_answers,
         profile_per_record_errors=not args.no_profile_per_record_errors,
+        latency_ms=args.latency_ms,
+        rate_limit=args.rate_limit,
+        rate_window_seconds=args.rate_window,
     )
     with standin:
         print(standin.url, flush=True)

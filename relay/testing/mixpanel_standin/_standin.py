@@ -29,6 +29,7 @@ from relay.testing.mixpanel_standin._ledger import (
     RequestRecord,
     Stored,
 )
+from relay.testing.mixpanel_standin._ratecap import DEFAULT_RATE_WINDOW_SECONDS, RateCap
 from relay.testing.mixpanel_standin._views import StandinViews
 from relay.testing.mixpanel_standin._wire import (
     ERROR_RATE_LIMITED,
@@ -70,6 +71,12 @@ class MixpanelStandin(StandinViews, FaultInjection):
     ``unique_events`` then raise. It also serves the Lexicon Schemas API under
     ``/api/app/projects/{projectId}/schemas`` (see ``lexicon_entries``).
 
+    ``latency_ms`` holds every ingestion answer that long (a real ``/import`` of 2,000 events
+    takes hundreds of milliseconds; requests wait side by side, each on its own thread).
+    ``rate_limit`` caps the project at that many events per second over a rolling
+    ``rate_window_seconds`` (Mixpanel's is a minute); a request beyond it is answered 429 with
+    Mixpanel's documented body and stores nothing (see ``_ratecap``).
+
     Subclasses may serve more ingestion paths (``INGESTION_PATHS``, ``_answer``) and body
     formats (``_decode_inflated``): the benchmarks' ``mixpanel``-package baseline does.
     """
@@ -93,7 +100,12 @@ class MixpanelStandin(StandinViews, FaultInjection):
         retain_events: bool = True,
         verbose_answers: bool = False,
         profile_per_record_errors: bool = True,
+        latency_ms: float = 0.0,
+        rate_limit: float | None = None,
+        rate_window_seconds: float = DEFAULT_RATE_WINDOW_SECONDS,
     ) -> None:
+        if latency_ms < 0:
+            raise ValueError("latency_ms must not be negative")
         self.host = host
         self.port = port
         self.project_id = project_id
@@ -104,7 +116,9 @@ class MixpanelStandin(StandinViews, FaultInjection):
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.retain_events = retain_events
+        self.latency_ms = latency_ms
         self._now = now
+        self._rate_cap = RateCap(rate_limit, window_seconds=rate_window_seconds)
         self._server: Server | None = None
         self._serve_thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -212,6 +226,7 @@ class MixpanelStandin(StandinViews, FaultInjection):
             self._profiles.clear()
             self._gdpr.clear()
             self._faults.clear()
+            self._rate_cap.clear()
             self._changed.notify_all()
 
     def _register_connection(self, sock: socket.socket) -> None:
@@ -299,8 +314,21 @@ class MixpanelStandin(StandinViews, FaultInjection):
             stopping = self._faults.hold(fault.seconds)
             if fault.drop or stopping:
                 return self._finish(incoming, [], None)
+        if not self._rate_cap.admit(len(decoded.records or [])):
+            reply = mixpanel_error(429, ERROR_RATE_LIMITED)
+            return self._round_trip(self._finish(incoming, [], reply))
         reply, stored = self._answer(path, query, headers, decoded)
-        return self._finish(incoming, stored, reply)
+        return self._round_trip(self._finish(incoming, stored, reply))
+
+    def _round_trip(self, reply: Reply | None) -> Reply | None:
+        """``reply`` after ``latency_ms`` (the connection's own thread waits, burning no CPU).
+
+        The records are already stored: a client that gives up meanwhile re-sends duplicates,
+        as with Mixpanel. Stopping cuts the wait short and drops the answer.
+        """
+        if self.latency_ms and self._faults.hold(self.latency_ms / 1000.0):
+            return None
+        return reply
 
     def _answer(
         self, path: str, query: dict[str, str], headers: Message, decoded: Body

@@ -1,0 +1,317 @@
+"""How many ``/import`` requests a relay keeps in flight: an AIMD limit, paced, found from 429s.
+
+Mixpanel's advice for a backfill is to "send data as quickly as possible with concurrent
+clients until the server returns 429" and back off on it (``import-events.mdx``). Its limit is a
+*rate* (events per second per project, on a rolling window), so the limit here is the
+average number of requests in flight, ``limit`` (a float), and sends are paced one
+``latency / limit`` apart, so that a limit of 1.5 means "one and a half round trips' worth of
+requests", not "one, then two".
+
+The algorithm is Netflix concurrency-limits' ``AIMDLimit`` (additive increase while answers
+come back accepted, multiplicative decrease on a drop), chosen over its gradient limiters
+(``Gradient2Limit``, ``VegasLimit``) because Mixpanel's limit is not a queue that shows in the
+round-trip time: its answers take as long when the project is over the cap as when it is not,
+so a latency gradient has nothing to read, while the 429 is an explicit, documented drop
+signal. Three changes fit it to a rate cap:
+
+* **slow start**: until the first drop the limit grows by one per accepted answer (doubling per
+  round trip, as TCP's slow start), so a relay reaches the cap in a few round trips;
+* **leaving slow start at what was accepted**: the first 429 sets the limit to
+  :data:`DECREASE_RATIO` of the rate Mixpanel *accepted* over the last :data:`MEASURE_SECONDS`
+  (converted back into requests in flight), not to a fraction of the limit: that rate is the
+  project's cap, measured, however far slow start overshot;
+* **a fast, then careful climb** (as TCP CUBIC's around its last maximum): each later 429
+  remembers the limit it happened at and cuts by :data:`BACKOFF_RATIO`; the limit then grows by
+  :data:`FAST_INCREASE_RATIO` per accepted answer back to just under that maximum, and by
+  :data:`PROBE_INCREASE_RATIO` beyond it, so the relay spends its time near the cap and meets a
+  429 only every few dozen requests.
+
+Further drops within one round trip are the same burst's answers and cut nothing more.
+
+A batch is claimed ahead only with a reservation (:meth:`AdaptiveLimiter.reserve`): at most
+:data:`CLAIM_AHEAD` batches (and never more than ``ceil(limit)``) wait claimed while others are
+in flight, so the rows a relay holds in memory stay bounded whatever the number of threads.
+
+The limit never exceeds ``ceiling`` (``RELAY_MAX_IN_FLIGHT``) and never falls below
+:data:`MIN_LIMIT` (one request in flight probes whether the throttle lifted). Thread-safe;
+the clock is injectable so tests drive it without sleeping.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from relay._config import RelaySettings
+
+#: Batches claimed and encoded ahead, waiting for their turn to be sent.
+CLAIM_AHEAD = 2
+#: Below this the limit never falls: one request at a time still probes Mixpanel.
+MIN_LIMIT = 1.0
+#: The first 429 sets the limit to this share of the rate Mixpanel accepted just before.
+DECREASE_RATIO = 0.95
+#: Each later 429 multiplies the limit by this.
+BACKOFF_RATIO = 0.9
+#: On a 5xx or timeout (no measure of the cap), the limit is multiplied by this.
+FAILURE_RATIO = 0.7
+#: After slow start, each accepted answer raises the limit by this share of itself while it
+#: is below :data:`NEAR_MAX_RATIO` of the limit of the last 429...
+FAST_INCREASE_RATIO = 0.01
+NEAR_MAX_RATIO = 0.97
+#: ...and by this share beyond it.
+PROBE_INCREASE_RATIO = 0.001
+#: The accepted rate slow start ends at is measured over this many seconds at least.
+MEASURE_SECONDS = 1.0
+#: Round-trip estimate before the first answer (seconds); replaced by a moving average.
+INITIAL_LATENCY_SECONDS = 0.1
+_LATENCY_WEIGHT = 0.2
+
+
+class Reservation:
+    """The right to claim one batch ahead; :meth:`AdaptiveLimiter.acquire` uses it up.
+
+    ``close()`` gives back a reservation that was never used (nothing was claimed, or the
+    batch went back unsent).
+    """
+
+    def __init__(self, limiter: AdaptiveLimiter) -> None:
+        self._limiter = limiter
+        self.used = False
+
+    def close(self) -> None:
+        """Give the reservation back unless it was used."""
+        if not self.used:
+            self.used = True
+            self._limiter._unreserve()
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterState:
+    """A snapshot for metrics and ``relay stats``."""
+
+    limit: float
+    in_flight: int
+    waiting: int
+    ceiling: int
+    latency_seconds: float
+    accepted_per_second: float
+    throttled: int
+    slow_start: bool
+
+
+class AdaptiveLimiter:
+    """The paced AIMD limit on requests in flight; see the module's docstring."""
+
+    def __init__(
+        self,
+        ceiling: int,
+        *,
+        initial_limit: float = MIN_LIMIT,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ceiling < 1:
+            raise ValueError("ceiling must be at least 1")
+        self.ceiling = ceiling
+        self._monotonic = monotonic
+        self._changed = threading.Condition()
+        self._limit = min(float(ceiling), max(MIN_LIMIT, initial_limit))
+        self._in_flight = 0
+        self._reserved = 0
+        self._next_send = -math.inf
+        self._latency = INITIAL_LATENCY_SECONDS
+        self._events_per_request = 0.0
+        self._accepted: deque[tuple[float, int]] = deque()
+        self._slow_start = True
+        self._last_max = 0.0
+        self._ignore_drops_until = -math.inf
+        self._halted_until = -math.inf
+        self._throttled = 0
+        self._first_send: float | None = None
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def reserve(
+        self, *, timeout: float, cancelled: Callable[[], bool] | None = None
+    ) -> Reservation | None:
+        """Wait until fewer than ``min(CLAIM_AHEAD, ceil(limit))`` batches wait claimed.
+
+        ``None`` on timeout or when cancelled. A reservation lasts until its batch gets a slot
+        (:meth:`acquire`) or it is closed, so batches waiting for a slot count against it.
+        """
+        with self._changed:
+            give_up = self._monotonic() + timeout
+            while self._reserved >= min(CLAIM_AHEAD, math.ceil(self._limit)):
+                now = self._monotonic()
+                if now >= give_up or (cancelled is not None and cancelled()):
+                    return None
+                self._changed.wait(min(give_up - now, 0.25))
+            self._reserved += 1
+            return Reservation(self)
+
+    def _unreserve(self) -> None:
+        with self._changed:
+            self._reserved -= 1
+            self._changed.notify_all()
+
+    def acquire(
+        self,
+        *,
+        timeout: float,
+        cancelled: Callable[[], bool] | None = None,
+        reservation: Reservation | None = None,
+    ) -> bool:
+        """Wait for a slot and the pacing; ``False`` if halted, cancelled or out of ``timeout``.
+
+        On ``True`` the caller sends one request and then calls exactly one of
+        :meth:`accepted`, :meth:`throttled`, :meth:`failed` or :meth:`abandoned`; the
+        ``reservation`` is then used up (on ``False`` the caller closes it).
+        """
+        with self._changed:
+            give_up = self._monotonic() + timeout
+            while True:
+                now = self._monotonic()
+                if now < self._halted_until or (cancelled is not None and cancelled()):
+                    return False
+                if self._in_flight < math.ceil(self._limit) and now >= self._next_send:
+                    self._in_flight += 1
+                    if reservation is not None and not reservation.used:
+                        reservation.used = True
+                        self._reserved -= 1
+                        self._changed.notify_all()
+                    if self._first_send is None:
+                        self._first_send = now
+                    self._next_send = now + self._latency / self._limit
+                    return True
+                if now >= give_up:
+                    return False
+                wake = give_up if self._in_flight >= math.ceil(self._limit) else self._next_send
+                # Capped so that a cancel or a halt set elsewhere is seen within a moment.
+                self._changed.wait(min(max(wake - now, 0.0), 0.25))
+
+    def accepted(self, *, events: int, seconds: float) -> None:
+        """Mixpanel accepted a request of ``events`` that took ``seconds``: grow."""
+        with self._changed:
+            now = self._monotonic()
+            self._release(seconds)
+            self._accepted.append((now, events))
+            self._trim(now)
+            self._events_per_request = max(self._events_per_request, float(events))
+            if self._slow_start:
+                self._limit += 1.0
+            elif self._limit < NEAR_MAX_RATIO * self._last_max:
+                self._limit += FAST_INCREASE_RATIO * self._limit
+            else:
+                self._limit += PROBE_INCREASE_RATIO * self._limit
+            self._limit = min(self._limit, float(self.ceiling))
+            self._changed.notify_all()
+
+    def throttled(self, *, seconds: float) -> None:
+        """Mixpanel answered 429: fall to just under the rate it accepted."""
+        with self._changed:
+            self._release(seconds)
+            self._throttled += 1
+            self._cut()
+            self._changed.notify_all()
+
+    def slow_down(self) -> None:
+        """Another relay of the database met a 429: fall as if this one had."""
+        with self._changed:
+            self._cut()
+            self._changed.notify_all()
+
+    def failed(self, *, seconds: float) -> None:
+        """A 5xx, timeout or cut answer: shrink by :data:`FAILURE_RATIO` (once a round trip)."""
+        with self._changed:
+            now = self._monotonic()
+            self._release(seconds)
+            if now >= self._ignore_drops_until:
+                self._slow_start = False
+                self._limit = max(MIN_LIMIT, FAILURE_RATIO * self._limit)
+                self._ignore_drops_until = now + self._latency
+            self._changed.notify_all()
+
+    def abandoned(self) -> None:
+        """The slot was taken but no request answered that says anything of Mixpanel's limit."""
+        with self._changed:
+            self._in_flight -= 1
+            self._changed.notify_all()
+
+    def halt(self, seconds: float) -> None:
+        """No request may start for ``seconds`` (the relays' shared backoff); waiters give up.
+
+        Afterwards the limit starts again from one request, in slow start: the project's
+        capacity may have changed meanwhile, and a slow climb would waste the first seconds
+        after the throttle lifts.
+        """
+        with self._changed:
+            self._halted_until = max(self._halted_until, self._monotonic() + seconds)
+            self._limit = MIN_LIMIT
+            self._slow_start = True
+            self._changed.notify_all()
+
+    def state(self) -> LimiterState:
+        """The current limit, requests in flight and measures."""
+        with self._changed:
+            now = self._monotonic()
+            self._trim(now)
+            return LimiterState(
+                limit=self._limit,
+                in_flight=self._in_flight,
+                waiting=self._reserved,
+                ceiling=self.ceiling,
+                latency_seconds=self._latency,
+                accepted_per_second=self._accepted_rate(now),
+                throttled=self._throttled,
+                slow_start=self._slow_start,
+            )
+
+    # --- internals (the caller holds the lock) ------------------------------------------------
+
+    def _cut(self) -> None:
+        now = self._monotonic()
+        if now < self._ignore_drops_until:
+            return
+        if self._slow_start:
+            self._slow_start = False
+            self._limit = max(MIN_LIMIT, DECREASE_RATIO * self._accepted_limit(now))
+            self._last_max = self._limit / DECREASE_RATIO
+        else:
+            self._last_max = self._limit
+            self._limit = max(MIN_LIMIT, BACKOFF_RATIO * self._limit)
+        self._ignore_drops_until = now + self._latency
+
+    def _release(self, seconds: float) -> None:
+        self._in_flight -= 1
+        self._latency += _LATENCY_WEIGHT * (max(seconds, 0.001) - self._latency)
+
+    def _window(self) -> float:
+        return max(MEASURE_SECONDS, 3 * self._latency)
+
+    def _trim(self, now: float) -> None:
+        horizon = now - self._window()
+        while self._accepted and self._accepted[0][0] <= horizon:
+            self._accepted.popleft()
+
+    def _accepted_rate(self, now: float) -> float:
+        """Events per second Mixpanel accepted over the last window."""
+        self._trim(now)
+        if not self._accepted or self._first_send is None:
+            return 0.0
+        # Early on, the window reaches back before the first send: measure since then.
+        span = max(min(self._window(), now - self._first_send), self._latency)
+        return sum(events for _, events in self._accepted) / span
+
+    def _accepted_limit(self, now: float) -> float:
+        """The accepted rate as requests in flight: rate x round trip / events per request."""
+        if not self._events_per_request:
+            return MIN_LIMIT
+        return self._accepted_rate(now) * self._latency / self._events_per_request
+
+
+def limiter_for(settings: RelaySettings) -> AdaptiveLimiter | None:
+    """The limiter ``RELAY_MAX_IN_FLIGHT`` asks for; ``None`` when it is 0 (turned off)."""
+    return AdaptiveLimiter(settings.max_in_flight) if settings.max_in_flight else None

@@ -1,0 +1,102 @@
+"""The drainer's side of Mixpanel's rate limit: a 429 slows every relay, and no row pays for it.
+
+A 429 says the *project* is over its rate limit; nothing is wrong with the rows. So their
+attempt is given back and they stay pending (the drainer hands them back), and the relays
+slow down instead: the throttle is booked in the database (:mod:`relay._store.throttle`) so
+that every relay of the database sees it at its next claim, with Mixpanel's documented backoff
+("starting with a backoff of 2s and doubling backoff until 60s, with 1-5s of jitter",
+``import-events.mdx``): level 1 (a first 429) lowers each relay's :class:`AdaptiveLimiter`;
+a 429 after the backoff ended raises the level, and from level 2 no relay claims until the
+backoff ends. The first delivery after the end lifts the throttle.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import socket
+import threading
+
+import structlog
+from sqlalchemy.engine import Connection, Engine
+
+from relay import _store as store
+from relay._delivery.backoff import retry_delay
+from relay._store.throttle import Throttle, lift_throttle, read_throttle, record_throttle
+
+logger = structlog.get_logger("relay.drain")
+
+
+def relay_actor() -> str:
+    """Who booked a throttle: this host and process (no secret, no personal data)."""
+    return f"relay@{socket.gethostname()}:{os.getpid()}"[:255]
+
+
+class ThrottleGate:
+    """This relay's view of the shared throttle; thread-safe.
+
+    :meth:`check` says when a throttle is new to this relay (another relay's 429, read at a
+    claim), so the drainer can slow its limiter too.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        rng: random.Random | None = None,
+        actor: str | None = None,
+    ) -> None:
+        self._engine = engine
+        self._rng = rng
+        self._actor = actor or relay_actor()
+        self._lock = threading.Lock()
+        self._known: Throttle | None = None
+
+    @property
+    def known(self) -> Throttle | None:
+        """The throttle as last read or booked by this relay, ``None`` if none."""
+        with self._lock:
+            return self._known
+
+    def check(self, conn: Connection) -> tuple[Throttle | None, bool]:
+        """Read the throttle in the claim's transaction: (it, whether it is new to this relay)."""
+        throttle = read_throttle(conn)
+        with self._lock:
+            new = throttle is not None and throttle != self._known
+            self._known = throttle
+        return throttle, new
+
+    def throttled(self, *, now: dt.datetime) -> Throttle:
+        """Book a 429 answered at ``now``; returns the throttle in force."""
+        with store.transaction(self._engine, write=True, durable=False) as conn:
+            throttle = record_throttle(
+                conn,
+                now=now,
+                delay=lambda level: retry_delay(level, rng=self._rng),
+                actor=self._actor,
+            )
+        with self._lock:
+            new = throttle != self._known
+            self._known = throttle
+        if new:
+            logger.warning(
+                "mixpanel_rate_limited",
+                level=throttle.level,
+                backoff_seconds=round((throttle.until - now).total_seconds(), 1),
+            )
+        return throttle
+
+    def delivered(self, *, now: dt.datetime) -> None:
+        """A request was accepted at ``now``: lift a throttle whose backoff ended."""
+        with self._lock:
+            known = self._known
+        if known is None or known.until > now:
+            return
+        with store.transaction(self._engine, write=True, durable=False) as conn:
+            lifted = lift_throttle(conn, now=now)
+        with self._lock:
+            if self._known == known:
+                self._known = None
+        if lifted:
+            logger.warning("mixpanel_rate_limit_lifted", level=known.level)

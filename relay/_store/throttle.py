@@ -1,0 +1,123 @@
+"""Mixpanel's rate-limit throttle, shared by every relay of one database through ``relay_pause``.
+
+A 429 is the project's state, not the rows': every relay delivering to the project must slow
+down together. The throttle is one row of ``relay_pause`` under the scope
+:data:`relay._tables.PAUSE_THROTTLE` (no new table, no migration): ``paused_at`` holds the
+time the current backoff ends and ``reason`` its level (how many backoffs in a row the 429s
+outlasted). Operators' pauses never see it (:func:`relay._store.pauses.list_pauses` and the
+claim's exclusion pass over it); ``relay stats`` shows it.
+
+Level 1 (a first 429) asks relays to slow down; from level 2 on (the 429s outlasted a whole
+backoff) no relay claims until the backoff ends. The first delivery after the end lifts it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from relay._store._base import translate_errors
+from relay._tables import PAUSE_THROTTLE, pause
+
+_REASON_PREFIX = "Mixpanel's rate limit (HTTP 429), backoff level "
+#: From this level on, no relay claims until the backoff ends.
+PAUSING_LEVEL = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """The shared throttle: its backoff ``level`` and when the current backoff ends."""
+
+    level: int
+    until: dt.datetime
+    actor: str
+
+    def pause_left(self, now: dt.datetime) -> float:
+        """Seconds no relay may claim for (0 at level 1, or once the backoff ended)."""
+        if self.level < PAUSING_LEVEL:
+            return 0.0
+        return max(0.0, (self.until - now).total_seconds())
+
+    def to_json(self) -> dict[str, str | int]:
+        """JSON-ready values (``until`` in ISO 8601)."""
+        return {"level": self.level, "until": self.until.isoformat(), "actor": self.actor}
+
+
+def _level(reason: str) -> int:
+    text = reason.removeprefix(_REASON_PREFIX)
+    return int(text) if text.isdigit() else 1
+
+
+def _from_row(row: sa.Row[tuple[str, str, str, dt.datetime]]) -> Throttle:
+    return Throttle(level=_level(row.reason), until=row.paused_at, actor=row.actor)
+
+
+def _select() -> sa.Select[tuple[str, str, str, dt.datetime]]:
+    return sa.select(pause.c.scope, pause.c.reason, pause.c.actor, pause.c.paused_at).where(
+        pause.c.scope == PAUSE_THROTTLE
+    )
+
+
+@translate_errors
+def read_throttle(conn: Connection) -> Throttle | None:
+    """The shared throttle, ``None`` when Mixpanel is not throttling. Lock: none (a plain read)."""
+    row = conn.execute(_select()).first()
+    return None if row is None else _from_row(row)
+
+
+@translate_errors
+def record_throttle(
+    conn: Connection, *, now: dt.datetime, delay: Callable[[int], float], actor: str
+) -> Throttle:
+    """Book a 429 answered at ``now``; returns the throttle now in force.
+
+    A 429 during the current backoff changes nothing (the answers of one burst arrive
+    together); one after it raises the level, and ``delay(level)`` seconds from ``now`` is the
+    new end. Lock: the throttle's row (``FOR UPDATE``). Guard: the scope is the primary key; two
+    relays booking the first 429 at once leave one row (the loser re-reads it).
+    """
+    row = conn.execute(_select().with_for_update()).first()
+    if row is None:
+        first = Throttle(level=1, until=now + dt.timedelta(seconds=delay(1)), actor=actor)
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    sa.insert(pause).values(
+                        scope=PAUSE_THROTTLE,
+                        reason=f"{_REASON_PREFIX}{first.level}",
+                        actor=actor,
+                        paused_at=first.until,
+                    )
+                )
+        except sa.exc.IntegrityError:
+            row = conn.execute(_select().with_for_update()).one()  # another relay's first 429
+        else:
+            return first
+    current = _from_row(row)
+    if current.until > now:
+        return current
+    level = current.level + 1
+    raised = Throttle(level=level, until=now + dt.timedelta(seconds=delay(level)), actor=actor)
+    conn.execute(
+        sa.update(pause)
+        .where(pause.c.scope == PAUSE_THROTTLE)
+        .values(reason=f"{_REASON_PREFIX}{level}", actor=actor, paused_at=raised.until)
+    )
+    return raised
+
+
+@translate_errors
+def lift_throttle(conn: Connection, *, now: dt.datetime) -> bool:
+    """Lift the throttle after a delivery at ``now``; ``False`` if none, or its backoff runs on.
+
+    Lock: the throttle's row. Guard: ``paused_at <= now``, so a backoff another relay booked
+    meanwhile survives a delivery that answered before it.
+    """
+    lifted = conn.execute(
+        sa.delete(pause).where(pause.c.scope == PAUSE_THROTTLE, pause.c.paused_at <= now)
+    )
+    return bool(lifted.rowcount)

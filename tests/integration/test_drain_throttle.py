@@ -1,0 +1,249 @@
+"""Mixpanel's 429 is the relay's state, not the rows': no attempt used, shared slowdown."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from relay import _store as store
+from relay._config import RelaySettings
+from relay._delivery.drain import Drainer
+from relay._delivery.limiter import AdaptiveLimiter
+from relay._mixpanel.client import MixpanelImportClient
+from relay._store.lanes import claim_exclusion
+from relay._store.pauses import list_pauses, set_pause
+from relay._store.throttle import lift_throttle, read_throttle, record_throttle
+from relay._tables import OutboxState, outbox
+from relay.testing.mixpanel_standin import MixpanelStandin
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+EVENT_TIME_MS = int((time.time() - 86_400) * 1000)
+
+
+def _add(engine: Engine, count: int) -> None:
+    with store.transaction(engine) as conn:
+        for _ in range(count):
+            store.insert_event(
+                conn,
+                values={
+                    "insert_id": str(uuid.uuid4()),
+                    "event": "svc.test.thing_done",
+                    "distinct_id": "user-1",
+                    "time_ms": EVENT_TIME_MS,
+                    "properties": {"organization_id": "org-1"},
+                    "next_attempt_at": NOW,
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                },
+            )
+
+
+def _rows(engine: Engine) -> list[sa.Row[Any]]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(outbox.c.state, outbox.c.attempts, outbox.c.next_attempt_at)
+            ).all()
+        )
+
+
+@pytest.fixture
+def standin() -> Iterator[MixpanelStandin]:
+    """A running Mixpanel stand-in."""
+    with MixpanelStandin() as server:
+        yield server
+
+
+@pytest.fixture
+def make_drainer(engine: Engine, standin: MixpanelStandin) -> Iterator[Callable[..., Drainer]]:
+    """Drainers on the test database and the stand-in, acks stamped at the tick's ``now``."""
+    clients: list[MixpanelImportClient] = []
+
+    def make(*, limiter: AdaptiveLimiter | None = None, **overrides: Any) -> Drainer:
+        values: dict[str, Any] = {
+            "database_url": engine.url.render_as_string(hide_password=False),
+            "mixpanel_api_url": standin.url,
+            "mixpanel_project_id": standin.project_id,
+            "mixpanel_service_account_username": standin.username,
+            "mixpanel_service_account_secret": standin.secret,
+            "read_timeout_seconds": 5.0,
+        }
+        values.update(overrides)
+        settings = RelaySettings(**values)
+        client = MixpanelImportClient(settings)
+        clients.append(client)
+        return Drainer(
+            engine, client, settings, rng=random.Random(1), monotonic=lambda: 0.0, limiter=limiter
+        )
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def test_a_429_uses_no_attempt_and_books_the_shared_throttle(
+    engine: Engine, standin: MixpanelStandin, make_drainer: Callable[..., Drainer]
+) -> None:
+    """A throttled batch goes back pending, attempt returned, due when the shared backoff ends."""
+    _add(engine, 3)
+    standin.fail_next(429)
+
+    result = make_drainer().drain_once(now=NOW)
+
+    assert (result.claimed, result.throttled, result.retried, result.delivered) == (3, 3, 0, 0)
+    assert not result.failed_transiently
+    assert [(r.state, r.attempts) for r in _rows(engine)] == [(OutboxState.PENDING, 0)] * 3
+    with engine.connect() as conn:
+        throttle = read_throttle(conn)
+    assert throttle is not None
+    assert throttle.level == 1
+    assert 3.0 <= (throttle.until - NOW).total_seconds() <= 7.0  # 2 s plus 1-5 s of jitter
+    assert result.throttle_seconds == pytest.approx((throttle.until - NOW).total_seconds())
+    assert {r.next_attempt_at for r in _rows(engine)} == {throttle.until}
+
+
+def test_a_long_throttle_dead_letters_nothing_and_delivery_resumes_after(
+    engine: Engine, standin: MixpanelStandin, make_drainer: Callable[..., Drainer]
+) -> None:
+    """Throttled far past max_attempts, no row dies or uses an attempt; then all are delivered."""
+    _add(engine, 5)
+    drainer = make_drainer(max_attempts=2)
+    standin.set_outage(429, None)
+    now = NOW
+    backoffs: list[float] = []
+    for _ in range(8):
+        result = drainer.drain_once(now=now)
+        assert result.retried == result.dead_after_max_attempts == result.rejected == 0
+        backoffs.append(result.throttle_seconds)
+        now += dt.timedelta(seconds=max(result.throttle_seconds, 0.5))
+    assert [(r.state, r.attempts) for r in _rows(engine)] == [(OutboxState.PENDING, 0)] * 5
+    assert max(backoffs) > 30  # the backoff doubled from 2 s towards 60 s
+    assert all(b <= 65 for b in backoffs)
+    with engine.connect() as conn:
+        level = read_throttle(conn)
+    assert level is not None
+    assert level.level >= 4
+
+    standin.set_outage(None, None)
+    after = drainer.drain_once(now=level.until)
+
+    assert after.delivered == 5
+    assert standin.stats().unique == 5
+    with engine.connect() as conn:
+        assert read_throttle(conn) is None  # the first delivery after the backoff lifts it
+
+
+def test_a_relay_sharing_the_database_waits_out_another_relays_throttle(
+    engine: Engine, make_drainer: Callable[..., Drainer], standin: MixpanelStandin
+) -> None:
+    """A throttle booked by one relay stops another relay's claims until its backoff ends."""
+    _add(engine, 2)
+    with store.transaction(engine) as conn:
+        record_throttle(conn, now=NOW, delay=lambda _level: 1.0, actor="relay-a")
+    with store.transaction(engine) as conn:
+        booked = record_throttle(
+            conn, now=NOW + dt.timedelta(seconds=2), delay=lambda _level: 10.0, actor="relay-a"
+        )
+    assert booked.level == 2
+
+    other = make_drainer()
+    held = other.drain_once(now=NOW + dt.timedelta(seconds=5))
+    resumed = other.drain_once(now=booked.until)
+
+    assert (held.claimed, held.throttle_seconds) == (0, 7.0)
+    assert standin.stats().requests == 1
+    assert resumed.delivered == 2
+
+
+def test_a_throttle_level_one_slows_a_paced_relay_without_stopping_it(
+    engine: Engine, standin: MixpanelStandin, make_drainer: Callable[..., Drainer]
+) -> None:
+    """With a limiter, a first 429 asks no pause: the next batch goes out, paced."""
+    _add(engine, 2)
+    standin.fail_next(429)
+    drainer = make_drainer(limiter=AdaptiveLimiter(4), batch_max_events=1)
+
+    first = drainer.drain_once(now=NOW)
+    second = drainer.drain_once(now=NOW)
+
+    assert (first.throttled, first.throttle_seconds) == (1, 0.0)
+    assert second.delivered == 1
+
+
+def test_a_503_still_uses_an_attempt(
+    engine: Engine, standin: MixpanelStandin, make_drainer: Callable[..., Drainer]
+) -> None:
+    """5xx keeps its per-row meaning: an attempt used, a retry scheduled, no throttle booked."""
+    _add(engine, 1)
+    standin.fail_next(503)
+
+    result = make_drainer().drain_once(now=NOW)
+
+    assert (result.retried, result.throttled) == (1, 0)
+    assert [r.attempts for r in _rows(engine)] == [1]
+    with engine.connect() as conn:
+        assert read_throttle(conn) is None
+
+
+def test_the_throttle_is_no_operators_pause(engine: Engine) -> None:
+    """The throttle's row is neither listed as a pause nor excludes any event from claims."""
+    with store.transaction(engine) as conn:
+        record_throttle(conn, now=NOW, delay=lambda _level: 5.0, actor="relay-a")
+        set_pause(conn, event="svc.test.paused", reason="r", actor="op", now=NOW)
+    with engine.connect() as conn:
+        assert [p.event for p in list_pauses(conn)] == ["svc.test.paused"]
+        exclusion = claim_exclusion(conn)
+    assert (exclusion.everything, exclusion.events) == (False, ("svc.test.paused",))
+
+
+def test_throttle_levels_rise_only_after_a_backoff_and_lift_only_after_it(engine: Engine) -> None:
+    """A 429 within the backoff changes nothing; one after it raises the level; lifting waits."""
+    delays: list[int] = []
+
+    def delay(level: int) -> float:
+        delays.append(level)
+        return 2.0 * level
+
+    def book(at: dt.datetime) -> int:
+        with store.transaction(engine) as conn:
+            return record_throttle(conn, now=at, delay=delay, actor="relay-a").level
+
+    assert book(NOW) == 1
+    assert book(NOW + dt.timedelta(seconds=1)) == 1
+    assert book(NOW + dt.timedelta(seconds=2)) == 2
+    assert delays == [1, 2]
+    with store.transaction(engine) as conn:
+        assert not lift_throttle(conn, now=NOW + dt.timedelta(seconds=5))
+        assert lift_throttle(conn, now=NOW + dt.timedelta(seconds=6))
+        assert read_throttle(conn) is None
+
+
+def test_a_paced_pipelined_drain_under_a_rate_cap_delivers_every_event_once(
+    engine: Engine, make_drainer: Callable[..., Drainer]
+) -> None:
+    """Against latency and a tight cap, the adaptive drain delivers all, once, one attempt each."""
+    _add(engine, 3000)
+    with MixpanelStandin(latency_ms=50, rate_limit=4000, rate_window_seconds=0.5) as capped:
+        drainer = make_drainer(
+            limiter=AdaptiveLimiter(6),
+            batch_max_events=200,
+            mixpanel_api_url=capped.url,
+        )
+        now = NOW
+        for _ in range(40):
+            result = drainer.drain_until_idle(clock=lambda at=now: at)
+            now += dt.timedelta(seconds=max(result.throttle_seconds, 1.0))
+            if {r.state for r in _rows(engine)} == {OutboxState.DELIVERED}:
+                break
+        stats = capped.stats()
+    rows = _rows(engine)
+    assert {(r.state, r.attempts) for r in rows} == {(OutboxState.DELIVERED, 1)}
+    assert (stats.unique, stats.duplicates) == (3000, 0)

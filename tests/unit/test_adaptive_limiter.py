@@ -1,0 +1,163 @@
+"""The adaptive limit on /import requests in flight: slow start, AIMD, pacing, halts."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay._config import RelaySettings
+from relay._delivery.limiter import MIN_LIMIT, AdaptiveLimiter, limiter_for
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 10.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _round_trip(limiter: AdaptiveLimiter, clock: FakeClock, *, events: int = 2000) -> None:
+    assert limiter.acquire(timeout=0)
+    clock.now += 0.3
+    limiter.accepted(events=events, seconds=0.3)
+
+
+def test_slow_start_grows_the_limit_by_one_per_accepted_request_up_to_the_ceiling() -> None:
+    """Before any 429 every accepted answer adds one request in flight, never past the ceiling."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(4, monotonic=clock)
+    for expected in (2.0, 3.0, 4.0, 4.0):
+        _round_trip(limiter, clock)
+        assert limiter.state().limit == expected
+
+
+def test_in_flight_requests_stop_at_the_limit() -> None:
+    """With the limit reached, another acquire gives up at its timeout instead of sending."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(8, monotonic=clock)
+    assert limiter.acquire(timeout=0)
+    assert not limiter.acquire(timeout=0)
+    assert limiter.state().in_flight == 1
+
+
+def test_a_429_falls_to_just_under_the_accepted_rate_once_per_round_trip() -> None:
+    """A 429 sets the limit to 95% of what Mixpanel accepted; the same burst's 429s cut no more."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(16, initial_limit=2, monotonic=clock)
+    for _ in range(10):  # two requests of 2000 every 0.3 s: 13,333 events/s
+        assert limiter.acquire(timeout=0)
+        clock.now += 0.15
+        assert limiter.acquire(timeout=0)
+        clock.now += 0.15
+        limiter.accepted(events=2000, seconds=0.3)
+        limiter.accepted(events=2000, seconds=0.3)
+    before = limiter.state()
+    assert limiter.acquire(timeout=0)
+    limiter.throttled(seconds=0.3)
+    after_first = limiter.state()
+    clock.now += 0.1
+    assert limiter.acquire(timeout=0)
+    limiter.throttled(seconds=0.3)
+    after_second = limiter.state()
+    assert before.accepted_per_second == pytest.approx(13_333, rel=0.25)
+    # accepted rate x latency / events per request (about 2 requests in flight), times 0.95.
+    measured = before.accepted_per_second * before.latency_seconds / 2000
+    assert after_first.limit == pytest.approx(0.95 * measured, rel=0.05)
+    assert after_first.limit < before.limit / 2
+    assert after_second.limit == after_first.limit
+    assert (after_second.throttled, after_second.slow_start) == (2, False)
+
+
+def test_after_slow_start_the_limit_grows_slowly() -> None:
+    """Past the first 429 each accepted answer adds a small share, not a whole request."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(16, initial_limit=4, monotonic=clock)
+    assert limiter.acquire(timeout=0)
+    limiter.failed(seconds=0.3)
+    before = limiter.state().limit
+    clock.now += 1
+    _round_trip(limiter, clock)
+    assert before < limiter.state().limit < before + 0.1
+
+
+def test_sends_are_paced_over_the_round_trip() -> None:
+    """With a limit of 2, a second send waits half a round trip after the first."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(2, initial_limit=2, monotonic=clock)
+    _round_trip(limiter, clock)  # the latency estimate moves towards 0.3 s
+    assert limiter.acquire(timeout=0)
+    assert not limiter.acquire(timeout=0)  # too soon
+    clock.now += limiter.state().latency_seconds / limiter.state().limit
+    assert limiter.acquire(timeout=0)
+
+
+def test_a_halt_refuses_sends_until_it_ends_and_resets_the_limit() -> None:
+    """During the shared backoff no request starts; afterwards one probe, then slow start."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(8, initial_limit=6, monotonic=clock)
+    limiter.halt(5.0)
+    assert not limiter.acquire(timeout=0)
+    clock.now += 5.0
+    assert limiter.acquire(timeout=0)
+    assert limiter.state().limit == MIN_LIMIT
+    assert limiter.state().slow_start  # the climb back is fast
+
+
+def test_a_cancelled_wait_gives_up() -> None:
+    """A relay that is stopping does not send."""
+    limiter = AdaptiveLimiter(8, monotonic=FakeClock())
+    assert not limiter.acquire(timeout=10, cancelled=lambda: True)
+
+
+def test_the_setting_zero_turns_the_limiter_off() -> None:
+    """RELAY_MAX_IN_FLIGHT=0 means the old fixed concurrency; otherwise it is the ceiling."""
+    assert limiter_for(RelaySettings(database_url="sqlite://", max_in_flight=0)) is None
+    limiter = limiter_for(RelaySettings(database_url="sqlite://", max_in_flight=12))
+    assert limiter is not None
+    assert limiter.ceiling == 12
+
+
+def test_a_careless_ceiling_is_refused() -> None:
+    """A ceiling below one request is a programming error, refused at once."""
+    with pytest.raises(ValueError, match="ceiling"):
+        AdaptiveLimiter(0)
+
+
+def test_after_slow_start_a_429_backs_off_then_climbs_fast_to_just_under_its_maximum() -> None:
+    """A later 429 cuts the limit by 10%; it climbs 1% an answer back near that point, then 0.1%."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(16, initial_limit=4, monotonic=clock)
+    assert limiter.acquire(timeout=0)
+    limiter.failed(seconds=0.3)  # out of slow start without a measure: 4 x 0.7 = 2.8
+    clock.now += 1
+    assert limiter.acquire(timeout=0)
+    limiter.throttled(seconds=0.3)
+    assert limiter.state().limit == pytest.approx(2.8 * 0.9)
+    climbed = []
+    for _ in range(12):
+        clock.now += 1
+        _round_trip(limiter, clock)
+        climbed.append(limiter.state().limit)
+    fast, slow = climbed[0] / (2.8 * 0.9), climbed[-1] / climbed[-2]
+    assert fast == pytest.approx(1.01)
+    assert slow == pytest.approx(1.001)
+    assert climbed[-1] < 2.8
+
+
+def test_at_most_two_batches_wait_claimed_until_one_gets_a_slot() -> None:
+    """Claims ahead are bounded: a third reservation waits until a reserved batch is sent."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(8, initial_limit=8, monotonic=clock)
+    first = limiter.reserve(timeout=0)
+    second = limiter.reserve(timeout=0)
+    assert first is not None
+    assert second is not None
+    assert limiter.reserve(timeout=0) is None
+    assert limiter.acquire(timeout=0, reservation=first)
+    third = limiter.reserve(timeout=0)
+    assert third is not None
+    assert limiter.state().waiting == 2
+    second.close()  # handed back unsent: its place is free again
+    assert limiter.reserve(timeout=0) is not None
