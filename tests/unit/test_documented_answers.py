@@ -37,6 +37,7 @@ PER_RECORD = "refused per record, the rest delivered"
 REFUSED = "refused"
 SPLIT = "split, each half sent again"
 RETRIED = "retried"
+THROTTLED = "throttled: the relay slows down, the rows keep their attempt"
 CONFIGURATION = "configuration error: sending stops"
 
 
@@ -57,7 +58,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
     ("import", "spec /import 400 StrictInvalid example"): (REFUSED, PER_RECORD),
     ("import", "spec /import 401 StrictUnauthorized example"): (CONFIGURATION, CONFIGURATION),
     ("import", "spec /import 413 StrictTooLarge example"): (REFUSED, SPLIT),
-    ("import", "spec /import 429 RateLimitExceeded example"): (RETRIED, RETRIED),
+    ("import", "spec /import 429 RateLimitExceeded example"): (THROTTLED, THROTTLED),
     ("import", "docs import-events.mdx validation error example"): (REFUSED, PER_RECORD),
     ("profile", "spec Received example Valid Data"): (DELIVERED, DELIVERED),
     ("profile", "spec Received example Invalid Data"): (REFUSED, SPLIT),
@@ -242,6 +243,8 @@ def classify(  # noqa: PLR0911 -- one return per bucket
         return DELIVERED
     if len(outcome.retry) == size:
         return RETRIED
+    if len(outcome.throttled) == size:
+        return THROTTLED
     if len(outcome.rejected) == size:
         return REFUSED
     if outcome.rejected and len(outcome.rejected) + len(outcome.delivered) == size:
