@@ -143,13 +143,29 @@ def is_strict_guard(test: ast.expr) -> bool:
     ) or any(isinstance(n, ast.Name) and "strict" in n.id for n in ast.walk(test))
 
 
+def _is_fire_and_forget_block(node: ast.stmt) -> bool:
+    """``with fire_and_forget(...):`` (or ``relay.fire_and_forget``), relay's own guard."""
+    if not isinstance(node, ast.With):
+        return False
+    for item in node.items:
+        call = item.context_expr
+        if isinstance(call, ast.Call):
+            func = call.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name == "fire_and_forget":
+                return True
+    return False
+
+
 def fire_and_forget_problem(fn: ast.FunctionDef) -> str | None:
     """Why ``fn`` is not ``try: ... except Exception: [if strict: raise] log``; None if it is."""
     body = list(fn.body)
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]  # the docstring
+    if len(body) == 1 and _is_fire_and_forget_block(body[0]):
+        return None  # ``with relay.fire_and_forget(...):`` applies the policy itself
     if len(body) != 1 or not isinstance(body[0], ast.Try):
-        return "its body is not a single try/except"
+        return "its body is not a single try/except or `with relay.fire_and_forget(...)` block"
     handlers = [
         h for h in body[0].handlers if isinstance(h.type, ast.Name) and h.type.id == "Exception"
     ]

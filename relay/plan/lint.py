@@ -37,8 +37,8 @@ RULES: dict[str, str] = {
     "RLY006": "a schema inherits the base fields and never redefines them",
     "RLY007": "every registered event has a tracking helper",
     "RLY008": "the helper's arguments are keyword-only (after the session, if it takes one)",
-    "RLY009": "the helper wraps tracking in try/except Exception that logs, re-raising only "
-    "in strict mode",
+    "RLY009": "the helper wraps tracking in `with relay.fire_and_forget(...)`, or in try/except "
+    "Exception that logs, re-raising only in strict mode",
     "RLY010": "the helper's class is exported in the __all__ of the package or of one of its "
     "packages (the seed's service/__init__.py)",
     "RLY011": "a test tracks the event",
@@ -271,8 +271,8 @@ def _lint_one(module_name: str, *, tests_path: Path | None) -> tuple[list[Findin
                         helper.node.lineno,
                         event,
                         f"{helper.cls.__name__}.{helper.name} is not fire-and-forget: {why}",
-                        "wrap the call in try/except Exception: if is_strict(strict): raise; "
-                        "logger.exception(...)",
+                        "wrap the call in `with relay.fire_and_forget(...)`, or in try/except "
+                        "Exception: if is_strict(strict): raise; logger.exception(...)",
                     )
                 )
             if helper.cls.__name__ not in exported:

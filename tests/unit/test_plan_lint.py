@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import subprocess
@@ -408,3 +409,21 @@ def test_the_organization_name_in_a_log_call_is_not_personal(
         ),
     )
     assert lint_modules([pkg], tests_path=tests_dir) == []
+
+
+def test_a_helper_guarded_by_relay_fire_and_forget_is_fire_and_forget() -> None:
+    """RLY009 accepts `with relay.fire_and_forget(...)` (the guard the docs recommend) and still
+    refuses a `with` block of anything else."""
+    from relay.plan._code import fire_and_forget_problem  # noqa: PLC0415
+
+    def helper(body: str) -> ast.FunctionDef:
+        node = ast.parse(f'def track_it(*, thing_id):\n    """Track it."""\n{body}').body[0]
+        assert isinstance(node, ast.FunctionDef)
+        return node
+
+    guarded = "    with relay.fire_and_forget('failed', thing_id=thing_id):\n        track(x)\n"
+    bare = "    with fire_and_forget('failed'):\n        track(x)\n"
+    other = "    with open('x'):\n        track(x)\n"
+    assert fire_and_forget_problem(helper(guarded)) is None
+    assert fire_and_forget_problem(helper(bare)) is None
+    assert fire_and_forget_problem(helper(other)) is not None
