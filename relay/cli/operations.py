@@ -119,25 +119,17 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
     exit 3 when Mixpanel rejects the credentials (rows are left untouched, no attempt is used
     up) or the tables are not migrated.
     """
-    from relay._delivery.drain import Drainer, DrainResult  # noqa: PLC0415
-    from relay._delivery.limiter import limiter_for  # noqa: PLC0415
+    from relay._delivery.drain import DrainResult  # noqa: PLC0415
+    from relay._delivery.wiring import open_drainer  # noqa: PLC0415
     from relay._errors import MixpanelAuthError  # noqa: PLC0415
     from relay._logging import configure_logging  # noqa: PLC0415
-    from relay._mixpanel.client import MixpanelImportClient  # noqa: PLC0415
     from relay._mixpanel.profiles import require_profile_token  # noqa: PLC0415
 
     settings = relay.settings
     configure_logging(settings)
     total = DrainResult()
-    with relay.engine(writes=True) as engine, MixpanelImportClient(settings) as client:
+    with relay.engine(writes=True) as engine, open_drainer(engine, settings) as drainer:
         require_profile_token(engine, settings)  # exit 3: profile updates wait, no token
-        drainer = Drainer(
-            engine,
-            client,
-            settings,
-            concurrency=settings.drain_concurrency,
-            limiter=limiter_for(settings),
-        )
         while True:
             left = None if max_batches is None else max_batches - _batches(total, settings)
             if left is not None and left <= 0:

@@ -79,8 +79,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from relay._config import RelaySettings
-from relay._delivery.drain import Drainer, DrainResult
-from relay._mixpanel.client import MixpanelImportClient
+from relay._delivery.drain import DrainResult
+from relay._delivery.wiring import open_drainer
 from relay._store.capture import CapturedRow, select_events
 from relay._tracking import observe_tracked_events, strict_tracking
 from relay.testing.cleanup import independent_rows_removed
@@ -417,12 +417,8 @@ class EagerDrain:
             # Profile updates (relay.update_profile / update_group) carry the project token.
             mixpanel_project_token=self.standin.project_token,
         )
-        with MixpanelImportClient(settings) as client:
-            drainer = Drainer(engine, client, settings)
-            try:
-                return drainer.drain_until_idle()
-            finally:
-                drainer.close()
+        with open_drainer(engine, settings, paced=False) as drainer:
+            return drainer.drain_until_idle()
 
 
 @pytest.fixture

@@ -164,3 +164,36 @@ def test_commands_without_credentials_exit_3_naming_the_missing_settings(
         assert result.exit_code == 3, (command, result.output)
     drained = runner.invoke(main, ["--database-url", sqlite_url, "drain"])
     assert "RELAY_MIXPANEL_PROJECT_TOKEN" in drained.stderr
+
+
+def test_drain_closes_the_profile_client_it_opened(
+    engine: Engine,
+    db_url: str,
+    runner: CliRunner,
+    standin: MixpanelStandin,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`relay drain` delivering a profile update leaves no Mixpanel connection open behind it
+    (it opened a profile client and never closed it: an unclosed-socket ResourceWarning)."""
+    import gc  # noqa: PLC0415
+    import warnings  # noqa: PLC0415
+
+    from sqlalchemy.orm import Session  # noqa: PLC0415
+
+    import relay  # noqa: PLC0415
+
+    with Session(engine) as session:
+        relay.update_profile(
+            session, distinct_id="u-1", operation="$set", properties={"plan": "pro"}, strict=True
+        )
+        session.commit()
+    monkeypatch.setenv("RELAY_MIXPANEL_PROJECT_TOKEN", standin.project_token)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        result = runner.invoke(main, ["--database-url", db_url, "drain", "--json"])
+        gc.collect()
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.output)["delivered"] == 1
+    assert standin.profiles()[("user", "", "u-1")] == {"plan": "pro"}
+    leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == [], [str(w.message) for w in leaks]
