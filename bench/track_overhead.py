@@ -93,12 +93,12 @@ def _not_applicable(*_: object, **__: object) -> None:
 
 def with_portable_track(engine: sa.Engine, n: int) -> float:
     """``with_track`` on the portable path: the pipelined write reports "not applicable"."""
-    one_query = relay._store.outbox.insert_and_notify_in_one_round_trip
-    relay._store.outbox.insert_and_notify_in_one_round_trip = _not_applicable
+    one_query = relay._store.outbox.insert_in_one_round_trip
+    relay._store.outbox.insert_in_one_round_trip = _not_applicable
     try:
         return with_track(engine, n)
     finally:
-        relay._store.outbox.insert_and_notify_in_one_round_trip = one_query
+        relay._store.outbox.insert_in_one_round_trip = one_query
 
 
 def with_plain_insert(engine: sa.Engine, n: int, stored: dict[str, Any]) -> float:

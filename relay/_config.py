@@ -41,7 +41,8 @@ GAUGE_INTERVAL_SECONDS = 15.0
 MIGRATE_LOCK_TIMEOUT_MS = 200
 MIGRATE_LOCK_RETRY_SECONDS = 600.0
 METRICS_PORT = 9464
-NOTIFY_CHANNEL = "relay_outbox"
+#: How often ``relay run`` on PostgreSQL looks for a newly committed outbox row (its wake-up).
+WAKE_PROBE_SECONDS = 0.02
 
 REGION_HOSTS: dict[str, str] = {
     "us": "https://api.mixpanel.com",
@@ -141,7 +142,13 @@ class RelaySettings(BaseSettings):
     )
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=METRICS_PORT, ge=0, le=65535, description="0 disables.")
-    notify_channel: str = Field(default=NOTIFY_CHANNEL, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    wake_probe_seconds: float = Field(
+        default=WAKE_PROBE_SECONDS,
+        ge=0,
+        le=60,
+        allow_inf_nan=False,
+        description="relay run on PostgreSQL: seconds between looks for a new row; 0 disables.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 

@@ -69,8 +69,7 @@ def track(
     that rolls back removes only its own events). A failure only the database can see (the
     server gone, a permission revoked) fails the block on PostgreSQL as a failed ORM write
     would: see :func:`relay.track`. Outside any block (autocommit) the event is committed at
-    once. On PostgreSQL the relays waiting on ``LISTEN`` are woken when the transaction
-    commits.
+    once. No ``NOTIFY`` is sent: the relays notice the committed row by themselves.
     """
 
     def write(conn: sa.Connection) -> list[str | None]:
@@ -98,7 +97,7 @@ def track_many(
     Each item holds :func:`track`'s keyword arguments (``event``, ``distinct_id``,
     ``properties``, optionally ``occurred_at``, ``insert_id``, ``location``). The same
     contract as :func:`relay.track_many`: default mode skips and logs a bad item and writes the
-    others (multi-row INSERTs, one savepoint for the call, one NOTIFY); strict mode raises
+    others (multi-row INSERTs, one savepoint for the call); strict mode raises
     before writing anything on a bad batch.
     """
     first = str(events[0].get("event", "")) if events else ""
