@@ -69,6 +69,7 @@ class OutboxWatcher:
                     "watch_connection_failed",
                     error_type=type(exc).__name__,
                     retry_in_seconds=delay,
+                    exc_info=True,
                 )
                 self._stop.wait(delay)
                 delay = min(delay * 2, WATCH_RECONNECT_MAX_SECONDS)
