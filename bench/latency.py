@@ -44,6 +44,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 import relay.catalog  # noqa: F401 - registers the catalog's events
+from relay._config import WAKE_PROBE_SECONDS
 from relay._database import create_engine
 from relay._tracking import track
 
@@ -261,6 +262,7 @@ def run_relay(url: str, args: argparse.Namespace, log_dir: Path) -> dict[str, fl
         "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET": STANDIN_SECRET,
         "RELAY_METRICS_PORT": "0",
         "RELAY_LOG_LEVEL": "INFO",
+        "RELAY_WAKE_PROBE_SECONDS": str(args.wake_probe_seconds),
     }
     daemon = start_worker("relay-daemon", env=env, log_dir=log_dir)
     engine = create_engine(url, pool_size=args.producers + 1)
@@ -333,6 +335,12 @@ def main() -> int:
         choices=("insert", "track"),
         default="insert",
         help="write each event with a plain outbox INSERT (default) or with track()",
+    )
+    parser.add_argument(
+        "--wake-probe-seconds",
+        type=float,
+        default=WAKE_PROBE_SECONDS,
+        help="the relay's RELAY_WAKE_PROBE_SECONDS",
     )
     parser.add_argument("--quick", action="store_true", help="8 s runs, 1 run")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
