@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from relay import _store as store
+from relay._database import create_engine
 from relay._event.properties import MixpanelSuperEventPropertiesSchema, SystemRole
 from relay._event.registry import register_event
 from relay._tables import OutboxState, outbox
@@ -297,3 +298,19 @@ def test_relay_run_through_pgbouncer_is_woken_and_never_fails_a_tick(
     assert "drain_tick_failed" not in log
     assert "PreparedStatement" not in log
     assert sorted(accepted) == sorted(delivered)
+
+
+def test_relays_engines_never_prepare_statements_on_the_server(pg_engine: Engine) -> None:
+    """relay.create_engine gives psycopg connections prepare_threshold=None, so no statement
+    of relay's (claims, acks, stats) is ever prepared server-side, even run 50 times."""
+    url = pg_engine.url.render_as_string(hide_password=False)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.connection.driver_connection.prepare_threshold is None
+            for _ in range(50):
+                conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one()
+            prepared = conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements")
+            assert prepared.scalar_one() == 0
+    finally:
+        engine.dispose()
