@@ -4,8 +4,8 @@ Two transactions, alternated one for one so that both see the same machine, each
 ``atomic()`` block on Django's own connection:
 
 * ``track``: one ``relay.contrib.django.track()`` call (validation against the registered
-  schema, then SAVEPOINT, INSERT, ``pg_notify`` and RELEASE on Django's connection, through
-  the borrowed SQLAlchemy dialect; pipelined into one round trip on psycopg 3), commit;
+  schema, then the outbox INSERT (no NOTIFY) on Django's connection, through
+  the borrowed SQLAlchemy dialect; one round trip on psycopg 3), commit;
 * ``orm``: one ``Model.objects.create()`` of a row holding the same properties in a
   ``JSONField`` (what a team would write by hand without relay), commit.
 

@@ -1,9 +1,9 @@
 """Latency from commit to "accepted by Mixpanel", at a steady offered rate, on PostgreSQL.
 
 Producer threads in this process commit one business transaction per event (``track()``
-inside a ``Session``; its ``NOTIFY`` is delivered at commit) on a fixed schedule that adds up
+inside a ``Session``; nothing but its INSERT) on a fixed schedule that adds up
 to ``--rate`` events/s (open loop: a late thread catches up, it never lowers the offered
-rate). The relay daemon (``relay run``'s code: APScheduler, LISTEN wake-up, drain) runs in a
+rate). The relay daemon (``relay run``'s code: APScheduler, the watcher's wake-up, drain) runs in a
 process of its own, the stand-in in another; when the run ends the stand-in reports when
 each ``$insert_id`` arrived. Both sides read ``time.monotonic()`` (CLOCK_MONOTONIC, one clock
 for every process on the machine), so latency = arrival at the stand-in - return of commit.
@@ -12,15 +12,13 @@ Baseline, same producers, same rate, same stand-in, no outbox: after each commit
 hands the event to one shared ``mixpanel.BufferedConsumer`` (50 events per request, sent by
 the thread whose event fills the buffer), the way events are sent today.
 
-By default the producers write each event with relay's own store functions (the outbox row
-and its ``NOTIFY``, what ``track()`` writes) rather than through ``track()`` itself, whose
-validation costs too much Python CPU to offer 1,000 events/s from one process on 2 cores;
-``--producer track`` uses ``track()``. Events are committed 5 per transaction by default
-(200 transactions/s): PostgreSQL serialises the commits of transactions that ``NOTIFY`` (a
-database-wide lock held through the commit's WAL flush), and on this machine, with the relay
-draining beside them, one-event transactions topped out near 400/s.
+By default the producers write each event with relay's own table (the outbox row, what
+``track()`` writes) rather than through ``track()`` itself, whose validation costs too much
+Python CPU to offer 1,000 events/s from one process on 2 cores; ``--producer track`` uses
+``track()``. Issue 20's target (p99 <= 100 ms at 1,000 events/s from 32 connections, one event
+per transaction):
 
-    .venv/bin/python bench/latency.py [--rate 1000] [--seconds 30] [--runs 3] [--quick]
+    .venv/bin/python bench/latency.py --producers 32 --events-per-transaction 1 [--runs 3]
 """
 
 from __future__ import annotations
@@ -46,6 +44,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 import relay.catalog  # noqa: F401 - registers the catalog's events
+from relay._config import WAKE_PROBE_SECONDS
 from relay._database import create_engine
 from relay._tracking import track
 
@@ -146,16 +145,15 @@ def tracked_sender(
 def inserted_sender(
     engine: Engine, per_transaction: int
 ) -> Callable[[int], list[tuple[str, float]]]:
-    """What ``track()`` writes, minus its validation and SAVEPOINTs: the outbox rows (one
-    multi-row INSERT) and a ``NOTIFY``, through relay's own table and store function.
+    """What ``track()`` writes, minus its validation: the outbox rows (one multi-row
+    INSERT), through relay's own table.
 
     ``track()`` costs some 1.5 ms of Python CPU per event here, so one process on this
     2-core machine cannot offer 1,000 of them per second and leave the relay any CPU; the
-    relay's side of the path (commit, NOTIFY, LISTEN, claim, send, ack) is the same.
+    relay's side of the path (commit, the watcher's probe, claim, send, ack) is the same.
     """
     import sqlalchemy as sa  # noqa: PLC0415
 
-    from relay._store import notify  # noqa: PLC0415
     from relay._tables import outbox  # noqa: PLC0415
     from relay._tracking import prepare_event  # noqa: PLC0415
 
@@ -189,10 +187,9 @@ def inserted_sender(
                 }
             )
         with engine.begin() as conn:
-            # One multi-row INSERT and one NOTIFY per transaction: the load generator's own
-            # CPU stays small next to the relay's on this 2-core machine.
+            # One multi-row INSERT per transaction: the load generator's own CPU stays small
+            # next to the relay's on this 2-core machine.
             conn.execute(sa.insert(outbox), rows)
-            notify(conn, "relay_outbox")
         committed_at = time.monotonic()
         return [(row["insert_id"], committed_at) for row in rows]
 
@@ -265,12 +262,13 @@ def run_relay(url: str, args: argparse.Namespace, log_dir: Path) -> dict[str, fl
         "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET": STANDIN_SECRET,
         "RELAY_METRICS_PORT": "0",
         "RELAY_LOG_LEVEL": "INFO",
+        "RELAY_WAKE_PROBE_SECONDS": str(args.wake_probe_seconds),
     }
     daemon = start_worker("relay-daemon", env=env, log_dir=log_dir)
     engine = create_engine(url, pool_size=args.producers + 1)
     try:
         daemon.go()
-        time.sleep(2.0)  # the daemon connects and LISTENs
+        time.sleep(2.0)  # the daemon connects and starts watching
         k = args.events_per_transaction
         sender = (
             tracked_sender(engine, k) if args.producer == "track" else inserted_sender(engine, k)
@@ -336,7 +334,13 @@ def main() -> int:
         "--producer",
         choices=("insert", "track"),
         default="insert",
-        help="write each event with the store's insert + NOTIFY (default) or with track()",
+        help="write each event with a plain outbox INSERT (default) or with track()",
+    )
+    parser.add_argument(
+        "--wake-probe-seconds",
+        type=float,
+        default=WAKE_PROBE_SECONDS,
+        help="the relay's RELAY_WAKE_PROBE_SECONDS",
     )
     parser.add_argument("--quick", action="store_true", help="8 s runs, 1 run")
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
@@ -370,7 +374,7 @@ def main() -> int:
     rows = []
     for name, label in (
         ("direct", "baseline: BufferedConsumer at commit"),
-        ("relay", "relay daemon (outbox, LISTEN)"),
+        ("relay", "relay daemon (outbox, watcher)"),
     ):
         r = results[name]
         rows.append(

@@ -3,7 +3,7 @@
 Each run starts from a fresh PostgreSQL database holding ``--replayed`` pending rows, all due
 now, as ``relay replay`` leaves them. The relay daemon (``relay run``'s code, in a process of its
 own) starts draining them while producer threads in this process commit live events at
-``--rate`` events/s (open loop, what ``track()`` writes: the row and its ``NOTIFY``) for
+``--rate`` events/s (open loop, what ``track()`` writes: the row alone) for
 ``--seconds``. The stand-in (another process) reports when each ``$insert_id`` arrived; both
 sides read CLOCK_MONOTONIC, so latency = arrival - return of commit, for live events only.
 

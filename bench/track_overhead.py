@@ -3,13 +3,13 @@
 Two transactions, alternated one for one so that both see the same machine:
 
 * ``track``: insert one business row, call ``track()`` once (validation against the
-  registered schema, then INSERT ... ON CONFLICT DO NOTHING into the outbox and ``pg_notify``,
-  sent in one round trip with psycopg's pipeline mode; no SAVEPOINT), commit;
+  registered schema, then INSERT ... ON CONFLICT DO NOTHING into the outbox, sent in one round
+  trip on the psycopg connection; no SAVEPOINT, no NOTIFY), commit;
 * ``plain``: insert the same business row plus a plain SQLAlchemy Core INSERT of an equally
   sized JSON row (the properties ``track()`` stores, into a JSONB column), commit;
-* ``portable`` (for contrast): ``track`` with the pipelined write switched off, so that
-  ``track()`` takes the path of other drivers (asyncpg, psycopg2): INSERT ... RETURNING and
-  ``pg_notify`` as two statements through SQLAlchemy.
+* ``portable`` (for contrast): ``track`` with the one-round-trip write switched off, so that
+  ``track()`` takes the path of other drivers (asyncpg, psycopg2): INSERT ... RETURNING through
+  SQLAlchemy.
 
 Both run through a SQLAlchemy ``Session`` on an engine from ``relay._database.create_engine``
 (orjson serializer), as a host application would, against a scratch database migrated with
@@ -92,13 +92,13 @@ def _not_applicable(*_: object, **__: object) -> None:
 
 
 def with_portable_track(engine: sa.Engine, n: int) -> float:
-    """``with_track`` on the portable path: the pipelined write reports "not applicable"."""
-    one_query = relay._store.outbox.insert_and_notify_in_one_round_trip
-    relay._store.outbox.insert_and_notify_in_one_round_trip = _not_applicable
+    """``with_track`` on the portable path: the one-round-trip write reports "not applicable"."""
+    one_query = relay._store.outbox.insert_in_one_round_trip
+    relay._store.outbox.insert_in_one_round_trip = _not_applicable
     try:
         return with_track(engine, n)
     finally:
-        relay._store.outbox.insert_and_notify_in_one_round_trip = one_query
+        relay._store.outbox.insert_in_one_round_trip = one_query
 
 
 def with_plain_insert(engine: sa.Engine, n: int, stored: dict[str, Any]) -> float:

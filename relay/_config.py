@@ -54,7 +54,8 @@ MAX_RETENTION_HOURS = 100 * 365 * 24.0
 MAX_ATTEMPTS_LIMIT = 1000
 MAX_PURGE_BATCH_SIZE = 1_000_000
 MAX_MIGRATE_LOCK_TIMEOUT_MS = 3_600_000
-NOTIFY_CHANNEL = "relay_outbox"
+#: How often ``relay run`` on PostgreSQL looks for a newly committed outbox row (its wake-up).
+WAKE_PROBE_SECONDS = 0.02
 
 REGION_HOSTS: dict[str, str] = {
     "us": "https://api.mixpanel.com",
@@ -214,7 +215,7 @@ class RelaySettings(BaseSettings):
         default=POLL_MAX_SECONDS,
         gt=0,
         le=MAX_DURATION_SECONDS,
-        description="Longest poll interval while idle (PostgreSQL also listens for NOTIFY).",
+        description="Longest poll interval while idle (on PostgreSQL relay run also probes).",
     )
     delivered_retention_hours: float = Field(
         default=DELIVERED_RETENTION_HOURS,
@@ -265,10 +266,12 @@ class RelaySettings(BaseSettings):
         le=65535,
         description="Port of /healthz and /metrics; 0 disables.",
     )
-    notify_channel: str = Field(
-        default=NOTIFY_CHANNEL,
-        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
-        description="PostgreSQL LISTEN/NOTIFY channel.",
+    wake_probe_seconds: float = Field(
+        default=WAKE_PROBE_SECONDS,
+        ge=0,
+        le=60,
+        allow_inf_nan=False,
+        description="relay run on PostgreSQL: seconds between looks for a new row; 0 disables.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Lowest level logged."

@@ -145,6 +145,13 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("json_serializer", _json_serializer)
     kwargs.setdefault("json_deserializer", orjson.loads)
     kwargs.setdefault("pool_pre_ping", True)
+    if sa.make_url(url).get_dialect().driver == "psycopg":
+        # Never prepare statements on the server: behind a transaction-pooling PgBouncer the
+        # next transaction may run on another server connection, where psycopg's prepared
+        # statement is missing (or its name taken: DuplicatePreparedStatement).
+        connect_args = dict(kwargs.get("connect_args") or {})
+        connect_args.setdefault("prepare_threshold", None)
+        kwargs["connect_args"] = connect_args
     engine = sa.create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         configure_sqlite(engine)

@@ -4,9 +4,9 @@ Four jobs run on a ``BackgroundScheduler``:
 
 * **drain** (one instance at a time, coalesced): drains until a batch comes back short, then
   reschedules itself adaptively: ``poll_min_seconds`` after finding work, doubling to
-  ``poll_max_seconds`` while idle. On PostgreSQL a dedicated connection ``LISTEN``\\ s on
-  ``settings.notify_channel`` and runs the job at once when ``track()``'s ``NOTIFY`` arrives
-  at commit; polling remains as the fallback for retries coming due and missed notifications.
+  ``poll_max_seconds`` while idle. On PostgreSQL a dedicated connection looks for a newly
+  committed row every ``wake_probe_seconds`` and runs the job at once when it finds one
+  (:mod:`relay._daemon.watcher`); polling remains for retries coming due.
 * **retention** every ``retention_interval_seconds``; **gauges** every ``gauge_interval_seconds``;
   **summary** every minute: one INFO line ``delivery_summary`` with the rows delivered,
   dead-lettered and retried since the last one (:mod:`relay._daemon.summary`), and a last one
@@ -15,8 +15,8 @@ Four jobs run on a ``BackgroundScheduler``:
 Every job logs its errors with the traceback and the next run tries again, so a database
 restart or a Mixpanel outage never ends the process. After a 401, 403, 404 or a redirect the
 drain pauses for ``auth_failure_pause_seconds``, leaving rows untouched (the pacing of passes
-and what metrics make of them: :mod:`relay._daemon.pacing`; the listener:
-:mod:`relay._daemon.listener`). SIGTERM/SIGINT cut
+and what metrics make of them: :mod:`relay._daemon.pacing`; the wake-up:
+:mod:`relay._daemon.watcher`). SIGTERM/SIGINT cut
 the request in flight short (within about a quarter second), give back its rows and those
 claimed but not yet sent (attempt returned), and exit 0.
 
@@ -46,10 +46,10 @@ from sqlalchemy.engine import Engine
 
 from relay import _exit
 from relay._config import RelaySettings, load_settings
-from relay._daemon.listener import LISTEN_JOIN_SECONDS, NotifyListener
 from relay._daemon.metrics import HEALTH_STALE_SECONDS, MetricsServer, RelayMetrics
 from relay._daemon.pacing import DrainPacer, MetricsFeed
 from relay._daemon.summary import SUMMARY_INTERVAL_SECONDS, SummaryCounter
+from relay._daemon.watcher import WATCH_JOIN_SECONDS, OutboxWatcher
 from relay._database import create_engine
 from relay._delivery.drain import Drainer, DrainResult, utc_now
 from relay._delivery.limiter import limiter_for
@@ -79,7 +79,7 @@ EXIT_CONFIGURATION = _exit.CONFIGURATION
 
 
 class RelayDaemon:
-    """The scheduler, its jobs and the PostgreSQL listener, around one :class:`Drainer`."""
+    """The scheduler, its jobs and the PostgreSQL watcher, around one :class:`Drainer`."""
 
     def __init__(
         self,
@@ -104,7 +104,7 @@ class RelayDaemon:
         self._summary = SummaryCounter()
         #: What :func:`run_daemon` returns; set to 3 when the schema revision is refused.
         self.exit_code = EXIT_OK
-        self._listener: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
         self.scheduler = BackgroundScheduler(
             timezone=dt.UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -113,7 +113,7 @@ class RelayDaemon:
     # --- life cycle --------------------------------------------------------------------
 
     def start(self) -> None:
-        """Add the jobs, start the scheduler and, on PostgreSQL, the listener."""
+        """Add the jobs, start the scheduler and, on PostgreSQL, the watcher."""
         now = utc_now()
         s = self._settings
         self.scheduler.add_job(
@@ -143,19 +143,19 @@ class RelayDaemon:
         self.scheduler.add_listener(self._on_drain_done, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
         self.scheduler.start()
-        if self._engine.dialect.name == "postgresql":
-            listener = NotifyListener(
-                self._engine, channel=s.notify_channel, wake=self.wake, stop=self._stop
+        if self._engine.dialect.name == "postgresql" and s.wake_probe_seconds > 0:
+            watcher = OutboxWatcher(
+                self._engine, interval=s.wake_probe_seconds, wake=self.wake, stop=self._stop
             )
-            self._listener = threading.Thread(target=listener.run, name="relay-listen", daemon=True)
-            self._listener.start()
+            self._watcher = threading.Thread(target=watcher.run, name="relay-watch", daemon=True)
+            self._watcher.start()
 
     def shutdown(self) -> None:
         """Wait for the job in flight (the drainer releases rows it has not sent), then stop."""
         self._stop.set()
         self.scheduler.shutdown(wait=True)
-        if self._listener is not None:
-            self._listener.join(timeout=LISTEN_JOIN_SECONDS)
+        if self._watcher is not None:
+            self._watcher.join(timeout=WATCH_JOIN_SECONDS)
         self.summary_job()  # what happened since the last summary
 
     # --- wake-ups ----------------------------------------------------------------------

@@ -38,12 +38,11 @@ from relay._store.outbox import (
     connection_of,
     insert_event,
     insert_rows,
-    notify,
-    notify_unchained,
+    newest_row_id,
     pending_row,
     write_event,
 )
-from relay._store.pipeline import insert_and_notify_in_one_round_trip
+from relay._store.pipeline import insert_in_one_round_trip
 
 __all__ = [
     "DENSE_CLAIM_SPAN",
@@ -54,8 +53,8 @@ __all__ = [
     "claimed_columns",
     "clip_error",
     "connection_of",
-    "insert_and_notify_in_one_round_trip",
     "insert_event",
+    "insert_in_one_round_trip",
     "insert_rows",
     "is_due",
     "is_mysql",
@@ -63,8 +62,7 @@ __all__ = [
     "mark_claim_delivered",
     "mark_dead",
     "mark_delivered",
-    "notify",
-    "notify_unchained",
+    "newest_row_id",
     "pending_row",
     "postpone",
     "release",

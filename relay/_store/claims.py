@@ -216,7 +216,15 @@ def claim(
         return Claim(token=token, events=[])
     # Events only: profile updates (kind user/group) are claimed per profile, in order
     # (relay._store.profiles.claim_profile_updates), and go to /engage and /groups.
-    due = sa.select(outbox.c.id, outbox.c.next_attempt_at, size).where(
+    # PostgreSQL's driver returns timestamptz aware already: read the due time of the (up to
+    # 2,000) candidates without UTCDateTime's per-row conversion, about 8 % of the
+    # relay's CPU in a drain; SQLite and MariaDB return naive values and need it.
+    due_at: sa.ColumnElement[dt.datetime] = (
+        sa.type_coerce(outbox.c.next_attempt_at, sa.DateTime(timezone=True))
+        if conn.dialect.name == "postgresql"
+        else outbox.c.next_attempt_at
+    )
+    due = sa.select(outbox.c.id, due_at, size).where(
         state_is(OutboxState.PENDING),
         is_due(now),
         outbox.c.kind == sa.literal(RowKind.EVENT.value, literal_execute=True),

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection
 from relay._errors import DuplicateInsertIdError, OutboxTablesMissingError, StoreError
 from relay._event.properties import timestamp_ms_to_datetime
 from relay._store._base import INSERT_HINT, is_mysql, store_error, translate_errors
-from relay._store.pipeline import insert_and_notify_in_one_round_trip
+from relay._store.pipeline import insert_in_one_round_trip
 from relay._tables import OutboxState, outbox
 
 if TYPE_CHECKING:
@@ -322,11 +322,14 @@ def _insert_mysql(
     return written
 
 
-def write_event(session: Session | Connection, *, values: Mapping[str, Any], channel: str) -> None:
-    """Insert one :func:`pending_row` and NOTIFY ``channel``, without a SAVEPOINT.
+def write_event(session: Session | Connection, *, values: Mapping[str, Any]) -> None:
+    """Insert one :func:`pending_row`, without a SAVEPOINT and without a NOTIFY.
 
-    After :func:`check_writable`: one pipelined round trip on PostgreSQL through psycopg
-    (:func:`insert_and_notify_in_one_round_trip`), else :func:`insert_rows` and a NOTIFY.
+    After :func:`check_writable`: one round trip on PostgreSQL through psycopg
+    (:func:`insert_in_one_round_trip`), else :func:`insert_rows`. No ``NOTIFY`` is sent: a
+    transaction that notifies takes PostgreSQL's global notify lock from its commit until its
+    commit is flushed, so every notifying commit of the server waits for the one before; the
+    relays notice new rows by themselves (:mod:`relay._daemon.watcher`).
     A duplicate ``insert_id`` writes nothing and raises :class:`DuplicateInsertIdError` with
     the caller's transaction untouched. Any other failure raises a typed :class:`StoreError`,
     unchained. What the caller's transaction is then: on SQLite and MariaDB it carries on (the
@@ -337,53 +340,13 @@ def write_event(session: Session | Connection, *, values: Mapping[str, Any], cha
     """
     conn = connection_of(session)
     check_writable(conn)
-    wake = _wake_needed(conn)
-    written = insert_and_notify_in_one_round_trip(
-        conn, values=values, channel=channel if wake else None
-    )
+    written = insert_in_one_round_trip(conn, values=values)
     if written is None:
         written = bool(insert_rows(conn, [values]))
-        if written and wake:
-            notify_unchained(conn, channel)
-    if written and wake:
-        _woken(conn)
     if not written:
         raise DuplicateInsertIdError(
             "outbox insert skipped: this $insert_id is already in the outbox"
         )
-
-
-_WOKEN_KEY = "relay_outbox_woken"
-
-
-def _wake_needed(conn: Connection) -> bool:
-    """Whether this write must NOTIFY: not when an earlier one did in this same transaction.
-
-    PostgreSQL folds identical notifications of one transaction into one, delivered at
-    commit, so one per transaction is all the relays ever see; skipping the rest saves a
-    statement per event. Tracked on the pooled connection's ``info`` by the root transaction
-    object; a NOTIFY sent inside a savepoint is never counted (rolling back to the savepoint
-    would drop it). ``False`` off PostgreSQL, which has no NOTIFY.
-    """
-    if conn.dialect.name != "postgresql":
-        return False
-    root = conn.get_transaction()
-    return root is None or conn.connection.info.get(_WOKEN_KEY) is not root
-
-
-def _woken(conn: Connection) -> None:
-    """Record that this transaction's NOTIFY went out (outside any savepoint)."""
-    root = conn.get_transaction()
-    if root is not None and conn.get_nested_transaction() is None:
-        conn.connection.info[_WOKEN_KEY] = root
-
-
-def notify_unchained(conn: Connection, channel: str) -> None:
-    """:func:`notify` for the tracking path: a driver error raised unchained."""
-    try:
-        _notify(conn, channel)
-    except sa.exc.SQLAlchemyError as exc:
-        raise store_error(exc, "outbox notify", hint=INSERT_HINT) from None
 
 
 def _insert_event(conn: Connection | Session, *, values: Mapping[str, Any]) -> None:
@@ -395,20 +358,20 @@ def _insert_event(conn: Connection | Session, *, values: Mapping[str, Any]) -> N
     conn.execute(sa.insert(outbox), dict(values))
 
 
-@functools.lru_cache(maxsize=8)
-def _notify(conn: Connection | Session, channel: str) -> None:
-    """Wake the relays listening on ``channel`` when the caller's transaction commits.
-
-    PostgreSQL only (``pg_notify``, delivered at commit, dropped at rollback, identical
-    notifications in one transaction folded into one); a no-op elsewhere. Lock: none.
-    """
-    bind = conn.get_bind() if _is_session(conn) else cast(Connection, conn)
-    if bind.dialect.name != "postgresql":
-        return
-    conn.execute(sa.select(sa.func.pg_notify(channel, "")))
-
-
 #: One outbox row written as is, driver errors translated and chained (the relay's own rows).
 insert_event = translate_errors(_insert_event)
-#: Wake the relays on a channel at commit, driver errors translated and chained.
-notify = translate_errors(_notify)
+
+
+_NEWEST_ROW_ID = sa.select(sa.func.max(outbox.c.id))
+
+
+@translate_errors
+def newest_row_id(conn: Connection) -> int | None:
+    """The id of the newest outbox row visible to ``conn`` (``None`` for an empty table).
+
+    The relays' wake-up (:mod:`relay._daemon.watcher`) asks this a few dozen times a second: it
+    reads the end of the primary key's index and changes when a transaction that inserted a
+    row commits, without anything in the writer's transaction. Lock: none (a plain read).
+    """
+    newest = conn.execute(_NEWEST_ROW_ID).scalar()
+    return None if newest is None else int(newest)

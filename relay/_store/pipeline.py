@@ -1,4 +1,4 @@
-"""PostgreSQL through psycopg 3: one event's INSERT and its NOTIFY in one network round trip.
+"""PostgreSQL through psycopg 3: one event's INSERT as one statement on the driver connection.
 
 The fast path under :func:`relay._store.outbox.write_event`; any other dialect or driver gets
 ``None`` back and takes the portable path there.
@@ -32,23 +32,21 @@ def _pg_insert_sql(columns: tuple[str, ...]) -> str:
     )
 
 
-def insert_and_notify_in_one_round_trip(
-    conn: Connection, *, values: Mapping[str, Any], channel: str | None
-) -> bool | None:
-    """On PostgreSQL through psycopg 3: INSERT ... ON CONFLICT DO NOTHING and ``pg_notify``,
-    pipelined in one network round trip.
+def insert_in_one_round_trip(conn: Connection, *, values: Mapping[str, Any]) -> bool | None:
+    """On PostgreSQL through psycopg 3: INSERT ... ON CONFLICT DO NOTHING, one round trip.
 
-    ``values`` as :func:`pending_row` makes them (the properties as JSON text); ``channel``
-    ``None`` sends the INSERT alone (this transaction already notified). Returns whether
+    ``values`` as :func:`pending_row` makes them (the properties as JSON text). Returns whether
     the row was written (``False``: its ``insert_id`` was already there), or ``None``, having
-    done nothing, on any other dialect or driver (asyncpg, psycopg's async connection), on a
-    libpq without pipeline mode, or on a connection in autocommit mode, where the caller
-    takes the portable path. The statements go out in psycopg's pipeline mode (the extended
-    protocol, values as bind parameters, so a server log of a failed statement shows
-    placeholders, not property values). A failure raises a typed :class:`StoreError`,
-    unchained; as there is no savepoint, a failure the server reports leaves the caller's
-    transaction aborted (a value psycopg refused to send leaves it as it was). SQLAlchemy's
-    statement hooks (``before_cursor_execute``) do not see these statements.
+    done nothing, on any other dialect or driver (asyncpg, psycopg's async connection) or on
+    a connection in autocommit mode, where the caller takes the portable path. The statement
+    goes out with the extended protocol (values as bind parameters, so a server log of a
+    failed statement shows placeholders, not property values) and is never prepared on the
+    server (``prepare=False``), whatever the
+    host's ``prepare_threshold``: behind a transaction-pooling PgBouncer the next transaction
+    may run on another server connection, where a prepared statement does not exist. A failure
+    raises a typed :class:`StoreError`, unchained; as there is no savepoint, a failure the
+    server reports leaves the caller's transaction aborted. SQLAlchemy's statement hooks
+    (``before_cursor_execute``) do not see this statement.
 
     Lock and guard: as :func:`insert_rows`.
     """
@@ -57,21 +55,11 @@ def insert_and_notify_in_one_round_trip(
     import psycopg  # the driver of this dialect: installed  # noqa: PLC0415
 
     driver = conn.connection.driver_connection
-    if (
-        not isinstance(driver, psycopg.Connection)
-        or driver.autocommit
-        or not psycopg.Pipeline.is_supported()
-    ):
+    if not isinstance(driver, psycopg.Connection) or driver.autocommit:
         return None
-    with driver.cursor() as insert, driver.cursor() as wake:
+    with driver.cursor() as insert:
         try:
-            if channel is None:  # the INSERT alone: one round trip without a pipeline
-                insert.execute(_pg_insert_sql(tuple(values)), values)
-            else:
-                with driver.pipeline():
-                    insert.execute(_pg_insert_sql(tuple(values)), values)
-                    wake.execute("SELECT pg_notify(%s, '')", (channel,))
+            insert.execute(_pg_insert_sql(tuple(values)), values, prepare=False)
         except psycopg.Error as exc:
             raise store_error(exc, "outbox insert", hint=INSERT_HINT) from None
-        # Known once the results arrived, at the pipeline's end: 0 when ON CONFLICT skipped.
         return insert.rowcount > 0

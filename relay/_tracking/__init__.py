@@ -1,6 +1,6 @@
 """Tracking: validate an event and write it to the outbox in the caller's own transaction.
 
-``config`` (strict mode, NOTIFY channel, cron runs), ``prepare`` (validation into the stored
+``config`` (strict mode, cron runs), ``prepare`` (validation into the stored
 row, no database), ``sync`` (``track()`` on a ``Session`` or ``Connection``), ``many``
 (``track_many()``), ``aio`` (``atrack()``/``atrack_many()`` on SQLAlchemy's asyncio API),
 ``observers`` (who is told what was tracked).

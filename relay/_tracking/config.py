@@ -1,5 +1,5 @@
-"""How tracking behaves, set for the process, per block or per call: strict mode, the NOTIFY
-channel, and the cron-run marking of events.
+"""How tracking behaves, set for the process, per block or per call: strict mode and the
+cron-run marking of events.
 
 The process-wide part is one typed object, :data:`settings` (a :class:`TrackingConfig`), set by
 :func:`configure_tracking`; the per-block parts are context variables, so they follow
@@ -14,16 +14,15 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from relay._config import NOTIFY_CHANNEL, RelaySettings
+from relay._config import RelaySettings
 from relay._event.properties import datetime_to_timestamp_ms
 
 
 @dataclass(slots=True)
 class TrackingConfig:
-    """The process's tracking defaults: ``RelaySettings.strict_tracking`` and ``notify_channel``."""
+    """The process's tracking defaults: ``RelaySettings.strict_tracking``."""
 
     strict: bool = False
-    notify_channel: str = NOTIFY_CHANNEL
 
 
 #: The process's tracking defaults; changed only by :func:`configure_tracking`.
@@ -38,12 +37,11 @@ _cron_execution_ms: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 
 
 def configure_tracking(relay_settings: RelaySettings) -> None:
-    """Apply the tracking settings (strict mode, NOTIFY channel) for this process.
+    """Apply the tracking settings (strict mode) for this process.
 
     Call once at the application's entry point, where ``RelaySettings`` is built.
     """
     settings.strict = relay_settings.strict_tracking
-    settings.notify_channel = relay_settings.notify_channel
 
 
 def is_strict(strict: bool | None = None) -> bool:

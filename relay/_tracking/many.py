@@ -1,4 +1,4 @@
-"""``track_many()``: many events in the caller's transaction, in multi-row INSERTs, one NOTIFY.
+"""``track_many()``: many events in the caller's transaction, in multi-row INSERTs.
 
 For a cron run that tracks one event per employee (thousands in one transaction). Every item
 is validated first, with the same rules as ``track()`` (``cron_run()`` applies). By default an
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from relay._errors import DuplicateInsertIdError, EventValidationError
 from relay._event.location import Location
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
-from relay._store import check_writable, connection_of, insert_rows, notify_unchained, pending_row
+from relay._store import check_writable, connection_of, insert_rows, pending_row
 from relay._tracking import config
 from relay._tracking.observers import notify_independent, notify_tracked
 from relay._tracking.prepare import PreparedEvent, prepare_event
@@ -115,7 +115,7 @@ def track_many(
     (the write runs in one SAVEPOINT for the whole call). Strict mode: the first invalid item
     raises its ``EventContractError`` before any SQL; a duplicate raises
     :class:`~relay.DuplicateInsertIdError` and any other failure ``StoreError``, after
-    rolling back to the savepoint, so a bad batch writes nothing. One NOTIFY for the call.
+    rolling back to the savepoint, so a bad batch writes nothing.
 
     ``independent=True``: as for ``track()``, the rows are written on another connection of
     the engine, in one transaction of their own committed before the call returns (failure
@@ -169,7 +169,7 @@ def _insert_all(
     *,
     strict: bool,
 ) -> set[int]:
-    """Insert ``rows`` in one SAVEPOINT and NOTIFY; the ``id()`` of each event not written."""
+    """Insert ``rows`` in one SAVEPOINT (no NOTIFY); the ``id()`` of each event not written."""
     conn = connection_of(session)
     check_writable(conn)
     with session.begin_nested():  # rolled back to, should anything in it raise
@@ -180,8 +180,6 @@ def _insert_all(
                 f"{len(refused)} of {len(valid)} $insert_ids are already in the outbox "
                 "or repeated in the batch; nothing was written"
             )
-        if written:
-            notify_unchained(conn, config.settings.notify_channel)
     return refused
 
 

@@ -282,7 +282,7 @@ def _write(
             update_json=prepared.update_json,
             now=dt.datetime.now(dt.UTC),
         )
-        write_event(session, values=values, channel=config.settings.notify_channel)
+        write_event(session, values=values)
     except RelayError as exc:
         logger.error(
             "mixpanel_profile_update_failed",

@@ -163,7 +163,7 @@ def _write(session: Session | Connection, prepared: PreparedEvent) -> None:
         properties_json=prepared.properties_json,
         now=dt.datetime.now(dt.UTC),
     )
-    write_event(session, values=values, channel=config.settings.notify_channel)
+    write_event(session, values=values)
 
 
 def report_failure(event: object, exc: BaseException) -> None:

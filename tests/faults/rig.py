@@ -25,8 +25,6 @@ import sqlalchemy as sa
 from ledger import Committed, Ledger
 from sqlalchemy.engine import Engine
 
-from relay import _store as store
-from relay._config import NOTIFY_CHANNEL
 from relay._event.properties import datetime_to_timestamp_ms
 from relay._tables import OutboxState, outbox
 from relay._tracking import prepare_event
@@ -167,7 +165,6 @@ def commit_backlog(
             )
         with engine.begin() as conn:
             conn.execute(sa.insert(outbox), rows)
-            store.notify(conn, NOTIFY_CHANNEL)
         ledger.record_all_committed(committed)
 
 
@@ -235,14 +232,14 @@ def lock_waiters(engine: Engine) -> int:
         )
 
 
-def listeners(engine: Engine) -> int:
-    """Sessions of this database whose last statement was a LISTEN: one per running relay."""
+def watchers(engine: Engine) -> int:
+    """Sessions of this database whose last statement was the watcher's probe: one per relay."""
     with engine.connect() as conn:
         return int(
             conn.execute(
                 sa.text(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND query ILIKE 'LISTEN%'"
+                    "AND query ILIKE '%max(relay_outbox.id)%'"
                 )
             ).scalar_one()
         )

@@ -16,10 +16,10 @@ from rig import (
     RelayLauncher,
     SurveyEvents,
     commit_backlog,
-    listeners,
     pending_count,
     state_counts,
     wait_until,
+    watchers,
 )
 from sqlalchemy.engine import Engine
 
@@ -41,7 +41,7 @@ def run_concurrency_scenario(
         relays.start(lease_seconds=str(LEASE_SECONDS), batch_max_events=str(BATCH_BASE + n))
         for n in range(1, RELAYS + 1)
     ]
-    wait_until(lambda: listeners(engine) >= RELAYS, timeout=60, what="every relay to LISTEN")
+    wait_until(lambda: watchers(engine) >= RELAYS, timeout=60, what="every relay to watch")
     commit_backlog(engine, ledger, SurveyEvents(), events, chunk=events)
     wait_until(
         lambda: pending_count(engine) == 0 or not all(r.alive for r in started),

@@ -54,7 +54,7 @@ OUTAGE_EVENTS = (
     "drain_tick_failed",
     "gauges_failed",
     "retention_failed",
-    "listen_connection_failed",
+    "watch_connection_failed",
 )
 PENDING_EVENTS = 12
 
@@ -317,7 +317,7 @@ def test_relay_run_with_a_password_and_a_wrong_mixpanel_secret_leaks_neither(
             lambda: (
                 '"mixpanel_auth_failed"' in daemon.printed()
                 and '"retention_purged"' in daemon.printed()
-                and '"listening"' in daemon.printed()
+                and '"watching"' in daemon.printed()
             ),
             timeout=SCENARIO_SECONDS,
             what="a 401 from the stand-in and a retention run",

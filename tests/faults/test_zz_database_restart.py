@@ -5,7 +5,7 @@ port, run as the ``postgres`` user when the tests run as root) and restarts that
 shared service and every other test's sessions are left alone. The stand-in holds each request
 briefly, so the drain is still under way when the cluster goes down; requests in flight then
 cannot be acked and come back after their lease. Events tracked after the restart check that
-the relay's LISTEN connection came back too.
+the relay's watcher connection came back too.
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ def test_relay_survives_a_postgresql_restart_mid_drain_without_being_restarted(
     _drop_stale_pools()
     pending_after_restart = pending_count(pg_engine)
 
-    with Session(pg_engine) as session:  # business goes on: tracked and woken through LISTEN
+    with Session(pg_engine) as session:  # business goes on: tracked, and found by the watcher
         committed = []
         for _ in range(AFTER_RESTART):
             call = events.next()

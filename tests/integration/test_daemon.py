@@ -1,4 +1,4 @@
-"""The relay daemon as a real process: LISTEN wake-ups, signals, health, auth failures, outages.
+"""The relay daemon as a real process: wake-ups, signals, health, auth failures, outages.
 
 Each test starts ``python -m relay._daemon.daemon`` against a scratch database and the Mixpanel
 stand-in, and waits on the daemon's own JSON log lines (read as they are written), never on
@@ -148,8 +148,8 @@ def start_daemon(standin: MixpanelStandin) -> Iterator[StartDaemon]:
         daemon.close()
 
 
-def _insert_and_notify(engine: Engine, **overrides: Any) -> str:
-    """Commit one due row the way track() does (insert + NOTIFY); returns its insert_id."""
+def _insert(engine: Engine, **overrides: Any) -> str:
+    """Commit one due row the way track() does (an INSERT, nothing else); returns its insert_id."""
     now = dt.datetime.now(dt.UTC)
     values: dict[str, Any] = {
         "insert_id": str(uuid.uuid4()),
@@ -164,7 +164,6 @@ def _insert_and_notify(engine: Engine, **overrides: Any) -> str:
     values.update(overrides)
     with engine.begin() as conn:
         store.insert_event(conn, values=values)
-        store.notify(conn, "relay_outbox")
     return str(values["insert_id"])
 
 
@@ -190,20 +189,20 @@ def _completed_a_tick(daemon: DaemonProcess) -> bool:
     )
 
 
-def test_committed_event_is_delivered_on_notify_long_before_the_next_poll(
+def test_committed_event_is_delivered_by_the_watcher_long_before_the_next_poll(
     pg_engine: Engine, standin: MixpanelStandin, start_daemon: StartDaemon
 ) -> None:
-    """With the next poll an hour away, a commit's NOTIFY gets the event delivered: once the
-    start-up tick has run, only the notification can wake the drain."""
+    """With the next poll an hour away, a commit without any NOTIFY gets the event delivered:
+    once the start-up tick has run, only the watcher's look at the newest row can wake it."""
     daemon = start_daemon(
         _url(pg_engine), RELAY_POLL_MIN_SECONDS="3600", RELAY_POLL_MAX_SECONDS="3600"
     )
-    daemon.wait_for("listening")
+    daemon.wait_for("watching")
     deadline = time.monotonic() + WAIT_SECONDS
     while not _completed_a_tick(daemon):
         assert time.monotonic() < deadline, "the daemon never completed its start-up tick"
         time.sleep(0.05)
-    insert_id = _insert_and_notify(pg_engine)
+    insert_id = _insert(pg_engine)
     daemon.wait_for("drain_tick", _delivered(1))
 
     assert [e["properties"]["$insert_id"] for e in standin.accepted_events()] == [insert_id]
@@ -217,8 +216,8 @@ def test_the_daemon_logs_a_delivery_summary_at_info(
     """At INFO, where routine drain ticks are silent, a stopping relay logs one
     ``delivery_summary`` line counting what it delivered since the last one."""
     daemon = start_daemon(_url(sqlite_engine), RELAY_LOG_LEVEL="INFO")
-    _insert_and_notify(sqlite_engine)
-    _insert_and_notify(sqlite_engine)
+    _insert(sqlite_engine)
+    _insert(sqlite_engine)
     deadline = time.monotonic() + WAIT_SECONDS
     while standin.stats().unique < 2:
         assert time.monotonic() < deadline, "the daemon never delivered the two events"
@@ -238,9 +237,9 @@ def test_sigterm_with_a_batch_in_flight_exits_zero_and_leaves_no_row_leased(
 ) -> None:
     """SIGTERM while Mixpanel is slow to answer: the batch is finished, the process exits 0."""
     daemon = start_daemon(_url(pg_engine))
-    daemon.wait_for("listening")
+    daemon.wait_for("watching")
     standin.delay_next(2.0)
-    insert_id = _insert_and_notify(pg_engine)
+    insert_id = _insert(pg_engine)
     daemon.wait_for("batch_claimed")
 
     assert daemon.terminate_and_wait() == 0
@@ -258,8 +257,8 @@ def test_healthz_and_metrics_answer_while_the_relay_delivers(
 ) -> None:
     """/healthz says ok after a successful tick and /metrics exports the relay's series."""
     daemon = start_daemon(_url(pg_engine))
-    daemon.wait_for("listening")
-    _insert_and_notify(pg_engine)
+    daemon.wait_for("watching")
+    _insert(pg_engine)
     daemon.wait_for("drain_tick", _delivered(1))
 
     status, body = daemon.get("/healthz")
@@ -290,8 +289,8 @@ def test_rejected_credentials_are_logged_loudly_and_fail_healthz_without_touchin
 ) -> None:
     """A 401 is logged critical, sets relay_auth_failing and fails /healthz; rows stay put."""
     daemon = start_daemon(_url(pg_engine), RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET="wrong")
-    daemon.wait_for("listening")
-    insert_id = _insert_and_notify(pg_engine)
+    daemon.wait_for("watching")
+    insert_id = _insert(pg_engine)
     line = daemon.wait_for("mixpanel_auth_failed")
 
     assert line["level"] == "critical"
@@ -312,12 +311,12 @@ def test_relay_backs_off_as_a_whole_while_mixpanel_fails_and_delivers_after(
 ) -> None:
     """A 503 pauses all sending for 2 s plus jitter; then the event goes through."""
     daemon = start_daemon(_url(pg_engine))
-    daemon.wait_for("listening")
+    daemon.wait_for("watching")
     standin.fail_next(503)
-    insert_id = _insert_and_notify(pg_engine)
+    insert_id = _insert(pg_engine)
     backoff = daemon.wait_for("mixpanel_failing_backing_off")
     assert 3.0 <= backoff["seconds"] <= 7.0
-    other_id = _insert_and_notify(pg_engine)  # a wake-up during the pause sends nothing
+    other_id = _insert(pg_engine)  # a wake-up during the pause sends nothing
     delivered = 0
     while delivered < 2:
         delivered += daemon.wait_for("drain_tick")["delivered"]
@@ -335,9 +334,9 @@ def test_relay_tries_again_after_the_auth_pause_and_recovers(
 ) -> None:
     """After the pause the relay sends again; once Mixpanel accepts, health is restored."""
     daemon = start_daemon(_url(pg_engine), RELAY_AUTH_FAILURE_PAUSE_SECONDS="1")
-    daemon.wait_for("listening")
+    daemon.wait_for("watching")
     standin.fail_next(401)
-    insert_id = _insert_and_notify(pg_engine)
+    insert_id = _insert(pg_engine)
     daemon.wait_for("mixpanel_auth_failed")
     daemon.wait_for("drain_tick", _delivered(1))
     daemon.wait_for("mixpanel_auth_recovered")
@@ -354,7 +353,7 @@ def test_daemon_survives_its_database_connections_being_killed(
 ) -> None:
     """After every daemon connection is terminated (as in a restart) it reconnects and delivers."""
     daemon = start_daemon(_url(pg_engine), RELAY_POLL_MAX_SECONDS="0.5")
-    daemon.wait_for("listening")
+    daemon.wait_for("watching")
     with pg_engine.connect() as conn:
         conn.execute(
             sa.text(
@@ -363,9 +362,9 @@ def test_daemon_survives_its_database_connections_being_killed(
             )
         )
         conn.commit()
-    daemon.wait_for("listen_connection_failed")
-    daemon.wait_for("listening")
-    insert_id = _insert_and_notify(pg_engine)
+    daemon.wait_for("watch_connection_failed")
+    daemon.wait_for("watching")
+    insert_id = _insert(pg_engine)
     daemon.wait_for("drain_tick", _delivered(1))
     assert _row(pg_engine, insert_id).state == OutboxState.DELIVERED
     assert daemon.terminate_and_wait() == 0
@@ -390,7 +389,7 @@ def test_failing_ticks_are_logged_and_retried_until_the_database_works(
     assert json.loads(body)["last_error"] == "OutboxTablesMissingError"
 
     metadata.create_all(sqlite_engine)
-    insert_id = _insert_and_notify(sqlite_engine)
+    insert_id = _insert(sqlite_engine)
     daemon.wait_for("drain_tick", _delivered(1))
 
     assert _row(sqlite_engine, insert_id).state == OutboxState.DELIVERED

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -150,28 +149,23 @@ def test_unreachable_database_raises_store_error(postgresql_url: str) -> None:
         engine.dispose()
 
 
-def test_notify_reaches_a_listener_only_when_the_transaction_commits(pg_engine: Engine) -> None:
-    """On PostgreSQL, notify is delivered at commit and dropped at rollback."""
-    url = pg_engine.url
-    with psycopg.connect(
-        host=url.host, port=url.port, user=url.username, dbname=url.database, autocommit=True
-    ) as listener:
-        listener.execute("LISTEN relay_test_channel")
-        with pg_engine.connect() as conn:
-            transaction = conn.begin()
-            store.notify(conn, "relay_test_channel")
-            transaction.rollback()
-        assert list(listener.notifies(timeout=0.2)) == []
-        with pg_engine.begin() as conn:
-            store.notify(conn, "relay_test_channel")
-        received = list(listener.notifies(timeout=5.0, stop_after=1))
-    assert [n.channel for n in received] == ["relay_test_channel"]
-
-
-def test_notify_is_a_no_op_on_sqlite(sqlite_engine: Engine) -> None:
-    """Without LISTEN/NOTIFY, notify runs no statement and raises nothing."""
-    with sqlite_engine.begin() as conn:
-        store.notify(conn, "relay_outbox")
+def test_newest_row_id_changes_when_an_insert_commits_not_before(engine: Engine) -> None:
+    """The watcher's probe sees a new row once its transaction commits, and never before."""
+    with engine.connect() as probe:
+        assert store.newest_row_id(probe) is None
+        probe.rollback()
+        with engine.connect() as writer, writer.begin():
+            store.insert_event(writer, values=_values())
+            assert store.newest_row_id(probe) is None
+            probe.rollback()
+        first = store.newest_row_id(probe)
+        probe.rollback()
+        with engine.begin() as writer:
+            store.insert_event(writer, values=_values())
+        second = store.newest_row_id(probe)
+    assert first is not None
+    assert second is not None
+    assert second > first
 
 
 # --- claim ------------------------------------------------------------------------------------

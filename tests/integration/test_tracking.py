@@ -30,7 +30,8 @@ from relay._event.properties import (
 )
 from relay._event.registry import register_event
 from relay._tables import metadata, outbox
-from relay._tracking import cron_run, strict_tracking, track
+from relay._tracking import cron_run, strict_tracking, track, track_many
+from relay._tracking.profiles import update_profile
 
 EVENT = "svc.tests.widget_shipped"
 
@@ -201,12 +202,8 @@ def test_postgresql_writes_the_event_in_one_round_trip_and_other_databases_do_no
     connection in autocommit mode; a second write of the same $insert_id reports False."""
     values = row_values("one-trip-1")
     with engine.begin() as conn:
-        written = store.insert_and_notify_in_one_round_trip(
-            conn, values=values, channel="relay_outbox"
-        )
-        again = store.insert_and_notify_in_one_round_trip(
-            conn, values=values, channel="relay_outbox"
-        )
+        written = store.insert_in_one_round_trip(conn, values=values)
+        again = store.insert_in_one_round_trip(conn, values=values)
     assert written is (True if engine.dialect.name == "postgresql" else None)
     assert again is (False if engine.dialect.name == "postgresql" else None)
     rows = outbox_rows(engine)
@@ -214,10 +211,7 @@ def test_postgresql_writes_the_event_in_one_round_trip_and_other_databases_do_no
         [("one-trip-1", {"a": 1}, OCCURRED)] if written else []
     )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        assert (
-            store.insert_and_notify_in_one_round_trip(conn, values=values, channel="relay_outbox")
-            is None
-        )
+        assert store.insert_in_one_round_trip(conn, values=values) is None
 
 
 def test_a_nul_that_postgresql_would_refuse_is_refused_before_any_sql(db: Engine) -> None:
@@ -426,10 +420,12 @@ def test_naive_occurred_at_is_refused(db: Engine) -> None:
         )
 
 
-def test_postgresql_notify_is_delivered_at_commit_only(
+def test_no_tracking_path_sends_a_notify_in_the_hosts_transaction(
     pg_engine: Engine, postgresql_url: str
 ) -> None:
-    """On PostgreSQL a relay listening on the channel is woken by a commit, not by a rollback."""
+    """track(), track_many() and a profile update commit without any NOTIFY (which would make
+    every notifying commit on the server wait for PostgreSQL's global notify lock), through a
+    Session and a Connection alike."""
     dsn = (
         sa.engine.make_url(postgresql_url)
         .set(drivername="postgresql")
@@ -437,43 +433,20 @@ def test_postgresql_notify_is_delivered_at_commit_only(
     )
     with psycopg.connect(dsn, autocommit=True) as listener:
         listener.execute("LISTEN relay_outbox")
-        with pg_engine.connect() as conn, conn.begin() as tx:
-            track(conn, event=EVENT, distinct_id=USER, properties=props(), strict=True)
-            tx.rollback()
-        assert list(listener.notifies(timeout=0.2, stop_after=1)) == []
+        with Session(pg_engine) as session, session.begin():
+            track(session, event=EVENT, distinct_id=USER, properties=props(), strict=True)
         with pg_engine.begin() as conn:
             track(conn, event=EVENT, distinct_id=USER, properties=props(), strict=True)
-        (note,) = list(listener.notifies(timeout=5, stop_after=1))
-        assert note.channel == "relay_outbox"
-
-
-@pytest.mark.parametrize("on", ["session", "connection"])
-def test_one_notify_per_transaction_survives_a_rolled_back_savepoint(
-    pg_engine: Engine, postgresql_url: str, on: str
-) -> None:
-    """Only the first track() of a transaction sends NOTIFY (PostgreSQL folds the rest), but
-    a NOTIFY sent inside a savepoint does not count: after that savepoint is rolled back, the
-    next track() notifies again, so the commit still wakes the relay. A new transaction on
-    the same pooled connection notifies again too."""
-    dsn = (
-        sa.engine.make_url(postgresql_url)
-        .set(drivername="postgresql")
-        .render_as_string(hide_password=False)
-    )
-    with psycopg.connect(dsn, autocommit=True) as listener:
-        listener.execute("LISTEN relay_outbox")
-        for _ in range(2):  # the second round reuses the pooled connection
-            with Session(pg_engine) as session, session.begin():
-                bind: Any = session if on == "session" else session.connection()
-                nested = bind.begin_nested()
-                track(bind, event=EVENT, distinct_id=USER, properties=props(), strict=True)
-                nested.rollback()
-                for _ in range(3):
-                    track(bind, event=EVENT, distinct_id=USER, properties=props(), strict=True)
-            (note,) = list(listener.notifies(timeout=5, stop_after=1))
-            assert note.channel == "relay_outbox"
-            assert list(listener.notifies(timeout=0.2, stop_after=1)) == []
-    assert len(outbox_rows(pg_engine)) == 6
+            track_many(
+                conn,
+                [{"event": EVENT, "distinct_id": USER, "properties": props()}],
+                strict=True,
+            )
+            update_profile(
+                conn, distinct_id=USER, operation="$set", properties={"plan": "pro"}, strict=True
+            )
+        assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
+    assert len(outbox_rows(pg_engine)) == 4
 
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=300)

@@ -273,3 +273,25 @@ def test_track_drops_events_older_than_five_days_silently() -> None:
     """/track's verdict on an event older than 5 days is None: dropped, not refused."""
     record = _record(time=NOW_MS - rules.TRACK_MAX_AGE_MS - 1, token="tok")
     assert rules.judge(record, now_ms=NOW_MS, track=True, token="tok") is None
+
+
+def test_a_body_over_1mb_still_refuses_its_1mb_record_and_keys_the_others() -> None:
+    """In a body of 1MB or more the fast path still refuses a record of 1MB or more (its size
+    is checked), while every ordinary record beside it is keyed as judge would key it."""
+    from relay.testing.mixpanel_standin._ingest import validate  # noqa: PLC0415
+    from relay.testing.mixpanel_standin._wire import Body  # noqa: PLC0415
+
+    huge = _record(**{"$insert_id": "ins-huge", "blob": "x" * 1_000_000})
+    records = [_record(**{"$insert_id": f"ins-{n}"}) for n in range(3)] + [huge]
+    body = Body(records=records, size=1_200_000)
+    stored, failures = validate(body, track=False, now_ms=NOW_MS, token="t", refused={})
+    assert (
+        [key for key, _ in stored]
+        == [
+            rules.judge(r, now_ms=NOW_MS).key  # type: ignore[union-attr]
+            for r in records[:3]
+        ]
+    )
+    assert failures == [
+        (3, Failure("record", "each event must be smaller than 1MB of uncompressed JSON"))
+    ]

@@ -7,29 +7,26 @@ from collections.abc import Iterator
 import pytest
 
 from relay import RelaySettings, configure_tracking, is_strict, strict_tracking
-from relay._config import NOTIFY_CHANNEL
 from relay._tracking import config
 
 
 @pytest.fixture(autouse=True)
 def _restore_defaults() -> Iterator[None]:
-    saved = (config.settings.strict, config.settings.notify_channel)
+    saved = config.settings.strict
     yield
-    config.settings.strict, config.settings.notify_channel = saved
+    config.settings.strict = saved
 
 
-def test_configure_tracking_sets_strict_mode_and_the_channel_for_the_process() -> None:
-    """Both settings land on the typed TrackingConfig, typed as they were given."""
-    configure_tracking(
-        RelaySettings.model_construct(strict_tracking=True, notify_channel="relay_other")
-    )
-    assert config.settings == config.TrackingConfig(strict=True, notify_channel="relay_other")
+def test_configure_tracking_sets_strict_mode_for_the_process() -> None:
+    """The setting lands on the typed TrackingConfig, typed as it was given."""
+    configure_tracking(RelaySettings.model_construct(strict_tracking=True))
+    assert config.settings == config.TrackingConfig(strict=True)
     assert is_strict() is True
 
 
 def test_a_call_beats_a_block_which_beats_the_process() -> None:
     """Per call, else per block, else the process default."""
-    assert config.TrackingConfig() == config.TrackingConfig(False, NOTIFY_CHANNEL)
+    assert config.TrackingConfig() == config.TrackingConfig(False)
     configure_tracking(RelaySettings.model_construct(strict_tracking=True))
     with strict_tracking(False):
         assert is_strict() is False

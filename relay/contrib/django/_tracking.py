@@ -75,8 +75,7 @@ def track(
     that rolls back removes only its own events). A failure only the database can see (the
     server gone, a permission revoked) fails the block on PostgreSQL as a failed ORM write
     would: see :func:`relay.track`. Outside any block (autocommit) the event is committed at
-    once. On PostgreSQL the relays waiting on ``LISTEN`` are woken when the transaction
-    commits.
+    once. No ``NOTIFY`` is sent: the relays notice the committed row by themselves.
 
     ``independent=True``: the event is written on a connection of relay's own to ``using``'s
     database (not Django's), in a transaction of its own committed before ``track()`` returns,
@@ -116,8 +115,8 @@ def track_many(
     Each item holds :func:`track`'s keyword arguments (``event``, ``distinct_id``,
     ``properties``, optionally ``occurred_at``, ``insert_id``, ``location``). The same
     contract as :func:`relay.track_many`: default mode skips and logs a bad item and writes the
-    others (multi-row INSERTs, one savepoint for the call, one NOTIFY); strict mode raises
-    before writing anything on a bad batch. ``independent=True`` as for :func:`track`.
+    others (multi-row INSERTs, one savepoint for the call); strict mode raises before writing
+    anything on a bad batch. ``independent=True`` as for :func:`track`.
     """
     first = str(events[0].get("event", "")) if events else ""
     return _on_django(
