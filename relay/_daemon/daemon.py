@@ -25,6 +25,7 @@ Run it as ``python -m relay._daemon.daemon`` with ``RELAY_*`` variables set.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -52,11 +53,10 @@ from relay._daemon.summary import SUMMARY_INTERVAL_SECONDS, SummaryCounter
 from relay._daemon.watcher import WATCH_JOIN_SECONDS, OutboxWatcher
 from relay._database import create_engine
 from relay._delivery.drain import Drainer, DrainResult, utc_now
-from relay._delivery.limiter import limiter_for
+from relay._delivery.wiring import open_drainer
 from relay._errors import ConfigurationError, SchemaRevisionError
 from relay._logging import configure_logging
 from relay._migrations import require_current_schema
-from relay._mixpanel.client import MixpanelImportClient
 from relay._mixpanel.profiles import require_profile_token
 from relay._store import transaction
 from relay._store.maintenance import read_gauges, run_retention
@@ -348,50 +348,38 @@ def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = 
     clean stop, 3 when the Mixpanel settings are unusable.
     """
     stop = stop_event or threading.Event()
-    try:
-        # ``cancel=stop``: SIGTERM cuts the request in flight short and gives its rows back,
-        # so the daemon stops within seconds even against a server that drips its answer.
-        client = MixpanelImportClient(settings, cancel=stop)
-    except ConfigurationError as exc:
-        logger.critical("configuration_invalid", error=str(exc))
-        return EXIT_CONFIGURATION
     engine = create_engine(settings.database_url.get_secret_value())
     stale_after = max(
         HEALTH_STALE_SECONDS,
         4 * settings.request_deadline_seconds,
     )
     metrics = RelayMetrics(stale_after_seconds=stale_after)
-    server: MetricsServer | None = None
-    restore = _install_signal_handlers(stop)
     daemon: RelayDaemon | None = None
-    try:
+    with contextlib.ExitStack() as resources:
+        resources.callback(engine.dispose)
+        try:
+            # ``stop``: SIGTERM cuts the request in flight short and gives its rows back, so
+            # the daemon stops within seconds even against a server that drips its answer.
+            drainer = resources.enter_context(
+                open_drainer(engine, settings, observer=MetricsFeed(metrics), stop=stop)
+            )
+        except ConfigurationError as exc:
+            logger.critical("configuration_invalid", error=str(exc))
+            return EXIT_CONFIGURATION
+        restore = _install_signal_handlers(stop)
+        resources.callback(restore)
         if settings.metrics_port:
             server = MetricsServer(metrics, host=settings.metrics_host, port=settings.metrics_port)
+            resources.callback(server.close)
             server.start()
-        drainer = Drainer(
-            engine,
-            client,
-            settings,
-            observer=MetricsFeed(metrics),
-            stop=stop,
-            concurrency=settings.drain_concurrency,
-            limiter=limiter_for(settings),
-        )
         watch_delivery(metrics, drainer)
         daemon = RelayDaemon(settings, engine=engine, drainer=drainer, metrics=metrics, stop=stop)
+        # Stopped first (it waits for the job in flight), before the drainer and its clients.
+        resources.callback(daemon.shutdown)
         daemon.start()
         logger.info("daemon_started", dialect=engine.dialect.name, pid=os.getpid())
         stop.wait()
         logger.info("daemon_stopping")
-    finally:
-        if daemon is not None:
-            daemon.shutdown()
-            drainer.close()
-        restore()
-        if server is not None:
-            server.close()
-        client.close()
-        engine.dispose()
     logger.info("daemon_stopped")
     return daemon.exit_code if daemon is not None else EXIT_OK
 
