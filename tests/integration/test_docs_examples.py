@@ -47,8 +47,7 @@ class Block:
 
 def _pages() -> list[Path]:
     docs = ROOT / "docs"
-    found = [p for p in sorted(docs.rglob("*.md")) if "notes" not in p.relative_to(docs).parts]
-    return [ROOT / "README.md", *found]
+    return [ROOT / "README.md", *sorted(docs.rglob("*.md"))]
 
 
 def _name(page: Path) -> str:
