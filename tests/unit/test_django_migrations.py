@@ -21,7 +21,7 @@ def test_every_alembic_revision_has_exactly_one_django_migration_in_order() -> N
     """Adding an Alembic revision without its Django twin (or twice) fails here."""
     assert django_migration_revisions() == relay_revisions(), (
         "add relay/contrib/django/migrations/NNNN_<name>.py running RunRelayRevision('NNNN') "
-        "for each new revision in migrations/versions (see docs/notes/h22b.md)"
+        "for each new revision in migrations/versions (see docs/development.md)"
     )
 
 
