@@ -40,10 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _db import DEFAULT_ADMIN_URL, PREFIX, settle
 from _loaders import load_rows, new_tag, survey_properties
 from _stats import machine
+from _survey_event import SURVEY_DELIVERED
 
 from relay._database import create_engine
 from relay._tracking import track
-from relay.catalog import MixPanelEvent
 from relay.testing import scratch
 
 RELAY = Path(sys.executable).parent / "relay"
@@ -95,7 +95,7 @@ class Writer(threading.Thread):
                     started = time.monotonic()
                     track(
                         session,
-                        event=MixPanelEvent.SURVEY_DELIVERED,
+                        event=SURVEY_DELIVERED,
                         distinct_id=employee,
                         properties={**survey_properties(seq), "employee_id": employee},
                         strict=True,

@@ -2,11 +2,11 @@
 
 The public API is what this module exports, plus the public packages ``relay.admin`` (the
 audited operator functions behind the admin commands), ``relay.exceptions`` (every exception a
-caller may catch), ``relay.catalog`` (the shipped event
-catalog), ``relay.plan`` (the tracking-plan tools), ``relay.testing`` (the pytest plugin and the
-Mixpanel stand-in), ``relay.contrib`` (host integrations) and ``relay.cli`` (the ``relay``
-command). Modules whose name starts with an underscore are private and may change in any
-release; import their public names from here.
+caller may catch), ``relay.plan`` (the tracking-plan tools), ``relay.testing`` (the pytest
+plugin and the Mixpanel stand-in), ``relay.contrib`` (host integrations) and ``relay.cli`` (the
+``relay`` command). relay ships no events: the host defines its own. Modules whose name starts
+with an underscore are private and may change in any release; import their public names from
+here.
 
 Names are loaded on first use (PEP 562), so ``import relay`` (and ``relay --help``) does not pay
 for pydantic, SQLAlchemy and Alembic until something needs them.

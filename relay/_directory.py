@@ -5,13 +5,12 @@ rest, as the seed's ``_fetch_required_emp_info`` does. The directory is the host
 defines the protocol and declares none of the host's tables. Implementations:
 
 - :class:`relay.contrib.sqlalchemy_directory.SqlEmployeeDirectory` reads ``organizations`` and
-  ``employees`` tables through SQLAlchemy (the shipped catalog's default);
+  ``employees`` tables through SQLAlchemy;
 - :class:`relay.contrib.django.catalog.ModelEmployeeDirectory` reads the host's Django models;
 - :class:`StaticEmployeeDirectory` is the in-memory fake for tests.
 
 The directory returns identifiers, the organisation's name (approved for analytics) and the
-role: nothing personal. This module registers no event and imports no catalog, so every
-directory can be used without the shipped catalog (``relay.catalog`` re-exports it).
+role: nothing personal. This module registers no event (relay ships none).
 """
 
 from __future__ import annotations

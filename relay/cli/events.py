@@ -23,13 +23,24 @@ from relay.cli._files import creatable_directory, import_catalog, output_directo
 EXIT_FINDINGS = 1
 
 
+def _required_modules(modules: tuple[str, ...], command: str) -> list[str]:
+    """The MODULE arguments, or one usage line (exit 2): relay ships no events of its own."""
+    if not modules:
+        fail(
+            f"relay events {command} needs MODULE, the analytics package that defines the events "
+            f"(relay ships none): relay events {command} myapp.analytics",
+            USAGE,
+        )
+    return list(modules)
+
+
 @click.group()
 def events() -> None:
     """The tracking plan as code: check the event catalog against the convention."""
 
 
 @events.command()
-@click.argument("modules", nargs=-1, metavar="[MODULE ...]")
+@click.argument("modules", nargs=-1, metavar="MODULE ...")
 @click.option(
     "--tests",
     "tests_path",
@@ -38,12 +49,12 @@ def events() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as a JSON object.")
 def lint(modules: tuple[str, ...], tests_path: Path | None, as_json: bool) -> None:
-    """Check catalog MODULEs (default: relay.catalog) against every rule; exit 1 on a finding."""
+    """Check the catalog MODULEs against every rule; exit 1 on a finding."""
     # Imported here: the linter pulls in the registry and pydantic; `relay --help` stays light.
     from relay.plan.lint import RULES, ensure_cwd_importable, lint_report  # noqa: PLC0415
 
+    names = _required_modules(modules, "lint")
     ensure_cwd_importable()
-    names = list(modules) or ["relay.catalog"]
     report = lint_report(names, tests_path=tests_path)
     findings = report.findings
     unchecked = report.unchecked()
@@ -70,7 +81,7 @@ def lint(modules: tuple[str, ...], tests_path: Path | None, as_json: bool) -> No
 
 
 @events.command()
-@click.argument("modules", nargs=-1, metavar="[MODULE ...]")
+@click.argument("modules", nargs=-1, metavar="MODULE ...")
 @click.option(
     "--format",
     "fmt",
@@ -86,13 +97,14 @@ def lint(modules: tuple[str, ...], tests_path: Path | None, as_json: bool) -> No
     help="Write into DIR (tracking-plan.md, or <event>.schema.json per event); default stdout.",
 )
 def docs(modules: tuple[str, ...], fmt: str, output: Path | None) -> None:
-    """The data dictionary of catalog MODULEs (default: relay.catalog), from the registry."""
+    """The data dictionary of the catalog MODULEs, from the registry."""
     # Imported here, like lint: pydantic and the catalog are not needed for `relay --help`.
     from relay.plan.docs import catalog_registry, event_json_schema, markdown  # noqa: PLC0415
     from relay.plan.lint import ensure_cwd_importable  # noqa: PLC0415
 
+    names = _required_modules(modules, "docs")
     ensure_cwd_importable()
-    registry = import_catalog(catalog_registry, list(modules) or ["relay.catalog"])
+    registry = import_catalog(catalog_registry, names)
     if output is not None:
         output_directory(output, option="--output")
     if fmt == "markdown":
@@ -174,7 +186,7 @@ def new(
 
 
 @events.command()
-@click.argument("modules", nargs=-1, metavar="[MODULE ...]")
+@click.argument("modules", nargs=-1, metavar="MODULE ...")
 @click.option("--yes", is_flag=True, help="Upload the differences (default: only show them).")
 @click.option(
     "--truncate",
@@ -187,7 +199,7 @@ def new(
 def push(
     relay: Relay, /, modules: tuple[str, ...], yes: bool, truncate: bool, as_json: bool
 ) -> None:
-    """Sync the events of catalog MODULEs (default: relay.catalog) to Mixpanel Lexicon.
+    """Sync the events of the catalog MODULEs to Mixpanel Lexicon.
 
     Shows what differs first: events to add, to change (and what changed), and events only
     Lexicon has (kept, unless --truncate). With --yes, uploads the added and changed schemas.
@@ -198,8 +210,8 @@ def push(
     from relay.plan.lexicon import diff, registry_entries, render  # noqa: PLC0415
     from relay.plan.lint import ensure_cwd_importable  # noqa: PLC0415
 
+    names = _required_modules(modules, "push")
     ensure_cwd_importable()
-    names = list(modules) or ["relay.catalog"]
     entries = registry_entries(import_catalog(catalog_registry, names))
     settings = relay.settings
     project_id, _username, _secret = settings.require_service_account()

@@ -2,7 +2,7 @@
 
 The tables are the host application's, not relay's: :data:`directory_metadata` describes the
 columns the directory reads (it is *not* relay's ``metadata``; the host owns and migrates these
-tables). :class:`SqlEmployeeDirectory` is the catalog helpers' default directory.
+tables). :class:`SqlEmployeeDirectory` is a directory for tracking helpers on SQLAlchemy.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``relay demo``: the whole path on the embedded default, with nothing to configure.
 
-It creates a SQLite outbox, runs a few business transactions through the shipped catalog (one
+It creates a SQLite outbox, runs a few business transactions tracking the demo's own events (one
 of them rolled back, one inside a cron run, one with an invalid event), starts the Mixpanel
 stand-in on loopback, drains the outbox to it through the real HTTP path (riding out an
 injected 503 with the documented backoff), re-sends everything once more to show Mixpanel's
@@ -30,7 +30,17 @@ from relay._errors import ConfigurationError
 from relay._mixpanel.client import MixpanelImportClient
 from relay._store import capture
 from relay._tables import OutboxState
-from relay.contrib.sqlalchemy_directory import directory_metadata
+from relay._tracking import cron_run, track
+from relay.contrib.sqlalchemy_directory import SqlEmployeeDirectory, directory_metadata
+from relay.demos.events import (
+    DemoEvent,
+    MxpAuthUserLoggedInEventSchema,
+    MxpHrisCsvUploadAnalyzedEventSchema,
+    MxpMapActionPlanCreatedEventSchema,
+    MxpRiskScoreCalculatedEventSchema,
+    MxpSurveysSurveyDeliveredEventSchema,
+    register_demo_events,
+)
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 ORG = "0b6a8a4e-8f55-4f8e-9a53-3f1f4f1c2d10"
@@ -117,91 +127,95 @@ def _seed_directory(engine: Engine) -> None:
         )
 
 
+def _base(session: Session, employee_id: str) -> dict[str, object]:
+    """The base properties of ``employee_id``'s events, from the demo's directory tables."""
+    employee = SqlEmployeeDirectory().lookup(session, employee_id)
+    assert employee is not None  # the demo seeded it
+    return {
+        "employee_id": employee_id,
+        "organization_id": employee.organization_id,
+        "organization_name": employee.organization_name,
+        "role": employee.role,
+        "impersonation": False,
+    }
+
+
 def _business_transactions(engine: Engine, now: dt.datetime, report: DemoReport) -> None:
-    # The shipped catalog registers its events when imported: only when the demo runs.
-    from relay.catalog import (  # noqa: PLC0415
-        ActionPlanSource,
-        AuthTrackHelper,
-        CoreTrackHelper,
-        DeliveryChannel,
-        HrisUploadTrigger,
-        LoginMethod,
-        MapTrackHelper,
-        RiskLevel,
-        RiskTrackHelper,
-        SurveyTrackHelper,
-        SurveyType,
-    )
+    # The demo's own events, registered only now that the demo runs (relay ships none).
+    register_demo_events()
 
     # 1. A survey goes out: the delivery row and its event commit together.
     with Session(engine) as session, session.begin():
         session.execute(sa.insert(_surveys).values(id="delivery-1", employee_id=BOB))
-        SurveyTrackHelper.track_survey_delivered(
+        track(
             session,
-            employee_id=BOB,
-            survey_id="survey-7",
-            survey_run_id="run-42",
-            survey_type=SurveyType.PULSE,
-            channel=DeliveryChannel.SLACK,
-            question_count=5,
+            event=DemoEvent.SURVEY_DELIVERED,
+            distinct_id=BOB,
+            properties=MxpSurveysSurveyDeliveredEventSchema.model_validate(
+                {
+                    **_base(session, BOB),
+                    "survey_id": "survey-7",
+                    "channel": "slack",
+                    "question_count": 5,
+                }
+            ),
         )
-        AuthTrackHelper.track_user_logged_in(
-            session, employee_id=ALICE, device_id="web-4f2a", login_method=LoginMethod.SSO
+        track(
+            session,
+            event=DemoEvent.USER_LOGGED_IN,
+            distinct_id=ALICE,
+            properties=MxpAuthUserLoggedInEventSchema.model_validate(
+                {**_base(session, ALICE), "login_method": "sso"}
+            ),
         )
     # 2. An action plan is created, then the transaction fails: no plan, and no event.
     with Session(engine) as session:
         session.begin()
-        MapTrackHelper.track_action_plan_created(
+        track(
             session,
-            employee_id=ALICE,
-            action_plan_id="plan-1",
-            team_id="team-3",
-            focus_area_ids=["focus-1"],
-            action_item_count=3,
-            source=ActionPlanSource.TEMPLATE,
+            event=DemoEvent.ACTION_PLAN_CREATED,
+            distinct_id=ALICE,
+            properties=MxpMapActionPlanCreatedEventSchema.model_validate(
+                {**_base(session, ALICE), "action_plan_id": "plan-1", "action_item_count": 3}
+            ),
         )
         session.rollback()
         report.rolled_back += 1
     # 3. A nightly cron run analyses an upload made yesterday afternoon: the event keeps the
     #    upload's time and is marked as tracked by the run.
-    from relay._tracking import cron_run  # noqa: PLC0415 - the demo reads top-down
-
     uploaded_at = now - dt.timedelta(hours=14)
     with cron_run(now), Session(engine) as session, session.begin():
-        CoreTrackHelper.track_hris_csv_upload_analysis_completed(
+        track(
             session,
-            organization_id=ORG,
-            upload_id="upload-99",
-            trigger=HrisUploadTrigger.ADMIN_UPLOAD,
-            total_row_count=120,
-            valid_row_count=118,
-            error_row_count=2,
-            created_employee_count=4,
-            updated_employee_count=114,
-            duration_ms=840,
+            event=DemoEvent.UPLOAD_ANALYZED,
+            distinct_id=ALICE,
+            properties=MxpHrisCsvUploadAnalyzedEventSchema.model_validate(
+                {**_base(session, ALICE), "upload_id": "upload-99", "valid_row_count": 118}
+            ),
             occurred_at=uploaded_at,
         )
-        RiskTrackHelper.track_risk_score_calculated(
+        track(
             session,
-            employee_id=BOB,
-            risk_score=0.72,
-            risk_level=RiskLevel.HIGH,
-            previous_risk_level=RiskLevel.MEDIUM,
-            contributing_factors=["workload", "manager_change"],
-            scoring_version="2026.11",
+            event=DemoEvent.RISK_SCORE_CALCULATED,
+            distinct_id=BOB,
+            properties=MxpRiskScoreCalculatedEventSchema.model_validate(
+                {**_base(session, BOB), "risk_score": 72.0}
+            ),
             occurred_at=uploaded_at,
         )
     # 4. A bug passes an email as a survey id: fire-and-forget logs it, the business commits.
     with Session(engine) as session, session.begin():
         session.execute(sa.insert(_surveys).values(id="delivery-2", employee_id=ALICE))
-        result = SurveyTrackHelper.track_survey_delivered(
+        result = track(
             session,
-            employee_id=ALICE,
-            survey_id="alice@example.com",
-            survey_run_id="run-42",
-            survey_type=SurveyType.PULSE,
-            channel=DeliveryChannel.EMAIL,
-            question_count=5,
+            event=DemoEvent.SURVEY_DELIVERED,
+            distinct_id=ALICE,
+            properties={
+                **_base(session, ALICE),
+                "survey_id": "alice@example.com",
+                "channel": "email",
+                "question_count": 5,
+            },
             strict=False,
         )
         report.refused += result is None

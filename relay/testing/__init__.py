@@ -10,8 +10,8 @@
   loopback that answers like Mixpanel's ``/import`` and records what it accepted;
   :meth:`MixpanelStandin.ingested` lists each accepted record as :class:`IngestedEvent` (its
   dedup key, whether Mixpanel overwrote its time, would geolocate it or truncate a string).
-- :class:`relay.catalog.StaticEmployeeDirectory`: an in-memory employee directory for the
-  catalog helpers.
+- :class:`relay._directory.StaticEmployeeDirectory`: an in-memory employee directory for a
+  host's tracking helpers.
 
 The names above are imported on first use, so ``import relay.testing`` stays cheap and pulls
 in neither pytest nor the HTTP server.

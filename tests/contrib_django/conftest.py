@@ -10,10 +10,10 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+import hr_catalog  # noqa: F401 - registers the catalog's events
 import pytest
 from django.db import transaction
 
-import relay.catalog  # noqa: F401 - registers the catalog's events
 from relay._tracking import strict_tracking
 
 ALIASES = ("default", "postgresql", "mariadb")

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from hr_catalog import MixPanelEvent
 from ledger import Committed, Ledger
 from sqlalchemy.engine import Engine
 
 from relay._event.properties import datetime_to_timestamp_ms
 from relay._tables import OutboxState, outbox
 from relay._tracking import prepare_event
-from relay.catalog import MixPanelEvent
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 RELAY_EXECUTABLE = Path(sys.executable).with_name("relay")

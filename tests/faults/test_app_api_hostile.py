@@ -98,7 +98,7 @@ def _process(args: list[str], env: dict[str, str]) -> tuple[int, str, int]:
     proc = subprocess.run(
         [sys.executable, "-c", MEASURED, *args],
         cwd=ROOT,
-        env={"PATH": str(Path(sys.executable).parent), **env},
+        env={"PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(ROOT / "tests"), **env},
         capture_output=True,
         text=True,
         check=False,
@@ -116,7 +116,7 @@ def _forget(env: dict[str, str]) -> Result:
 
 
 def _push(env: dict[str, str]) -> Result:
-    return CliRunner().invoke(main, ["events", "push", "--yes"], env=env)
+    return CliRunner().invoke(main, ["events", "push", "hr_catalog", "--yes"], env=env)
 
 
 def test_forget_against_a_drip_feeding_server_ends_at_the_request_deadline(
@@ -201,7 +201,9 @@ def test_push_against_a_drip_feeding_server_ends_at_the_request_deadline(
 ) -> None:
     """A body dripped a byte at a time ends the listing at the deadline: exit 1, one line."""
     hostile.script(drip_body(interval=0.5))
-    code, output, _peak = _process(["events", "push", "--yes"], _push_env(hostile, standin))
+    code, output, _peak = _process(
+        ["events", "push", "hr_catalog", "--yes"], _push_env(hostile, standin)
+    )
     assert code == 1, output
     assert "no complete answer within 2 s" in output
 
@@ -212,7 +214,9 @@ def test_push_never_reads_a_600_mb_answer_whole(
     """A 600 MB listing is given up after the cap; the process stays under 200 MB."""
     huge = huge_body(total_bytes=HUGE)
     hostile.script(huge)
-    code, output, peak = _process(["events", "push", "--yes"], _push_env(hostile, standin))
+    code, output, peak = _process(
+        ["events", "push", "hr_catalog", "--yes"], _push_env(hostile, standin)
+    )
     assert code == 1, output
     assert peak < MEMORY_LIMIT_KIB
     assert huge.sent < HUGE
@@ -228,7 +232,9 @@ def test_push_prints_lexicon_names_escaped(
         "status": "ok",
     }
     hostile.script(respond(200, orjson.dumps(listing)))
-    result = CliRunner().invoke(main, ["events", "push"], env=_push_env(hostile, standin))
+    result = CliRunner().invoke(
+        main, ["events", "push", "hr_catalog"], env=_push_env(hostile, standin)
+    )
     assert "\x1b" not in result.output
     assert "svc.evil.name\\x1b[2J\\nLexicon is in sync" in result.output
     assert "\nLexicon is in sync" not in result.output

@@ -11,13 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
-
-from relay._errors import EventValidationError, StoreError
-from relay._event.properties import datetime_to_timestamp_ms
-from relay._tracking import cron_run, strict_tracking
-from relay.catalog import (
+from hr_catalog import (
     ActionPlanSource,
     AuthTrackHelper,
     CoreTrackHelper,
@@ -33,6 +27,12 @@ from relay.catalog import (
     SurveyTrackHelper,
     SurveyType,
 )
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from relay._errors import EventValidationError, StoreError
+from relay._event.properties import datetime_to_timestamp_ms
+from relay._tracking import cron_run, strict_tracking
 from relay.contrib.sqlalchemy_directory import directory_metadata, employees, organizations
 from relay.testing.plugin import CapturedEvent, OutboxCapture
 

@@ -447,7 +447,9 @@ def test_standin_settings_serve_push_profiles_and_forget(
     _proc, exports = standin_process
     assert exports["RELAY_MIXPANEL_PROJECT_ID"].isdigit()
     url = _migrated_sqlite(tmp_path / "r.db")
-    env = {"RELAY_DATABASE_URL": url, **exports}
+    # The host's catalog (relay ships none): the tests' HR events.
+    tests = str(Path(__file__).resolve().parents[1])
+    env = {"RELAY_DATABASE_URL": url, "PYTHONPATH": tests, **exports}
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
@@ -467,7 +469,7 @@ def test_standin_settings_serve_push_profiles_and_forget(
             check=False,
         )
 
-    pushed = run("events", "push", "--yes")
+    pushed = run("events", "push", "hr_catalog", "--yes")
     drained = run("drain")
     forgot = run("forget", "--distinct-id", "person-1", "--mixpanel", "--yes")
 

@@ -15,10 +15,10 @@ def test_demo_delivers_each_committed_event_once_and_nothing_else(tmp_path: Path
     """Committed events reach the stand-in once; the rolled-back and the invalid one never do."""
     report = run_demo(database_url=f"sqlite:///{tmp_path / 'demo.db'}")
     assert sorted(report.mixpanel_counts) == [
-        "svc.auth.user_logged_in",
-        "svc.hris_csv.upload.analysis_completed",
-        "svc.risk.score_calculated",
-        "svc.surveys.survey_delivered",
+        "demo.auth.user_logged_in",
+        "demo.hris_csv.upload_analyzed",
+        "demo.risk.score_calculated",
+        "demo.surveys.survey_delivered",
     ]
     assert set(report.mixpanel_counts.values()) == {1}
     assert [state for _, _, state in report.tracked] == ["delivered"] * 4

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "tests" / "contracts" / "mixpanel-lexicon-schemas.openapi.yaml"
 RELAY = str(Path(sys.executable).parent / "relay")
 PROJECT_ID = "2195193"
-EVENTS = sorted(catalog_registry(["relay.catalog"]))
+EVENTS = sorted(catalog_registry(["hr_catalog"]))
 
 
 def _request_validator(path: str, method: str) -> jsonschema.Draft7Validator:
@@ -64,7 +64,7 @@ def _env(standin: MixpanelStandin, **overrides: str) -> dict[str, str]:
 
 def _push(standin: MixpanelStandin, *args: str, **env: str) -> Result:
     runner = CliRunner()
-    return runner.invoke(main, ["events", "push", *args], env=_env(standin, **env))
+    return runner.invoke(main, ["events", "push", "hr_catalog", *args], env=_env(standin, **env))
 
 
 def _posts(standin: MixpanelStandin) -> list[LexiconRequest]:
@@ -119,7 +119,7 @@ def test_push_yes_uploads_the_registry_in_requests_the_spec_accepts(
     assert post.body["truncate"] is False
     assert post.status == 200
     _assert_requests_match_the_spec(standin)
-    expected = registry_entries(catalog_registry(["relay.catalog"]))
+    expected = registry_entries(catalog_registry(["hr_catalog"]))
     assert standin.lexicon_entries() == [expected[event] for event in EVENTS]
     held = {e["name"]: e["schemaJson"] for e in standin.lexicon_entries()}
     logged_in = held["svc.auth.user_logged_in"]
@@ -146,7 +146,7 @@ def test_changed_schema_is_shown_with_what_differs_and_replaced(
 ) -> None:
     """A Lexicon schema that drifted is listed with its differences, and --yes puts it back."""
     assert _push(standin, "--yes").exit_code == 0
-    entries = registry_entries(catalog_registry(["relay.catalog"]))
+    entries = registry_entries(catalog_registry(["hr_catalog"]))
     drifted = json.loads(json.dumps(entries["svc.auth.user_logged_in"]["schemaJson"]))
     drifted["description"] = "edited in the Lexicon UI"
     del drifted["properties"]["employee_id"]
@@ -218,9 +218,9 @@ def test_json_output_lists_the_three_kinds(standin: MixpanelStandin) -> None:
 
 def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [RELAY, "events", "push", "--yes"],
+        [RELAY, "events", "push", "hr_catalog", "--yes"],
         cwd=ROOT,
-        env={"PATH": str(Path(sys.executable).parent), **env},
+        env={"PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(ROOT / "tests"), **env},
         capture_output=True,
         text=True,
         check=False,

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from hr_catalog import MixPanelEvent
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,6 @@ from relay._database import create_engine
 from relay._errors import RelayError
 from relay._tables import outbox
 from relay._tracking import track
-from relay.catalog import MixPanelEvent
 from relay.cli import main
 from relay.testing.scratch import MARIADB_ADMIN_URL, fresh_tables, scratch_database
 

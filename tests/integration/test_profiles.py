@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from hr_catalog import OrganizationProfileHelper, StaticEmployeeDirectory
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -22,7 +23,6 @@ from relay._errors import ConfigurationError
 from relay._mixpanel.client import MixpanelImportClient
 from relay._mixpanel.profiles import require_profile_token
 from relay._tables import OutboxState, RowKind, outbox
-from relay.catalog import OrganizationProfileHelper, StaticEmployeeDirectory
 from relay.cli import main
 from relay.testing.mixpanel_standin import MixpanelStandin
 from relay.testing.plugin import EagerDrain, OutboxCapture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -9,12 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
-
-from relay._event.properties import SystemRole
-from relay._tracking import strict_tracking
-from relay.catalog import (
+from hr_catalog import (
     DeliveryChannel,
     EmployeeInfo,
     MixPanelEvent,
@@ -22,6 +18,11 @@ from relay.catalog import (
     SurveyTrackHelper,
     SurveyType,
 )
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from relay._event.properties import SystemRole
+from relay._tracking import strict_tracking
 from relay.testing.mixpanel_standin import MixpanelStandin
 from relay.testing.plugin import EagerDrain, OutboxCapture
 
@@ -156,7 +157,7 @@ import uuid
 import pytest
 from sqlalchemy.orm import Session
 
-from relay.catalog import (
+from hr_catalog import (
     DeliveryChannel, EmployeeInfo, MixPanelEvent, StaticEmployeeDirectory,
     SurveyTrackHelper, SurveyType,
 )
@@ -269,6 +270,8 @@ def _run_pytest(project: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", "."],
         cwd=project,
+        # The host's catalog: the tests' HR events (relay ships none).
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
         capture_output=True,
         text=True,
         timeout=120,

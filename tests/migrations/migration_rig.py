@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
+from hr_catalog import MixPanelEvent
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from relay import create_engine
 from relay._tracking import track
-from relay.catalog import MixPanelEvent
 
 RELAY_EXECUTABLE = Path(sys.executable).with_name("relay")
 POLL_SECONDS = 0.02

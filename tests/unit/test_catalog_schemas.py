@@ -7,14 +7,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import hr_catalog
 import pytest
-from pydantic import ValidationError
-
-import relay.catalog
-from relay._errors import EventValidationError
-from relay._event.properties import MixpanelSuperEventPropertiesSchema, SystemRole
-from relay._event.registry import EVENT_SCHEMA_REGISTRY, is_event_registered, register_event
-from relay.catalog import (
+from hr_catalog import (
     CATALOG_SCHEMAS,
     AuthTrackHelper,
     CoreTrackHelper,
@@ -27,8 +22,13 @@ from relay.catalog import (
     StaticEmployeeDirectory,
     SurveyTrackHelper,
 )
-from relay.catalog.directory import resolve_employee
-from relay.catalog.schemas import validation_without_values
+from hr_catalog.directory import resolve_employee
+from hr_catalog.schemas import validation_without_values
+from pydantic import ValidationError
+
+from relay._errors import EventValidationError
+from relay._event.properties import MixpanelSuperEventPropertiesSchema, SystemRole
+from relay._event.registry import EVENT_SCHEMA_REGISTRY, is_event_registered, register_event
 
 ORG_ID = str(uuid.uuid4())
 
@@ -207,15 +207,15 @@ def test_helper_has_a_private_implementation(method: Callable[..., Any]) -> None
 
 
 def test_catalog_all_is_sorted_and_importable() -> None:
-    """``relay.catalog.__all__`` is sorted (ruff's RUF022 order) and every name in it exists."""
+    """``hr_catalog.__all__`` is sorted (ruff's RUF022 order) and every name in it exists."""
 
     def isort_style(name: str) -> tuple[int, str]:
         # Constants, then classes, then everything else; alphabetical within each group.
         return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
 
-    assert relay.catalog.__all__ == sorted(relay.catalog.__all__, key=isort_style)
-    for name in relay.catalog.__all__:
-        assert hasattr(relay.catalog, name)
+    assert hr_catalog.__all__ == sorted(hr_catalog.__all__, key=isort_style)
+    for name in hr_catalog.__all__:
+        assert hasattr(hr_catalog, name)
 
 
 def test_validation_errors_name_the_field_but_not_the_value() -> None:

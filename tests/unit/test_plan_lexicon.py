@@ -32,7 +32,7 @@ def test_each_property_gets_one_lexicon_type(prop: dict[str, Any], expected: str
 
 def test_shipped_catalog_entries_are_event_schemas_with_described_properties() -> None:
     """Every shipped event is an event entry; every property has a type and a description."""
-    entries = registry_entries(catalog_registry(["relay.catalog"]))
+    entries = registry_entries(catalog_registry(["hr_catalog"]))
     assert len(entries) == 6
     for name, entry in entries.items():
         assert entry["entityType"] == "event"

@@ -1,7 +1,7 @@
 """The public API: what ``relay`` exports, and that the README uses nothing else.
 
 Modules whose name starts with an underscore are private. Users import public names from
-``relay`` (or from the public packages ``relay.admin``, ``relay.catalog``, ``relay.cli``,
+``relay`` (or from the public packages ``relay.admin``, ``relay.cli``,
 ``relay.contrib``, ``relay.demos``, ``relay.plan``, ``relay.testing``); the README is the
 contract, so every ``relay.<name>`` it mentions must resolve without touching a private module.
 """
@@ -19,7 +19,7 @@ import pytest
 import relay
 
 ROOT = Path(__file__).resolve().parents[2]
-PUBLIC_PACKAGES = {"admin", "catalog", "cli", "contrib", "demos", "plan", "testing", "migrations"}
+PUBLIC_PACKAGES = {"admin", "cli", "contrib", "demos", "plan", "testing", "migrations"}
 
 
 def test_every_exported_name_resolves_to_the_object_in_its_private_module() -> None:

@@ -5,6 +5,7 @@ import re
 import uuid
 
 import pytest
+from hr_catalog.schemas import CATALOG_SCHEMAS
 from pydantic import BaseModel, Field, ValidationError
 
 from relay._errors import SchemaDefinitionError
@@ -17,7 +18,6 @@ from relay._event.properties import (
     is_pii_field_name,
     timestamp_ms_to_datetime,
 )
-from relay.catalog.schemas import CATALOG_SCHEMAS
 
 BASE = {
     "employee_id": "e1",

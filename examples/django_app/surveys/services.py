@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from relay.catalog import DeliveryChannel, SurveyType
-from relay.contrib.django.catalog import SurveyTrackHelper
+from surveys.analytics import DeliveryChannel, SurveyTrackHelper, SurveyType
 from surveys.models import Delivery, Employee, Survey
 
 

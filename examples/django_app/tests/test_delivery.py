@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from relay.catalog import DeliveryChannel, MixPanelEvent
 from relay.contrib.django import relay_engine
 from relay.testing import EagerDrain, OutboxCapture
 from surveys import services
+from surveys.analytics import DeliveryChannel, MixPanelEvent
 from surveys.models import Delivery, Employee, Organization, Survey
 
 

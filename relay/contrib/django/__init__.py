@@ -13,8 +13,8 @@ Add the app (``pip install relay-outbox[django]``)::
   migrations (the schema ``relay migrate`` makes; tables it made before are adopted).
 - ``python manage.py relay <command>`` runs any ``relay`` command with the Django settings.
 - The Django admin lists the outbox and the dead letters, with requeue / discard / replay.
-- :mod:`relay.contrib.django.catalog`: the catalog helpers without a session, and an employee
-  directory over the project's own models.
+- :mod:`relay.contrib.django.catalog`: an employee directory over the project's own models,
+  and :class:`~relay.contrib.django.catalog.SessionlessHelper` for session-first helpers.
 """
 
 from relay.contrib.django._bridge import borrowed_connection

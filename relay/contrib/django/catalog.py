@@ -1,31 +1,31 @@
-"""The catalog in a Django project: helpers called without a session, a directory over models.
+"""A Django project's analytics helpers: a directory over its models, helpers without a session.
 
-The helpers of :mod:`relay.catalog` take the caller's SQLAlchemy session first. Here each one
-is callable as the seed calls it, with keyword arguments only, and writes on Django's
-connection, in the enclosing ``atomic()`` block (``using=`` picks the database)::
+relay ships no event catalog: the host's analytics package defines its events (the seed's
+``optimo_analytics``, as in ``examples/optimo``). This module holds the generic parts:
 
-    from relay.contrib.django.catalog import SurveyTrackHelper
+- :class:`ModelEmployeeDirectory`, an :class:`relay._directory.EmployeeDirectory` over the
+  project's own models (who the employee is: organisation, role), and
+  :func:`default_directory`, ``settings.RELAY["EMPLOYEE_DIRECTORY"]`` resolved (a directory, or
+  the dotted path of one or of a callable returning one).
+- :class:`SessionlessHelper`, which makes a helper class written for SQLAlchemy
+  (``track_*(session, *, ...)``) callable as the seed calls it, with keyword arguments only,
+  writing on Django's connection in the enclosing ``atomic()`` block (``using=`` picks the
+  database)::
 
-    with transaction.atomic():
-        delivery.save()
-        SurveyTrackHelper.track_survey_delivered(
-            employee_id=str(employee.pk), survey_id=str(survey.pk), ...
-        )
+      SurveyTrackHelper = SessionlessHelper(SqlSurveyTrackHelper)
 
-Importing this module registers no event: the shipped catalog (:mod:`relay.catalog`) is
-imported when a helper is first asked for. The employee directory (who the employee is:
-organisation, role) defaults to
-``settings.RELAY["EMPLOYEE_DIRECTORY"]``: a :class:`relay.catalog.EmployeeDirectory`, or the
-dotted path of one (or of a callable returning one). :class:`ModelEmployeeDirectory` implements
-it over the project's own models. Without the setting, the catalog's default is used (the
-``employees``/``organizations`` tables, :class:`relay.catalog.SqlEmployeeDirectory`).
+      with transaction.atomic():
+          delivery.save()
+          SurveyTrackHelper.track_survey_delivered(employee_id=str(employee.uuid), ...)
+
+Importing this module registers no event.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from django.apps import apps
@@ -43,11 +43,11 @@ from relay._tracking import is_strict
 from relay.contrib.django._settings import configured_value
 from relay.contrib.django._tracking import in_django_transaction
 
-logger = structlog.get_logger("relay.catalog")
+logger = structlog.get_logger("relay.contrib.django.catalog")
 
 
 class ModelEmployeeDirectory:
-    """An :class:`relay.catalog.EmployeeDirectory` over the host's Django models.
+    """An :class:`relay._directory.EmployeeDirectory` over the host's Django models.
 
     The protocol is three attribute paths on the employee model: ``organization`` (the
     employee's organisation, a foreign key or any attribute), ``organization_name`` (on the
@@ -187,7 +187,7 @@ def _role(value: Any, roles: type[enum.StrEnum], *, employee_id: str) -> Any:
 
 
 def default_directory() -> EmployeeDirectory | None:
-    """``settings.RELAY["EMPLOYEE_DIRECTORY"]`` resolved (``None``: the catalog's default)."""
+    """``settings.RELAY["EMPLOYEE_DIRECTORY"]`` resolved (``None``: the helper's own default)."""
     value = configured_value("employee_directory")
     if value is None:
         return None
@@ -199,8 +199,14 @@ def default_directory() -> EmployeeDirectory | None:
     return directory
 
 
-class _SessionlessHelper:
-    """A catalog helper class whose ``track_*`` methods take no session (see module doc)."""
+class SessionlessHelper:
+    """A helper class whose ``track_*(session, *, ...)`` methods are called without a session.
+
+    Each ``track_*`` method of ``helper`` is called with Django's connection ``using`` (default
+    ``"default"``), in the enclosing ``atomic()`` block, and ``directory`` defaulting to
+    :func:`default_directory`. A failure on Django's side is fire-and-forget like the helper's
+    own (logged, ``None``), raised in strict mode. Other attributes are the helper's.
+    """
 
     def __init__(self, helper: type) -> None:
         self._helper = helper
@@ -235,36 +241,8 @@ class _SessionlessHelper:
         return [name for name in dir(self._helper) if name.startswith("track_")]
 
 
-if TYPE_CHECKING:  # made on first use by __getattr__ below
-    AuthTrackHelper: Any
-    CoreTrackHelper: Any
-    MapTrackHelper: Any
-    RiskTrackHelper: Any
-    SurveyTrackHelper: Any
-
-_HELPERS = frozenset(
-    {"AuthTrackHelper", "CoreTrackHelper", "MapTrackHelper", "RiskTrackHelper", "SurveyTrackHelper"}
-)
-
-
-def __getattr__(name: str) -> Any:
-    # The shipped catalog registers its events when imported: only when a helper is asked for,
-    # so that importing this module (for ModelEmployeeDirectory) registers no event.
-    if name in _HELPERS:
-        from relay import catalog  # noqa: PLC0415
-
-        helper = _SessionlessHelper(getattr(catalog, name))
-        globals()[name] = helper
-        return helper
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
-    "AuthTrackHelper",
-    "CoreTrackHelper",
-    "MapTrackHelper",
     "ModelEmployeeDirectory",
-    "RiskTrackHelper",
-    "SurveyTrackHelper",
+    "SessionlessHelper",
     "default_directory",
 ]

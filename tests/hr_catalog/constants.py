@@ -14,18 +14,18 @@ from typing import Final
 class MixPanelEvent:
     """Names of the events the catalog ships, one constant per event."""
 
-    # --- Authentication (relay.catalog.auth) -------------------------------------------------
+    # --- Authentication (hr_catalog.auth) -------------------------------------------------
     USER_LOGGED_IN: Final = "svc.auth.user_logged_in"
 
-    # --- Survey lifecycle (relay.catalog.survey) ---------------------------------------------
+    # --- Survey lifecycle (hr_catalog.survey) ---------------------------------------------
     SURVEY_DELIVERED: Final = "svc.surveys.survey_delivered"
     SURVEY_DELIVERED_ERROR: Final = "svc.surveys.survey_delivered.error"
 
-    # --- Risk calculation (relay.catalog.risk) -----------------------------------------------
+    # --- Risk calculation (hr_catalog.risk) -----------------------------------------------
     RISK_SCORE_CALCULATED: Final = "svc.risk.score_calculated"
 
-    # --- Manager Action Pipeline (relay.catalog.map) -----------------------------------------
+    # --- Manager Action Pipeline (hr_catalog.map) -----------------------------------------
     ACTION_PLAN_CREATED: Final = "svc.map.action_plan_created"
 
-    # --- Core / HRIS (relay.catalog.core) ----------------------------------------------------
+    # --- Core / HRIS (hr_catalog.core) ----------------------------------------------------
     HRIS_CSV_UPLOAD_ANALYSIS_COMPLETED: Final = "svc.hris_csv.upload.analysis_completed"

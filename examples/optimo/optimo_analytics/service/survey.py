@@ -1,39 +1,31 @@
-"""Survey lifecycle events: ``svc.surveys.survey_delivered`` and its ``.error`` twin.
-
-Fire-and-forget, as the seed demands: a failure is logged with the ids and the traceback and
-the helper returns ``None``; in strict mode (the ``strict=`` argument, else
-:func:`relay._tracking.strict_tracking`, else the process setting) it raises instead.
-"""
+"""Tracking helpers for ``survey`` events: fire-and-forget unless strict."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import structlog
-from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from relay import is_strict
+from relay.contrib.django import track
 
-from relay import is_strict, resolve_distinct_id, track
-from relay.catalog.constants import MixPanelEvent
-from relay.catalog.directory import EmployeeDirectory, resolve_employee
-from relay.catalog.schemas import (
+from optimo_analytics.constants import MixPanelEvent
+from optimo_analytics.schemas import (
     DeliveryChannel,
     MxpSurveyDeliveredErrorEventSchema,
     MxpSurveyDeliveredEventSchema,
     SurveyType,
-    validation_without_values,
 )
+from optimo_analytics.service.directory import fetch_employee_info
 
 logger = structlog.get_logger(__name__)
 
 
 class SurveyTrackHelper:
-    """Tracks survey lifecycle events into the outbox, in the caller's transaction."""
+    """Tracks survey events into the outbox, in the caller's Django transaction."""
 
     @classmethod
     def track_survey_delivered(
         cls,
-        session: Session | Connection,
         *,
         employee_id: str,
         survey_id: str,
@@ -43,21 +35,18 @@ class SurveyTrackHelper:
         question_count: int,
         is_reminder: bool = False,
         occurred_at: dt.datetime | None = None,
-        directory: EmployeeDirectory | None = None,
         impersonation: bool = False,
         strict: bool | None = None,
     ) -> str | None:
         """Track ``svc.surveys.survey_delivered``.
 
         Call when a survey has been handed to its delivery channel for the employee
-        ``employee_id`` (the recipient, and the event's ``distinct_id``). The employee's
-        organisation and role come from ``directory`` (default: the SQL directory).
-
-        Returns the event's ``$insert_id``, or ``None`` when tracking failed and was logged.
+        ``employee_id`` (the recipient's uuid, and the event's ``distinct_id``). Returns the
+        event's ``$insert_id``, or ``None`` when tracking failed and was logged (in strict
+        mode, as in tests, it raises instead).
         """
         try:
             return cls._track_survey_delivered(
-                session,
                 employee_id=employee_id,
                 survey_id=survey_id,
                 survey_run_id=survey_run_id,
@@ -66,7 +55,6 @@ class SurveyTrackHelper:
                 question_count=question_count,
                 is_reminder=is_reminder,
                 occurred_at=occurred_at,
-                directory=directory,
                 impersonation=impersonation,
                 strict=strict,
             )
@@ -83,7 +71,6 @@ class SurveyTrackHelper:
 
     @staticmethod
     def _track_survey_delivered(
-        session: Session | Connection,
         *,
         employee_id: str,
         survey_id: str,
@@ -93,29 +80,26 @@ class SurveyTrackHelper:
         question_count: int,
         is_reminder: bool,
         occurred_at: dt.datetime | None,
-        directory: EmployeeDirectory | None,
         impersonation: bool,
         strict: bool | None,
     ) -> str | None:
-        employee = resolve_employee(session, employee_id, directory=directory)
-        with validation_without_values(MixPanelEvent.SURVEY_DELIVERED):
-            properties = MxpSurveyDeliveredEventSchema(
-                employee_id=employee_id,
-                organization_id=employee.organization_id,
-                organization_name=employee.organization_name,
-                role=employee.role,
-                impersonation=impersonation,
-                survey_id=survey_id,
-                survey_run_id=survey_run_id,
-                survey_type=survey_type,
-                channel=channel,
-                question_count=question_count,
-                is_reminder=is_reminder,
-            )
+        emp_info = fetch_employee_info(employee_id=employee_id)
+        properties = MxpSurveyDeliveredEventSchema(
+            employee_id=employee_id,
+            organization_id=emp_info.organization_id,
+            organization_name=emp_info.organization_name,
+            role=emp_info.role,
+            impersonation=impersonation,
+            survey_id=survey_id,
+            survey_run_id=survey_run_id,
+            survey_type=survey_type,
+            channel=channel,
+            question_count=question_count,
+            is_reminder=is_reminder,
+        )
         return track(
-            session,
             event=MixPanelEvent.SURVEY_DELIVERED,
-            distinct_id=resolve_distinct_id(user_id=employee_id),
+            distinct_id=employee_id,
             properties=properties,
             occurred_at=occurred_at,
             strict=strict,
@@ -124,7 +108,6 @@ class SurveyTrackHelper:
     @classmethod
     def track_survey_delivered_error(
         cls,
-        session: Session | Connection,
         *,
         employee_id: str,
         survey_id: str,
@@ -134,21 +117,20 @@ class SurveyTrackHelper:
         error_code: str,
         attempt: int,
         occurred_at: dt.datetime | None = None,
-        directory: EmployeeDirectory | None = None,
         impersonation: bool = False,
+        independent: bool = False,
         strict: bool | None = None,
     ) -> str | None:
         """Track ``svc.surveys.survey_delivered.error``.
 
         Call when delivering a survey to the employee ``employee_id`` failed. ``error_code``
-        is a short machine code (``slack_user_not_found``), never the provider's message.
-        Commit it in a transaction of its own if the delivery's transaction is rolled back.
-
-        Returns the event's ``$insert_id``, or ``None`` when tracking failed and was logged.
+        is a short machine code (``slack_user_not_found``), never the provider's message. The
+        event is written on a transaction of its own (``independent=True``): it is kept when
+        the delivery's ``atomic()`` block rolls back. Returns the event's ``$insert_id``, or
+        ``None`` when tracking failed and was logged (strict mode raises instead).
         """
         try:
             return cls._track_survey_delivered_error(
-                session,
                 employee_id=employee_id,
                 survey_id=survey_id,
                 survey_run_id=survey_run_id,
@@ -157,8 +139,8 @@ class SurveyTrackHelper:
                 error_code=error_code,
                 attempt=attempt,
                 occurred_at=occurred_at,
-                directory=directory,
                 impersonation=impersonation,
+                independent=independent,
                 strict=strict,
             )
         except Exception:
@@ -174,7 +156,6 @@ class SurveyTrackHelper:
 
     @staticmethod
     def _track_survey_delivered_error(
-        session: Session | Connection,
         *,
         employee_id: str,
         survey_id: str,
@@ -184,30 +165,29 @@ class SurveyTrackHelper:
         error_code: str,
         attempt: int,
         occurred_at: dt.datetime | None,
-        directory: EmployeeDirectory | None,
         impersonation: bool,
+        independent: bool,
         strict: bool | None,
     ) -> str | None:
-        employee = resolve_employee(session, employee_id, directory=directory)
-        with validation_without_values(MixPanelEvent.SURVEY_DELIVERED_ERROR):
-            properties = MxpSurveyDeliveredErrorEventSchema(
-                employee_id=employee_id,
-                organization_id=employee.organization_id,
-                organization_name=employee.organization_name,
-                role=employee.role,
-                impersonation=impersonation,
-                survey_id=survey_id,
-                survey_run_id=survey_run_id,
-                survey_type=survey_type,
-                channel=channel,
-                error_code=error_code,
-                attempt=attempt,
-            )
+        emp_info = fetch_employee_info(employee_id=employee_id)
+        properties = MxpSurveyDeliveredErrorEventSchema(
+            employee_id=employee_id,
+            organization_id=emp_info.organization_id,
+            organization_name=emp_info.organization_name,
+            role=emp_info.role,
+            impersonation=impersonation,
+            survey_id=survey_id,
+            survey_run_id=survey_run_id,
+            survey_type=survey_type,
+            channel=channel,
+            error_code=error_code,
+            attempt=attempt,
+        )
         return track(
-            session,
             event=MixPanelEvent.SURVEY_DELIVERED_ERROR,
-            distinct_id=resolve_distinct_id(user_id=employee_id),
+            distinct_id=employee_id,
             properties=properties,
             occurred_at=occurred_at,
             strict=strict,
+            independent=independent,
         )

@@ -19,6 +19,7 @@ from types import MappingProxyType
 
 from pydantic import Field, ValidationError
 
+from hr_catalog.constants import MixPanelEvent
 from relay._errors import EventValidationError
 from relay._event.properties import (
     ALIASED_MODEL_CONFIG,
@@ -27,7 +28,6 @@ from relay._event.properties import (
 )
 from relay._event.registry import register_event
 from relay._event.validation import first_error
-from relay.catalog.constants import MixPanelEvent
 
 # --- closed value sets ------------------------------------------------------------------------
 
@@ -35,7 +35,7 @@ from relay.catalog.constants import MixPanelEvent
 class LoginMethod(enum.StrEnum):
     """How the user authenticated."""
 
-    PASSWORD = "password"  # noqa: S105 -- the name of a login method, not a secret
+    PASSWORD = "password"
     SSO = "sso"
     MAGIC_LINK = "magic_link"
 

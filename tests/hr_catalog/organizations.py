@@ -4,7 +4,7 @@ Every catalog event carries ``organization_id``; set up as a group key in Mixpan
 Settings > Group Keys: property ``organization_id``, display name "Organization"), each
 organization gets a group profile. :class:`OrganizationProfileHelper` keeps that profile in
 step with what the catalog knows of the organization (its ``organization_name``, from the
-:class:`~relay.catalog.EmployeeDirectory`), written to the outbox in the caller's transaction
+:class:`~hr_catalog.EmployeeDirectory`), written to the outbox in the caller's transaction
 by :func:`relay.update_group` and delivered to ``/groups`` in order.
 """
 
@@ -14,8 +14,8 @@ import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from hr_catalog.directory import EmployeeDirectory, SqlEmployeeDirectory
 from relay import is_strict, update_group
-from relay.catalog.directory import EmployeeDirectory, SqlEmployeeDirectory
 
 logger = structlog.get_logger(__name__)
 

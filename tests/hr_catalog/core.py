@@ -13,14 +13,14 @@ import structlog
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from relay import SystemRole, is_strict, resolve_distinct_id, track
-from relay.catalog.constants import MixPanelEvent
-from relay.catalog.directory import EmployeeDirectory, default_directory, resolve_employee
-from relay.catalog.schemas import (
+from hr_catalog.constants import MixPanelEvent
+from hr_catalog.directory import EmployeeDirectory, default_directory, resolve_employee
+from hr_catalog.schemas import (
     HrisUploadTrigger,
     MxpHrisCsvUploadAnalysisCompletedEventSchema,
     validation_without_values,
 )
+from relay import SystemRole, is_strict, resolve_distinct_id, track
 
 logger = structlog.get_logger(__name__)
 

@@ -1,6 +1,9 @@
-"""The shipped event catalog: names, schemas and one tracking helper per event.
+"""The tests' HR event catalog: names, schemas and one session-first tracking helper per event.
 
-Importing :mod:`relay.catalog` registers every catalog event with :mod:`relay._event.registry`.
+relay ships no events. This is the catalog it once shipped as ``relay.catalog`` (its Django form
+is ``examples/optimo``), kept here as the tests' own product so that they track real-looking events
+through SQLAlchemy sessions. Importing :mod:`hr_catalog` registers every event with
+:mod:`relay._event.registry`.
 
 - :class:`MixPanelEvent` holds the event names, grouped by domain.
 - ``Mxp{Domain}{Action}EventSchema`` classes describe each event's properties.
@@ -15,7 +18,7 @@ Importing :mod:`relay.catalog` registers every catalog event with :mod:`relay._e
 
 Example::
 
-    from relay.catalog import DeliveryChannel, SurveyTrackHelper, SurveyType
+    from hr_catalog import DeliveryChannel, SurveyTrackHelper, SurveyType
 
     with Session(engine) as session, session.begin():
         deliver(survey, employee)
@@ -30,19 +33,19 @@ Example::
         )
 """
 
-from relay.catalog.auth import AuthTrackHelper
-from relay.catalog.constants import MixPanelEvent
-from relay.catalog.core import CoreTrackHelper
-from relay.catalog.directory import (
+from hr_catalog.auth import AuthTrackHelper
+from hr_catalog.constants import MixPanelEvent
+from hr_catalog.core import CoreTrackHelper
+from hr_catalog.directory import (
     EmployeeDirectory,
     EmployeeInfo,
     OrganizationInfo,
     StaticEmployeeDirectory,
 )
-from relay.catalog.map import MapTrackHelper
-from relay.catalog.organizations import ORGANIZATION_GROUP_KEY, OrganizationProfileHelper
-from relay.catalog.risk import RiskTrackHelper
-from relay.catalog.schemas import (
+from hr_catalog.map import MapTrackHelper
+from hr_catalog.organizations import ORGANIZATION_GROUP_KEY, OrganizationProfileHelper
+from hr_catalog.risk import RiskTrackHelper
+from hr_catalog.schemas import (
     CATALOG_SCHEMAS,
     ActionPlanSource,
     DeliveryChannel,
@@ -57,7 +60,7 @@ from relay.catalog.schemas import (
     RiskLevel,
     SurveyType,
 )
-from relay.catalog.survey import SurveyTrackHelper
+from hr_catalog.survey import SurveyTrackHelper
 
 __all__ = [
     "CATALOG_SCHEMAS",

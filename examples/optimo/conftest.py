@@ -1,0 +1,3 @@
+"""relay's pytest plugin for the whole project."""
+
+pytest_plugins = ["relay.testing.plugin"]

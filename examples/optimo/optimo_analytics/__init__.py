@@ -1,0 +1,1 @@
+"""optimo_analytics: the project's analytics events, tracked with relay."""
