@@ -25,7 +25,8 @@ from relay import _migrations
 from relay import _store as outbox_store
 from relay._config import RelaySettings
 from relay._database import create_engine, redact_url
-from relay._delivery.drain import Drainer, DrainResult
+from relay._delivery.drain import DrainResult
+from relay._delivery.wiring import open_drainer
 from relay._errors import ConfigurationError
 from relay._mixpanel.client import MixpanelImportClient
 from relay._store import capture
@@ -241,13 +242,12 @@ def run_demo(
             mixpanel_service_account_username=standin.username,
             mixpanel_service_account_secret=standin.secret,
         )
-        with MixpanelImportClient(settings) as client:
-            drainer = Drainer(engine, client, settings)
+        with open_drainer(engine, settings, paced=False) as drainer:
             # Mixpanel has a bad moment: the first request gets a 503, so the batch is
             # scheduled for a retry with backoff instead of being lost or hammered.
             standin.fail_next(503)
             report.first_drain = drainer.drain_until_idle(clock=lambda: now)
-            # The retry is due within ~65 s (2 s doubling to 60 s, plus 1-5 s of jitter). This
+            # The retry is due within ~65 s (2 s doubling to 60 s, plus 1-5 s of jitter). Another
             # relay claims and sends the batch, then dies before its ack: the rows stay
             # pending under a lease nobody will ack.
             later = now + dt.timedelta(minutes=2)
@@ -258,7 +258,8 @@ def run_demo(
                     limit=settings.batch_max_events,
                     lease_seconds=settings.lease_seconds,
                 )
-            client.send(claim.events)
+            with MixpanelImportClient(settings) as dying_relay:
+                dying_relay.send(claim.events)
             report.crashed_sends = len(claim.events)
             # Once the lease expires, the next relay sends them again: same time, same
             # $insert_id, so Mixpanel drops the second copy and reports count each event once.
