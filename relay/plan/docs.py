@@ -144,6 +144,11 @@ def catalog_registry(
         try:
             root = importlib.import_module(name)
             _code.package_modules(root)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
+                raise  # no such module: the operator's typo (the CLI says so in one line, exit 2)
+            first = (str(exc).splitlines() or [""])[0]
+            raise RelayError(f"importing {name} failed: {type(exc).__name__}: {first}") from exc
         except Exception as exc:
             first = (str(exc).splitlines() or [""])[0]
             raise RelayError(f"importing {name} failed: {type(exc).__name__}: {first}") from exc

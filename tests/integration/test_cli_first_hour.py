@@ -180,8 +180,8 @@ def test_a_catalog_module_that_does_not_exist_is_one_line(command: str) -> None:
 @pytest.mark.parametrize(
     "args",
     [
-        pytest.param(["docs", "--output", "{file}"], id="docs-onto-file"),
-        pytest.param(["docs", "--output", "{file}/sub"], id="docs-under-file"),
+        pytest.param(["docs", "hr_catalog", "--output", "{file}"], id="docs-onto-file"),
+        pytest.param(["docs", "hr_catalog", "--output", "{file}/sub"], id="docs-under-file"),
         pytest.param(["new", "svc.shop.order_placed", "--package", "{file}"], id="new-onto-file"),
         pytest.param(
             ["new", "svc.shop.order_placed", "--package", "{file}/pkg"], id="new-under-file"
