@@ -41,13 +41,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import _survey_event  # noqa: F401 - registers the benchmarked event
 import sqlalchemy as sa
 from _db import DEFAULT_ADMIN_URL, scratch_postgres, settle, truncate
 from _loaders import survey_properties
 from _stats import median, print_header, print_table
 from sqlalchemy.orm import Session
 
-import relay.catalog  # noqa: F401 - registers the catalog's events
 from relay._config import WAKE_PROBE_SECONDS
 from relay._daemon.watcher import OutboxWatcher
 from relay._database import create_engine

@@ -140,7 +140,9 @@ def _drop_stale_pools() -> None:
     Engines on the shared servers are disposed of too, harmlessly (they just reconnect); an
     engine on the private cluster would otherwise hand a dead connection to its next user.
     """
-    for engine in [obj for obj in gc.get_objects() if isinstance(obj, Engine)]:
+    # type(), not isinstance(): isinstance asks a lazy object (Django's unconfigured settings,
+    # imported by other tests of the session) for its __class__, which sets it up and raises.
+    for engine in [obj for obj in gc.get_objects() if issubclass(type(obj), Engine)]:
         engine.dispose()
 
 

@@ -28,7 +28,7 @@ COMMANDS = [
     ["resume"],
     ["purge", "--delivered-older-than", "3d", "--dry-run"],
     ["replay", "--all"],
-    ["events", "push"],
+    ["events", "push", "hr_catalog"],
     ["demo"],
 ]
 
