@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.logs import logging_restored
 from hypothesis import settings
 from sqlalchemy.engine import Engine
 
@@ -102,3 +103,11 @@ def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
     """An engine on SQLite only, with empty relay tables."""
     with fresh_tables(sqlite_url) as fresh:
         yield fresh
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """The test configures logging for the process (a command, ``configure_logging``): undo it
+    for the tests after."""
+    with logging_restored():
+        yield
