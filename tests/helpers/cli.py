@@ -13,6 +13,15 @@ from relay.cli import main
 #: The ``relay`` console script of this interpreter's environment.
 RELAY = str(Path(sys.executable).with_name("relay"))
 
+#: Settings of a Mixpanel project that passes the settings' checks and answers nothing (the
+#: discard port): for commands that must stop before they send.
+UNREACHABLE_MIXPANEL = {
+    "RELAY_MIXPANEL_API_URL": "http://127.0.0.1:9",
+    "RELAY_MIXPANEL_PROJECT_ID": "1",
+    "RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME": "u",
+    "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET": "s",
+}
+
 
 def relay(*args: str, env: dict[str, str] | None = None) -> Result:
     """``relay ARGS`` in process (click's runner), exceptions not caught: a traceback fails."""

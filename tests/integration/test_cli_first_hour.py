@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from helpers.cli import RELAY, env_without_relay, migrated_sqlite, one_line, relay
+from helpers.cli import (
+    RELAY,
+    UNREACHABLE_MIXPANEL,
+    env_without_relay,
+    migrated_sqlite,
+    one_line,
+    relay,
+)
 
 pytestmark = pytest.mark.usefixtures("no_relay_env")
 
@@ -240,14 +247,7 @@ def test_run_with_profile_updates_and_no_token_is_one_relay_line(tmp_path: Path)
             )
     finally:
         engine.dispose()
-    env = env_without_relay(
-        RELAY_DATABASE_URL=url,
-        RELAY_METRICS_PORT="0",
-        RELAY_MIXPANEL_API_URL="http://127.0.0.1:9",
-        RELAY_MIXPANEL_PROJECT_ID="1",
-        RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME="u",
-        RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET="s",
-    )
+    env = env_without_relay(RELAY_DATABASE_URL=url, RELAY_METRICS_PORT="0", **UNREACHABLE_MIXPANEL)
 
     done = subprocess.run(
         [RELAY, "run"], env=env, capture_output=True, text=True, timeout=60, check=False

@@ -14,7 +14,14 @@ from pathlib import Path
 import orjson
 import pytest
 import sqlalchemy as sa
-from helpers.cli import RELAY, env_without_relay, migrated_sqlite, one_line, relay
+from helpers.cli import (
+    RELAY,
+    UNREACHABLE_MIXPANEL,
+    env_without_relay,
+    migrated_sqlite,
+    one_line,
+    relay,
+)
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
@@ -123,12 +130,7 @@ def test_run_on_a_database_never_migrated_exits_3_at_once(tmp_path: Path) -> Non
     path = tmp_path / "empty.db"
     sa.create_engine(f"sqlite:///{path}").connect().close()
     env = env_without_relay(
-        RELAY_DATABASE_URL=f"sqlite:///{path}",
-        RELAY_MIXPANEL_API_URL="http://127.0.0.1:9",
-        RELAY_MIXPANEL_PROJECT_ID="1",
-        RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME="u",
-        RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET="s",
-        RELAY_METRICS_PORT="0",
+        RELAY_DATABASE_URL=f"sqlite:///{path}", RELAY_METRICS_PORT="0", **UNREACHABLE_MIXPANEL
     )
     done = subprocess.run(
         [RELAY, "run"], env=env, capture_output=True, text=True, timeout=60, check=False
