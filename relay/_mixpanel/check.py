@@ -111,13 +111,6 @@ def check_destination(
     is given). Never raises for what Mixpanel answers; the verdict says it.
     """
     calls: list[str] = []
-    base = {
-        "name": name,
-        "region": settings.mixpanel_region,
-        "base_url": settings.mixpanel_base_url,
-        "app_base_url": settings.mixpanel_app_base_url,
-        "project_id": settings.mixpanel_project_id,
-    }
     has_account = bool(
         settings.mixpanel_service_account_username and settings.mixpanel_service_account_secret
     )
@@ -126,6 +119,21 @@ def check_destination(
         if has_account
         else "/import only (a project token cannot call the app API)"
     )
+
+    def verdict(problem: str | None = None, *, configuration: bool = False) -> DestinationCheck:
+        return DestinationCheck(
+            name=name,
+            region=settings.mixpanel_region,
+            base_url=settings.mixpanel_base_url,
+            app_base_url=settings.mixpanel_app_base_url,
+            project_id=settings.mixpanel_project_id,
+            ok=problem is None,
+            problem=None if problem is None else _clean(problem, settings),
+            configuration=configuration,
+            calls=tuple(calls),
+            scope=scope,
+        )
+
     own = http is None
     client = http or MixpanelHttp(settings)
     try:
@@ -134,23 +142,13 @@ def check_destination(
             _app_api(client, settings, calls)
         _ingestion(client, settings, has_account=has_account, calls=calls)
     except ConfigurationError as exc:
-        problem = _clean(str(exc).removeprefix(f"destination {name!r}: "), settings)
-        return DestinationCheck(
-            **base, ok=False, problem=problem, configuration=True, calls=tuple(calls), scope=scope
-        )
-    except _Verdict as verdict:
-        return DestinationCheck(
-            **base,
-            ok=False,
-            problem=_clean(verdict.problem, settings),
-            configuration=verdict.configuration,
-            calls=tuple(calls),
-            scope=scope,
-        )
+        return verdict(str(exc).removeprefix(f"destination {name!r}: "), configuration=True)
+    except _Verdict as found:
+        return verdict(found.problem, configuration=found.configuration)
     finally:
         if own:
             client.close()
-    return DestinationCheck(**base, ok=True, calls=tuple(calls), scope=scope)
+    return verdict()
 
 
 def _app_api(http: MixpanelHttp, settings: RelaySettings, calls: list[str]) -> None:
