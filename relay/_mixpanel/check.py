@@ -45,6 +45,7 @@ from relay._config import RelaySettings
 from relay._database import scrub
 from relay._errors import ConfigurationError
 from relay._escape import safe_text
+from relay._mixpanel.answers import Answer
 from relay._mixpanel.http import MixpanelHttp
 
 #: The Lexicon entity name the app-API call filters by: only its schema (if any) comes back.
@@ -93,13 +94,12 @@ class DestinationCheck:
         }
 
 
-class _Verdict(Exception):  # noqa: N818 - a verdict, not an error of relay's
-    """Ends a check: ``problem`` and whether the configuration is at fault."""
+@dataclass(frozen=True, slots=True)
+class _Problem:
+    """What ends a check: the line, and whether the configuration is at fault."""
 
-    def __init__(self, problem: str, *, configuration: bool) -> None:
-        super().__init__(problem)
-        self.problem = problem
-        self.configuration = configuration
+    problem: str
+    configuration: bool
 
 
 def check_destination(
@@ -134,24 +134,28 @@ def check_destination(
             scope=scope,
         )
 
-    own = http is None
-    client = http or MixpanelHttp(settings)
     try:
         settings.require_mixpanel_credentials()
         if has_account:
-            _app_api(client, settings, calls)
-        _ingestion(client, settings, has_account=has_account, calls=calls)
+            settings.require_service_account()
     except ConfigurationError as exc:
         return verdict(str(exc).removeprefix(f"destination {name!r}: "), configuration=True)
-    except _Verdict as found:
-        return verdict(found.problem, configuration=found.configuration)
+    own = http is None
+    client = http or MixpanelHttp(settings)
+    try:
+        found = _app_api(client, settings, calls) if has_account else None
+        found = found or _ingestion(client, settings, has_account=has_account, calls=calls)
     finally:
         if own:
             client.close()
+    if found is not None:
+        return verdict(found.problem, configuration=found.configuration)
     return verdict()
 
 
-def _app_api(http: MixpanelHttp, settings: RelaySettings, calls: list[str]) -> None:
+def _app_api(  # noqa: PLR0911 - one verdict per documented status
+    http: MixpanelHttp, settings: RelaySettings, calls: list[str]
+) -> _Problem | None:
     """Call 1: the Lexicon "List for Entity" of the project at the region's app API."""
     project_id, username, secret = settings.require_service_account()
     url = (
@@ -167,36 +171,41 @@ def _app_api(http: MixpanelHttp, settings: RelaySettings, calls: list[str]) -> N
         auth=httpx.BasicAuth(username, secret),
         max_bytes=MAX_ANSWER_BYTES,
     )
-    status = _status(answer, call)
+    status = _status(answer)
+    if status is None:
+        return _Problem(
+            f"could not check: no answer to {call} ({answer.error or 'no answer'})",
+            configuration=False,
+        )
     region = settings.mixpanel_region
     if status == 200:
         if not _is_schema_list(answer.body):
-            raise _Verdict(
+            return _Problem(
                 f"{call} answered 200 without Lexicon's list of schemas: is "
                 "app_api_url Mixpanel's application API?",
                 configuration=True,
             )
-        return
+        return None
     if status == 401:
-        raise _Verdict(f"credentials refused (HTTP 401 from {call})", configuration=True)
+        return _Problem(f"credentials refused (HTTP 401 from {call})", configuration=True)
     if status == 403:
-        raise _Verdict(
+        return _Problem(
             f"the service account may not open project {project_id} here (HTTP 403 from "
             f"{call}): not a member of it, or a wrong project id",
             configuration=True,
         )
     if status == 404:
-        raise _Verdict(
+        return _Problem(
             f"project {project_id} is not at the region's app API (HTTP 404 from {call}): "
             f"it lives in another region than {region!r}",
             configuration=True,
         )
-    _other(status, call)
+    return _other(status, call)
 
 
 def _ingestion(
     http: MixpanelHttp, settings: RelaySettings, *, has_account: bool, calls: list[str]
-) -> None:
+) -> _Problem | None:
     """Call 2: an empty strict batch at the region's ingestion host, nothing ingested."""
     query: dict[str, str] = {"strict": "1"}
     if has_account:
@@ -220,37 +229,39 @@ def _ingestion(
         auth=auth,
         max_bytes=MAX_ANSWER_BYTES,
     )
-    status = _status(answer, call)
+    status = _status(answer)
+    if status is None:
+        return _Problem(
+            f"could not check: no answer to {call} ({answer.error or 'no answer'})",
+            configuration=False,
+        )
     if status in (200, 400):
-        return
+        return None
     if status == 401:
-        raise _Verdict(
+        return _Problem(
             f"credentials refused (HTTP 401 from {call}): wrong credentials, or the project is "
             f"not in region {settings.mixpanel_region!r}",
             configuration=True,
         )
-    _other(status, call)
+    return _other(status, call)
 
 
-def _status(answer: Any, call: str) -> int:
-    """The answer's status; no answer at all is undecided."""
+def _status(answer: Answer) -> int | None:
+    """The answer's status, or ``None`` when there is no (whole) answer."""
     if answer.status is None or answer.error is not None:
-        raise _Verdict(
-            f"could not check: no answer to {call} ({answer.error or 'no answer'})",
-            configuration=False,
-        )
+        return None
     return int(answer.status)
 
 
-def _other(status: int, call: str) -> None:
+def _other(status: int, call: str) -> _Problem:
     """Any status the documents give no verdict for."""
     if 300 <= status < 400:
-        raise _Verdict(
+        return _Problem(
             f"{call} redirected (HTTP {status}): a wrong region or base URL", configuration=True
         )
     if status in _UNDECIDED:
-        raise _Verdict(f"could not check: HTTP {status} from {call}", configuration=False)
-    raise _Verdict(
+        return _Problem(f"could not check: HTTP {status} from {call}", configuration=False)
+    return _Problem(
         f"HTTP {status} from {call}: not an answer Mixpanel documents here", configuration=False
     )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,8 @@ import pytest
 from relay._config import RelaySettings, load_settings
 from relay._errors import ConfigurationError
 
-SECRET = "s3cr3t-Value-that-must-never-show"  # noqa: S105 - a made-up secret to look for
-TOKEN = "t0ken-Value-that-must-never-show"  # noqa: S105 - likewise
+SECRET = "s3cr3t-Value-that-must-never-show"
+TOKEN = "t0ken-Value-that-must-never-show"
 
 TWO = """
 [destinations.eu]
@@ -30,12 +29,11 @@ project_id = "111"
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No RELAY_* variable of the machine's leaks into these tests."""
     for name in list(os.environ):
         if name.upper().startswith("RELAY_"):
             monkeypatch.delenv(name)
-    yield
 
 
 def _file(tmp_path: Path, text: str) -> str:
@@ -100,7 +98,7 @@ def test_default_stays_relay_mixpanel_unless_the_file_defines_it(
 def test_a_file_may_define_default_with_its_secrets_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """[destinations.default] replaces RELAY_MIXPANEL_*; its secret is RELAY_DESTINATION_DEFAULT_*."""
+    """[destinations.default] replaces RELAY_MIXPANEL_*; its secrets: RELAY_DESTINATION_DEFAULT_*."""
     path = _file(tmp_path, '[destinations.default]\nregion = "in"\n')
     monkeypatch.setenv("RELAY_DESTINATIONS_FILE", path)
     monkeypatch.setenv("RELAY_DESTINATION_DEFAULT_PROJECT_TOKEN", TOKEN)
@@ -169,7 +167,7 @@ def test_a_secret_in_the_file_is_refused_naming_the_key_and_the_file(
         (f'[destinations.eu]\napp_api_url = "h://{SECRET}"\n', "'eu': app_api_url: must be"),
         ('[destinations.EU]\nregion = "eu"\n', "not a destination name"),
         ('[destinations.a]\nregion = "eu"\n[destinations.b_]\n', "no credentials"),
-        ('[destinations.eu-west]\n[destinations.eu_west]\n', "share the variables"),
+        ("[destinations.eu-west]\n[destinations.eu_west]\n", "share the variables"),
         ("[destinations.eu]\nregion = 3\n", "region must be a string"),
         ("[destinations]\n", "no [destinations.<name>] table"),
         ('[other]\nx = "y"\n', "unknown top-level key 'other'"),
