@@ -98,7 +98,7 @@ def test_default_stays_relay_mixpanel_unless_the_file_defines_it(
 def test_a_file_may_define_default_with_its_secrets_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """[destinations.default] replaces RELAY_MIXPANEL_*; its secrets: RELAY_DESTINATION_DEFAULT_*."""
+    """[destinations.default] replaces RELAY_MIXPANEL_*; secrets: RELAY_DESTINATION_DEFAULT_*."""
     path = _file(tmp_path, '[destinations.default]\nregion = "in"\n')
     monkeypatch.setenv("RELAY_DESTINATIONS_FILE", path)
     monkeypatch.setenv("RELAY_DESTINATION_DEFAULT_PROJECT_TOKEN", TOKEN)
