@@ -4,8 +4,12 @@ received; a project moved to another region and refused credentials answer as do
 from __future__ import annotations
 
 import os
+import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -116,6 +120,7 @@ def test_refused_credentials_get_401_everywhere_until_lifted(
         401,
     )
     assert _import(us, _event("u-1")) == 200  # the other region is untouched
+    assert [r.status for r in eu.lexicon_requests()] == [401]  # refused, and still recorded
 
     eu.refuse_credentials(False)
     assert _import(eu, _event("e-1")) == 200
@@ -167,3 +172,50 @@ def test_an_unknown_region_is_refused() -> None:
     """Regions are Mixpanel's three: us, eu, in."""
     with pytest.raises(ValueError, match="region must be one of us, eu, in"):
         MixpanelStandin(region="mars")
+
+
+def test_relay_standin_plays_the_region_it_is_given() -> None:
+    """`relay standin --region eu` is a choice of us, eu, in; another is bad usage (exit 2)."""
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from relay.cli import main  # noqa: PLC0415
+
+    result = CliRunner().invoke(main, ["standin", "--region", "mars"])
+    assert result.exit_code == 2
+    assert "'mars' is not one of 'us', 'eu', 'in'" in result.output
+
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("RELAY_")}
+    with subprocess.Popen(
+        [sys.executable, "-m", "relay", "standin", "--port", "0", "--region", "eu"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as served:
+        try:
+            assert served.stdout is not None
+            exports = _exports(served.stdout)
+            app, url = exports["RELAY_MIXPANEL_APP_API_URL"], exports["RELAY_MIXPANEL_API_URL"]
+            project = exports["RELAY_MIXPANEL_PROJECT_ID"]
+            auth = (
+                exports["RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME"],
+                exports["RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET"],
+            )
+            schemas = f"{app}/projects/{project}/schemas"
+            assert httpx.get(schemas, auth=auth, timeout=5.0).status_code == 200
+            # Moving the project to the US makes it foreign to this EU stand-in: 404.
+            httpx.post(f"{url}/_standin/faults", json={"op": "move_project", "region": "us"})
+            assert httpx.get(schemas, auth=auth, timeout=5.0).status_code == 404
+        finally:
+            served.terminate()
+
+
+def _exports(stream: IO[str]) -> dict[str, str]:
+    """The ``export NAME=value`` lines `relay standin` prints first, up to its comment line."""
+    found: dict[str, str] = {}
+    for line in iter(stream.readline, ""):
+        if not line.startswith("export "):
+            break
+        name, _, value = line.removeprefix("export ").strip().partition("=")
+        found[name] = shlex.split(value)[0]
+    return found

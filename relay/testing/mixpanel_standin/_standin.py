@@ -349,7 +349,7 @@ class MixpanelStandin(StandinViews, FaultInjection):
         if path.startswith(_lexicon.PREFIX):
             refusal = self._refusal(app_api=True)
             if refusal is not None:
-                return refusal
+                return self._lexicon.refused(method, path, query, refusal)
             return self._lexicon.handle(
                 method, path, query, body, authorized=self._lexicon_authorized(headers)
             )
