@@ -95,8 +95,9 @@ class DestinationCheck:
 
 
 @dataclass(frozen=True, slots=True)
-class _Problem:
-    """What ends a check: the line, and whether the configuration is at fault."""
+class Problem:
+    """What ends a check: the line, and whether the configuration is at fault (exit 3) or
+    the check could not tell (exit 1)."""
 
     problem: str
     configuration: bool
@@ -153,9 +154,7 @@ def check_destination(
     return verdict()
 
 
-def _app_api(  # noqa: PLR0911 - one verdict per documented status
-    http: MixpanelHttp, settings: RelaySettings, calls: list[str]
-) -> _Problem | None:
+def _app_api(http: MixpanelHttp, settings: RelaySettings, calls: list[str]) -> Problem | None:
     """Call 1: the Lexicon "List for Entity" of the project at the region's app API."""
     project_id, username, secret = settings.require_service_account()
     url = (
@@ -171,31 +170,48 @@ def _app_api(  # noqa: PLR0911 - one verdict per documented status
         auth=httpx.BasicAuth(username, secret),
         max_bytes=MAX_ANSWER_BYTES,
     )
-    status = _status(answer)
+    return read_app_api(
+        _status(answer),
+        answer.body,
+        call=call,
+        project_id=project_id,
+        region=settings.mixpanel_region,
+        error=answer.error,
+    )
+
+
+def read_app_api(  # noqa: PLR0911 - one verdict per documented status
+    status: int | None,
+    body: bytes,
+    *,
+    call: str,
+    project_id: str,
+    region: str,
+    error: str | None = None,
+) -> Problem | None:
+    """Call 1's answer read by its status (``None``: no answer); ``None`` means ok."""
     if status is None:
-        return _Problem(
-            f"could not check: no answer to {call} ({answer.error or 'no answer'})",
-            configuration=False,
+        return Problem(
+            f"could not check: no answer to {call} ({error or 'no answer'})", configuration=False
         )
-    region = settings.mixpanel_region
     if status == 200:
-        if not _is_schema_list(answer.body):
-            return _Problem(
+        if not _is_schema_list(body):
+            return Problem(
                 f"{call} answered 200 without Lexicon's list of schemas: is "
                 "app_api_url Mixpanel's application API?",
                 configuration=True,
             )
         return None
     if status == 401:
-        return _Problem(f"credentials refused (HTTP 401 from {call})", configuration=True)
+        return Problem(f"credentials refused (HTTP 401 from {call})", configuration=True)
     if status == 403:
-        return _Problem(
+        return Problem(
             f"the service account may not open project {project_id} here (HTTP 403 from "
             f"{call}): not a member of it, or a wrong project id",
             configuration=True,
         )
     if status == 404:
-        return _Problem(
+        return Problem(
             f"project {project_id} is not at the region's app API (HTTP 404 from {call}): "
             f"it lives in another region than {region!r}",
             configuration=True,
@@ -205,7 +221,7 @@ def _app_api(  # noqa: PLR0911 - one verdict per documented status
 
 def _ingestion(
     http: MixpanelHttp, settings: RelaySettings, *, has_account: bool, calls: list[str]
-) -> _Problem | None:
+) -> Problem | None:
     """Call 2: an empty strict batch at the region's ingestion host, nothing ingested."""
     query: dict[str, str] = {"strict": "1"}
     if has_account:
@@ -229,18 +245,25 @@ def _ingestion(
         auth=auth,
         max_bytes=MAX_ANSWER_BYTES,
     )
-    status = _status(answer)
+    return read_import(
+        _status(answer), call=call, region=settings.mixpanel_region, error=answer.error
+    )
+
+
+def read_import(
+    status: int | None, *, call: str, region: str, error: str | None = None
+) -> Problem | None:
+    """Call 2's answer read by its status (``None``: no answer); ``None`` means ok."""
     if status is None:
-        return _Problem(
-            f"could not check: no answer to {call} ({answer.error or 'no answer'})",
-            configuration=False,
+        return Problem(
+            f"could not check: no answer to {call} ({error or 'no answer'})", configuration=False
         )
     if status in (200, 400):
         return None
     if status == 401:
-        return _Problem(
+        return Problem(
             f"credentials refused (HTTP 401 from {call}): wrong credentials, or the project is "
-            f"not in region {settings.mixpanel_region!r}",
+            f"not in region {region!r}",
             configuration=True,
         )
     return _other(status, call)
@@ -253,15 +276,15 @@ def _status(answer: Answer) -> int | None:
     return int(answer.status)
 
 
-def _other(status: int, call: str) -> _Problem:
+def _other(status: int, call: str) -> Problem:
     """Any status the documents give no verdict for."""
     if 300 <= status < 400:
-        return _Problem(
+        return Problem(
             f"{call} redirected (HTTP {status}): a wrong region or base URL", configuration=True
         )
     if status in _UNDECIDED:
-        return _Problem(f"could not check: HTTP {status} from {call}", configuration=False)
-    return _Problem(
+        return Problem(f"could not check: HTTP {status} from {call}", configuration=False)
+    return Problem(
         f"HTTP {status} from {call}: not an answer Mixpanel documents here", configuration=False
     )
 
