@@ -399,6 +399,10 @@ class RelaySettings(BaseSettings):
         if not isinstance(data, dict):
             return data
         path = data.get("destinations_file")
+        if path is not None and not str(path).strip():
+            raise ConfigurationError(
+                f"{_destinations.FILE_VARIABLE} is empty: name the destinations file, or unset it"
+            )
         tables = _destinations.read_file(str(path)) if path else {}
         # Read even without a file: a secret for a destination nobody defined is a typo.
         secrets = _destinations.secrets_from(os.environ, list(tables))

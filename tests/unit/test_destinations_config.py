@@ -195,6 +195,12 @@ def test_every_invalid_file_is_refused_in_one_line_without_its_values(
     assert expected in message
 
 
+def test_an_empty_file_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RELAY_DESTINATIONS_FILE set but empty is a mistake, not 'no destinations'."""
+    message = _refusal(monkeypatch, {"RELAY_DESTINATIONS_FILE": " "})
+    assert message.startswith("RELAY_DESTINATIONS_FILE is empty")
+
+
 def test_a_missing_file_is_refused_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
