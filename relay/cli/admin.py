@@ -124,7 +124,12 @@ def stats(relay: Relay, /, as_json: bool) -> None:
             _render.table(
                 ("WHAT", "SINCE", "BY", "REASON"),
                 [
-                    (p.event or "all delivery", _render.when(p.paused_at), p.actor, p.reason)
+                    (
+                        _paused_what(p.event, p.destination),
+                        _render.when(p.paused_at),
+                        p.actor,
+                        p.reason,
+                    )
                     for p in s.paused
                 ],
             )
@@ -133,6 +138,12 @@ def stats(relay: Relay, /, as_json: bool) -> None:
             _render.table(("COUNT", "EVENT"), [(n, e) for e, n in s.pending_by_event.items()])
 
     relay.emit(s, as_json=as_json, text=text)
+
+
+def _paused_what(event: str | None, destination: str | None) -> str:
+    if destination is not None:
+        return f"destination {destination}"
+    return event or "all delivery"
 
 
 def echo_detail(d: EventDetail) -> None:
