@@ -58,7 +58,8 @@ class EventFilter:
     Within one field any listed value matches (OR). Ranges are half-open: ``*_after`` is
     inclusive, ``*_before`` exclusive. ``event_time_*`` bound the event's own ``time``;
     ``created_*`` when the row was written. ``errors`` match ``last_error`` exactly (a dead
-    letter's reason as listed), ``error_contains`` as a substring. Building a filter refuses
+    letter's reason as listed), ``error_contains`` as a substring. ``destinations``: the rows
+    going to those destinations (Mixpanel projects). Building a filter refuses
     unknown states, naive datetimes and empty ranges with :class:`FilterError`; whether event
     names exist needs the database and is checked by ``relay.admin.check_filter``.
     """
@@ -74,10 +75,11 @@ class EventFilter:
     insert_ids: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
     error_contains: str | None = None
+    destinations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Accept any iterable (a list from a caller, a tuple from click) and store tuples.
-        for name in ("events", "distinct_ids", "ids", "insert_ids", "errors"):
+        for name in ("events", "distinct_ids", "ids", "insert_ids", "errors", "destinations"):
             object.__setattr__(self, name, tuple(dict.fromkeys(getattr(self, name))))
         object.__setattr__(self, "states", tuple(dict.fromkeys(to_state(s) for s in self.states)))
         for name in ("event_time_after", "event_time_before", "created_after", "created_before"):
@@ -151,6 +153,8 @@ def where(f: EventFilter) -> sa.ColumnElement[bool]:
         clauses.append(c.last_error.in_(f.errors))
     if f.error_contains is not None:
         clauses.append(c.last_error.contains(f.error_contains, autoescape=True))
+    if f.destinations:
+        clauses.append(c.destination.in_(f.destinations))
     return sa.and_(sa.true(), *clauses)
 
 
