@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -124,3 +125,28 @@ def test_a_router_that_cannot_be_installed_is_a_check_error_and_tracking_refuses
             using=alias,
         )
     assert stored(alias) == []
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(
+    RELAY_ROUTER=ROUTER,
+    RELAY_DESTINATIONS=["default", "us", "eu"],
+    RELAY={"STRICT_TRACKING": False, "DESTINATIONS": {"us": {}, "eu": {"region": "eu"}}},
+)
+def test_the_admin_lists_and_filters_by_destination(client: Any) -> None:
+    """The outbox list shows each row's destination and filters by the configured names."""
+    from django.contrib.auth.models import User  # noqa: PLC0415
+
+    install_router()
+    for org in ("org-eu", "org-us"):
+        track(
+            event=SURVEY_DELIVERED,
+            distinct_id=f"emp-{org}",
+            properties=survey_properties(organization_id=org),
+        )
+    User.objects.create_superuser("olive", "olive@example.invalid", "pw")
+    client.login(username="olive", password="pw")
+    page = client.get("/admin/relay/outboxevent/", {"destination": "eu"}).content.decode()
+    assert "emp-org-eu" in page
+    assert "emp-org-us" not in page
+    assert "?destination=us" in page  # the filter offers the configured destinations
