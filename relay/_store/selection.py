@@ -21,7 +21,7 @@ from relay._errors import FilterError
 from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
 from relay._store._base import state_is, translate_errors
 from relay._store.claims import claimed_columns, lease_is_live
-from relay._tables import OutboxEvent, OutboxState, RowKind, outbox
+from relay._tables import DEFAULT_DESTINATION, OutboxEvent, OutboxState, RowKind, outbox
 
 _MAX_ID = 2**63 - 1
 
@@ -345,6 +345,7 @@ class StoredRow:
     created_at: dt.datetime
     updated_at: dt.datetime
     finished_at: dt.datetime | None
+    destination: str = DEFAULT_DESTINATION
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready values (instants in ISO 8601; ``time`` is the event's ``time_ms``)."""
@@ -365,6 +366,7 @@ class StoredRow:
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
             "finished_at": _iso(self.finished_at),
+            "destination": self.destination,
         }
 
 
@@ -381,6 +383,7 @@ _BOOKKEEPING = (
     outbox.c.created_at,
     outbox.c.updated_at,
     outbox.c.finished_at,
+    outbox.c.destination,
 )
 
 

@@ -358,3 +358,16 @@ def test_reroute_bad_input_exits_2_and_changes_nothing(
     assert len(result.stderr.strip().splitlines()) == 1
     assert snapshot(engine) == before
     assert audits(engine) == []
+
+
+def test_inspect_and_dry_run_samples_show_the_destination(engine: Engine) -> None:
+    """relay inspect --json and a dry run's sample name each row's destination."""
+    seed(engine)
+    with engine.connect() as conn:
+        row_id = conn.execute(
+            sa.select(outbox.c.id).where(outbox.c.distinct_id == f"{EUROPEAN}-e2")
+        ).scalar_one()
+    detail = as_json(relay_cli(engine, "inspect", str(row_id), "--json"))
+    assert detail["destination"] == "eu"
+    sample = as_json(relay_cli(engine, "replay", "--destination", "eu", "--json"))["sample"]
+    assert {r["destination"] for r in sample} == {"eu"}
