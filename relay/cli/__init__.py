@@ -97,6 +97,7 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 def _add_commands() -> None:
     from relay.cli import (  # noqa: PLC0415
         admin,
+        check,
         dead_letters,
         forget,
         operations,
@@ -113,6 +114,7 @@ def _add_commands() -> None:
         *pause.COMMANDS,
         *reroute.COMMANDS,
         *forget.COMMANDS,
+        *check.COMMANDS,
         standin.standin,
         events,
     ):
