@@ -35,7 +35,8 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from relay import RelaySettings
-from relay._errors import RelayError
+from relay._config import load_settings
+from relay._errors import ConfigurationError, RelayError
 
 #: First pause between attempts; doubles up to ``_MAX_PAUSE_SECONDS``.
 _FIRST_PAUSE_SECONDS = 0.2
@@ -101,6 +102,18 @@ def _refuse(revisions: Sequence[str]) -> None:
             raise DowngradeRefusedError(message)
 
 
+def settings() -> RelaySettings:
+    """The ``RELAY_*`` settings, or an Alembic ``CommandError`` naming each invalid one.
+
+    ``alembic`` run by hand prints a ``CommandError`` as one ``FAILED:`` line and exits
+    non-zero; a pydantic ``ValidationError`` would be a traceback (and quote the input).
+    """
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        raise CommandError(str(exc)) from None
+
+
 class LockNotTakenError(RuntimeError):
     """A locking statement found the table busy for longer than the retry budget."""
 
@@ -137,9 +150,9 @@ def locked(statement: str, *, what: str) -> None:
     conn = op.get_bind()
     # RELAY_MIGRATE_LOCK_TIMEOUT_MS: how long one attempt may wait (and so make writers wait);
     # RELAY_MIGRATE_LOCK_RETRY_SECONDS: how long it keeps retrying before the migration fails.
-    settings = RelaySettings()
-    _set_lock_timeout(conn, settings.migrate_lock_timeout_ms)
-    deadline = time.monotonic() + settings.migrate_lock_retry_seconds
+    current = settings()
+    _set_lock_timeout(conn, current.migrate_lock_timeout_ms)
+    deadline = time.monotonic() + current.migrate_lock_retry_seconds
     pause = _FIRST_PAUSE_SECONDS
     try:
         while True:
@@ -152,7 +165,7 @@ def locked(statement: str, *, what: str) -> None:
                 if time.monotonic() + pause > deadline:
                     raise LockNotTakenError(
                         f"{what}: relay_outbox stayed locked by other transactions for "
-                        f"{settings.migrate_lock_retry_seconds:.0f} s; "
+                        f"{current.migrate_lock_retry_seconds:.0f} s; "
                         "run relay migrate again when they end"
                     ) from None
             # Sleeping without a lock, so the writers queued behind the attempt go first.
