@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import context, op
@@ -147,7 +148,12 @@ def locked(statement: str, *, what: str) -> None:
     if offline():
         op.execute(statement)
         return
-    conn = op.get_bind()
+    _retrying(op.get_bind(), lambda conn: conn.exec_driver_sql(statement), what=what)
+
+
+def _retrying(conn: Connection, attempt: Callable[[Connection], object], *, what: str) -> None:
+    """``attempt(conn)`` under the migration lock timeout, retried while it times out (see
+    ``locked``); the session's lock timeout is reset afterwards."""
     # RELAY_MIGRATE_LOCK_TIMEOUT_MS: how long one attempt may wait (and so make writers wait);
     # RELAY_MIGRATE_LOCK_RETRY_SECONDS: how long it keeps retrying before the migration fails.
     current = settings()
@@ -157,7 +163,7 @@ def locked(statement: str, *, what: str) -> None:
     try:
         while True:
             try:
-                conn.exec_driver_sql(statement)
+                attempt(conn)
                 return
             except sa.exc.DBAPIError as exc:
                 if not _is_lock_timeout(exc):
@@ -291,6 +297,54 @@ def mariadb_alter(table: str, clause: str, *, what: str) -> None:
         if code not in {1845, 1846}:
             raise
         locked(f"ALTER TABLE {table} {clause}, ALGORITHM=INPLACE, LOCK=NONE", what=what)
+
+
+@contextmanager
+def mariadb_table_locked(table: str, *, what: str) -> Iterator[None]:
+    """Hold ``LOCK TABLES table WRITE`` for the body (MariaDB; inside an autocommit block).
+
+    Taking it waits for every transaction that wrote ``table`` to end, and holding it keeps
+    any other session from reading or writing it: a check in the body and the change after
+    it see the same rows. It is taken as ``locked`` takes a lock (short waits, retried), and
+    released (``UNLOCK TABLES``) however the body ends; keep the body short, writers wait.
+    """
+    conn = op.get_bind()
+    _retrying(conn, lambda c: c.exec_driver_sql(f"LOCK TABLES {table} WRITE"), what=what)
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("UNLOCK TABLES")
+
+
+def mariadb_alter_locked(table: str, clause: str) -> None:
+    """``ALTER TABLE table clause`` inside ``mariadb_table_locked``: INSTANT (metadata only)
+    where MariaDB can, else INPLACE; never a table copy (MariaDB refuses instead)."""
+    conn = op.get_bind()
+    try:
+        conn.exec_driver_sql(f"ALTER TABLE {table} {clause}, ALGORITHM=INSTANT")
+    except sa.exc.DBAPIError as exc:
+        code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+        if code not in {1845, 1846}:
+            raise
+        conn.exec_driver_sql(f"ALTER TABLE {table} {clause}, ALGORITHM=INPLACE")
+
+
+# --- SQLite ----------------------------------------------------------------------------------
+
+
+def sqlite_write_lock(table: str) -> None:
+    """Hold SQLite's write lock until the migration's transaction ends (SQLite).
+
+    A check followed by DDL is only safe from a write committed between them while the
+    transaction holds the write lock: the driver may run the DDL outside any transaction
+    (pysqlite's default), or in one begun DEFERRED that has only read so far. A transaction
+    is begun IMMEDIATE if none is open, and a write that changes no row takes the lock in one
+    that is (relay's engines begin migrations IMMEDIATE already, see migrations/env.py).
+    """
+    conn = op.get_bind()
+    if not getattr(conn.connection.driver_connection, "in_transaction", True):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    conn.exec_driver_sql(f"UPDATE {table} SET id = id WHERE 0 = 1")  # noqa: S608 - a name
 
 
 def column_exists(table: str, column: str) -> bool:

@@ -273,6 +273,75 @@ def test_profile_update_committed_during_the_postgresql_downgrade_makes_it_refus
         engine.dispose()
 
 
+@pytest.mark.parametrize("migrating_with", ["relay-engine", "plain-engine"])
+def test_profile_update_committed_between_the_check_and_the_drop_is_never_reinterpreted(
+    db_url: str, migrating_with: str
+) -> None:
+    """A host commits a profile update right after the downgrade's first look (found none)
+    and before its drop. The downgrade either refuses (the update stays a profile update at
+    0004) or, on SQLite, the host's write waits for the downgrade and then fails: never is
+    the update stored under 0003, where it would be an event. "plain-engine" migrates through
+    a host's own SQLAlchemy engine (``relay.upgrade_schema(engine)`` accepts any): pysqlite
+    then runs the DDL outside any transaction."""
+    make_engine = create_engine if migrating_with == "relay-engine" else sa.create_engine
+    migrating = make_engine(db_url)
+    host_engine = create_engine(db_url)
+    drop_relay_tables(host_engine)
+    host_raised: list[BaseException] = []
+    committed = threading.Event()
+
+    def host_commits_a_profile_update() -> None:
+        try:
+            with Session(host_engine) as host:
+                relay.update_profile(
+                    host, distinct_id="u-1", operation="$set", properties={"p": 1}, strict=True
+                )
+                host.commit()
+            committed.set()
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            host_raised.append(exc)
+
+    host = threading.Thread(target=host_commits_a_profile_update)
+
+    def after_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "kind <> 'event'" in statement and not host.is_alive() and not host.ident:
+            host.start()  # the first look is done: the host commits now
+            host.join(timeout=3)  # done at once unless it waits for a lock the downgrade holds
+
+    try:
+        _migrations.upgrade(host_engine, "0004")
+        sa.event.listen(migrating, "after_cursor_execute", after_execute)
+        try:
+            _migrations.downgrade(migrating, "0003")
+            downgraded: BaseException | None = None
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            downgraded = exc
+        sa.event.remove(migrating, "after_cursor_execute", after_execute)
+        host.join(timeout=60)
+
+        assert host.ident is not None, "the downgrade never looked for profile updates"
+        assert not host.is_alive()
+        if downgraded is None:  # went ahead: the host's update must not have got in
+            assert revision(host_engine) == "0003"
+            assert not committed.is_set(), "a profile update became an event"
+            assert host_raised
+            with host_engine.connect() as conn:
+                stored = conn.execute(sa.text("SELECT event FROM relay_outbox")).scalars().all()
+            assert stored == []
+        else:
+            assert isinstance(downgraded, RelayError), downgraded
+            assert "1 profile update(s) (1 pending)" in str(downgraded)
+            assert committed.is_set(), host_raised
+            assert revision(host_engine) == "0004"
+            assert _pending_states(host_engine) == [("user", "pending")]
+            indexes = {i["name"] for i in sa.inspect(host_engine).get_indexes("relay_outbox")}
+            assert "ix_relay_outbox_profile_pending" in indexes
+    finally:
+        drop_relay_tables(host_engine)
+        migrating.dispose()
+        host_engine.dispose()
+
+
 def _waits_for_a_lock(engine: Engine) -> bool:
     with engine.connect() as conn:
         return bool(
