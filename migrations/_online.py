@@ -233,12 +233,18 @@ def drop_index_concurrently(name: str) -> None:
 
 
 def create_index_concurrently(
-    name: str, table: str, columns: Sequence[str], *, where: str | None = None
+    name: str,
+    table: str,
+    columns: Sequence[str],
+    *,
+    where: str | None = None,
+    using: str | None = None,
 ) -> None:
     """Build index ``name`` with ``CREATE INDEX CONCURRENTLY`` (PostgreSQL; autocommit block).
 
     A valid index of that name is kept as it is; an INVALID one (a build that failed or was
-    cancelled) is dropped and built again.
+    cancelled) is dropped and built again. ``using``: the access method (``hash``), else a
+    B-tree.
     """
     if not offline():
         state = _index_state(name)
@@ -247,7 +253,10 @@ def create_index_concurrently(
         if state is not None:
             drop_index_concurrently(name)
     predicate = f" WHERE {where}" if where else ""
-    _concurrently(f"CREATE INDEX CONCURRENTLY {name} ON {table} ({', '.join(columns)}){predicate}")
+    method = f" USING {using}" if using else ""
+    _concurrently(
+        f"CREATE INDEX CONCURRENTLY {name} ON {table}{method} ({', '.join(columns)}){predicate}"
+    )
 
 
 def replace_index_concurrently(

@@ -33,7 +33,14 @@ T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 #: The source tree, where alembic.ini is.
 REPOSITORY = Path(__file__).resolve().parents[2]
 #: ``(older, newer)``: each revision and the one before it.
-STEPS = [("0001", "0002"), ("0002", "0003"), ("0003", "0004"), ("0004", "0005"), ("0005", "0006")]
+STEPS = [
+    ("0001", "0002"),
+    ("0002", "0003"),
+    ("0003", "0004"),
+    ("0004", "0005"),
+    ("0005", "0006"),
+    ("0006", "0007"),
+]
 #: Columns each revision added: absent below it.
 ADDED = {
     "0002": {"lease_expires_at"},
