@@ -341,19 +341,33 @@ def mariadb_alter_locked(table: str, clause: str) -> None:
 # --- SQLite ----------------------------------------------------------------------------------
 
 
-def sqlite_write_lock(table: str) -> None:
-    """Hold SQLite's write lock until the migration's transaction ends (SQLite).
+@contextmanager
+def sqlite_write_locked(table: str) -> Iterator[None]:
+    """Hold SQLite's write lock for the body (SQLite).
 
-    A check followed by DDL is only safe from a write committed between them while the
-    transaction holds the write lock: the driver may run the DDL outside any transaction
-    (pysqlite's default), or in one begun DEFERRED that has only read so far. A transaction
-    is begun IMMEDIATE if none is open, and a write that changes no row takes the lock in one
-    that is (relay's engines begin migrations IMMEDIATE already, see migrations/env.py).
+    A check followed by DDL is only safe from a write committed between them while one
+    transaction holds the write lock across both: the driver may run each statement in
+    autocommit mode (pysqlite's default for DDL, Django's connections), or in a transaction
+    begun DEFERRED that has only read so far. Where the driver has no transaction open, one is
+    begun IMMEDIATE here and ended here (committed, or rolled back if the body raises), since
+    the caller's commit may not reach the driver (a connection borrowed from Django); in an
+    open one, a write that changes no row takes the lock until the caller commits (relay's
+    engines begin migrations IMMEDIATE already, see migrations/env.py).
     """
     conn = op.get_bind()
-    if not getattr(conn.connection.driver_connection, "in_transaction", True):
+    own = not getattr(conn.connection.driver_connection, "in_transaction", True)
+    if own:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-    conn.exec_driver_sql(f"UPDATE {table} SET id = id WHERE 0 = 1")  # noqa: S608 - a name
+    else:
+        conn.exec_driver_sql(f"UPDATE {table} SET id = id WHERE 0 = 1")  # noqa: S608 - a name
+    try:
+        yield
+    except BaseException:
+        if own:
+            conn.exec_driver_sql("ROLLBACK")
+        raise
+    if own:
+        conn.exec_driver_sql("COMMIT")
 
 
 def column_exists(table: str, column: str) -> bool:

@@ -171,15 +171,14 @@ def downgrade() -> None:
     _online.refuse_downgrade(revision)
     name = _online.dialect()
     if name == "sqlite":
-        # The check above and the drop in one write transaction: a profile update committed
-        # between them would otherwise become an event under 0003.
-        if not _online.offline():
-            _online.sqlite_write_lock("relay_outbox")
+        if _online.offline():
+            _drop_sqlite_columns()
+            return
+        # The second look and the drop in one write transaction: a profile update committed
+        # between the first look and the drop would otherwise become an event under 0003.
+        with _online.sqlite_write_locked("relay_outbox"):
             _refuse_again(op.get_bind())
-        op.drop_index(INDEX, table_name="relay_outbox", if_exists=True)
-        for column in ("profile_key", "kind"):
-            if _online.offline() or _online.column_exists("relay_outbox", column):
-                op.drop_column("relay_outbox", column)
+            _drop_sqlite_columns()
         return
     with op.get_context().autocommit_block():
         if name == "postgresql":
@@ -198,6 +197,13 @@ def _drop_postgresql_columns() -> None:
         raise _online.DowngradeRefusedError(
             refusal or "cannot downgrade below 0004: profile updates are stored"
         ) from None
+
+
+def _drop_sqlite_columns() -> None:
+    op.drop_index(INDEX, table_name="relay_outbox", if_exists=True)
+    for column in ("profile_key", "kind"):
+        if _online.offline() or _online.column_exists("relay_outbox", column):
+            op.drop_column("relay_outbox", column)
 
 
 def _refuse_again(conn: Connection) -> None:

@@ -56,10 +56,14 @@ class DeadLetterGroup:
         }
 
 
-def dead_letters(engine: Engine) -> list[DeadLetterGroup]:
-    """Every dead row grouped by reason, largest group first."""
+def dead_letters(engine: Engine, *, latest: int | None = None) -> list[DeadLetterGroup]:
+    """Every dead row grouped by reason, largest group first.
+
+    ``latest``: group only the ``latest`` most recently dead rows (the Django admin's pages:
+    a cost bounded by ``latest``, not by how many rows are dead); ``None``: every dead row.
+    """
     with transaction(engine) as conn:
-        found = stats_store.dead_groups(conn)
+        found = stats_store.dead_groups(conn, latest=latest)
     groups: dict[str, DeadLetterGroup] = {}
     for g in found:
         seen = groups.get(g.reason)
