@@ -355,6 +355,11 @@ def test_dead_letters_latest_groups_only_the_most_recently_dead_rows(engine: Eng
         ("mid cause", 2),
         ("new cause", 2),
     ]
+    # Narrowed to a destination, the latest are that destination's latest.
+    _add(engine, 2, destination="eu", **_dead(last_error="eu cause", finished_at=NOW))
+    assert [g.reason for g in admin.dead_letters(engine, latest=3)] == ["eu cause", "new cause"]
+    mine = admin.dead_letters(engine, latest=3, destination="default")
+    assert [(g.reason, g.count) for g in mine] == [("new cause", 2), ("mid cause", 1)]
 
 
 def test_requeue_of_one_reason_replays_only_that_group(engine: Engine) -> None:
