@@ -61,6 +61,7 @@ CHUNKS: dict[str, tuple[tuple[str, ...], str]] = {
     "tracking": (
         (
             "test_catalog.py",
+            "test_django_routing.py",
             "test_leaks.py",
             "test_plugin.py",
             "test_postgresql.py",
