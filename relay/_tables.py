@@ -97,6 +97,9 @@ PAUSE_ALL = "*"
 #: The ``relay_pause.scope`` of Mixpanel's rate-limit throttle shared by every relay of the
 #: database (see :mod:`relay._store.throttle`); never an operator's pause.
 PAUSE_THROTTLE = "*throttle"
+#: A ``relay_pause.scope`` starting with this pauses one destination: ``"@" + name``
+#: (``relay pause --destination NAME``); event names never start with it.
+PAUSE_DESTINATION_PREFIX = "@"
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from relay._store._base import translate_errors
-from relay._tables import PAUSE_ALL, PAUSE_THROTTLE, pause
+from relay._store.throttle import throttle_rows
+from relay._tables import PAUSE_ALL, pause
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +78,7 @@ def lift_pause(conn: Connection, *, event: str | None) -> Pause | None:
 @translate_errors
 def list_pauses(conn: Connection) -> list[Pause]:
     """Every pause, all delivery first, then by event name. Lock: none (a plain read)."""
-    operators = sa.select(pause).where(pause.c.scope != PAUSE_THROTTLE)  # see throttle.py
+    operators = sa.select(pause).where(sa.not_(throttle_rows()))  # see throttle.py
     return sorted(_read(conn, operators), key=lambda p: (p.event is not None, p.event or ""))
 
 
