@@ -177,9 +177,10 @@ def claim(
     Only ``destination``'s rows (``destination = :name``, the second column of
     ``ix_relay_outbox_pending_due``): one claim, and so one request, never mixes Mixpanel
     projects. Rows a pause covers are passed over (all of them while all delivery, or this
-    destination, is paused: the claim is then empty). Within each lane rows go oldest due first; the live lane comes first and
-    the bulk lane (replays, requeues) gets the rest of the claim, at least a fixed share while
-    it has rows due and at most a cap (see :mod:`relay._store.lanes`).
+    destination, is paused: the claim is then empty). Within each lane rows go oldest due
+    first; the live lane comes first and the bulk lane (replays, requeues) gets the rest of
+    the claim, at least a fixed share while it has rows due and at most a cap (see
+    :mod:`relay._store.lanes`).
 
     Sets ``lease_token`` and ``lease_expires_at = now + lease_seconds`` (an expired lease simply
     makes the row due again) and counts the attempt now, so a crash mid-send still uses one

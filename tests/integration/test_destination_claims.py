@@ -109,7 +109,7 @@ def test_a_destination_pause_stops_only_that_destination(engine: Engine) -> None
     assert profiles.claim.events == []
     assert _claim(engine, "eu").events == []
     assert len(_claim(engine, "us").events) == 3
-    assert [r for r in _rows(engine)["eu"]] == [("pending", 0)] * 5
+    assert _rows(engine)["eu"] == [("pending", 0)] * 5
 
     with store.transaction(engine, write=True) as conn:
         conn.execute(sa.delete(pause).where(pause.c.scope == "@eu"))
@@ -227,9 +227,12 @@ def test_an_unknown_destination_is_refused_before_anything_opens(
     engine: Engine, us: MixpanelStandin, eu: MixpanelStandin
 ) -> None:
     """open_drainer for a name that is not configured is a ConfigurationError naming it."""
-    with pytest.raises(ConfigurationError, match="unknown destination 'in'"):
-        with open_drainer(engine, _settings(engine, us, eu), destination="in"):
-            pass
+    settings = _settings(engine, us, eu)
+    with (
+        pytest.raises(ConfigurationError, match="unknown destination 'in'"),
+        open_drainer(engine, settings, destination="in"),
+    ):
+        pass
 
 
 def test_a_refused_eu_secret_leaves_eu_rows_untouched_and_us_rows_delivered(
