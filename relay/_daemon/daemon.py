@@ -63,6 +63,7 @@ from relay._delivery.wiring import open_drainer
 from relay._errors import ConfigurationError, SchemaRevisionError
 from relay._logging import configure_logging
 from relay._migrations import require_current_schema
+from relay._mixpanel.check import check_destination
 from relay._mixpanel.profiles import require_profile_token
 from relay._store import transaction
 from relay._store.maintenance import read_gauges, run_retention
@@ -95,13 +96,20 @@ def drain_job_id(destination: str) -> str:
 def _check_before_first_delivery(settings: RelaySettings, name: str) -> tuple[bool, str | None]:
     """Whether destination ``name`` may be delivered to: (ok, a one-line problem, no secret).
 
-    ``settings`` are that destination's (``for_destination``). MERGE POINT (issue 24): this
-    is where the daemon calls ``relay._mixpanel.check.check_destination(settings, name)``
-    (h24a: its credentials work and its project lives in the configured region), which was
-    not on main when this was written; replace the body with
-    ``check = check_destination(settings, name); return check.ok, check.problem``.
+    ``settings`` are that destination's (``for_destination``). Runs ``relay check``'s
+    :func:`~relay._mixpanel.check.check_destination`. Only a verdict Mixpanel gave stops the
+    destination: the credentials refused, or the project not in the configured region (where
+    events sent to the wrong region's host are lost, not forwarded). A check that could not
+    tell (no answer, 429, 5xx), or that made no call because the settings cannot express the
+    app API's request (a project id that is not an integer, which only a stand-in has), is
+    logged and delivery goes on: delivery's own answers then decide, as before the check.
     """
-    del settings, name
+    check = check_destination(settings, name)
+    if check.ok:
+        return True, None
+    if check.configuration and check.calls:
+        return False, check.problem
+    logger.warning("destination_check_inconclusive", destination=name, problem=check.problem)
     return True, None
 
 
@@ -118,6 +126,7 @@ class _DestinationDrain:
         self.wake_pending = False
         #: The check before the first delivery passed (see _check_before_first_delivery).
         self.checked = False
+        self.check_failed = False
 
 
 class RelayDaemon:
@@ -340,7 +349,11 @@ class RelayDaemon:
             )
             self._metrics.set_auth_error(problem or "check failed", destination=lane.name)
             lane.pacer.pause(pause)
+            lane.check_failed = True
             return False
+        if lane.check_failed:
+            self._metrics.set_auth_error(None, destination=lane.name)
+            logger.warning("destination_check_passed", destination=lane.name)
         lane.checked = True
         return True
 

@@ -4,9 +4,11 @@ A producer tracks for organizations of both regions; each organization's events 
 region's destination (``default`` for the US, ``eu``). The rows are written with their
 ``destination`` column set directly, as ``track()`` writes it once a router (issue 24, h24b)
 routes them: ``prepare_event`` validates each event as ``track()`` does. Relays (``relay run``,
-configured through ``RELAY_*`` only) deliver both destinations; meanwhile relays are SIGKILLed
-and the EU project refuses the relay's secret for a while (the stand-in's secret is changed,
-as a rotated service account would be). Afterwards:
+configured through ``RELAY_*`` only: the EU destination in ``RELAY_DESTINATIONS_FILE``, its secret
+in ``RELAY_DESTINATION_EU_SERVICE_ACCOUNT_SECRET``) deliver both destinations; meanwhile relays
+are SIGKILLed and the EU project refuses the relays' secret for a while (the stand-in's
+``refuse_credentials``, as Mixpanel answers a revoked secret; a relay started meanwhile finds it
+in its check before EU's first delivery). Afterwards:
 
 * every committed event reached exactly its organization's project, none the other (each
   project's ledger balances: an event in the wrong project would be a phantom in one ledger
@@ -17,11 +19,11 @@ as a rotated service account would be). Afterwards:
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -44,25 +46,28 @@ EVENTS_PER_TRANSACTION = 10
 def eu() -> Iterator[MixpanelStandin]:
     """The EU project's stand-in (its own project id and service account)."""
     with MixpanelStandin(
-        retain_events=True, project_id="eu-project", username="eu-sa", secret="eu-secret"
+        retain_events=True, project_id="2002", username="eu-sa", secret="eu-secret", region="eu"
     ) as server:
         yield server
 
 
-def destinations_env(eu: MixpanelStandin) -> str:
-    """``RELAY_DESTINATIONS``: the EU destination, pointing at its stand-in (JSON, as
-    pydantic-settings reads the field from the environment)."""
-    return json.dumps(
-        {
-            EU: {
-                "region": "eu",
-                "api_url": eu.url,
-                "project_id": eu.project_id,
-                "service_account_username": eu.username,
-                "service_account_secret": "eu-secret",
-            }
-        }
+def destinations_settings(eu: MixpanelStandin, directory: Path) -> dict[str, str]:
+    """The EU destination for ``relay run``: its table in a destinations file, its secret in
+    the environment (settings by field name, as ``RelayLauncher.start`` takes them)."""
+    path = directory / "destinations.toml"
+    path.write_text(
+        f"[destinations.{EU}]\n"
+        'region = "eu"\n'
+        f'api_url = "{eu.url}"\n'
+        f'app_api_url = "{eu.app_api_url}"\n'
+        f'project_id = "{eu.project_id}"\n'
+        f'service_account_username = "{eu.username}"\n'
     )
+    return {
+        "destinations_file": str(path),
+        f"destination_{EU}_service_account_secret": eu.secret,
+        "auth_failure_pause_seconds": "1",
+    }
 
 
 class Producer:
@@ -169,7 +174,7 @@ def run_residency_scenario(
         DEFAULT_DESTINATION: Ledger(f"residency US, seed {seed}"),
         EU: Ledger(f"residency EU, seed {seed}"),
     }
-    settings = {"destinations": destinations_env(eu), "auth_failure_pause_seconds": "1"}
+    settings = destinations_settings(eu, relays.log_dir)
     running = [relays.start(**settings), relays.start(**settings)]
     with Producer(engine, ledgers, seed) as producer:
         wait_until(
@@ -179,7 +184,7 @@ def run_residency_scenario(
             context=relays.diagnosis,
         )
         # The EU project refuses the relays' secret from here on.
-        eu.secret = "rotated-in-mixpanel"
+        eu.refuse_credentials()
         window_start = time.monotonic()
         time.sleep(1.0)  # a request authorized just before the switch may still complete
         eu_accepted_at_start = eu.stats().unique
@@ -215,7 +220,7 @@ def run_residency_scenario(
         eu_waiting = _undelivered(engine, eu_in_window)
         refused = eu.stats().by_status.get(401, 0)
         window = time.monotonic() - window_start
-        eu.secret = "eu-secret"  # the operator restores the EU service account
+        eu.refuse_credentials(False)  # the operator restores the EU service account
         time.sleep(2.0)
     # One more crash: the last relay takes over the rows the others held, EU's backlog too.
     for relay in running:

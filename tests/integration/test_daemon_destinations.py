@@ -1,7 +1,8 @@
 """The daemon with two destinations: one drain each, side by side, health and metrics per project.
 
 The daemon runs in a thread of the test (``run_daemon`` with a stop event), against two
-stand-ins; every wait polls the database or the endpoints against a deadline.
+stand-ins (each its project, region and application API, so the check before a destination's
+first delivery really runs); every wait polls the database or the endpoints against a deadline.
 """
 
 from __future__ import annotations
@@ -92,14 +93,14 @@ def _states(engine: Engine, destination: str) -> list[tuple[str, int]]:
 @pytest.fixture
 def us() -> Iterator[MixpanelStandin]:
     """The US project's stand-in (the default destination)."""
-    with MixpanelStandin(project_id="us-project", username="us-sa", secret="us-secret") as s:
+    with MixpanelStandin(project_id="1001", username="us-sa", secret="us-secret") as s:
         yield s
 
 
 @pytest.fixture
 def eu() -> Iterator[MixpanelStandin]:
     """The EU project's stand-in."""
-    with MixpanelStandin(project_id="eu-project", username="eu-sa", secret="eu-secret") as s:
+    with MixpanelStandin(project_id="2002", username="eu-sa", secret="eu-secret", region="eu") as s:
         yield s
 
 
@@ -110,6 +111,7 @@ def daemon(pg_engine: Engine, us: MixpanelStandin, eu: MixpanelStandin) -> Itera
     settings = RelaySettings(
         database_url=pg_engine.url.render_as_string(hide_password=False),
         mixpanel_api_url=us.url,
+        mixpanel_app_api_url=us.app_api_url,
         mixpanel_project_id=us.project_id,
         mixpanel_service_account_username=us.username,
         mixpanel_service_account_secret=us.secret,
@@ -117,6 +119,7 @@ def daemon(pg_engine: Engine, us: MixpanelStandin, eu: MixpanelStandin) -> Itera
             "eu": {
                 "region": "eu",
                 "api_url": eu.url,
+                "app_api_url": eu.app_api_url,
                 "project_id": eu.project_id,
                 "service_account_username": eu.username,
                 "service_account_secret": eu.secret,
@@ -143,10 +146,14 @@ def daemon(pg_engine: Engine, us: MixpanelStandin, eu: MixpanelStandin) -> Itera
 def test_a_refused_eu_secret_pauses_only_eu_and_health_names_it(
     pg_engine: Engine, us: MixpanelStandin, eu: MixpanelStandin, daemon: dict[str, Any]
 ) -> None:
-    """EU's 401: US rows are delivered meanwhile; /healthz and /metrics name EU; EU resumes."""
-    eu.secret = "rotated-in-mixpanel"
-    _add(pg_engine, "eu", 5)
-    _add(pg_engine, "default", 5)
+    """EU's secret revoked after its first deliveries: its 401 pauses only EU, US rows are
+    delivered meanwhile; /healthz and /metrics name EU; EU resumes once it accepts again."""
+    _add(pg_engine, "eu", 1)
+    _add(pg_engine, "default", 1)
+    _wait(lambda: eu.stats().unique == 1 and us.stats().unique == 1, "first deliveries")
+    eu.refuse_credentials()
+    _add(pg_engine, "eu", 4)
+    _add(pg_engine, "default", 4)
     port = daemon["port"]
 
     _wait(lambda: _states(pg_engine, "default") == [("delivered", 1)] * 5, "US delivered")
@@ -160,11 +167,11 @@ def test_a_refused_eu_secret_pauses_only_eu_and_health_names_it(
     assert 'relay_auth_failing{destination="eu"} 1.0' in metrics
     assert 'relay_auth_failing{destination="default"} 0.0' in metrics
     assert 'relay_delivered_total{destination="default"} 5.0' in metrics
-    assert _states(pg_engine, "eu") == [("pending", 0)] * 5
-    assert eu.stats().unique == 0
+    assert _states(pg_engine, "eu") == [("delivered", 1)] + [("pending", 0)] * 4
+    assert eu.stats().unique == 1
     assert us.stats().unique == 5
 
-    eu.secret = "eu-secret"  # the operator fixes the EU project's service account
+    eu.refuse_credentials(False)  # the operator fixes the EU project's service account
     _wait(lambda: _states(pg_engine, "eu") == [("delivered", 1)] * 5, "EU delivered")
     _wait(lambda: _get(port, "/healthz")[0] == 200, "/healthz ok again")
     assert eu.stats().unique == 5
@@ -172,3 +179,27 @@ def test_a_refused_eu_secret_pauses_only_eu_and_health_names_it(
     daemon["stop"].set()
     daemon["thread"].join(timeout=WAIT_SECONDS)
     assert daemon["exit_code"] == [0]
+
+
+def test_a_destination_whose_project_lives_in_another_region_is_stopped_before_any_send(
+    pg_engine: Engine, us: MixpanelStandin, eu: MixpanelStandin, daemon: dict[str, Any]
+) -> None:
+    """The check before EU's first delivery finds its project elsewhere: EU sends no event,
+    its rows stay untouched and /healthz names it, while US delivers; fixed, EU delivers."""
+    eu.move_project("us")  # the EU destination's project is really a US one
+    _add(pg_engine, "eu", 3)
+    _add(pg_engine, "default", 3)
+    port = daemon["port"]
+
+    _wait(lambda: _states(pg_engine, "default") == [("delivered", 1)] * 3, "US delivered")
+    _wait(lambda: _get(port, "/healthz")[0] == 503, "/healthz failing")
+    health = json.loads(_get(port, "/healthz")[1])
+    assert "another region" in health["destinations"]["eu"]["auth_error"]
+    assert health["destinations"]["default"]["status"] == "ok"
+    assert _states(pg_engine, "eu") == [("pending", 0)] * 3
+    assert eu.stats().unique == 0
+    assert eu.stats().requests == 0  # not one /import with an event, only the check's GETs
+
+    eu.move_project("eu")
+    _wait(lambda: _states(pg_engine, "eu") == [("delivered", 1)] * 3, "EU delivered")
+    _wait(lambda: _get(port, "/healthz")[0] == 200, "/healthz ok again")
