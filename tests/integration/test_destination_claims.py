@@ -4,12 +4,12 @@ each concern one Mixpanel project, and never hold back or mix in another's rows.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -314,31 +314,26 @@ def _restore_logging() -> Iterator[None]:
 
 
 def _cli_env(
-    monkeypatch: pytest.MonkeyPatch, us: MixpanelStandin, eu: MixpanelStandin
+    monkeypatch: pytest.MonkeyPatch, us: MixpanelStandin, eu: MixpanelStandin, directory: Path
 ) -> CliRunner:
-    """A CLI runner whose environment has ``us`` as default and ``eu`` as destination "eu"."""
+    """A CLI runner whose environment has ``us`` as default and ``eu`` as destination "eu"
+    (its table in ``RELAY_DESTINATIONS_FILE``, its secret in the environment)."""
     for key in list(os.environ):
         if key.startswith("RELAY_"):
             monkeypatch.delenv(key)
     for key, value in us.settings_env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("RELAY_LOG_LEVEL", "WARNING")
-    # RELAY_DESTINATIONS as JSON: pydantic-settings' reading of the field on main today (the
-    # destinations file of issue 24 is another way to the same setting).
-    monkeypatch.setenv(
-        "RELAY_DESTINATIONS",
-        json.dumps(
-            {
-                "eu": {
-                    "region": "eu",
-                    "api_url": eu.url,
-                    "project_id": eu.project_id,
-                    "service_account_username": eu.username,
-                    "service_account_secret": eu.secret,
-                }
-            }
-        ),
+    path = directory / "destinations.toml"
+    path.write_text(
+        "[destinations.eu]\n"
+        'region = "eu"\n'
+        f'api_url = "{eu.url}"\n'
+        f'project_id = "{eu.project_id}"\n'
+        f'service_account_username = "{eu.username}"\n'
     )
+    monkeypatch.setenv("RELAY_DESTINATIONS_FILE", str(path))
+    monkeypatch.setenv("RELAY_DESTINATION_EU_SERVICE_ACCOUNT_SECRET", eu.secret)
     return CliRunner()
 
 
@@ -349,12 +344,13 @@ def test_relay_drain_drains_every_destination_and_reports_each(
     us: MixpanelStandin,
     eu: MixpanelStandin,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     """`relay drain` delivers each destination's rows to its project, one line each; EU's 401
     exits 3 naming EU after US was delivered; `--destination eu` then drains EU alone."""
     _add(engine, "default", 3)
     _add(engine, "eu", 2)
-    runner = _cli_env(monkeypatch, us, eu)
+    runner = _cli_env(monkeypatch, us, eu, tmp_path)
     eu.secret = "rotated-in-mixpanel"
 
     refused = runner.invoke(main, ["--database-url", db_url, "drain"])
