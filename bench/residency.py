@@ -6,7 +6,8 @@ project id and service account, answering every ``/import`` after ``--latency-ms
 its project at ``--cap`` events/s over a rolling ``--window`` (seconds), 429 beyond. A
 PostgreSQL outbox holds ``--events`` pending events per destination (bulk-loaded, then the
 second half given ``destination = 'eu'``); ``relay run`` starts with default settings plus
-``RELAY_DESTINATIONS`` and the bench watches both stand-ins' counters.
+the EU destination (``RELAY_DESTINATIONS_FILE`` and ``RELAY_DESTINATION_EU_SERVICE_ACCOUNT_SECRET``)
+and the bench watches both stand-ins' counters.
 
 Scenarios (``--scenarios``, interleaved run by run):
 
@@ -28,6 +29,7 @@ import argparse
 import json
 import os
 import subprocess
+import tempfile
 import time
 from typing import Any
 
@@ -41,9 +43,11 @@ from _stats import median, print_header, print_table
 _RELAY = os.path.join(os.path.dirname(PYTHON), "relay")
 _POLL_SECONDS = 0.1
 _PROJECTS = {
-    "default": {"project_id": "us-project", "username": "us-sa", "secret": "us-secret"},
-    "eu": {"project_id": "eu-project", "username": "eu-sa", "secret": "eu-secret"},
+    "default": {"project_id": "1001", "username": "us-sa", "secret": "us-secret"},
+    "eu": {"project_id": "2002", "username": "eu-sa", "secret": "eu-secret"},
 }
+#: Where the stand-in serves the application API (the check before a first delivery calls it).
+_APP_API_PATH = "/api/app"
 
 
 class _Standin:
@@ -96,12 +100,15 @@ class _Standin:
         self.process.wait(timeout=10)
 
 
-def _env(db_url: str, standins: dict[str, _Standin], names: list[str]) -> dict[str, str]:
+def _env(
+    db_url: str, standins: dict[str, _Standin], names: list[str], directory: str
+) -> dict[str, str]:
     us = _PROJECTS["default"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
     env.update(
         RELAY_DATABASE_URL=db_url,
         RELAY_MIXPANEL_API_URL=standins["default"].url,
+        RELAY_MIXPANEL_APP_API_URL=standins["default"].url + _APP_API_PATH,
         RELAY_MIXPANEL_PROJECT_ID=us["project_id"],
         RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME=us["username"],
         RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET=us["secret"],
@@ -110,17 +117,18 @@ def _env(db_url: str, standins: dict[str, _Standin], names: list[str]) -> dict[s
     )
     if "eu" in names:
         eu = _PROJECTS["eu"]
-        env["RELAY_DESTINATIONS"] = json.dumps(
-            {
-                "eu": {
-                    "region": "eu",
-                    "api_url": standins["eu"].url,
-                    "project_id": eu["project_id"],
-                    "service_account_username": eu["username"],
-                    "service_account_secret": eu["secret"],
-                }
-            }
-        )
+        path = os.path.join(directory, "destinations.toml")
+        with open(path, "w") as file:
+            file.write(
+                "[destinations.eu]\n"
+                'region = "eu"\n'
+                f'api_url = "{standins["eu"].url}"\n'
+                f'app_api_url = "{standins["eu"].url}{_APP_API_PATH}"\n'
+                f'project_id = "{eu["project_id"]}"\n'
+                f'service_account_username = "{eu["username"]}"\n'
+            )
+        env["RELAY_DESTINATIONS_FILE"] = path
+        env["RELAY_DESTINATION_EU_SERVICE_ACCOUNT_SECRET"] = eu["secret"]
     return env
 
 
@@ -173,6 +181,7 @@ def _run_once(
     standins: dict[str, _Standin],
     scenario: str,
     *,
+    directory: str,
     events: int,
     cap: float,
     timeout: float,
@@ -191,7 +200,7 @@ def _run_once(
         started = time.monotonic()
         relay = subprocess.Popen(
             [_RELAY, "run"],
-            env=_env(db_url, standins, names),
+            env=_env(db_url, standins, names, directory),
             cwd=REPO,
             stdout=subprocess.DEVNULL,
         )
@@ -256,13 +265,14 @@ def main() -> int:
     }
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
     try:
-        with scratch_postgres() as db_url:
+        with scratch_postgres() as db_url, tempfile.TemporaryDirectory() as directory:
             for _ in range(args.runs):
                 for scenario in scenarios:
                     measured = _run_once(
                         db_url,
                         standins,
                         scenario,
+                        directory=directory,
                         events=args.events,
                         cap=args.cap,
                         timeout=args.timeout,
