@@ -58,6 +58,15 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
             return int(exc.code), bytes(exc.read())
 
 
+def _eu_failing(port: int) -> dict[str, Any] | None:
+    """/healthz's body once it answers 503 with an auth error for EU, else ``None``."""
+    status, body = _get(port, "/healthz")
+    health: dict[str, Any] = json.loads(body)
+    if status == 503 and health["destinations"]["eu"]["auth_error"]:
+        return health
+    return None
+
+
 def _add(engine: Engine, destination: str, count: int) -> None:
     now = dt.datetime.now(dt.UTC)
     with store.transaction(engine) as conn:
@@ -158,8 +167,7 @@ def test_a_refused_eu_secret_pauses_only_eu_and_health_names_it(
 
     _wait(lambda: _states(pg_engine, "default") == [("delivered", 1)] * 5, "US delivered")
     _wait(lambda: eu.stats().by_status.get(401), "EU refusing")
-    _wait(lambda: _get(port, "/healthz")[0] == 503, "/healthz failing")
-    health = json.loads(_get(port, "/healthz")[1])
+    health = _wait(lambda: _eu_failing(port), "/healthz naming EU's problem")
     assert health["destinations"]["eu"]["status"] == "failing"
     assert "401" in health["destinations"]["eu"]["auth_error"]
     assert health["destinations"]["default"]["auth_error"] is None
@@ -192,8 +200,7 @@ def test_a_destination_whose_project_lives_in_another_region_is_stopped_before_a
     port = daemon["port"]
 
     _wait(lambda: _states(pg_engine, "default") == [("delivered", 1)] * 3, "US delivered")
-    _wait(lambda: _get(port, "/healthz")[0] == 503, "/healthz failing")
-    health = json.loads(_get(port, "/healthz")[1])
+    health = _wait(lambda: _eu_failing(port), "/healthz naming EU's problem")
     assert "another region" in health["destinations"]["eu"]["auth_error"]
     assert health["destinations"]["default"]["status"] == "ok"
     assert _states(pg_engine, "eu") == [("pending", 0)] * 3
