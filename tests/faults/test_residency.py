@@ -99,6 +99,11 @@ class Producer:
         if self.error is not None:
             raise AssertionError(f"the producer failed: {self.error!r}")
 
+    def commit_once(self, region: str) -> None:
+        """Commit one more transaction for an organization of ``region`` (producer stopped)."""
+        self.stop()
+        self._commit_one(region)
+
     def _run(self) -> None:
         try:
             while not self._stop.wait(PRODUCE_EVERY_SECONDS):
@@ -106,9 +111,11 @@ class Producer:
         except BaseException as exc:  # noqa: BLE001 - reported by stop(), on the test's thread
             self.error = exc
 
-    def _commit_one(self) -> None:
+    def _commit_one(self, region: str | None = None) -> None:
         now = utc_now()
-        destination, organization = self._rng.choice(self._orgs)
+        destination, organization = self._rng.choice(
+            [o for o in self._orgs if region in (None, o[0])]
+        )
         rows: list[dict[str, Any]] = []
         committed: dict[str, Committed] = {}
         for _ in range(EVENTS_PER_TRANSACTION):
@@ -222,10 +229,13 @@ def run_residency_scenario(
         window = time.monotonic() - window_start
         eu.refuse_credentials(False)  # the operator restores the EU service account
         time.sleep(2.0)
-    # One more crash: the last relay takes over the rows the others held, EU's backlog too.
-    for relay in running:
-        relay.kill()
-    final = relays.start(**settings)
+        # One more crash: the last relay takes over the rows the others held, and delivers
+        # what is committed after it (so it surely runs long enough to be stopped cleanly).
+        for relay in running:
+            relay.kill()
+        final = relays.start(**settings)
+        for region in (DEFAULT_DESTINATION, EU):
+            producer.commit_once(region)
     wait_until(
         lambda: pending_count(engine) == 0,
         timeout=120,
