@@ -423,8 +423,9 @@ class RelayDaemon:
             return
         self._metrics.set_gauges(gauges)
         self._metrics.set_pauses(
-            everything=any(p.event is None for p in pauses),
+            everything=any(p.everything for p in pauses),
             events=[p.event for p in pauses if p.event is not None],
+            destinations=[p.destination for p in pauses if p.destination is not None],
         )
 
 

@@ -97,6 +97,7 @@ class RelayMetrics:
         self._health: dict[str, _Health] = {name: _Health() for name in destinations}
         self._paused_all = False
         self._paused_events: list[str] = []
+        self._paused_destinations: list[str] = []
 
         r = self.registry
         self.pending = Gauge("relay_pending_events", "Rows waiting for delivery.", registry=r)
@@ -263,11 +264,15 @@ class RelayMetrics:
         self.dead.set(gauges.dead)
         self.oldest_pending_age.set(gauges.oldest_pending_age_seconds)
 
-    def set_pauses(self, *, everything: bool, events: Sequence[str]) -> None:
-        """Publish the pauses in force: of all delivery, and of these event names."""
+    def set_pauses(
+        self, *, everything: bool, events: Sequence[str], destinations: Sequence[str] = ()
+    ) -> None:
+        """Publish the pauses in force: of all delivery, of these event names and of these
+        destinations (``relay pause --destination``)."""
         with self._lock:
             self._paused_all = everything
             self._paused_events = sorted(events)
+            self._paused_destinations = sorted(destinations)
         self.paused.set(1 if everything else 0)
         self.paused_events.set(len(events))
 
@@ -309,7 +314,8 @@ class RelayMetrics:
         its project accepts the credentials. ``destinations`` details each one; the top-level
         fields sum them up (the oldest success, the first error found). A pause does not make
         the relay unhealthy (it is running and doing what it was told): ``paused`` and
-        ``paused_events`` report it, as of the latest gauge reading.
+        ``paused_events`` report it (and each destination's ``paused``), as of the latest gauge
+        reading.
         """
         now = self._monotonic()
         with self._lock:
@@ -319,6 +325,7 @@ class RelayMetrics:
             }
             paused_all = self._paused_all
             paused_events = list(self._paused_events)
+            paused_destinations = set(self._paused_destinations)
         detail: dict[str, dict[str, Any]] = {}
         ages: list[float | None] = []
         for name, (last_success, last_failure, auth_error) in states.items():
@@ -331,6 +338,7 @@ class RelayMetrics:
                 "last_success_age_seconds": None if age is None else round(age, 3),
                 "last_error": last_failure,
                 "auth_error": auth_error,
+                "paused": paused_all or name in paused_destinations,
             }
         healthy = bool(detail) and all(d["status"] == "ok" for d in detail.values())
         oldest = None if not ages or None in ages else max(a for a in ages if a is not None)

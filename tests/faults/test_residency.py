@@ -1,9 +1,9 @@
 """Data residency under faults: two projects (US and EU stand-ins), relays SIGKILLed, EU refusing.
 
-A producer tracks for organizations of both regions; each organization's events go to its
-region's destination (``default`` for the US, ``eu``). The rows are written with their
-``destination`` column set directly, as ``track()`` writes it once a router (issue 24, h24b)
-routes them: ``prepare_event`` validates each event as ``track()`` does. Relays (``relay run``,
+A producer tracks for organizations of both regions through ``track()``, with a router
+(``relay.set_router``) sending each organization's events to its region's destination
+(``default`` for the US, ``eu``); the ledger books each event under the region the test gave
+its organization, not under what the router said. Relays (``relay run``,
 configured through ``RELAY_*`` only: the EU destination in ``RELAY_DESTINATIONS_FILE``, its secret
 in ``RELAY_DESTINATION_EU_SERVICE_ACCOUNT_SECRET``) deliver both destinations; meanwhile relays
 are SIGKILLed and the EU project refuses the relays' secret for a while (the stand-in's
@@ -28,12 +28,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from ledger import Committed, Ledger
-from rig import RelayLauncher, SurveyEvents, pending_count, state_counts, utc_now, wait_until
+from ledger import Ledger
+from rig import RelayLauncher, SurveyEvents, pending_count, state_counts, wait_until
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
+from relay import Route, set_router, track
 from relay._tables import DEFAULT_DESTINATION, OutboxState, outbox
-from relay._tracking import prepare_event
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 EU = "eu"
@@ -71,7 +72,7 @@ def destinations_settings(eu: MixpanelStandin, directory: Path) -> dict[str, str
 
 
 class Producer:
-    """Commits events of US and EU organizations on a thread, each row for its region."""
+    """Tracks events of US and EU organizations on a thread, routed by organization."""
 
     def __init__(self, engine: Engine, ledgers: dict[str, Ledger], seed: int) -> None:
         self._engine = engine
@@ -80,6 +81,14 @@ class Producer:
         # Three organizations per region; each SurveyEvents is one organization.
         self._orgs = [(DEFAULT_DESTINATION, SurveyEvents()) for _ in range(3)]
         self._orgs += [(EU, SurveyEvents()) for _ in range(3)]
+        region_of = {
+            str(org.next().properties["organization_id"]): region for region, org in self._orgs
+        }
+
+        def router(route: Route) -> str:
+            return region_of[str(route.organization_id)]
+
+        set_router(router, destinations=(DEFAULT_DESTINATION, EU))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="producer", daemon=True)
         self.error: BaseException | None = None
@@ -94,14 +103,16 @@ class Producer:
         self.stop()
 
     def stop(self) -> None:
+        set_router(None, destinations=(DEFAULT_DESTINATION, EU))
         self._stop.set()
         self._thread.join(timeout=30)
         if self.error is not None:
             raise AssertionError(f"the producer failed: {self.error!r}")
 
     def commit_once(self, region: str) -> None:
-        """Commit one more transaction for an organization of ``region`` (producer stopped)."""
-        self.stop()
+        """Commit one more transaction for an organization of ``region`` (thread stopped)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
         self._commit_one(region)
 
     def _run(self) -> None:
@@ -112,43 +123,28 @@ class Producer:
             self.error = exc
 
     def _commit_one(self, region: str | None = None) -> None:
-        now = utc_now()
         destination, organization = self._rng.choice(
             [o for o in self._orgs if region in (None, o[0])]
         )
-        rows: list[dict[str, Any]] = []
-        committed: dict[str, Committed] = {}
-        for _ in range(EVENTS_PER_TRANSACTION):
-            call = organization.next(occurred_at=now)
-            prepared = prepare_event(
-                event=call.event,
-                distinct_id=call.distinct_id,
-                properties=call.properties,
-                occurred_at=call.occurred_at,
-                now=now,
+        committed: list[tuple[str, Any]] = []
+        with Session(self._engine) as session, session.begin():
+            for _ in range(EVENTS_PER_TRANSACTION):
+                call = organization.next()
+                insert_id = track(
+                    session,
+                    event=call.event,
+                    distinct_id=call.distinct_id,
+                    properties=call.properties,
+                    occurred_at=call.occurred_at,
+                    strict=True,
+                )
+                assert insert_id is not None
+                committed.append((insert_id, call))
+        for insert_id, call in committed:  # the commit returned: these exist
+            self._ledgers[destination].record_committed(
+                insert_id, event=call.event, distinct_id=call.distinct_id, time_ms=call.time_ms
             )
-            rows.append(
-                {
-                    "insert_id": prepared.insert_id,
-                    "event": prepared.event,
-                    "distinct_id": prepared.distinct_id,
-                    "time_ms": prepared.time_ms,
-                    "properties": prepared.properties,
-                    "state": OutboxState.PENDING.value,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                    "updated_at": now,
-                    "destination": destination,
-                }
-            )
-            committed[prepared.insert_id] = Committed(
-                prepared.event, prepared.distinct_id, prepared.time_ms
-            )
-        with self._engine.begin() as conn:
-            conn.execute(sa.insert(outbox), rows)
-        self._ledgers[destination].record_all_committed(committed)
-        self.commits.append((time.monotonic(), destination, list(committed)))
+        self.commits.append((time.monotonic(), destination, [i for i, _ in committed]))
 
 
 def _undelivered(engine: Engine, insert_ids: list[str]) -> int:

@@ -104,7 +104,9 @@ def test_a_destination_pause_stops_only_that_destination(engine: Engine) -> None
     _add(engine, "us", 3)
     _add(engine, "eu", 2, kind=RowKind.USER)
     with store.transaction(engine, write=True) as conn:
-        set_pause(conn, event="@eu", reason="EU project migrating", actor="ops", now=NOW)
+        set_pause(
+            conn, event=None, destination="eu", reason="EU project moving", actor="ops", now=NOW
+        )
 
     with store.transaction(engine, write=True) as conn:
         assert claim_exclusion(conn, destination="eu").everything

@@ -53,6 +53,7 @@ def test_a_recent_success_is_healthy_until_it_is_stale() -> None:
                 "last_success_age_seconds": 120.0,
                 "last_error": None,
                 "auth_error": None,
+                "paused": False,
             }
         },
     }
@@ -86,6 +87,7 @@ def test_a_failure_after_a_success_fails_health_until_the_next_success() -> None
                     "last_success_age_seconds": 0.0,
                     "last_error": None,
                     "auth_error": None,
+                    "paused": False,
                 }
             },
         },
@@ -176,3 +178,16 @@ def test_a_destination_failing_fails_health_and_is_named_in_the_detail() -> None
     metrics.observe_drain(DrainResult(claimed=5, delivered=5), destination="eu")
     assert sample("relay_delivered_total", {"destination": "eu"}) == 5
     assert sample("relay_delivered_total", DEFAULT) == 0
+
+
+def test_a_destination_pause_is_reported_in_that_destinations_detail() -> None:
+    """`relay pause --destination eu` shows as EU's paused; the relay stays healthy."""
+    metrics = RelayMetrics(destinations=("default", "eu"))
+    metrics.tick_succeeded()
+    metrics.tick_succeeded(destination="eu")
+    metrics.set_pauses(everything=False, events=[], destinations=["eu"])
+    healthy, body = metrics.health()
+    assert healthy
+    assert body["destinations"]["eu"]["paused"] is True
+    assert body["destinations"]["default"]["paused"] is False
+    assert body["paused"] is False
