@@ -95,8 +95,10 @@ def forget(
     if result.waited_for:
         click.echo(f"waited for {result.waited_for} row(s) a relay was sending")
     click.echo(f"erased {result.deleted} row(s) of {result.person}: {found}")
+    from relay._database import scrub  # noqa: PLC0415 - keep `relay --help` fast
+
     for filing in result.gdpr:
-        click.echo(_filing_line(filing, alone=len(result.gdpr) == 1))
+        click.echo(scrub(_filing_line(filing, alone=len(result.gdpr) == 1), relay.secrets()))
     _exit_for(result)
 
 

@@ -190,7 +190,8 @@ def test_when_no_destination_files_nothing_is_erased_and_each_is_named(
     assert "destination eu: refused" in result.output
     assert "nothing was erased" in result.output
     assert _rows(sqlite_engine) == before
-    assert us.gdpr_jobs() == [] and eu.gdpr_jobs() == []
+    assert us.gdpr_jobs() == []
+    assert eu.gdpr_jobs() == []
 
 
 def test_a_destination_without_a_gdpr_token_stops_everything_before_any_request(
@@ -276,7 +277,8 @@ def test_the_fence_holds_every_destination_until_a_row_in_flight_to_one_is_acked
     )
     ((us_jobs, eu_jobs, us_lease),) = seen
     assert (us_jobs, eu_jobs) == (0, 0)
-    assert us_lease is not None and us_lease != RELAY_TOKEN  # fenced by the erasure
+    assert us_lease is not None
+    assert us_lease != RELAY_TOKEN
     assert [f.outcome for f in result.gdpr] == ["skipped", "filed", "filed"]
     assert result.waited_for == 1
     assert _rows(engine) == [(OTHER, "eu")]
