@@ -118,9 +118,15 @@ def test_an_unknown_destination_is_bad_usage_and_sends_nothing(
 def test_a_destination_without_a_service_account_is_one_line_and_exit_3(
     us: MixpanelStandin, eu: MixpanelStandin
 ) -> None:
-    """The EU destination has no service account: its line names the EU variables to set, the
-    US project is still pushed, and the exit code is the configuration one."""
-    eu_settings = _destination(eu, service_account_username=None, service_account_secret=None)
+    """The EU destination delivers with a project token only (no service account, which
+    Lexicon requires): its line names the EU variables to set, the US project is still pushed,
+    and the exit code is the configuration one."""
+    eu_settings = _destination(
+        eu,
+        service_account_username=None,
+        service_account_secret=None,
+        project_token=eu.project_token,
+    )
     result = _push(_destination(us), eu_settings, "--yes")
     assert result.exit_code == 3, result.output
     assert _held(us) == EVENTS
