@@ -195,8 +195,8 @@ def test_the_guides_router_delivers_each_organization_to_its_project_only(
         engine.dispose()
     assert sorted((str(d), str(n)) for d, n in rows) == [("u-eu", "eu"), ("u-us", "default")]
     _run(["relay", "drain"], env, expect=0)
-    assert [e.distinct_id for e in eu.ingested()] == ["u-eu"]
-    assert [e.distinct_id for e in us.ingested()] == ["u-us"]
+    assert [e.key[1] for e in eu.ingested()] == ["u-eu"]
+    assert [e.key[1] for e in us.ingested()] == ["u-us"]
 
 
 @pytest.mark.usefixtures("guide_router")
