@@ -49,7 +49,14 @@ from sqlalchemy.engine import Engine
 from relay._config import RelaySettings
 from relay._errors import ConfigurationError, ErasureInFlightError, GdprRequestError
 from relay._mixpanel.destinations import acted_on
-from relay._mixpanel.gdpr import FILED, REFUSED, Deletion, request_deletion, require_tokens
+from relay._mixpanel.gdpr import (
+    FILED,
+    PACING,
+    REFUSED,
+    Deletion,
+    request_deletion,
+    require_tokens,
+)
 from relay._store import audit as audit_store
 from relay._store import transaction
 from relay._store.profiles import (
@@ -193,14 +200,22 @@ def forget(
     key = require_erasure_key(settings)
     if not distinct_id:
         raise ValueError("distinct_id must not be empty")
-    destinations, skipped = require_gdpr_destinations(settings) if mixpanel else ((), ())
     person = person_hash(key, distinct_id)
     with transaction(engine) as conn:
         rows = count_person_rows(conn, distinct_id=distinct_id)
     if dry_run:
         return ForgetResult(person=person, rows=rows, dry_run=True)
+    destinations, skipped = require_gdpr_destinations(settings) if mixpanel else ((), ())
+    # The fence must outlast every filing: a relay claiming the person's row after the fence
+    # ran out could deliver it to a project that has just been sent its deletion.
+    filing = len(destinations) * PACING.bound(settings.request_deadline_seconds)
     token, waited_for = _fence(
-        engine, settings, distinct_id, clock=clock or _utc_now, pause=pause or _sleep
+        engine,
+        settings,
+        distinct_id,
+        filing_seconds=max(filing, settings.request_deadline_seconds),
+        clock=clock or _utc_now,
+        pause=pause or _sleep,
     )
     try:
         filings = _file_everywhere(settings, distinct_id, destinations, skipped)
@@ -299,17 +314,19 @@ def _fence(
     settings: RelaySettings,
     distinct_id: str,
     *,
+    filing_seconds: float,
     clock: Callable[[], dt.datetime],
     pause: Callable[[], None],
 ) -> tuple[str, int]:
     """Fence the person's rows and wait until no relay holds one; returns the fence's token
-    and how many rows were in flight at first (see the module)."""
+    and how many rows were in flight at first (see the module). ``filing_seconds`` bounds the
+    GDPR requests filed after the wait (every destination's, retries included)."""
     token = uuid.uuid4().hex
     start = clock()
     wait = dt.timedelta(seconds=settings.lease_seconds + FENCE_MARGIN_SECONDS)
-    # The fence outlives the wait, the GDPR request and the erasure; should this process die,
+    # The fence outlives the wait, the GDPR requests and the erasure; should this process die,
     # it runs out by itself and the rows are claimable again.
-    until = start + wait + dt.timedelta(seconds=settings.request_deadline_seconds) + wait
+    until = start + wait + dt.timedelta(seconds=filing_seconds) + wait
     first: int | None = None
     while True:
         now = clock()

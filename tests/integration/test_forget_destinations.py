@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from relay import _store as store
 from relay._config import RelaySettings
 from relay._errors import ConfigurationError
+from relay._mixpanel.gdpr import PACING
 from relay._tables import audit, outbox
 from relay.admin.forget import forget
 from relay.cli import main
@@ -250,17 +251,19 @@ def test_the_fence_holds_every_destination_until_a_row_in_flight_to_one_is_acked
             )
         )
     seen: list[tuple[int, int, str | None]] = []
+    fenced_until: list[dt.datetime] = []
 
     def relay_acks() -> None:
         with engine.begin() as conn:
-            us_lease = conn.execute(
-                sa.select(outbox.c.lease_token).where(
+            us_lease, us_until = conn.execute(
+                sa.select(outbox.c.lease_token, outbox.c.lease_expires_at).where(
                     outbox.c.distinct_id == PERSON,
                     outbox.c.destination == "us",
                     outbox.c.state == "pending",
                 )
-            ).scalar_one()
+            ).one()
             seen.append((len(us.gdpr_jobs()), len(eu.gdpr_jobs()), us_lease))
+            fenced_until.append(us_until)
             conn.execute(
                 sa.update(outbox)
                 .where(outbox.c.lease_token == RELAY_TOKEN)
@@ -272,13 +275,19 @@ def test_the_fence_holds_every_destination_until_a_row_in_flight_to_one_is_acked
         erasure_hash_key=SecretStr(KEY),
         destinations={"us": _destination(us), "eu": _destination(eu)},  # type: ignore[dict-item]
     )
+    started = dt.datetime.now(dt.UTC)
     result = forget(
         engine, settings, distinct_id=PERSON, dry_run=False, mixpanel=True, pause=relay_acks
     )
     ((us_jobs, eu_jobs, us_lease),) = seen
     assert (us_jobs, eu_jobs) == (0, 0)
     assert us_lease is not None
-    assert us_lease != RELAY_TOKEN
+    assert us_lease != RELAY_TOKEN  # fenced by the erasure
+    # The fence outlasts both filings at their slowest (every retry), not one request.
+    until = fenced_until[0]
+    until = until if until.tzinfo else until.replace(tzinfo=dt.UTC)
+    two_filings = dt.timedelta(seconds=2 * PACING.bound(settings.request_deadline_seconds))
+    assert until - started > two_filings
     assert [f.outcome for f in result.gdpr] == ["skipped", "filed", "filed"]
     assert result.waited_for == 1
     assert _rows(engine) == [(OTHER, "eu")]
@@ -301,3 +310,22 @@ def test_the_api_raises_when_no_destination_files(
         leases = conn.execute(sa.select(outbox.c.lease_token)).scalars().all()
     assert leases == [None, None, None, None]
     assert len(_rows(sqlite_engine)) == 4
+
+
+def test_a_dry_run_with_mixpanel_needs_no_token_and_files_nothing(
+    sqlite_engine: Engine, us: MixpanelStandin, eu: MixpanelStandin
+) -> None:
+    """Without --yes, --mixpanel only counts: a destination lacking its GDPR token does not
+    stop the count, and no project receives anything."""
+    _seed(sqlite_engine)
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(
+        main,
+        ["--database-url", url, "forget", "--distinct-id", PERSON, "--mixpanel"],
+        obj=_given(_destination(us), _destination(eu, gdpr_token=None)),
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "would erase 3 row(s)" in result.output
+    assert us.gdpr_jobs() == []
+    assert eu.gdpr_jobs() == []
