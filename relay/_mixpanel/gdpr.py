@@ -13,7 +13,8 @@ The documents give two success answers, and both are read: the spec's ``JobCreat
 (``mixpanel-docs/gdpr-api.mdx``: ``{"status": "ok", "results": [{"tracking_id": ...}]}``);
 200 is taken like 201. The page gives a rate of 1 request a second and says to retry a 429
 with exponential backoff: :data:`PACING` (5 attempts, pauses 1, 2, 4, 8 s plus up to 1 s of
-jitter), so the command ends within ``5 * RELAY_REQUEST_DEADLINE_SECONDS + 19`` seconds.
+jitter), so each destination's filing ends within ``5 * RELAY_REQUEST_DEADLINE_SECONDS + 19``
+seconds.
 """
 
 from __future__ import annotations
@@ -113,16 +114,15 @@ def request_deletion(
                 sleep=sleep,
                 rng=rng,
             )
-    except ConfigurationError as exc:
-        return Deletion(REFUSED, problem=_without(str(exc), distinct_id), configuration=True)
+    except ConfigurationError as exc:  # its text quotes nothing Mixpanel wrote
+        return Deletion(REFUSED, problem=str(exc), configuration=True)
     except RelayError as exc:
-        return Deletion(FAILED, problem=_without(str(exc), distinct_id))
+        return Deletion(FAILED, problem=str(exc))
     task_id = task_id_of(reply.status, reply.payload)
     if task_id is None:
-        problem = (
-            f"{WHAT} refused the deletion request (HTTP {reply.status}{error_of(reply.payload)})"
-        )
-        return Deletion(REFUSED, problem=_without(problem, distinct_id))
+        said = error_of(_masked(reply.payload, distinct_id))
+        problem = f"{WHAT} refused the deletion request (HTTP {reply.status}{said})"
+        return Deletion(REFUSED, problem=problem)
     return Deletion(FILED, task_id=task_id)
 
 
@@ -146,9 +146,13 @@ def file_deletion(
     raise GdprRequestError(f"{deletion.problem}; nothing was erased")
 
 
-def _without(text: str, distinct_id: str) -> str:
-    """``text`` with the person's id masked: Mixpanel's error text may quote the request."""
-    return text.replace(distinct_id, "<the person's id>") if distinct_id else text
+def _masked(payload: Any, distinct_id: str) -> Any:
+    """``payload`` with the person's id masked in its error text, which may quote the
+    request: what relay prints and audits names nobody."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(error, str) or not distinct_id:
+        return payload
+    return {**payload, "error": error.replace(distinct_id, "<the person's id>")}
 
 
 def task_id_of(status: int, payload: Any) -> str | None:
