@@ -82,6 +82,7 @@ __all__ = [
     "ForgetResult",
     "GdprFiling",
     "GdprRequestError",
+    "acted_on",
     "forget",
     "person_hash",
     "require_erasure_key",

@@ -90,6 +90,9 @@ def forget(
     found = ", ".join(f"{n} {what}" for what, n in sorted(result.rows.items())) or "no rows"
     if result.dry_run:
         click.echo(f"dry run: would erase {result.total} row(s) of {result.person}: {found}")
+        if mixpanel:
+            names, _skipped = erasure.acted_on(settings)
+            click.echo(f"and file the GDPR deletion with destination(s): {', '.join(names)}")
         click.echo("run again with --yes to erase them")
         return
     if result.waited_for:

@@ -327,5 +327,6 @@ def test_a_dry_run_with_mixpanel_needs_no_token_and_files_nothing(
     )
     assert result.exit_code == 0, result.output
     assert "would erase 3 row(s)" in result.output
+    assert "and file the GDPR deletion with destination(s): us, eu" in result.output
     assert us.gdpr_jobs() == []
     assert eu.gdpr_jobs() == []
