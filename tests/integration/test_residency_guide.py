@@ -65,7 +65,7 @@ def _block(lang: str, containing: str) -> str:
 @pytest.fixture
 def us() -> Iterator[MixpanelStandin]:
     """The US project, ``default`` in the guide (its project id and service account)."""
-    with MixpanelStandin(region="us", project_id="3100001", username="relay.us.sa") as server:
+    with MixpanelStandin(region="us", project_id="3100001", username="relay-us") as server:
         yield server
 
 
@@ -75,7 +75,7 @@ def eu() -> Iterator[MixpanelStandin]:
     with MixpanelStandin(
         region="eu",
         project_id="3100002",
-        username="relay.eu.sa",
+        username="relay-eu",
         secret="eu-secret",
         project_token="eu-token",
         oauth_token="eu-oauth",
@@ -102,7 +102,7 @@ def env(tmp_path: Path, us: MixpanelStandin, eu: MixpanelStandin) -> dict[str, s
     path.write_text(text, encoding="utf-8")
     exports = _block("sh", "RELAY_DESTINATIONS_FILE=")
     assert "RELAY_MIXPANEL_PROJECT_ID=3100001" in exports
-    assert "RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME=relay.us.sa" in exports
+    assert "RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME=relay-us" in exports
     values = {
         "PATH": str(Path(sys.executable).parent),
         "RELAY_DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
