@@ -223,6 +223,16 @@ def test_the_guides_forget_files_with_both_projects_and_prints_what_the_page_sho
             conn.execute(
                 sa.update(outbox).where(outbox.c.kind == "event").values(state="delivered")
             )
+        with engine.connect() as conn:
+            routed = conn.execute(
+                sa.select(outbox.c.kind, outbox.c.destination).where(outbox.c.distinct_id == PERSON)
+            ).all()
+        # The person's profile updates name no organization: the router looks the person up.
+        assert sorted((str(k), str(d)) for k, d in routed) == [
+            ("event", "eu"),
+            ("user", "eu"),
+            ("user", "eu"),
+        ]
         with store.transaction(engine) as conn:
             assert count_person_rows(conn, distinct_id=PERSON) == {
                 "event/delivered": 1,
