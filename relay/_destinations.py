@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from relay._errors import ConfigurationError
-from relay._tables import DESTINATION_NAME_MAX_LENGTH
+from relay._tables import DESTINATION_NAME_MAX_LENGTH, DESTINATION_NAME_PATTERN
 
 FILE_VARIABLE = "RELAY_DESTINATIONS_FILE"
 #: The environment variables of one destination start with this, then ``<NAME>_<SECRET>``.
@@ -38,7 +38,7 @@ SECRET_DESCRIPTIONS = {
     "required for profile updates.",
     "gdpr_token": "OAuth token (Bearer) for the destination's GDPR API.",
 }
-NAME_PATTERN = re.compile(rf"[a-z][a-z0-9_-]{{0,{DESTINATION_NAME_MAX_LENGTH - 1}}}")
+NAME_PATTERN = re.compile(DESTINATION_NAME_PATTERN)
 #: A secret file longer than this is not a secret (a path to the wrong file).
 MAX_SECRET_FILE_BYTES = 64 * 1024
 
@@ -59,7 +59,7 @@ def check_name(name: object, *, where: str) -> str:
         shown = repr(name[:DESTINATION_NAME_MAX_LENGTH]) if isinstance(name, str) else "a name"
         raise ConfigurationError(
             f"{where}: destination {shown} is not a destination name: names match "
-            f"[a-z][a-z0-9_-]{{0,{DESTINATION_NAME_MAX_LENGTH - 1}}}"
+            f"{DESTINATION_NAME_PATTERN}"
         )
     return name
 

@@ -102,6 +102,7 @@ def _add_commands() -> None:
         forget,
         operations,
         pause,
+        reroute,
         standin,
     )
     from relay.cli.events import events  # noqa: PLC0415
@@ -111,6 +112,7 @@ def _add_commands() -> None:
         *admin.COMMANDS,
         dead_letters.dead_letters,
         *pause.COMMANDS,
+        *reroute.COMMANDS,
         *forget.COMMANDS,
         *check.COMMANDS,
         standin.standin,
