@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.logs import logging_restored, plain_structlog_defaults
 from hypothesis import settings
 from sqlalchemy.engine import Engine
 
@@ -29,6 +30,7 @@ DIALECTS = ("sqlite", "postgresql", "mariadb")
 settings.register_profile("quick", max_examples=30)
 settings.register_profile("thorough", max_examples=1000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
+plain_structlog_defaults()
 FAULTS_DIR = Path(__file__).resolve().parent / "faults"
 
 # relay's Django tests need Django settings and pytest-django: they run in a pytest process of
@@ -43,11 +45,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test of the fault suite ``faults``; skip ``slow`` ones unless ``--long``."""
+    """Mark every test of the fault suite ``faults``; skip ``slow`` ones unless ``--long``;
+    run ``heavy`` ones first, then the fault suite, then the rest.
+
+    Heavy tests (a child pytest, a tool run, a million rows: tens of seconds each) and the
+    fault suite (real processes and deadlines: 5-80 s a test) go first so that pytest-xdist
+    hands them out while every worker has work left, and the run does not end with one worker
+    finishing a long test while the other waits. The order is the same in every worker, as
+    xdist requires; in a single process only the order changes.
+    """
     faults = pytest.mark.faults
     for item in items:
         if item.path.is_relative_to(FAULTS_DIR):
             item.add_marker(faults)
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("heavy") is not None:
+            return 0
+        return 1 if item.get_closest_marker("faults") is not None else 2
+
+    items.sort(key=rank)
     if config.getoption("--long"):
         return
     skip_long = pytest.mark.skip(reason="long scenario: run with --long")
@@ -102,3 +119,11 @@ def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
     """An engine on SQLite only, with empty relay tables."""
     with fresh_tables(sqlite_url) as fresh:
         yield fresh
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """The test configures logging for the process (a command, ``configure_logging``): undo it
+    for the tests after."""
+    with logging_restored():
+        yield

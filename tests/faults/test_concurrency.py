@@ -76,6 +76,7 @@ def run_concurrency_scenario(
     return report
 
 
+@pytest.mark.heavy
 def test_four_relays_never_send_the_same_row_twice(
     pg_engine: Engine, standin: MixpanelStandin, relays: RelayLauncher
 ) -> None:

@@ -312,6 +312,7 @@ def run_crash_scenario(
     return report
 
 
+@pytest.mark.heavy
 def test_sigkilled_relays_lose_nothing_and_double_nothing(
     pg_engine: Engine, standin: MixpanelStandin, relays: RelayLauncher
 ) -> None:

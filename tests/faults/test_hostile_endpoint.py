@@ -10,7 +10,6 @@ outcomes; the scenarios run real ``relay run`` / ``relay drain`` processes.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 import urllib.error
@@ -22,6 +21,7 @@ import orjson
 import psutil
 import pytest
 import sqlalchemy as sa
+from helpers.network import free_port
 from hostile import (
     Behaviour,
     HostileEndpoint,
@@ -277,12 +277,6 @@ def _hostile_relays(relays: RelayLauncher, hostile: HostileEndpoint) -> RelayLau
     return relays
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _healthz(port: int) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
@@ -416,7 +410,7 @@ def test_redirects_leave_rows_untouched_and_fail_healthz_until_mixpanel_answers(
     ledger = Ledger(f"hostile endpoint: {status} redirects")
     commit_backlog(pg_engine, ledger, SurveyEvents(), EVENTS)
     hostile.script(*[redirect(status, f"https://elsewhere.example/import?{SECRET_QUERY}")] * 4)
-    port = _free_port()
+    port = free_port()
     relay = _hostile_relays(relays, hostile).start(
         auth_failure_pause_seconds="1", metrics_port=str(port)
     )

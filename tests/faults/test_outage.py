@@ -191,6 +191,7 @@ def run_outage_scenario(
     return report
 
 
+@pytest.mark.heavy
 def test_backlog_drains_after_503_timeout_and_429_outage_on_the_retry_schedule(
     pg_engine: Engine, standin: MixpanelStandin, relays: RelayLauncher
 ) -> None:

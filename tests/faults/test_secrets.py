@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from helpers.network import free_port
 from ledger import Ledger
 from rig import RELAY_EXECUTABLE, STOP_SECONDS, SurveyEvents, commit_backlog, wait_until
 from sqlalchemy.engine import Engine
@@ -146,17 +147,11 @@ class Daemon:
         return "\n".join(line[:300] for line in self.printed().splitlines()[-8:])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _env(url: str, standin: MixpanelStandin, made_up: Secrets) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
     return {
         **base,
-        "RELAY_METRICS_PORT": str(_free_port()),  # 0 would disable the endpoint
+        "RELAY_METRICS_PORT": str(free_port()),  # 0 would disable the endpoint
         **standin.settings_env(),
         **FAST_JOBS,
         "RELAY_DATABASE_URL": url,

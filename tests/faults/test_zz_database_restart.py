@@ -15,7 +15,6 @@ import gc
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers.network import free_port
 from ledger import Ledger
 from rig import (
     RelayLauncher,
@@ -79,12 +79,6 @@ def _as_owner(command: list[str], *, timeout: float) -> None:
     subprocess.run(prefix + command, check=True, timeout=timeout, capture_output=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def private_cluster() -> Iterator[PrivateCluster]:
     """Start a throwaway PostgreSQL cluster from the installed binaries; removed afterwards."""
@@ -92,7 +86,7 @@ def private_cluster() -> Iterator[PrivateCluster]:
     folder = Path(tempfile.mkdtemp(prefix="relay-pg-restart-"))
     if os.geteuid() == 0:
         shutil.chown(folder, user="postgres", group="postgres")
-    cluster = PrivateCluster(data=folder / "data", port=_free_port(), bin_dir=Path(bin_dir))
+    cluster = PrivateCluster(data=folder / "data", port=free_port(), bin_dir=Path(bin_dir))
     try:
         _as_owner(
             [

@@ -13,42 +13,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
+from helpers.cli import (
+    RELAY,
+    UNREACHABLE_MIXPANEL,
+    env_without_relay,
+    migrated_sqlite,
+    one_line,
+    relay,
+)
 
-from relay.cli import main
-
-RELAY = str(Path(sys.executable).with_name("relay"))
-
-
-@pytest.fixture(autouse=True)
-def _no_relay_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No RELAY_* variable of the developer's shell leaks into these runs."""
-    for key in list(os.environ):
-        if key.startswith("RELAY_"):
-            monkeypatch.delenv(key)
-
-
-def _relay(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-
-
-def _one_line(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1, text
-    assert lines[0].startswith("relay: "), text
-    return lines[0]
-
-
-def _env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env.update(values)
-    return env
-
-
-def _migrated_sqlite(path: Path) -> str:
-    url = f"sqlite:///{path}"
-    assert _relay("--database-url", url, "migrate").exit_code == 0
-    return url
+pytestmark = pytest.mark.usefixtures("no_relay_env")
 
 
 # --- the database URL ------------------------------------------------------------------------
@@ -63,10 +37,10 @@ def test_a_role_that_does_not_exist_is_a_failed_connection_not_missing_tables(
     shown = url.render_as_string(hide_password=False)
 
     for command in ("migrate", "stats"):
-        result = _relay("--database-url", shown, command)
+        result = relay("--database-url", shown, command)
 
         assert result.exit_code == 1, result.output
-        line = _one_line(result.stderr)
+        line = one_line(result.stderr)
         assert "cannot use the database" in line
         assert "relay_no_such_role" in line
         assert "user" in line
@@ -77,10 +51,10 @@ def test_a_role_that_does_not_exist_is_a_failed_connection_not_missing_tables(
 def test_an_empty_database_url_says_it_is_empty() -> None:
     """``RELAY_DATABASE_URL=''`` is one line saying the variable is empty (exit 3), not a
     sentence about it being unset."""
-    result = _relay("stats", env={"RELAY_DATABASE_URL": ""})
+    result = relay("stats", env={"RELAY_DATABASE_URL": ""})
 
     assert result.exit_code == 3, result.output
-    line = _one_line(result.stderr)
+    line = one_line(result.stderr)
     assert "RELAY_DATABASE_URL is empty" in line
     assert "is not set" not in line
 
@@ -88,10 +62,10 @@ def test_an_empty_database_url_says_it_is_empty() -> None:
 def test_a_sqlite_url_with_two_slashes_names_the_spelling_with_three(tmp_path: Path) -> None:
     """``sqlite://nope.db`` (the file read as a host) is exit 3 naming ``sqlite:///nope.db``,
     not "database error: ArgumentError" with exit 1."""
-    result = _relay("--database-url", "sqlite://nope.db", "stats")
+    result = relay("--database-url", "sqlite://nope.db", "stats")
 
     assert result.exit_code == 3, result.output
-    assert "sqlite:///nope.db" in _one_line(result.stderr)
+    assert "sqlite:///nope.db" in one_line(result.stderr)
 
 
 @pytest.mark.parametrize("where", ["missing", "file"])
@@ -103,10 +77,10 @@ def test_a_sqlite_path_in_no_directory_names_the_directory(tmp_path: Path, where
         parent.write_text("not a directory")
     url = f"sqlite:///{parent / 'relay.db'}"
 
-    result = _relay("--database-url", url, "migrate")
+    result = relay("--database-url", url, "migrate")
 
     assert result.exit_code == 3, result.output
-    line = _one_line(result.stderr)
+    line = one_line(result.stderr)
     assert str(parent) in line
     assert "reachable" not in line
     assert sorted(p.name for p in tmp_path.iterdir()) == (["nodir"] if where == "file" else [])
@@ -115,19 +89,19 @@ def test_a_sqlite_path_in_no_directory_names_the_directory(tmp_path: Path, where
 def test_a_bare_postgresql_url_is_refused_naming_psycopg() -> None:
     """``postgresql://`` (psycopg2's spelling) is refused with exit 3 and the spelling to write,
     as the README says, even though psycopg2 is installed here."""
-    result = _relay("--database-url", "postgresql://u@127.0.0.1:9/db", "stats")
+    result = relay("--database-url", "postgresql://u@127.0.0.1:9/db", "stats")
 
     assert result.exit_code == 3, result.output
-    assert "write postgresql+psycopg://" in _one_line(result.stderr)
+    assert "write postgresql+psycopg://" in one_line(result.stderr)
 
 
 def test_a_url_naming_psycopg2_on_purpose_is_used_not_refused() -> None:
     """``postgresql+psycopg2://`` (what a Django project on psycopg2 hands over) is used when
     psycopg2 is installed: a closed port is a failed connection (exit 1), not exit 3."""
-    result = _relay("--database-url", "postgresql+psycopg2://u@127.0.0.1:9/db", "stats")
+    result = relay("--database-url", "postgresql+psycopg2://u@127.0.0.1:9/db", "stats")
 
     assert result.exit_code == 1, result.output
-    assert "cannot use the database" in _one_line(result.stderr)
+    assert "cannot use the database" in one_line(result.stderr)
 
 
 def test_a_missing_driver_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,10 +109,10 @@ def test_a_missing_driver_names_the_extra_to_install(monkeypatch: pytest.MonkeyP
     ``pip install "relay-outbox[postgresql]"``."""
     monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` fails as if absent
 
-    result = _relay("--database-url", "postgresql+psycopg://u@127.0.0.1:9/db", "stats")
+    result = relay("--database-url", "postgresql+psycopg://u@127.0.0.1:9/db", "stats")
 
     assert result.exit_code == 3, result.output
-    assert 'pip install "relay-outbox[postgresql]"' in _one_line(result.stderr)
+    assert 'pip install "relay-outbox[postgresql]"' in one_line(result.stderr)
 
 
 # --- files and modules the operator names ----------------------------------------------------
@@ -148,15 +122,15 @@ def test_a_missing_driver_names_the_extra_to_install(monkeypatch: pytest.MonkeyP
 def test_export_to_a_path_it_cannot_write_is_one_line(tmp_path: Path, target: str) -> None:
     """`relay export --output` into a missing directory, under a file, or onto a directory is
     exit 2 with one line naming the path, before anything is read or written."""
-    url = _migrated_sqlite(tmp_path / "r.db")
+    url = migrated_sqlite(tmp_path / "r.db")
     (tmp_path / "afile").write_text("x")
     before = sorted(p.name for p in tmp_path.iterdir())
     output = tmp_path if target == "." else tmp_path / target
 
-    result = _relay("--database-url", url, "export", "--all", "--output", str(output))
+    result = relay("--database-url", url, "export", "--all", "--output", str(output))
 
     assert result.exit_code == 2, result.output
-    assert "--output" in _one_line(result.stderr)
+    assert "--output" in one_line(result.stderr)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
@@ -171,10 +145,10 @@ def test_a_catalog_module_that_does_not_exist_is_one_line(command: str) -> None:
         "RELAY_MIXPANEL_APP_API_URL": "http://127.0.0.1:9",
     }
 
-    result = _relay("events", command, "relay_no_such_catalog_module", env=env)
+    result = relay("events", command, "relay_no_such_catalog_module", env=env)
 
     assert result.exit_code == 2, result.output
-    assert "'relay_no_such_catalog_module'" in _one_line(result.stderr)
+    assert "'relay_no_such_catalog_module'" in one_line(result.stderr)
 
 
 @pytest.mark.parametrize(
@@ -194,10 +168,10 @@ def test_a_file_where_a_directory_is_needed_is_one_line(tmp_path: Path, args: li
     afile = tmp_path / "afile"
     afile.write_text("x")
 
-    result = _relay("events", *(a.replace("{file}", str(afile)) for a in args))
+    result = relay("events", *(a.replace("{file}", str(afile)) for a in args))
 
     assert result.exit_code == 2, result.output
-    assert str(afile) in _one_line(result.stderr)
+    assert str(afile) in one_line(result.stderr)
     assert [p.name for p in tmp_path.iterdir()] == ["afile"]
     assert afile.read_text() == "x"
 
@@ -208,13 +182,13 @@ def test_a_file_where_a_directory_is_needed_is_one_line(tmp_path: Path, args: li
 def test_requeue_without_a_filter_suggests_only_options_it_takes(tmp_path: Path) -> None:
     """`dead-letters requeue` with no filter names options the command really takes (never
     --state, which it does not)."""
-    url = _migrated_sqlite(tmp_path / "r.db")
+    url = migrated_sqlite(tmp_path / "r.db")
 
-    result = _relay("--database-url", url, "dead-letters", "requeue")
+    result = relay("--database-url", url, "dead-letters", "requeue")
 
     assert result.exit_code == 2, result.output
-    line = _one_line(result.stderr)
-    help_text = _relay("dead-letters", "requeue", "--help").output
+    line = one_line(result.stderr)
+    help_text = relay("dead-letters", "requeue", "--help").output
     suggested = [word.strip("(),.") for word in line.split() if word.startswith("--")]
     assert suggested
     assert "--state" not in suggested
@@ -225,16 +199,16 @@ def test_requeue_without_a_filter_suggests_only_options_it_takes(tmp_path: Path)
 def test_reason_always_says_why_and_never_selects(tmp_path: Path) -> None:
     """``--reason`` is the why of `discard` and `pause`; `requeue` selects a group with
     ``--error`` (as `dead-letters list` says) and refuses ``--reason`` as an unknown option."""
-    url = _migrated_sqlite(tmp_path / "r.db")
+    url = migrated_sqlite(tmp_path / "r.db")
 
-    refused = _relay("--database-url", url, "dead-letters", "requeue", "--reason", "x")
-    selected = _relay("--database-url", url, "dead-letters", "requeue", "--error", "x")
+    refused = relay("--database-url", url, "dead-letters", "requeue", "--reason", "x")
+    selected = relay("--database-url", url, "dead-letters", "requeue", "--error", "x")
 
     assert refused.exit_code == 2
     assert "--reason" in refused.stderr
     assert selected.exit_code == 0, selected.output
     for command in (["dead-letters", "discard"], ["pause"]):
-        assert "--reason" in _relay(*command, "--help").output
+        assert "--reason" in relay(*command, "--help").output
 
 
 # --- relay run ----------------------------------------------------------------------------------
@@ -243,10 +217,10 @@ def test_reason_always_says_why_and_never_selects(tmp_path: Path) -> None:
 def test_run_without_credentials_is_one_relay_line_not_a_json_log(tmp_path: Path) -> None:
     """`relay run` with no Mixpanel credentials prints one ``relay:`` line, exit 3, and no JSON
     log line."""
-    url = _migrated_sqlite(tmp_path / "r.db")
+    url = migrated_sqlite(tmp_path / "r.db")
     done = subprocess.run(
         [RELAY, "run"],
-        env=_env(RELAY_DATABASE_URL=url, RELAY_METRICS_PORT="0"),
+        env=env_without_relay(RELAY_DATABASE_URL=url, RELAY_METRICS_PORT="0"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -254,7 +228,7 @@ def test_run_without_credentials_is_one_relay_line_not_a_json_log(tmp_path: Path
     )
 
     assert done.returncode == 3, done.stderr
-    line = _one_line(done.stderr)
+    line = one_line(done.stderr)
     assert "RELAY_MIXPANEL_PROJECT_TOKEN" in line
     assert "{" not in done.stderr
 
@@ -264,7 +238,7 @@ def test_run_with_profile_updates_and_no_token_is_one_relay_line(tmp_path: Path)
     with one ``relay:`` line and exit 3, not a JSON log line printed twice."""
     import relay  # noqa: PLC0415
 
-    url = _migrated_sqlite(tmp_path / "r.db")
+    url = migrated_sqlite(tmp_path / "r.db")
     engine = relay.create_engine(url)
     try:
         with engine.begin() as conn:
@@ -273,21 +247,14 @@ def test_run_with_profile_updates_and_no_token_is_one_relay_line(tmp_path: Path)
             )
     finally:
         engine.dispose()
-    env = _env(
-        RELAY_DATABASE_URL=url,
-        RELAY_METRICS_PORT="0",
-        RELAY_MIXPANEL_API_URL="http://127.0.0.1:9",
-        RELAY_MIXPANEL_PROJECT_ID="1",
-        RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME="u",
-        RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET="s",
-    )
+    env = env_without_relay(RELAY_DATABASE_URL=url, RELAY_METRICS_PORT="0", **UNREACHABLE_MIXPANEL)
 
     done = subprocess.run(
         [RELAY, "run"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
 
     assert done.returncode == 3, done.stderr
-    assert "RELAY_MIXPANEL_PROJECT_TOKEN" in _one_line(done.stderr)
+    assert "RELAY_MIXPANEL_PROJECT_TOKEN" in one_line(done.stderr)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -300,8 +267,8 @@ def _cpu_seconds(pid: int) -> float:
 def test_ctrl_c_while_run_starts_is_a_clean_stop(tmp_path: Path, cpu: float) -> None:
     """SIGINT while `relay run` is still importing and checking (after `cpu` seconds of its
     CPU time, however busy the machine) exits 0 as documented: no traceback, no "Aborted!"."""
-    url = _migrated_sqlite(tmp_path / "r.db")
-    env = _env(
+    url = migrated_sqlite(tmp_path / "r.db")
+    env = env_without_relay(
         RELAY_DATABASE_URL=url,
         RELAY_METRICS_PORT="0",
         RELAY_MIXPANEL_API_URL="http://127.0.0.1:9",

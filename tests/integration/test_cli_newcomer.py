@@ -4,7 +4,6 @@ exit code, a hint that names the fix. Real databases, real processes, the real s
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import socket
 import subprocess
@@ -15,48 +14,25 @@ from pathlib import Path
 import orjson
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
+from helpers.cli import (
+    RELAY,
+    UNREACHABLE_MIXPANEL,
+    env_without_relay,
+    migrated_sqlite,
+    one_line,
+    relay,
+)
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
 from relay._database import create_engine
 from relay._tables import outbox
-from relay.cli import main
 from relay.demos.demo import run_demo
 
-RELAY = str(Path(sys.executable).with_name("relay"))
 ANSI = re.compile("\x1b\\[")
 
 
-@pytest.fixture(autouse=True)
-def _no_relay_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No RELAY_* variable of the developer's shell leaks into these runs."""
-    for key in list(os.environ):
-        if key.startswith("RELAY_"):
-            monkeypatch.delenv(key)
-
-
-def _relay(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-
-
-def _one_line(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1, text
-    assert lines[0].startswith("relay: "), text
-    return lines[0]
-
-
-def _env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env.update(values)
-    return env
-
-
-def _migrated_sqlite(path: Path) -> str:
-    url = f"sqlite:///{path}"
-    assert _relay("--database-url", url, "migrate").exit_code == 0
-    return url
+pytestmark = pytest.mark.usefixtures("no_relay_env")
 
 
 # --- database URLs -------------------------------------------------------------------------
@@ -74,10 +50,10 @@ def _migrated_sqlite(path: Path) -> str:
 def test_an_unusable_database_url_exits_3_naming_the_scheme_to_write(url: str, named: str) -> None:
     """A URL no installed driver can use is one line, exit 3, with the spelling that works and
     no password; never a traceback ending in NoSuchModuleError or 'No module named MySQLdb'."""
-    result = _relay("stats", env={"RELAY_DATABASE_URL": url})
+    result = relay("stats", env={"RELAY_DATABASE_URL": url})
 
     assert result.exit_code == 3, result.output
-    line = _one_line(result.stderr)
+    line = one_line(result.stderr)
     assert "RELAY_DATABASE_URL" in line
     assert named in line
     assert "hunter2" not in result.output
@@ -88,11 +64,16 @@ def test_stats_without_a_database_url_refuses_and_creates_no_file(tmp_path: Path
     """With no RELAY_DATABASE_URL, `relay stats` says the default file is missing (exit 3) and
     leaves the current directory as it was: no stray relay.db."""
     done = subprocess.run(
-        [RELAY, "stats"], cwd=tmp_path, env=_env(), capture_output=True, text=True, check=False
+        [RELAY, "stats"],
+        cwd=tmp_path,
+        env=env_without_relay(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
     assert done.returncode == 3, done.stderr
-    line = _one_line(done.stderr)
+    line = one_line(done.stderr)
     assert "RELAY_DATABASE_URL is not set" in line
     assert "relay migrate" in line
     assert list(tmp_path.iterdir()) == []
@@ -101,11 +82,11 @@ def test_stats_without_a_database_url_refuses_and_creates_no_file(tmp_path: Path
 def test_migrate_creates_the_sqlite_file_the_other_commands_refuse_to(tmp_path: Path) -> None:
     """`relay migrate` is the one command that creates the SQLite file; `stats` then works."""
     url = f"sqlite:///{tmp_path / 'new.db'}"
-    assert _relay("--database-url", url, "stats").exit_code == 3
+    assert relay("--database-url", url, "stats").exit_code == 3
     assert not (tmp_path / "new.db").exists()
 
-    assert _relay("--database-url", url, "migrate").exit_code == 0
-    assert _relay("--database-url", url, "stats").exit_code == 0
+    assert relay("--database-url", url, "migrate").exit_code == 0
+    assert relay("--database-url", url, "stats").exit_code == 0
 
 
 def test_a_closed_port_is_one_line_naming_the_database_and_why() -> None:
@@ -113,10 +94,10 @@ def test_a_closed_port_is_one_line_naming_the_database_and_why() -> None:
     URL and the driver's reason (connection refused), the password scrubbed."""
     url = "postgresql+psycopg://postgres:hunter2@127.0.0.1:9/none"
 
-    result = _relay("--database-url", url, "stats")
+    result = relay("--database-url", url, "stats")
 
     assert result.exit_code == 1, result.output
-    line = _one_line(result.stderr)
+    line = one_line(result.stderr)
     assert "cannot use the database postgresql+psycopg://postgres:***@127.0.0.1:9/none" in line
     assert "refused" in line.lower()
     assert "hunter2" not in result.output
@@ -124,10 +105,10 @@ def test_a_closed_port_is_one_line_naming_the_database_and_why() -> None:
 
 def test_migrate_with_the_database_down_is_one_line() -> None:
     """`relay migrate` against a closed port prints one line and exits 1, not 135 lines."""
-    result = _relay("--database-url", "postgresql+psycopg://postgres@127.0.0.1:9/x", "migrate")
+    result = relay("--database-url", "postgresql+psycopg://postgres@127.0.0.1:9/x", "migrate")
 
     assert result.exit_code == 1, result.output
-    assert "cannot use the database" in _one_line(result.stderr)
+    assert "cannot use the database" in one_line(result.stderr)
 
 
 def test_read_commands_before_migrate_say_to_run_migrate(tmp_path: Path) -> None:
@@ -136,10 +117,10 @@ def test_read_commands_before_migrate_say_to_run_migrate(tmp_path: Path) -> None
     path = tmp_path / "empty.db"
     sa.create_engine(f"sqlite:///{path}").connect().close()  # an empty SQLite file
     for command in (["stats"], ["dead-letters", "list"], ["audit"]):
-        result = _relay("--database-url", f"sqlite:///{path}", *command)
+        result = relay("--database-url", f"sqlite:///{path}", *command)
 
         assert result.exit_code == 3, result.output
-        line = _one_line(result.stderr)
+        line = one_line(result.stderr)
         assert "run `relay migrate` first" in line
         assert "failed" not in line
 
@@ -148,20 +129,15 @@ def test_run_on_a_database_never_migrated_exits_3_at_once(tmp_path: Path) -> Non
     """The daemon on an un-migrated database stops at start with one line (no stack frames)."""
     path = tmp_path / "empty.db"
     sa.create_engine(f"sqlite:///{path}").connect().close()
-    env = _env(
-        RELAY_DATABASE_URL=f"sqlite:///{path}",
-        RELAY_MIXPANEL_API_URL="http://127.0.0.1:9",
-        RELAY_MIXPANEL_PROJECT_ID="1",
-        RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME="u",
-        RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET="s",
-        RELAY_METRICS_PORT="0",
+    env = env_without_relay(
+        RELAY_DATABASE_URL=f"sqlite:///{path}", RELAY_METRICS_PORT="0", **UNREACHABLE_MIXPANEL
     )
     done = subprocess.run(
         [RELAY, "run"], env=env, capture_output=True, text=True, timeout=60, check=False
     )
 
     assert done.returncode == 3, done.stderr
-    assert "relay migrate" in _one_line(done.stderr)
+    assert "relay migrate" in one_line(done.stderr)
 
 
 # --- settings, version --------------------------------------------------------------------
@@ -173,12 +149,12 @@ def test_run_on_a_database_never_migrated_exits_3_at_once(tmp_path: Path) -> Non
 )
 def test_an_invalid_setting_exits_3_naming_it(tmp_path: Path, name: str, value: str) -> None:
     """An invalid RELAY_* value is exit 3 (as the README says) with one line naming it."""
-    url = _migrated_sqlite(tmp_path / "r.db")
+    url = migrated_sqlite(tmp_path / "r.db")
 
-    result = _relay("stats", env={"RELAY_DATABASE_URL": url, name: value})
+    result = relay("stats", env={"RELAY_DATABASE_URL": url, name: value})
 
     assert result.exit_code == 3, result.output
-    line = _one_line(result.stderr)
+    line = one_line(result.stderr)
     assert name in line
     assert value not in line  # the rule, never the rejected value (it may be a secret)
 
@@ -187,7 +163,7 @@ def test_version_prints_the_installed_version() -> None:
     """`relay --version` prints `relay <version>` and exits 0, with no settings read."""
     from importlib.metadata import version  # noqa: PLC0415
 
-    result = _relay("--version", env={"RELAY_BATCH_MAX_EVENTS": "abc"})
+    result = relay("--version", env={"RELAY_BATCH_MAX_EVENTS": "abc"})
 
     assert result.exit_code == 0
     assert result.stdout == f"relay {version('relay-outbox')}\n"
@@ -202,7 +178,11 @@ def test_help_and_version_import_nothing_heavy() -> None:
         "if m in sys.modules]\nprint(heavy, file=sys.stderr)"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], env=_env(), capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        env=env_without_relay(),
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert done.stderr.strip() == "[]"
 
@@ -244,18 +224,18 @@ def _standin_env(url: str, standin_url: str) -> dict[str, str]:
 def test_drain_exits_1_when_mixpanel_is_unreachable_so_cron_notices(tmp_path: Path) -> None:
     """Rows due and Mixpanel unreachable: `relay drain` reports the totals, then one line and
     exit 1; the rows stay pending for the next run."""
-    url = _migrated_sqlite(tmp_path / "r.db")
+    url = migrated_sqlite(tmp_path / "r.db")
     engine = create_engine(url)
     try:
         _pending(engine, 3)
         with socket.socket() as closed:
             closed.bind(("127.0.0.1", 0))
             port = closed.getsockname()[1]
-        result = _relay("drain", env=_standin_env(url, f"http://127.0.0.1:{port}"))
+        result = relay("drain", env=_standin_env(url, f"http://127.0.0.1:{port}"))
 
         assert result.exit_code == 1, result.output
         assert "retry scheduled 3" in result.stdout
-        assert "nothing delivered" in _one_line(result.stderr)
+        assert "nothing delivered" in one_line(result.stderr)
         with engine.connect() as conn:
             assert conn.execute(sa.select(outbox.c.state)).scalars().all() == ["pending"] * 3
     finally:
@@ -264,9 +244,9 @@ def test_drain_exits_1_when_mixpanel_is_unreachable_so_cron_notices(tmp_path: Pa
 
 def test_drain_with_nothing_due_exits_0(tmp_path: Path) -> None:
     """An empty outbox is a successful drain, even with Mixpanel unreachable."""
-    url = _migrated_sqlite(tmp_path / "r.db")
+    url = migrated_sqlite(tmp_path / "r.db")
 
-    result = _relay("drain", env=_standin_env(url, "http://127.0.0.1:9"))
+    result = relay("drain", env=_standin_env(url, "http://127.0.0.1:9"))
 
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("delivered 0")
@@ -278,12 +258,12 @@ def test_drain_with_nothing_due_exits_0(tmp_path: Path) -> None:
 def test_a_second_relay_on_a_taken_metrics_port_names_relay_metrics_port(tmp_path: Path) -> None:
     """`relay run` whose metrics port is taken (a relay already runs on this host) exits 3
     with one line naming RELAY_METRICS_PORT, instead of an 'Address already in use' traceback."""
-    url = _migrated_sqlite(tmp_path / "r.db")
+    url = migrated_sqlite(tmp_path / "r.db")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = _env(
+        env = env_without_relay(
             **_standin_env(url, "http://127.0.0.1:9"),
             RELAY_METRICS_HOST="127.0.0.1",
             RELAY_METRICS_PORT=str(port),
@@ -293,7 +273,7 @@ def test_a_second_relay_on_a_taken_metrics_port_names_relay_metrics_port(tmp_pat
         )
 
     assert done.returncode == 3, done.stderr
-    line = _one_line(done.stderr)
+    line = one_line(done.stderr)
     assert "RELAY_METRICS_PORT" in line
     assert str(port) in line
 
@@ -303,12 +283,12 @@ def test_a_second_relay_on_a_taken_metrics_port_names_relay_metrics_port(tmp_pat
 
 def test_export_with_no_filter_suggests_all_not_a_python_name(tmp_path: Path) -> None:
     """The empty-filter refusal names the command-line flag --all, never allow_all=True."""
-    url = _migrated_sqlite(tmp_path / "r.db")
+    url = migrated_sqlite(tmp_path / "r.db")
 
-    result = _relay("--database-url", url, "export")
+    result = relay("--database-url", url, "export")
 
     assert result.exit_code == 2
-    line = _one_line(result.stderr)
+    line = one_line(result.stderr)
     assert "--all" in line
     assert "allow_all" not in line
 
@@ -316,15 +296,15 @@ def test_export_with_no_filter_suggests_all_not_a_python_name(tmp_path: Path) ->
 def test_inspect_json_carries_the_exact_import_text(tmp_path: Path) -> None:
     """`inspect --json` has import_json, the /import event byte for byte as text, next to the
     parsed import_event; the text output's last line is that same text."""
-    url = _migrated_sqlite(tmp_path / "r.db")
+    url = migrated_sqlite(tmp_path / "r.db")
     engine = create_engine(url)
     try:
         _pending(engine, 1)
     finally:
         engine.dispose()
 
-    shown = _relay("--database-url", url, "inspect", "1")
-    as_json = orjson.loads(_relay("--database-url", url, "inspect", "1", "--json").stdout)
+    shown = relay("--database-url", url, "inspect", "1")
+    as_json = orjson.loads(relay("--database-url", url, "inspect", "1", "--json").stdout)
 
     assert as_json["import_json"] == shown.stdout.splitlines()[-1]
     assert orjson.loads(as_json["import_json"]) == as_json["import_event"]
@@ -354,10 +334,10 @@ def test_demo_never_touches_tables_it_did_not_create(tmp_path: Path) -> None:
         conn.execute(sa.text("CREATE TABLE employees (id TEXT PRIMARY KEY, name TEXT)"))
         conn.execute(sa.text("INSERT INTO employees VALUES ('e1', 'Ada'), ('e2', 'Grace')"))
 
-    result = _relay("demo", "--keep", url)
+    result = relay("demo", "--keep", url)
 
     assert result.exit_code == 3, result.output
-    assert "employees" in _one_line(result.stderr.split("\n", 1)[1])
+    assert "employees" in one_line(result.stderr.split("\n", 1)[1])
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM employees")).scalar_one() == 2
     engine.dispose()
@@ -365,7 +345,7 @@ def test_demo_never_touches_tables_it_did_not_create(tmp_path: Path) -> None:
 
 def test_demo_explains_its_error_line_before_it_prints() -> None:
     """The demo says up front that its one [error] log line is expected."""
-    result = _relay("demo")
+    result = relay("demo")
 
     assert result.exit_code == 0, result.output
     first = result.stderr.splitlines()[0]
@@ -383,7 +363,7 @@ def standin_process() -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=env_without_relay(),
     )
     assert proc.stdout is not None
     exports: dict[str, str] = {}
@@ -415,16 +395,16 @@ def test_standin_prints_exports_and_lists_what_a_drain_delivered(
         "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET",
         "RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME",
     ]
-    url = _migrated_sqlite(tmp_path / "r.db")
+    url = migrated_sqlite(tmp_path / "r.db")
     engine = create_engine(url)
     try:
         _pending(engine, 2)
     finally:
         engine.dispose()
 
-    drained = _relay("drain", env={"RELAY_DATABASE_URL": url, **exports})
-    listed = _relay("standin", "events", "--url", exports["RELAY_MIXPANEL_API_URL"], "--json")
-    table = _relay("standin", "events", "--url", exports["RELAY_MIXPANEL_API_URL"])
+    drained = relay("drain", env={"RELAY_DATABASE_URL": url, **exports})
+    listed = relay("standin", "events", "--url", exports["RELAY_MIXPANEL_API_URL"], "--json")
+    table = relay("standin", "events", "--url", exports["RELAY_MIXPANEL_API_URL"])
 
     assert drained.exit_code == 0, drained.output
     assert sorted(e["key"]["$insert_id"] for e in orjson.loads(listed.stdout)["events"]) == [
@@ -446,7 +426,7 @@ def test_standin_settings_serve_push_profiles_and_forget(
 
     _proc, exports = standin_process
     assert exports["RELAY_MIXPANEL_PROJECT_ID"].isdigit()
-    url = _migrated_sqlite(tmp_path / "r.db")
+    url = migrated_sqlite(tmp_path / "r.db")
     # The host's catalog (relay ships none): the tests' HR events.
     tests = str(Path(__file__).resolve().parents[1])
     env = {"RELAY_DATABASE_URL": url, "PYTHONPATH": tests, **exports}
@@ -462,7 +442,7 @@ def test_standin_settings_serve_push_profiles_and_forget(
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [RELAY, *args],
-            env=_env(**env),
+            env=env_without_relay(**env),
             capture_output=True,
             text=True,
             timeout=120,
@@ -481,10 +461,10 @@ def test_standin_settings_serve_push_profiles_and_forget(
 
 def test_standin_events_without_a_standin_is_one_line() -> None:
     """`relay standin events` with nothing listening: exit 1, one line asking if it runs."""
-    result = _relay("standin", "events", "--url", "http://127.0.0.1:9")
+    result = relay("standin", "events", "--url", "http://127.0.0.1:9")
 
     assert result.exit_code == 1
-    assert "is `relay standin` running?" in _one_line(result.stderr)
+    assert "is `relay standin` running?" in one_line(result.stderr)
 
 
 # --- rich output stays out of pipes ------------------------------------------------------------
@@ -493,15 +473,15 @@ def test_standin_events_without_a_standin_is_one_line() -> None:
 def test_batched_work_in_a_pipe_prints_no_bar_and_json_stays_clean(tmp_path: Path) -> None:
     """Off a terminal a replay draws no progress bar or colour, and with --json stdout is the
     JSON alone and stderr is empty."""
-    url = _migrated_sqlite(tmp_path / "r.db")
+    url = migrated_sqlite(tmp_path / "r.db")
     engine = create_engine(url)
     try:
         _pending(engine, 5)
     finally:
         engine.dispose()
 
-    text = _relay("--database-url", url, "replay", "--all", "--yes", "--batch-size", "2")
-    as_json = _relay("--database-url", url, "replay", "--all", "--yes", "--json")
+    text = relay("--database-url", url, "replay", "--all", "--yes", "--batch-size", "2")
+    as_json = relay("--database-url", url, "replay", "--all", "--yes", "--json")
 
     assert text.exit_code == 0
     assert not ANSI.search(text.output)
@@ -547,12 +527,12 @@ def test_admin_defaults_spelled_in_the_cli_match_the_library() -> None:
 def test_stats_text_lists_the_pauses_in_force(tmp_path: Path) -> None:
     """After `relay pause`, `relay stats` (text, not only --json) says what is paused, why and
     by whom; after `relay resume` it no longer does."""
-    url = _migrated_sqlite(tmp_path / "r.db")
+    url = migrated_sqlite(tmp_path / "r.db")
 
-    paused = _relay("--database-url", url, "pause", "--reason", "incident 42", "--actor", "ana")
-    during = _relay("--database-url", url, "stats")
-    resumed = _relay("--database-url", url, "resume")
-    after = _relay("--database-url", url, "stats")
+    paused = relay("--database-url", url, "pause", "--reason", "incident 42", "--actor", "ana")
+    during = relay("--database-url", url, "stats")
+    resumed = relay("--database-url", url, "resume")
+    after = relay("--database-url", url, "stats")
 
     assert (paused.exit_code, resumed.exit_code) == (0, 0)
     assert "paused (relay resume lifts a pause):" in during.stdout

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 import sqlalchemy as sa
-import structlog
 from click.testing import CliRunner
+from helpers.tracking import track_numbered
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
@@ -21,7 +19,6 @@ from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._event.registry import register_event
 from relay._store.throttle import read_throttle, record_throttle
 from relay._tables import outbox
-from relay._tracking import track
 from relay.cli import main
 from relay.testing.mixpanel_standin import MixpanelStandin
 
@@ -37,22 +34,7 @@ class CliDrainedSchema(MixpanelSuperEventPropertiesSchema):
 register_event(EVENT, CliDrainedSchema)
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The commands configure logging for the process; undo it for the tests after."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
-
-
-@pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
-    """A Mixpanel stand-in on loopback."""
-    with MixpanelStandin() as server:
-        yield server
+pytestmark = pytest.mark.usefixtures("restored_logging")
 
 
 @pytest.fixture
@@ -68,26 +50,7 @@ def runner(standin: MixpanelStandin, monkeypatch: pytest.MonkeyPatch) -> CliRunn
 
 
 def _track(engine: Engine, count: int) -> list[str]:
-    ids = []
-    with engine.begin() as conn:
-        for n in range(count):
-            insert_id = track(
-                conn,
-                event=EVENT,
-                distinct_id="user-1",
-                properties={
-                    "employee_id": "user-1",
-                    "organization_id": "org-1",
-                    "organization_name": "Acme",
-                    "role": None,
-                    "impersonation": False,
-                    "n": n,
-                },
-                strict=True,
-            )
-            assert insert_id is not None
-            ids.append(insert_id)
-    return ids
+    return track_numbered(engine, EVENT, count)
 
 
 def test_migrate_creates_the_tables_in_an_empty_database(tmp_path: Path, runner: CliRunner) -> None:

@@ -12,7 +12,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers.network import free_port
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
@@ -35,12 +35,6 @@ from relay.testing.mixpanel_standin import MixpanelStandin
 WAIT_SECONDS = 20.0
 
 LogLine = dict[str, Any]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class DaemonProcess:
@@ -131,7 +125,7 @@ def start_daemon(standin: MixpanelStandin) -> Iterator[StartDaemon]:
     def start(database_url: str, **overrides: str) -> DaemonProcess:
         env = {
             "RELAY_DATABASE_URL": database_url,
-            "RELAY_METRICS_PORT": str(_free_port()),
+            "RELAY_METRICS_PORT": str(free_port()),
             "RELAY_LOG_LEVEL": "DEBUG",
             "RELAY_LOG_FORMAT": "json",
             "RELAY_AUTH_FAILURE_PAUSE_SECONDS": "600",

@@ -1,10 +1,12 @@
 """relay's Django tests (tests/contrib_django) and the Django example, each in a pytest of its own.
 
 pytest-django configures Django once per process, from a settings module; relay's own suite
-must not run under it. So the Django tests run here as a child pytest with
-``DJANGO_SETTINGS_MODULE`` set: once on psycopg 3 (with SQLite, PostgreSQL and MariaDB), once
-with psycopg 3 hidden so that Django and relay use psycopg2 (the PostgreSQL tests), and the
-admin's tests once more with PostgreSQL as Django's default database.
+must not run under it. So the Django tests run here as child pytests with
+``DJANGO_SETTINGS_MODULE`` set: on psycopg 3 (with SQLite, PostgreSQL and MariaDB) in four
+children of about a minute each (:data:`CHUNKS`: pytest-xdist's workers share them, where
+one child of the whole directory kept a worker busy for minutes), once with
+psycopg 3 hidden so that Django and relay use psycopg2 (the PostgreSQL tests), and the admin's
+tests once more with PostgreSQL as Django's default database.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from relay import _migrations
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _pytest(target: Path, settings: str, pythonpath: Path, *extra: str, **env: str) -> None:
+def _pytest(targets: list[str], settings: str, pythonpath: Path, *extra: str, **env: str) -> None:
     command = [
         sys.executable,
         "-m",
         "pytest",
-        str(target),
+        *targets,
         "-q",
         "-p",
         "no:cacheprovider",
@@ -48,37 +50,80 @@ def _pytest(target: Path, settings: str, pythonpath: Path, *extra: str, **env: s
     assert " passed" in done.stdout
 
 
-@pytest.mark.timeout(1800)  # the whole Django suite on three backends, in one child
-def test_django_integration_on_sqlite_postgresql_and_mariadb() -> None:
+DJANGO_TESTS = ROOT / "tests" / "contrib_django"
+
+#: The files of tests/contrib_django, in children that take about as long as each other; the
+#: migration tests (the longest file) in two, SQLite in one and the servers in the other.
+CHUNKS: dict[str, tuple[tuple[str, ...], str]] = {
+    "migrate-sqlite": (("test_migrate.py",), "not postgresql and not mariadb"),
+    "migrate-servers": (("test_migrate.py",), "postgresql or mariadb"),
+    "admin-commands": (("test_admin.py", "test_commands.py", "test_independent.py"), ""),
+    "tracking": (
+        (
+            "test_catalog.py",
+            "test_django_routing.py",
+            "test_leaks.py",
+            "test_plugin.py",
+            "test_postgresql.py",
+            "test_profiles.py",
+            "test_tracking.py",
+        ),
+        "",
+    ),
+}
+#: Opt-in files (a headless browser), left out of the chunks.
+OPT_IN = ("test_admin_browser.py",)
+
+
+def test_every_django_test_file_is_in_the_chunks() -> None:
+    """A new file of tests/contrib_django runs: it is in a chunk (or opt-in), and a file split
+    over chunks by ``-k`` is split by an expression and its negation."""
+    files = sorted(path.name for path in DJANGO_TESTS.glob("test_*.py"))
+    chunked = sorted({name for names, _ in CHUNKS.values() for name in names})
+    assert sorted([*chunked, *OPT_IN]) == files
+    for name in chunked:
+        selections = sorted(select for names, select in CHUNKS.values() if name in names)
+        assert selections in (
+            [""],
+            ["not postgresql and not mariadb", "postgresql or mariadb"],
+        ), name
+
+
+@pytest.mark.heavy
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("chunk", list(CHUNKS))
+def test_django_integration_on_sqlite_postgresql_and_mariadb(chunk: str) -> None:
     """Every Django test passes on the three backends, through psycopg 3."""
-    tests = ROOT / "tests" / "contrib_django"
-    _pytest(tests, "relay_django_settings", tests)
+    names, select = CHUNKS[chunk]
+    targets = [str(DJANGO_TESTS / name) for name in names]
+    _pytest(targets, "relay_django_settings", DJANGO_TESTS, *(["-k", select] if select else []))
 
 
+@pytest.mark.heavy
 def test_django_admin_on_postgresql() -> None:
     """The admin tests pass with the outbox on PostgreSQL too (its json audit column included)."""
-    tests = ROOT / "tests" / "contrib_django"
     _pytest(
-        tests / "test_admin.py",
+        [str(DJANGO_TESTS / "test_admin.py")],
         "relay_django_settings",
-        tests,
+        DJANGO_TESTS,
         RELAY_TEST_DJANGO_DEFAULT="postgresql",
     )
 
 
+@pytest.mark.heavy
 def test_django_integration_on_psycopg2() -> None:
     """The PostgreSQL tests pass when Django uses psycopg2."""
-    tests = ROOT / "tests" / "contrib_django"
     _pytest(
-        tests,
+        [str(DJANGO_TESTS)],
         "relay_django_settings",
-        tests,
+        DJANGO_TESTS,
         "-k",
         "postgresql and (test_tracking or test_postgresql)",
         RELAY_TEST_DJANGO_PSYCOPG2="1",
     )
 
 
+@pytest.mark.heavy
 def test_django_example_project_tests_pass(tmp_path: Path) -> None:
     """examples/django_app's own tests (pytest-django, relay's plugin) pass as its CI runs them."""
     example = ROOT / "examples" / "django_app"
@@ -98,6 +143,7 @@ def test_django_example_project_tests_pass(tmp_path: Path) -> None:
     assert "3 passed" in done.stdout
 
 
+@pytest.mark.heavy
 def test_django_example_check_and_migrate_story(tmp_path: Path) -> None:
     """``manage.py check``, ``migrate``, then ``relay migrate`` finds nothing to do."""
     example = ROOT / "examples" / "django_app"

@@ -18,13 +18,13 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers.network import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -66,12 +66,6 @@ def _page(name: str) -> Path:
     return ROOT / name if name == "README.md" else ROOT / "docs" / name
 
 
-def _free_port() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return str(sock.getsockname()[1])
-
-
 def _script(blocks: list[Block], workdir: Path, port: str) -> str:
     lines = ["set -euo pipefail", "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT"]
     for n, block in enumerate(blocks):
@@ -111,7 +105,7 @@ def test_every_runnable_block_of_the_page_runs_as_written(page: Path, tmp_path: 
     subprocess.run(
         [str(BIN / "relay"), "migrate"], cwd=tmp_path, env=env, check=True, capture_output=True
     )
-    script = _script(_runnable(page), tmp_path, _free_port())
+    script = _script(_runnable(page), tmp_path, str(free_port()))
     done = subprocess.run(
         ["bash", "-c", script],
         cwd=tmp_path,

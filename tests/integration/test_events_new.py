@@ -36,7 +36,10 @@ def _removed_lines(before: str, after: str) -> list[str]:
     return [line[1:] for line in diff if line.startswith("-") and not line.startswith("---")]
 
 
-def test_second_and_third_events_pass_ruff_mypy_lint_and_their_tests(tmp_path: Path) -> None:
+@pytest.mark.heavy
+def test_second_and_third_events_pass_ruff_mypy_lint_and_their_tests(
+    tmp_path: Path, mypy_cache: Path
+) -> None:
     """Adding events to an existing package touches only their lines; every tool passes after."""
     project = make_project(tmp_path)
     _new(project, "svc.surveys.survey_delivered", "survey")
@@ -58,7 +61,7 @@ def test_second_and_third_events_pass_ruff_mypy_lint_and_their_tests(tmp_path: P
     for argv in (
         [str(BIN / "ruff"), "check", PACKAGE],
         [str(BIN / "ruff"), "format", "--check", PACKAGE],
-        [str(BIN / "mypy"), "--cache-dir", str(tmp_path / ".mypy"), PACKAGE],
+        [str(BIN / "mypy"), "--cache-dir", str(mypy_cache), PACKAGE],
         [str(BIN / "relay"), "events", "lint", PACKAGE, "--tests", f"{PACKAGE}/tests"],
         [sys.executable, "manage.py", "check"],
         [sys.executable, "-m", "pytest", "-q", f"{PACKAGE}/tests"],

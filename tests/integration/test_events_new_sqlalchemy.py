@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from relay.cli import main
@@ -39,7 +40,8 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_new_event_passes_lint_ruff_mypy_and_its_tests(tmp_path: Path) -> None:
+@pytest.mark.heavy
+def test_new_event_passes_lint_ruff_mypy_and_its_tests(tmp_path: Path, mypy_cache: Path) -> None:
     """`events new` output is lint-clean, ruff-clean, formatted, mypy --strict clean, and green."""
     (tmp_path / "pyproject.toml").write_text(HOST_PYPROJECT, encoding="utf-8")
     made = CliRunner().invoke(
@@ -61,7 +63,7 @@ def test_new_event_passes_lint_ruff_mypy_and_its_tests(tmp_path: Path) -> None:
     for argv in (
         [str(BIN / "ruff"), "check", "hostapp"],
         [str(BIN / "ruff"), "format", "--check", "hostapp"],
-        [str(BIN / "mypy"), "hostapp"],
+        [str(BIN / "mypy"), "--cache-dir", str(mypy_cache), "hostapp"],
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "hostapp/tests"],
     ):
         proc = _run(argv, tmp_path)

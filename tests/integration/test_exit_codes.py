@@ -3,20 +3,17 @@ real database against the stand-in on loopback (issue 21, item 10)."""
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-import structlog
 from click.testing import CliRunner, Result
+from helpers.tracking import track_numbered
 from sqlalchemy.engine import Engine
 
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._event.registry import register_event
 from relay._tables import outbox
-from relay._tracking import track
 from relay.cli import main
 from relay.testing.mixpanel_standin import MixpanelStandin
 
@@ -32,22 +29,7 @@ class ExitCodedSchema(MixpanelSuperEventPropertiesSchema):
 register_event(EVENT, ExitCodedSchema)
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The commands configure logging for the process; undo it for the tests after."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
-
-
-@pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
-    """A Mixpanel stand-in on loopback."""
-    with MixpanelStandin() as server:
-        yield server
+pytestmark = pytest.mark.usefixtures("restored_logging")
 
 
 def _relay(url: str, standin: MixpanelStandin, *args: str, **extra: str) -> Result:
@@ -58,26 +40,7 @@ def _relay(url: str, standin: MixpanelStandin, *args: str, **extra: str) -> Resu
 
 
 def _track(engine: Engine, count: int) -> list[str]:
-    ids = []
-    with engine.begin() as conn:
-        for n in range(count):
-            insert_id = track(
-                conn,
-                event=EVENT,
-                distinct_id="user-1",
-                properties={
-                    "employee_id": "user-1",
-                    "organization_id": "org-1",
-                    "organization_name": "Acme",
-                    "role": None,
-                    "impersonation": False,
-                    "n": n,
-                },
-                strict=True,
-            )
-            assert insert_id is not None
-            ids.append(insert_id)
-    return ids
+    return track_numbered(engine, EVENT, count)
 
 
 def _states(engine: Engine) -> dict[str, int]:

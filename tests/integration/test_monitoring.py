@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from helpers.network import free_port
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
@@ -97,12 +97,6 @@ def _as_promql(query: str) -> str:
 # --- what a real relay exports ----------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _commit_one_event(engine: Engine) -> None:
     now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
@@ -125,7 +119,7 @@ def _commit_one_event(engine: Engine) -> None:
 def scraped(sqlite_engine: Engine, tmp_path: Path) -> Iterator[str]:
     """``/metrics`` of a real ``relay run`` that has delivered one event to a stand-in."""
     _commit_one_event(sqlite_engine)
-    port = _free_port()
+    port = free_port()
     with MixpanelStandin() as standin:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("RELAY_")},

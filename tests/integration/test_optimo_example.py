@@ -34,7 +34,7 @@ def _run(argv: list[str], cwd: Path, data: Path) -> subprocess.CompletedProcess[
     )
 
 
-def _checks(project: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _checks(project: Path, tmp_path: Path, mypy_cache: Path) -> subprocess.CompletedProcess[str]:
     """Every validation of the seed, in order; the last one (pytest) is returned."""
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
@@ -42,7 +42,7 @@ def _checks(project: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     for argv in (
         [str(BIN / "ruff"), "check", "--no-cache", "."],
         [str(BIN / "ruff"), "format", "--no-cache", "--check", "."],
-        [str(BIN / "mypy"), "--cache-dir", str(tmp_path / ".mypy"), PACKAGE, "optimo_core"],
+        [str(BIN / "mypy"), "--cache-dir", str(mypy_cache), PACKAGE, "optimo_core"],
         [sys.executable, "manage.py", "check"],
         [str(BIN / "relay"), "events", "lint", PACKAGE, "--tests", f"{PACKAGE}/tests"],
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
@@ -61,14 +61,20 @@ def _sources(project: Path) -> dict[str, list[str]]:
 
 
 @pytest.mark.timeout(900)
-def test_the_example_passes_ruff_mypy_check_lint_and_its_own_tests(tmp_path: Path) -> None:
+@pytest.mark.heavy
+def test_the_example_passes_ruff_mypy_check_lint_and_its_own_tests(
+    tmp_path: Path, mypy_cache: Path
+) -> None:
     """examples/optimo as committed passes every validation the seed asks of a change."""
-    proc = _checks(EXAMPLE, tmp_path)
+    proc = _checks(EXAMPLE, tmp_path, mypy_cache)
     assert f"{EXAMPLE_TESTS} passed" in proc.stdout
 
 
 @pytest.mark.timeout(900)
-def test_events_new_adds_the_next_two_events_touching_only_their_lines(tmp_path: Path) -> None:
+@pytest.mark.heavy
+def test_events_new_adds_the_next_two_events_touching_only_their_lines(
+    tmp_path: Path, mypy_cache: Path
+) -> None:
     """Two ``relay events new --django`` runs on a copy add only lines, and every check passes."""
     project = tmp_path / "optimo"
     shutil.copytree(
@@ -107,5 +113,5 @@ def test_events_new_adds_the_next_two_events_touching_only_their_lines(tmp_path:
     assert "svc.surveys.survey_closed" in "\n".join(after[f"{PACKAGE}/constants.py"])
     helper = "    def track_upload_analysis_completed_error("
     assert after[f"{PACKAGE}/service/core.py"].count(helper) == 1
-    proc = _checks(project, tmp_path)
+    proc = _checks(project, tmp_path, mypy_cache)
     assert f"{EXAMPLE_TESTS + 10} passed" in proc.stdout

@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers.network import free_port
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -55,12 +56,6 @@ WAIT_SECONDS = 60.0
 RELAY = Path(sys.executable).parent / "relay"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _pgbouncer_binary() -> str:
     found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/usr/bin")
     if found:
@@ -75,7 +70,7 @@ def pgbouncer(postgresql_url: str) -> Iterator[str]:
     """A private PgBouncer in transaction mode in front of the test server; yields host:port."""
     binary = _pgbouncer_binary()
     server = sa.make_url(postgresql_url)
-    port = _free_port()
+    port = free_port()
     # PgBouncer refuses to run as root; as root it is told to switch to "nobody", who must be
     # able to read its files.
     directory = Path(tempfile.mkdtemp(prefix="relay_pgbouncer_"))

@@ -121,6 +121,7 @@ def _assert_postgresql_at_head(engine: Engine) -> None:
     assert "lease_expires_at" in columns
 
 
+@pytest.mark.heavy
 def test_relay_migrate_on_a_million_rows_never_holds_up_a_tracked_write(
     pg_at_0001: Engine,
 ) -> None:

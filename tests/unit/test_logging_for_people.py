@@ -5,26 +5,15 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
 
 import pytest
-import structlog
 
 from relay._config import RelaySettings
 from relay._daemon.summary import DeliverySummary, SummaryCounter
 from relay._delivery.results import DrainResult
 from relay._logging import configure_logging, log_format
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        root.handlers, root.level = handlers, level
-        structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("restored_logging")
 
 
 class _Terminal(io.StringIO):

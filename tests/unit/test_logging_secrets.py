@@ -4,7 +4,6 @@ and from the standard library."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -17,15 +16,7 @@ MP_SECRET = "mp-s3cr3t-value"
 LOCAL_ONLY = "only-in-a-local-variable"
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        root.handlers, root.level = handlers, level
-        structlog.reset_defaults()
+pytestmark = pytest.mark.usefixtures("restored_logging")
 
 
 URL = f"postgresql+psycopg://relay:{PW}@db/app?sslmode=require"
