@@ -165,7 +165,7 @@ def test_downgrade_below_0005_refuses_while_insert_ids_differ_only_in_case(
     """With `ord-7Fq2-aa` and `ORD-7fQ2-AA` stored, the downgrade to 0004 refuses in one line
     naming the two rows, and the schema stays at 0005 with both rows."""
     engine = mariadb_at_0004
-    _migrations.upgrade(engine)
+    _migrations.upgrade(engine, "0005")
     _track(engine, "buyer", "ord-7Fq2-aa")
     _track(engine, "buyer", "ORD-7fQ2-AA")
 
