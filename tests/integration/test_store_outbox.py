@@ -341,7 +341,9 @@ def test_claim_from_due_from_reads_past_the_dead_index_entries_of_finished_rows(
     from_start, start_pages = index_pages_fetched(None)
     from_cursor, cursor_pages = index_pages_fetched(NOW)
     assert from_start == from_cursor == tail
-    assert cursor_pages <= 5
+    # A descent and a leaf or two: 5 pages before revision 0006 put ``destination`` in the
+    # index (wider entries, one more page on the way down); from the start, over 400.
+    assert cursor_pages <= 6, (start_pages, cursor_pages)
     assert start_pages >= 10 * cursor_pages
 
 
