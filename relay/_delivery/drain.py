@@ -27,10 +27,11 @@ from relay._delivery.backoff import retry_delay
 from relay._delivery.cursor import ClaimCursor
 from relay._delivery.limiter import AdaptiveLimiter, Reservation
 from relay._delivery.results import BatchSender, DrainObserver, DrainResult
-from relay._delivery.throttling import ThrottleGate
+from relay._delivery.throttling import PROBE_EVENTS, ThrottleGate
 from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
 from relay._mixpanel.answers import SendOutcome
 from relay._store.profiles import claim_profile_updates
+from relay._store.throttle import Throttle
 from relay._tables import OutboxEvent
 
 if TYPE_CHECKING:
@@ -90,6 +91,8 @@ class _Claimed:
     now: dt.datetime
     claimed_at: float
     log: structlog.BoundLogger
+    #: The throttle a probe was sent through (:mod:`relay._delivery.throttling`), else None.
+    probe: Throttle | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -270,7 +273,10 @@ class Drainer:
         due_from = self._cursor.start()
         request_bytes = self._settings.batch_max_bytes
         with store.transaction(self._engine, write=True, durable=False) as conn:
+            known = self._gate.known
             throttle, new = self._gate.check(conn)
+            if throttle is None and known is not None and self._limiter is not None:
+                self._limiter.resume()  # lifted early, by another relay's probe
             pause = 0.0 if throttle is None else throttle.pause_left(now)
             if new and self._limiter is not None:
                 # Another relay's 429 slows this one too.
@@ -278,12 +284,17 @@ class Drainer:
                     self._limiter.halt(pause)
                 else:
                     self._limiter.slow_down()
+            probe = None
             if pause > 0:
-                return DrainResult(throttle_seconds=pause)
+                # Paused by the shared backoff: at most one small probe now and then.
+                wait = self._gate.take_probe(self._monotonic())
+                if wait > 0:
+                    return DrainResult(throttle_seconds=min(pause, wait))
+                probe = throttle
             claim = store.claim(
                 conn,
                 now=now,
-                limit=limit,
+                limit=limit if probe is None else PROBE_EVENTS,
                 lease_seconds=self._settings.lease_seconds,
                 due_from=due_from,
                 max_bytes=request_bytes * CLAIM_BUDGET_REQUESTS,
@@ -318,6 +329,7 @@ class Drainer:
             now=now,
             claimed_at=claimed_at,
             log=log,
+            probe=probe,
         )
         if self._stopping():
             return self._hand_back(claimed)
@@ -366,10 +378,15 @@ class Drainer:
         claim, now, log = claimed.claim, claimed.now, claimed.log
         started = self._monotonic()
         left = self._send_by(claimed) - started
-        if self._limiter is not None and (
-            left <= 0
-            or not self._limiter.acquire(
-                timeout=left, cancelled=cancelled or self._stopping, reservation=reservation
+        # A probe takes no slot: it goes out while the limiter is halted by the backoff.
+        if (
+            claimed.probe is None
+            and self._limiter is not None
+            and (
+                left <= 0
+                or not self._limiter.acquire(
+                    timeout=left, cancelled=cancelled or self._stopping, reservation=reservation
+                )
             )
         ):
             # Halted by the shared throttle (or stopping, or out of the lease's time) while the
@@ -382,7 +399,10 @@ class Drainer:
         ack_now = now + dt.timedelta(seconds=send_seconds)
         if self._observer is not None:
             self._observer.requests_sent(outcome.requests)
-        throttle_seconds, retry_at = self._after_send(outcome, now=ack_now)
+        if claimed.probe is None:
+            throttle_seconds, retry_at = self._after_send(outcome, now=ack_now)
+        else:
+            throttle_seconds, retry_at = self._after_probe(claimed.probe, outcome, now=ack_now)
         return _Sent(
             claimed=claimed,
             outcome=outcome,
@@ -481,6 +501,23 @@ class Drainer:
         if outcome.delivered:
             self._gate.delivered(now=now)
         return 0.0, None
+
+    def _after_probe(
+        self, throttle: Throttle, outcome: SendOutcome, *, now: dt.datetime
+    ) -> tuple[float, dt.datetime | None]:
+        """A probe came back: lift the throttle if it got through, else wait for the next one.
+
+        A throttled probe books nothing (the backoff's level stays): its row goes back pending,
+        its attempt returned, due when the backoff ends.
+        """
+        if outcome.delivered:
+            self._gate.probe_accepted(throttle, now=now)
+            if self._limiter is not None:
+                self._limiter.resume()
+            return 0.0, None
+        wait = self._gate.probe_wait(self._monotonic())
+        pause = min(throttle.pause_left(now), wait)
+        return pause, throttle.until if outcome.throttled else None
 
     def _hand_back_waiting(
         self, claim: store.Claim, postponed: int, *, now: dt.datetime, log: structlog.BoundLogger

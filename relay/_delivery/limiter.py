@@ -253,6 +253,17 @@ class AdaptiveLimiter:
             self._slow_start = True
             self._changed.notify_all()
 
+    def resume(self) -> None:
+        """The shared throttle was lifted before its backoff ended (a probe got through): end
+        the halt at once; the limit climbs again from one request, in slow start."""
+        with self._changed:
+            if self._halted_until > self._monotonic():
+                self._halted_until = -math.inf
+                self._limit = MIN_LIMIT
+                self._slow_start = True
+                self._ignore_drops_until = -math.inf
+                self._changed.notify_all()
+
     def state(self) -> LimiterState:
         """The current limit, requests in flight and measures."""
         with self._changed:
