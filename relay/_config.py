@@ -11,12 +11,21 @@ from __future__ import annotations
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from relay._database import redact_url, url_secrets
 from relay._errors import ConfigurationError
 from relay._event.limits import MAX_BATCH_EVENTS, MAX_REQUEST_BYTES
+from relay._tables import DEFAULT_DESTINATION, DESTINATION_NAME_MAX_LENGTH
 
 DEFAULT_DATABASE_URL = "sqlite:///relay.db"
 
@@ -72,6 +81,26 @@ APP_API_HOSTS: dict[str, str] = {
 }
 
 
+class Destination(BaseModel):
+    """One Mixpanel project relay delivers to: its region (or base URLs) and its credentials.
+
+    ``RELAY_MIXPANEL_*`` describe the destination named ``default``; more are configured in
+    ``RelaySettings.destinations`` (data residency: one project per region). The fields mean
+    what the ``RELAY_MIXPANEL_*`` setting of the same name means.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    region: Literal["us", "eu", "in"] = "us"
+    api_url: str | None = None
+    app_api_url: str | None = None
+    project_id: str | None = None
+    service_account_username: str | None = None
+    service_account_secret: SecretStr | None = None
+    project_token: SecretStr | None = None
+    gdpr_token: SecretStr | None = None
+
+
 class _DatabaseURL(SecretStr):
     """A database URL that shows itself with its passwords masked, not as ``**********``.
 
@@ -123,6 +152,11 @@ class RelaySettings(BaseSettings):
         default=None,
         description="Project token: the alternative to a service account for /import; required "
         "for profile updates (the $token of every /engage and /groups update).",
+    )
+    destinations: dict[str, Destination] = Field(
+        default_factory=dict,
+        description="Data residency: more Mixpanel projects by name (each its region and "
+        "credentials); RELAY_MIXPANEL_* is the one named default.",
     )
     mixpanel_gdpr_token: SecretStr | None = Field(
         default=None,
@@ -315,6 +349,39 @@ class RelaySettings(BaseSettings):
             )
         return self
 
+    def destination_names(self) -> tuple[str, ...]:
+        """The configured destinations: ``default`` (``RELAY_MIXPANEL_*``) first, then the
+        others of ``destinations`` in the order given."""
+        return (DEFAULT_DESTINATION, *(n for n in self.destinations if n != DEFAULT_DESTINATION))
+
+    def for_destination(self, name: str) -> RelaySettings:
+        """These settings with ``RELAY_MIXPANEL_*`` replaced by destination ``name``'s.
+
+        Every Mixpanel client is built from a ``RelaySettings``; a destination's client is built
+        from this copy. ``default`` without an entry in ``destinations`` is ``RELAY_MIXPANEL_*``
+        itself. Raises ``ConfigurationError`` for a name that is not configured.
+        """
+        destination = self.destinations.get(name)
+        if destination is None:
+            if name == DEFAULT_DESTINATION:
+                return self
+            raise ConfigurationError(
+                f"unknown destination {name[:DESTINATION_NAME_MAX_LENGTH]!r}: the configured "
+                f"ones are {', '.join(self.destination_names())}"
+            )
+        return self.model_copy(
+            update={
+                "mixpanel_region": destination.region,
+                "mixpanel_api_url": destination.api_url,
+                "mixpanel_app_api_url": destination.app_api_url,
+                "mixpanel_project_id": destination.project_id,
+                "mixpanel_service_account_username": destination.service_account_username,
+                "mixpanel_service_account_secret": destination.service_account_secret,
+                "mixpanel_project_token": destination.project_token,
+                "mixpanel_gdpr_token": destination.gdpr_token,
+            }
+        )
+
     @property
     def database_url_redacted(self) -> str:
         """The database URL as it may be shown to people (:func:`relay._database.redact_url`)."""
@@ -327,11 +394,17 @@ class RelaySettings(BaseSettings):
         service-account secret and project token: what logs and CLI errors are scrubbed of.
         """
         found = set(url_secrets(self.database_url.get_secret_value()))
+        destination_secrets = [
+            secret
+            for d in self.destinations.values()
+            for secret in (d.service_account_secret, d.project_token, d.gdpr_token)
+        ]
         for secret in (
             self.mixpanel_service_account_secret,
             self.mixpanel_project_token,
             self.mixpanel_gdpr_token,
             self.erasure_hash_key,
+            *destination_secrets,
         ):
             if secret is not None and secret.get_secret_value():
                 found.add(secret.get_secret_value())

@@ -48,6 +48,10 @@ LEASE_TOKEN_LENGTH = 32
 LAST_ERROR_MAX_LENGTH = 1000
 #: Length of ``profile_key``: a SHA-256 hex digest of the profile's identity.
 PROFILE_KEY_LENGTH = 64
+#: Longest destination name (``relay_outbox.destination``, migration 0006).
+DESTINATION_NAME_MAX_LENGTH = 64
+#: The destination of every row when only ``RELAY_MIXPANEL_*`` is configured: one Mixpanel project.
+DEFAULT_DESTINATION = "default"
 #: Percent of each PostgreSQL heap page that inserts fill; the rest is kept for the claim.
 OUTBOX_FILLFACTOR = 50
 
@@ -212,16 +216,26 @@ outbox = Table(
         nullable=True,
         comment="sha256 of the profile a user/group update is for; NULL for events",
     ),
+    Column(
+        "destination",
+        String(DESTINATION_NAME_MAX_LENGTH),
+        nullable=False,
+        server_default=DEFAULT_DESTINATION,
+        comment="the Mixpanel project (a configured destination) the row goes to (migration 0006)",
+    ),
     CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="state"),
     CheckConstraint("attempts >= 0", name="attempts"),
     # The claim reads only due pending rows, lane by lane. Partial on PostgreSQL and SQLite, so
     # millions of delivered rows never enter it; MySQL/MariaDB has no partial indexes and gets
     # the full composite, whose leading ``state`` still confines the scan to pending rows.
     # ``lane`` before ``next_attempt_at``: the live lane's due rows are one range of it, never
-    # behind a million replayed ones (migration 0003).
+    # behind a million replayed ones (migration 0003). ``destination`` before ``lane``: each
+    # destination is claimed on its own (a paused or throttled project never stands in front of
+    # another's rows), and its due rows are one range too (migration 0006).
     Index(
         "ix_relay_outbox_pending_due",
         "state",
+        "destination",
         "lane",
         "next_attempt_at",
         postgresql_where=text("state = 'pending'"),

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from relay._event.location import Location
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._tracking import config
+from relay._tracking.guard import FireAndForget
 from relay._tracking.many import TrackItem, track_many
 from relay._tracking.profiles import update_group, update_profile
 from relay._tracking.sync import report_failure, track
@@ -57,7 +58,8 @@ async def atrack(
     strict mode raises as ``track()`` does.
     """
     strict = config.is_strict(strict)
-    try:
+    # The bridge itself failed (track() and the others report, and raise, their own failures).
+    with FireAndForget(lambda exc: report_failure(event, exc), strict=strict):
         return await session.run_sync(
             _in_cron_context,
             config.cron_execution_ms(),
@@ -71,11 +73,7 @@ async def atrack(
             location=location,
             independent=independent,
         )
-    except Exception as exc:  # the bridge itself failed (track() reports its own failures)
-        if strict:
-            raise
-        report_failure(event, exc)
-        return None
+    return None
 
 
 async def atrack_many(
@@ -88,7 +86,8 @@ async def atrack_many(
     """``track_many()`` on an ``AsyncSession`` or ``AsyncConnection``: same items, same results."""
     strict = config.is_strict(strict)
     items = list(events)
-    try:
+    # The bridge itself failed (track() and the others report, and raise, their own failures).
+    with FireAndForget(lambda exc: report_failure(None, exc), strict=strict):
         return await session.run_sync(
             _in_cron_context,
             config.cron_execution_ms(),
@@ -97,11 +96,7 @@ async def atrack_many(
             strict=strict,
             independent=independent,
         )
-    except Exception as exc:
-        if strict:
-            raise
-        report_failure(None, exc)
-        return [None] * len(items)
+    return [None] * len(items)
 
 
 async def aupdate_profile(
@@ -114,7 +109,8 @@ async def aupdate_profile(
 ) -> str | None:
     """``update_profile()`` on an ``AsyncSession`` or ``AsyncConnection``: same keywords, result."""
     strict = config.is_strict(strict)
-    try:
+    # The bridge itself failed (track() and the others report, and raise, their own failures).
+    with FireAndForget(lambda exc: report_failure(None, exc), strict=strict):
         return await session.run_sync(
             lambda sync: update_profile(
                 sync,
@@ -124,11 +120,7 @@ async def aupdate_profile(
                 strict=strict,
             )
         )
-    except Exception as exc:  # the bridge itself failed (update_profile reports its own)
-        if strict:
-            raise
-        report_failure(None, exc)
-        return None
+    return None
 
 
 async def aupdate_group(
@@ -142,7 +134,8 @@ async def aupdate_group(
 ) -> str | None:
     """``update_group()`` on an ``AsyncSession`` or ``AsyncConnection``: same keywords, result."""
     strict = config.is_strict(strict)
-    try:
+    # The bridge itself failed (track() and the others report, and raise, their own failures).
+    with FireAndForget(lambda exc: report_failure(None, exc), strict=strict):
         return await session.run_sync(
             lambda sync: update_group(
                 sync,
@@ -153,8 +146,4 @@ async def aupdate_group(
                 strict=strict,
             )
         )
-    except Exception as exc:
-        if strict:
-            raise
-        report_failure(None, exc)
-        return None
+    return None

@@ -12,6 +12,7 @@ default mode, and strict mode writes nothing on a bad batch.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -24,6 +25,7 @@ from relay._event.location import Location
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._store import check_writable, connection_of, insert_rows, pending_row
 from relay._tracking import config
+from relay._tracking.guard import FireAndForget
 from relay._tracking.observers import notify_independent, notify_tracked
 from relay._tracking.prepare import PreparedEvent, prepare_event
 from relay._tracking.sync import independent_connection, report_failure
@@ -70,7 +72,9 @@ def prepare_many(
     prepared: list[PreparedEvent | None] = []
     for raw in events:
         event_name = raw.event if isinstance(raw, TrackItem) else _event_of(raw)
-        try:
+        with FireAndForget(
+            functools.partial(report_failure, event_name), strict=strict, report_raised=True
+        ) as guard:
             item = _as_item(raw)
             prepared.append(
                 prepare_event(
@@ -83,10 +87,7 @@ def prepare_many(
                     location=item.location,
                 )
             )
-        except Exception as exc:
-            report_failure(event_name, exc)
-            if strict:
-                raise
+        if guard.failed:
             prepared.append(None)
     return prepared
 
@@ -139,17 +140,16 @@ def track_many(
         )
         for p in valid
     ]
-    try:
+    with FireAndForget(
+        lambda exc: report_failure(valid[0].event, exc), strict=strict, report_raised=True
+    ) as guard:
         if independent:
             with independent_connection(session) as conn:
                 refused = _insert_all(conn, valid, rows, strict=strict)
             notify_independent(conn.engine, [p.insert_id for p in valid if id(p) not in refused])
         else:
             refused = _insert_all(session, valid, rows, strict=strict)
-    except Exception as exc:
-        report_failure(valid[0].event, exc)
-        if strict:
-            raise
+    if guard.failed:
         return [None] * len(results)
     for index, p in enumerate(prepared):
         if p is not None and id(p) in refused:

@@ -33,6 +33,7 @@ from relay._store import write_event
 from relay._store.profiles import profile_key, profile_row
 from relay._tables import RowKind
 from relay._tracking import config
+from relay._tracking.guard import FireAndForget
 from relay._tracking.prepare import new_insert_id
 
 logger = structlog.get_logger("relay.tracking")
@@ -269,7 +270,9 @@ def _write(
 ) -> str | None:
     strict = config.is_strict(strict)
     label = _label(kind, operation)
-    try:
+    with FireAndForget(
+        lambda exc: _report_failure(label, exc), strict=strict, report_raised=True
+    ) as guard:
         prepared = prepare_profile_update(
             kind, operation=operation, properties=properties, **identity
         )
@@ -283,7 +286,14 @@ def _write(
             now=dt.datetime.now(dt.UTC),
         )
         write_event(session, values=values)
-    except RelayError as exc:
+    if guard.failed:  # fire-and-forget: no failure may reach the business code
+        return None
+    return prepared.insert_id
+
+
+def _report_failure(label: str, exc: Exception) -> None:
+    """Log a failed profile update: relay's errors say what is wrong, others only their type."""
+    if isinstance(exc, RelayError):
         logger.error(
             "mixpanel_profile_update_failed",
             update=label,
@@ -291,12 +301,5 @@ def _write(
             field=getattr(exc, "field", None),
             reason=str(exc),
         )
-        if strict:
-            raise
-        return None
-    except Exception as exc:  # fire-and-forget: no failure may reach the business code
-        logger.error("mixpanel_profile_update_failed", update=label, error_type=type(exc).__name__)
-        if strict:
-            raise
-        return None
-    return prepared.insert_id
+        return
+    logger.error("mixpanel_profile_update_failed", update=label, error_type=type(exc).__name__)

@@ -35,6 +35,7 @@ from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._event.registry import loggable_event_name
 from relay._store import pending_row, write_event
 from relay._tracking import config
+from relay._tracking.guard import FireAndForget, where_raised
 from relay._tracking.observers import notify_independent, notify_tracked
 from relay._tracking.prepare import PreparedEvent, prepare_event
 
@@ -87,7 +88,9 @@ def track(
     In strict mode a failure raises ``EventContractError`` (bad event) or ``StoreError``.
     """
     strict = config.is_strict(strict)
-    try:
+    with FireAndForget(
+        lambda exc: report_failure(event, exc), strict=strict, report_raised=True
+    ) as guard:
         prepared = prepare_event(
             event=event,
             distinct_id=distinct_id,
@@ -102,10 +105,7 @@ def track(
             notify_independent(conn.engine, [prepared.insert_id])
         else:
             _write(session, prepared)
-    except Exception as exc:  # fire-and-forget: no failure may reach the business code
-        report_failure(event, exc)
-        if strict:
-            raise
+    if guard.failed:  # fire-and-forget: no failure may reach the business code
         return None
     notify_tracked(prepared.event)
     return prepared.insert_id
@@ -181,12 +181,9 @@ def report_failure(event: object, exc: BaseException) -> None:
             reason=str(exc),
         )
         return
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
     logger.error(
         "mixpanel_event_tracking_failed",
         event_name=loggable_event_name(event),
         error_type=type(exc).__name__,
-        at=f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else None,
+        at=where_raised(exc),
     )

@@ -33,12 +33,13 @@ T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 #: The source tree, where alembic.ini is.
 REPOSITORY = Path(__file__).resolve().parents[2]
 #: ``(older, newer)``: each revision and the one before it.
-STEPS = [("0001", "0002"), ("0002", "0003"), ("0003", "0004"), ("0004", "0005")]
+STEPS = [("0001", "0002"), ("0002", "0003"), ("0003", "0004"), ("0004", "0005"), ("0005", "0006")]
 #: Columns each revision added: absent below it.
 ADDED = {
     "0002": {"lease_expires_at"},
     "0003": {"lane"},
     "0004": {"kind", "profile_key"},
+    "0006": {"destination"},
 }
 
 
@@ -149,7 +150,13 @@ def test_upgrade_keeps_every_row_as_it_was(bare: Engine, older: str, newer: str)
     added = ADDED.get(newer, set())
     if added:
         values = _snapshot(bare, "relay_outbox", added)
-        defaults = {"lease_expires_at": None, "lane": 0, "kind": "event", "profile_key": None}
+        defaults = {
+            "lease_expires_at": None,
+            "lane": 0,
+            "kind": "event",
+            "profile_key": None,
+            "destination": "default",
+        }
         assert values == [{c: defaults[c] for c in added}] * len(values)
 
 
@@ -175,6 +182,37 @@ def test_downgrade_keeps_every_row_the_older_schema_holds(
         for row in before["relay_outbox"]:
             row["next_attempt_at"] = expiry.get(row["id"], row["next_attempt_at"])
     assert after == before
+
+
+def test_downgrade_below_0006_refuses_while_rows_go_to_another_destination(bare: Engine) -> None:
+    """Revision 0005 has one Mixpanel project: a row bound for another destination would be
+    sent (or replayed) to it, another region's project. The downgrade refuses, naming how many,
+    and changes nothing; once those rows are gone it goes ahead."""
+    _migrations.upgrade(bare, "0006")
+    _seed(bare, profiles=True, pauses=False)
+    with bare.begin() as conn:
+        conn.execute(
+            sa.update(outbox).where(outbox.c.state != "delivered").values(destination="eu")
+        )
+    columns = set(_columns(bare, "relay_outbox"))
+    before = _everything(bare, columns)
+    elsewhere = sum(1 for r in before["relay_outbox"] if r["destination"] == "eu")
+    assert elsewhere >= 3
+
+    with pytest.raises(RelayError, match=r"cannot downgrade below 0006") as refused:
+        _migrations.downgrade(bare, "0005")
+
+    message = str(refused.value)
+    assert f"{elsewhere} rows are bound for a destination other than 'default'" in message
+    assert message.endswith("nothing was changed")
+    assert revision(bare) == "0006"
+    assert _everything(bare, columns) == before
+
+    with bare.begin() as conn:
+        conn.execute(sa.update(outbox).values(destination="default"))
+    _migrations.downgrade(bare, "0005")
+    assert revision(bare) == "0005"
+    assert "destination" not in _columns(bare, "relay_outbox")
 
 
 def _pending_states(engine: Engine) -> list[tuple[str, str]]:

@@ -14,9 +14,9 @@ from django.db import connections, transaction
 from relay._event.location import Location
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
 from relay._event.registry import loggable_event_name
-from relay._tracking import is_strict
 from relay._tracking import track as core_track
 from relay._tracking import track_many as core_track_many
+from relay._tracking.guard import FireAndForget
 from relay._tracking.observers import notify_independent
 from relay._tracking.profiles import update_group as core_update_group
 from relay._tracking.profiles import update_profile as core_update_profile
@@ -197,7 +197,9 @@ def _on_django(
     ``independent``: on a connection of relay's own engine instead, in a transaction of its
     own. ``event`` names the failure in the log (the first event of a batch).
     """
-    try:
+    # Django's side failed (no connection, a broken block, a failed commit in autocommit mode),
+    # or strict mode raised: the events are not written, as with relay.track.
+    with FireAndForget(lambda exc: _log_failure(event, exc), strict=strict):
         if independent:
             django_conn = connections[using]
             if django_conn.vendor == "sqlite" and django_conn.in_atomic_block:
@@ -209,10 +211,4 @@ def _on_django(
             return written
         with in_django_transaction(using) as conn:
             return write(conn)
-    except Exception as exc:
-        # Django's side failed (no connection, a broken block, a failed commit in autocommit
-        # mode), or strict mode raised: the events are not written, as with relay.track.
-        if is_strict(strict):
-            raise
-        _log_failure(event, exc)
-        return [None] * count
+    return [None] * count

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from relay._directory import EmployeeDirectory, EmployeeInfo, OrganizationInfo
 from relay._errors import StoreError
 from relay._event.properties import SystemRole
-from relay._tracking import is_strict
+from relay._tracking.guard import FireAndForget
 from relay.contrib.django._settings import configured_value
 from relay.contrib.django._tracking import in_django_transaction
 
@@ -220,18 +220,22 @@ class SessionlessHelper:
         def track_in_django(*, using: str = "default", **kwargs: Any) -> str | None:
             if kwargs.get("directory") is None:
                 kwargs["directory"] = default_directory()
-            try:
-                with in_django_transaction(using) as conn:
-                    result: str | None = method(conn, **kwargs)
-                    return result
-            except Exception:
-                # Django's side failed (no connection, ...): fire-and-forget, as the helper.
-                if is_strict(kwargs.get("strict")):
-                    raise
-                logger.exception(
-                    "mixpanel_event_tracking_failed", helper=name, at="django connection"
-                )
-                return None
+            # Django's side failed (no connection, ...): fire-and-forget, as the helper.
+            with (
+                FireAndForget(
+                    lambda exc: logger.error(
+                        "mixpanel_event_tracking_failed",
+                        helper=name,
+                        at="django connection",
+                        exc_info=exc,
+                    ),
+                    strict=kwargs.get("strict"),
+                ),
+                in_django_transaction(using) as conn,
+            ):
+                result: str | None = method(conn, **kwargs)
+                return result
+            return None
 
         track_in_django.__name__ = name
         track_in_django.__doc__ = method.__doc__

@@ -62,6 +62,9 @@ class OutboxEvent(models.Model):
     kind = models.CharField(max_length=8, choices=KINDS, default="event")
     #: SHA-256 hex of the profile a profile update is for; NULL for events (revision 0004).
     profile_key = models.CharField(max_length=64, null=True)
+    #: The configured Mixpanel project the row goes to; ``default`` without destinations
+    #: (revision 0006).
+    destination = models.CharField(max_length=64, default="default")
 
     class Meta:
         managed = False
