@@ -485,12 +485,13 @@ class Drainer:
             throttle = self._gate.throttled(now=now)
             if limiter is None:
                 # Nothing paces this relay: wait out the backoff rather than hammer Mixpanel.
-                return max(0.0, (throttle.until - now).total_seconds()), throttle.until
+                wait = max(0.0, (throttle.until - now).total_seconds())
+                return self._until_probe(throttle, wait, now=now), throttle.until
             limiter.throttled(seconds=seconds)
             pause = throttle.pause_left(now)
             if pause > 0:
                 limiter.halt(pause)
-            return pause, throttle.until
+            return self._until_probe(throttle, pause, now=now), throttle.until
         if limiter is not None:
             if not stats:
                 limiter.abandoned()
@@ -501,6 +502,17 @@ class Drainer:
         if outcome.delivered:
             self._gate.delivered(now=now)
         return 0.0, None
+
+    def _until_probe(self, throttle: Throttle, wait: float, *, now: dt.datetime) -> float:
+        """``wait``, or less when the backoff pauses claims: until this relay's next probe.
+
+        A batch just met the 429, so the next probe is one probe interval away.
+        """
+        if throttle.pause_left(now) <= 0:
+            return wait
+        monotonic = self._monotonic()
+        self._gate.probed(monotonic)
+        return min(wait, self._gate.probe_wait(monotonic))
 
     def _after_probe(
         self, throttle: Throttle, outcome: SendOutcome, *, now: dt.datetime
@@ -533,6 +545,8 @@ class Drainer:
             )
         known = self._gate.known
         pause = 0.0 if known is None else known.pause_left(now)
+        if pause > 0:
+            pause = min(pause, self._gate.probe_wait(self._monotonic()))
         log.info("batch_released_unsent", released=released, throttle_seconds=round(pause, 1))
         if self._stopping() or pause <= 0:
             return DrainResult(

@@ -83,6 +83,11 @@ class ThrottleGate:
             self._next_probe = monotonic + probe_interval(self._rng)
             return 0.0
 
+    def probed(self, monotonic: float) -> None:
+        """A request just met the 429 that pauses claims: the next probe is an interval away."""
+        with self._lock:
+            self._next_probe = max(self._next_probe, monotonic + probe_interval(self._rng))
+
     def probe_wait(self, monotonic: float) -> float:
         """Seconds until this relay's next probe (0: due)."""
         with self._lock:

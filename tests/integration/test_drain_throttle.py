@@ -119,14 +119,21 @@ def test_a_long_throttle_dead_letters_nothing_and_delivery_resumes_after(
     standin.set_outage(429, None)
     now = NOW
     backoffs: list[float] = []
-    for _ in range(8):
+    waits: list[float] = []
+    for _ in range(30):
         result = drainer.drain_once(now=now)
         assert result.retried == result.dead_after_max_attempts == result.rejected == 0
-        backoffs.append(result.throttle_seconds)
+        waits.append(result.throttle_seconds)
+        with engine.connect() as conn:
+            booked = read_throttle(conn)
+        assert booked is not None
+        backoffs.append((booked.until - now).total_seconds())
         now += dt.timedelta(seconds=max(result.throttle_seconds, 0.5))
     assert [(r.state, r.attempts) for r in _rows(engine)] == [(OutboxState.PENDING, 0)] * 5
     assert max(backoffs) > 30  # the backoff doubled from 2 s towards 60 s
     assert all(b <= 65 for b in backoffs)
+    # Between probes (one event each, at most every 3-7 s) the relay waits, never longer.
+    assert all(0 < w <= 7 for w in waits)
     with engine.connect() as conn:
         level = read_throttle(conn)
     assert level is not None
