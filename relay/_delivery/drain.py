@@ -748,7 +748,8 @@ class _Pipeline:
     * The **send** stage (``limiter.ceiling`` threads) waits for a slot and the pacing, sends,
       and passes the answer on; the slot is free again before the ack.
     * The **ack** stage (one thread) acks every answered batch, the wholly delivered ones
-      together in one transaction (:meth:`Drainer._ack_many`), so acks never hold up a send.
+      together in one transaction (:meth:`Drainer._ack_many`), so acks never hold up a send
+      (unless they fall ``limiter.ceiling`` batches behind: then the senders wait).
     * Profile updates, when there is a token, drain beside them on a thread of their own.
 
     A batch whose result says to stop (an auth error, a throttle pause, a transient failure,
@@ -777,7 +778,9 @@ class _Pipeline:
         self._abort = threading.Event()
         self._more = False
         self._to_send: queue.SimpleQueue[tuple[_Claimed, Reservation] | None] = queue.SimpleQueue()
-        self._to_ack: queue.SimpleQueue[_Sent | None] = queue.SimpleQueue()
+        # Bounded: when acks fall behind, the senders wait instead of holding ever more
+        # answered batches (their rows in memory, their leases running out).
+        self._to_ack: queue.Queue[_Sent | None] = queue.Queue(maxsize=max(2, limiter.ceiling))
 
     def run(self) -> DrainResult:
         """Drain until a stage says to stop; the results of every batch, summed."""
