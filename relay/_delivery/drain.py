@@ -272,6 +272,7 @@ class Drainer:
         limit = self._settings.batch_max_events
         due_from = self._cursor.start()
         request_bytes = self._settings.batch_max_bytes
+        claimed_at = self._monotonic()  # the lease runs from here, at the latest
         with store.transaction(self._engine, write=True, durable=False) as conn:
             known = self._gate.known
             throttle, new = self._gate.check(conn)
@@ -300,7 +301,6 @@ class Drainer:
                 max_bytes=request_bytes * CLAIM_BUDGET_REQUESTS,
                 row_max_bytes=request_bytes,
             )
-        claimed_at = self._monotonic()
         self._cursor.advance(claim, full=claim.full)
         # A short claim that started past the oldest rows may have left some behind it: say
         # that more may be due, so that the drain loop claims once more, from the start.
