@@ -356,13 +356,11 @@ class Drainer:
     def _send_by(self, claimed: _Claimed) -> float:
         """The latest ``monotonic()`` at which the batch may still be sent.
 
-        A batch claimed ahead waits for a slot, but never so long that its request could
-        outlive the lease (``lease_seconds - request_deadline_seconds`` after the claim), nor
-        longer than half the lease: then it goes back unsent.
+        A batch claimed ahead waits for a slot (in the pipeline's queue, then the limiter's)
+        at most half its lease from the claim's start: then it goes back unsent, its attempt
+        returned, while the lease is still its relay's.
         """
-        lease = self._settings.lease_seconds
-        budget = min(lease / 2, lease - self._settings.request_deadline_seconds)
-        return claimed.claimed_at + max(0.0, budget)
+        return claimed.claimed_at + self._settings.lease_seconds / 2
 
     def _send_claimed(
         self,
@@ -755,8 +753,8 @@ class _Pipeline:
     A batch whose result says to stop (an auth error, a throttle pause, a transient failure,
     rows handed back, ``stop``) stops the claims, and every claimed batch not yet sent goes
     back unsent, its attempt returned, due at once. A claimed batch never waits for a slot
-    beyond :meth:`Drainer._send_by` (then it goes back too), so claiming ahead never holds
-    rows past their lease. A database error in any stage stops the pass; rows claimed and
+    beyond :meth:`Drainer._send_by` (half its lease; then it goes back too), so claiming ahead
+    never holds rows past their lease. A database error in any stage stops the pass; rows claimed and
     not acked come back when their lease expires (at-least-once: a re-send carries the same
     ``$insert_id``). The first such error is raised once every stage has stopped.
     """

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from relay import _store as store
 from relay._config import RelaySettings
-from relay._delivery.drain import Drainer
+from relay._delivery.drain import Drainer, DrainObserver, DrainResult
 from relay._delivery.limiter import AdaptiveLimiter
 from relay._errors import StoreError
 from relay._mixpanel.client import MixpanelImportClient
@@ -67,6 +67,7 @@ def make_drainer() -> Iterator[Callable[..., Drainer]]:
         *,
         limiter: AdaptiveLimiter,
         stop: threading.Event | None = None,
+        observer: DrainObserver | None = None,
         **overrides: Any,
     ) -> Drainer:
         values: dict[str, Any] = {
@@ -82,7 +83,15 @@ def make_drainer() -> Iterator[Callable[..., Drainer]]:
         settings = RelaySettings(**values)
         client = MixpanelImportClient(settings, cancel=stop)
         clients.append(client)
-        return Drainer(engine, client, settings, rng=random.Random(1), stop=stop, limiter=limiter)
+        return Drainer(
+            engine,
+            client,
+            settings,
+            rng=random.Random(1),
+            stop=stop,
+            limiter=limiter,
+            observer=observer,
+        )
 
     yield make
     for client in clients:
@@ -189,26 +198,40 @@ def test_a_failed_ack_loses_no_row(
     assert stats.duplicates >= 50  # re-sent after the failed ack; Mixpanel drops repeats
 
 
+class _HandBacks:
+    """Records when each batch's result came in (monotonic), for the hand-back's timing."""
+
+    def __init__(self) -> None:
+        self.results: list[tuple[float, DrainResult]] = []
+
+    def requests_sent(self, requests: object) -> None:
+        """Not needed here."""
+
+    def batch_done(self, result: DrainResult) -> None:
+        """Note the time of every result."""
+        self.results.append((time.monotonic(), result))
+
+
 def test_a_batch_claimed_ahead_goes_back_before_its_lease_runs_out(
     engine: Engine, make_drainer: Callable[..., Drainer]
 ) -> None:
-    """A batch waiting for a slot longer than the lease allows goes back unsent, not late."""
+    """A batch waiting for a slot longer than half its lease goes back unsent, lease still live."""
     _add(engine, 200)
-    lease = 6.0
-    with MixpanelStandin(latency_ms=1500) as standin:
-        # One slot; the batch claimed ahead may wait min(lease / 2, lease - deadline) = 1 s,
-        # while the request in the slot takes 1.5 s.
+    lease = 8.0
+    observer = _HandBacks()
+    with MixpanelStandin(latency_ms=5000) as standin:
+        # One slot; a request takes 5 s; the batch claimed ahead may wait lease / 2 = 4 s.
         drainer = make_drainer(
             engine,
             standin,
             limiter=AdaptiveLimiter(1),
+            observer=observer,
             lease_seconds=lease,
-            request_deadline_seconds=5.0,
-            read_timeout_seconds=4.0,
+            request_deadline_seconds=6.0,
+            read_timeout_seconds=5.5,
         )
-        started = time.monotonic()
         result = drainer.drain_until_idle(clock=lambda: NOW)
-        elapsed = time.monotonic() - started
+        log = standin.request_log()
         stats = standin.stats()
     rows = _rows(engine)
     delivered = [r for r in rows if r.state == OutboxState.DELIVERED]
@@ -219,5 +242,8 @@ def test_a_batch_claimed_ahead_goes_back_before_its_lease_runs_out(
     assert len(delivered) == 100 == stats.unique
     assert stats.duplicates == 0
     assert {(r.attempts, r.lease_token) for r in pending} == {(0, None)}
-    # The whole pass, the hand-back included, ended well within the claim's lease.
-    assert elapsed < lease
+    # It was claimed once the second request had its slot, i.e. as that request left, and went
+    # back while its lease (8 s from the claim) still ran.
+    (handed_back,) = [at for at, r in observer.results if r.released]
+    second_sent = log[1].at
+    assert handed_back - second_sent < lease
