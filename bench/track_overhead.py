@@ -9,7 +9,10 @@ Two transactions, alternated one for one so that both see the same machine:
   sized JSON row (the properties ``track()`` stores, into a JSONB column), commit;
 * ``portable`` (for contrast): ``track`` with the one-round-trip write switched off, so that
   ``track()`` takes the path of other drivers (asyncpg, psycopg2): INSERT ... RETURNING through
-  SQLAlchemy.
+  SQLAlchemy;
+* ``routed``: ``track`` with a trivial router registered (``relay.set_router``: every event to
+  destination ``eu``), so the cost of routing at ``track()`` time shows against ``track``
+  (which runs without a router, as every host without data residency does).
 
 Both run through a SQLAlchemy ``Session`` on an engine from ``relay._database.create_engine``
 (orjson serializer), as a host application would, against a scratch database migrated with
@@ -38,6 +41,7 @@ from sqlalchemy.orm import Session
 import relay._store.outbox
 from relay._database import create_engine
 from relay._tracking import prepare_event, track
+from relay._tracking.routing import Route, set_router
 
 TARGET_RATIO = 1.2  # issue 11: one event per transaction, at most 1.2x a plain insert
 EVENT = "svc.surveys.survey_delivered"
@@ -87,6 +91,20 @@ def with_track(engine: sa.Engine, n: int) -> float:
     return elapsed
 
 
+def to_eu(route: Route) -> str:
+    """The trivial router: every row to ``eu``."""
+    return "eu"
+
+
+def with_routed_track(engine: sa.Engine, n: int) -> float:
+    """``with_track`` with the trivial router registered."""
+    set_router(to_eu, destinations=("default", "eu"))
+    try:
+        return with_track(engine, n)
+    finally:
+        set_router(None, destinations=("default",))
+
+
 def _not_applicable(*_: object, **__: object) -> None:
     return None
 
@@ -127,13 +145,37 @@ def stored_payload(n: int) -> dict[str, Any]:
     }
 
 
+def validation_time(n: int, *, routed: bool) -> float:
+    """Seconds ``prepare_event`` takes for event ``n`` (with the trivial router if ``routed``)."""
+    if routed:
+        set_router(to_eu, destinations=("default", "eu"))
+    try:
+        started = time.perf_counter()
+        prepare_event(
+            event=EVENT,
+            distinct_id=f"5d1c7a3e-0000-4000-8000-{n % 5000:012d}",
+            properties=survey_properties(n),
+        )
+        return time.perf_counter() - started
+    finally:
+        set_router(None, destinations=("default",))
+
+
 def one_run(engine: sa.Engine, transactions: int) -> dict[str, float]:
     """Median ms of each kind of transaction, and of the validation alone, over one run."""
-    times: dict[str, list[float]] = {"track": [], "portable": [], "plain": [], "validation": []}
+    times: dict[str, list[float]] = {
+        "track": [],
+        "routed": [],
+        "portable": [],
+        "plain": [],
+        "validation": [],
+        "validation_routed": [],
+    }
     for n in range(transactions):
         payload = stored_payload(n)
         kinds = [
             ("track", functools.partial(with_track, engine, n)),
+            ("routed", functools.partial(with_routed_track, engine, n)),
             ("portable", functools.partial(with_portable_track, engine, n)),
             ("plain", functools.partial(with_plain_insert, engine, n, payload)),
         ]
@@ -141,13 +183,11 @@ def one_run(engine: sa.Engine, transactions: int) -> dict[str, float]:
         shift = n % len(kinds)
         for kind, run in kinds[shift:] + kinds[:shift]:
             times[kind].append(run())
-        started = time.perf_counter()
-        prepare_event(
-            event=EVENT,
-            distinct_id=f"5d1c7a3e-0000-4000-8000-{n % 5000:012d}",
-            properties=survey_properties(n),
-        )
-        times["validation"].append(time.perf_counter() - started)
+        # Validation alone, with and without the router, in alternating order (the second
+        # call of a pair finds warmer caches).
+        pair = [("validation", False), ("validation_routed", True)]
+        for kind, routed in pair if n % 2 else pair[::-1]:
+            times[kind].append(validation_time(n, routed=routed))
     return {kind: median(values) * 1e3 for kind, values in times.items()}
 
 
@@ -172,7 +212,8 @@ def main() -> int:
                 r = one_run(engine, args.transactions)
                 results.append(r)
                 print(
-                    f"run {run}: track {r['track']:.3f} ms, portable {r['portable']:.3f} ms, "
+                    f"run {run}: track {r['track']:.3f} ms, routed {r['routed']:.3f} ms "
+                    f"({r['routed'] / r['track']:.3f}x), portable {r['portable']:.3f} ms, "
                     f"plain {r['plain']:.3f} ms, ratio {r['track'] / r['plain']:.2f} "
                     f"(portable {r['portable'] / r['plain']:.2f}; validation alone "
                     f"{r['validation']:.3f} ms)",
@@ -187,12 +228,18 @@ def main() -> int:
         [
             ["business row + track()", f"{m['track']:.3f}", f"{m['track'] / m['plain']:.2f}"],
             [
+                "business row + track(), trivial router",
+                f"{m['routed']:.3f}",
+                f"{m['routed'] / m['plain']:.2f}",
+            ],
+            [
                 "business row + track(), portable path",
                 f"{m['portable']:.3f}",
                 f"{m['portable'] / m['plain']:.2f}",
             ],
             ["business row + plain JSON insert", f"{m['plain']:.3f}", "1.00"],
             ["(track's validation alone, no I/O)", f"{m['validation']:.3f}", ""],
+            ["(the same, trivial router)", f"{m['validation_routed']:.3f}", ""],
         ],
     )
     ratio = m["track"] / m["plain"]

@@ -1,7 +1,7 @@
 """MkDocs hooks: the reference tables are generated from the code when the site is built.
 
 ``<!-- relay:settings-table -->`` becomes the table of ``relay.RelaySettings`` (variable,
-default, description), ``<!-- relay:exit-codes-table -->`` the exit codes of
+default, description) and the secret variables of each destination, ``<!-- relay:exit-codes-table -->`` the exit codes of
 ``relay._exit`` with their meanings, and ``<!-- relay:api-reference MODULE -->`` one
 mkdocstrings ``:::`` block per public name of ``relay`` or ``relay.testing``.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import SecretStr
 from pydantic_core import PydanticUndefined
 
-from relay import RelaySettings, _exit
+from relay import RelaySettings, _destinations, _exit
 
 _MARKER = re.compile(
     r"<!-- relay:(settings-table|exit-codes-table|api-reference)(?: ([\w.]+))? -->"
@@ -34,6 +34,11 @@ def settings_table() -> str:
             shown = f"`{value}`"
         meaning = (field.description or "").replace("|", "\\|")
         rows.append(f"| `RELAY_{name.upper()}` | {shown} | {meaning} |")
+    # A destination's secrets are variables named after it, not fields (relay._destinations).
+    for key, meaning in _destinations.SECRET_DESCRIPTIONS.items():
+        variable = f"{_destinations.SECRET_PREFIX}<NAME>_{key.upper()}"
+        also = f" Or `{variable}{_destinations.FILE_SUFFIX}`: the path of a file holding it."
+        rows.append(f"| `{variable}` | | {meaning}{also} |")
     return "\n".join(rows)
 
 

@@ -54,6 +54,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "atrack_many": ("relay._tracking", "atrack_many"),
     "is_strict": ("relay._tracking", "is_strict"),
     "fire_and_forget": ("relay._tracking.guard", "fire_and_forget"),
+    "Route": ("relay._tracking.routing", "Route"),
+    "set_router": ("relay._tracking.routing", "set_router"),
     "update_profile": ("relay._tracking.profiles", "update_profile"),
     "update_group": ("relay._tracking.profiles", "update_group"),
     "aupdate_profile": ("relay._tracking.aio", "aupdate_profile"),
@@ -82,6 +84,7 @@ __all__ = [
     "ProfileUpdateError",
     "RelayError",
     "RelaySettings",
+    "Route",
     "StoreError",
     "SystemRole",
     "TrackItem",
@@ -101,6 +104,7 @@ __all__ = [
     "redact_url",
     "register_event",
     "resolve_distinct_id",
+    "set_router",
     "stamp_schema",
     "strict_tracking",
     "track",
@@ -165,3 +169,4 @@ if TYPE_CHECKING:
     from relay._tracking.aio import aupdate_group, aupdate_profile
     from relay._tracking.guard import fire_and_forget
     from relay._tracking.profiles import update_group, update_profile
+    from relay._tracking.routing import Route, set_router

@@ -8,6 +8,7 @@ nothing below an entry point reads the environment.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -15,6 +16,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -22,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from relay import _destinations
 from relay._database import redact_url, url_secrets
 from relay._errors import ConfigurationError
 from relay._event.limits import MAX_BATCH_EVENTS, MAX_REQUEST_BYTES
@@ -81,12 +84,43 @@ APP_API_HOSTS: dict[str, str] = {
 }
 
 
+def _http_url(value: str | None) -> str | None:
+    """``value`` if it is an http(s) URL with a host (or ``None``), else ``ValueError``."""
+    # Without a scheme (``127.0.0.1:8765``) every request failed at send time, each using
+    # up an attempt of every row it carried, instead of refusing to start.
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        raise ValueError("must be an http:// or https:// URL with a host") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
+#: The ``RELAY_MIXPANEL_*`` fields that configure ``default``: set together with a
+#: ``[destinations.default]`` table in ``RELAY_DESTINATIONS_FILE`` they are refused.
+_DEFAULT_FIELDS = (
+    "mixpanel_api_url",
+    "mixpanel_app_api_url",
+    "mixpanel_project_id",
+    "mixpanel_service_account_username",
+    "mixpanel_service_account_secret",
+    "mixpanel_project_token",
+    "mixpanel_gdpr_token",
+)
+
+
 class Destination(BaseModel):
     """One Mixpanel project relay delivers to: its region (or base URLs) and its credentials.
 
     ``RELAY_MIXPANEL_*`` describe the destination named ``default``; more are configured in
-    ``RelaySettings.destinations`` (data residency: one project per region). The fields mean
-    what the ``RELAY_MIXPANEL_*`` setting of the same name means.
+    ``RELAY_DESTINATIONS_FILE`` (secrets from ``RELAY_DESTINATION_<NAME>_*``, see
+    :mod:`relay._destinations`) or programmatically in ``RelaySettings.destinations`` (data
+    residency: one project per region). The fields mean what the ``RELAY_MIXPANEL_*``
+    setting of the same name means.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -99,6 +133,11 @@ class Destination(BaseModel):
     service_account_secret: SecretStr | None = None
     project_token: SecretStr | None = None
     gdpr_token: SecretStr | None = None
+
+    @field_validator("api_url", "app_api_url", mode="after")
+    @classmethod
+    def _require_http_url(cls, value: str | None) -> str | None:
+        return _http_url(value)
 
 
 class _DatabaseURL(SecretStr):
@@ -155,8 +194,16 @@ class RelaySettings(BaseSettings):
     )
     destinations: dict[str, Destination] = Field(
         default_factory=dict,
-        description="Data residency: more Mixpanel projects by name (each its region and "
-        "credentials); RELAY_MIXPANEL_* is the one named default.",
+        description="Data residency, from Python (load_settings(destinations={...})): more "
+        "Mixpanel projects by name, each its region and credentials; from the environment "
+        "use RELAY_DESTINATIONS_FILE.",
+    )
+    destinations_file: str | None = Field(
+        default=None,
+        description="Data residency: path of a TOML file of [destinations.<name>] tables "
+        "(region, api_url, app_api_url, project_id, service_account_username; no secrets), "
+        "one Mixpanel project each; RELAY_MIXPANEL_* is the one named default unless the file "
+        "defines it. Secrets: the RELAY_DESTINATION_<NAME>_* rows below.",
     )
     mixpanel_gdpr_token: SecretStr | None = Field(
         default=None,
@@ -320,21 +367,74 @@ class RelaySettings(BaseSettings):
     def _mask_database_url(cls, value: SecretStr) -> SecretStr:
         return _DatabaseURL(value.get_secret_value())
 
+    #: The destination these settings are a copy for (``for_destination``), or ``None``.
+    _destination: str | None = PrivateAttr(default=None)
+
     @field_validator("mixpanel_api_url", "mixpanel_app_api_url", mode="after")
     @classmethod
     def _require_http_url(cls, value: str | None) -> str | None:
-        # Without a scheme (``127.0.0.1:8765``) every request failed at send time, each using
-        # up an attempt of every row it carried, instead of refusing to start.
-        if value is None:
-            return None
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises ValueError on a port that is not a number
-        except ValueError:
-            raise ValueError("must be an http:// or https:// URL with a host") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
+        return _http_url(value)
+
+    @field_validator("destinations", mode="after")
+    @classmethod
+    def _check_destination_names(cls, value: dict[str, Destination]) -> dict[str, Destination]:
+        for name in value:
+            if _destinations.NAME_PATTERN.fullmatch(name) is None:
+                raise ValueError(
+                    f"destination {name[:DESTINATION_NAME_MAX_LENGTH]!r} is not a destination "
+                    f"name: names match [a-z][a-z0-9_-]{{0,{DESTINATION_NAME_MAX_LENGTH - 1}}}"
+                )
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _destinations_from_file(cls, data: Any) -> Any:
+        """Add ``RELAY_DESTINATIONS_FILE``'s destinations, their secrets from the environment.
+
+        Raises ``ConfigurationError`` (one line naming the destination and setting, never a
+        value) for anything :mod:`relay._destinations` refuses, a destination defined both in
+        the file and by the caller differently, and ``default`` defined both in the file and
+        by ``RELAY_MIXPANEL_*``.
+        """
+        if not isinstance(data, dict):
+            return data
+        path = data.get("destinations_file")
+        if path is not None and not str(path).strip():
+            raise ConfigurationError(
+                f"{_destinations.FILE_VARIABLE} is empty: name the destinations file, or unset it"
+            )
+        tables = _destinations.read_file(str(path)) if path else {}
+        # Read even without a file: a secret for a destination nobody defined is a typo.
+        secrets = _destinations.secrets_from(os.environ, list(tables))
+        if not tables:
+            return data
+        where = f"{_destinations.FILE_VARIABLE} {path}"
+        if DEFAULT_DESTINATION in tables:
+            given = [name for name in _DEFAULT_FIELDS if data.get(name) not in (None, "")]
+            if given:
+                raise ConfigurationError(
+                    f"{where} defines destination {DEFAULT_DESTINATION!r} and "
+                    f"RELAY_{given[0].upper()} is set too: configure it in one place"
+                )
+        merged = dict(data.get("destinations") or {})
+        for name, table in tables.items():
+            values = {**table, **secrets.get(name, {})}
+            problem = _destinations.credentials_problem(name, values)
+            if problem is not None:
+                raise ConfigurationError(f"{where}: destination {name!r}: {problem}")
+            try:
+                built = Destination(**values)
+            except ValidationError as exc:
+                raise ConfigurationError(
+                    f"{where}: destination {name!r}: {describe_invalid(exc, prefix='')}"
+                ) from None
+            if name in merged and _as_destination(merged[name]) != built:
+                raise ConfigurationError(
+                    f"destination {name!r} is defined both in {where} and by the caller's "
+                    "settings: keep one"
+                )
+            merged[name] = built
+        return {**data, "destinations": merged}
 
     @model_validator(mode="after")
     def _check_together(self) -> RelaySettings:
@@ -369,7 +469,7 @@ class RelaySettings(BaseSettings):
                 f"unknown destination {name[:DESTINATION_NAME_MAX_LENGTH]!r}: the configured "
                 f"ones are {', '.join(self.destination_names())}"
             )
-        return self.model_copy(
+        copy = self.model_copy(
             update={
                 "mixpanel_region": destination.region,
                 "mixpanel_api_url": destination.api_url,
@@ -381,6 +481,33 @@ class RelaySettings(BaseSettings):
                 "mixpanel_gdpr_token": destination.gdpr_token,
             }
         )
+        copy._destination = name
+        return copy
+
+    @property
+    def destination(self) -> str | None:
+        """The destination these settings are ``for_destination``'s copy for; ``None`` for
+        settings as read (whose ``RELAY_MIXPANEL_*`` are ``default``)."""
+        return self._destination
+
+    def _setting_names(self) -> dict[str, str]:
+        """How a person sets each Mixpanel field of these settings (for messages)."""
+        name = self._destination
+        if name is None:
+            return {
+                "project_id": "RELAY_MIXPANEL_PROJECT_ID",
+                "username": "RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME",
+                "secret": "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET",
+                "token": "RELAY_MIXPANEL_PROJECT_TOKEN",
+                "prefix": "",
+            }
+        return {
+            "project_id": f"project_id of [destinations.{name}]",
+            "username": f"service_account_username of [destinations.{name}]",
+            "secret": _destinations.secret_variable(name, "service_account_secret"),
+            "token": _destinations.secret_variable(name, "project_token"),
+            "prefix": f"destination {name!r}: ",
+        }
 
     @property
     def database_url_redacted(self) -> str:
@@ -429,13 +556,16 @@ class RelaySettings(BaseSettings):
         username = self.mixpanel_service_account_username
         secret = self.mixpanel_service_account_secret
         project_id = self.mixpanel_project_id
+        names = self._setting_names()
         if not (username and secret and secret.get_secret_value() and project_id):
             raise ConfigurationError(
-                "a service account is required: set RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME, "
-                "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET and RELAY_MIXPANEL_PROJECT_ID"
+                f"{names['prefix']}a service account is required: set {names['username']}, "
+                f"{names['secret']} and {names['project_id']}"
             )
         if not project_id.isdigit():
-            raise ConfigurationError("RELAY_MIXPANEL_PROJECT_ID must be an integer project id")
+            raise ConfigurationError(
+                f"{names['prefix']}{names['project_id']} must be an integer project id"
+            )
         return project_id, username, secret.get_secret_value()
 
     def require_mixpanel_credentials(self) -> None:
@@ -443,15 +573,16 @@ class RelaySettings(BaseSettings):
         has_service_account = bool(
             self.mixpanel_service_account_username and self.mixpanel_service_account_secret
         )
+        names = self._setting_names()
         if has_service_account and not self.mixpanel_project_id:
             raise ConfigurationError(
-                "RELAY_MIXPANEL_PROJECT_ID is required with service-account credentials"
+                f"{names['prefix']}{names['project_id']} is required with service-account "
+                "credentials"
             )
         if not has_service_account and self.mixpanel_project_token is None:
             raise ConfigurationError(
-                "no Mixpanel credentials: set RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME, "
-                "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET and RELAY_MIXPANEL_PROJECT_ID, "
-                "or RELAY_MIXPANEL_PROJECT_TOKEN"
+                f"{names['prefix']}no Mixpanel credentials: set {names['username']}, "
+                f"{names['secret']} and {names['project_id']}, or {names['token']}"
             )
 
 
@@ -464,14 +595,37 @@ def load_settings(**given: Any) -> RelaySettings:
         raise ConfigurationError(f"invalid settings: {describe_invalid(exc)}") from None
 
 
-def describe_invalid(exc: ValidationError) -> str:
-    """The problems of ``exc`` as ``RELAY_NAME: rule; ...``: locations and rules, no input."""
+def describe_invalid(exc: ValidationError, *, prefix: str = "RELAY_") -> str:
+    """The problems of ``exc`` as ``RELAY_NAME: rule; ...``: locations and rules, no input.
+
+    A problem inside a destination given in Python is ``destinations.<name>.<field>: rule``
+    (no ``RELAY_`` variable holds it); ``prefix=""`` names the fields of one model as they are.
+    """
     problems = []
     for err in exc.errors(include_url=False, include_input=False, include_context=False):
         message = str(err["msg"]).removeprefix("Value error, ")
-        if err["loc"]:
-            name = "RELAY_" + "_".join(str(part) for part in err["loc"]).upper()
+        loc = err["loc"]
+        if loc and loc[0] == "destinations" and len(loc) > 1:
+            name = str(loc[1])[:DESTINATION_NAME_MAX_LENGTH]
+            field = ".".join(str(part) for part in loc[2:])
+            problems.append(
+                f"destination {name!r}" + (f": {field}" if field else "") + f": {message}"
+            )
+        elif loc and prefix:
+            name = prefix + "_".join(str(part) for part in loc).upper()
             problems.append(f"{name}: {message}")
+        elif loc:
+            problems.append(f"{'.'.join(str(part) for part in loc)}: {message}")
         else:  # a rule between settings names them itself
             problems.append(message)
     return "; ".join(problems)
+
+
+def _as_destination(value: object) -> Destination | None:
+    """``value`` (a ``Destination`` or its fields) as a ``Destination``; ``None`` if invalid."""
+    if isinstance(value, Destination):
+        return value
+    try:
+        return Destination.model_validate(value)
+    except ValidationError:
+        return None

@@ -10,7 +10,8 @@ code  meaning
 2     bad usage or bad input (an unknown option, a malformed date, duration or filter):
       nothing was changed and nothing audited
 3     configuration: an invalid ``RELAY_*`` setting, a database URL relay cannot use,
-      missing or refused Mixpanel credentials, tables missing or at another revision
+      missing or refused Mixpanel credentials, a destination's project not in its region
+      (``relay check``), tables missing or at another revision
 ====  =====================================================================================
 
 This module imports nothing heavy: the daemon and every command module use it.

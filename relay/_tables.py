@@ -52,6 +52,8 @@ PROFILE_KEY_LENGTH = 64
 DESTINATION_NAME_MAX_LENGTH = 64
 #: The destination of every row when only ``RELAY_MIXPANEL_*`` is configured: one Mixpanel project.
 DEFAULT_DESTINATION = "default"
+#: What a destination name may be: lower case, a letter first, at most 64 characters.
+DESTINATION_NAME_PATTERN = r"[a-z][a-z0-9_-]{0,63}"
 #: Percent of each PostgreSQL heap page that inserts fill; the rest is kept for the claim.
 OUTBOX_FILLFACTOR = 50
 
@@ -97,6 +99,9 @@ PAUSE_ALL = "*"
 #: The ``relay_pause.scope`` of Mixpanel's rate-limit throttle shared by every relay of the
 #: database (see :mod:`relay._store.throttle`); never an operator's pause.
 PAUSE_THROTTLE = "*throttle"
+#: Prefix of the ``relay_pause.scope`` of a pause of one destination (``"@eu"``): event names
+#: never contain ``@``, so such a scope is never an event's.
+PAUSE_DESTINATION_PREFIX = "@"
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

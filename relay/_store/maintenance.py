@@ -30,9 +30,15 @@ RETENTION_ACTION = "retention"
 
 @translate_errors
 def purge_finished_batch(
-    conn: Connection, *, state: OutboxState, finished_before: dt.datetime, limit: int
+    conn: Connection,
+    *,
+    state: OutboxState,
+    finished_before: dt.datetime,
+    limit: int,
+    destination: str | None = None,
 ) -> int:
-    """Delete up to ``limit`` rows in ``state`` finished before ``finished_before``.
+    """Delete up to ``limit`` rows in ``state`` finished before ``finished_before`` (going to
+    ``destination`` only, when it is given).
 
     ``state`` is ``delivered`` or ``dead``; pending rows are never touched. Returns how many
     rows were deleted. Lock: the deleted rows (PostgreSQL skips rows another purge holds).
@@ -42,6 +48,8 @@ def purge_finished_batch(
     if state not in _FINISHED_STATES:
         raise ValueError(f"only delivered or dead rows are purged, not {state!r}")
     old = sa.and_(state_is(state), outbox.c.finished_at < finished_before)
+    if destination is not None:
+        old = sa.and_(old, outbox.c.destination == destination)
     if is_mysql(conn):
         # MySQL/MariaDB refuse LIMIT in an IN subquery but take DELETE ... LIMIT directly.
         stmt = sa.delete(outbox).where(old).with_dialect_options(mysql_limit=limit)

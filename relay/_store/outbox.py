@@ -35,7 +35,7 @@ from relay._errors import DuplicateInsertIdError, OutboxTablesMissingError, Stor
 from relay._event.properties import timestamp_ms_to_datetime
 from relay._store._base import INSERT_HINT, is_mysql, store_error, translate_errors
 from relay._store.pipeline import insert_in_one_round_trip
-from relay._tables import OutboxState, outbox
+from relay._tables import DEFAULT_DESTINATION, OutboxState, outbox
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session  # the ORM loads only when a Session is passed
@@ -52,8 +52,9 @@ ROW_COLUMNS = (
     "next_attempt_at",
     "created_at",
     "updated_at",
+    "destination",
 )
-#: Rows per multi-row INSERT: 10 parameters each, far below every driver's parameter limit
+#: Rows per multi-row INSERT: 11 parameters each, far below every driver's parameter limit
 #: (PostgreSQL takes a chunk as one JSON document whatever its length).
 CHUNK_ROWS = 1000
 #: Key of :func:`check_writable`'s verdict in the pooled DBAPI connection's ``info``.
@@ -71,8 +72,11 @@ def pending_row(
     time_ms: int,
     properties_json: bytes,
     now: dt.datetime,
+    destination: str = DEFAULT_DESTINATION,
 ) -> dict[str, Any]:
     """The column values of a new pending outbox row for a validated event, at ``now``.
+
+    ``destination``: the routed destination (the router's answer, checked by tracking).
 
     ``properties`` is the checked JSON text itself (stored as is). Due now, or at the event's
     ``time`` when that is still ahead of the clock (within the allowed skew): Mixpanel would
@@ -89,6 +93,7 @@ def pending_row(
         "next_attempt_at": max(now, timestamp_ms_to_datetime(time_ms)),
         "created_at": now,
         "updated_at": now,
+        "destination": destination,
     }
 
 
@@ -245,11 +250,11 @@ def insert_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]
 _PG_RECORDSET_INSERT = sa.text(
     f"INSERT INTO {outbox.name} "  # noqa: S608 - the table's own name
     "(insert_id, event, distinct_id, time_ms, properties, state, attempts, next_attempt_at, "
-    "created_at, updated_at) "
-    "SELECT u.i, u.e, u.d, u.t, u.p, :state, 0, u.n, u.c, u.u "
+    "created_at, updated_at, destination) "
+    "SELECT u.i, u.e, u.d, u.t, u.p, :state, 0, u.n, u.c, u.u, u.x "
     "FROM json_to_recordset(CAST(:rows AS json)) "
     "AS u(i text, e text, d text, t bigint, p jsonb, n timestamptz, c timestamptz, "
-    "u timestamptz) "
+    "u timestamptz, x text) "
     "ON CONFLICT (insert_id) DO NOTHING RETURNING insert_id"
 ).bindparams(sa.bindparam("rows", type_=sa.Text()), sa.bindparam("state", type_=sa.Text()))
 
@@ -267,6 +272,7 @@ def _recordset(chunk: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 "n": r["next_attempt_at"],
                 "c": r["created_at"],
                 "u": r["updated_at"],
+                "x": r["destination"],
             }
         )
         parts.append(head[:-1] + b',"p":' + r["properties"].encode() + b"}")

@@ -24,19 +24,25 @@ from relay._event.properties import datetime_to_timestamp_ms
 from relay._store import lanes
 from relay._store._base import id_is_one_of, state_is, translate_errors
 from relay._store.claims import Claim, is_due, lease_is_live, lease_rows
-from relay._tables import OutboxState, RowKind, outbox
+from relay._tables import DEFAULT_DESTINATION, OutboxState, RowKind, outbox
 
 #: The kinds of row that are profile updates, and so are claimed here.
 PROFILE_KINDS = (RowKind.USER.value, RowKind.GROUP.value)
 
 
-def profile_key(kind: RowKind, *identity: str) -> str:
+def profile_key(kind: RowKind, *identity: str, destination: str = DEFAULT_DESTINATION) -> str:
     """The ``profile_key`` of a profile: SHA-256 hex of its kind and identity.
 
     ``identity`` is ``(distinct_id,)`` for a user, ``(group_key, group_id)`` for a group. A
-    digest keeps the key short enough for an index on every dialect.
+    digest keeps the key short enough for an index on every dialect. A profile in another
+    destination than ``default`` is another profile (another Mixpanel project), queued on its
+    own: its key adds the destination. The ``default`` key is the one rows had before
+    destinations existed, so their order holds across the upgrade.
     """
-    return hashlib.sha256(orjson.dumps([kind.value, *identity])).hexdigest()
+    parts: list[object] = [kind.value, *identity]
+    if destination != DEFAULT_DESTINATION:
+        parts.append({"destination": destination})
+    return hashlib.sha256(orjson.dumps(parts)).hexdigest()
 
 
 def profile_row(
@@ -48,8 +54,9 @@ def profile_row(
     key: str,
     update_json: bytes,
     now: dt.datetime,
+    destination: str = DEFAULT_DESTINATION,
 ) -> dict[str, Any]:
-    """The column values of a new pending profile-update row at ``now``.
+    """The column values of a new pending profile-update row at ``now``, for ``destination``.
 
     ``event`` holds the operation (``$set`` ...), ``distinct_id`` the user's distinct_id or the
     group's id, ``properties`` the update object without ``$token`` and ``$ip``, as the JSON
@@ -66,6 +73,7 @@ def profile_row(
         "next_attempt_at": now,
         "created_at": now,
         "updated_at": now,
+        "destination": destination,
         "kind": kind.value,
         "profile_key": key,
     }

@@ -16,7 +16,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from relay._store._base import state_is, translate_errors
+from relay._store.claims import is_due, lease_is_live
+from relay._store.maintenance import PendingGauges
 from relay._tables import OutboxState, outbox
+
+
+def _of(destination: str | None) -> list[sa.ColumnElement[bool]]:
+    """The extra predicate of a read narrowed to one destination (none for all of them)."""
+    return [] if destination is None else [outbox.c.destination == destination]
+
+
+def _count_where(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +42,9 @@ class DeadGroup:
 
 
 @translate_errors
-def dead_groups(conn: Connection) -> list[DeadGroup]:
-    """Count dead rows per (reason, event), with the first and last time each group died.
+def dead_groups(conn: Connection, *, destination: str | None = None) -> list[DeadGroup]:
+    """Count dead rows per (reason, event), with the first and last time each group died;
+    only those going to ``destination`` when it is given.
 
     Lock: none (a plain read). Guard: ``state = 'dead'``, read through
     ``ix_relay_outbox_state_finished_at``.
@@ -46,7 +58,7 @@ def dead_groups(conn: Connection) -> list[DeadGroup]:
             sa.func.min(outbox.c.finished_at),
             sa.func.max(outbox.c.finished_at),
         )
-        .where(state_is(OutboxState.DEAD))
+        .where(state_is(OutboxState.DEAD), *_of(destination))
         .group_by(reason, outbox.c.event)
     ).all()
     return [DeadGroup(r, e, int(n), first, last) for r, e, n, first, last in found]
@@ -54,9 +66,14 @@ def dead_groups(conn: Connection) -> list[DeadGroup]:
 
 @translate_errors
 def finished_since(
-    conn: Connection, *, state: OutboxState, since: Sequence[dt.datetime]
+    conn: Connection,
+    *,
+    state: OutboxState,
+    since: Sequence[dt.datetime],
+    destination: str | None = None,
 ) -> list[int]:
-    """How many ``state`` rows finished at or after each instant in ``since``, in one pass.
+    """How many ``state`` rows (going to ``destination``, if given) finished at or after each
+    instant in ``since``, in one pass.
 
     Lock: none (a plain read). Guard: ``state = :state AND finished_at >= min(since)``, a range
     scan of ``ix_relay_outbox_state_finished_at`` (index-only on PostgreSQL once vacuumed).
@@ -68,14 +85,19 @@ def finished_since(
         for t in since
     ]
     row = conn.execute(
-        sa.select(*counts).where(state_is(state), outbox.c.finished_at >= min(since))
+        sa.select(*counts).where(
+            state_is(state), outbox.c.finished_at >= min(since), *_of(destination)
+        )
     ).one()
     return [int(n) for n in row]
 
 
 @translate_errors
-def finished_before(conn: Connection, *, state: OutboxState, before: dt.datetime) -> int:
-    """How many ``state`` rows finished before ``before``: what a purge would delete.
+def finished_before(
+    conn: Connection, *, state: OutboxState, before: dt.datetime, destination: str | None = None
+) -> int:
+    """How many ``state`` rows (going to ``destination``, if given) finished before ``before``:
+    what a purge would delete.
 
     Lock: none (a plain read). Guard: ``state = :state AND finished_at < :before``, a range
     scan of ``ix_relay_outbox_state_finished_at``.
@@ -84,14 +106,14 @@ def finished_before(conn: Connection, *, state: OutboxState, before: dt.datetime
         conn.execute(
             sa.select(sa.func.count())
             .select_from(outbox)
-            .where(state_is(state), outbox.c.finished_at < before)
+            .where(state_is(state), outbox.c.finished_at < before, *_of(destination))
         ).scalar_one()
     )
 
 
 @translate_errors
-def pending_by_event(conn: Connection) -> dict[str, int]:
-    """Pending rows per event name, largest first.
+def pending_by_event(conn: Connection, *, destination: str | None = None) -> dict[str, int]:
+    """Pending rows (going to ``destination``, if given) per event name, largest first.
 
     Lock: none (a plain read). Guard: ``state = 'pending'``, read through the partial index
     ``ix_relay_outbox_pending_due``.
@@ -99,7 +121,7 @@ def pending_by_event(conn: Connection) -> dict[str, int]:
     count = sa.func.count()
     found = conn.execute(
         sa.select(outbox.c.event, count)
-        .where(state_is(OutboxState.PENDING))
+        .where(state_is(OutboxState.PENDING), *_of(destination))
         .group_by(outbox.c.event)
         .order_by(count.desc(), outbox.c.event)
     ).all()
@@ -114,3 +136,80 @@ def outbox_is_empty(conn: Connection) -> bool:
     Lock: none (a plain read of at most one row through the primary key).
     """
     return conn.execute(sa.select(outbox.c.id).limit(1)).first() is None
+
+
+@translate_errors
+def pending_gauges_of(conn: Connection, *, now: dt.datetime, destination: str) -> PendingGauges:
+    """:func:`relay._store.maintenance.pending_gauges` for the rows going to ``destination``.
+
+    Lock: none (a plain read). Guard: ``state = 'pending' AND destination = :name``, the two
+    leading columns of ``ix_relay_outbox_pending_due``.
+    """
+    row = conn.execute(
+        sa.select(
+            sa.func.count().label("pending"),
+            _count_where(is_due(now)).label("due"),
+            _count_where(lease_is_live(now)).label("inflight"),
+            sa.func.min(outbox.c.created_at).label("oldest"),
+        ).where(state_is(OutboxState.PENDING), *_of(destination))
+    ).one()
+    return PendingGauges(
+        pending=int(row.pending),
+        due=int(row.due),
+        inflight=int(row.inflight),
+        oldest_created_at=row.oldest,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationCounts:
+    """One destination's rows: pending (``due`` now, ``inflight`` leased), dead, and delivered
+    since the instant the caller gave."""
+
+    destination: str
+    pending: int
+    due: int
+    inflight: int
+    dead: int
+    delivered_recently: int
+
+
+@translate_errors
+def by_destination(
+    conn: Connection, *, now: dt.datetime, delivered_since: dt.datetime
+) -> list[DestinationCounts]:
+    """Pending, dead and recently delivered rows per destination, by name.
+
+    Lock: none (plain reads). Guard: pending rows through ``ix_relay_outbox_pending_due``
+    (which leads with state and destination), dead and recently delivered ones through
+    ``ix_relay_outbox_state_finished_at``; no delivered row older than ``delivered_since`` is
+    visited.
+    """
+    pending = conn.execute(
+        sa.select(
+            outbox.c.destination,
+            sa.func.count(),
+            _count_where(is_due(now)),
+            _count_where(lease_is_live(now)),
+        )
+        .where(state_is(OutboxState.PENDING))
+        .group_by(outbox.c.destination)
+    ).all()
+    dead = conn.execute(
+        sa.select(outbox.c.destination, sa.func.count())
+        .where(state_is(OutboxState.DEAD))
+        .group_by(outbox.c.destination)
+    ).all()
+    delivered = conn.execute(
+        sa.select(outbox.c.destination, sa.func.count())
+        .where(state_is(OutboxState.DELIVERED), outbox.c.finished_at >= delivered_since)
+        .group_by(outbox.c.destination)
+    ).all()
+    names = sorted({r[0] for r in (*pending, *dead, *delivered)})
+    p = {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in pending}
+    d = {r[0]: int(r[1]) for r in dead}
+    x = {r[0]: int(r[1]) for r in delivered}
+    return [
+        DestinationCounts(name, *p.get(name, (0, 0, 0)), d.get(name, 0), x.get(name, 0))
+        for name in names
+    ]

@@ -137,6 +137,7 @@ def track_many(
             time_ms=p.time_ms,
             properties_json=p.properties_json,
             now=now,
+            destination=p.destination,
         )
         for p in valid
     ]

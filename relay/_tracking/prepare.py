@@ -27,7 +27,9 @@ from relay._event.location import Location, with_location
 from relay._event.properties import MixpanelSuperEventPropertiesSchema, datetime_to_timestamp_ms
 from relay._event.registry import get_event_schema
 from relay._event.validation import first_error
+from relay._tables import DEFAULT_DESTINATION
 from relay._tracking.config import cron_execution_ms
+from relay._tracking.routing import route
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,8 @@ class PreparedEvent:
     time_ms: int
     properties: dict[str, Any]
     properties_json: bytes
+    #: The destination the router chose (``default`` without a router).
+    destination: str = DEFAULT_DESTINATION
 
 
 def new_insert_id() -> str:
@@ -76,7 +80,8 @@ def prepare_event(
     Pure apart from reading the clock when ``now`` is not given. Raises an
     ``EventContractError`` subclass that names the event and the field, never a value.
     ``location`` is added as ``$city``, ``$region`` and ``mp_country_code``; ``ip`` and
-    ``$ip`` properties are refused.
+    ``$ip`` properties are refused. The registered router (:mod:`relay._tracking.routing`)
+    picks the destination; its refusal is an ``EventContractError`` too.
     """
     now = now or dt.datetime.now(dt.UTC)
     schema = get_event_schema(event)
@@ -114,6 +119,8 @@ def prepare_event(
     checked_insert_id = check_insert_id(
         event, insert_id if insert_id is not None else new_insert_id()
     )
+    # Last: the router sees the event exactly as it will be stored.
+    destination = route("event", event=event, distinct_id=checked_id, properties=dumped)
     return PreparedEvent(
         event=event,
         distinct_id=checked_id,
@@ -121,6 +128,7 @@ def prepare_event(
         time_ms=time_ms,
         properties=dumped,
         properties_json=properties_json,
+        destination=destination,
     )
 
 

@@ -31,10 +31,11 @@ from relay._event.limits import (
 )
 from relay._store import write_event
 from relay._store.profiles import profile_key, profile_row
-from relay._tables import RowKind
+from relay._tables import DEFAULT_DESTINATION, RowKind
 from relay._tracking import config
 from relay._tracking.guard import FireAndForget
 from relay._tracking.prepare import new_insert_id
+from relay._tracking.routing import route
 
 logger = structlog.get_logger("relay.tracking")
 
@@ -62,6 +63,7 @@ class PreparedProfileUpdate:
     update: dict[str, Any]
     update_json: bytes
     insert_id: str
+    destination: str = DEFAULT_DESTINATION
 
 
 def _label(kind: RowKind, operation: object) -> str:
@@ -162,7 +164,9 @@ def prepare_profile_update(
 ) -> PreparedProfileUpdate:
     """Validate a user (``distinct_id``) or group (``group_key``, ``group_id``) update.
 
-    Pure. Raises :class:`ProfileUpdateError` naming the update and the field, never a value.
+    Pure apart from the registered router, which picks the destination (its refusal is an
+    :class:`EventContractError`). Raises :class:`ProfileUpdateError` naming the update and the
+    field, never a value.
     """
     op = _check_operation(kind, operation)
     label = _label(kind, op)
@@ -174,7 +178,7 @@ def prepare_profile_update(
         except EventValidationError as exc:
             raise ProfileUpdateError(exc.reason, event=label, field="distinct_id") from None
         head: dict[str, Any] = {"$distinct_id": identity}
-        key = profile_key(kind, identity)
+        key_parts: tuple[str, ...] = (identity,)
     else:
         if not isinstance(group_key, str) or not group_key:
             raise ProfileUpdateError("group_key must be a non-empty string", event=label)
@@ -184,7 +188,7 @@ def prepare_profile_update(
         _check_properties(label, {group_key: group_id})
         identity = group_id
         head = {"$group_key": group_key, "$group_id": group_id}
-        key = profile_key(kind, group_key, group_id)
+        key_parts = (group_key, group_id)
     value = _check_value(label, op, properties)
     update = {**head, op: value}
     try:
@@ -192,11 +196,19 @@ def prepare_profile_update(
     except EventValidationError as exc:
         # One refusal, one type: every refused profile update is a ProfileUpdateError.
         raise ProfileUpdateError(exc.reason, event=label, field=exc.field) from None
+    destination = route(
+        "user" if kind is RowKind.USER else "group",
+        event=op,
+        distinct_id=identity,
+        properties=value if isinstance(value, dict) else {},
+        group_key=group_key if isinstance(group_key, str) and kind is RowKind.GROUP else None,
+    )
     return PreparedProfileUpdate(
         kind=kind,
         operation=op,
         identity=identity,
-        key=key,
+        key=profile_key(kind, *key_parts, destination=destination),
+        destination=destination,
         update=update,
         update_json=update_json,
         insert_id=new_insert_id(),
@@ -284,6 +296,7 @@ def _write(
             key=prepared.key,
             update_json=prepared.update_json,
             now=dt.datetime.now(dt.UTC),
+            destination=prepared.destination,
         )
         write_event(session, values=values)
     if guard.failed:  # fire-and-forget: no failure may reach the business code

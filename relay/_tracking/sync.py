@@ -162,6 +162,7 @@ def _write(session: Session | Connection, prepared: PreparedEvent) -> None:
         time_ms=prepared.time_ms,
         properties_json=prepared.properties_json,
         now=dt.datetime.now(dt.UTC),
+        destination=prepared.destination,
     )
     write_event(session, values=values)
 

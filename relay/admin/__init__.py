@@ -1,4 +1,5 @@
-"""Operator tooling: replay, dead letters, stats, inspect, purge, export and the audit trail.
+"""Operator tooling: replay, dead letters, stats, inspect, purge, export, reroute and the audit
+trail.
 
 The ``relay`` command's operator subcommands are thin over these functions, and these are thin
 over :mod:`relay._store` (no SQL here). Every function takes the engine and, where time matters,
@@ -56,6 +57,9 @@ _EXPORTS: dict[str, str] = {
     "Preview": "relay.admin._replay",
     "preview": "relay.admin._replay",
     "replay": "relay.admin._replay",
+    "ReroutePreview": "relay.admin._reroute",
+    "preview_reroute": "relay.admin._reroute",
+    "reroute": "relay.admin._reroute",
     "PurgeResult": "relay.admin._retention",
     "purge": "relay.admin._retention",
     "Stats": "relay.admin._stats",
@@ -77,6 +81,7 @@ __all__ = [
     "FilterError",
     "Preview",
     "PurgeResult",
+    "ReroutePreview",
     "Stats",
     "StoredRow",
     "audit_entries",
@@ -91,9 +96,11 @@ __all__ = [
     "parse_instant",
     "preview",
     "preview_dead_letters",
+    "preview_reroute",
     "purge",
     "replay",
     "requeue_dead_letters",
+    "reroute",
     "show_dead_letter",
     "stats",
 ]
@@ -137,5 +144,6 @@ if TYPE_CHECKING:
         preview,
         replay,
     )
+    from relay.admin._reroute import ReroutePreview, preview_reroute, reroute
     from relay.admin._retention import PurgeResult, purge
     from relay.admin._stats import Stats, stats

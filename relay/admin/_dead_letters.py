@@ -56,10 +56,10 @@ class DeadLetterGroup:
         }
 
 
-def dead_letters(engine: Engine) -> list[DeadLetterGroup]:
-    """Every dead row grouped by reason, largest group first."""
+def dead_letters(engine: Engine, *, destination: str | None = None) -> list[DeadLetterGroup]:
+    """Every dead row (going to ``destination``, if given) grouped by reason, largest first."""
     with transaction(engine) as conn:
-        found = stats_store.dead_groups(conn)
+        found = stats_store.dead_groups(conn, destination=destination)
     groups: dict[str, DeadLetterGroup] = {}
     for g in found:
         seen = groups.get(g.reason)

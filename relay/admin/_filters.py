@@ -130,6 +130,7 @@ def build_filter(
     insert_ids: Iterable[str] = (),
     errors: Iterable[str] = (),
     error_contains: str | None = None,
+    destinations: Iterable[str] = (),
 ) -> EventFilter:
     """An :class:`EventFilter` from text, as an operator types it (see the module docstring).
 
@@ -147,6 +148,7 @@ def build_filter(
         insert_ids=tuple(insert_ids),
         errors=tuple(errors),
         error_contains=error_contains,
+        destinations=tuple(destinations),
     )
 
 

@@ -66,9 +66,11 @@ def purge(
     dry_run: bool = False,
     actor: str | None = None,
     on_batch: Callable[[OutboxState, int], None] | None = None,
+    destination: str | None = None,
 ) -> PurgeResult:
     """Delete delivered rows finished more than ``delivered_older_than`` before ``now`` and
     dead rows finished more than ``dead_older_than`` before it; pending rows are never touched.
+    ``destination``: only rows going there (audited in the entry's filter).
 
     ``on_batch(state, deleted)`` is called after each committed batch. Raises
     :class:`FilterError` when no window is given or a window is negative.
@@ -91,7 +93,9 @@ def purge(
     if dry_run:
         with transaction(engine) as conn:
             for state, before in cutoffs.items():
-                counts[state] = stats_store.finished_before(conn, state=state, before=before)
+                counts[state] = stats_store.finished_before(
+                    conn, state=state, before=before, destination=destination
+                )
     else:
         entry_id = begin_entry(
             engine,
@@ -100,7 +104,8 @@ def purge(
             action="purge",
             filter_json={
                 f"{s.value}_finished_before": cutoff.isoformat() for s, cutoff in cutoffs.items()
-            },
+            }
+            | ({} if destination is None else {"destination": destination}),
         )
         for state, before in cutoffs.items():
             counts[state] = _purge_state(
@@ -110,6 +115,7 @@ def purge(
                 batch_size=batch_size,
                 entry_id=entry_id,
                 on_batch=on_batch,
+                destination=destination,
             )
         finish_entry(
             engine,
@@ -135,12 +141,17 @@ def _purge_state(
     batch_size: int,
     entry_id: int,
     on_batch: Callable[[OutboxState, int], None] | None,
+    destination: str | None,
 ) -> int:
     deleted = 0
     while True:
         with transaction(engine, write=True) as conn:
             n = maintenance.purge_finished_batch(
-                conn, state=state, finished_before=before, limit=batch_size
+                conn,
+                state=state,
+                finished_before=before,
+                limit=batch_size,
+                destination=destination,
             )
             audit_store.add_to_entry(conn, entry_id=entry_id, count=n)
         deleted += n

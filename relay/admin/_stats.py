@@ -17,6 +17,7 @@ from relay._store import maintenance, transaction
 from relay._store import pauses as pause_store
 from relay._store import stats as stats_store
 from relay._store.pauses import Pause
+from relay._store.stats import DestinationCounts
 from relay._store.throttle import Throttle, read_throttle
 from relay._tables import OutboxState
 
@@ -36,7 +37,9 @@ class Stats:
     ``paused`` lists the pauses in force (``relay pause``), the pause of all delivery first.
     ``delivered_last_minute`` over 60 is the effective delivery rate of all relays
     (:attr:`delivery_rate`); ``throttle`` is Mixpanel's rate-limit throttle the relays share
-    (``None`` when Mixpanel is not throttling).
+    (``None`` when Mixpanel is not throttling). ``destination``: the one destination every
+    number is about (``None``: all of them); ``by_destination``: pending (due, in flight), dead
+    and delivered in the last hour per destination that has any (all destinations' stats only).
     """
 
     at: dt.datetime
@@ -52,6 +55,8 @@ class Stats:
     paused: list[Pause] = field(default_factory=list)
     delivered_last_minute: int = 0
     throttle: Throttle | None = None
+    destination: str | None = None
+    by_destination: list[DestinationCounts] = field(default_factory=list)
 
     @property
     def delivery_rate(self) -> float:
@@ -65,18 +70,31 @@ class Stats:
         out["paused"] = [p.to_json() for p in self.paused]
         out["delivery_rate"] = round(self.delivery_rate, 1)
         out["throttle"] = None if self.throttle is None else self.throttle.to_json()
+        out["by_destination"] = [asdict(d) for d in self.by_destination]
         return out
 
 
-def stats(engine: Engine, *, now: dt.datetime) -> Stats:
-    """Read every number of :class:`Stats` at ``now``, in one short read transaction."""
+def stats(engine: Engine, *, now: dt.datetime, destination: str | None = None) -> Stats:
+    """Read every number of :class:`Stats` at ``now``, in one short read transaction.
+
+    ``destination``: count only the rows going there (the pauses and the throttle are listed
+    whole). Without it, :attr:`Stats.by_destination` breaks the backlog down per destination.
+    """
     with transaction(engine) as conn:
-        pending = maintenance.pending_gauges(conn, now=now)
-        dead = stats_store.dead_groups(conn)
+        if destination is None:
+            pending = maintenance.pending_gauges(conn, now=now)
+            per_destination = stats_store.by_destination(conn, now=now, delivered_since=now - HOUR)
+        else:
+            pending = stats_store.pending_gauges_of(conn, now=now, destination=destination)
+            per_destination = []
+        dead = stats_store.dead_groups(conn, destination=destination)
         last_day, last_hour, last_minute = stats_store.finished_since(
-            conn, state=OutboxState.DELIVERED, since=(now - DAY, now - HOUR, now - MINUTE)
+            conn,
+            state=OutboxState.DELIVERED,
+            since=(now - DAY, now - HOUR, now - MINUTE),
+            destination=destination,
         )
-        by_event = stats_store.pending_by_event(conn)
+        by_event = stats_store.pending_by_event(conn, destination=destination)
         paused = pause_store.list_pauses(conn)
         throttle = read_throttle(conn)
     by_reason: dict[str, int] = {}
@@ -99,4 +117,6 @@ def stats(engine: Engine, *, now: dt.datetime) -> Stats:
         paused=paused,
         delivered_last_minute=last_minute,
         throttle=throttle,
+        destination=destination,
+        by_destination=per_destination,
     )

@@ -95,7 +95,16 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 
 
 def _add_commands() -> None:
-    from relay.cli import admin, dead_letters, forget, operations, pause, standin  # noqa: PLC0415
+    from relay.cli import (  # noqa: PLC0415
+        admin,
+        check,
+        dead_letters,
+        forget,
+        operations,
+        pause,
+        reroute,
+        standin,
+    )
     from relay.cli.events import events  # noqa: PLC0415
 
     for command in (
@@ -103,7 +112,9 @@ def _add_commands() -> None:
         *admin.COMMANDS,
         dead_letters.dead_letters,
         *pause.COMMANDS,
+        *reroute.COMMANDS,
         *forget.COMMANDS,
+        *check.COMMANDS,
         standin.standin,
         events,
     ):

@@ -141,6 +141,33 @@ _FILTER_FIELDS = (
     "insert_ids",
     "errors",
     "error_contains",
+    "destinations",
+)
+
+
+class DestinationType(_ParamType):
+    """A destination's name (``[a-z][a-z0-9_-]{0,63}``); a name no row has selects nothing."""
+
+    name = "NAME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from relay._errors import FilterError  # noqa: PLC0415
+        from relay.admin.pauses import check_destination_name  # noqa: PLC0415
+
+        try:
+            return check_destination_name(str(value), option=_option_name(param))
+        except FilterError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DESTINATION = DestinationType()
+#: ``--destination NAME`` as a filter: repeatable, any of the names.
+DESTINATION_FILTER = click.option(
+    "--destination",
+    "destinations",
+    multiple=True,
+    type=DESTINATION,
+    help="Rows going to this destination (Mixpanel project).",
 )
 
 
@@ -171,6 +198,7 @@ def selection_options(*, with_state: bool) -> Callable[[_F], _F]:
             "--error", "errors", multiple=True, metavar="TEXT", help="last_error, exactly."
         ),
         click.option("--error-contains", metavar="TEXT", help="last_error contains TEXT."),
+        DESTINATION_FILTER,
         click.option("--all", "allow_all", is_flag=True, help="Allow an empty filter."),
     ]
     if with_state:

@@ -32,6 +32,7 @@ from relay.cli._batched import preview_or_execute
 from relay.cli._context import Relay, echo_json, pass_relay
 from relay.cli._files import open_output
 from relay.cli._params import (
+    DESTINATION,
     DURATION,
     MAX_BATCH_SIZE,
     RunOptions,
@@ -84,19 +85,28 @@ def replay(relay: Relay, /, *, selection: Selection, run: RunOptions) -> None:
 
 
 @click.command(epilog=EXIT_CODES_HELP)
+@click.option(
+    "--destination",
+    type=DESTINATION,
+    default=None,
+    help="Only the rows going to this destination (Mixpanel project).",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON output, for scripts and monitoring.")
 @pass_relay
-def stats(relay: Relay, /, as_json: bool) -> None:
+def stats(relay: Relay, /, *, destination: str | None, as_json: bool) -> None:
     """Backlog numbers: pending, due, oldest age, in flight, dead by reason, delivered recently.
 
-    Cheap on any table size: every number is read through an index.
+    Cheap on any table size: every number is read through an index. With rows going to more
+    than one destination, a table per destination follows (or use --destination NAME).
     """
     from relay.admin._stats import stats as read_stats  # noqa: PLC0415
 
     with relay.engine() as engine:
-        s = read_stats(engine, now=relay.now)
+        s = read_stats(engine, now=relay.now, destination=destination)
 
     def text() -> None:
+        if s.destination is not None:
+            click.echo(f"destination {s.destination}:")
         _render.table(
             ("", ""),
             [
@@ -124,15 +134,35 @@ def stats(relay: Relay, /, as_json: bool) -> None:
             _render.table(
                 ("WHAT", "SINCE", "BY", "REASON"),
                 [
-                    (p.event or "all delivery", _render.when(p.paused_at), p.actor, p.reason)
+                    (
+                        _paused_what(p.event, p.destination),
+                        _render.when(p.paused_at),
+                        p.actor,
+                        p.reason,
+                    )
                     for p in s.paused
                 ],
             )
         if s.pending_by_event:
             click.echo("\npending by event:")
             _render.table(("COUNT", "EVENT"), [(n, e) for e, n in s.pending_by_event.items()])
+        if len(s.by_destination) > 1:
+            click.echo("\nby destination (relay stats --destination NAME for one):")
+            _render.table(
+                ("DESTINATION", "PENDING", "DUE", "IN FLIGHT", "DEAD", "DELIVERED, LAST HOUR"),
+                [
+                    (d.destination, d.pending, d.due, d.inflight, d.dead, d.delivered_recently)
+                    for d in s.by_destination
+                ],
+            )
 
     relay.emit(s, as_json=as_json, text=text)
+
+
+def _paused_what(event: str | None, destination: str | None) -> str:
+    if destination is not None:
+        return f"destination {destination}"
+    return event or "all delivery"
 
 
 def echo_detail(d: EventDetail) -> None:
@@ -169,6 +199,12 @@ def inspect(relay: Relay, /, key: str, as_json: bool) -> None:
 @click.command(epilog=EXIT_CODES_HELP)
 @click.option("--delivered-older-than", type=DURATION, help="Delete delivered rows older.")
 @click.option("--dead-older-than", type=DURATION, help="Delete dead rows older.")
+@click.option(
+    "--destination",
+    type=DESTINATION,
+    default=None,
+    help="Only rows going to this destination (Mixpanel project).",
+)
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; change nothing.")
 @click.option(
     "--batch-size",
@@ -186,6 +222,7 @@ def purge(
     *,
     delivered_older_than: dt.timedelta | None,
     dead_older_than: dt.timedelta | None,
+    destination: str | None,
     dry_run: bool,
     batch_size: int,
     actor: str | None,
@@ -210,6 +247,7 @@ def purge(
             dry_run=dry_run,
             actor=actor,
             on_batch=None if add is None else lambda _state, n: add(n),
+            destination=destination,
         )
 
     def text() -> None:
@@ -219,7 +257,8 @@ def purge(
             ("dead", result.dead, result.dead_before),
         ):
             if before is not None:
-                click.echo(f"{verb} {n} {state} rows finished before {_render.when(before)}")
+                to = "" if destination is None else f" going to {destination}"
+                click.echo(f"{verb} {n} {state} rows{to} finished before {_render.when(before)}")
         click.echo(
             "dry run: nothing was changed." if dry_run else f"audit entry #{result.audit_id}."
         )

@@ -9,7 +9,13 @@ from relay._exit import EXIT_CODES_HELP
 from relay.cli import _render
 from relay.cli._batched import preview_or_execute
 from relay.cli._context import Relay, echo_json, pass_relay
-from relay.cli._params import RunOptions, Selection, run_options, selection_options
+from relay.cli._params import (
+    DESTINATION,
+    RunOptions,
+    Selection,
+    run_options,
+    selection_options,
+)
 from relay.cli.admin import FILTER_HELP, echo_detail
 
 
@@ -19,14 +25,20 @@ def dead_letters() -> None:
 
 
 @dead_letters.command("list", epilog=EXIT_CODES_HELP)
+@click.option(
+    "--destination",
+    type=DESTINATION,
+    default=None,
+    help="Only dead letters going to this destination (Mixpanel project).",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 @pass_relay
-def dead_letters_list(relay: Relay, /, as_json: bool) -> None:
+def dead_letters_list(relay: Relay, /, *, destination: str | None, as_json: bool) -> None:
     """Dead letters grouped by reason: count, first and last seen, events."""
     from relay.admin._dead_letters import dead_letters as groups_of  # noqa: PLC0415
 
     with relay.engine() as engine:
-        groups = groups_of(engine)
+        groups = groups_of(engine, destination=destination)
     if as_json:
         echo_json([g.to_json() for g in groups])
         return
@@ -46,7 +58,8 @@ def dead_letters_list(relay: Relay, /, as_json: bool) -> None:
             for g in groups
         ],
     )
-    click.echo('\nrequeue a group: relay dead-letters requeue --error "REASON" --yes')
+    more = "" if destination is None else f" --destination {destination}"
+    click.echo(f'\nrequeue a group: relay dead-letters requeue --error "REASON"{more} --yes')
 
 
 @dead_letters.command("show", epilog=EXIT_CODES_HELP)

@@ -78,6 +78,13 @@ def settings_lines(server: Any) -> list[str]:
     show_default=True,
     help="The cap's rolling window in seconds (Mixpanel's is a minute).",
 )
+@click.option(
+    "--region",
+    type=click.Choice(["us", "eu", "in"]),
+    default="us",
+    show_default=True,
+    help="The data residency whose servers it plays (run one per destination).",
+)
 @click.pass_context
 def standin(
     ctx: click.Context,
@@ -87,6 +94,7 @@ def standin(
     latency_ms: float,
     rate_limit: float | None,
     rate_window: float,
+    region: str,
 ) -> None:
     """Serve a local Mixpanel stand-in in the foreground (Ctrl-C stops it).
 
@@ -116,6 +124,7 @@ def standin(
             latency_ms=latency_ms,
             rate_limit=rate_limit,
             rate_window_seconds=rate_window,
+            region=region,
         )
         try:
             server.__enter__()

@@ -10,6 +10,8 @@
   loopback that answers like Mixpanel's ``/import`` and records what it accepted;
   :meth:`MixpanelStandin.ingested` lists each accepted record as :class:`IngestedEvent` (its
   dedup key, whether Mixpanel overwrote its time, would geolocate it or truncate a string).
+  For data residency run one per destination (``MixpanelStandin(region="eu")``) and
+  configure a relay with :func:`write_destinations_file`.
 - :class:`relay._directory.StaticEmployeeDirectory`: an in-memory employee directory for a
   host's tracking helpers.
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
         MixpanelStandin,
         RequestRecord,
         StandinStats,
+        write_destinations_file,
     )
     from relay.testing.plugin import CapturedEvent, EagerDrain, OutboxCapture
 
@@ -39,6 +42,7 @@ __all__ = [
     "OutboxCapture",
     "RequestRecord",
     "StandinStats",
+    "write_destinations_file",
 ]
 
 _LAZY = {
@@ -49,6 +53,7 @@ _LAZY = {
     "MixpanelStandin": "relay.testing.mixpanel_standin",
     "RequestRecord": "relay.testing.mixpanel_standin",
     "StandinStats": "relay.testing.mixpanel_standin",
+    "write_destinations_file": "relay.testing.mixpanel_standin",
 }
 
 

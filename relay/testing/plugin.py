@@ -41,6 +41,11 @@ project's own suite runs its async tests with anyio's pytest plugin (``@pytest.m
     A started :class:`relay.testing.mixpanel_standin.MixpanelStandin` on loopback: what it
     accepted, its dedup view, and fault injection (``fail_next(503)``, ...).
 
+``mixpanel_standins``
+    Data residency: ``mixpanel_standins(us="us", eu="eu")`` starts one stand-in per
+    destination, each playing the region given, and maps the names to them (stopped after the
+    test): each keeps what it received, so a test proves every event reached its own project.
+
 ``relay_drain``
     An :class:`EagerDrain`: ``relay_drain(engine)`` drains every due committed outbox row to
     ``mixpanel_standin`` through the real client, right now, and returns the
@@ -69,7 +74,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
@@ -426,6 +431,29 @@ def mixpanel_standin() -> Iterator[MixpanelStandin]:
     """A Mixpanel stand-in on loopback, stopped after the test."""
     with MixpanelStandin() as standin:
         yield standin
+
+
+@pytest.fixture
+def mixpanel_standins() -> Iterator[Callable[..., dict[str, MixpanelStandin]]]:
+    """Start one stand-in per destination: ``mixpanel_standins(us="us", eu="eu")``.
+
+    Each keyword names a destination and the region its stand-in plays; the result maps the
+    names to running stand-ins (project ids ``1000001``, ``1000002``, ... in order), all stopped
+    after the test. ``write_destinations_file(path, standins)`` points a relay at them.
+    """
+    with contextlib.ExitStack() as stack:
+        started: list[MixpanelStandin] = []
+
+        def start(**regions: str) -> dict[str, MixpanelStandin]:
+            made = {}
+            for name, region in regions.items():
+                project_id = str(1_000_001 + len(started))
+                standin = stack.enter_context(MixpanelStandin(project_id=project_id, region=region))
+                started.append(standin)
+                made[name] = standin
+            return made
+
+        yield start
 
 
 @pytest.fixture

@@ -110,9 +110,12 @@ def test_every_stats_query_can_be_answered_from_an_index_on_postgresql(pg_engine
     with _recorded_selects(pg_engine) as statements:
         admin.stats(pg_engine, now=NOW)
 
-    # Four reads of relay_outbox and two of relay_pause (a handful of rows: the operators'
-    # pauses, and Mixpanel's throttle by primary key).
-    assert len(statements) == 6
+        admin.stats(pg_engine, now=NOW, destination="eu")
+
+    # Four reads of relay_outbox, three more for the per-destination breakdown, and two of
+    # relay_pause (a handful of rows: the operators' pauses, and Mixpanel's throttle by
+    # primary key); then the same for one destination, without the breakdown.
+    assert len(statements) == 9 + 6
     with pg_engine.connect() as conn:
         conn.exec_driver_sql("SET enable_seqscan = off")
         for statement, parameters in statements:

@@ -30,6 +30,7 @@ COMMANDS = [
     ["replay", "--all"],
     ["events", "push", "hr_catalog"],
     ["demo"],
+    ["check"],
 ]
 
 BAD = [

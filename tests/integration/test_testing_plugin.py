@@ -316,3 +316,27 @@ def test_eager_drain_delivers_committed_events_to_the_standin(engine: Engine) ->
     assert result.delivered == 1
     assert accepted["event"] == MixPanelEvent.SURVEY_DELIVERED
     assert accepted["properties"]["$insert_id"] == insert_id
+
+
+STANDINS_TESTS = """
+from relay.testing import write_destinations_file
+
+
+def test_one_stand_in_per_destination(mixpanel_standins, tmp_path):
+    standins = mixpanel_standins(us="us", eu="eu")
+    assert [s.region for s in standins.values()] == ["us", "eu"]
+    assert standins["us"].url != standins["eu"].url
+    assert standins["us"].project_id != standins["eu"].project_id
+    env = write_destinations_file(str(tmp_path / "d.toml"), standins)
+    assert "RELAY_DESTINATION_EU_SERVICE_ACCOUNT_SECRET" in env
+"""
+
+
+def test_mixpanel_standins_starts_one_running_stand_in_per_destination(tmp_path: Path) -> None:
+    """The plugin's ``mixpanel_standins(us="us", eu="eu")`` gives two running, distinct
+    stand-ins of those regions."""
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["relay.testing.plugin"]\n')
+    (tmp_path / "test_regions.py").write_text(STANDINS_TESTS)
+    result = _run_pytest(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout

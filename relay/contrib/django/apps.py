@@ -3,6 +3,8 @@
 System checks:
 
 - ``relay.E001``: a bad ``RELAY`` setting (names the key, never the value);
+- ``relay.E004``: ``RELAY_ROUTER`` or ``RELAY_DESTINATIONS`` cannot be installed (every
+  ``track()`` is refused until it is fixed, never routed to ``default`` instead);
 - ``relay.E003``: a relay Alembic revision without its Django migration (a packaging mistake:
   ``manage.py migrate`` would never apply it);
 - database checks (``manage.py check --database default``, and before ``manage.py migrate``):
@@ -14,6 +16,7 @@ System checks:
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.apps import AppConfig
@@ -35,8 +38,14 @@ class RelayConfig(AppConfig):
 
         post_migrate.connect(flush_after_django_flush, sender=self)
         checks.register(check_settings, "relay")
+        checks.register(check_router, "relay")
         checks.register(check_migrations_cover_revisions, "relay")
         checks.register(check_schema_revision, "relay", checks.Tags.database)
+        from relay.contrib.django._routing import install_router  # noqa: PLC0415
+
+        # A failure is reported by check_router, and tracking refuses every row meanwhile.
+        with contextlib.suppress(Exception):
+            install_router()
         try:
             configure_tracking(relay_settings())
         except Exception:  # noqa: BLE001 - reported by the system check, with its reason
@@ -51,6 +60,20 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         relay_settings()
     except Exception as exc:  # noqa: BLE001 - each becomes one check message
         return [checks.Error(str(exc), id="relay.E001")]
+    return []
+
+
+def check_router(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``manage.py check``: ``RELAY_ROUTER``/``RELAY_DESTINATIONS`` that cannot be installed."""
+    from relay._tracking.routing import checked_names  # noqa: PLC0415
+    from relay.contrib.django._routing import router_settings  # noqa: PLC0415
+
+    try:
+        found = router_settings()
+        if found is not None:
+            checked_names(found[1])
+    except Exception as exc:  # noqa: BLE001 - each becomes one check message
+        return [checks.Error(str(exc), id="relay.E004")]
     return []
 
 

@@ -24,6 +24,13 @@ built: ``profiles()``, ``GET /_standin/profiles``; and the GDPR API's deletions 
 (``/api/app/data-deletions/v3.0``, ``/api/app/data-retrievals/v3.0``; see ``_gdpr``):
 ``gdpr_jobs()``, ``complete_gdpr_jobs()``, ``GET /_standin/gdpr``.
 
+Data residency: ``MixpanelStandin(region="eu")`` plays one region's servers; run one per
+destination (each keeps what it received) and write their ``RELAY_DESTINATIONS_FILE`` with
+``write_destinations_file``. ``move_project(region)`` moves the project to another region
+(the app API answers 404 for it, ingestion 401) and ``refuse_credentials()`` answers 401 to
+every request until ``refuse_credentials(False)``; over HTTP, the fault ops
+``refuse_credentials`` and ``move_project``.
+
 ``latency_ms`` holds every ``/import`` answer as a real round trip would, and ``rate_limit``
 caps the project's events per second over a rolling window with Mixpanel's documented 429
 (``_ratecap``): to rehearse a backfill against the per-project cap.
@@ -68,7 +75,9 @@ from relay.testing.mixpanel_standin._rules import (
 from relay.testing.mixpanel_standin._standin import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_EVENTS,
+    REGIONS,
     MixpanelStandin,
+    write_destinations_file,
 )
 
 __all__ = [
@@ -81,6 +90,7 @@ __all__ = [
     "MAX_PROPERTY_NAME_LENGTH",
     "MIN_TIME_MS",
     "NO_ANSWER",
+    "REGIONS",
     "SECONDS_THRESHOLD",
     "TIMEOUT",
     "TRACK_MAX_AGE_MS",
@@ -94,4 +104,5 @@ __all__ = [
     "RequestRecord",
     "StandinStats",
     "main",
+    "write_destinations_file",
 ]

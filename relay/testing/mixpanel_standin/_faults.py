@@ -166,6 +166,10 @@ def apply_fault_calls(target: Any, spec: object) -> None:
             if args:
                 raise TypeError(f"unexpected set_outage arguments: {sorted(args)}")
             target.set_outage(status, until)
+        elif op == "refuse_credentials":
+            target.refuse_credentials(bool(args.pop("refuse", True)))
+        elif op == "move_project":
+            target.move_project(str(args.pop("region")))
         elif op == "reset":
             target.reset()
         else:
@@ -224,8 +228,9 @@ class FaultInjection:
         """Apply fault calls given as data: ``{"op": "fail_next", "status": 503, "times": 2}``.
 
         ``spec`` is one such object or a list of them; ``op`` names a method (``fail_next``,
-        ``delay_next``, ``reject_insert_ids``, ``set_outage``, ``reset``) and the other keys are
-        its arguments. ``set_outage`` also takes ``seconds`` (from now) instead of
+        ``delay_next``, ``reject_insert_ids``, ``set_outage``, ``refuse_credentials`` with
+        ``refuse``, ``move_project`` with ``region``, ``reset``) and the other keys are its
+        arguments. ``set_outage`` also takes ``seconds`` (from now) instead of
         ``until_monotonic``. Calls apply in order up to the first invalid one, which raises
         ``TypeError``, ``ValueError`` or ``KeyError``. This is what ``POST /_standin/faults`` runs.
         """

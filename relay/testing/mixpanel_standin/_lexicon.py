@@ -72,6 +72,12 @@ class LexiconStore:
         with self._lock:
             return list(self._requests)
 
+    def refused(self, method: str, path: str, query: dict[str, str], reply: Reply) -> Reply:
+        """Log a request answered before the store saw it (credentials refused); ``reply``."""
+        with self._lock:
+            self._requests.append(LexiconRequest(method, path, query, None, reply.status))
+        return reply
+
     def handle(
         self,
         method: str,

@@ -9,10 +9,11 @@ server in ``_http``. This class owns the state and wires them together.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from types import TracebackType
@@ -39,6 +40,7 @@ from relay.testing.mixpanel_standin._wire import (
     basic_credentials,
     content_type_of,
     inflate,
+    json_reply,
     mixpanel_error,
     not_found,
     parse_records,
@@ -46,6 +48,8 @@ from relay.testing.mixpanel_standin._wire import (
 )
 
 DEFAULT_MAX_EVENTS = 2000
+#: Mixpanel's data residencies: US (``api``), EU (``api-eu``) and India (``api-in``).
+REGIONS = ("us", "eu", "in")
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 _JOIN_SECONDS = 5.0
 
@@ -77,6 +81,15 @@ class MixpanelStandin(StandinViews, FaultInjection):
     ``rate_window_seconds`` (Mixpanel's is a minute); a request beyond it is answered 429 with
     Mixpanel's documented body and stores nothing (see ``_ratecap``).
 
+    ``region`` is the residency whose servers it plays (``"us"``, ``"eu"``, ``"in"``) and
+    ``project_region`` where its project lives (default: the same). Run one per destination
+    to prove routing (each keeps what it received); ``destination_table()`` and
+    ``destination_secrets()`` (or :func:`write_destinations_file` for several) configure a
+    relay's destination with it. While the project lives elsewhere (``move_project``), the
+    app API answers 404 for it and ``/import``, ``/engage`` and ``/groups`` 401 (Mixpanel's
+    401 page lists a wrong regional host as a cause). ``refuse_credentials()`` answers 401 to
+    every request's credentials until ``refuse_credentials(False)``, as a revoked secret does.
+
     Subclasses may serve more ingestion paths (``INGESTION_PATHS``, ``_answer``) and body
     formats (``_decode_inflated``): the benchmarks' ``mixpanel``-package baseline does.
     """
@@ -103,9 +116,17 @@ class MixpanelStandin(StandinViews, FaultInjection):
         latency_ms: float = 0.0,
         rate_limit: float | None = None,
         rate_window_seconds: float = DEFAULT_RATE_WINDOW_SECONDS,
+        region: str = "us",
+        project_region: str | None = None,
     ) -> None:
         if latency_ms < 0:
             raise ValueError("latency_ms must not be negative")
+        for given in (region, project_region or region):
+            if given not in REGIONS:
+                raise ValueError(f"region must be one of {', '.join(REGIONS)}")
+        self.region = region
+        self._project_region = project_region or region
+        self._refusing_credentials = False
         self.host = host
         self.port = port
         self.project_id = project_id
@@ -210,6 +231,73 @@ class MixpanelStandin(StandinViews, FaultInjection):
         """Base URL of the application API (Lexicon Schemas), ``{url}/api/app``."""
         return f"{self.url}{_lexicon.APP_API_PATH}"
 
+    @property
+    def project_region(self) -> str:
+        """Where the project lives (``move_project``); the stand-in plays ``region``'s servers."""
+        return self._project_region
+
+    def move_project(self, region: str) -> None:
+        """Make the project live in ``region``: unless it is ``self.region``, the app API
+        answers 404 for the project and ingestion answers 401 (a wrong regional host)."""
+        if region not in REGIONS:
+            raise ValueError(f"region must be one of {', '.join(REGIONS)}")
+        with self._lock:
+            self._project_region = region
+
+    def refuse_credentials(self, refuse: bool = True) -> None:
+        """Answer 401 to every request's credentials (``/import``, ``/engage``, ``/groups``, the
+        Lexicon and GDPR APIs) while ``refuse`` holds, as Mixpanel does to a revoked secret;
+        ``refuse_credentials(False)`` accepts them again. ``reset()`` also ends it."""
+        with self._lock:
+            self._refusing_credentials = refuse
+
+    @property
+    def refusing_credentials(self) -> bool:
+        """Whether ``refuse_credentials`` is on."""
+        return self._refusing_credentials
+
+    def _refusal(self, *, app_api: bool) -> Reply | None:
+        """The answer while credentials are refused or the project lives in another region."""
+        with self._lock:
+            refusing, foreign = self._refusing_credentials, self._project_region != self.region
+        if refusing:
+            if app_api:
+                return json_reply(401, {"error": ERROR_UNAUTHORIZED, "status": "error"})
+            return mixpanel_error(401, ERROR_UNAUTHORIZED)
+        if foreign:
+            return not_found() if app_api else mixpanel_error(401, ERROR_UNAUTHORIZED)
+        return None
+
+    def destination_table(self) -> dict[str, str]:
+        """This stand-in as a ``[destinations.<name>]`` table: no secret (those are
+        ``destination_secrets``)."""
+        return {
+            "region": self.region,
+            "api_url": self.url,
+            "app_api_url": self.app_api_url,
+            "project_id": self.project_id,
+            "service_account_username": self.username,
+        }
+
+    def destination_secrets(self, name: str) -> dict[str, str]:
+        """The ``RELAY_DESTINATION_<NAME>_*`` variables holding this stand-in's secrets."""
+        prefix = f"RELAY_DESTINATION_{name.upper().replace('-', '_')}_"
+        return {
+            f"{prefix}SERVICE_ACCOUNT_SECRET": self.secret,
+            f"{prefix}PROJECT_TOKEN": self.project_token,
+            f"{prefix}GDPR_TOKEN": self.oauth_token,
+        }
+
+    def destination_settings(self) -> dict[str, str]:
+        """This stand-in as a destination for ``load_settings(destinations={name: ...})``:
+        the table and the secrets."""
+        return {
+            **self.destination_table(),
+            "service_account_secret": self.secret,
+            "project_token": self.project_token,
+            "gdpr_token": self.oauth_token,
+        }
+
     def refuse_profile_updates(self, identities: Iterable[str]) -> None:
         """Refuse every ``/engage`` / ``/groups`` update of these distinct or group ids.
 
@@ -227,6 +315,7 @@ class MixpanelStandin(StandinViews, FaultInjection):
             self._gdpr.clear()
             self._faults.clear()
             self._rate_cap.clear()
+            self._refusing_credentials = False
             self._changed.notify_all()
 
     def _register_connection(self, sock: socket.socket) -> None:
@@ -253,10 +342,14 @@ class MixpanelStandin(StandinViews, FaultInjection):
         if path in _profiles.PATHS:
             if method != "POST":
                 return mixpanel_error(405, "method not allowed")
-            return self._serve_profiles(path, query, headers, body)
+            return self._refusal(app_api=False) or self._serve_profiles(path, query, headers, body)
         if path.startswith(_gdpr.PREFIXES):
-            return self._gdpr.handle(method, path, query, headers, body)
+            refusal = self._refusal(app_api=True)
+            return refusal or self._gdpr.handle(method, path, query, headers, body)
         if path.startswith(_lexicon.PREFIX):
+            refusal = self._refusal(app_api=True)
+            if refusal is not None:
+                return self._lexicon.refused(method, path, query, refusal)
             return self._lexicon.handle(
                 method, path, query, body, authorized=self._lexicon_authorized(headers)
             )
@@ -412,7 +505,7 @@ class MixpanelStandin(StandinViews, FaultInjection):
     def _import_authorized(self, headers: Message, query: dict[str, str]) -> bool:
         """Service account with the project's ``project_id``, or the project token alone."""
         credentials = basic_credentials(headers)
-        if credentials is None:
+        if credentials is None or self._refusal(app_api=False) is not None:
             return False
         user, given_secret = credentials
         project_id = query.get("project_id")
@@ -430,10 +523,34 @@ class MixpanelStandin(StandinViews, FaultInjection):
         return _lexicon.Access(project_id=None)
 
 
+def write_destinations_file(path: str, standins: Mapping[str, MixpanelStandin]) -> dict[str, str]:
+    """Write a ``RELAY_DESTINATIONS_FILE`` naming one destination per stand-in; its variables.
+
+    ``standins`` maps destination names (``{"us": us, "eu": eu}``; ``default`` too, if the
+    file should define it) to running stand-ins. Returns the environment a relay subprocess
+    needs: ``RELAY_DESTINATIONS_FILE`` and each destination's ``RELAY_DESTINATION_<NAME>_*``
+    secrets (the file holds none).
+    """
+    lines: list[str] = []
+    env = {"RELAY_DESTINATIONS_FILE": str(path)}
+    for name, standin in standins.items():
+        lines.append(f"[destinations.{name}]")
+        lines.extend(
+            f"{key} = {json.dumps(value)}" for key, value in standin.destination_table().items()
+        )
+        lines.append("")
+        env.update(standin.destination_secrets(name))
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
+    return env
+
+
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_EVENTS",
     "NO_ANSWER",
+    "REGIONS",
     "TIMEOUT",
     "MixpanelStandin",
+    "write_destinations_file",
 ]
