@@ -753,10 +753,10 @@ class _Pipeline:
     A batch whose result says to stop (an auth error, a throttle pause, a transient failure,
     rows handed back, ``stop``) stops the claims, and every claimed batch not yet sent goes
     back unsent, its attempt returned, due at once. A claimed batch never waits for a slot
-    beyond :meth:`Drainer._send_by` (half its lease; then it goes back too), so claiming ahead
-    never holds rows past their lease. A database error in any stage stops the pass; rows claimed and
-    not acked come back when their lease expires (at-least-once: a re-send carries the same
-    ``$insert_id``). The first such error is raised once every stage has stopped.
+    beyond :meth:`Drainer._send_by` (half its lease; then it goes back too), so claiming
+    ahead never holds rows past their lease. A database error in any stage stops the pass;
+    rows claimed and not acked come back when their lease expires (at-least-once: a re-send
+    carries the same ``$insert_id``). The first such error is raised once every stage has stopped.
     """
 
     def __init__(
