@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import context, op
@@ -35,7 +36,8 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from relay import RelaySettings
-from relay._errors import RelayError
+from relay._config import load_settings
+from relay._errors import ConfigurationError, RelayError
 
 #: First pause between attempts; doubles up to ``_MAX_PAUSE_SECONDS``.
 _FIRST_PAUSE_SECONDS = 0.2
@@ -101,6 +103,18 @@ def _refuse(revisions: Sequence[str]) -> None:
             raise DowngradeRefusedError(message)
 
 
+def settings() -> RelaySettings:
+    """The ``RELAY_*`` settings, or an Alembic ``CommandError`` naming each invalid one.
+
+    ``alembic`` run by hand prints a ``CommandError`` as one ``FAILED:`` line and exits
+    non-zero; a pydantic ``ValidationError`` would be a traceback (and quote the input).
+    """
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        raise CommandError(str(exc)) from None
+
+
 class LockNotTakenError(RuntimeError):
     """A locking statement found the table busy for longer than the retry budget."""
 
@@ -134,17 +148,22 @@ def locked(statement: str, *, what: str) -> None:
     if offline():
         op.execute(statement)
         return
-    conn = op.get_bind()
+    _retrying(op.get_bind(), lambda conn: conn.exec_driver_sql(statement), what=what)
+
+
+def _retrying(conn: Connection, attempt: Callable[[Connection], object], *, what: str) -> None:
+    """``attempt(conn)`` under the migration lock timeout, retried while it times out (see
+    ``locked``); the session's lock timeout is reset afterwards."""
     # RELAY_MIGRATE_LOCK_TIMEOUT_MS: how long one attempt may wait (and so make writers wait);
     # RELAY_MIGRATE_LOCK_RETRY_SECONDS: how long it keeps retrying before the migration fails.
-    settings = RelaySettings()
-    _set_lock_timeout(conn, settings.migrate_lock_timeout_ms)
-    deadline = time.monotonic() + settings.migrate_lock_retry_seconds
+    current = settings()
+    _set_lock_timeout(conn, current.migrate_lock_timeout_ms)
+    deadline = time.monotonic() + current.migrate_lock_retry_seconds
     pause = _FIRST_PAUSE_SECONDS
     try:
         while True:
             try:
-                conn.exec_driver_sql(statement)
+                attempt(conn)
                 return
             except sa.exc.DBAPIError as exc:
                 if not _is_lock_timeout(exc):
@@ -152,7 +171,7 @@ def locked(statement: str, *, what: str) -> None:
                 if time.monotonic() + pause > deadline:
                     raise LockNotTakenError(
                         f"{what}: relay_outbox stayed locked by other transactions for "
-                        f"{settings.migrate_lock_retry_seconds:.0f} s; "
+                        f"{current.migrate_lock_retry_seconds:.0f} s; "
                         "run relay migrate again when they end"
                     ) from None
             # Sleeping without a lock, so the writers queued behind the attempt go first.
@@ -214,12 +233,18 @@ def drop_index_concurrently(name: str) -> None:
 
 
 def create_index_concurrently(
-    name: str, table: str, columns: Sequence[str], *, where: str | None = None
+    name: str,
+    table: str,
+    columns: Sequence[str],
+    *,
+    where: str | None = None,
+    using: str | None = None,
 ) -> None:
     """Build index ``name`` with ``CREATE INDEX CONCURRENTLY`` (PostgreSQL; autocommit block).
 
     A valid index of that name is kept as it is; an INVALID one (a build that failed or was
-    cancelled) is dropped and built again.
+    cancelled) is dropped and built again. ``using``: the access method (``hash``), else a
+    B-tree.
     """
     if not offline():
         state = _index_state(name)
@@ -228,7 +253,10 @@ def create_index_concurrently(
         if state is not None:
             drop_index_concurrently(name)
     predicate = f" WHERE {where}" if where else ""
-    _concurrently(f"CREATE INDEX CONCURRENTLY {name} ON {table} ({', '.join(columns)}){predicate}")
+    method = f" USING {using}" if using else ""
+    _concurrently(
+        f"CREATE INDEX CONCURRENTLY {name} ON {table}{method} ({', '.join(columns)}){predicate}"
+    )
 
 
 def replace_index_concurrently(
@@ -278,6 +306,68 @@ def mariadb_alter(table: str, clause: str, *, what: str) -> None:
         if code not in {1845, 1846}:
             raise
         locked(f"ALTER TABLE {table} {clause}, ALGORITHM=INPLACE, LOCK=NONE", what=what)
+
+
+@contextmanager
+def mariadb_table_locked(table: str, *, what: str) -> Iterator[None]:
+    """Hold ``LOCK TABLES table WRITE`` for the body (MariaDB; inside an autocommit block).
+
+    Taking it waits for every transaction that wrote ``table`` to end, and holding it keeps
+    any other session from reading or writing it: a check in the body and the change after
+    it see the same rows. It is taken as ``locked`` takes a lock (short waits, retried), and
+    released (``UNLOCK TABLES``) however the body ends; keep the body short, writers wait.
+    """
+    conn = op.get_bind()
+    _retrying(conn, lambda c: c.exec_driver_sql(f"LOCK TABLES {table} WRITE"), what=what)
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("UNLOCK TABLES")
+
+
+def mariadb_alter_locked(table: str, clause: str) -> None:
+    """``ALTER TABLE table clause`` inside ``mariadb_table_locked``: INSTANT (metadata only)
+    where MariaDB can, else INPLACE; never a table copy (MariaDB refuses instead)."""
+    conn = op.get_bind()
+    try:
+        conn.exec_driver_sql(f"ALTER TABLE {table} {clause}, ALGORITHM=INSTANT")
+    except sa.exc.DBAPIError as exc:
+        code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+        if code not in {1845, 1846}:
+            raise
+        conn.exec_driver_sql(f"ALTER TABLE {table} {clause}, ALGORITHM=INPLACE")
+
+
+# --- SQLite ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def sqlite_write_locked(table: str) -> Iterator[None]:
+    """Hold SQLite's write lock for the body (SQLite).
+
+    A check followed by DDL is only safe from a write committed between them while one
+    transaction holds the write lock across both: the driver may run each statement in
+    autocommit mode (pysqlite's default for DDL, Django's connections), or in a transaction
+    begun DEFERRED that has only read so far. Where the driver has no transaction open, one is
+    begun IMMEDIATE here and ended here (committed, or rolled back if the body raises), since
+    the caller's commit may not reach the driver (a connection borrowed from Django); in an
+    open one, a write that changes no row takes the lock until the caller commits (relay's
+    engines begin migrations IMMEDIATE already, see migrations/env.py).
+    """
+    conn = op.get_bind()
+    own = not getattr(conn.connection.driver_connection, "in_transaction", True)
+    if own:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql(f"UPDATE {table} SET id = id WHERE 0 = 1")  # noqa: S608 - a name
+    try:
+        yield
+    except BaseException:
+        if own:
+            conn.exec_driver_sql("ROLLBACK")
+        raise
+    if own:
+        conn.exec_driver_sql("COMMIT")
 
 
 def column_exists(table: str, column: str) -> bool:

@@ -2,20 +2,26 @@
 
 The URL is taken, in order, from a connection handed over in ``config.attributes``
 (``relay migrate`` and the Python API), ``-x url=...``, ``sqlalchemy.url`` in the ini file, or
-``RelaySettings().database_url`` (``RELAY_DATABASE_URL``, a secret). Only relay's own tables are
-compared, so ``alembic check`` stays clean in a database shared with a host application.
+``RelaySettings().database_url`` (``RELAY_DATABASE_URL``, a secret). Run by hand, ``alembic``
+validates every ``RELAY_*`` setting first and refuses a bad one in one ``FAILED:`` line. Only
+relay's own tables are compared, so ``alembic check`` stays clean in a database shared with a
+host application.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from relay._config import RelaySettings
-from relay._database import create_engine
+from relay._database import create_engine, immediate
 from relay._tables import metadata
+
+if TYPE_CHECKING:  # mypy checks the source folder; installed, it is relay.migrations
+    from migrations import _online
+else:
+    from relay.migrations import _online
 
 VERSION_TABLE = "relay_alembic_version"
 
@@ -31,6 +37,10 @@ def _include_name(name: str | None, type_: str, _parent: Any) -> bool:
 
 
 def _configure(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite" and not connection.in_transaction():
+        # Migrations take SQLite's write lock when they begin (relay's engines honour this
+        # option): a check a downgrade makes and the change after it see the same rows.
+        immediate(connection)
     context.configure(
         connection=connection,
         target_metadata=metadata,
@@ -47,10 +57,13 @@ def _configure(connection: Connection) -> None:
 
 
 def _url() -> str:
+    # Run by hand, the settings are validated whole first (the revisions read the lock
+    # timeouts from them): a bad one is one FAILED line naming it, not a pydantic traceback.
+    settings = _online.settings()
     return (
         context.get_x_argument(as_dictionary=True).get("url")
         or config.get_main_option("sqlalchemy.url")
-        or RelaySettings().database_url.get_secret_value()
+        or settings.database_url.get_secret_value()
     )
 
 

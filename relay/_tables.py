@@ -46,6 +46,8 @@ EVENT_NAME_MAX_LENGTH = 255
 DISTINCT_ID_MAX_LENGTH = 255
 LEASE_TOKEN_LENGTH = 32
 LAST_ERROR_MAX_LENGTH = 1000
+#: Characters of ``last_error`` in the MariaDB/MySQL index on it (4 bytes each in utf8mb4).
+DEAD_REASON_INDEX_PREFIX = 200
 #: Length of ``profile_key``: a SHA-256 hex digest of the profile's identity.
 PROFILE_KEY_LENGTH = 64
 #: Longest destination name (``relay_outbox.destination``, migration 0006).
@@ -264,6 +266,21 @@ outbox = Table(
         "id",
         postgresql_where=text("state = 'pending' AND profile_key IS NOT NULL"),
         sqlite_where=text("state = 'pending' AND profile_key IS NOT NULL"),
+    ),
+    # The dead letters of one reason (the admin's reason filter, ``relay dead-letters requeue
+    # --reason``): an equality lookup on ``last_error`` among dead rows (migration 0007).
+    # PostgreSQL: a hash index, partial on dead rows: it stores a 4-byte hash per dead row, so
+    # no reason is too long for it (a B-tree entry over 2,704 bytes would fail the write that
+    # marks a row dead) and pending and delivered rows never enter it. SQLite: partial too.
+    # MariaDB/MySQL: no partial or hash indexes on InnoDB; a B-tree over the first 200
+    # characters (800 bytes; the key limit is 3,072), of every row (NULL for most).
+    Index(
+        "ix_relay_outbox_dead_reason",
+        "last_error",
+        postgresql_using="hash",
+        postgresql_where=text("state = 'dead'"),
+        sqlite_where=text("state = 'dead'"),
+        mysql_length={"last_error": DEAD_REASON_INDEX_PREFIX},
     ),
     # Room on every page for a second version of each row, so that the claim's in-place (HOT)
     # update finds space on the row's own page; see migration 0002.

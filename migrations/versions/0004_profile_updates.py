@@ -22,9 +22,12 @@ Locking (online, following ``migrations/_online.py``):
   rewrite), under ``lock_timeout`` and retried; the index is built ``CONCURRENTLY``. The
   downgrade drops both columns (and so the index) in one statement that checks for profile
   updates again under its ACCESS EXCLUSIVE lock, taken under ``lock_timeout`` and retried.
+  MariaDB: the same second look and one ``ALTER`` under ``LOCK TABLES relay_outbox WRITE``
+  (taken under ``lock_wait_timeout``, retried).
 * MariaDB: ``ADD COLUMN ..., ALGORITHM=INSTANT``; ``ADD INDEX`` with ``ALGORITHM=INPLACE,
   LOCK=NONE``, each under ``lock_wait_timeout``, retried.
-* SQLite: plain DDL.
+* SQLite: plain DDL. The downgrade takes the database's write lock, looks again for profile
+  updates, and drops, in one transaction.
 
 Each step checks the catalog first, so a run interrupted anywhere is completed by the next.
 
@@ -168,26 +171,20 @@ def downgrade() -> None:
     _online.refuse_downgrade(revision)
     name = _online.dialect()
     if name == "sqlite":
-        op.drop_index(INDEX, table_name="relay_outbox", if_exists=True)
-        for column in ("profile_key", "kind"):
-            if _online.offline() or _online.column_exists("relay_outbox", column):
-                op.drop_column("relay_outbox", column)
+        if _online.offline():
+            _drop_sqlite_columns()
+            return
+        # The second look and the drop in one write transaction: a profile update committed
+        # between the first look and the drop would otherwise become an event under 0003.
+        with _online.sqlite_write_locked("relay_outbox"):
+            _refuse_again(op.get_bind())
+            _drop_sqlite_columns()
         return
     with op.get_context().autocommit_block():
         if name == "postgresql":
             _drop_postgresql_columns()
         else:
-            if _online.offline() or _has_index():
-                _online.mariadb_alter(
-                    "relay_outbox", f"DROP INDEX {INDEX}", what=f"dropping {INDEX}"
-                )
-            for column in ("profile_key", "kind"):
-                if _online.offline() or _online.column_exists("relay_outbox", column):
-                    _online.mariadb_alter(
-                        "relay_outbox",
-                        f"DROP COLUMN {column}",
-                        what=f"dropping relay_outbox.{column}",
-                    )
+            _drop_mariadb_columns()
 
 
 def _drop_postgresql_columns() -> None:
@@ -200,6 +197,45 @@ def _drop_postgresql_columns() -> None:
         raise _online.DowngradeRefusedError(
             refusal or "cannot downgrade below 0004: profile updates are stored"
         ) from None
+
+
+def _drop_sqlite_columns() -> None:
+    op.drop_index(INDEX, table_name="relay_outbox", if_exists=True)
+    for column in ("profile_key", "kind"):
+        if _online.offline() or _online.column_exists("relay_outbox", column):
+            op.drop_column("relay_outbox", column)
+
+
+def _refuse_again(conn: Connection) -> None:
+    """Raise the refusal if profile updates are stored now (the second look, under a lock)."""
+    refusal = _profile_updates_stored(conn)
+    if refusal:
+        raise _online.DowngradeRefusedError(refusal)
+
+
+def _drop_mariadb_columns() -> None:
+    """The index and both columns dropped in one ``ALTER TABLE``, under ``LOCK TABLES ...
+    WRITE`` with the second look: once the lock is held no host transaction has an
+    uncommitted write to the table and none can start one, so no profile update can come
+    between the look and the drop. The ``ALTER`` is metadata only (INSTANT) where MariaDB can;
+    writers wait for the lock no longer than that."""
+    if _online.offline():
+        _online.mariadb_alter(
+            "relay_outbox",
+            f"DROP INDEX {INDEX}, DROP COLUMN profile_key, DROP COLUMN kind",
+            what="dropping relay_outbox.kind and profile_key",
+        )
+        return
+    with _online.mariadb_table_locked("relay_outbox", what="dropping relay_outbox.kind"):
+        _refuse_again(op.get_bind())
+        clauses = [f"DROP INDEX {INDEX}"] if _has_index() else []
+        clauses += [
+            f"DROP COLUMN {column}"
+            for column in ("profile_key", "kind")
+            if _online.column_exists("relay_outbox", column)
+        ]
+        if clauses:
+            _online.mariadb_alter_locked("relay_outbox", ", ".join(clauses))
 
 
 def _mariadb_column_ddl(column: sa.Column[object]) -> str:

@@ -111,12 +111,46 @@ _EMAIL = re.compile(
 # spelled ``@`` or ``.`` are left in place; ``_EMAIL`` allows them.
 _SPELLED_DOT = re.compile(r"[\[({<]\s*dot\s*[\])}>]", re.IGNORECASE)
 _SPELLED_DOT_CAPS = re.compile(r"(?<=\s)DOT(?=\s)")
-_SPELLED_BRACKETS = re.compile(r"[\[({<]\s*(at|dot)\s*[\])}>]", re.IGNORECASE)
-_SPELLED_CAPS = re.compile(r"(?<=\s)(AT|DOT)(?=\s)")
+_SPELLED_AT = re.compile(r"[\[({<]\s*at\s*[\])}>]", re.IGNORECASE)
+_SPELLED_AT_CAPS = re.compile(r"(?<=\s)AT(?=\s)")
+_OPENING_BRACKETS = "[({<"
+#: The ASCII blanks other than the space that ``\s`` matches (normalise() drops the others).
+_OTHER_ASCII_BLANKS = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
 
 
-def _spelled(match: re.Match[str]) -> str:
-    return "@" if match.group(1).lower() == "at" else "."
+def _despelled(text: str, *, at: bool) -> str:
+    """``text`` with spelled ``[at]``/``[dot]`` (any case) then ``AT``/``DOT`` (capitals,
+    between blanks) written as ``@`` and ``.`` (only the dots when ``at`` is false).
+
+    Each pattern runs only when its word is in the text (C-level ``in`` tests on a lowercase
+    copy), and replaces by a literal: no Python call per match, which an event of strings
+    dense with spelled words (``"[  AT [  AT ..."``) once paid about 40 times per string.
+    """
+    lowered = text.lower()
+    has_at = at and "at" in lowered
+    has_dot = "dot" in lowered
+    if not (has_at or has_dot):
+        return text
+    if any(bracket in text for bracket in _OPENING_BRACKETS):
+        if has_at:
+            text = _SPELLED_AT.sub("@", text)
+        if has_dot:
+            text = _SPELLED_DOT.sub(".", text)
+    spaces_only = text.isascii() and not any(blank in text for blank in _OTHER_ASCII_BLANKS)
+    for word, mark, pattern, wanted in (
+        ("AT", "@", _SPELLED_AT_CAPS, has_at),
+        ("DOT", ".", _SPELLED_DOT_CAPS, has_dot),
+    ):
+        if not (wanted and word in text):
+            continue
+        if spaces_only:
+            # The same replacement at C speed: twice, since " AT AT " shares a blank and
+            # the first pass takes every other one.
+            spelled, written = f" {word} ", f" {mark} "
+            text = text.replace(spelled, written).replace(spelled, written)
+        else:
+            text = pattern.sub(mark, text)
+    return text
 
 
 #: Asset names such as ``icon@2x.png`` end in a file extension, never a top-level domain.
@@ -132,15 +166,17 @@ def looks_like_email(value: str) -> bool:
 
 def _has_email(text: str) -> bool:
     if "@" not in text:
-        if not ("[" in text or "(" in text or "{" in text or "<" in text or " AT " in text):
+        if not ("[" in text or "(" in text or "{" in text or "<" in text or "AT" in text):
             return False
-        # Both words in one pass per form (brackets, then capitals): what the four separate
-        # substitutions did, in half the scans.
-        text = _SPELLED_CAPS.sub(_spelled, _SPELLED_BRACKETS.sub(_spelled, text))
+        # An address needs a dot after its @: without "." or a spelled dot anywhere, no
+        # spelling can make one (decided before any pattern runs).
+        if "." not in text and "dot" not in text.lower():
+            return False
+        text = _despelled(text, at=True)
         if "@" not in text:
             return False
-    elif "[" in text or "(" in text or "{" in text or "<" in text or " DOT " in text:
-        text = _SPELLED_DOT_CAPS.sub(".", _SPELLED_DOT.sub(".", text))
+    elif "[" in text or "(" in text or "{" in text or "<" in text or "DOT" in text:
+        text = _despelled(text, at=False)
     if "." not in text:  # every address has a dot after the @: no search without one
         return False
     return any(
@@ -156,10 +192,30 @@ _URI_PARAMETERS = re.compile(r";.*$")  # RFC 3966: tel:+1-201-555-0123;ext=1234
 _EXTENSION = re.compile(r"\s*(?:ext\.?|x|#)\s*\d{1,6}$", re.IGNORECASE)
 _PHONE_CHARS = re.compile(r"\+?[\d\s().-]+")
 _SEPARATED = re.compile(r"\d[\s().-]+\d")
-_EMBEDDED = re.compile(
-    r"(?:(?<![\w+])\+|\b(?:tel|callto|sms):\s*\+?)\s?\d(?:[\s().-]{0,2}\d){6,14}(?!\w|\.\d)",
-    re.IGNORECASE,
+_MIN_PHONE_DIGITS = 7
+_ASCII_DIGITS = "0123456789"
+_WITHOUT_DIGITS = str.maketrans("", "", _ASCII_DIGITS)
+_NUMBER_TAIL = r"\s?\d(?:[\s().-]{0,2}\d){6,14}(?!\w|\.\d)"
+#: A ``+`` number inside text (the ``+`` not after a word character or another ``+``). It
+#: opens with the literal ``+`` (the look-behind comes after it), so the search skips from
+#: ``+`` to ``+`` at C speed instead of trying every position.
+_EMBEDDED_PLUS = re.compile(r"\+(?<![\w+]\+)" + _NUMBER_TAIL)
+#: A ``tel:``/``callto:``/``sms:`` URI inside text; searched only when one of the three words
+#: is followed by ``:`` somewhere (a C-level test on a lowercase copy).
+_EMBEDDED_URI = re.compile(r"\b(?:tel|callto|sms):\s*\+?" + _NUMBER_TAIL, re.IGNORECASE)
+_URI_SCHEMES = ("tel:", "callto:", "sms:")
+#: ASCII text as ``_EMBEDDED_PLUS`` reads it: digits as ``0``, its separators dropped, ``+``
+#: kept, anything else a bar. A ``+`` number leaves ``+0000000`` behind: without it (one
+#: C-level translation and search) the pattern cannot match, whatever the text holds.
+_PLUS_SKELETON = str.maketrans(
+    {
+        **{chr(code): "|" for code in range(128)},
+        **dict.fromkeys(_ASCII_DIGITS, "0"),
+        **dict.fromkeys(" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f().-"),
+        "+": "+",
+    }
 )
+_PLUS_NUMBER_SKELETON = "+" + "0" * _MIN_PHONE_DIGITS
 #: Digit strings that are not phone numbers, though made of digits and separators.
 _NOT_PHONES = (
     re.compile(r"-?\d+(?:\.\d+)?"),  # integers and decimals ("+" plus digits is E.164)
@@ -174,15 +230,19 @@ _NOT_PHONES = (
     re.compile(r"(?:[+-]?\d+\.\d+\s+)+[+-]?\d+\.\d+"),  # decimals side by side (coordinates)
 )
 _DOTTED = re.compile(r"\d+(?:\.\d+)+")
-_MIN_PHONE_DIGITS = 7
-#: ``\D`` and ``\d`` are disjoint, so this matches (or fails) in one pass: linear.
-_SEVEN_DIGITS = re.compile(rf"(?:\D*\d){{{_MIN_PHONE_DIGITS}}}")
 _MAX_PHONE_DIGITS = 15
 _MIN_DOTTED_PHONE_DIGITS = 10
 
 
+def _digit_count(text: str) -> int:
+    """How many ASCII digits ``text`` holds: one C-level translation for ASCII text."""
+    if text.isascii():
+        return len(text) - len(text.translate(_WITHOUT_DIGITS))
+    return sum(map(text.count, _ASCII_DIGITS))
+
+
 def _phone_shaped(text: str, *, uri: bool) -> bool:
-    digits = sum(ch.isdigit() for ch in text)
+    digits = _digit_count(text) if text.isascii() else sum(ch.isdigit() for ch in text)
     if not _MIN_PHONE_DIGITS <= digits <= _MAX_PHONE_DIGITS:
         return False
     if uri:  # tel:02079460958 is a phone number even without separators
@@ -214,9 +274,9 @@ def _has_phone(text: str) -> bool:
     # Cheapest tests first: nearly every value is an id, a word or a number, and is decided
     # by one C-level scan; the regular expressions run only on what could still be a phone.
     text = text.strip()
-    # Every phone shape below has at least seven digits: one linear scan rules most text out
-    # before any of the searches (each linear too, but slower per character).
-    if _SEVEN_DIGITS.match(text) is None:
+    # Every phone shape below has at least seven digits: counting them rules most text out
+    # before any search runs (normalise() wrote every decimal digit as 0-9).
+    if _digit_count(text) < _MIN_PHONE_DIGITS:
         return False
     if _PHONE_CHARS.fullmatch(text):
         return _phone_shaped(text, uri=False)
@@ -228,11 +288,29 @@ def _has_phone(text: str) -> bool:
         number = _EXTENSION.sub("", text)
         if number != text and _PHONE_CHARS.fullmatch(number):
             return _phone_shaped(number, uri=False)
-    if "+" not in text and ":" not in text:
+    return _has_embedded_phone(text)
+
+
+def _has_embedded_phone(text: str) -> bool:
+    """Whether ``text`` holds a ``+`` number or a ``tel:`` URI (each pattern only where the
+    C-level tests leave it a chance)."""
+    if (
+        "+" in text
+        and (not text.isascii() or _PLUS_NUMBER_SKELETON in text.translate(_PLUS_SKELETON))
+        and any(
+            _phone_shaped(match.group().strip(), uri=False)
+            for match in _EMBEDDED_PLUS.finditer(text)
+        )
+    ):
+        return True
+    if ":" not in text:
+        return False
+    lowered = text.lower()
+    if not any(scheme in lowered for scheme in _URI_SCHEMES):
         return False
     return any(
-        _phone_shaped(match.group().split(":")[-1].strip(), uri=":" in match.group())
-        for match in _EMBEDDED.finditer(text)
+        _phone_shaped(match.group().split(":")[-1].strip(), uri=True)
+        for match in _EMBEDDED_URI.finditer(text)
     )
 
 

@@ -28,7 +28,9 @@ import httpx
 from relay._config import RelaySettings
 from relay._errors import RelayError
 from relay._mixpanel.app_api import Pacing, Reply, call, error_of, remote
+from relay._mixpanel.destinations import setting_name
 from relay._mixpanel.http import MixpanelHttp
+from relay._tables import DEFAULT_DESTINATION
 
 #: "A maximum of 5 requests per minute".
 MAX_REQUESTS_PER_MINUTE = 5
@@ -42,10 +44,6 @@ PACING = Pacing(attempts=4, first=WINDOW_SECONDS / MAX_REQUESTS_PER_MINUTE, long
 #: A dictionary of a few thousand schemas is a few MB; a longer answer is not Lexicon's.
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
 WHAT = "Mixpanel Lexicon"
-_HINT = (
-    "RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME, RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET "
-    "and RELAY_MIXPANEL_PROJECT_ID"
-)
 
 
 def updates_in(entry: dict[str, Any]) -> int:
@@ -78,7 +76,10 @@ def chunks(entries: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 class LexiconClient:
     """One project's Lexicon Schemas API; a context manager closing its connection pool.
 
-    ``sleep``, ``clock`` and ``rng`` are the pacing's (tests pin them).
+    ``sleep``, ``clock`` and ``rng`` are the pacing's (tests pin them). Built from
+    ``RelaySettings.for_destination(destination)``: each destination's project has its own
+    client and its own pacing (Lexicon's limits are per project); ``destination`` only names
+    its settings in messages.
     """
 
     def __init__(
@@ -88,9 +89,15 @@ class LexiconClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        destination: str = DEFAULT_DESTINATION,
     ) -> None:
         project_id, username, secret = settings.require_service_account()
         self.project_id = project_id
+        username_setting, secret_setting, project_setting = (
+            setting_name(destination, field)
+            for field in ("SERVICE_ACCOUNT_USERNAME", "SERVICE_ACCOUNT_SECRET", "PROJECT_ID")
+        )
+        self._hint = f"{username_setting}, {secret_setting} and {project_setting}"
         self._base = f"{settings.mixpanel_app_base_url}/projects/{project_id}"
         self._auth = httpx.BasicAuth(username, secret)
         self._http = MixpanelHttp(settings)
@@ -154,7 +161,7 @@ class LexiconClient:
                 method,
                 f"{self._base}{path}",
                 what=WHAT,
-                credentials_hint=_HINT,
+                credentials_hint=self._hint,
                 pacing=PACING,
                 max_bytes=MAX_ANSWER_BYTES,
                 body=body,

@@ -40,7 +40,10 @@ from relay._tables import DEFAULT_DESTINATION, OutboxState, outbox
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session  # the ORM loads only when a Session is passed
 
-#: The columns of a new row, in the order of :func:`pending_row`.
+#: The columns of a new row for the ``default`` destination, in the order of :func:`pending_row`.
+#: Such a row leaves ``destination`` to its server default: a host that upgraded relay before
+#: running revision 0006 (the documented order is migrations first, but a rolling deploy meets
+#: both) still writes its events, as it did across 0003 and 0004.
 ROW_COLUMNS = (
     "insert_id",
     "event",
@@ -52,8 +55,9 @@ ROW_COLUMNS = (
     "next_attempt_at",
     "created_at",
     "updated_at",
-    "destination",
 )
+#: The columns of a new row routed to another destination: :data:`ROW_COLUMNS` and ``destination``.
+ROUTED_ROW_COLUMNS = (*ROW_COLUMNS, "destination")
 #: Rows per multi-row INSERT: 11 parameters each, far below every driver's parameter limit
 #: (PostgreSQL takes a chunk as one JSON document whatever its length).
 CHUNK_ROWS = 1000
@@ -76,13 +80,14 @@ def pending_row(
 ) -> dict[str, Any]:
     """The column values of a new pending outbox row for a validated event, at ``now``.
 
-    ``destination``: the routed destination (the router's answer, checked by tracking).
+    ``destination``: the routed destination (the router's answer, checked by tracking); the
+    ``default`` one is left to the column's server default (see :data:`ROW_COLUMNS`).
 
     ``properties`` is the checked JSON text itself (stored as is). Due now, or at the event's
     ``time`` when that is still ahead of the clock (within the allowed skew): Mixpanel would
     replace a future time by its own clock, changing the dedup key, so such a row waits.
     """
-    return {
+    row = {
         "insert_id": insert_id,
         "event": event,
         "distinct_id": distinct_id,
@@ -93,8 +98,23 @@ def pending_row(
         "next_attempt_at": max(now, timestamp_ms_to_datetime(time_ms)),
         "created_at": now,
         "updated_at": now,
-        "destination": destination,
     }
+    return with_destination(row, destination)
+
+
+def with_destination(row: dict[str, Any], destination: str) -> dict[str, Any]:
+    """``row`` with its ``destination`` column, set only for another than ``default``."""
+    if destination != DEFAULT_DESTINATION:
+        row["destination"] = destination
+    return row
+
+
+def _same_columns(chunk: Sequence[Mapping[str, Any]]) -> Sequence[Mapping[str, Any]]:
+    """``chunk`` with one set of columns: when some rows are routed elsewhere (a mixed
+    ``track_many``), the ``default`` ones name their destination too."""
+    if all("destination" not in r for r in chunk) or all("destination" in r for r in chunk):
+        return chunk
+    return [r if "destination" in r else {**r, "destination": DEFAULT_DESTINATION} for r in chunk]
 
 
 def _is_session(value: object) -> TypeGuard[Session]:
@@ -228,12 +248,19 @@ def insert_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]
     written: set[str] = set()
     try:
         for start in range(0, len(rows), CHUNK_ROWS):
-            chunk = rows[start : start + CHUNK_ROWS]
+            chunk = _same_columns(rows[start : start + CHUNK_ROWS])
             columns = tuple(chunk[0])
             if is_mysql(conn):
                 written |= _insert_mysql(conn, chunk, columns)
             elif conn.dialect.name == "postgresql" and len(chunk) > 1 and columns == ROW_COLUMNS:
                 written.update(conn.execute(_PG_RECORDSET_INSERT, _recordset(chunk)).scalars())
+            elif (
+                conn.dialect.name == "postgresql"
+                and len(chunk) > 1
+                and columns == ROUTED_ROW_COLUMNS
+            ):
+                statement = _PG_ROUTED_RECORDSET_INSERT
+                written.update(conn.execute(statement, _recordset(chunk)).scalars())
             else:
                 result = conn.execute(_rows_insert(conn.dialect.name, columns), list(chunk))
                 written.update(result.scalars())
@@ -247,16 +274,22 @@ def insert_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]
 # the driver parses anew each time, and text arrays cost a regex escape per element), and the
 # checked properties bytes are spliced into the document verbatim, so the stored jsonb is the
 # checked text parsed, exactly as ``CAST(:properties AS jsonb)`` stores it for one row.
-_PG_RECORDSET_INSERT = sa.text(
-    f"INSERT INTO {outbox.name} "  # noqa: S608 - the table's own name
-    "(insert_id, event, distinct_id, time_ms, properties, state, attempts, next_attempt_at, "
-    "created_at, updated_at, destination) "
-    "SELECT u.i, u.e, u.d, u.t, u.p, :state, 0, u.n, u.c, u.u, u.x "
-    "FROM json_to_recordset(CAST(:rows AS json)) "
-    "AS u(i text, e text, d text, t bigint, p jsonb, n timestamptz, c timestamptz, "
-    "u timestamptz, x text) "
-    "ON CONFLICT (insert_id) DO NOTHING RETURNING insert_id"
-).bindparams(sa.bindparam("rows", type_=sa.Text()), sa.bindparam("state", type_=sa.Text()))
+def _pg_recordset_insert(*, routed: bool) -> sa.TextClause:
+    destination = (", destination", ", u.x", ", x text") if routed else ("", "", "")
+    return sa.text(
+        f"INSERT INTO {outbox.name} "  # noqa: S608 - the table's own name and column names
+        "(insert_id, event, distinct_id, time_ms, properties, state, attempts, next_attempt_at, "
+        f"created_at, updated_at{destination[0]}) "
+        f"SELECT u.i, u.e, u.d, u.t, u.p, :state, 0, u.n, u.c, u.u{destination[1]} "
+        "FROM json_to_recordset(CAST(:rows AS json)) "
+        "AS u(i text, e text, d text, t bigint, p jsonb, n timestamptz, c timestamptz, "
+        f"u timestamptz{destination[2]}) "
+        "ON CONFLICT (insert_id) DO NOTHING RETURNING insert_id"
+    ).bindparams(sa.bindparam("rows", type_=sa.Text()), sa.bindparam("state", type_=sa.Text()))
+
+
+_PG_RECORDSET_INSERT = _pg_recordset_insert(routed=False)
+_PG_ROUTED_RECORDSET_INSERT = _pg_recordset_insert(routed=True)
 
 
 def _recordset(chunk: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -272,7 +305,7 @@ def _recordset(chunk: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 "n": r["next_attempt_at"],
                 "c": r["created_at"],
                 "u": r["updated_at"],
-                "x": r["destination"],
+                "x": r.get("destination", DEFAULT_DESTINATION),
             }
         )
         parts.append(head[:-1] + b',"p":' + r["properties"].encode() + b"}")

@@ -73,10 +73,9 @@ def profile_row(
         "next_attempt_at": now,
         "created_at": now,
         "updated_at": now,
-        "destination": destination,
         "kind": kind.value,
         "profile_key": key,
-    }
+    } | ({"destination": destination} if destination != DEFAULT_DESTINATION else {})
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -42,25 +43,40 @@ class DeadGroup:
 
 
 @translate_errors
-def dead_groups(conn: Connection, *, destination: str | None = None) -> list[DeadGroup]:
+def dead_groups(
+    conn: Connection, *, destination: str | None = None, latest: int | None = None
+) -> list[DeadGroup]:
     """Count dead rows per (reason, event), with the first and last time each group died;
     only those going to ``destination`` when it is given.
 
+    ``latest``: only the ``latest`` most recently dead rows (by ``finished_at``), so that the
+    cost is bounded whatever the number of dead rows; ``None``: all of them.
+
     Lock: none (a plain read). Guard: ``state = 'dead'``, read through
-    ``ix_relay_outbox_state_finished_at``.
+    ``ix_relay_outbox_state_finished_at`` (with ``latest``, backwards from the newest: at most
+    ``latest`` entries and rows).
     """
-    reason = sa.func.coalesce(outbox.c.last_error, "")
-    found = conn.execute(
-        sa.select(
-            reason,
-            outbox.c.event,
-            sa.func.count(),
-            sa.func.min(outbox.c.finished_at),
-            sa.func.max(outbox.c.finished_at),
+    dead = [state_is(OutboxState.DEAD), *_of(destination)]
+    source: Any = outbox
+    if latest is not None:
+        source = (
+            sa.select(outbox.c.last_error, outbox.c.event, outbox.c.finished_at)
+            .where(*dead)
+            .order_by(outbox.c.finished_at.desc())
+            .limit(latest)
+            .subquery("latest_dead")
         )
-        .where(state_is(OutboxState.DEAD), *_of(destination))
-        .group_by(reason, outbox.c.event)
-    ).all()
+    reason = sa.func.coalesce(source.c.last_error, "")
+    query = sa.select(
+        reason,
+        source.c.event,
+        sa.func.count(),
+        sa.func.min(source.c.finished_at),
+        sa.func.max(source.c.finished_at),
+    ).group_by(reason, source.c.event)
+    if latest is None:
+        query = query.where(*dead)
+    found = conn.execute(query).all()
     return [DeadGroup(r, e, int(n), first, last) for r, e, n, first, last in found]
 
 

@@ -56,23 +56,39 @@ class DeadLetterGroup:
         }
 
 
-def dead_letters(engine: Engine, *, destination: str | None = None) -> list[DeadLetterGroup]:
-    """Every dead row (going to ``destination``, if given) grouped by reason, largest first."""
+def dead_letters(
+    engine: Engine, *, destination: str | None = None, latest: int | None = None
+) -> list[DeadLetterGroup]:
+    """Every dead row (going to ``destination``, if given) grouped by reason, largest first.
+
+    ``latest``: group only the ``latest`` most recently dead rows (the Django admin's pages:
+    a cost bounded by ``latest``, not by how many rows are dead); ``None``: every dead row.
+    """
     with transaction(engine) as conn:
-        found = stats_store.dead_groups(conn, destination=destination)
-    groups: dict[str, DeadLetterGroup] = {}
+        found = stats_store.dead_groups(conn, destination=destination, latest=latest)
+    # Gathered in plain dicts first, each group built once: thousands of (reason, event)
+    # pairs are common (the admin's sample of 5,000 rows may hold as many reasons).
+    counts: dict[str, int] = {}
+    firsts: dict[str, dt.datetime | None] = {}
+    lasts: dict[str, dt.datetime | None] = {}
+    events: dict[str, dict[str, int]] = {}
     for g in found:
-        seen = groups.get(g.reason)
-        events = dict(seen.events) if seen else {}
-        events[g.event] = events.get(g.event, 0) + g.count
-        groups[g.reason] = DeadLetterGroup(
-            reason=g.reason,
-            count=(seen.count if seen else 0) + g.count,
-            first_at=_earliest(seen.first_at if seen else None, g.first_at),
-            last_at=_latest(seen.last_at if seen else None, g.last_at),
-            events=dict(sorted(events.items(), key=lambda kv: (-kv[1], kv[0]))),
+        counts[g.reason] = counts.get(g.reason, 0) + g.count
+        firsts[g.reason] = _earliest(firsts.get(g.reason), g.first_at)
+        lasts[g.reason] = _latest(lasts.get(g.reason), g.last_at)
+        per_event = events.setdefault(g.reason, {})
+        per_event[g.event] = per_event.get(g.event, 0) + g.count
+    groups = [
+        DeadLetterGroup(
+            reason=reason,
+            count=count,
+            first_at=firsts[reason],
+            last_at=lasts[reason],
+            events=dict(sorted(events[reason].items(), key=lambda kv: (-kv[1], kv[0]))),
         )
-    return sorted(groups.values(), key=lambda g: (-g.count, g.reason))
+        for reason, count in counts.items()
+    ]
+    return sorted(groups, key=lambda g: (-g.count, g.reason))
 
 
 def _earliest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:

@@ -10,9 +10,22 @@ back out of the table. All of it in one transaction. Optionally files a deletion
 Mixpanel's GDPR API (through :mod:`relay._mixpanel.gdpr`), whose task id goes into the
 audit entry.
 
+Data residency: the deletion is filed with *every* configured destination (each with its own
+app API host, GDPR token and project token), not only those the outbox shows rows for. relay
+cannot know where a person's data went once delivered rows are purged (retention), after a
+``relay reroute``, or when the host tracked them before routing existed; and a per-person
+record of destinations would be personal data relay keeps after the erasure, the very thing
+the erasure removes. A deletion filed with a project that holds nothing of the person deletes
+nothing there. Each destination's outcome is reported (:class:`GdprFiling`). When at least one
+destination filed, the outbox rows are erased (leaving them would let a relay deliver them
+after that deletion) and the others are reported as refused or failed: filing again is safe.
+When none filed, nothing is erased, as before.
+
 Group profile updates are left alone: a group is an organization, not the person.
 
-Ordered: a row a relay is sending when the erasure starts (claimed, under a live lease) could
+Ordered (in every destination at once: the fence covers the person's rows whatever their
+destination, and no deletion is filed anywhere while one of them is in flight): a row a relay
+is sending when the erasure starts (claimed, under a live lease) could
 reach Mixpanel after the GDPR deletion and bring the profile back. So the erasure first fences
 the person's pending rows (leases them itself: no relay claims them any more) and waits until
 no relay holds one, then files the deletion and erases. A relay's lease outlives its request
@@ -35,7 +48,15 @@ from sqlalchemy.engine import Engine
 
 from relay._config import RelaySettings
 from relay._errors import ConfigurationError, ErasureInFlightError, GdprRequestError
-from relay._mixpanel.gdpr import file_deletion
+from relay._mixpanel.destinations import acted_on
+from relay._mixpanel.gdpr import (
+    FILED,
+    PACING,
+    REFUSED,
+    Deletion,
+    request_deletion,
+    require_tokens,
+)
 from relay._store import audit as audit_store
 from relay._store import transaction
 from relay._store.profiles import (
@@ -44,6 +65,7 @@ from relay._store.profiles import (
     fence_person_rows,
     release_fence,
 )
+from relay._tables import DEFAULT_DESTINATION
 from relay.admin._audit import default_actor
 
 #: ``relay_audit.action`` of an erasure.
@@ -58,10 +80,13 @@ __all__ = [
     "ACTION",
     "ErasureInFlightError",
     "ForgetResult",
+    "GdprFiling",
     "GdprRequestError",
+    "acted_on",
     "forget",
     "person_hash",
     "require_erasure_key",
+    "require_gdpr_destinations",
 ]
 
 
@@ -83,6 +108,42 @@ def require_erasure_key(settings: RelaySettings) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class GdprFiling:
+    """One destination's answer to the deletion request: ``outcome`` is ``filed`` (with
+    ``task_id``), ``refused``, ``failed`` or ``skipped`` (``default`` with no project), and
+    ``problem`` one line saying why, without a secret or the person's id."""
+
+    destination: str
+    outcome: str
+    task_id: str | None = None
+    problem: str | None = None
+    #: Mixpanel refused this destination's credentials or URL (a configuration error).
+    configuration: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON form ``--json`` prints."""
+        return {
+            "destination": self.destination,
+            "outcome": self.outcome,
+            "task_id": self.task_id,
+            "problem": self.problem,
+        }
+
+
+SKIPPED = "skipped"
+
+
+def require_gdpr_destinations(settings: RelaySettings) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(destinations to file with, destinations skipped)``, or ``ConfigurationError``
+    naming the first missing token: nothing is filed anywhere unless every destination can
+    be (an erasure that silently missed a region would look complete)."""
+    names, skipped = acted_on(settings)
+    for name in names:
+        require_tokens(settings.for_destination(name), destination=name)
+    return names, skipped
+
+
+@dataclass(frozen=True, slots=True)
 class ForgetResult:
     """What was (or, in a dry run, would be) removed: rows by ``kind/state``, and the hash."""
 
@@ -91,7 +152,8 @@ class ForgetResult:
     dry_run: bool
     deleted: int = 0
     audit_entries_rewritten: int = 0
-    gdpr_task_id: str | None = None
+    #: One per destination, in configuration order (empty without ``mixpanel``).
+    gdpr: tuple[GdprFiling, ...] = ()
     entry_id: int | None = None
     #: Rows of the person a relay was sending when the erasure began, waited for.
     waited_for: int = 0
@@ -100,6 +162,16 @@ class ForgetResult:
     def total(self) -> int:
         """Rows of the person found."""
         return sum(self.rows.values())
+
+    @property
+    def gdpr_task_id(self) -> str | None:
+        """The task id of the first destination that filed (one destination: its task id)."""
+        return next((f.task_id for f in self.gdpr if f.task_id is not None), None)
+
+    @property
+    def gdpr_complete(self) -> bool:
+        """Whether every destination acted on filed the deletion."""
+        return all(f.outcome in (FILED, SKIPPED) for f in self.gdpr)
 
 
 def forget(
@@ -119,9 +191,12 @@ def forget(
     Not a dry run: the person's rows are fenced and the rows in flight waited for first
     (``clock`` reads the time while waiting, ``pause`` waits between two looks; defaults:
     the real clock, a sleep of ``FENCE_POLL_SECONDS``). With ``mixpanel`` the
-    GDPR deletion request is filed next: when Mixpanel refuses it, the fence is lifted,
-    nothing is erased here and :class:`GdprRequestError` says why, so the command can simply
-    be run again. :class:`ErasureInFlightError` when a relay holds a row past its lease.
+    GDPR deletion request is filed next, with every destination (see the module): when no
+    destination files it, the fence is lifted, nothing is erased here and
+    :class:`GdprRequestError` (``ConfigurationError`` when a destination refused its
+    credentials) says why, so the command can simply be run again. When some filed and
+    others did not, the rows are erased and ``ForgetResult.gdpr`` says which did not.
+    :class:`ErasureInFlightError` when a relay holds a row past its lease.
     """
     key = require_erasure_key(settings)
     if not distinct_id:
@@ -131,11 +206,20 @@ def forget(
         rows = count_person_rows(conn, distinct_id=distinct_id)
     if dry_run:
         return ForgetResult(person=person, rows=rows, dry_run=True)
+    destinations, skipped = require_gdpr_destinations(settings) if mixpanel else ((), ())
+    # The fence must outlast every filing: a relay claiming the person's row after the fence
+    # ran out could deliver it to a project that has just been sent its deletion.
+    filing = len(destinations) * PACING.bound(settings.request_deadline_seconds)
     token, waited_for = _fence(
-        engine, settings, distinct_id, clock=clock or _utc_now, pause=pause or _sleep
+        engine,
+        settings,
+        distinct_id,
+        filing_seconds=max(filing, settings.request_deadline_seconds),
+        clock=clock or _utc_now,
+        pause=pause or _sleep,
     )
     try:
-        task_id = file_deletion(settings, distinct_id) if mixpanel else None
+        filings = _file_everywhere(settings, distinct_id, destinations, skipped)
     except BaseException:
         with transaction(engine, write=True) as conn:
             release_fence(conn, token=token)
@@ -146,8 +230,7 @@ def forget(
         deleted = delete_person_rows(conn, distinct_id=distinct_id)
         rewritten = audit_store.redact_person(conn, distinct_id=distinct_id, replacement=person)
         detail = f"erased {deleted} row(s); {rewritten} audit entr(y/ies) rewritten"
-        if task_id is not None:
-            detail += f"; Mixpanel GDPR deletion task {task_id}"
+        detail += "".join(_audit_detail(filing) for filing in filings)
         entry_id = audit_store.add_entry(
             conn,
             at=now,
@@ -163,10 +246,60 @@ def forget(
         dry_run=False,
         deleted=deleted,
         audit_entries_rewritten=rewritten,
-        gdpr_task_id=task_id,
+        gdpr=filings,
         entry_id=entry_id,
         waited_for=waited_for,
     )
+
+
+def _file_everywhere(
+    settings: RelaySettings,
+    distinct_id: str,
+    destinations: tuple[str, ...],
+    skipped: tuple[str, ...],
+) -> tuple[GdprFiling, ...]:
+    """File the deletion with each destination in turn; raise when none filed (see
+    :func:`forget`), else every destination's outcome, skipped ones included."""
+    filings = [
+        GdprFiling(name, SKIPPED, problem="no Mixpanel project configured") for name in skipped
+    ]
+    for name in destinations:
+        deletion: Deletion = request_deletion(
+            settings.for_destination(name), distinct_id, destination=name
+        )
+        filings.append(
+            GdprFiling(
+                name,
+                deletion.outcome,
+                task_id=deletion.task_id,
+                problem=deletion.problem,
+                configuration=deletion.configuration,
+            )
+        )
+    if destinations and not any(f.outcome == FILED for f in filings):
+        tried = [f for f in filings if f.outcome != SKIPPED]
+        if len(tried) == 1:
+            message = f"{tried[0].problem}; nothing was erased"
+        else:
+            parts = "; ".join(
+                f"destination {f.destination}: {f.outcome}: {f.problem}" for f in tried
+            )
+            message = f"no destination filed the deletion ({parts}); nothing was erased"
+        if any(f.configuration for f in tried):
+            raise ConfigurationError(message)
+        raise GdprRequestError(message)
+    return tuple(filings)
+
+
+def _audit_detail(filing: GdprFiling) -> str:
+    """The audit entry's words for one destination (the default alone keeps the old wording)."""
+    where = "" if filing.destination == DEFAULT_DESTINATION else f" ({filing.destination})"
+    if filing.outcome == FILED:
+        return f"; Mixpanel GDPR deletion task {filing.task_id}{where}"
+    if filing.outcome == SKIPPED:
+        return ""
+    verb = "refused" if filing.outcome == REFUSED else "failed"
+    return f"; Mixpanel GDPR deletion {verb}{where or ' (default)'}"
 
 
 def _utc_now() -> dt.datetime:
@@ -182,17 +315,19 @@ def _fence(
     settings: RelaySettings,
     distinct_id: str,
     *,
+    filing_seconds: float,
     clock: Callable[[], dt.datetime],
     pause: Callable[[], None],
 ) -> tuple[str, int]:
     """Fence the person's rows and wait until no relay holds one; returns the fence's token
-    and how many rows were in flight at first (see the module)."""
+    and how many rows were in flight at first (see the module). ``filing_seconds`` bounds the
+    GDPR requests filed after the wait (every destination's, retries included)."""
     token = uuid.uuid4().hex
     start = clock()
     wait = dt.timedelta(seconds=settings.lease_seconds + FENCE_MARGIN_SECONDS)
-    # The fence outlives the wait, the GDPR request and the erasure; should this process die,
+    # The fence outlives the wait, the GDPR requests and the erasure; should this process die,
     # it runs out by itself and the rows are claimable again.
-    until = start + wait + dt.timedelta(seconds=settings.request_deadline_seconds) + wait
+    until = start + wait + dt.timedelta(seconds=filing_seconds) + wait
     first: int | None = None
     while True:
         now = clock()

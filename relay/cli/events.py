@@ -2,8 +2,11 @@
 
 Exit codes of ``relay events lint``: 0 the catalog is clean; 1 at least one finding.
 Exit codes of ``relay events push``: 0 Lexicon in sync, or uploaded with ``--yes``; 1
-differences found without ``--yes``, or Lexicon unreachable or failing; 2 usage; 3
-configuration (no service account, a non-integer project id, credentials Lexicon refuses).
+differences found without ``--yes``, or Lexicon unreachable or failing; 2 usage (a
+``--destination`` that is not configured); 3 configuration (no service account, a
+non-integer project id, credentials Lexicon refuses). With several destinations each is
+pushed and reported on its own line, and the exit code is the most serious one's (3 before 1):
+a destination without a service account does not stop the push to the others.
 Heavy modules are imported inside the commands, so ``relay --help`` stays light.
 """
 
@@ -11,14 +14,21 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from relay import _exit
+from relay._escape import safe_text
 from relay._exit import USAGE, fail
 from relay.cli._context import Relay, pass_relay
 from relay.cli._files import creatable_directory, import_catalog, output_directory
+
+if TYPE_CHECKING:
+    from relay._config import RelaySettings
+    from relay.plan.push import DestinationPush
 
 EXIT_FINDINGS = 1
 
@@ -194,26 +204,70 @@ def new(
     help="Replace Lexicon's whole dictionary with the registry's events (deletes every schema "
     "not in it, profile schemas included); acts only with --yes.",
 )
+@click.option(
+    "--destination",
+    metavar="NAME",
+    help="Push to this destination's project only (default: every configured destination).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the diff as a JSON object.")
 @pass_relay
 def push(
-    relay: Relay, /, modules: tuple[str, ...], yes: bool, truncate: bool, as_json: bool
+    relay: Relay,
+    /,
+    modules: tuple[str, ...],
+    *,
+    yes: bool,
+    truncate: bool,
+    destination: str | None,
+    as_json: bool,
 ) -> None:
-    """Sync the events of the catalog MODULEs to Mixpanel Lexicon.
+    """Sync the events of the catalog MODULEs to Mixpanel Lexicon, in every destination.
 
     Shows what differs first: events to add, to change (and what changed), and events only
     Lexicon has (kept, unless --truncate). With --yes, uploads the added and changed schemas.
-    Exit 0 in sync or (with --yes) uploaded; 1 any difference found without --yes.
+    With several destinations (data residency), each project is pushed in turn and has one
+    outcome line; a destination without a service account is one line and exit 3, the others
+    are still pushed. Exit 0 in sync or (with --yes) uploaded; 1 any difference found without
+    --yes, or a Lexicon failing; 3 a destination's configuration.
     """
-    from relay._mixpanel.lexicon import LexiconClient  # noqa: PLC0415
     from relay.plan.docs import catalog_registry  # noqa: PLC0415
-    from relay.plan.lexicon import diff, registry_entries, render  # noqa: PLC0415
+    from relay.plan.lexicon import registry_entries  # noqa: PLC0415
     from relay.plan.lint import ensure_cwd_importable  # noqa: PLC0415
+    from relay.plan.push import targets  # noqa: PLC0415
 
     names = _required_modules(modules, "push")
+    settings = relay.settings
+    if destination is not None and destination not in settings.destination_names():
+        fail(
+            f"--destination {destination[:64]!r} is not configured: the destinations are "
+            f"{', '.join(settings.destination_names())}",
+            USAGE,
+        )
     ensure_cwd_importable()
     entries = registry_entries(import_catalog(catalog_registry, names))
-    settings = relay.settings
+    chosen, skipped = targets(settings, destination)
+    if chosen == ("default",) and destination is None:
+        _push_one_project(settings, names, entries, yes=yes, truncate=truncate, as_json=as_json)
+        return
+    _push_destinations(
+        relay, names, entries, chosen, skipped, yes=yes, truncate=truncate, as_json=as_json
+    )
+
+
+def _push_one_project(
+    settings: RelaySettings,
+    names: list[str],
+    entries: dict[str, dict[str, Any]],
+    *,
+    yes: bool,
+    truncate: bool,
+    as_json: bool,
+) -> None:
+    """The push of a deployment with one project (``default``): its output and errors as
+    before destinations existed."""
+    from relay._mixpanel.lexicon import LexiconClient  # noqa: PLC0415
+    from relay.plan.lexicon import diff, render  # noqa: PLC0415
+
     project_id, _username, _secret = settings.require_service_account()
     with LexiconClient(settings) as client:
         held = client.event_schemas()
@@ -239,6 +293,69 @@ def push(
         click.echo(_push_outcome(result.in_sync, act, truncate, len(uploads)), err=True)
     if not result.in_sync and not yes:
         sys.exit(EXIT_FINDINGS)
+
+
+def _push_destinations(
+    relay: Relay,
+    names: list[str],
+    entries: dict[str, dict[str, Any]],
+    chosen: tuple[str, ...],
+    skipped: tuple[str, ...],
+    *,
+    yes: bool,
+    truncate: bool,
+    as_json: bool,
+) -> None:
+    """Push to each destination in turn: its diff on stdout, one outcome line on stderr
+    (``destination NAME: ...``); exit with the most serious destination's code (3 before 1)."""
+    from relay._database import scrub  # noqa: PLC0415
+    from relay.plan.lexicon import render  # noqa: PLC0415
+    from relay.plan.push import SKIPPED, DestinationPush, push_destination  # noqa: PLC0415
+
+    settings = relay.settings
+    pushes = [
+        DestinationPush(n, SKIPPED, problem="no Mixpanel project configured") for n in skipped
+    ]
+    for name in chosen:
+        pushes.append(push_destination(settings, name, entries, yes=yes, truncate=truncate))
+    secrets = relay.secrets()
+    if as_json:
+        payload: dict[str, Any] = {
+            "modules": names,
+            "destinations": [
+                {**p.as_dict(), "problem": p.problem and scrub(p.problem, secrets)} for p in pushes
+            ],
+        }
+        click.echo(json.dumps(payload, indent=2, sort_keys=True))
+    else:
+        for done in pushes:
+            if done.diff is not None:
+                for line in render(done.diff, project_id=done.project_id or "?"):
+                    click.echo(f"destination {done.destination}: {line}")
+        for done in pushes:
+            outcome = _destination_outcome(done, truncate, scrub, secrets)
+            click.echo(f"destination {done.destination}: {outcome}", err=True)
+    codes = {done.exit_code for done in pushes}
+    if _exit.CONFIGURATION in codes:
+        sys.exit(_exit.CONFIGURATION)
+    if _exit.FAILURE in codes:
+        sys.exit(EXIT_FINDINGS)
+
+
+def _destination_outcome(
+    done: DestinationPush,
+    truncate: bool,
+    scrub: Callable[[str, frozenset[str]], str],
+    secrets: frozenset[str],
+) -> str:
+    """The outcome line of one destination (without its ``destination NAME:`` prefix)."""
+    from relay.plan.push import UPLOADED  # noqa: PLC0415
+
+    if done.diff is None:
+        return f"{done.outcome}: {safe_text(scrub(done.problem or '', secrets))}"
+    count = len(done.diff.entries) if truncate else len(done.diff.uploads())
+    acted = done.outcome == UPLOADED
+    return _push_outcome(done.diff.in_sync, acted, truncate, count)
 
 
 def _push_outcome(in_sync: bool, acted: bool, truncate: bool, count: int) -> str:

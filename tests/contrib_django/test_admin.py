@@ -195,23 +195,25 @@ def test_viewers_without_the_permission_get_no_actions(client: Client) -> None:
 AUDIT = "/admin/relay/auditentry/"
 
 
-def _many_dead(count: int, *, reasons: int) -> None:
+def _many_dead(
+    count: int, *, reasons: int, reason: str = "400: reason", at: dt.datetime | None = None
+) -> None:
     """``count`` dead rows in one statement, their reasons cycling through ``reasons`` texts."""
-    now = dt.datetime.now(dt.UTC)
+    now = at or dt.datetime.now(dt.UTC)
     prepared = prepare_event(
         event=SURVEY_DELIVERED, distinct_id="bulk", properties=survey_properties()
     )
     rows = []
     for n in range(count):
         row = pending_row(
-            insert_id=f"bulk-{n:08d}",
+            insert_id=f"bulk-{reason[:1]}{now.timestamp():.0f}-{n:08d}",
             event=SURVEY_DELIVERED,
             distinct_id=f"bulk-{n}",
             time_ms=prepared.time_ms,
             properties_json=prepared.properties_json,
             now=now,
         )
-        row.update(state="dead", last_error=f"400: reason {n % reasons:05d}", finished_at=now)
+        row.update(state="dead", last_error=f"{reason} {n % reasons:05d}", finished_at=now)
         rows.append(row)
     with relay_engine().begin() as conn:
         conn.execute(sa.insert(outbox), rows)
@@ -310,3 +312,51 @@ def test_list_pages_count_at_most_the_limit_and_select_all_still_takes_every_row
     assert b"Requeue dead letters: 8 events" in operator.post(DEAD, {**form, "index": "0"}).content
     operator.post(DEAD, {**form, "confirm": "yes"}, follow=True)
     assert _count_dead() == 0
+
+
+def test_the_groups_and_links_come_from_the_latest_dead_letters_only(
+    operator: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With more dead rows than the sample, the groups, the reason links and the event names
+    come from the most recently dead ones (the page says so); relay's grouping query is bounded
+    by a LIMIT of the sample; an older reason still filters by URL, every row of it."""
+    monkeypatch.setattr(relay_django_admin, "DEAD_LETTER_SAMPLE", 5)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    _many_dead(3, reasons=1, reason="500: old", at=old)
+    _many_dead(6, reasons=2, reason="400: new")
+    statements: list[str] = []
+
+    def seen(_c: Any, _cur: Any, statement: str, *_a: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(relay_engine(), "before_cursor_execute", seen)
+    try:
+        page = operator.get(DEAD)
+    finally:
+        sa.event.remove(relay_engine(), "before_cursor_execute", seen)
+
+    groups = {g.reason: g.count for g in page.context["dead_letter_groups"]}
+    assert set(groups) == {"400: new 00000", "400: new 00001"}
+    assert sum(groups.values()) == 5
+    assert page.context["dead_letter_sample"] == 5
+    assert b'id="dead-letter-sample"' in page.content
+    sidebar = page.content.split(b'id="changelist-filter"', 1)[1]
+    assert sidebar.count(b"?last_error=") == 2
+    assert b"500: old" not in sidebar
+    grouping = [s for s in statements if "GROUP BY" in s.upper()]
+    assert len(grouping) == 1
+    assert "LIMIT" in grouping[0].upper()
+    assert operator.get(DEAD, {"last_error": "500: old 00000"}).context["cl"].result_count == 3
+
+
+def test_below_the_sample_the_groups_cover_every_dead_letter(operator: Client) -> None:
+    """Fewer dead rows than the sample: the groups are exact and the page says nothing of a
+    sample."""
+    _many_dead(7, reasons=2)
+    page = operator.get(DEAD)
+    assert {g.reason: g.count for g in page.context["dead_letter_groups"]} == {
+        "400: reason 00000": 4,
+        "400: reason 00001": 3,
+    }
+    assert page.context["dead_letter_sample"] is None
+    assert b'id="dead-letter-sample"' not in page.content

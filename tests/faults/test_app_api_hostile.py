@@ -196,6 +196,20 @@ def test_forget_refuses_a_task_id_that_is_not_an_id_and_prints_nothing_of_it(
     assert "nothing was erased" in result.output
 
 
+def test_forget_never_prints_the_id_a_refusal_quotes(
+    hostile: HostileEndpoint, standin: MixpanelStandin, sqlite_engine: Engine
+) -> None:
+    """A 400 whose error text quotes the request's distinct_id is reported (exit 1, nothing
+    erased) with the id masked: the output names nobody."""
+    body = orjson.dumps({"status": "error", "error": f"distinct_ids[0] {PERSON} is invalid"})
+    hostile.script(respond(400, body))
+    result = _forget(_forget_env(hostile, standin, sqlite_engine))
+    assert result.exit_code == 1, result.output
+    assert "HTTP 400" in result.output
+    assert "<the person's id> is invalid" in result.output
+    assert PERSON not in result.output
+
+
 def test_push_against_a_drip_feeding_server_ends_at_the_request_deadline(
     hostile: HostileEndpoint, standin: MixpanelStandin
 ) -> None:

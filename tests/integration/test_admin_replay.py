@@ -333,6 +333,35 @@ def test_dead_letters_are_grouped_by_reason_with_counts_times_and_events(engine:
     assert (groups[0].first_at, groups[0].last_at) == (early, late)
 
 
+def test_dead_letters_latest_groups_only_the_most_recently_dead_rows(engine: Engine) -> None:
+    """``latest=N`` groups the N rows that died last (what the Django admin shows), on each
+    database; without it every dead row counts. Rows that are not dead never enter either."""
+    old, mid, new = (NOW - dt.timedelta(hours=h) for h in (9, 5, 1))
+    _add(engine, 3, **_dead(last_error="old cause", finished_at=old))
+    _add(engine, 2, event=OTHER, **_dead(last_error="new cause", finished_at=new))
+    _add(engine, 2, **_dead(last_error="mid cause", finished_at=mid))
+    _add(engine, 4, **_delivered(finished_at=NOW))
+
+    latest = admin.dead_letters(engine, latest=3)
+    every = admin.dead_letters(engine)
+
+    assert [(g.reason, g.count, g.events) for g in latest] == [
+        ("new cause", 2, {OTHER: 2}),
+        ("mid cause", 1, {EVENT: 1}),
+    ]
+    assert (latest[0].first_at, latest[0].last_at) == (new, new)
+    assert [(g.reason, g.count) for g in every] == [
+        ("old cause", 3),
+        ("mid cause", 2),
+        ("new cause", 2),
+    ]
+    # Narrowed to a destination, the latest are that destination's latest.
+    _add(engine, 2, destination="eu", **_dead(last_error="eu cause", finished_at=NOW))
+    assert [g.reason for g in admin.dead_letters(engine, latest=3)] == ["eu cause", "new cause"]
+    mine = admin.dead_letters(engine, latest=3, destination="default")
+    assert [(g.reason, g.count) for g in mine] == [("new cause", 2), ("mid cause", 1)]
+
+
 def test_requeue_of_one_reason_replays_only_that_group(engine: Engine) -> None:
     """Requeuing a reason's group replays its rows only and is audited as requeue."""
     group = _add(engine, 2, **_dead(last_error="cause A"))

@@ -32,7 +32,7 @@ def _tables(engine: Engine) -> set[str]:
 
 def test_history_has_a_single_head() -> None:
     """Exactly one head revision exists, so `relay migrate` has one target."""
-    assert _migrations.heads() == ["0006"]
+    assert _migrations.heads() == ["0007"]
 
 
 def test_upgrade_downgrade_upgrade_round_trips(bare_engine: Engine) -> None:

@@ -20,10 +20,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from migration_rig import RELAY_EXECUTABLE, drop_relay_tables, revision, wait_until
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-import relay
 from relay import _migrations
 from relay._database import create_engine
 from relay._errors import RelayError
@@ -33,7 +32,14 @@ T0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
 #: The source tree, where alembic.ini is.
 REPOSITORY = Path(__file__).resolve().parents[2]
 #: ``(older, newer)``: each revision and the one before it.
-STEPS = [("0001", "0002"), ("0002", "0003"), ("0003", "0004"), ("0004", "0005"), ("0005", "0006")]
+STEPS = [
+    ("0001", "0002"),
+    ("0002", "0003"),
+    ("0003", "0004"),
+    ("0004", "0005"),
+    ("0005", "0006"),
+    ("0006", "0007"),
+]
 #: Columns each revision added: absent below it.
 ADDED = {
     "0002": {"lease_expires_at"},
@@ -215,6 +221,18 @@ def test_downgrade_below_0006_refuses_while_rows_go_to_another_destination(bare:
     assert "destination" not in _columns(bare, "relay_outbox")
 
 
+def _write_profile_update(conn: Connection) -> None:
+    """A pending ``$set`` as revision 0004's relay writes it (the columns of 0004 only: today's
+    ``relay.update_profile`` also writes ``destination``, which 0004 does not have)."""
+    row = _row(99, "pending", kind="user", event="$set", profile_key="9" * 64, time_ms=0)
+    columns = [c for c in row if c in _COLUMNS_AT_0004]
+    table = sa.table("relay_outbox", *(sa.column(c, outbox.c[c].type) for c in columns))
+    conn.execute(table.insert().values({c: row[c] for c in columns}))
+
+
+_COLUMNS_AT_0004 = set(outbox.c.keys()) - ADDED["0006"]
+
+
 def _pending_states(engine: Engine) -> list[tuple[str, str]]:
     with engine.connect() as conn:
         return [
@@ -273,10 +291,7 @@ def test_profile_update_committed_during_the_postgresql_downgrade_makes_it_refus
     try:
         _migrations.upgrade(engine, "0004")
         host = Session(engine)
-        relay.update_profile(
-            host, distinct_id="u-1", operation="$set", properties={"plan": "pro"}, strict=True
-        )
-        host.flush()  # the row is written and its lock held; not committed
+        _write_profile_update(host.connection())  # its lock held; not committed
         outcome: list[BaseException | None] = []
 
         def downgrade() -> None:
@@ -309,6 +324,75 @@ def test_profile_update_committed_during_the_postgresql_downgrade_makes_it_refus
     finally:
         drop_relay_tables(engine)
         engine.dispose()
+
+
+@pytest.mark.parametrize("migrating_with", ["relay-engine", "plain-engine"])
+def test_profile_update_committed_between_the_check_and_the_drop_is_never_reinterpreted(
+    db_url: str, migrating_with: str
+) -> None:
+    """A host commits a profile update right after the downgrade's first look (found none)
+    and before its drop. The downgrade either refuses (the update stays a profile update at
+    0004) or, on SQLite, the host's write waits for the downgrade and then fails: never is
+    the update stored under 0003, where it would be an event. "plain-engine" migrates through
+    a host's own SQLAlchemy engine (``relay.upgrade_schema(engine)`` accepts any): pysqlite
+    then runs the DDL outside any transaction."""
+    make_engine = create_engine if migrating_with == "relay-engine" else sa.create_engine
+    migrating = make_engine(db_url)
+    host_engine = create_engine(db_url)
+    drop_relay_tables(host_engine)
+    host_raised: list[BaseException] = []
+    committed = threading.Event()
+
+    def host_commits_a_profile_update() -> None:
+        try:
+            with host_engine.begin() as conn:
+                _write_profile_update(conn)
+            committed.set()
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            host_raised.append(exc)
+
+    host = threading.Thread(target=host_commits_a_profile_update)
+
+    def after_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "kind <> 'event'" in statement and not host.is_alive() and not host.ident:
+            host.start()  # the first look is done: the host commits now
+            host.join(timeout=3)  # done at once unless it waits for a lock the downgrade holds
+
+    try:
+        _migrations.upgrade(host_engine, "0004")
+        sa.event.listen(migrating, "after_cursor_execute", after_execute)
+        try:
+            _migrations.downgrade(migrating, "0003")
+            downgraded: BaseException | None = None
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            downgraded = exc
+        sa.event.remove(migrating, "after_cursor_execute", after_execute)
+        host.join(timeout=60)
+
+        assert host.ident is not None, "the downgrade never looked for profile updates"
+        assert not host.is_alive()
+        if downgraded is None:  # went ahead: the host's update must not have got in
+            assert revision(host_engine) == "0003"
+            assert not committed.is_set(), "a profile update became an event"
+            # Only SQLite makes the host wait (its one write lock), and the host's write then
+            # meets the dropped column; anything else would make this branch vacuous.
+            assert host_engine.dialect.name == "sqlite"
+            assert "no column named kind" in str(host_raised[0])
+            with host_engine.connect() as conn:
+                stored = conn.execute(sa.text("SELECT event FROM relay_outbox")).scalars().all()
+            assert stored == []
+        else:
+            assert isinstance(downgraded, RelayError), downgraded
+            assert "1 profile update(s) (1 pending)" in str(downgraded)
+            assert committed.is_set(), host_raised
+            assert revision(host_engine) == "0004"
+            assert _pending_states(host_engine) == [("user", "pending")]
+            indexes = {i["name"] for i in sa.inspect(host_engine).get_indexes("relay_outbox")}
+            assert "ix_relay_outbox_profile_pending" in indexes
+    finally:
+        drop_relay_tables(host_engine)
+        migrating.dispose()
+        host_engine.dispose()
 
 
 def _waits_for_a_lock(engine: Engine) -> bool:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from relay import _migrations
 from relay._database import create_engine
 
-HEAD = "0006"
+HEAD = "0007"
 #: The outbox of a busy host: a million rows, almost all delivered (kept for replay).
 ROWS = 1_000_000
 PENDING = 10_000

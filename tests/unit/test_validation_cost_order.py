@@ -106,10 +106,12 @@ def test_ten_thousand_unknown_properties_are_counted_before_pydantic_or_the_guar
     [
         pii._SPELLED_DOT,
         pii._SPELLED_DOT_CAPS,
-        pii._SPELLED_BRACKETS,
-        pii._SPELLED_CAPS,
+        pii._SPELLED_AT,
+        pii._SPELLED_AT_CAPS,
+        pii._EMBEDDED_PLUS,
+        pii._EMBEDDED_URI,
     ],
-    ids=["dot", "DOT", "brackets", "capitals"],
+    ids=["dot", "DOT", "at", "AT", "plus-number", "uri-number"],
 )
 def test_the_spelled_separator_patterns_never_start_with_a_blank(pattern: re.Pattern[str]) -> None:
     """A pattern opening with ``\\s`` is retried from every blank of a run: quadratic."""
