@@ -2,8 +2,14 @@
 
 Metrics live in a :class:`RelayMetrics`'s own ``CollectorRegistry``, never the process-global
 one, so several relays (or tests) in one process do not collide. ``/healthz`` answers 200 when
-the latest drain tick succeeded, recently, and Mixpanel accepts the credentials, else 503: a
-load balancer or an orchestrator can act on it without parsing metrics.
+every destination's latest drain tick succeeded, recently, and its Mixpanel project accepts the
+credentials, else 503: a load balancer or an orchestrator can act on it without parsing
+metrics. Its ``destinations`` detail says which destination fails and why.
+
+What one destination (one Mixpanel project, data residency) does carries the label
+``destination``: rows delivered, retried, dead, released, throttled, the requests and their
+durations, the credentials, the limiter and the throttle. The backlog gauges, the pauses and
+the tick errors describe the whole outbox and carry none.
 
 The server is bounded so that idle or slow clients cannot starve ``/healthz``: at most
 :data:`MAX_CONNECTIONS` connections are served at once (more are answered 503 and closed at
@@ -27,6 +33,8 @@ import orjson
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from relay._tables import DEFAULT_DESTINATION
 
 if TYPE_CHECKING:
     from relay._delivery.results import DrainResult
@@ -54,8 +62,24 @@ HEALTH_STALE_SECONDS = 120.0
 SEND_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
+class _Health:
+    """One destination's health: its last successful tick, last failure, credentials."""
+
+    __slots__ = ("auth_error", "last_failure", "last_success")
+
+    def __init__(self) -> None:
+        self.last_success: float | None = None
+        self.last_failure: str | None = None
+        self.auth_error: str | None = None
+
+
 class RelayMetrics:
-    """The relay's metrics and health state; safe to update from any thread."""
+    """The relay's metrics and health state; safe to update from any thread.
+
+    ``destinations`` are the destinations this relay delivers to: each must be healthy for
+    ``/healthz`` to answer 200. Every per-destination method takes ``destination``
+    (``default`` when omitted).
+    """
 
     def __init__(
         self,
@@ -63,17 +87,17 @@ class RelayMetrics:
         stale_after_seconds: float = HEALTH_STALE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        destinations: Sequence[str] = (DEFAULT_DESTINATION,),
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._stale_after = stale_after_seconds
         self._monotonic = monotonic
         self._wall_clock = wall_clock
         self._lock = threading.Lock()
-        self._last_success: float | None = None
-        self._last_failure: str | None = None
-        self._auth_error: str | None = None
+        self._health: dict[str, _Health] = {name: _Health() for name in destinations}
         self._paused_all = False
         self._paused_events: list[str] = []
+        self._paused_destinations: list[str] = []
 
         r = self.registry
         self.pending = Gauge("relay_pending_events", "Rows waiting for delivery.", registry=r)
@@ -89,24 +113,26 @@ class RelayMetrics:
         self.inflight = Gauge(
             "relay_inflight_events", "Pending rows under a live lease.", registry=r
         )
+        d = ["destination"]
         self.delivered_total = Counter(
-            "relay_delivered_total", "Rows Mixpanel accepted.", registry=r
+            "relay_delivered_total", "Rows Mixpanel accepted.", d, registry=r
         )
         self.retried_total = Counter(
-            "relay_retried_total", "Rows scheduled for another attempt.", registry=r
+            "relay_retried_total", "Rows scheduled for another attempt.", d, registry=r
         )
         self.dead_total = Counter(
             "relay_dead_total",
             "Rows given up on, by reason: rejected (Mixpanel 400) or max_attempts.",
-            ["reason"],
+            ["reason", "destination"],
             registry=r,
         )
         self.released_total = Counter(
-            "relay_released_total", "Claimed rows handed back unsent.", registry=r
+            "relay_released_total", "Claimed rows handed back unsent.", d, registry=r
         )
         self.lease_lost_total = Counter(
             "relay_lease_lost_total",
             "Rows re-claimed elsewhere before this relay's ack.",
+            d,
             registry=r,
         )
         self.tick_errors_total = Counter(
@@ -115,7 +141,7 @@ class RelayMetrics:
         self.send_seconds = Histogram(
             "relay_send_seconds",
             "Duration of each HTTP request to Mixpanel, by HTTP status ('error' if none).",
-            ["status"],
+            ["status", "destination"],
             buckets=SEND_SECONDS_BUCKETS,
             registry=r,
         )
@@ -125,7 +151,7 @@ class RelayMetrics:
             registry=r,
         )
         self.auth_failing = Gauge(
-            "relay_auth_failing", "1 while Mixpanel answers 401 to this relay.", registry=r
+            "relay_auth_failing", "1 while Mixpanel answers 401 to this relay.", d, registry=r
         )
         self.paused = Gauge(
             "relay_paused",
@@ -140,35 +166,53 @@ class RelayMetrics:
         self.throttled_requests_total = Counter(
             "relay_throttled_requests_total",
             "Requests Mixpanel answered 429 (the project's rate limit).",
+            d,
             registry=r,
         )
         self.throttled_total = Counter(
             "relay_throttled_total",
             "Rows handed back pending after a 429, their attempt returned.",
+            d,
             registry=r,
         )
         self.requests_in_flight = Gauge(
             "relay_requests_in_flight",
             "/import requests this relay has in flight (0 when RELAY_MAX_IN_FLIGHT=0).",
+            d,
             registry=r,
         )
         self.concurrency_limit = Gauge(
             "relay_concurrency_limit",
             "The adaptive limit on requests in flight (0 when RELAY_MAX_IN_FLIGHT=0).",
+            d,
             registry=r,
         )
         self.accepted_rate = Gauge(
             "relay_accepted_events_per_second",
             "Events per second Mixpanel accepted from this relay over the last seconds.",
+            d,
             registry=r,
         )
         self.throttle_level = Gauge(
             "relay_throttle_level",
             "Backoff level of the rate-limit throttle the relays share (0: not throttled).",
+            d,
             registry=r,
         )
-        for reason in ("rejected", "max_attempts"):
-            self.dead_total.labels(reason=reason)
+        for name in destinations:
+            # Every series exists from the start (at 0), so rate() and alerts see the first rows.
+            for reason in ("rejected", "max_attempts"):
+                self.dead_total.labels(reason=reason, destination=name)
+            for counter in (
+                self.delivered_total,
+                self.retried_total,
+                self.released_total,
+                self.lease_lost_total,
+                self.throttled_requests_total,
+                self.throttled_total,
+            ):
+                counter.labels(destination=name)
+            self.auth_failing.labels(destination=name).set(0)
 
     # --- updates -----------------------------------------------------------------------
 
@@ -179,30 +223,38 @@ class RelayMetrics:
         limit: Callable[[], float],
         accepted_rate: Callable[[], float],
         throttle_level: Callable[[], float],
+        destination: str = DEFAULT_DESTINATION,
     ) -> None:
-        """Read the drainer's live numbers at each scrape (the callables must be cheap)."""
-        self.requests_in_flight.set_function(in_flight)
-        self.concurrency_limit.set_function(limit)
-        self.accepted_rate.set_function(accepted_rate)
-        self.throttle_level.set_function(throttle_level)
+        """Read ``destination``'s drainer's live numbers at each scrape (cheap callables)."""
+        self.requests_in_flight.labels(destination=destination).set_function(in_flight)
+        self.concurrency_limit.labels(destination=destination).set_function(limit)
+        self.accepted_rate.labels(destination=destination).set_function(accepted_rate)
+        self.throttle_level.labels(destination=destination).set_function(throttle_level)
 
-    def observe_requests(self, requests: Sequence[RequestStat]) -> None:
-        """Record the duration of each HTTP request of one send."""
+    def observe_requests(
+        self, requests: Sequence[RequestStat], *, destination: str = DEFAULT_DESTINATION
+    ) -> None:
+        """Record the duration of each HTTP request of one send to ``destination``."""
         for request in requests:
             status = str(request.status) if request.status is not None else "error"
-            self.send_seconds.labels(status=status).observe(request.seconds)
+            self.send_seconds.labels(status=status, destination=destination).observe(
+                request.seconds
+            )
             if request.status == 429:
-                self.throttled_requests_total.inc()
+                self.throttled_requests_total.labels(destination=destination).inc()
 
-    def observe_drain(self, result: DrainResult) -> None:
-        """Count what one drain tick did to its rows."""
-        self.delivered_total.inc(result.delivered)
-        self.retried_total.inc(result.retried)
-        self.dead_total.labels(reason="rejected").inc(result.rejected)
-        self.dead_total.labels(reason="max_attempts").inc(result.dead_after_max_attempts)
-        self.released_total.inc(result.released)
-        self.lease_lost_total.inc(result.lease_lost)
-        self.throttled_total.inc(result.throttled)
+    def observe_drain(self, result: DrainResult, *, destination: str = DEFAULT_DESTINATION) -> None:
+        """Count what one drain tick of ``destination`` did to its rows."""
+        d = destination
+        self.delivered_total.labels(destination=d).inc(result.delivered)
+        self.retried_total.labels(destination=d).inc(result.retried)
+        self.dead_total.labels(reason="rejected", destination=d).inc(result.rejected)
+        self.dead_total.labels(reason="max_attempts", destination=d).inc(
+            result.dead_after_max_attempts
+        )
+        self.released_total.labels(destination=d).inc(result.released)
+        self.lease_lost_total.labels(destination=d).inc(result.lease_lost)
+        self.throttled_total.labels(destination=d).inc(result.throttled)
 
     def set_gauges(self, gauges: Gauges) -> None:
         """Publish a fresh reading of the outbox gauges."""
@@ -212,57 +264,92 @@ class RelayMetrics:
         self.dead.set(gauges.dead)
         self.oldest_pending_age.set(gauges.oldest_pending_age_seconds)
 
-    def set_pauses(self, *, everything: bool, events: Sequence[str]) -> None:
-        """Publish the pauses in force: of all delivery, and of these event names."""
+    def set_pauses(
+        self, *, everything: bool, events: Sequence[str], destinations: Sequence[str] = ()
+    ) -> None:
+        """Publish the pauses in force: of all delivery, of these event names and of these
+        destinations (``relay pause --destination``)."""
         with self._lock:
             self._paused_all = everything
             self._paused_events = sorted(events)
+            self._paused_destinations = sorted(destinations)
         self.paused.set(1 if everything else 0)
         self.paused_events.set(len(events))
 
-    def tick_succeeded(self) -> None:
-        """A drain tick ran to its end (whatever Mixpanel answered, except a 401)."""
+    def _of(self, destination: str) -> _Health:
+        """``destination``'s health (call with the lock held); a new one on first mention."""
+        return self._health.setdefault(destination, _Health())
+
+    def tick_succeeded(self, *, destination: str = DEFAULT_DESTINATION) -> None:
+        """A drain tick of ``destination`` ran to its end (whatever Mixpanel answered, but a
+        401)."""
         with self._lock:
-            self._last_success = self._monotonic()
-            self._last_failure = None
+            health = self._of(destination)
+            health.last_success = self._monotonic()
+            health.last_failure = None
         self.last_success.set(self._wall_clock())
 
-    def tick_failed(self, error: BaseException) -> None:
-        """A drain tick raised ``error``; only its type is kept, never its text."""
+    def tick_failed(self, error: BaseException, *, destination: str = DEFAULT_DESTINATION) -> None:
+        """A drain tick of ``destination`` raised ``error``; only its type is kept, never its
+        text."""
         with self._lock:
-            self._last_failure = type(error).__name__
+            self._of(destination).last_failure = type(error).__name__
         self.tick_errors_total.inc()
 
-    def set_auth_error(self, message: str | None) -> None:
-        """Mixpanel refused the credentials with ``message``, or ``None`` once it accepts them."""
+    def set_auth_error(
+        self, message: str | None, *, destination: str = DEFAULT_DESTINATION
+    ) -> None:
+        """``destination``'s project refused the credentials with ``message`` (or its check
+        failed), or ``None`` once it accepts them."""
         with self._lock:
-            self._auth_error = message
-        self.auth_failing.set(1 if message is not None else 0)
+            self._of(destination).auth_error = message
+        self.auth_failing.labels(destination=destination).set(1 if message is not None else 0)
 
     # --- reading -----------------------------------------------------------------------
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Whether the relay is healthy, and a JSON-able explanation.
 
-        A pause does not make the relay unhealthy (it is running and doing what it was told):
-        ``paused`` and ``paused_events`` report it, as of the latest gauge reading.
+        Healthy when every destination is: its last tick succeeded within the stale limit and
+        its project accepts the credentials. ``destinations`` details each one; the top-level
+        fields sum them up (the oldest success, the first error found). A pause does not make
+        the relay unhealthy (it is running and doing what it was told): ``paused`` and
+        ``paused_events`` report it (and each destination's ``paused``), as of the latest gauge
+        reading.
         """
+        now = self._monotonic()
         with self._lock:
-            last_success = self._last_success
-            last_failure = self._last_failure
-            auth_error = self._auth_error
+            states = {
+                name: (h.last_success, h.last_failure, h.auth_error)
+                for name, h in self._health.items()
+            }
             paused_all = self._paused_all
             paused_events = list(self._paused_events)
-        age = None if last_success is None else self._monotonic() - last_success
-        recent = age is not None and age <= self._stale_after
-        healthy = recent and last_failure is None and auth_error is None
+            paused_destinations = set(self._paused_destinations)
+        detail: dict[str, dict[str, Any]] = {}
+        ages: list[float | None] = []
+        for name, (last_success, last_failure, auth_error) in states.items():
+            age = None if last_success is None else now - last_success
+            ages.append(age)
+            recent = age is not None and age <= self._stale_after
+            ok = recent and last_failure is None and auth_error is None
+            detail[name] = {
+                "status": "ok" if ok else "failing",
+                "last_success_age_seconds": None if age is None else round(age, 3),
+                "last_error": last_failure,
+                "auth_error": auth_error,
+                "paused": paused_all or name in paused_destinations,
+            }
+        healthy = bool(detail) and all(d["status"] == "ok" for d in detail.values())
+        oldest = None if not ages or None in ages else max(a for a in ages if a is not None)
         return healthy, {
             "status": "ok" if healthy else "failing",
-            "last_success_age_seconds": None if age is None else round(age, 3),
-            "last_error": last_failure,
-            "auth_error": auth_error,
+            "last_success_age_seconds": None if oldest is None else round(oldest, 3),
+            "last_error": next((d["last_error"] for d in detail.values() if d["last_error"]), None),
+            "auth_error": next((d["auth_error"] for d in detail.values() if d["auth_error"]), None),
             "paused": paused_all,
             "paused_events": paused_events,
+            "destinations": detail,
         }
 
     def exposition(self) -> bytes:

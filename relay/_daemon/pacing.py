@@ -6,6 +6,8 @@ here, in one place: :class:`MetricsFeed` turns the drainer's events into metrics
 health, :class:`DrainPacer` turns a pass's result into the delay before the next pass (adaptive
 polling, the pause after an auth failure, the relay-wide backoff while Mixpanel is failing).
 Both take their clocks as arguments, so they are unit-tested without a database or a server.
+There is one of each per destination (one Mixpanel project): the pause after a refused secret
+or while a project fails holds back that destination's drain only.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from relay._daemon.metrics import RelayMetrics
 from relay._delivery.backoff import retry_delay
 from relay._delivery.results import DrainResult
 from relay._mixpanel.answers import RequestStat
+from relay._tables import DEFAULT_DESTINATION
 
 logger = structlog.get_logger("relay.daemon")
 
@@ -33,18 +36,19 @@ class MetricsFeed:
     tick (a long backlog drain keeps ``/healthz`` fresh batch by batch).
     """
 
-    def __init__(self, metrics: RelayMetrics) -> None:
+    def __init__(self, metrics: RelayMetrics, *, destination: str = DEFAULT_DESTINATION) -> None:
         self._metrics = metrics
+        self._destination = destination
 
     def requests_sent(self, requests: Sequence[RequestStat]) -> None:
         """Record each request's duration by status."""
-        self._metrics.observe_requests(requests)
+        self._metrics.observe_requests(requests, destination=self._destination)
 
     def batch_done(self, result: DrainResult) -> None:
         """Count the batch's rows; mark the tick successful unless Mixpanel refused the auth."""
-        self._metrics.observe_drain(result)
+        self._metrics.observe_drain(result, destination=self._destination)
         if not result.auth_failing:
-            self._metrics.tick_succeeded()
+            self._metrics.tick_succeeded(destination=self._destination)
 
 
 class DrainPacer:
@@ -62,9 +66,11 @@ class DrainPacer:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        destination: str = DEFAULT_DESTINATION,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._destination = destination
         self._monotonic = monotonic
         # Jitter for the relay-wide backoff; not a secret.
         self._rng = rng or random.Random()  # noqa: S311
@@ -79,13 +85,18 @@ class DrainPacer:
         with self._lock:
             return max(0.0, self._paused_until - self._monotonic())
 
+    def pause(self, seconds: float) -> None:
+        """No drain pass of this destination for ``seconds`` (its check before the first
+        delivery failed)."""
+        self._pause(seconds)
+
     def _pause(self, seconds: float) -> None:
         with self._lock:
             self._paused_until = self._monotonic() + seconds
 
     def failed(self, error: BaseException) -> float:
         """A pass raised ``error`` (the database failed): report it, wait ``poll_max_seconds``."""
-        self._metrics.tick_failed(error)
+        self._metrics.tick_failed(error, destination=self._destination)
         return self._settings.poll_max_seconds
 
     def after_drain(self, result: DrainResult) -> float:
@@ -94,9 +105,10 @@ class DrainPacer:
             pause = self._settings.auth_failure_pause_seconds
             self._pause(pause)
             self._auth_failing = True
-            self._metrics.set_auth_error(result.auth_error)
+            self._metrics.set_auth_error(result.auth_error, destination=self._destination)
             logger.critical(
                 "mixpanel_auth_failed",
+                destination=self._destination,
                 error=result.auth_error,
                 paused_seconds=pause,
                 hint="check the service account (role, expiry), project_id and region",
@@ -104,13 +116,17 @@ class DrainPacer:
             return pause
         if result.claimed and self._auth_failing:
             self._auth_failing = False
-            self._metrics.set_auth_error(None)
-            logger.warning("mixpanel_auth_recovered")
+            self._metrics.set_auth_error(None, destination=self._destination)
+            logger.warning("mixpanel_auth_recovered", destination=self._destination)
         if result.throttle_seconds > 0:
             # Mixpanel's rate limit, shared by every relay of the database: wait out the
             # backoff booked there (the rows kept their attempts).
             self._pause(result.throttle_seconds)
-            logger.info("mixpanel_throttled_waiting", seconds=round(result.throttle_seconds, 1))
+            logger.info(
+                "mixpanel_throttled_waiting",
+                destination=self._destination,
+                seconds=round(result.throttle_seconds, 1),
+            )
             return result.throttle_seconds
         if result.mixpanel_failing:
             # Every request failed transiently: back off as a whole, as Mixpanel asks for
@@ -120,6 +136,7 @@ class DrainPacer:
             self._pause(pause)
             logger.warning(
                 "mixpanel_failing_backing_off",
+                destination=self._destination,
                 seconds=round(pause, 1),
                 failing_passes=self._failing_passes,
             )

@@ -32,7 +32,7 @@ from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_da
 from relay._mixpanel.answers import SendOutcome
 from relay._store.profiles import claim_profile_updates
 from relay._store.throttle import Throttle
-from relay._tables import OutboxEvent
+from relay._tables import DEFAULT_DESTINATION, OutboxEvent
 
 if TYPE_CHECKING:
     from relay._mixpanel.profiles import ProfileClient
@@ -123,6 +123,10 @@ class Drainer:
     threads, each claiming its next batch while the others' are in flight, and a claimed
     batch waits for the limiter before it is sent (its ack never holds up another's send).
     A 429 is never the rows' failure (:mod:`relay._delivery.throttling`).
+
+    ``destination`` is the one Mixpanel project this drainer delivers to: it claims only that
+    destination's rows and books that project's throttle; ``client`` and ``settings`` must be
+    that destination's (:func:`relay._delivery.wiring.open_drainer` builds them so).
     """
 
     def __init__(
@@ -138,6 +142,7 @@ class Drainer:
         concurrency: int = 1,
         rescan_seconds: float = DEFAULT_RESCAN_SECONDS,
         limiter: AdaptiveLimiter | None = None,
+        destination: str = DEFAULT_DESTINATION,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -152,7 +157,13 @@ class Drainer:
         self._cursor = ClaimCursor(rescan_seconds=rescan_seconds, monotonic=monotonic)
         self._profile_client: ProfileClient | None = None
         self._limiter = limiter
-        self._gate = ThrottleGate(engine, rng=rng)
+        self._destination = destination
+        self._gate = ThrottleGate(engine, rng=rng, destination=destination)
+
+    @property
+    def destination(self) -> str:
+        """The destination (Mixpanel project) whose rows this drainer claims."""
+        return self._destination
 
     @property
     def limiter(self) -> AdaptiveLimiter | None:
@@ -207,6 +218,7 @@ class Drainer:
                 now=now,
                 limit=self._settings.batch_max_events,
                 lease_seconds=self._settings.lease_seconds,
+                destination=self._destination,
             )
         claim = claimed.claim
         if not claim.events:
@@ -300,6 +312,7 @@ class Drainer:
                 due_from=due_from,
                 max_bytes=request_bytes * CLAIM_BUDGET_REQUESTS,
                 row_max_bytes=request_bytes,
+                destination=self._destination,
             )
         self._cursor.advance(claim, full=claim.full)
         # A short claim that started past the oldest rows may have left some behind it: say

@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from relay import _store as store
 from relay._delivery.backoff import retry_delay
 from relay._store.throttle import Throttle, lift_throttle, read_throttle, record_throttle
+from relay._tables import DEFAULT_DESTINATION
 
 logger = structlog.get_logger("relay.drain")
 
@@ -54,7 +55,11 @@ def relay_actor() -> str:
 
 
 class ThrottleGate:
-    """This relay's view of the shared throttle; thread-safe.
+    """This relay's view of ``destination``'s shared throttle; thread-safe.
+
+    Mixpanel's rate limit is per project: each destination has its own throttle row
+    (:func:`relay._store.throttle.throttle_scope`), so a 429 from one project never slows
+    the delivery to another.
 
     :meth:`check` says when a throttle is new to this relay (another relay's 429, read at a
     claim), so the drainer can slow its limiter too.
@@ -66,8 +71,10 @@ class ThrottleGate:
         *,
         rng: random.Random | None = None,
         actor: str | None = None,
+        destination: str = DEFAULT_DESTINATION,
     ) -> None:
         self._engine = engine
+        self._destination = destination
         self._rng = rng
         self._actor = actor or relay_actor()
         self._lock = threading.Lock()
@@ -99,12 +106,19 @@ class ThrottleGate:
         A backoff booked meanwhile (ending after ``throttle``'s) survives; ``True`` if lifted.
         """
         with store.transaction(self._engine, write=True, durable=False) as conn:
-            lifted = lift_throttle(conn, now=max(now, throttle.until))
+            lifted = lift_throttle(
+                conn, now=max(now, throttle.until), destination=self._destination
+            )
         with self._lock:
             if self._known == throttle:
                 self._known = None
         if lifted:
-            logger.warning("mixpanel_rate_limit_lifted", level=throttle.level, by="probe")
+            logger.warning(
+                "mixpanel_rate_limit_lifted",
+                destination=self._destination,
+                level=throttle.level,
+                by="probe",
+            )
         return lifted
 
     @property
@@ -115,7 +129,7 @@ class ThrottleGate:
 
     def check(self, conn: Connection) -> tuple[Throttle | None, bool]:
         """Read the throttle in the claim's transaction: (it, whether it is new to this relay)."""
-        throttle = read_throttle(conn)
+        throttle = read_throttle(conn, destination=self._destination)
         with self._lock:
             new = throttle is not None and throttle != self._known
             self._known = throttle
@@ -129,6 +143,7 @@ class ThrottleGate:
                 now=now,
                 delay=lambda level: retry_delay(level, rng=self._rng),
                 actor=self._actor,
+                destination=self._destination,
             )
         with self._lock:
             new = throttle != self._known
@@ -136,6 +151,7 @@ class ThrottleGate:
         if new:
             logger.warning(
                 "mixpanel_rate_limited",
+                destination=self._destination,
                 level=throttle.level,
                 backoff_seconds=round((throttle.until - now).total_seconds(), 1),
             )
@@ -148,9 +164,11 @@ class ThrottleGate:
         if known is None or known.until > now:
             return
         with store.transaction(self._engine, write=True, durable=False) as conn:
-            lifted = lift_throttle(conn, now=now)
+            lifted = lift_throttle(conn, now=now, destination=self._destination)
         with self._lock:
             if self._known == known:
                 self._known = None
         if lifted:
-            logger.warning("mixpanel_rate_limit_lifted", level=known.level)
+            logger.warning(
+                "mixpanel_rate_limit_lifted", destination=self._destination, level=known.level
+            )

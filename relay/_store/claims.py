@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 
 from relay._store import lanes
 from relay._store._base import id_is_one_of, is_mysql, per_row, state_is, translate_errors
-from relay._tables import OutboxEvent, OutboxState, RowKind, outbox
+from relay._tables import DEFAULT_DESTINATION, OutboxEvent, OutboxState, RowKind, outbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,13 +169,18 @@ def claim(
     due_from: dt.datetime | None = None,
     max_bytes: int | None = None,
     row_max_bytes: int | None = None,
+    destination: str = DEFAULT_DESTINATION,
 ) -> Claim:
-    """Lease up to ``limit`` due pending rows, live lane first, under a fresh token.
+    """Lease up to ``limit`` due pending rows of ``destination``, live lane first, under a
+    fresh token.
 
-    Rows a pause covers are passed over (all of them while all delivery is paused: the claim
-    is then empty). Within each lane rows go oldest due first; the live lane comes first and
-    the bulk lane (replays, requeues) gets the rest of the claim, at least a fixed share while
-    it has rows due and at most a cap (see :mod:`relay._store.lanes`).
+    Only ``destination``'s rows (``destination = :name``, the second column of
+    ``ix_relay_outbox_pending_due``): one claim, and so one request, never mixes Mixpanel
+    projects. Rows a pause covers are passed over (all of them while all delivery, or this
+    destination, is paused: the claim is then empty). Within each lane rows go oldest due
+    first; the live lane comes first and the bulk lane (replays, requeues) gets the rest of
+    the claim, at least a fixed share while it has rows due and at most a cap (see
+    :mod:`relay._store.lanes`).
 
     Sets ``lease_token`` and ``lease_expires_at = now + lease_seconds`` (an expired lease simply
     makes the row due again) and counts the attempt now, so a crash mid-send still uses one
@@ -211,7 +216,7 @@ def claim(
     lease_until = now + dt.timedelta(seconds=lease_seconds)
     measured = max_bytes is not None or row_max_bytes is not None
     size = stored_size(conn) if measured else sa.literal(0)
-    exclusion = lanes.claim_exclusion(conn)
+    exclusion = lanes.claim_exclusion(conn, destination=destination)
     if exclusion.everything:
         return Claim(token=token, events=[])
     # Events only: profile updates (kind user/group) are claimed per profile, in order
@@ -226,6 +231,7 @@ def claim(
     )
     due = sa.select(outbox.c.id, due_at, size).where(
         state_is(OutboxState.PENDING),
+        outbox.c.destination == destination,
         is_due(now),
         outbox.c.kind == sa.literal(RowKind.EVENT.value, literal_execute=True),
     )

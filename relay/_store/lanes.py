@@ -19,6 +19,11 @@ each claim reads the two lanes apart (each one range of ``ix_relay_outbox_pendin
 Within a lane the order is the old one (``next_attempt_at, id``). Live rows come first in the
 candidates, so the byte budget is spent on them first. Rows of paused events (``relay_pause``,
 :mod:`relay._store.pauses`) are passed over in both lanes.
+
+A claim is for one destination (one Mixpanel project): the index leads with
+``(state, destination, lane, ...)``, so each destination's lanes are ranges of their own, and
+a destination that is paused (scope ``"@" + name``) or throttled claims nothing while the
+others go on.
 """
 
 from __future__ import annotations
@@ -31,7 +36,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from relay._tables import PAUSE_ALL, PAUSE_THROTTLE, Lane, outbox, pause
+from relay._store.throttle import is_throttle_scope
+from relay._tables import (
+    DEFAULT_DESTINATION,
+    PAUSE_ALL,
+    PAUSE_DESTINATION_PREFIX,
+    Lane,
+    outbox,
+    pause,
+)
 
 #: The bulk lane's reserved share of each claim: one row in this many.
 BULK_SHARE_DIVISOR = 8
@@ -54,19 +67,25 @@ class Exclusion:
     events: tuple[str, ...]
 
 
-def claim_exclusion(conn: Connection) -> Exclusion:
-    """What the claim in this transaction must pass over (read at each claim: a small table).
+def claim_exclusion(conn: Connection, *, destination: str = DEFAULT_DESTINATION) -> Exclusion:
+    """What a claim for ``destination`` in this transaction must pass over (read at each
+    claim: a small table).
 
+    Everything while all delivery or this destination is paused; else the paused events.
+    Other destinations' pauses and every throttle row are not this claim's business.
     Lock: none (a plain read, in the claim's transaction). A pause set while a claim runs
     takes effect from the next claim; rows already claimed are sent.
     """
-    # The rate-limit throttle shares the table but is the drainer's business, not a pause.
+    # The rate-limit throttles share the table but are the drainer's business, not pauses.
     scopes = [
-        str(s) for s in conn.execute(sa.select(pause.c.scope)).scalars() if s != PAUSE_THROTTLE
+        str(s)
+        for s in conn.execute(sa.select(pause.c.scope)).scalars()
+        if not is_throttle_scope(str(s))
     ]
-    if PAUSE_ALL in scopes:
+    if PAUSE_ALL in scopes or PAUSE_DESTINATION_PREFIX + destination in scopes:
         return Exclusion(everything=True, events=())
-    return Exclusion(everything=False, events=tuple(sorted(scopes)))
+    events = (s for s in scopes if not s.startswith(PAUSE_DESTINATION_PREFIX))
+    return Exclusion(everything=False, events=tuple(sorted(events)))
 
 
 @dataclass(frozen=True, slots=True)

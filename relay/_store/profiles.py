@@ -111,9 +111,15 @@ def _pending_profile_rows() -> list[sa.ColumnElement[bool]]:
 
 @translate_errors
 def claim_profile_updates(
-    conn: Connection, *, now: dt.datetime, limit: int, lease_seconds: float
+    conn: Connection,
+    *,
+    now: dt.datetime,
+    limit: int,
+    lease_seconds: float,
+    destination: str = DEFAULT_DESTINATION,
 ) -> ProfileClaim:
-    """Lease up to ``limit`` due profile updates, each the head of its profile's queue.
+    """Lease up to ``limit`` due profile updates of ``destination``, each the head of its
+    profile's queue.
 
     Two steps. First a plain (non-locking) read of the heads: due pending updates with no
     pending update of the same profile before them (``NOT EXISTS``, which sees updates leased
@@ -124,18 +130,21 @@ def claim_profile_updates(
     counts as earlier for the rows behind it: a locking read with SKIP LOCKED would skip it
     and take the update behind it, out of order. A head stays a head until it is delivered
     or dead (ids only grow), so the lock step never takes a row that stopped being one.
-    A pause of all delivery (``relay pause``) covers profile updates too.
+    A pause of all delivery (``relay pause``), or of the destination, covers profile updates
+    too. A pending update of the same profile for another destination still counts as earlier
+    (the queue is the profile's, wherever it goes), so the order holds across a reroute.
 
     Lock: the heads leased. Guard: ``state = 'pending'`` and :func:`relay._store.is_due`.
     """
     token = uuid.uuid4().hex
-    if lanes.claim_exclusion(conn).everything:
+    if lanes.claim_exclusion(conn, destination=destination).everything:
         return ProfileClaim(claim=Claim(token=token, events=[]), kinds={}, more=False)
+    mine = outbox.c.destination == destination
     heads = [
         int(row_id)
         for row_id in conn.execute(
             sa.select(outbox.c.id)
-            .where(*_pending_profile_rows(), is_due(now), ~_earlier_pending())
+            .where(*_pending_profile_rows(), mine, is_due(now), ~_earlier_pending())
             .order_by(outbox.c.id)
             .limit(limit)
         ).scalars()
@@ -144,7 +153,7 @@ def claim_profile_updates(
         return ProfileClaim(claim=Claim(token=token, events=[]), kinds={}, more=False)
     lock = (
         sa.select(outbox.c.id, outbox.c.kind)
-        .where(id_is_one_of(conn, heads), *_pending_profile_rows(), is_due(now))
+        .where(id_is_one_of(conn, heads), *_pending_profile_rows(), mine, is_due(now))
         .order_by(outbox.c.id)
     )
     if conn.dialect.name != "sqlite":
@@ -155,15 +164,19 @@ def claim_profile_updates(
     lease_until = now + dt.timedelta(seconds=lease_seconds)
     events = lease_rows(conn, list(kinds), token=token, lease_until=lease_until, now=now)
     events.sort(key=lambda e: e.id)
-    more = len(heads) >= limit or _has_queued(conn, taken=len(kinds))
+    more = len(heads) >= limit or _has_queued(conn, taken=len(kinds), destination=destination)
     return ProfileClaim(claim=Claim(token=token, events=events), kinds=kinds, more=more)
 
 
-def _has_queued(conn: Connection, *, taken: int) -> bool:
-    """Whether pending profile updates beyond the ``taken`` just leased exist (one short read)."""
+def _has_queued(conn: Connection, *, taken: int, destination: str) -> bool:
+    """Whether pending profile updates of ``destination`` beyond the ``taken`` just leased
+    exist (one short read)."""
     pending = conn.execute(
         sa.select(sa.func.count()).select_from(
-            sa.select(outbox.c.id).where(*_pending_profile_rows()).limit(taken + 1).subquery()
+            sa.select(outbox.c.id)
+            .where(*_pending_profile_rows(), outbox.c.destination == destination)
+            .limit(taken + 1)
+            .subquery()
         )
     ).scalar_one()
     return int(pending) > taken

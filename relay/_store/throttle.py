@@ -1,11 +1,12 @@
 """Mixpanel's rate-limit throttle, shared by every relay of one database through ``relay_pause``.
 
 A 429 is the project's state, not the rows': every relay delivering to the project must slow
-down together. The throttle is one row of ``relay_pause`` under the scope
-:data:`relay._tables.PAUSE_THROTTLE` (no new table, no migration): ``paused_at`` holds the
-time the current backoff ends and ``reason`` its level (how many backoffs in a row the 429s
-outlasted). Operators' pauses never see it (:func:`relay._store.pauses.list_pauses` and the
-claim's exclusion pass over it); ``relay stats`` shows it.
+down together. The throttle is one row of ``relay_pause`` per destination (Mixpanel's cap is
+per project), under the scope :func:`throttle_scope`: :data:`relay._tables.PAUSE_THROTTLE` for
+``default``, ``*throttle@<name>`` for the others (no new table, no migration): ``paused_at``
+holds the time the current backoff ends and ``reason`` its level (how many backoffs in a row
+the 429s outlasted). Operators' pauses never see it (:func:`relay._store.pauses.list_pauses`
+and the claim's exclusion pass over it); ``relay stats`` shows it.
 
 Level 1 (a first 429) asks relays to slow down; from level 2 on (the 429s outlasted a whole
 backoff) no relay claims until the backoff ends. The first delivery after the end lifts it.
@@ -21,11 +22,31 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from relay._store._base import translate_errors
-from relay._tables import PAUSE_THROTTLE, pause
+from relay._tables import DEFAULT_DESTINATION, PAUSE_THROTTLE, pause
 
 _REASON_PREFIX = "Mixpanel's rate limit (HTTP 429), backoff level "
 #: From this level on, no relay claims until the backoff ends.
 PAUSING_LEVEL = 2
+
+
+def throttle_scope(destination: str = DEFAULT_DESTINATION) -> str:
+    """The ``relay_pause.scope`` of ``destination``'s throttle (``*throttle`` for ``default``)."""
+    if destination == DEFAULT_DESTINATION:
+        return PAUSE_THROTTLE
+    return f"{PAUSE_THROTTLE}@{destination}"
+
+
+def is_throttle_scope(scope: str) -> bool:
+    """Whether ``scope`` is some destination's throttle row (never an operator's pause)."""
+    return scope == PAUSE_THROTTLE or scope.startswith(f"{PAUSE_THROTTLE}@")
+
+
+def throttle_rows() -> sa.ColumnElement[bool]:
+    """``relay_pause`` rows that are a destination's throttle, as a WHERE clause."""
+    return sa.or_(
+        pause.c.scope == PAUSE_THROTTLE,
+        pause.c.scope.startswith(f"{PAUSE_THROTTLE}@", autoescape=True),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,22 +77,30 @@ def _from_row(row: sa.Row[tuple[str, str, str, dt.datetime]]) -> Throttle:
     return Throttle(level=_level(row.reason), until=row.paused_at, actor=row.actor)
 
 
-def _select() -> sa.Select[tuple[str, str, str, dt.datetime]]:
+def _select(destination: str) -> sa.Select[tuple[str, str, str, dt.datetime]]:
     return sa.select(pause.c.scope, pause.c.reason, pause.c.actor, pause.c.paused_at).where(
-        pause.c.scope == PAUSE_THROTTLE
+        pause.c.scope == throttle_scope(destination)
     )
 
 
 @translate_errors
-def read_throttle(conn: Connection) -> Throttle | None:
-    """The shared throttle, ``None`` when Mixpanel is not throttling. Lock: none (a plain read)."""
-    row = conn.execute(_select()).first()
+def read_throttle(conn: Connection, *, destination: str = DEFAULT_DESTINATION) -> Throttle | None:
+    """``destination``'s shared throttle, ``None`` when Mixpanel is not throttling that project.
+
+    Lock: none (a plain read).
+    """
+    row = conn.execute(_select(destination)).first()
     return None if row is None else _from_row(row)
 
 
 @translate_errors
 def record_throttle(
-    conn: Connection, *, now: dt.datetime, delay: Callable[[int], float], actor: str
+    conn: Connection,
+    *,
+    now: dt.datetime,
+    delay: Callable[[int], float],
+    actor: str,
+    destination: str = DEFAULT_DESTINATION,
 ) -> Throttle:
     """Book a 429 answered at ``now``; returns the throttle now in force.
 
@@ -80,21 +109,24 @@ def record_throttle(
     new end. Lock: the throttle's row (``FOR UPDATE``). Guard: the scope is the primary key; two
     relays booking the first 429 at once leave one row (the loser re-reads it).
     """
-    row = conn.execute(_select().with_for_update()).first()
+    scope = throttle_scope(destination)
+    row = conn.execute(_select(destination).with_for_update()).first()
     if row is None:
         first = Throttle(level=1, until=now + dt.timedelta(seconds=delay(1)), actor=actor)
         try:
             with conn.begin_nested():
                 conn.execute(
                     sa.insert(pause).values(
-                        scope=PAUSE_THROTTLE,
+                        scope=scope,
                         reason=f"{_REASON_PREFIX}{first.level}",
                         actor=actor,
                         paused_at=first.until,
                     )
                 )
         except sa.exc.IntegrityError:
-            row = conn.execute(_select().with_for_update()).one()  # another relay's first 429
+            row = conn.execute(
+                _select(destination).with_for_update()
+            ).one()  # another relay's first 429
         else:
             return first
     current = _from_row(row)
@@ -104,20 +136,25 @@ def record_throttle(
     raised = Throttle(level=level, until=now + dt.timedelta(seconds=delay(level)), actor=actor)
     conn.execute(
         sa.update(pause)
-        .where(pause.c.scope == PAUSE_THROTTLE)
+        .where(pause.c.scope == scope)
         .values(reason=f"{_REASON_PREFIX}{level}", actor=actor, paused_at=raised.until)
     )
     return raised
 
 
 @translate_errors
-def lift_throttle(conn: Connection, *, now: dt.datetime) -> bool:
-    """Lift the throttle after a delivery at ``now``; ``False`` if none, or its backoff runs on.
+def lift_throttle(
+    conn: Connection, *, now: dt.datetime, destination: str = DEFAULT_DESTINATION
+) -> bool:
+    """Lift ``destination``'s throttle after a delivery at ``now``; ``False`` if none, or its
+    backoff runs on.
 
     Lock: the throttle's row. Guard: ``paused_at <= now``, so a backoff another relay booked
     meanwhile survives a delivery that answered before it.
     """
     lifted = conn.execute(
-        sa.delete(pause).where(pause.c.scope == PAUSE_THROTTLE, pause.c.paused_at <= now)
+        sa.delete(pause).where(
+            pause.c.scope == throttle_scope(destination), pause.c.paused_at <= now
+        )
     )
     return bool(lifted.rowcount)

@@ -107,52 +107,65 @@ def _run(relay: Relay) -> int:
 @click.command(epilog=_exit.EXIT_CODES_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
 @click.option(
-    "--max-batches", type=click.IntRange(min=1), default=None, help="Stop after this many."
+    "--max-batches",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many (per destination).",
+)
+@click.option(
+    "--destination",
+    default=None,
+    metavar="NAME",
+    help="Drain only this destination (default: every configured one, side by side).",
 )
 @pass_relay
-def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
+def drain(relay: Relay, /, as_json: bool, max_batches: int | None, destination: str | None) -> None:
     """Drain until nothing is due, then exit: for cron-style deployments and scripts.
 
+    Every configured destination (Mixpanel project) is drained side by side, each with its own
+    credentials and limits, and reported on its own line when there are several; one whose
+    project is down or refuses the credentials never holds back the others.
     Rows whose retry is scheduled later stay for the next run. Exit 0 when everything due was
     delivered (nothing due counts); exit 1 when some due rows were not: none could be delivered
     (Mixpanel unreachable or failing), some went to the dead letters, or some wait for a retry;
     exit 3 when Mixpanel rejects the credentials (rows are left untouched, no attempt is used
-    up) or the tables are not migrated.
+    up), the destination is not configured, or the tables are not migrated.
     """
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
     from relay._delivery.drain import DrainResult  # noqa: PLC0415
-    from relay._delivery.wiring import open_drainer  # noqa: PLC0415
     from relay._errors import MixpanelAuthError  # noqa: PLC0415
     from relay._logging import configure_logging  # noqa: PLC0415
     from relay._mixpanel.profiles import require_profile_token  # noqa: PLC0415
 
     settings = relay.settings
     configure_logging(settings)
-    total = DrainResult()
-    with relay.engine(writes=True) as engine, open_drainer(engine, settings) as drainer:
+    names = settings.destination_names() if destination is None else (destination,)
+    for name in names:
+        settings.for_destination(name)  # exit 3 before anything runs: an unknown name
+    several = len(settings.destination_names()) > 1 or destination is not None
+    with relay.engine(writes=True) as engine:
         require_profile_token(engine, settings)  # exit 3: profile updates wait, no token
-        while True:
-            left = None if max_batches is None else max_batches - _batches(total, settings)
-            if left is not None and left <= 0:
-                break
-            result = drainer.drain_until_idle(max_batches=left)
-            total += result
-            if result.throttle_seconds > 0 and not result.auth_failing:
-                # Mixpanel's rate limit: wait out the shared backoff, then go on draining.
-                time.sleep(result.throttle_seconds)
-                continue
-            # During an outage, going on would use up an attempt on every row of the backlog.
-            if result.claimed == 0 or result.auth_failing or result.mixpanel_failing:
-                break
+        with ThreadPoolExecutor(len(names), thread_name_prefix="relay-drain-dest") as pool:
+            futures = {
+                name: pool.submit(_drain_destination, engine, settings, name, max_batches)
+                for name in names
+            }
+        results = {name: future.result() for name, future in futures.items()}
+        total = sum(results.values(), DrainResult())
         empty = total.claimed == 0 and _outbox_is_empty(engine)
     if as_json:
         import orjson  # noqa: PLC0415
 
-        click.echo(orjson.dumps(dataclasses.asdict(total)).decode())
+        report = dataclasses.asdict(total)
+        if several:
+            report["destinations"] = {n: dataclasses.asdict(r) for n, r in results.items()}
+        click.echo(orjson.dumps(report).decode())
+    elif several:
+        for name, result in results.items():
+            click.echo(f"{name}: {_totals_line(result)}")
     else:
-        click.echo(
-            f"delivered {total.delivered}, dead {total.rejected + total.dead_after_max_attempts}, "
-            f"retry scheduled {total.retried}, released {total.released}"
-        )
+        click.echo(_totals_line(total))
     if empty:  # the usual cause: the application tracks into another database (file)
         click.echo(
             f"relay: the outbox in {relay.database_redacted()} is empty: nothing was ever "
@@ -160,13 +173,21 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
             "database your application tracks into?",
             err=True,
         )
-    if total.auth_error is not None:
-        raise MixpanelAuthError(f"Mixpanel refused the credentials: {total.auth_error}")
-    if total.mixpanel_failing:  # rows were due and none went out: cron must notice
+    refused = {n: r.auth_error for n, r in results.items() if r.auth_error is not None}
+    if refused:
+        which = "; ".join(f"{n}: {e}" for n, e in refused.items()) if several else None
+        raise MixpanelAuthError(
+            f"Mixpanel refused the credentials: {which or next(iter(refused.values()))}"
+        )
+    failing = [n for n, r in results.items() if r.mixpanel_failing]
+    if failing:  # rows were due and none went out: cron must notice
+        down = failing[0]
+        claimed = sum(results[n].claimed for n in failing)
+        where = settings.for_destination(down).mixpanel_base_url
         _exit.fail(
-            f"nothing delivered: {total.claimed} due events could not be sent to "
-            f"{settings.mixpanel_base_url} (Mixpanel unreachable or failing; they are "
-            "retried on the next run)",
+            f"nothing delivered: {claimed} due events could not be sent to {where}"
+            + (f" (destination {', '.join(failing)})" if several else "")
+            + " (Mixpanel unreachable or failing; they are retried on the next run)",
             _exit.FAILURE,
         )
     # Exit 0 says everything due was delivered; rows lost to the dead letters, or left for a
@@ -184,6 +205,39 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None) -> None:
             "transiently); they are retried on a later run",
             _exit.FAILURE,
         )
+
+
+def _totals_line(result: DrainResult) -> str:
+    return (
+        f"delivered {result.delivered}, dead {result.rejected + result.dead_after_max_attempts}, "
+        f"retry scheduled {result.retried}, released {result.released}"
+    )
+
+
+def _drain_destination(
+    engine: Engine, settings: RelaySettings, name: str, max_batches: int | None
+) -> DrainResult:
+    """Drain destination ``name`` until nothing of it is due (``relay drain``, one thread)."""
+    from relay._delivery.drain import DrainResult  # noqa: PLC0415
+    from relay._delivery.wiring import open_drainer  # noqa: PLC0415
+
+    total = DrainResult()
+    with open_drainer(engine, settings, destination=name) as drainer:
+        own = settings.for_destination(name)
+        while True:
+            left = None if max_batches is None else max_batches - _batches(total, own)
+            if left is not None and left <= 0:
+                break
+            result = drainer.drain_until_idle(max_batches=left)
+            total += result
+            if result.throttle_seconds > 0 and not result.auth_failing:
+                # Mixpanel's rate limit: wait out the shared backoff, then go on draining.
+                time.sleep(result.throttle_seconds)
+                continue
+            # During an outage, going on would use up an attempt on every row of the backlog.
+            if result.claimed == 0 or result.auth_failing or result.mixpanel_failing:
+                break
+    return total
 
 
 def _outbox_is_empty(engine: Engine) -> bool:

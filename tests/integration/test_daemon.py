@@ -267,7 +267,7 @@ def test_healthz_and_metrics_answer_while_the_relay_delivers(
     status, body = daemon.get("/metrics")
     assert status == 200
     text = body.decode()
-    assert "relay_delivered_total 1.0" in text
+    assert 'relay_delivered_total{destination="default"} 1.0' in text
     for name in (
         "relay_pending_events",
         "relay_oldest_pending_age_seconds",
@@ -277,7 +277,7 @@ def test_healthz_and_metrics_answer_while_the_relay_delivers(
         "relay_dead_total",
         "relay_send_seconds_bucket",
         "relay_last_success_timestamp_seconds",
-        "relay_auth_failing 0.0",
+        'relay_auth_failing{destination="default"} 0.0',
     ):
         assert name in text
     assert daemon.get("/nothing-here")[0] == 404
@@ -299,7 +299,7 @@ def test_rejected_credentials_are_logged_loudly_and_fail_healthz_without_touchin
     status, body = daemon.get("/healthz")
     assert status == 503
     assert "401" in json.loads(body)["auth_error"]
-    assert "relay_auth_failing 1.0" in daemon.get("/metrics")[1].decode()
+    assert 'relay_auth_failing{destination="default"} 1.0' in daemon.get("/metrics")[1].decode()
     row = _row(pg_engine, insert_id)
     assert (row.state, row.attempts, row.lease_token) == (OutboxState.PENDING, 0, None)
     assert standin.stats().by_status == {401: 1}
@@ -342,7 +342,7 @@ def test_relay_tries_again_after_the_auth_pause_and_recovers(
     daemon.wait_for("mixpanel_auth_recovered")
 
     assert daemon.get("/healthz")[0] == 200
-    assert "relay_auth_failing 0.0" in daemon.get("/metrics")[1].decode()
+    assert 'relay_auth_failing{destination="default"} 0.0' in daemon.get("/metrics")[1].decode()
     row = _row(pg_engine, insert_id)
     assert (row.state, row.attempts) == (OutboxState.DELIVERED, 1)
     assert daemon.terminate_and_wait() == 0

@@ -478,9 +478,10 @@ def test_drain_updates_the_metrics(
     metrics = RelayMetrics()
     make_drainer(metrics=metrics).drain_once(now=NOW)
     sample = metrics.registry.get_sample_value
-    assert sample("relay_delivered_total") == 2
-    assert sample("relay_dead_total", {"reason": "rejected"}) == 1
-    assert sample("relay_send_seconds_count", {"status": "400"}) == 1
+    default = {"destination": "default"}
+    assert sample("relay_delivered_total", default) == 2
+    assert sample("relay_dead_total", {"reason": "rejected", **default}) == 1
+    assert sample("relay_send_seconds_count", {"status": "400", **default}) == 1
     assert (sample("relay_last_success_timestamp_seconds") or 0) > 0
     assert metrics.health()[0] is True
 

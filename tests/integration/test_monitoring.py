@@ -145,7 +145,7 @@ def scraped(sqlite_engine: Engine, tmp_path: Path) -> Iterator[str]:
                     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
                 except httpx.TransportError:
                     text = ""
-                if 'relay_send_seconds_count{status="200"}' in text:
+                if 'relay_send_seconds_count{destination="default",status="200"}' in text:
                     break
                 assert time.monotonic() < deadline, "the relay never delivered the event"
                 time.sleep(0.2)

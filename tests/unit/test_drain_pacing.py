@@ -93,7 +93,9 @@ def test_an_auth_error_pauses_every_pass_and_fails_health(
     healthy, body = metrics.health()
     assert not healthy
     assert body["auth_error"] == "HTTP 401: bad credentials"
-    assert metrics.registry.get_sample_value("relay_auth_failing") == 1.0
+    assert (
+        metrics.registry.get_sample_value("relay_auth_failing", {"destination": "default"}) == 1.0
+    )
     clock.now += 1.0
     assert pacer.pause_left() == 0.0
     # An idle pass says nothing about the credentials: the error stays.
@@ -101,7 +103,9 @@ def test_an_auth_error_pauses_every_pass_and_fails_health(
     assert metrics.health()[1]["auth_error"] == "HTTP 401: bad credentials"
     pacer.after_drain(DELIVERED)
     assert metrics.health()[1]["auth_error"] is None
-    assert metrics.registry.get_sample_value("relay_auth_failing") == 0.0
+    assert (
+        metrics.registry.get_sample_value("relay_auth_failing", {"destination": "default"}) == 0.0
+    )
 
 
 def test_mixpanel_failing_backs_off_relay_wide_with_growing_pauses(
@@ -145,9 +149,10 @@ def test_the_feed_counts_rows_and_marks_successful_batches(
     feed.requests_sent([RequestStat(status=200, seconds=0.01, events=3, body_bytes=100)])
     feed.batch_done(DrainResult(claimed=4, delivered=3, rejected=1))
     sample = metrics.registry.get_sample_value
-    assert sample("relay_delivered_total") == 3
-    assert sample("relay_dead_total", {"reason": "rejected"}) == 1
-    assert sample("relay_send_seconds_count", {"status": "200"}) == 1
+    default = {"destination": "default"}
+    assert sample("relay_delivered_total", default) == 3
+    assert sample("relay_dead_total", {"reason": "rejected", **default}) == 1
+    assert sample("relay_send_seconds_count", {"status": "200", **default}) == 1
     assert sample("relay_last_success_timestamp_seconds") == 1_800_000_000.0
     assert metrics.health()[0] is True
 
@@ -156,7 +161,9 @@ def test_the_feed_does_not_count_an_auth_refusal_as_success(metrics: RelayMetric
     """A batch that met a 401 leaves the last success where it was (here: never)."""
     MetricsFeed(metrics).batch_done(AUTH)
     assert metrics.health()[1]["last_success_age_seconds"] is None
-    assert metrics.registry.get_sample_value("relay_released_total") == 10
+    assert (
+        metrics.registry.get_sample_value("relay_released_total", {"destination": "default"}) == 10
+    )
 
 
 def test_a_shared_throttle_pauses_the_next_pass_for_its_backoff(

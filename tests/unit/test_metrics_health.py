@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from relay._daemon.metrics import RelayMetrics
 
+DEFAULT = {"destination": "default"}
+
 
 class FakeClock:
     """A clock that moves only when told to."""
@@ -45,6 +47,15 @@ def test_a_recent_success_is_healthy_until_it_is_stale() -> None:
         "auth_error": None,
         "paused": False,
         "paused_events": [],
+        "destinations": {
+            "default": {
+                "status": "ok",
+                "last_success_age_seconds": 120.0,
+                "last_error": None,
+                "auth_error": None,
+                "paused": False,
+            }
+        },
     }
     clock.now += 0.001
     assert metrics.health()[0] is False
@@ -70,6 +81,15 @@ def test_a_failure_after_a_success_fails_health_until_the_next_success() -> None
             "auth_error": None,
             "paused": False,
             "paused_events": [],
+            "destinations": {
+                "default": {
+                    "status": "ok",
+                    "last_success_age_seconds": 0.0,
+                    "last_error": None,
+                    "auth_error": None,
+                    "paused": False,
+                }
+            },
         },
     )
 
@@ -109,9 +129,9 @@ def test_429s_and_throttled_rows_are_counted_apart_from_failures() -> None:
     metrics.observe_requests([RequestStat(429, 0.3, 2000, 1), RequestStat(200, 0.3, 2000, 1)])
     metrics.observe_drain(DrainResult(claimed=4000, delivered=2000, throttled=2000))
     registry = metrics.registry
-    assert registry.get_sample_value("relay_throttled_requests_total") == 1
-    assert registry.get_sample_value("relay_throttled_total") == 2000
-    assert registry.get_sample_value("relay_retried_total") == 0
+    assert registry.get_sample_value("relay_throttled_requests_total", DEFAULT) == 1
+    assert registry.get_sample_value("relay_throttled_total", DEFAULT) == 2000
+    assert registry.get_sample_value("relay_retried_total", DEFAULT) == 0
 
 
 def test_the_limiter_and_the_throttle_are_read_at_each_scrape() -> None:
@@ -128,7 +148,46 @@ def test_the_limiter_and_the_throttle_are_read_at_each_scrape() -> None:
     )
     assert limiter.acquire(timeout=0)
     registry = metrics.registry
-    assert registry.get_sample_value("relay_requests_in_flight") == 1
-    assert registry.get_sample_value("relay_concurrency_limit") == 3
-    assert registry.get_sample_value("relay_accepted_events_per_second") == 0
-    assert registry.get_sample_value("relay_throttle_level") == 2
+    assert registry.get_sample_value("relay_requests_in_flight", DEFAULT) == 1
+    assert registry.get_sample_value("relay_concurrency_limit", DEFAULT) == 3
+    assert registry.get_sample_value("relay_accepted_events_per_second", DEFAULT) == 0
+    assert registry.get_sample_value("relay_throttle_level", DEFAULT) == 2
+
+
+def test_a_destination_failing_fails_health_and_is_named_in_the_detail() -> None:
+    """EU refusing the credentials fails /healthz; US stays ok in the detail; labels apart."""
+    clock = FakeClock(10.0)
+    metrics = RelayMetrics(
+        monotonic=clock, wall_clock=lambda: 1.5e9, destinations=("default", "eu")
+    )
+    metrics.tick_succeeded()
+    assert metrics.health()[0] is False  # EU has not succeeded yet
+    metrics.tick_succeeded(destination="eu")
+    assert metrics.health()[0] is True
+    metrics.set_auth_error("HTTP 401: bad credentials", destination="eu")
+    healthy, body = metrics.health()
+    assert not healthy
+    assert body["auth_error"] == "HTTP 401: bad credentials"
+    assert body["destinations"]["eu"]["status"] == "failing"
+    assert body["destinations"]["default"]["status"] == "ok"
+    sample = metrics.registry.get_sample_value
+    assert sample("relay_auth_failing", {"destination": "eu"}) == 1
+    assert sample("relay_auth_failing", DEFAULT) == 0
+    from relay._delivery.results import DrainResult  # noqa: PLC0415
+
+    metrics.observe_drain(DrainResult(claimed=5, delivered=5), destination="eu")
+    assert sample("relay_delivered_total", {"destination": "eu"}) == 5
+    assert sample("relay_delivered_total", DEFAULT) == 0
+
+
+def test_a_destination_pause_is_reported_in_that_destinations_detail() -> None:
+    """`relay pause --destination eu` shows as EU's paused; the relay stays healthy."""
+    metrics = RelayMetrics(destinations=("default", "eu"))
+    metrics.tick_succeeded()
+    metrics.tick_succeeded(destination="eu")
+    metrics.set_pauses(everything=False, events=[], destinations=["eu"])
+    healthy, body = metrics.health()
+    assert healthy
+    assert body["destinations"]["eu"]["paused"] is True
+    assert body["destinations"]["default"]["paused"] is False
+    assert body["paused"] is False
