@@ -306,3 +306,56 @@ def test_a_paced_pipelined_drain_under_a_rate_cap_delivers_every_event_once(
     rows = _rows(engine)
     assert {(r.state, r.attempts) for r in rows} == {(OutboxState.DELIVERED, 1)}
     assert (stats.unique, stats.duplicates) == (3000, 0)
+
+
+def test_an_accepted_probe_lifts_only_its_own_destinations_throttle(
+    engine: Engine, make_drainer: Callable[..., Drainer]
+) -> None:
+    """Mixpanel's limit is per project: a probe to one destination leaves another's backoff."""
+    with store.transaction(engine) as conn:
+        for _ in range(2):
+            store.insert_event(
+                conn,
+                values={
+                    "insert_id": str(uuid.uuid4()),
+                    "event": "svc.test.thing_done",
+                    "distinct_id": "user-1",
+                    "time_ms": EVENT_TIME_MS,
+                    "properties": {"organization_id": "org-1"},
+                    "destination": "eu",
+                    "next_attempt_at": NOW,
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                },
+            )
+    for destination in ("default", "eu"):
+        with store.transaction(engine) as conn:
+            record_throttle(
+                conn, now=NOW, delay=lambda _l: 1.0, actor="relay-a", destination=destination
+            )
+        with store.transaction(engine) as conn:
+            record_throttle(
+                conn,
+                now=NOW + dt.timedelta(seconds=2),
+                delay=lambda _l: 60.0,
+                actor="relay-a",
+                destination=destination,
+            )
+    us = make_drainer()  # only for its client and settings (the stand-in serves any project)
+    eu = Drainer(
+        engine,
+        us._client,
+        us._settings,
+        destination="eu",
+        rng=random.Random(1),
+        monotonic=lambda: 0.0,
+    )
+
+    probe = eu.drain_once(now=NOW + dt.timedelta(seconds=3))
+
+    assert (probe.claimed, probe.delivered) == (1, 1)
+    with engine.connect() as conn:
+        assert read_throttle(conn, destination="eu") is None
+        still = read_throttle(conn)
+    assert still is not None
+    assert still.level == 2
