@@ -451,8 +451,33 @@ class RelaySettings(BaseSettings):
 
     def destination_names(self) -> tuple[str, ...]:
         """The configured destinations: ``default`` (``RELAY_MIXPANEL_*``) first, then the
-        others of ``destinations`` in the order given."""
-        return (DEFAULT_DESTINATION, *(n for n in self.destinations if n != DEFAULT_DESTINATION))
+        others of ``destinations`` in the order given.
+
+        ``default`` is left out when other destinations are configured, the file does not
+        define it and no ``RELAY_MIXPANEL_*`` project setting is given at all: a deployment whose
+        projects are all named (``us``, ``eu``) has no ``default`` project to check, deliver to,
+        file erasures with or push to. Every command and the daemon read this one list.
+        """
+        others = tuple(n for n in self.destinations if n != DEFAULT_DESTINATION)
+        if others and DEFAULT_DESTINATION not in self.destinations and not self._default_given():
+            return others
+        return (DEFAULT_DESTINATION, *others)
+
+    def _default_given(self) -> bool:
+        """Whether any ``RELAY_MIXPANEL_*`` setting of a project is given (region aside: it
+        has a default)."""
+        given = (
+            self.mixpanel_project_id,
+            self.mixpanel_service_account_username,
+            self.mixpanel_service_account_secret,
+            self.mixpanel_project_token,
+            self.mixpanel_gdpr_token,
+            self.mixpanel_api_url,
+            self.mixpanel_app_api_url,
+        )
+        return any(
+            value.get_secret_value() if isinstance(value, SecretStr) else value for value in given
+        )
 
     def for_destination(self, name: str) -> RelaySettings:
         """These settings with ``RELAY_MIXPANEL_*`` replaced by destination ``name``'s.
@@ -463,7 +488,7 @@ class RelaySettings(BaseSettings):
         """
         destination = self.destinations.get(name)
         if destination is None:
-            if name == DEFAULT_DESTINATION:
+            if name == DEFAULT_DESTINATION and name in self.destination_names():
                 return self
             raise ConfigurationError(
                 f"unknown destination {name[:DESTINATION_NAME_MAX_LENGTH]!r}: the configured "

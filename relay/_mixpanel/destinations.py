@@ -10,8 +10,6 @@ dropped. A ``default`` with any Mixpanel setting is acted on (and refused when i
 
 from __future__ import annotations
 
-from pydantic import SecretStr
-
 from relay._config import RelaySettings
 from relay._tables import DEFAULT_DESTINATION
 
@@ -27,26 +25,12 @@ def setting_name(destination: str, field: str) -> str:
 
 
 def acted_on(settings: RelaySettings) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``(names to act on, names skipped)``, in ``settings.destination_names()`` order."""
+    """``(names to act on, names skipped)``, in ``settings.destination_names()`` order.
+
+    ``default`` is skipped (and reported so) when other destinations are configured and it
+    has no project setting at all: ``destination_names()`` leaves it out then.
+    """
     names = settings.destination_names()
-    if len(names) > 1 and _default_is_empty(settings):
-        return tuple(n for n in names if n != DEFAULT_DESTINATION), (DEFAULT_DESTINATION,)
-    return names, ()
-
-
-def _default_is_empty(settings: RelaySettings) -> bool:
-    """Whether ``default`` is ``RELAY_MIXPANEL_*`` with no project setting given at all."""
-    if DEFAULT_DESTINATION in settings.destinations:
-        return False
-    given = (
-        settings.mixpanel_project_id,
-        settings.mixpanel_service_account_username,
-        settings.mixpanel_service_account_secret,
-        settings.mixpanel_project_token,
-        settings.mixpanel_gdpr_token,
-        settings.mixpanel_api_url,
-        settings.mixpanel_app_api_url,
-    )
-    return not any(
-        value.get_secret_value() if isinstance(value, SecretStr) else value for value in given
-    )
+    if DEFAULT_DESTINATION in names or not settings.destinations:
+        return names, ()
+    return names, (DEFAULT_DESTINATION,)

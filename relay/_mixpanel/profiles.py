@@ -27,7 +27,7 @@ from relay._mixpanel.http import MixpanelHttp
 from relay._mixpanel.profile_answers import file_profile_answer
 from relay._store import transaction
 from relay._store.profiles import profile_updates_waiting
-from relay._tables import OutboxEvent, RowKind
+from relay._tables import DEFAULT_DESTINATION, OutboxEvent, RowKind
 
 #: Where each kind of profile update goes.
 PATHS = {RowKind.USER.value: "/engage", RowKind.GROUP.value: "/groups"}
@@ -139,18 +139,27 @@ def _token_refusals_are_auth_errors(outcome: SendOutcome) -> None:
 
 
 def require_profile_token(engine: Engine, settings: RelaySettings) -> None:
-    """Raise ``ConfigurationError`` when profile updates wait and no project token is set.
+    """Raise ``ConfigurationError`` when profile updates wait for a destination that has no
+    project token.
 
     Called at start by the daemon and ``relay drain`` (exit 3): without the token the updates
-    could never be sent, and the relay would otherwise run as if all were well.
+    could never be sent, and the relay would otherwise run as if all were well. Each
+    destination is judged by its own token and its own rows.
     """
-    token = settings.mixpanel_project_token
-    if token is not None and token.get_secret_value():
-        return
-    with transaction(engine) as conn:
-        waiting = profile_updates_waiting(conn)
-    if waiting:
-        raise ConfigurationError(
-            f"{waiting} profile update(s) wait in the outbox and RELAY_MIXPANEL_PROJECT_TOKEN "
-            "is not set: /engage and /groups take the project token in every update"
-        )
+    for name in settings.destination_names():
+        token = settings.for_destination(name).mixpanel_project_token
+        if token is not None and token.get_secret_value():
+            continue
+        with transaction(engine) as conn:
+            waiting = profile_updates_waiting(conn, destination=name)
+        if waiting:
+            variable = (
+                "RELAY_MIXPANEL_PROJECT_TOKEN"
+                if name == DEFAULT_DESTINATION
+                else f"RELAY_DESTINATION_{name.upper().replace('-', '_')}_PROJECT_TOKEN"
+            )
+            raise ConfigurationError(
+                f"{waiting} profile update(s) wait in the outbox for destination {name} and "
+                f"{variable} is not set: /engage and /groups take the project token in every "
+                "update"
+            )

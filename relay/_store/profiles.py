@@ -259,10 +259,12 @@ def release_fence(conn: Connection, *, token: str) -> int:
 
 
 @translate_errors
-def profile_updates_waiting(conn: Connection) -> int:
-    """How many profile updates are pending (read from ``ix_relay_outbox_profile_pending``)."""
+def profile_updates_waiting(conn: Connection, *, destination: str | None = None) -> int:
+    """How many profile updates are pending (read from ``ix_relay_outbox_profile_pending``),
+    for one destination or (``None``) for all."""
+    where = _pending_profile_rows()
+    if destination is not None:
+        where.append(outbox.c.destination == destination)
     return int(
-        conn.execute(
-            sa.select(sa.func.count()).select_from(outbox).where(*_pending_profile_rows())
-        ).scalar_one()
+        conn.execute(sa.select(sa.func.count()).select_from(outbox).where(*where)).scalar_one()
     )

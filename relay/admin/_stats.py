@@ -19,7 +19,7 @@ from relay._store import stats as stats_store
 from relay._store.pauses import Pause
 from relay._store.stats import DestinationCounts
 from relay._store.throttle import Throttle, read_throttle
-from relay._tables import OutboxState
+from relay._tables import DEFAULT_DESTINATION, OutboxState
 
 MINUTE = dt.timedelta(minutes=1)
 HOUR = dt.timedelta(hours=1)
@@ -96,7 +96,7 @@ def stats(engine: Engine, *, now: dt.datetime, destination: str | None = None) -
         )
         by_event = stats_store.pending_by_event(conn, destination=destination)
         paused = pause_store.list_pauses(conn)
-        throttle = read_throttle(conn)
+        throttle = read_throttle(conn, destination=destination or DEFAULT_DESTINATION)
     by_reason: dict[str, int] = {}
     for group in dead:
         by_reason[group.reason] = by_reason.get(group.reason, 0) + group.count

@@ -77,7 +77,8 @@ def _run(relay: Relay) -> int:
 
     settings = relay.settings
     # Configuration errors are `relay:` lines (exit 3) before the daemon starts logging.
-    settings.require_mixpanel_credentials()
+    for name in settings.destination_names():
+        settings.for_destination(name).require_mixpanel_credentials()
     # Exit 3 on a schema revision this relay does not run on, or on profile updates waiting
     # without a project token. A database that cannot be reached now is no reason not to
     # start: the daemon rides out the outage and makes the same checks at its first contact,

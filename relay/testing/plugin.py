@@ -406,13 +406,25 @@ class OutboxCapture:
 
 
 class EagerDrain:
-    """Drains an outbox to a Mixpanel stand-in on demand, through the relay's real HTTP path."""
+    """Drains an outbox to Mixpanel stand-ins on demand, through the relay's real HTTP path.
+
+    Rows of the ``default`` destination go to ``standin``; a test of routing (``relay.set_router``)
+    names each other destination's stand-in with :meth:`add_destination`, and every call then
+    drains each destination to its own stand-in, so a row routed to the wrong project shows up
+    in the wrong stand-in's ``events``.
+    """
 
     def __init__(self, standin: MixpanelStandin) -> None:
         self.standin = standin
+        self.destinations: dict[str, MixpanelStandin] = {}
+
+    def add_destination(self, name: str, standin: MixpanelStandin) -> None:
+        """Drain the rows routed to destination ``name`` to ``standin`` from now on."""
+        self.destinations[name] = standin
 
     def __call__(self, engine: Engine) -> DrainResult:
-        """Send every committed row due now to the stand-in; the result says what happened."""
+        """Send every committed row due now to its destination's stand-in; the result says what
+        happened (summed over the destinations)."""
         settings = RelaySettings(
             database_url=engine.url.render_as_string(hide_password=False),
             mixpanel_api_url=self.standin.url,
@@ -421,9 +433,15 @@ class EagerDrain:
             mixpanel_service_account_secret=self.standin.secret,
             # Profile updates (relay.update_profile / update_group) carry the project token.
             mixpanel_project_token=self.standin.project_token,
+            destinations={
+                name: standin.destination_settings() for name, standin in self.destinations.items()
+            },
         )
-        with open_drainer(engine, settings, paced=False) as drainer:
-            return drainer.drain_until_idle()
+        total = DrainResult()
+        for name in settings.destination_names():
+            with open_drainer(engine, settings, destination=name, paced=False) as drainer:
+                total += drainer.drain_until_idle()
+        return total
 
 
 @pytest.fixture

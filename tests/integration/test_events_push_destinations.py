@@ -110,7 +110,7 @@ def test_an_unknown_destination_is_bad_usage_and_sends_nothing(
     result = _push(_destination(us), _destination(eu), "--yes", "--destination", "in")
     assert result.exit_code == 2
     assert "--destination 'in' is not configured" in result.stderr
-    assert "default, us, eu" in result.stderr
+    assert "the destinations are us, eu\n" in result.stderr  # no default: all are named
     assert us.lexicon_requests() == []
     assert eu.lexicon_requests() == []
 

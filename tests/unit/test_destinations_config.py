@@ -67,7 +67,8 @@ def test_the_file_and_environment_make_the_destinations(
     """Tables give region, URLs, project id and user; the environment gives each its secrets."""
     settings = _two(tmp_path, monkeypatch)
 
-    assert settings.destination_names() == ("default", "eu", "us-west")
+    # No RELAY_MIXPANEL_* project setting: every project is named, there is no default.
+    assert settings.destination_names() == ("eu", "us-west")
     eu = settings.for_destination("eu")
     assert eu.mixpanel_region == "eu"
     assert eu.mixpanel_project_id == "222"  # an integer in TOML, a string as every project id
@@ -88,6 +89,7 @@ def test_default_stays_relay_mixpanel_unless_the_file_defines_it(
     monkeypatch.setenv("RELAY_MIXPANEL_PROJECT_TOKEN", "default-token")
     settings = _two(tmp_path, monkeypatch)
 
+    assert settings.destination_names() == ("default", "eu", "us-west")
     default = settings.for_destination("default")
     assert default is settings
     assert default.destination is None
