@@ -16,7 +16,9 @@ baseline, ``RELAY_MAX_IN_FLIGHT=0``: the old fixed ``RELAY_DRAIN_CONCURRENCY=2``
 first: reports the seconds from the throttle lifting to the first accepted request, and to the
 accepted rate over a trailing 3 s reaching 90% of the cap, and of the ``adaptive`` runs' median
 rate in the same invocation: on a loaded machine the relay's CPU, not the cap, may bound it).
-Each run also reports the relay's and the stand-in's CPU seconds per 1,000 events.
+Each run also reports the relay's and the stand-in's CPU seconds per 1,000 events. ``--plot``
+samples the relay's ``/metrics`` (its adaptive limit and requests in flight) every poll and
+prints, per run, a text plot of the limit and the accepted rate over time.
 
     .venv/bin/python bench/rate_cap.py --events 120000 --runs 3
 """
@@ -24,7 +26,9 @@ Each run also reports the relay's and the stand-in's CPU seconds per 1,000 event
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import socket
 import subprocess
 import time
 from typing import Any
@@ -100,8 +104,10 @@ def _run_once(
     env_extra: dict[str, str],
     throttle_seconds: float,
     timeout: float,
+    plot: bool = False,
 ) -> dict[str, Any]:
     engine = sa.create_engine(db_url)
+    metrics_port = _free_port() if plot else 0
     try:
         truncate(engine)
         load_rows(engine, count=events, tag=new_tag())
@@ -116,7 +122,7 @@ def _run_once(
             RELAY_MIXPANEL_PROJECT_ID=_CREDENTIALS.project_id,
             RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME=_CREDENTIALS.username,
             RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET=_CREDENTIALS.secret,
-            RELAY_METRICS_PORT="0",
+            RELAY_METRICS_PORT=str(metrics_port),
             RELAY_LOG_LEVEL="ERROR",
             **env_extra,
         )
@@ -126,12 +132,15 @@ def _run_once(
         relay = subprocess.Popen([_RELAY, "run"], env=env, cwd=REPO, stdout=subprocess.DEVNULL)
         sampler = RssSampler(relay.pid)
         samples: list[tuple[float, int]] = []
+        limits: list[tuple[float, float, float]] = []
         first_at: float | None = None
         try:
             while True:
                 stats = standin.stats()
                 now = time.monotonic()
                 samples.append((now, int(stats["accepted"])))
+                if metrics_port:
+                    limits.append((now, *_limiter_metrics(metrics_port)))
                 if first_at is None and stats["accepted"]:
                     first_at = now
                 if stats["unique"] >= events:
@@ -171,6 +180,8 @@ def _run_once(
     }
     result["relay_cpu_ms_per_1k"] = relay_cpu / events * 1e6
     result["standin_cpu_ms_per_1k"] = (standin.cpu_seconds() - standin_cpu) / events * 1e6
+    if plot:
+        _print_plot(samples, limits, started=started, cap=cap)
     if throttle_seconds:
         result["resumed"] = next((t - lifted for t, a in samples if a > 0), float("nan"))
         result["recovery"] = _recovery_seconds(samples, lifted=lifted, rate=cap)
@@ -182,6 +193,52 @@ def _run_once(
             result["rate"] = (after[-1][1] - after[0][1]) / max(after[-1][0] - after[0][0], 1e-9)
             result["cap_share"] = result["rate"] / cap
     return result
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _limiter_metrics(port: int) -> tuple[float, float]:
+    """The relay's adaptive limit and requests in flight (NaN while /metrics is not up)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=0.5).text
+    except httpx.HTTPError:
+        return float("nan"), float("nan")
+    values = {"relay_concurrency_limit": float("nan"), "relay_requests_in_flight": float("nan")}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in values:
+            values[name] = float(value)
+    return values["relay_concurrency_limit"], values["relay_requests_in_flight"]
+
+
+def _print_plot(
+    samples: list[tuple[float, int]],
+    limits: list[tuple[float, float, float]],
+    *,
+    started: float,
+    cap: float,
+    step: float = 0.5,
+) -> None:
+    """Per ``step`` seconds: the limit (``#``, one per 0.25 request), requests in flight, rate."""
+    print(f"{'t s':>6} {'limit':>6} {'in fl.':>6} {'acc./s':>7}  limit: # = 0.25 request")
+    t = started
+    end = samples[-1][0]
+    while t < end:
+        window = [x for x in limits if t <= x[0] < t + step]
+        inside = [a for at, a in samples if t <= at < t + step]
+        before = [a for at, a in samples if at < t]
+        if window and inside:
+            limit = max(x[1] for x in window)
+            in_flight = max(x[2] for x in window)
+            rate = (inside[-1] - (before[-1] if before else 0)) / step
+            bar = "" if math.isnan(limit) else "#" * round(limit * 4)  # NaN: /metrics not up
+            print(f"{t - started:6.1f} {limit:6.2f} {in_flight:6.0f} {rate:7.0f}  {bar}")
+        t += step
+    print(f"(cap {cap:g} events/s)")
 
 
 def _recovery_seconds(samples: list[tuple[float, int]], *, lifted: float, rate: float) -> float:
@@ -209,6 +266,7 @@ def main() -> int:
     parser.add_argument("--throttle-seconds", type=float, default=60.0)
     parser.add_argument("--scenarios", default="adaptive,fixed,recovery")
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--plot", action="store_true", help="text plot of the limit per run")
     args = parser.parse_args()
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     setups: dict[str, tuple[dict[str, str], float]] = {
@@ -236,6 +294,7 @@ def main() -> int:
                         env_extra=env_extra,
                         throttle_seconds=throttle,
                         timeout=args.timeout,
+                        plot=args.plot,
                     )
                     results[scenario].append(result)
                     hidden = ("samples", "lifted_at")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import queue
 import random
 import threading
 import time
@@ -26,10 +27,11 @@ from relay._delivery.backoff import retry_delay
 from relay._delivery.cursor import ClaimCursor
 from relay._delivery.limiter import AdaptiveLimiter, Reservation
 from relay._delivery.results import BatchSender, DrainObserver, DrainResult
-from relay._delivery.throttling import ThrottleGate
+from relay._delivery.throttling import PROBE_EVENTS, ThrottleGate
 from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
 from relay._mixpanel.answers import SendOutcome
 from relay._store.profiles import claim_profile_updates
+from relay._store.throttle import Throttle
 from relay._tables import DEFAULT_DESTINATION, OutboxEvent
 
 if TYPE_CHECKING:
@@ -76,6 +78,32 @@ class _Budget:
                 return False
             self._left -= 1
             return True
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Claimed:
+    """A claimed batch on its way to the send: its rows, and what the claim already did."""
+
+    claim: store.Claim
+    postponed: int
+    too_large: DrainResult
+    batch_full: bool
+    now: dt.datetime
+    claimed_at: float
+    log: structlog.BoundLogger
+    #: The throttle a probe was sent through (:mod:`relay._delivery.throttling`), else None.
+    probe: Throttle | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Sent:
+    """A batch Mixpanel answered, waiting for its ack."""
+
+    claimed: _Claimed
+    outcome: SendOutcome
+    ack_now: dt.datetime
+    throttle_seconds: float
+    retry_at: dt.datetime | None
 
 
 class Drainer:
@@ -239,11 +267,29 @@ class Drainer:
             reservation.close()
 
     def _claim_and_send(self, *, now: dt.datetime, reservation: Reservation | None) -> DrainResult:
+        claimed = self._claim_batch(now=now)
+        if isinstance(claimed, DrainResult):
+            return claimed
+        sent = self._send_claimed(claimed, reservation=reservation)
+        if isinstance(sent, DrainResult):
+            return sent
+        return self._finish(sent, self._ack_sent(sent))
+
+    def _claim_batch(self, *, now: dt.datetime) -> _Claimed | DrainResult:
+        """Claim the next batch; a :class:`DrainResult` when there is nothing to send.
+
+        That is: the shared throttle pauses claims, nothing is due, every claimed row was
+        postponed, or ``stop`` was set meanwhile (the batch then goes back unsent).
+        """
         limit = self._settings.batch_max_events
         due_from = self._cursor.start()
         request_bytes = self._settings.batch_max_bytes
+        claimed_at = self._monotonic()  # the lease runs from here, at the latest
         with store.transaction(self._engine, write=True, durable=False) as conn:
+            known = self._gate.known
             throttle, new = self._gate.check(conn)
+            if throttle is None and known is not None and self._limiter is not None:
+                self._limiter.resume()  # lifted early, by another relay's probe
             pause = 0.0 if throttle is None else throttle.pause_left(now)
             if new and self._limiter is not None:
                 # Another relay's 429 slows this one too.
@@ -251,12 +297,17 @@ class Drainer:
                     self._limiter.halt(pause)
                 else:
                     self._limiter.slow_down()
+            probe = None
             if pause > 0:
-                return DrainResult(throttle_seconds=pause)
+                # Paused by the shared backoff: at most one small probe now and then.
+                wait = self._gate.take_probe(self._monotonic())
+                if wait > 0:
+                    return DrainResult(throttle_seconds=min(pause, wait))
+                probe = throttle
             claim = store.claim(
                 conn,
                 now=now,
-                limit=limit,
+                limit=limit if probe is None else PROBE_EVENTS,
                 lease_seconds=self._settings.lease_seconds,
                 due_from=due_from,
                 max_bytes=request_bytes * CLAIM_BUDGET_REQUESTS,
@@ -283,45 +334,110 @@ class Drainer:
                 return too_large + DrainResult(
                     claimed=postponed, postponed=postponed, batch_full=batch_full
                 )
+        claimed = _Claimed(
+            claim=claim,
+            postponed=postponed,
+            too_large=too_large,
+            batch_full=batch_full,
+            now=now,
+            claimed_at=claimed_at,
+            log=log,
+            probe=probe,
+        )
+        if self._stopping():
+            return self._hand_back(claimed)
+        return claimed
 
-        if self._stop is not None and self._stop.is_set():
-            with store.transaction(self._engine, write=True, durable=False) as conn:
-                released = store.release(
-                    conn,
-                    token=claim.token,
-                    ids=[e.id for e in claim.events],
-                    next_attempt_at=now,
-                    now=now,
-                )
-            log.info("batch_released_unsent", released=released)
-            return too_large + DrainResult(
-                claimed=len(claim.events) + postponed, released=released, postponed=postponed
+    def _hand_back(self, claimed: _Claimed) -> DrainResult:
+        """Release a claimed batch unsent because of ``stop`` (its attempt returned, due now)."""
+        claim, now = claimed.claim, claimed.now
+        with store.transaction(self._engine, write=True, durable=False) as conn:
+            released = store.release(
+                conn,
+                token=claim.token,
+                ids=[e.id for e in claim.events],
+                next_attempt_at=now,
+                now=now,
             )
+        claimed.log.info("batch_released_unsent", released=released)
+        return claimed.too_large + DrainResult(
+            claimed=len(claim.events) + claimed.postponed,
+            released=released,
+            postponed=claimed.postponed,
+        )
 
+    def _send_by(self, claimed: _Claimed) -> float:
+        """The latest ``monotonic()`` at which the batch may still be sent.
+
+        A batch claimed ahead waits for a slot (in the pipeline's queue, then the limiter's)
+        at most half its lease from the claim's start: then it goes back unsent, its attempt
+        returned, while the lease is still its relay's.
+        """
+        return claimed.claimed_at + self._settings.lease_seconds / 2
+
+    def _send_claimed(
+        self,
+        claimed: _Claimed,
+        *,
+        reservation: Reservation | None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> _Sent | DrainResult:
+        """Wait for the limiter, send, tell the limiter and the throttle how it went.
+
+        ``cancelled`` (default: ``stop``) gives up the wait for a slot: the batch goes back.
+        """
+        claim, now, log = claimed.claim, claimed.now, claimed.log
         started = self._monotonic()
-        if self._limiter is not None and not self._limiter.acquire(
-            timeout=self._settings.lease_seconds / 2,
-            cancelled=self._stopping,
-            reservation=reservation,
+        left = self._send_by(claimed) - started
+        # A probe takes no slot: it goes out while the limiter is halted by the backoff.
+        if (
+            claimed.probe is None
+            and self._limiter is not None
+            and (
+                left <= 0
+                or not self._limiter.acquire(
+                    timeout=left, cancelled=cancelled or self._stopping, reservation=reservation
+                )
+            )
         ):
-            # Halted by the shared throttle (or stopping) while the batch waited: hand it back.
-            return too_large + self._hand_back_waiting(claim, postponed, now=now, log=log)
+            # Halted by the shared throttle (or stopping, or out of the lease's time) while the
+            # batch waited: hand it back.
+            return claimed.too_large + self._hand_back_waiting(
+                claim, claimed.postponed, now=now, log=log
+            )
         outcome = self._send(claim.events, log)
         send_seconds = max(0.0, self._monotonic() - started)
         ack_now = now + dt.timedelta(seconds=send_seconds)
         if self._observer is not None:
             self._observer.requests_sent(outcome.requests)
-        throttle_seconds, retry_at = self._after_send(outcome, now=ack_now)
-
-        result = self._ack(claim, outcome, now=ack_now, throttled_until=retry_at)
-        result = too_large + dataclasses.replace(
-            result,
-            claimed=result.claimed + postponed,
-            postponed=postponed,
-            batch_full=batch_full,
+        if claimed.probe is None:
+            throttle_seconds, retry_at = self._after_send(outcome, now=ack_now)
+        else:
+            throttle_seconds, retry_at = self._after_probe(claimed.probe, outcome, now=ack_now)
+        return _Sent(
+            claimed=claimed,
+            outcome=outcome,
+            ack_now=ack_now,
             throttle_seconds=throttle_seconds,
+            retry_at=retry_at,
         )
-        log.debug(
+
+    def _ack_sent(self, sent: _Sent) -> DrainResult:
+        return self._ack(
+            sent.claimed.claim, sent.outcome, now=sent.ack_now, throttled_until=sent.retry_at
+        )
+
+    def _finish(self, sent: _Sent, acked: DrainResult) -> DrainResult:
+        """The batch's whole result from its ack's, logged."""
+        claimed = sent.claimed
+        result = claimed.too_large + dataclasses.replace(
+            acked,
+            claimed=acked.claimed + claimed.postponed,
+            postponed=claimed.postponed,
+            batch_full=claimed.batch_full,
+            throttle_seconds=sent.throttle_seconds,
+        )
+        claimed.log.debug(
             "batch_acked",
             delivered=result.delivered,
             rejected=result.rejected,
@@ -331,8 +447,36 @@ class Drainer:
             lease_lost=result.lease_lost,
         )
         if result.lease_lost:
-            log.warning("lease_lost_before_ack", rows=result.lease_lost)
+            claimed.log.warning("lease_lost_before_ack", rows=result.lease_lost)
         return result
+
+    def _ack_many(self, sent: Sequence[_Sent]) -> list[DrainResult]:
+        """Ack several sent batches: the wholly delivered ones together, in one transaction.
+
+        Each claim keeps its own fenced statement (its token); only the transaction, its
+        round trips and its commit are shared. The others are acked one by one (:meth:`_ack`).
+        """
+        whole = [s for s in sent if len(s.outcome.delivered) == len(s.claimed.claim.events)]
+        results: list[DrainResult] = []
+        if whole:
+            with store.transaction(self._engine, write=True, durable=False) as conn:
+                counts = [
+                    store.mark_claim_delivered(conn, claim=s.claimed.claim, now=s.ack_now)
+                    for s in whole
+                ]
+            for s, delivered in zip(whole, counts, strict=True):
+                claimed = len(s.claimed.claim.events)
+                acked = DrainResult(
+                    claimed=claimed,
+                    delivered=delivered,
+                    lease_lost=claimed - delivered,
+                    auth_error=s.outcome.auth_error,
+                )
+                results.append(self._finish(s, acked))
+        for s in sent:
+            if len(s.outcome.delivered) != len(s.claimed.claim.events):
+                results.append(self._finish(s, self._ack_sent(s)))
+        return results
 
     def _stopping(self) -> bool:
         return self._stop is not None and self._stop.is_set()
@@ -352,12 +496,13 @@ class Drainer:
             throttle = self._gate.throttled(now=now)
             if limiter is None:
                 # Nothing paces this relay: wait out the backoff rather than hammer Mixpanel.
-                return max(0.0, (throttle.until - now).total_seconds()), throttle.until
+                wait = max(0.0, (throttle.until - now).total_seconds())
+                return self._until_probe(throttle, wait, now=now), throttle.until
             limiter.throttled(seconds=seconds)
             pause = throttle.pause_left(now)
             if pause > 0:
                 limiter.halt(pause)
-            return pause, throttle.until
+            return self._until_probe(throttle, pause, now=now), throttle.until
         if limiter is not None:
             if not stats:
                 limiter.abandoned()
@@ -368,6 +513,34 @@ class Drainer:
         if outcome.delivered:
             self._gate.delivered(now=now)
         return 0.0, None
+
+    def _until_probe(self, throttle: Throttle, wait: float, *, now: dt.datetime) -> float:
+        """``wait``, or less when the backoff pauses claims: until this relay's next probe.
+
+        A batch just met the 429, so the next probe is one probe interval away.
+        """
+        if throttle.pause_left(now) <= 0:
+            return wait
+        monotonic = self._monotonic()
+        self._gate.probed(monotonic)
+        return min(wait, self._gate.probe_wait(monotonic))
+
+    def _after_probe(
+        self, throttle: Throttle, outcome: SendOutcome, *, now: dt.datetime
+    ) -> tuple[float, dt.datetime | None]:
+        """A probe came back: lift the throttle if it got through, else wait for the next one.
+
+        A throttled probe books nothing (the backoff's level stays): its row goes back pending,
+        its attempt returned, due when the backoff ends.
+        """
+        if outcome.delivered:
+            self._gate.probe_accepted(throttle, now=now)
+            if self._limiter is not None:
+                self._limiter.resume()
+            return 0.0, None
+        wait = self._gate.probe_wait(self._monotonic())
+        pause = min(throttle.pause_left(now), wait)
+        return pause, throttle.until if outcome.throttled else None
 
     def _hand_back_waiting(
         self, claim: store.Claim, postponed: int, *, now: dt.datetime, log: structlog.BoundLogger
@@ -383,6 +556,8 @@ class Drainer:
             )
         known = self._gate.known
         pause = 0.0 if known is None else known.pause_left(now)
+        if pause > 0:
+            pause = min(pause, self._gate.probe_wait(self._monotonic()))
         log.info("batch_released_unsent", released=released, throttle_seconds=round(pause, 1))
         if self._stopping() or pause <= 0:
             return DrainResult(
@@ -422,8 +597,11 @@ class Drainer:
     ) -> DrainResult:
         """Call :meth:`drain_once` while batches come back full, at ``clock()`` each time.
 
-        With ``concurrency`` above 1, once a first batch came back full that many threads
-        drain side by side, so one batch's HTTP round trip overlaps another's claim and ack
+        With a ``limiter``, once a first batch came back full the drain is pipelined
+        (:class:`_Pipeline`): one thread claims ahead, the limiter's slots send, one thread acks
+        what came back, so claims, requests and acks overlap. Without one, with
+        ``concurrency`` above 1, that many threads drain side by side, so one batch's HTTP
+        round trip overlaps another's claim and ack
         (claims never overlap: SKIP LOCKED, or SQLite's write lock). Each thread stops on a
         short batch, an auth error, released rows (sending them again at once would only
         repeat the problem), a transient failure, ``stop``, or when ``max_batches`` batches were
@@ -436,7 +614,9 @@ class Drainer:
         first = self.drain_once(now=clock())
         if not self._more_due(first):
             return first
-        threads = self._concurrency if self._limiter is None else self._limiter.ceiling + 1
+        if self._limiter is not None:
+            return first + _Pipeline(self, self._limiter, clock, budget).run()
+        threads = self._concurrency
         if threads == 1:
             return first + self._drain_loop(clock, budget)
         with ThreadPoolExecutor(threads, thread_name_prefix="relay-drain") as pool:
@@ -559,3 +739,217 @@ class Drainer:
             auth_error=outcome.auth_error,
             throttled=throttled,
         )
+
+
+#: At most this many answered batches are acked in one transaction.
+ACK_GROUP = 16
+#: Threads claiming side by side (SKIP LOCKED keeps their rows apart): one claim's round trips
+#: overlap the other's work in the relay, within the limiter's claim-ahead reservations.
+CLAIMERS = 2
+
+
+class _Pipeline:
+    """One pipelined pass of :meth:`Drainer.drain_until_idle`: claim, send and ack overlap.
+
+    * The **claim** stage (:data:`CLAIMERS` threads, the calling one among them) takes a
+      reservation from the limiter before each claim, so at most
+      :data:`relay._delivery.limiter.CLAIM_AHEAD` claimed batches wait for a slot: the rows
+      held ahead follow the limit. It stops at a short claim, at the
+      budget, or when a batch's result says to stop (below).
+    * The **send** stage (``limiter.ceiling`` threads) waits for a slot and the pacing, sends,
+      and passes the answer on; the slot is free again before the ack.
+    * The **ack** stage (one thread) acks every answered batch, the wholly delivered ones
+      together in one transaction (:meth:`Drainer._ack_many`), so acks never hold up a send
+      (unless they fall ``limiter.ceiling`` batches behind: then the senders wait).
+    * Profile updates, when there is a token, drain beside them on a thread of their own.
+
+    A batch whose result says to stop (an auth error, a throttle pause, a transient failure,
+    rows handed back, ``stop``) stops the claims, and every claimed batch not yet sent goes
+    back unsent, its attempt returned, due at once. A claimed batch never waits for a slot
+    beyond :meth:`Drainer._send_by` (half its lease; then it goes back too), so claiming
+    ahead never holds rows past their lease. A database error in any stage stops the pass;
+    rows claimed and not acked come back when their lease expires (at-least-once: a re-send
+    carries the same ``$insert_id``). The first such error is raised once every stage has stopped.
+    """
+
+    def __init__(
+        self,
+        drainer: Drainer,
+        limiter: AdaptiveLimiter,
+        clock: Callable[[], dt.datetime],
+        budget: _Budget,
+    ) -> None:
+        self._drainer = drainer
+        self._limiter = limiter
+        self._clock = clock
+        self._budget = budget
+        self._lock = threading.Lock()
+        self._total = DrainResult()
+        self._errors: list[BaseException] = []
+        self._abort = threading.Event()
+        self._more = False
+        self._to_send: queue.SimpleQueue[tuple[_Claimed, Reservation] | None] = queue.SimpleQueue()
+        # Bounded: when acks fall behind, the senders wait instead of holding ever more
+        # answered batches (their rows in memory, their leases running out).
+        self._to_ack: queue.Queue[_Sent | None] = queue.Queue(maxsize=max(2, limiter.ceiling))
+
+    def run(self) -> DrainResult:
+        """Drain until a stage says to stop; the results of every batch, summed."""
+        drainer = self._drainer
+        senders = [
+            threading.Thread(target=self._send_stage, name=f"relay-send-{n}", daemon=True)
+            for n in range(self._limiter.ceiling)
+        ]
+        acker = threading.Thread(target=self._ack_stage, name="relay-ack", daemon=True)
+        profiles = threading.Thread(target=self._profile_stage, name="relay-profiles", daemon=True)
+        claimers = [
+            threading.Thread(target=self._claim_guarded, name=f"relay-claim-{n}", daemon=True)
+            for n in range(1, CLAIMERS)
+        ]
+        for thread in (*senders, acker, profiles, *claimers):
+            thread.start()
+        try:
+            self._claim_guarded()
+        finally:
+            for thread in claimers:
+                thread.join()
+            for _ in senders:
+                self._to_send.put(None)
+            for thread in senders:
+                thread.join()
+            self._to_ack.put(None)
+            acker.join()
+            profiles.join()
+        if self._errors:
+            raise self._errors[0]
+        with self._lock:
+            more = self._more and not self._abort.is_set() and not drainer._stopping()
+            return dataclasses.replace(self._total, batch_full=more)
+
+    # --- the stages ---------------------------------------------------------------------
+
+    def _claim_guarded(self) -> None:
+        try:
+            self._claim_stage()
+        except BaseException as exc:  # noqa: BLE001 - raised by run(), once every stage stopped
+            self._fail(exc)
+
+    def _claim_stage(self) -> None:
+        drainer = self._drainer
+        settings = drainer._settings
+        while not self._stopped():
+            reservation = self._limiter.reserve(
+                timeout=settings.lease_seconds, cancelled=self._stopped
+            )
+            if reservation is None:
+                continue
+            if self._stopped():
+                reservation.close()
+                return
+            if not self._budget.take():
+                reservation.close()
+                self._more = True
+                return
+            try:
+                claimed = drainer._claim_batch(now=self._clock())
+            except BaseException:
+                reservation.close()
+                raise
+            self._more = claimed.batch_full
+            if isinstance(claimed, DrainResult):
+                reservation.close()
+                self._done(claimed)
+                if not drainer._more_due(claimed):
+                    return
+                continue
+            self._to_send.put((claimed, reservation))
+            if not claimed.batch_full:
+                return
+
+    def _send_stage(self) -> None:
+        drainer = self._drainer
+        while (item := self._to_send.get()) is not None:
+            claimed, reservation = item
+            try:
+                if self._stopped():
+                    # Claimed ahead, but the pass is stopping: hand the rows back unsent.
+                    self._done(drainer._hand_back(claimed))
+                    continue
+                sent = drainer._send_claimed(
+                    claimed, reservation=reservation, cancelled=self._stopped
+                )
+                if isinstance(sent, DrainResult):
+                    self._done(sent)  # went back unsent: stops the claims first
+                else:
+                    self._to_ack.put(sent)
+            except BaseException as exc:  # noqa: BLE001 - the rows' lease brings them back
+                self._fail(exc)
+            finally:
+                # Only now may the claim stage take the next reservation: after a hand-back
+                # it must see the stop before it claims again.
+                reservation.close()
+
+    def _ack_stage(self) -> None:
+        drainer = self._drainer
+        last = False
+        while not last:
+            first = self._to_ack.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < ACK_GROUP:
+                try:
+                    item = self._to_ack.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    last = True
+                    break
+                group.append(item)
+            try:
+                results = drainer._ack_many(group)
+            except BaseException as exc:  # noqa: BLE001 - the rows' lease brings them back
+                # Unacked, the rows keep their lease and are claimed and sent again when it
+                # expires, with the same $insert_id: Mixpanel drops the repeat, nothing is lost.
+                self._fail(exc)
+                continue
+            for result in results:
+                self._done(result)
+
+    def _profile_stage(self) -> None:
+        drainer = self._drainer
+        try:
+            while not self._stopped():
+                result = drainer._drain_profiles(now=self._clock())
+                if not result.claimed:
+                    return
+                self._done(result)
+                if not drainer._more_due(result):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - raised by run()
+            self._fail(exc)
+
+    # --- book-keeping -------------------------------------------------------------------
+
+    def _stopped(self) -> bool:
+        return self._abort.is_set() or self._drainer._stopping()
+
+    def _done(self, result: DrainResult) -> None:
+        """One batch's result: count it, tell the observer, stop the pass if it says so."""
+        with self._lock:
+            self._total += result
+        observer = self._drainer._observer
+        if observer is not None:
+            observer.batch_done(result)
+        if (
+            result.auth_failing
+            or result.released
+            or result.throttle_seconds > 0
+            or result.failed_transiently
+        ):
+            self._abort.set()
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._lock:
+            self._errors.append(exc)
+        self._abort.set()

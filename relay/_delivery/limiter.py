@@ -19,7 +19,9 @@ signal. Three changes fit it to a rate cap:
 * **leaving slow start at what was accepted**: the first 429 sets the limit to
   :data:`DECREASE_RATIO` of the rate Mixpanel *accepted* over the last :data:`MEASURE_SECONDS`
   (converted back into requests in flight), not to a fraction of the limit: that rate is the
-  project's cap, measured, however far slow start overshot;
+  project's cap, measured, however far slow start overshot; the limit where the 429 met the
+  burst is remembered as the maximum below which the climb is fast (the measure still holds
+  slow start's first, emptier round trips and so falls short of the cap);
 * **a fast, then careful climb** (as TCP CUBIC's around its last maximum): each later 429
   remembers the limit it happened at and cuts by :data:`BACKOFF_RATIO`; the limit then grows by
   :data:`FAST_INCREASE_RATIO` per accepted answer back to just under that maximum, and by
@@ -253,6 +255,17 @@ class AdaptiveLimiter:
             self._slow_start = True
             self._changed.notify_all()
 
+    def resume(self) -> None:
+        """The shared throttle was lifted before its backoff ended (a probe got through): end
+        the halt at once; the limit climbs again from one request, in slow start."""
+        with self._changed:
+            if self._halted_until > self._monotonic():
+                self._halted_until = -math.inf
+                self._limit = MIN_LIMIT
+                self._slow_start = True
+                self._ignore_drops_until = -math.inf
+                self._changed.notify_all()
+
     def state(self) -> LimiterState:
         """The current limit, requests in flight and measures."""
         with self._changed:
@@ -277,8 +290,12 @@ class AdaptiveLimiter:
             return
         if self._slow_start:
             self._slow_start = False
+            # The climb back is fast up to where the burst met the 429: the accepted rate
+            # measured over a window that still holds slow start's first round trips is low,
+            # and a careful climb from there would stay under the cap for minutes.
+            overshoot = self._limit
             self._limit = max(MIN_LIMIT, DECREASE_RATIO * self._accepted_limit(now))
-            self._last_max = self._limit / DECREASE_RATIO
+            self._last_max = max(overshoot, self._limit / DECREASE_RATIO)
         else:
             self._last_max = self._limit
             self._limit = max(MIN_LIMIT, BACKOFF_RATIO * self._limit)

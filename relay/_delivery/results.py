@@ -37,7 +37,9 @@ class DrainResult:
     past the oldest due rows (see :class:`ClaimCursor`). ``throttled`` rows were in a request
     Mixpanel answered 429: they went back pending with their attempt returned, and the relay
     (every relay of the database) slows down instead. ``throttle_seconds`` is how long no relay
-    may claim (Mixpanel's backoff, shared through the database); 0 when claims may go on.
+    may claim (Mixpanel's backoff, shared through the database), or until this relay's next
+    probe of one event if that comes first (:mod:`relay._delivery.throttling`); 0 when claims
+    may go on.
     """
 
     claimed: int = 0

@@ -8,11 +8,22 @@ that every relay of the database sees it at its next claim, with Mixpanel's docu
 ``import-events.mdx``): level 1 (a first 429) lowers each relay's :class:`AdaptiveLimiter`;
 a 429 after the backoff ended raises the level, and from level 2 no relay claims until the
 backoff ends. The first delivery after the end lifts the throttle.
+
+**Probes.** While the backoff pauses claims, each relay sends one *probe* now and then: a
+request of :data:`PROBE_EVENTS` event, at most once per Mixpanel's first backoff step
+(:func:`probe_interval`: 2 s plus 1-5 s of jitter, never doubling). An accepted probe lifts the
+throttle for every relay at once, so delivery resumes within seconds of Mixpanel lifting its
+limit instead of at the end of a backoff that has grown to a minute; a throttled probe changes
+nothing (its row keeps its attempt, the level does not rise). Mixpanel's limit is on events
+(~30,000/s, or 2 GB a minute, per project, on a rolling minute): one event every few seconds
+per relay is a few millionths of it, so the probes cannot keep the project over its limit,
+while the documented backoff still governs every full batch.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import random
 import socket
@@ -27,6 +38,15 @@ from relay._store.throttle import Throttle, lift_throttle, read_throttle, record
 from relay._tables import DEFAULT_DESTINATION
 
 logger = structlog.get_logger("relay.drain")
+
+
+#: Events in a probe request.
+PROBE_EVENTS = 1
+
+
+def probe_interval(rng: random.Random | None = None) -> float:
+    """Seconds between one relay's probes: Mixpanel's first backoff step, 2 s + 1-5 s jitter."""
+    return retry_delay(1, rng=rng)
 
 
 def relay_actor() -> str:
@@ -59,6 +79,47 @@ class ThrottleGate:
         self._actor = actor or relay_actor()
         self._lock = threading.Lock()
         self._known: Throttle | None = None
+        self._next_probe = -math.inf
+
+    def take_probe(self, monotonic: float) -> float:
+        """0 when this relay may probe now (the next probe is then scheduled), else the wait."""
+        with self._lock:
+            wait = self._next_probe - monotonic
+            if wait > 0:
+                return wait
+            self._next_probe = monotonic + probe_interval(self._rng)
+            return 0.0
+
+    def probed(self, monotonic: float) -> None:
+        """A request just met the 429 that pauses claims: the next probe is an interval away."""
+        with self._lock:
+            self._next_probe = max(self._next_probe, monotonic + probe_interval(self._rng))
+
+    def probe_wait(self, monotonic: float) -> float:
+        """Seconds until this relay's next probe (0: due)."""
+        with self._lock:
+            return max(0.0, self._next_probe - monotonic)
+
+    def probe_accepted(self, throttle: Throttle, *, now: dt.datetime) -> bool:
+        """A probe got through during ``throttle``'s backoff: lift it for every relay.
+
+        A backoff booked meanwhile (ending after ``throttle``'s) survives; ``True`` if lifted.
+        """
+        with store.transaction(self._engine, write=True, durable=False) as conn:
+            lifted = lift_throttle(
+                conn, now=max(now, throttle.until), destination=self._destination
+            )
+        with self._lock:
+            if self._known == throttle:
+                self._known = None
+        if lifted:
+            logger.warning(
+                "mixpanel_rate_limit_lifted",
+                destination=self._destination,
+                level=throttle.level,
+                by="probe",
+            )
+        return lifted
 
     @property
     def known(self) -> Throttle | None:

@@ -119,14 +119,21 @@ def test_a_long_throttle_dead_letters_nothing_and_delivery_resumes_after(
     standin.set_outage(429, None)
     now = NOW
     backoffs: list[float] = []
-    for _ in range(8):
+    waits: list[float] = []
+    for _ in range(30):
         result = drainer.drain_once(now=now)
         assert result.retried == result.dead_after_max_attempts == result.rejected == 0
-        backoffs.append(result.throttle_seconds)
+        waits.append(result.throttle_seconds)
+        with engine.connect() as conn:
+            booked = read_throttle(conn)
+        assert booked is not None
+        backoffs.append((booked.until - now).total_seconds())
         now += dt.timedelta(seconds=max(result.throttle_seconds, 0.5))
     assert [(r.state, r.attempts) for r in _rows(engine)] == [(OutboxState.PENDING, 0)] * 5
     assert max(backoffs) > 30  # the backoff doubled from 2 s towards 60 s
     assert all(b <= 65 for b in backoffs)
+    # Between probes (one event each, at most every 3-7 s) the relay waits, never longer.
+    assert all(0 < w <= 7 for w in waits)
     with engine.connect() as conn:
         level = read_throttle(conn)
     assert level is not None
@@ -144,8 +151,8 @@ def test_a_long_throttle_dead_letters_nothing_and_delivery_resumes_after(
 def test_a_relay_sharing_the_database_waits_out_another_relays_throttle(
     engine: Engine, make_drainer: Callable[..., Drainer], standin: MixpanelStandin
 ) -> None:
-    """A throttle booked by one relay stops another relay's claims until its backoff ends."""
-    _add(engine, 2)
+    """A throttle booked by one relay stops another relay's claims (but one probe) until its end."""
+    _add(engine, 3)
     with store.transaction(engine) as conn:
         record_throttle(conn, now=NOW, delay=lambda _level: 1.0, actor="relay-a")
     with store.transaction(engine) as conn:
@@ -153,14 +160,63 @@ def test_a_relay_sharing_the_database_waits_out_another_relays_throttle(
             conn, now=NOW + dt.timedelta(seconds=2), delay=lambda _level: 10.0, actor="relay-a"
         )
     assert booked.level == 2
+    standin.fail_next(429)  # Mixpanel still throttles: the probe is refused
 
     other = make_drainer()
+    probed = other.drain_once(now=NOW + dt.timedelta(seconds=5))
+
+    # One probe of one event, throttled: its row keeps its attempt, the backoff its level.
+    assert (probed.claimed, probed.throttled, probed.retried) == (1, 1, 0)
+    assert 0 < probed.throttle_seconds <= 7.0
+    with engine.connect() as conn:
+        assert read_throttle(conn) == booked
+
     held = other.drain_once(now=NOW + dt.timedelta(seconds=5))
     resumed = other.drain_once(now=booked.until)
 
-    assert (held.claimed, held.throttle_seconds) == (0, 7.0)
-    assert standin.stats().requests == 1
-    assert resumed.delivered == 2
+    # No second probe before the probe interval: nothing claimed until the backoff ends.
+    assert held.claimed == 0
+    assert 0 < held.throttle_seconds <= 7.0
+    assert resumed.delivered == 3
+    assert standin.stats().by_status == {429: 1, 200: 1}  # the probe, then the batch
+    assert {(r.state, r.attempts) for r in _rows(engine)} == {(OutboxState.DELIVERED, 1)}
+
+
+def test_an_accepted_probe_lifts_the_throttle_for_every_relay_before_the_backoff_ends(
+    engine: Engine, make_drainer: Callable[..., Drainer], standin: MixpanelStandin
+) -> None:
+    """Once Mixpanel accepts again, a probe lifts the shared backoff; every relay resumes."""
+    _add(engine, 5)
+    with store.transaction(engine) as conn:
+        record_throttle(conn, now=NOW, delay=lambda _level: 1.0, actor="relay-a")
+    with store.transaction(engine) as conn:
+        booked = record_throttle(
+            conn, now=NOW + dt.timedelta(seconds=2), delay=lambda _level: 60.0, actor="relay-a"
+        )
+    assert booked.level == 2
+    # A relay that has seen the backoff: its limiter is halted for the backoff's 60 s.
+    halted = AdaptiveLimiter(4)
+    bystander = make_drainer(limiter=halted, batch_max_events=2)
+    standin.fail_next(429)
+    refused = bystander.drain_once(now=NOW + dt.timedelta(seconds=3))
+    assert (refused.claimed, refused.throttled) == (1, 1)
+    assert halted.state().limit == 1.0
+    with engine.connect() as conn:
+        assert read_throttle(conn) == booked  # a refused probe books nothing
+
+    prober = make_drainer(batch_max_events=2)  # another relay's probe, now accepted
+    probe = prober.drain_once(now=NOW + dt.timedelta(seconds=10))
+
+    assert (probe.claimed, probe.delivered, probe.throttle_seconds) == (1, 1, 0.0)
+    with engine.connect() as conn:
+        assert read_throttle(conn) is None  # 52 s before the backoff's end
+    # The halted relay sees the lift at its next claim and sends at once, in slow start.
+    resumed = bystander.drain_once(now=NOW + dt.timedelta(seconds=11))
+    assert (resumed.delivered, resumed.throttle_seconds) == (2, 0.0)
+    rows = _rows(engine)
+    assert [r.state for r in rows].count(OutboxState.DELIVERED) == 3
+    assert OutboxState.DEAD not in {r.state for r in rows}
+    assert max(r.attempts for r in rows) == 1
 
 
 def test_a_throttle_level_one_slows_a_paced_relay_without_stopping_it(
@@ -250,3 +306,56 @@ def test_a_paced_pipelined_drain_under_a_rate_cap_delivers_every_event_once(
     rows = _rows(engine)
     assert {(r.state, r.attempts) for r in rows} == {(OutboxState.DELIVERED, 1)}
     assert (stats.unique, stats.duplicates) == (3000, 0)
+
+
+def test_an_accepted_probe_lifts_only_its_own_destinations_throttle(
+    engine: Engine, make_drainer: Callable[..., Drainer]
+) -> None:
+    """Mixpanel's limit is per project: a probe to one destination leaves another's backoff."""
+    with store.transaction(engine) as conn:
+        for _ in range(2):
+            store.insert_event(
+                conn,
+                values={
+                    "insert_id": str(uuid.uuid4()),
+                    "event": "svc.test.thing_done",
+                    "distinct_id": "user-1",
+                    "time_ms": EVENT_TIME_MS,
+                    "properties": {"organization_id": "org-1"},
+                    "destination": "eu",
+                    "next_attempt_at": NOW,
+                    "created_at": NOW,
+                    "updated_at": NOW,
+                },
+            )
+    for destination in ("default", "eu"):
+        with store.transaction(engine) as conn:
+            record_throttle(
+                conn, now=NOW, delay=lambda _l: 1.0, actor="relay-a", destination=destination
+            )
+        with store.transaction(engine) as conn:
+            record_throttle(
+                conn,
+                now=NOW + dt.timedelta(seconds=2),
+                delay=lambda _l: 60.0,
+                actor="relay-a",
+                destination=destination,
+            )
+    us = make_drainer()  # only for its client and settings (the stand-in serves any project)
+    eu = Drainer(
+        engine,
+        us._client,
+        us._settings,
+        destination="eu",
+        rng=random.Random(1),
+        monotonic=lambda: 0.0,
+    )
+
+    probe = eu.drain_once(now=NOW + dt.timedelta(seconds=3))
+
+    assert (probe.claimed, probe.delivered) == (1, 1)
+    with engine.connect() as conn:
+        assert read_throttle(conn, destination="eu") is None
+        still = read_throttle(conn)
+    assert still is not None
+    assert still.level == 2

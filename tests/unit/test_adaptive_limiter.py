@@ -161,3 +161,34 @@ def test_at_most_two_batches_wait_claimed_until_one_gets_a_slot() -> None:
     assert limiter.state().waiting == 2
     second.close()  # handed back unsent: its place is free again
     assert limiter.reserve(timeout=0) is not None
+
+
+def test_a_probe_that_got_through_ends_a_halt_at_once_in_slow_start() -> None:
+    """resume(): the backoff was lifted early, so sends start now, from one request, doubling."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(8, initial_limit=6, monotonic=clock)
+    limiter.halt(60.0)
+    assert not limiter.acquire(timeout=0)
+    limiter.resume()
+    assert limiter.acquire(timeout=0)
+    state = limiter.state()
+    assert (state.limit, state.slow_start) == (MIN_LIMIT, True)
+
+
+def test_leaving_slow_start_the_climb_is_fast_up_to_where_the_first_429_met_the_burst() -> None:
+    """After the first 429 the limit climbs 1 % an answer towards the burst's limit, not 0.1 %."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(16, monotonic=clock)
+    for _ in range(5):  # slow start: 1, 2, ... 6 requests in flight
+        _round_trip(limiter, clock)
+    overshoot = limiter.state().limit
+    assert limiter.acquire(timeout=0)
+    limiter.throttled(seconds=0.3)
+    after = limiter.state().limit
+    assert after < overshoot / 2  # the measured rate: one request per round trip
+    climbed = [after]
+    for _ in range(8):  # 8 % above the measured rate, still far under the burst's 6
+        clock.now += 1
+        _round_trip(limiter, clock)
+        climbed.append(limiter.state().limit)
+    assert climbed[-1] / climbed[-2] == pytest.approx(1.01)
