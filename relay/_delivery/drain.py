@@ -348,17 +348,21 @@ class Drainer:
             return self._hand_back(claimed)
         return claimed
 
-    def _hand_back(self, claimed: _Claimed) -> DrainResult:
-        """Release a claimed batch unsent because of ``stop`` (its attempt returned, due now)."""
-        claim, now = claimed.claim, claimed.now
+    def _release_now(self, claim: store.Claim, *, now: dt.datetime) -> int:
+        """Release every row of ``claim``, unsent: its attempt returned, due ``now``."""
         with store.transaction(self._engine, write=True, durable=False) as conn:
-            released = store.release(
+            return store.release(
                 conn,
                 token=claim.token,
                 ids=[e.id for e in claim.events],
                 next_attempt_at=now,
                 now=now,
             )
+
+    def _hand_back(self, claimed: _Claimed) -> DrainResult:
+        """Release a claimed batch unsent because of ``stop`` (its attempt returned, due now)."""
+        claim, now = claimed.claim, claimed.now
+        released = self._release_now(claim, now=now)
         claimed.log.info("batch_released_unsent", released=released)
         return claimed.too_large + DrainResult(
             claimed=len(claim.events) + claimed.postponed,
@@ -546,14 +550,7 @@ class Drainer:
         self, claim: store.Claim, postponed: int, *, now: dt.datetime, log: structlog.BoundLogger
     ) -> DrainResult:
         """Release a claimed batch that never got to go (its attempt returned, due now)."""
-        with store.transaction(self._engine, write=True, durable=False) as conn:
-            released = store.release(
-                conn,
-                token=claim.token,
-                ids=[e.id for e in claim.events],
-                next_attempt_at=now,
-                now=now,
-            )
+        released = self._release_now(claim, now=now)
         known = self._gate.known
         pause = 0.0 if known is None else known.pause_left(now)
         if pause > 0:
