@@ -161,7 +161,8 @@ def test_write_destinations_file_configures_one_destination_per_stand_in_without
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = load_settings()
-    assert settings.destination_names() == ("default", "us", "eu")
+    # Every project named, RELAY_MIXPANEL_* empty: there is no default destination.
+    assert settings.destination_names() == ("us", "eu")
     eu_settings = settings.for_destination("eu")
     assert eu_settings.mixpanel_base_url == eu.url
     assert eu_settings.mixpanel_region == "eu"
