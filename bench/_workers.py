@@ -38,10 +38,27 @@ def _ready_then_wait_for_go() -> None:
     _CPU_AT_GO[0] = _cpu_seconds()
 
 
+def _peak_rss_bytes() -> int:
+    """This process's peak RSS since its exec: ``VmHWM`` of ``/proc/self/status``.
+
+    Not ``ru_maxrss``: Linux carries the parent's high-water mark into it across fork and exec,
+    so a worker started by a bench that had grown large reported the bench's peak, not its own
+    (a 500 MB parent: ru_maxrss 526,080 KiB for a child whose VmHWM was 13,552). Elsewhere
+    (no ``/proc``) ``ru_maxrss`` is all there is.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _usage() -> dict[str, float]:
     """CPU seconds since "go" (start-up excluded) and the process's peak RSS so far."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpu_seconds": _cpu_seconds() - _CPU_AT_GO[0], "maxrss_bytes": usage.ru_maxrss * 1024}
+    return {"cpu_seconds": _cpu_seconds() - _CPU_AT_GO[0], "maxrss_bytes": _peak_rss_bytes()}
 
 
 def _worker_relay_drain(argv: Sequence[str]) -> int:

@@ -184,7 +184,7 @@ def main() -> int:
     last = median([rss for _, rss in samples[-tenth:]]) / 2**20
     peak = maxrss / 2**20
     print(
-        f"\nRSS while draining {args.rss_events:,}: peak {peak:.0f} MB (ru_maxrss), median of the "
+        f"\nRSS while draining {args.rss_events:,}: peak {peak:.0f} MB (VmHWM), median of the "
         f"second tenth {first:.0f} MB, of the last tenth {last:.0f} MB "
         f"({len(samples)} samples over {samples[-1][0] if samples else 0:.0f} s)"
     )
