@@ -515,8 +515,10 @@ class RelaySettings(BaseSettings):
         settings as read (whose ``RELAY_MIXPANEL_*`` are ``default``)."""
         return self._destination
 
-    def _setting_names(self) -> dict[str, str]:
-        """How a person sets each Mixpanel field of these settings (for messages)."""
+    def setting_names(self) -> dict[str, str]:
+        """How a person sets each Mixpanel field of these settings, for messages: keys
+        ``project_id``, ``username``, ``secret``, ``token`` and ``prefix`` (``destination 'eu': ``
+        for a destination's copy, else empty)."""
         name = self._destination
         if name is None:
             return {
@@ -581,7 +583,7 @@ class RelaySettings(BaseSettings):
         username = self.mixpanel_service_account_username
         secret = self.mixpanel_service_account_secret
         project_id = self.mixpanel_project_id
-        names = self._setting_names()
+        names = self.setting_names()
         if not (username and secret and secret.get_secret_value() and project_id):
             raise ConfigurationError(
                 f"{names['prefix']}a service account is required: set {names['username']}, "
@@ -598,7 +600,7 @@ class RelaySettings(BaseSettings):
         has_service_account = bool(
             self.mixpanel_service_account_username and self.mixpanel_service_account_secret
         )
-        names = self._setting_names()
+        names = self.setting_names()
         if has_service_account and not self.mixpanel_project_id:
             raise ConfigurationError(
                 f"{names['prefix']}{names['project_id']} is required with service-account "

@@ -27,7 +27,7 @@ from relay._mixpanel.http import MixpanelHttp
 from relay._mixpanel.profile_answers import file_profile_answer
 from relay._store import transaction
 from relay._store.profiles import profile_updates_waiting
-from relay._tables import DEFAULT_DESTINATION, OutboxEvent, RowKind
+from relay._tables import OutboxEvent, RowKind
 
 #: Where each kind of profile update goes.
 PATHS = {RowKind.USER.value: "/engage", RowKind.GROUP.value: "/groups"}
@@ -46,7 +46,7 @@ def profile_endpoint(settings: RelaySettings, path: str) -> BatchEndpoint:
     token = settings.mixpanel_project_token
     if token is None or not token.get_secret_value():
         raise ConfigurationError(
-            "profile updates need RELAY_MIXPANEL_PROJECT_TOKEN (the project token goes "
+            f"profile updates need {settings.setting_names()['token']} (the project token goes "
             "in every /engage and /groups update)"
         )
     return BatchEndpoint(
@@ -86,6 +86,7 @@ class ProfileClient:
         endpoints = {kind: profile_endpoint(settings, path) for kind, path in PATHS.items()}
         self._http = MixpanelHttp(settings, cancel=cancel)
         self._clients = {kind: BatchClient(ep, self._http) for kind, ep in endpoints.items()}
+        self._token_setting = settings.setting_names()["token"]
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -104,7 +105,7 @@ class ProfileClient:
                 total.unsent.extend(u.id for u in rows)
                 continue
             outcome = client.send(rows)
-            _token_refusals_are_auth_errors(outcome)
+            _token_refusals_are_auth_errors(outcome, self._token_setting)
             total.delivered.extend(outcome.delivered)
             total.rejected.update(outcome.rejected)
             total.retry.update(outcome.retry)
@@ -119,7 +120,7 @@ class ProfileClient:
 _TOKEN_REFUSED = "$token:"  # noqa: S105 - a field name, not a secret
 
 
-def _token_refusals_are_auth_errors(outcome: SendOutcome) -> None:
+def _token_refusals_are_auth_errors(outcome: SendOutcome, token_setting: str) -> None:
     """Updates refused for their ``$token`` go back unsent, as after a 401.
 
     The token is the relay's setting, the same in every update: a refusal of it says the
@@ -134,7 +135,7 @@ def _token_refusals_are_auth_errors(outcome: SendOutcome) -> None:
         del outcome.rejected[row_id]
     outcome.unsent.extend(refused)
     outcome.auth_error = outcome.auth_error or (
-        "Mixpanel refused the project token in profile updates: check RELAY_MIXPANEL_PROJECT_TOKEN"
+        f"Mixpanel refused the project token in profile updates: check {token_setting}"
     )
 
 
@@ -153,11 +154,7 @@ def require_profile_token(engine: Engine, settings: RelaySettings) -> None:
         with transaction(engine) as conn:
             waiting = profile_updates_waiting(conn, destination=name)
         if waiting:
-            variable = (
-                "RELAY_MIXPANEL_PROJECT_TOKEN"
-                if name == DEFAULT_DESTINATION
-                else f"RELAY_DESTINATION_{name.upper().replace('-', '_')}_PROJECT_TOKEN"
-            )
+            variable = settings.for_destination(name).setting_names()["token"]
             raise ConfigurationError(
                 f"{waiting} profile update(s) wait in the outbox for destination {name} and "
                 f"{variable} is not set: /engage and /groups take the project token in every "

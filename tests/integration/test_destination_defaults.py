@@ -21,8 +21,13 @@ from relay import (
 )
 from relay._config import load_settings
 from relay._errors import ConfigurationError
+from relay._mixpanel.answers import SendOutcome
 from relay._mixpanel.destinations import acted_on
-from relay._mixpanel.profiles import require_profile_token
+from relay._mixpanel.profiles import (
+    _token_refusals_are_auth_errors,
+    profile_endpoint,
+    require_profile_token,
+)
 from relay.testing import MixpanelStandin
 from relay.testing.plugin import EagerDrain
 
@@ -148,3 +153,33 @@ def test_the_project_token_is_required_per_destination_for_its_own_updates(
         assert "for destination eu" in message
         assert "RELAY_DESTINATION_EU_PROJECT_TOKEN" in message
         assert us.project_token not in message
+
+
+def test_messages_about_a_destinations_project_token_name_its_own_variable() -> None:
+    """A missing or refused project token of ``eu`` points at RELAY_DESTINATION_EU_PROJECT_TOKEN,
+    never at default's RELAY_MIXPANEL_PROJECT_TOKEN (which is set and fine)."""
+    with MixpanelStandin(region="eu") as eu:
+        settings = load_settings(
+            mixpanel_project_token="default-token",
+            destinations={"eu": eu.destination_settings() | {"project_token": None}},
+        )
+        with pytest.raises(ConfigurationError) as missing:
+            profile_endpoint(settings.for_destination("eu"), "/engage")
+        assert "RELAY_DESTINATION_EU_PROJECT_TOKEN" in str(missing.value)
+        assert "RELAY_MIXPANEL_PROJECT_TOKEN" not in str(missing.value)
+
+        outcome = SendOutcome(
+            delivered=[],
+            rejected={7: "$token: invalid project token"},
+            retry={},
+            unsent=[],
+            auth_error=None,
+            requests=[],
+        )
+        _token_refusals_are_auth_errors(
+            outcome, settings.for_destination("eu").setting_names()["token"]
+        )
+        assert outcome.unsent == [7]
+        assert outcome.rejected == {}
+        assert outcome.auth_error is not None
+        assert outcome.auth_error.endswith("check RELAY_DESTINATION_EU_PROJECT_TOKEN")
