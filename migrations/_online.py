@@ -338,6 +338,29 @@ def mariadb_alter_locked(table: str, clause: str) -> None:
         conn.exec_driver_sql(f"ALTER TABLE {table} {clause}, ALGORITHM=INPLACE")
 
 
+def index_columns(table: str, name: str) -> list[str] | None:
+    """The columns of index ``name`` on ``table`` now (``[]`` when absent), ``None`` offline
+    (the DDL is only rendered)."""
+    if offline():
+        return None
+    for index in sa.inspect(op.get_bind()).get_indexes(table):
+        if index["name"] == name:
+            return [str(c) for c in index["column_names"]]
+    return []
+
+
+def mariadb_replace_index(table: str, name: str, columns: Sequence[str]) -> None:
+    """Give index ``name`` on ``table`` these ``columns``: one ``ALTER TABLE ... DROP INDEX,
+    ADD INDEX`` in place (:func:`mariadb_alter`); nothing when it already has them."""
+    current = index_columns(table, name)
+    if current == list(columns):
+        return
+    drop = f"DROP INDEX {name}, " if current else ""
+    mariadb_alter(
+        table, f"{drop}ADD INDEX {name} ({', '.join(columns)})", what=f"rebuilding {name}"
+    )
+
+
 # --- SQLite ----------------------------------------------------------------------------------
 
 
@@ -368,6 +391,16 @@ def sqlite_write_locked(table: str) -> Iterator[None]:
         raise
     if own:
         conn.exec_driver_sql("COMMIT")
+
+
+def sqlite_replace_index(table: str, name: str, columns: Sequence[str], *, where: str) -> None:
+    """Give index ``name`` on ``table`` these ``columns`` and the predicate ``where`` (dropped
+    and created: SQLite's DDL is instant, the build holds the write lock); nothing when it
+    already has the columns."""
+    if index_columns(table, name) == list(columns):
+        return
+    op.drop_index(name, table_name=table, if_exists=True)
+    op.create_index(name, table, list(columns), sqlite_where=sa.text(where))
 
 
 def column_exists(table: str, column: str) -> bool:

@@ -73,7 +73,7 @@ def upgrade() -> None:
     if name == "sqlite":
         if not _online.column_exists("relay_outbox", "destination"):
             op.add_column("relay_outbox", _destination_column())
-        _sqlite_index(NEW_COLUMNS)
+        _online.sqlite_replace_index("relay_outbox", INDEX, NEW_COLUMNS, where=PENDING)
         return
     with op.get_context().autocommit_block():
         if name == "postgresql":
@@ -96,7 +96,7 @@ def upgrade() -> None:
                     f"ADD COLUMN {_mariadb_column_ddl()}",
                     what="adding relay_outbox.destination",
                 )
-            _mariadb_index(NEW_COLUMNS)
+            _online.mariadb_replace_index("relay_outbox", INDEX, NEW_COLUMNS)
 
 
 @_online.refuses_downgrade(revision)
@@ -123,7 +123,7 @@ def downgrade() -> None:
     _online.refuse_downgrade(revision)
     name = _online.dialect()
     if name == "sqlite":
-        _sqlite_index(OLD_COLUMNS)
+        _online.sqlite_replace_index("relay_outbox", INDEX, OLD_COLUMNS, where=PENDING)
         if _online.offline() or _online.column_exists("relay_outbox", "destination"):
             op.drop_column("relay_outbox", "destination")
         return
@@ -137,42 +137,13 @@ def downgrade() -> None:
                 what="dropping relay_outbox.destination",
             )
         else:
-            _mariadb_index(OLD_COLUMNS)
+            _online.mariadb_replace_index("relay_outbox", INDEX, OLD_COLUMNS)
             if _online.offline() or _online.column_exists("relay_outbox", "destination"):
                 _online.mariadb_alter(
                     "relay_outbox",
                     "DROP COLUMN destination",
                     what="dropping relay_outbox.destination",
                 )
-
-
-def _index_columns() -> list[str] | None:
-    """The columns of ``INDEX`` now, ``None`` offline (the DDL is only rendered)."""
-    if _online.offline():
-        return None
-    for index in sa.inspect(op.get_bind()).get_indexes("relay_outbox"):
-        if index["name"] == INDEX:
-            return [str(c) for c in index["column_names"]]
-    return []
-
-
-def _sqlite_index(columns: list[str]) -> None:
-    if _index_columns() == columns:
-        return
-    op.drop_index(INDEX, table_name="relay_outbox", if_exists=True)
-    op.create_index(INDEX, "relay_outbox", columns, sqlite_where=sa.text(PENDING))
-
-
-def _mariadb_index(columns: list[str]) -> None:
-    current = _index_columns()
-    if current == columns:
-        return
-    drop = f"DROP INDEX {INDEX}, " if current else ""
-    _online.mariadb_alter(
-        "relay_outbox",
-        f"{drop}ADD INDEX {INDEX} ({', '.join(columns)})",
-        what=f"rebuilding {INDEX}",
-    )
 
 
 def _mariadb_column_ddl() -> str:
