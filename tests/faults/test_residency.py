@@ -275,6 +275,11 @@ def run_residency_scenario(
     assert eu_in_window, context
     assert eu_waiting > 0, context
     assert us.stats().by_status.get(401, 0) == 0, context
+    # What the relays printed through kills and the EU refusal names no secret of either project.
+    printed = "\n".join(relays.logs())
+    assert "destination" in printed, "the relays' output is missing: the check would prove nothing"
+    for secret in (us.secret, us.project_token, us.oauth_token, eu.secret, eu.project_token):
+        assert secret not in printed, "a destination's secret reached the relays' output"
     return measured
 
 
