@@ -209,7 +209,9 @@ def _limiter_metrics(port: int) -> tuple[float, float]:
         return float("nan"), float("nan")
     values = {"relay_concurrency_limit": float("nan"), "relay_requests_in_flight": float("nan")}
     for line in text.splitlines():
-        name, _, value = line.partition(" ")
+        # ``relay_concurrency_limit{destination="default"} 2.5``: one destination here.
+        series, _, value = line.rpartition(" ")
+        name = series.partition("{")[0]
         if name in values:
             values[name] = float(value)
     return values["relay_concurrency_limit"], values["relay_requests_in_flight"]
