@@ -14,8 +14,10 @@ round-trip time: its answers take as long when the project is over the cap as wh
 so a latency gradient has nothing to read, while the 429 is an explicit, documented drop
 signal. Three changes fit it to a rate cap:
 
-* **slow start**: until the first drop the limit grows by one per accepted answer (doubling per
-  round trip, as TCP's slow start), so a relay reaches the cap in a few round trips;
+* **slow start**: until the first drop the limit grows by :data:`SLOW_START_INCREASE` per
+  accepted answer (half a request: 1.5 times a round trip, gentler than TCP's doubling, so
+  that fewer requests of the round trip that overshoots meet a 429), and a relay reaches the
+  cap in a few round trips;
 * **leaving slow start at what was accepted**: the first 429 sets the limit to
   :data:`DECREASE_RATIO` of the rate Mixpanel *accepted* over the last :data:`MEASURE_SECONDS`
   (converted back into requests in flight), not to a fraction of the limit: that rate is the
@@ -28,7 +30,11 @@ signal. Three changes fit it to a rate cap:
   :data:`PROBE_INCREASE_RATIO` beyond it, so the relay spends its time near the cap and meets a
   429 only every few dozen requests.
 
-Further drops within one round trip are the same burst's answers and cut nothing more.
+Further drops of the same burst cut nothing more: a 429 for a request sent before the last cut
+(as TCP's recovery period), or one that comes within a round trip of it. The round-trip estimate
+starts at the first answer's time (as RFC 6298's first measurement does), not at a guess moved
+by an average: leaving slow start converts the accepted rate into requests in flight with it,
+and a guess still far under the real round trip would cut the limit to a fraction of the cap.
 
 A batch is claimed ahead only with a reservation (:meth:`AdaptiveLimiter.reserve`): at most
 :data:`CLAIM_AHEAD` batches (and never more than ``ceil(limit)``) wait claimed while others are
@@ -52,6 +58,8 @@ from relay._config import RelaySettings
 
 #: Batches claimed and encoded ahead, waiting for their turn to be sent.
 CLAIM_AHEAD = 2
+#: In slow start each accepted answer adds this many requests in flight (x1.5 a round trip).
+SLOW_START_INCREASE = 0.5
 #: Below this the limit never falls: one request at a time still probes Mixpanel.
 MIN_LIMIT = 1.0
 #: The first 429 sets the limit to this share of the rate Mixpanel accepted just before.
@@ -63,7 +71,7 @@ FAILURE_RATIO = 0.7
 #: After slow start, each accepted answer raises the limit by this share of itself while it
 #: is below :data:`NEAR_MAX_RATIO` of the limit of the last 429...
 FAST_INCREASE_RATIO = 0.01
-NEAR_MAX_RATIO = 0.97
+NEAR_MAX_RATIO = 0.95
 #: ...and by this share beyond it.
 PROBE_INCREASE_RATIO = 0.001
 #: The accepted rate slow start ends at is measured over this many seconds at least.
@@ -125,6 +133,8 @@ class AdaptiveLimiter:
         self._reserved = 0
         self._next_send = -math.inf
         self._latency = INITIAL_LATENCY_SECONDS
+        self._latency_measured = False
+        self._last_cut_at = -math.inf
         self._events_per_request = 0.0
         self._accepted: deque[tuple[float, int]] = deque()
         self._slow_start = True
@@ -203,7 +213,7 @@ class AdaptiveLimiter:
             self._trim(now)
             self._events_per_request = max(self._events_per_request, float(events))
             if self._slow_start:
-                self._limit += 1.0
+                self._limit += SLOW_START_INCREASE
             elif self._limit < NEAR_MAX_RATIO * self._last_max:
                 self._limit += FAST_INCREASE_RATIO * self._limit
             else:
@@ -212,11 +222,14 @@ class AdaptiveLimiter:
             self._changed.notify_all()
 
     def throttled(self, *, seconds: float) -> None:
-        """Mixpanel answered 429: fall to just under the rate it accepted."""
+        """Mixpanel answered 429 to a request that took ``seconds``: fall to just under the rate
+        it accepted, unless the request left before the last cut (the same burst's answer)."""
         with self._changed:
+            sent_at = self._monotonic() - seconds
             self._release(seconds)
             self._throttled += 1
-            self._cut()
+            if sent_at >= self._last_cut_at:
+                self._cut()
             self._changed.notify_all()
 
     def slow_down(self) -> None:
@@ -300,10 +313,15 @@ class AdaptiveLimiter:
             self._last_max = self._limit
             self._limit = max(MIN_LIMIT, BACKOFF_RATIO * self._limit)
         self._ignore_drops_until = now + self._latency
+        self._last_cut_at = now
 
     def _release(self, seconds: float) -> None:
         self._in_flight -= 1
-        self._latency += _LATENCY_WEIGHT * (max(seconds, 0.001) - self._latency)
+        measured = max(seconds, 0.001)
+        if self._latency_measured:
+            self._latency += _LATENCY_WEIGHT * (measured - self._latency)
+        else:
+            self._latency, self._latency_measured = measured, True
 
     def _window(self) -> float:
         return max(MEASURE_SECONDS, 3 * self._latency)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from relay._config import RelaySettings
-from relay._delivery.limiter import MIN_LIMIT, AdaptiveLimiter, limiter_for
+from relay._delivery.limiter import (
+    BACKOFF_RATIO,
+    MIN_LIMIT,
+    SLOW_START_INCREASE,
+    AdaptiveLimiter,
+    limiter_for,
+)
 
 
 class FakeClock:
@@ -24,13 +30,54 @@ def _round_trip(limiter: AdaptiveLimiter, clock: FakeClock, *, events: int = 200
     limiter.accepted(events=events, seconds=0.3)
 
 
-def test_slow_start_grows_the_limit_by_one_per_accepted_request_up_to_the_ceiling() -> None:
-    """Before any 429 every accepted answer adds one request in flight, never past the ceiling."""
+def test_slow_start_grows_the_limit_by_half_a_request_per_accepted_answer_up_to_the_ceiling() -> (
+    None
+):
+    """Before any 429 every accepted answer adds half a request in flight, never past the ceiling."""
     clock = FakeClock()
-    limiter = AdaptiveLimiter(4, monotonic=clock)
-    for expected in (2.0, 3.0, 4.0, 4.0):
+    limiter = AdaptiveLimiter(2, monotonic=clock)
+    assert SLOW_START_INCREASE == 0.5
+    for expected in (1.5, 2.0, 2.0):
         _round_trip(limiter, clock)
         assert limiter.state().limit == expected
+
+
+def test_the_first_answer_sets_the_round_trip_estimate() -> None:
+    """The first answer's time is the round trip at once, not a step from the initial guess."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(8, monotonic=clock)
+    assert limiter.state().latency_seconds == pytest.approx(0.1)
+    _round_trip(limiter, clock)
+    assert limiter.state().latency_seconds == pytest.approx(0.3)
+    assert limiter.acquire(timeout=0)
+    clock.now += 0.8
+    limiter.accepted(events=2000, seconds=0.8)
+    assert limiter.state().latency_seconds == pytest.approx(0.3 + 0.2 * 0.5)  # then averaged
+
+
+def test_a_429_for_a_request_sent_before_the_last_cut_cuts_nothing_more() -> None:
+    """A burst's late 429s (sent before the cut, answered after a round trip) cost no second cut;
+    a 429 for a request sent after the cut does."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(16, initial_limit=4, monotonic=clock)
+    assert limiter.acquire(timeout=0)
+    limiter.failed(seconds=0.3)  # out of slow start: 4 x 0.7 = 2.8, round trip 0.3 s
+    clock.now += 1
+    assert limiter.acquire(timeout=0)
+    clock.now += 0.15  # past the pacing interval, 0.3 s / 2.8
+    assert limiter.acquire(timeout=0)  # sent before the cut below
+    clock.now += 0.15
+    limiter.throttled(seconds=0.3)
+    cut = limiter.state().limit
+    assert cut == pytest.approx(2.8 * BACKOFF_RATIO)
+    clock.now += 2.0  # answered long after a round trip, but sent before the cut
+    limiter.throttled(seconds=2.15)
+    assert limiter.state().limit == cut
+    assert limiter.acquire(timeout=0)  # sent after the cut
+    clock.now += 0.3
+    limiter.throttled(seconds=0.3)
+    assert limiter.state().limit == pytest.approx(cut * BACKOFF_RATIO)
+    assert limiter.state().throttled == 3
 
 
 def test_in_flight_requests_stop_at_the_limit() -> None:
