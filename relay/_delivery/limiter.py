@@ -264,8 +264,7 @@ class AdaptiveLimiter:
         """
         with self._changed:
             self._halted_until = max(self._halted_until, self._monotonic() + seconds)
-            self._limit = MIN_LIMIT
-            self._slow_start = True
+            self._restart()
             self._changed.notify_all()
 
     def resume(self) -> None:
@@ -274,8 +273,7 @@ class AdaptiveLimiter:
         with self._changed:
             if self._halted_until > self._monotonic():
                 self._halted_until = -math.inf
-                self._limit = MIN_LIMIT
-                self._slow_start = True
+                self._restart()
                 self._ignore_drops_until = -math.inf
                 self._changed.notify_all()
 
@@ -296,6 +294,16 @@ class AdaptiveLimiter:
             )
 
     # --- internals (the caller holds the lock) ------------------------------------------------
+
+    def _restart(self) -> None:
+        """From one request, in slow start, measuring the accepted rate afresh: the rate that
+        leaving slow start reads must span only the sends since the restart (a window that
+        reaches back into the halt would count its silence and cut the limit far under the cap).
+        """
+        self._limit = MIN_LIMIT
+        self._slow_start = True
+        self._accepted.clear()
+        self._first_send = None
 
     def _cut(self) -> None:
         now = self._monotonic()

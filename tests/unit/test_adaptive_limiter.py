@@ -237,3 +237,18 @@ def test_leaving_slow_start_the_climb_is_fast_up_to_where_the_first_429_met_the_
         _round_trip(limiter, clock)
         climbed.append(limiter.state().limit)
     assert climbed[-1] / climbed[-2] == pytest.approx(1.01)
+
+
+def test_after_a_halt_the_accepted_rate_spans_only_the_sends_since_it_ended() -> None:
+    """Leaving slow start after a throttle, the accepted rate (what the first 429 sets the limit
+    from) spans the sends since the halt ended, not a window reaching back into its silence."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(16, monotonic=clock)
+    _round_trip(limiter, clock)  # the round trip is 0.3 s
+    limiter.halt(60.0)
+    clock.now += 61.0
+    for _ in range(3):  # 0.9 s of sending after the halt: 6,000 events
+        _round_trip(limiter, clock)
+    # 6,000 events over the 0.9 s since the first send after the halt; not over the whole 1 s
+    # window, whose first 0.1 s lay in the halt (6,000 events/s).
+    assert limiter.state().accepted_per_second == pytest.approx(6000 / 0.9)
