@@ -4,7 +4,6 @@ each concern one Mixpanel project, and never hold back or mix in another's rows.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import time
 import uuid
@@ -15,7 +14,6 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
-import structlog
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
@@ -304,17 +302,6 @@ def test_an_eu_429_throttles_only_eu(
     assert _rows(engine)["eu"] == [(OutboxState.PENDING.value, 0)] * 3
 
 
-@pytest.fixture
-def _restore_logging() -> Iterator[None]:
-    """`relay drain` configures logging for the process; undo it for the tests after."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
-
-
 def _cli_env(
     monkeypatch: pytest.MonkeyPatch, us: MixpanelStandin, eu: MixpanelStandin, directory: Path
 ) -> CliRunner:
@@ -339,7 +326,7 @@ def _cli_env(
     return CliRunner()
 
 
-@pytest.mark.usefixtures("_restore_logging")
+@pytest.mark.usefixtures("restored_logging")
 def test_relay_drain_drains_every_destination_and_reports_each(
     engine: Engine,
     db_url: str,
