@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers.standin import standin_settings
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
@@ -74,27 +75,11 @@ def _states(engine: Engine) -> dict[str, int]:
 
 
 @pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
-    """A running Mixpanel stand-in."""
-    with MixpanelStandin() as server:
-        yield server
-
-
-@pytest.fixture
 def make_settings(engine: Engine, standin: MixpanelStandin) -> SettingsFactory:
     """Settings pointing at the test database and the stand-in, with overrides."""
 
     def make(**overrides: Any) -> RelaySettings:
-        values: dict[str, Any] = {
-            "database_url": engine.url.render_as_string(hide_password=False),
-            "mixpanel_api_url": standin.url,
-            "mixpanel_project_id": standin.project_id,
-            "mixpanel_service_account_username": standin.username,
-            "mixpanel_service_account_secret": standin.secret,
-            "read_timeout_seconds": 5.0,
-        }
-        values.update(overrides)
-        return RelaySettings(**values)
+        return standin_settings(standin, engine, **overrides)
 
     return make
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers.standin import standin_settings
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
-from relay._config import RelaySettings
 from relay._delivery.drain import Drainer, DrainObserver, DrainResult
 from relay._delivery.limiter import AdaptiveLimiter
 from relay._errors import StoreError
@@ -70,17 +70,8 @@ def make_drainer() -> Iterator[Callable[..., Drainer]]:
         observer: DrainObserver | None = None,
         **overrides: Any,
     ) -> Drainer:
-        values: dict[str, Any] = {
-            "database_url": engine.url.render_as_string(hide_password=False),
-            "mixpanel_api_url": standin.url,
-            "mixpanel_project_id": standin.project_id,
-            "mixpanel_service_account_username": standin.username,
-            "mixpanel_service_account_secret": standin.secret,
-            "read_timeout_seconds": 5.0,
-            "batch_max_events": 50,
-        }
-        values.update(overrides)
-        settings = RelaySettings(**values)
+        overrides.setdefault("batch_max_events", 50)
+        settings = standin_settings(standin, engine, **overrides)
         client = MixpanelImportClient(settings, cancel=stop)
         clients.append(client)
         return Drainer(

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers.standin import standin_settings
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
-from relay._config import RelaySettings
 from relay._delivery.drain import Drainer
 from relay._delivery.limiter import AdaptiveLimiter
 from relay._mixpanel.client import MixpanelImportClient
@@ -56,28 +56,12 @@ def _rows(engine: Engine) -> list[sa.Row[Any]]:
 
 
 @pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
-    """A running Mixpanel stand-in."""
-    with MixpanelStandin() as server:
-        yield server
-
-
-@pytest.fixture
 def make_drainer(engine: Engine, standin: MixpanelStandin) -> Iterator[Callable[..., Drainer]]:
     """Drainers on the test database and the stand-in, acks stamped at the tick's ``now``."""
     clients: list[MixpanelImportClient] = []
 
     def make(*, limiter: AdaptiveLimiter | None = None, **overrides: Any) -> Drainer:
-        values: dict[str, Any] = {
-            "database_url": engine.url.render_as_string(hide_password=False),
-            "mixpanel_api_url": standin.url,
-            "mixpanel_project_id": standin.project_id,
-            "mixpanel_service_account_username": standin.username,
-            "mixpanel_service_account_secret": standin.secret,
-            "read_timeout_seconds": 5.0,
-        }
-        values.update(overrides)
-        settings = RelaySettings(**values)
+        settings = standin_settings(standin, engine, **overrides)
         client = MixpanelImportClient(settings)
         clients.append(client)
         return Drainer(
