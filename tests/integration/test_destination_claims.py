@@ -6,15 +6,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from helpers.outbox import row_values
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
@@ -37,17 +36,14 @@ def _add(engine: Engine, destination: str, count: int, *, kind: RowKind = RowKin
     """``count`` due pending rows for ``destination`` (written with the column set directly)."""
     with store.transaction(engine) as conn:
         for n in range(count):
-            values: dict[str, Any] = {
-                "insert_id": str(uuid.uuid4()),
-                "event": "svc.test.thing_done" if kind is RowKind.EVENT else "$set",
-                "distinct_id": f"{destination}-user-{n}",
-                "time_ms": EVENT_TIME_MS,
-                "properties": {"organization_id": f"org-{destination}"},
-                "next_attempt_at": NOW,
-                "created_at": NOW,
-                "updated_at": NOW,
-                "destination": destination,
-            }
+            values = row_values(
+                at=NOW,
+                time_ms=EVENT_TIME_MS,
+                event="svc.test.thing_done" if kind is RowKind.EVENT else "$set",
+                distinct_id=f"{destination}-user-{n}",
+                properties={"organization_id": f"org-{destination}"},
+                destination=destination,
+            )
             if kind is not RowKind.EVENT:
                 values["kind"] = kind.value
                 values["profile_key"] = profile_key(kind, f"{destination}-user-{n}")

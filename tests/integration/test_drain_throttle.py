@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers.outbox import add_rows
 from helpers.standin import standin_settings
 from sqlalchemy.engine import Engine
 
@@ -29,21 +30,7 @@ EVENT_TIME_MS = int((time.time() - 86_400) * 1000)
 
 
 def _add(engine: Engine, count: int) -> None:
-    with store.transaction(engine) as conn:
-        for _ in range(count):
-            store.insert_event(
-                conn,
-                values={
-                    "insert_id": str(uuid.uuid4()),
-                    "event": "svc.test.thing_done",
-                    "distinct_id": "user-1",
-                    "time_ms": EVENT_TIME_MS,
-                    "properties": {"organization_id": "org-1"},
-                    "next_attempt_at": NOW,
-                    "created_at": NOW,
-                    "updated_at": NOW,
-                },
-            )
+    add_rows(engine, count, at=NOW, time_ms=EVENT_TIME_MS)
 
 
 def _rows(engine: Engine) -> list[sa.Row[Any]]:
@@ -296,22 +283,7 @@ def test_an_accepted_probe_lifts_only_its_own_destinations_throttle(
     engine: Engine, make_drainer: Callable[..., Drainer]
 ) -> None:
     """Mixpanel's limit is per project: a probe to one destination leaves another's backoff."""
-    with store.transaction(engine) as conn:
-        for _ in range(2):
-            store.insert_event(
-                conn,
-                values={
-                    "insert_id": str(uuid.uuid4()),
-                    "event": "svc.test.thing_done",
-                    "distinct_id": "user-1",
-                    "time_ms": EVENT_TIME_MS,
-                    "properties": {"organization_id": "org-1"},
-                    "destination": "eu",
-                    "next_attempt_at": NOW,
-                    "created_at": NOW,
-                    "updated_at": NOW,
-                },
-            )
+    add_rows(engine, 2, at=NOW, time_ms=EVENT_TIME_MS, destination="eu")
     for destination in ("default", "eu"):
         with store.transaction(engine) as conn:
             record_throttle(
