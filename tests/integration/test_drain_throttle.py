@@ -5,13 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from helpers.outbox import add_rows
+from helpers.outbox import add_rows, row_values
 from helpers.standin import standin_settings
 from sqlalchemy.engine import Engine
 
@@ -324,19 +323,8 @@ def test_a_claim_reads_relay_pause_once_and_still_honours_both_a_pause_and_the_t
     event stays pending while the others go out, and a throttle booked by another relay is seen."""
     _add(engine, 2)
     with store.transaction(engine) as conn:
-        store.insert_event(
-            conn,
-            values={
-                "insert_id": str(uuid.uuid4()),
-                "event": "svc.test.paused_thing",
-                "distinct_id": "user-1",
-                "time_ms": EVENT_TIME_MS,
-                "properties": {"organization_id": "org-1"},
-                "next_attempt_at": NOW,
-                "created_at": NOW,
-                "updated_at": NOW,
-            },
-        )
+        paused = row_values(at=NOW, time_ms=EVENT_TIME_MS, event="svc.test.paused_thing")
+        store.insert_event(conn, values=paused)
         set_pause(conn, event="svc.test.paused_thing", reason="bad rows", actor="ops", now=NOW)
         record_throttle(conn, now=NOW, delay=lambda level: 5.0, actor="another relay")
     drainer = make_drainer()
