@@ -1,4 +1,5 @@
-"""Shared fixtures: real databases, each test run in throwaway databases of its own.
+"""Shared fixtures: real databases, each test run in throwaway databases of its own, and the
+Mixpanel stand-in (``standin``, ``start_standin``) of the integration and fault suites.
 
 PostgreSQL and MariaDB are required services: when one is down the tests that need it fail
 loudly (a connection error), never skip. Every pytest run creates its own databases named
@@ -9,13 +10,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers.logs import logging_restored, plain_structlog_defaults
+from helpers.standin import StartStandin
 from hypothesis import settings
 from sqlalchemy.engine import Engine
 
+from relay.testing.mixpanel_standin import MixpanelStandin
 from relay.testing.scratch import (
     MARIADB_ADMIN_URL,
     POSTGRES_ADMIN_URL,
@@ -127,3 +132,23 @@ def restored_logging() -> Iterator[None]:
     for the tests after."""
     with logging_restored():
         yield
+
+
+@pytest.fixture
+def start_standin() -> Iterator[StartStandin]:
+    """Start Mixpanel stand-ins on loopback, ``start_standin(**options)`` taking
+    ``MixpanelStandin``'s options; every one started is stopped after the test."""
+    with ExitStack() as stack:
+
+        def start(**options: Any) -> MixpanelStandin:
+            return stack.enter_context(MixpanelStandin(**options))
+
+        yield start
+
+
+@pytest.fixture
+def standin(start_standin: StartStandin) -> MixpanelStandin:
+    """A Mixpanel stand-in on loopback with Mixpanel's limits. A module whose tests need other
+    options (a pinned clock, a project id, smaller limits) defines its own ``standin`` from
+    ``start_standin``."""
+    return start_standin()

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.standin import StartStandin
 from rig import RelayLauncher
 from sqlalchemy.engine import Engine
 
@@ -17,10 +18,9 @@ from relay.testing.mixpanel_standin import MixpanelStandin
 
 
 @pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
+def standin(start_standin: StartStandin) -> MixpanelStandin:
     """A Mixpanel stand-in on loopback that keeps every record it accepted."""
-    with MixpanelStandin(retain_events=True) as server:
-        yield server
+    return start_standin(retain_events=True)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 from click.testing import CliRunner, Result
+from helpers.standin import StartStandin
 from hostile import (
     Behaviour,
     HostileEndpoint,
@@ -54,10 +55,9 @@ HUGE = 600 * 1024 * 1024
 
 
 @pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
+def standin(start_standin: StartStandin) -> MixpanelStandin:
     """The stand-in, as upstream of the hostile endpoint."""
-    with MixpanelStandin(project_id=PROJECT_ID) as server:
-        yield server
+    return start_standin(project_id=PROJECT_ID)
 
 
 @pytest.fixture

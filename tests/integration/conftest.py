@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from relay.testing.mixpanel_standin import MixpanelStandin
 
 
 @pytest.fixture
@@ -17,13 +14,6 @@ def no_relay_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("RELAY_"):
             monkeypatch.delenv(key)
-
-
-@pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
-    """A Mixpanel stand-in on loopback (a module may define its own ``standin``)."""
-    with MixpanelStandin() as server:
-        yield server
 
 
 @pytest.fixture(scope="session")

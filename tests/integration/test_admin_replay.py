@@ -94,13 +94,6 @@ def _audit(engine: Engine) -> list[sa.Row[Any]]:
 
 
 @pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
-    """A running Mixpanel stand-in."""
-    with MixpanelStandin() as server:
-        yield server
-
-
-@pytest.fixture
 def drainer(engine: Engine, standin: MixpanelStandin) -> Iterator[Drainer]:
     """A drainer sending to the stand-in, with acks stamped at the tick's ``now``."""
     settings = RelaySettings(

@@ -107,13 +107,6 @@ class DaemonProcess:
         self.proc.stderr.close()
 
 
-@pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
-    """A running Mixpanel stand-in."""
-    with MixpanelStandin() as server:
-        yield server
-
-
 StartDaemon = Callable[..., DaemonProcess]
 
 

@@ -4,19 +4,16 @@ each concern one Mixpanel project, and never hold back or mix in another's rows.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 import sqlalchemy as sa
-import structlog
 from click.testing import CliRunner
+from helpers.outbox import row_values
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
@@ -39,17 +36,14 @@ def _add(engine: Engine, destination: str, count: int, *, kind: RowKind = RowKin
     """``count`` due pending rows for ``destination`` (written with the column set directly)."""
     with store.transaction(engine) as conn:
         for n in range(count):
-            values: dict[str, Any] = {
-                "insert_id": str(uuid.uuid4()),
-                "event": "svc.test.thing_done" if kind is RowKind.EVENT else "$set",
-                "distinct_id": f"{destination}-user-{n}",
-                "time_ms": EVENT_TIME_MS,
-                "properties": {"organization_id": f"org-{destination}"},
-                "next_attempt_at": NOW,
-                "created_at": NOW,
-                "updated_at": NOW,
-                "destination": destination,
-            }
+            values = row_values(
+                at=NOW,
+                time_ms=EVENT_TIME_MS,
+                event="svc.test.thing_done" if kind is RowKind.EVENT else "$set",
+                distinct_id=f"{destination}-user-{n}",
+                properties={"organization_id": f"org-{destination}"},
+                destination=destination,
+            )
             if kind is not RowKind.EVENT:
                 values["kind"] = kind.value
                 values["profile_key"] = profile_key(kind, f"{destination}-user-{n}")
@@ -304,17 +298,6 @@ def test_an_eu_429_throttles_only_eu(
     assert _rows(engine)["eu"] == [(OutboxState.PENDING.value, 0)] * 3
 
 
-@pytest.fixture
-def _restore_logging() -> Iterator[None]:
-    """`relay drain` configures logging for the process; undo it for the tests after."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
-
-
 def _cli_env(
     monkeypatch: pytest.MonkeyPatch, us: MixpanelStandin, eu: MixpanelStandin, directory: Path
 ) -> CliRunner:
@@ -339,7 +322,7 @@ def _cli_env(
     return CliRunner()
 
 
-@pytest.mark.usefixtures("_restore_logging")
+@pytest.mark.usefixtures("restored_logging")
 def test_relay_drain_drains_every_destination_and_reports_each(
     engine: Engine,
     db_url: str,

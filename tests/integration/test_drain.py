@@ -6,12 +6,13 @@ import datetime as dt
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers.outbox import row_values
+from helpers.standin import standin_settings
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
@@ -33,21 +34,12 @@ SettingsFactory = Callable[..., RelaySettings]
 
 
 def _values(**overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "insert_id": str(uuid.uuid4()),
-        "event": "svc.test.thing_done",
-        "distinct_id": "user-1",
-        "time_ms": EVENT_TIME_MS,
-        "properties": {"organization_id": "org-1", "is_cron_job": False},
-        "next_attempt_at": NOW,
-        "created_at": NOW,
-        "updated_at": NOW,
-    }
-    values.update(overrides)
-    return values
+    properties = {"organization_id": "org-1", "is_cron_job": False}
+    return row_values(at=NOW, **({"time_ms": EVENT_TIME_MS, "properties": properties} | overrides))
 
 
 def _add(engine: Engine, count: int = 1, **overrides: Any) -> list[int]:
+    """``count`` rows of ``_values(**overrides)``; their ids, in order."""
     rows = [_values(**overrides) for _ in range(count)]
     with store.transaction(engine) as conn:
         for values in rows:
@@ -74,27 +66,11 @@ def _states(engine: Engine) -> dict[str, int]:
 
 
 @pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
-    """A running Mixpanel stand-in."""
-    with MixpanelStandin() as server:
-        yield server
-
-
-@pytest.fixture
 def make_settings(engine: Engine, standin: MixpanelStandin) -> SettingsFactory:
     """Settings pointing at the test database and the stand-in, with overrides."""
 
     def make(**overrides: Any) -> RelaySettings:
-        values: dict[str, Any] = {
-            "database_url": engine.url.render_as_string(hide_password=False),
-            "mixpanel_api_url": standin.url,
-            "mixpanel_project_id": standin.project_id,
-            "mixpanel_service_account_username": standin.username,
-            "mixpanel_service_account_secret": standin.secret,
-            "read_timeout_seconds": 5.0,
-        }
-        values.update(overrides)
-        return RelaySettings(**values)
+        return standin_settings(standin, engine, **overrides)
 
     return make
 

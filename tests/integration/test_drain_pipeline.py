@@ -6,16 +6,15 @@ import datetime as dt
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers.outbox import add_rows
+from helpers.standin import standin_settings
 from sqlalchemy.engine import Engine
 
-from relay import _store as store
-from relay._config import RelaySettings
 from relay._delivery.drain import Drainer, DrainObserver, DrainResult
 from relay._delivery.limiter import AdaptiveLimiter
 from relay._errors import StoreError
@@ -28,21 +27,7 @@ EVENT_TIME_MS = int((time.time() - 86_400) * 1000)
 
 
 def _add(engine: Engine, count: int) -> None:
-    with store.transaction(engine) as conn:
-        for _ in range(count):
-            store.insert_event(
-                conn,
-                values={
-                    "insert_id": str(uuid.uuid4()),
-                    "event": "svc.test.thing_done",
-                    "distinct_id": "user-1",
-                    "time_ms": EVENT_TIME_MS,
-                    "properties": {"organization_id": "org-1"},
-                    "next_attempt_at": NOW,
-                    "created_at": NOW,
-                    "updated_at": NOW,
-                },
-            )
+    add_rows(engine, count, at=NOW, time_ms=EVENT_TIME_MS)
 
 
 def _rows(engine: Engine) -> list[sa.Row[Any]]:
@@ -70,17 +55,8 @@ def make_drainer() -> Iterator[Callable[..., Drainer]]:
         observer: DrainObserver | None = None,
         **overrides: Any,
     ) -> Drainer:
-        values: dict[str, Any] = {
-            "database_url": engine.url.render_as_string(hide_password=False),
-            "mixpanel_api_url": standin.url,
-            "mixpanel_project_id": standin.project_id,
-            "mixpanel_service_account_username": standin.username,
-            "mixpanel_service_account_secret": standin.secret,
-            "read_timeout_seconds": 5.0,
-            "batch_max_events": 50,
-        }
-        values.update(overrides)
-        settings = RelaySettings(**values)
+        overrides.setdefault("batch_max_events", 50)
+        settings = standin_settings(standin, engine, **overrides)
         client = MixpanelImportClient(settings, cancel=stop)
         clients.append(client)
         return Drainer(

@@ -5,16 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers.outbox import add_rows, row_values
+from helpers.standin import standin_settings
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
-from relay._config import RelaySettings
 from relay._delivery.drain import Drainer
 from relay._delivery.limiter import AdaptiveLimiter
 from relay._mixpanel.client import MixpanelImportClient
@@ -29,21 +29,7 @@ EVENT_TIME_MS = int((time.time() - 86_400) * 1000)
 
 
 def _add(engine: Engine, count: int) -> None:
-    with store.transaction(engine) as conn:
-        for _ in range(count):
-            store.insert_event(
-                conn,
-                values={
-                    "insert_id": str(uuid.uuid4()),
-                    "event": "svc.test.thing_done",
-                    "distinct_id": "user-1",
-                    "time_ms": EVENT_TIME_MS,
-                    "properties": {"organization_id": "org-1"},
-                    "next_attempt_at": NOW,
-                    "created_at": NOW,
-                    "updated_at": NOW,
-                },
-            )
+    add_rows(engine, count, at=NOW, time_ms=EVENT_TIME_MS)
 
 
 def _rows(engine: Engine) -> list[sa.Row[Any]]:
@@ -56,28 +42,12 @@ def _rows(engine: Engine) -> list[sa.Row[Any]]:
 
 
 @pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
-    """A running Mixpanel stand-in."""
-    with MixpanelStandin() as server:
-        yield server
-
-
-@pytest.fixture
 def make_drainer(engine: Engine, standin: MixpanelStandin) -> Iterator[Callable[..., Drainer]]:
     """Drainers on the test database and the stand-in, acks stamped at the tick's ``now``."""
     clients: list[MixpanelImportClient] = []
 
     def make(*, limiter: AdaptiveLimiter | None = None, **overrides: Any) -> Drainer:
-        values: dict[str, Any] = {
-            "database_url": engine.url.render_as_string(hide_password=False),
-            "mixpanel_api_url": standin.url,
-            "mixpanel_project_id": standin.project_id,
-            "mixpanel_service_account_username": standin.username,
-            "mixpanel_service_account_secret": standin.secret,
-            "read_timeout_seconds": 5.0,
-        }
-        values.update(overrides)
-        settings = RelaySettings(**values)
+        settings = standin_settings(standin, engine, **overrides)
         client = MixpanelImportClient(settings)
         clients.append(client)
         return Drainer(
@@ -312,22 +282,7 @@ def test_an_accepted_probe_lifts_only_its_own_destinations_throttle(
     engine: Engine, make_drainer: Callable[..., Drainer]
 ) -> None:
     """Mixpanel's limit is per project: a probe to one destination leaves another's backoff."""
-    with store.transaction(engine) as conn:
-        for _ in range(2):
-            store.insert_event(
-                conn,
-                values={
-                    "insert_id": str(uuid.uuid4()),
-                    "event": "svc.test.thing_done",
-                    "distinct_id": "user-1",
-                    "time_ms": EVENT_TIME_MS,
-                    "properties": {"organization_id": "org-1"},
-                    "destination": "eu",
-                    "next_attempt_at": NOW,
-                    "created_at": NOW,
-                    "updated_at": NOW,
-                },
-            )
+    add_rows(engine, 2, at=NOW, time_ms=EVENT_TIME_MS, destination="eu")
     for destination in ("default", "eu"):
         with store.transaction(engine) as conn:
             record_throttle(
@@ -368,19 +323,8 @@ def test_a_claim_reads_relay_pause_once_and_still_honours_both_a_pause_and_the_t
     event stays pending while the others go out, and a throttle booked by another relay is seen."""
     _add(engine, 2)
     with store.transaction(engine) as conn:
-        store.insert_event(
-            conn,
-            values={
-                "insert_id": str(uuid.uuid4()),
-                "event": "svc.test.paused_thing",
-                "distinct_id": "user-1",
-                "time_ms": EVENT_TIME_MS,
-                "properties": {"organization_id": "org-1"},
-                "next_attempt_at": NOW,
-                "created_at": NOW,
-                "updated_at": NOW,
-            },
-        )
+        paused = row_values(at=NOW, time_ms=EVENT_TIME_MS, event="svc.test.paused_thing")
+        store.insert_event(conn, values=paused)
         set_pause(conn, event="svc.test.paused_thing", reason="bad rows", actor="ops", now=NOW)
         record_throttle(conn, now=NOW, delay=lambda level: 5.0, actor="another relay")
     drainer = make_drainer()

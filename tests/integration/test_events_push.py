@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from helpers.standin import StartStandin
 
 from relay.cli import main
 from relay.plan.docs import catalog_registry
@@ -45,10 +45,9 @@ ONE = _request_validator("/projects/{projectId}/schemas/{entityType}/{name}", "p
 
 
 @pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
+def standin(start_standin: StartStandin) -> MixpanelStandin:
     """A stand-in whose project id is an integer, as the Lexicon Schemas API requires."""
-    with MixpanelStandin(project_id=PROJECT_ID) as server:
-        yield server
+    return start_standin(project_id=PROJECT_ID)
 
 
 def _env(standin: MixpanelStandin, **overrides: str) -> dict[str, str]:

@@ -7,10 +7,8 @@ import hashlib
 import hmac
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
@@ -26,13 +24,6 @@ from relay.testing.mixpanel_standin import MixpanelStandin
 PERSON = "person-7f3a9c"
 OTHER = "person-other"
 KEY = "erasure-test-key"
-
-
-@pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
-    """A running Mixpanel stand-in (for the GDPR API)."""
-    with MixpanelStandin() as server:
-        yield server
 
 
 def _event(distinct_id: str, state: str = "pending") -> dict[str, Any]:

@@ -9,7 +9,6 @@ it give up, lift the fence and erase nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -27,13 +26,6 @@ PERSON = "person-in-flight"
 KEY = "in-flight-test-key"
 #: The lease token of a relay sending the person's first row (32 characters, as a claim's).
 RELAY_TOKEN = "r" * 32
-
-
-@pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
-    """A running Mixpanel stand-in (for the GDPR API)."""
-    with MixpanelStandin() as server:
-        yield server
 
 
 def _settings(engine: Engine, standin: MixpanelStandin, **extra: object) -> RelaySettings:

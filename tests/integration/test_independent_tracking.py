@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers.standin import standin_settings
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from relay._config import RelaySettings
 from relay._delivery.drain import Drainer
 from relay._errors import StoreError
 from relay._event.properties import MixpanelSuperEventPropertiesSchema
@@ -73,13 +73,7 @@ def _events(engine: Engine) -> list[str]:
 
 def _delivered(engine: Engine) -> list[str]:
     with MixpanelStandin() as standin:
-        settings = RelaySettings(
-            database_url=engine.url.render_as_string(hide_password=False),
-            mixpanel_api_url=standin.url,
-            mixpanel_project_id=standin.project_id,
-            mixpanel_service_account_username=standin.username,
-            mixpanel_service_account_secret=standin.secret,
-        )
+        settings = standin_settings(standin, engine)
         client = MixpanelImportClient(settings)
         try:
             Drainer(engine, client, settings).drain_once(now=dt.datetime.now(dt.UTC))

@@ -6,10 +6,10 @@ is real HTTP to the stand-in on loopback.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers.standin import StartStandin
 
 from relay._config import RelaySettings
 from relay._mixpanel.lexicon import LexiconClient, updates_in
@@ -34,10 +34,9 @@ class PinnedClock:
 
 
 @pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
+def standin(start_standin: StartStandin) -> MixpanelStandin:
     """A running stand-in serving the Lexicon Schemas API."""
-    with MixpanelStandin(project_id=PROJECT_ID) as server:
-        yield server
+    return start_standin(project_id=PROJECT_ID)
 
 
 def _entry(index: int) -> dict[str, Any]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import orjson
 import pytest
+from helpers.standin import standin_settings
 from pydantic import SecretStr
 
 from relay._config import RelaySettings
@@ -16,25 +15,6 @@ from relay._errors import ConfigurationError
 from relay._mixpanel.client import MixpanelImportClient, SendOutcome
 from relay._tables import OutboxEvent
 from relay.testing.mixpanel_standin import MixpanelStandin
-
-
-@pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
-    """A running stand-in with Mixpanel's default limits."""
-    with MixpanelStandin() as server:
-        yield server
-
-
-def _settings(standin: MixpanelStandin, **overrides: Any) -> RelaySettings:
-    fields: dict[str, Any] = {
-        "mixpanel_api_url": standin.url,
-        "mixpanel_project_id": standin.project_id,
-        "mixpanel_service_account_username": standin.username,
-        "mixpanel_service_account_secret": SecretStr(standin.secret),
-        "read_timeout_seconds": 5.0,
-    }
-    fields.update(overrides)
-    return RelaySettings(**fields)
 
 
 def _events(count: int, *, first_id: int = 1, padding: int = 0) -> list[OutboxEvent]:
@@ -69,7 +49,7 @@ def test_accepted_batch_is_delivered_with_stored_time_and_insert_id(
 ) -> None:
     """A 200 delivers every row, and Mixpanel receives each row's own time and $insert_id."""
     events = _events(5)
-    outcome = _send(_settings(standin), events)
+    outcome = _send(standin_settings(standin), events)
     assert outcome.delivered == _ids(events)
     assert (outcome.rejected, outcome.retry, outcome.unsent, outcome.auth_error) == (
         {},
@@ -100,7 +80,7 @@ def test_partial_400_rejects_exactly_the_failed_records(standin: MixpanelStandin
         attempts=0,
     )
     standin.reject_insert_ids([events[1].insert_id], field="properties.custom", message="nope")
-    outcome = _send(_settings(standin), events)
+    outcome = _send(standin_settings(standin), events)
     assert outcome.rejected == {
         events[1].id: "properties.custom: nope",
         events[4].id: "properties.time: 'properties.time' is more than 1 hour in the future",
@@ -131,7 +111,7 @@ def test_failed_records_keyed_by_dollar_insert_id_are_matched_when_index_is_unus
             ],
         },
     )
-    outcome = _send(_settings(standin), events)
+    outcome = _send(standin_settings(standin), events)
     assert outcome.rejected == {events[2].id: "properties.x: bad"}
     assert outcome.delivered == [events[0].id, events[1].id]
 
@@ -147,7 +127,7 @@ def test_unmatchable_failed_records_retry_the_whole_batch(standin: MixpanelStand
             "failed_records": [{"index": 7, "insert_id": "unknown-id", "message": "bad"}],
         },
     )
-    outcome = _send(_settings(standin), events)
+    outcome = _send(standin_settings(standin), events)
     assert (outcome.delivered, outcome.rejected) == ([], {})
     assert outcome.retry == dict.fromkeys(
         _ids(events),
@@ -160,7 +140,7 @@ def test_400_without_failed_records_rejects_every_row(standin: MixpanelStandin) 
     """A whole-request 400 refuses every row with Mixpanel's error text."""
     events = _events(3)
     standin.fail_next(400, error="request body must be a JSON array of events")
-    outcome = _send(_settings(standin), events)
+    outcome = _send(standin_settings(standin), events)
     assert outcome.rejected == dict.fromkeys(
         _ids(events), "HTTP 400: request body must be a JSON array of events"
     )
@@ -170,7 +150,7 @@ def test_413_splits_the_batch_in_halves_and_delivers_everything(standin: Mixpane
     """After a 413 the client sends each half separately and every row is delivered."""
     events = _events(8)
     standin.fail_next(413)
-    outcome = _send(_settings(standin), events)
+    outcome = _send(standin_settings(standin), events)
     assert sorted(outcome.delivered) == _ids(events)
     assert [(r.status, r.events) for r in outcome.requests] == [(413, 8), (200, 4), (200, 4)]
 
@@ -179,7 +159,7 @@ def test_small_server_limit_is_met_by_repeated_splitting() -> None:
     """Against a server limit far below the client's cap, halving continues until batches fit."""
     with MixpanelStandin(max_bytes=2_000) as standin:
         events = _events(20, padding=200)
-        outcome = _send(_settings(standin), events)
+        outcome = _send(standin_settings(standin), events)
         assert sorted(outcome.delivered) == _ids(events)
         accepted = [r for r in standin.request_log() if r.status == 200]
         assert sum(r.events for r in accepted) == 20
@@ -191,7 +171,7 @@ def test_single_event_that_still_gets_413_is_rejected() -> None:
     with MixpanelStandin(max_bytes=1_024) as standin:
         small = _events(1)
         large = _events(1, first_id=2, padding=1_500)
-        outcome = _send(_settings(standin), small + large)
+        outcome = _send(standin_settings(standin), small + large)
         assert outcome.delivered == _ids(small)
         assert outcome.rejected == {
             large[0].id: "HTTP 413: request exceeds max limit of 1024 bytes"
@@ -203,7 +183,7 @@ def test_event_larger_than_the_byte_cap_is_refused_without_a_request(
 ) -> None:
     """An event whose encoding alone exceeds batch_max_bytes is rejected and never sent."""
     large = _events(1, padding=2_000)
-    outcome = _send(_settings(standin, batch_max_bytes=1_024), large)
+    outcome = _send(standin_settings(standin, batch_max_bytes=1_024), large)
     assert list(outcome.rejected) == _ids(large)
     assert "over the request limit of 1024 bytes" in outcome.rejected[large[0].id]
     assert outcome.requests == []
@@ -224,7 +204,7 @@ def test_rate_limits_server_errors_and_unexpected_statuses_retry_the_whole_batch
     """5xx and any unexpected status put every row of the request up for retry."""
     events = _events(4)
     standin.fail_next(status)
-    outcome = _send(_settings(standin), events)
+    outcome = _send(standin_settings(standin), events)
     assert outcome.retry == dict.fromkeys(_ids(events), error)
     assert outcome.delivered == []
 
@@ -233,7 +213,7 @@ def test_a_429_marks_its_rows_throttled_and_stops_sending(standin: MixpanelStand
     """Mixpanel's rate limit: the request's rows are throttled, the later requests unsent."""
     events = _events(4)
     standin.fail_next(429)
-    outcome = _send(_settings(standin, batch_max_events=2), events)
+    outcome = _send(standin_settings(standin, batch_max_events=2), events)
     assert outcome.throttled == _ids(events)[:2]
     assert outcome.unsent == _ids(events)[2:]
     assert (outcome.retry, outcome.delivered, outcome.auth_error) == ({}, [], None)
@@ -244,7 +224,7 @@ def test_read_timeout_retries_the_batch(standin: MixpanelStandin) -> None:
     """A server slower than the read timeout leaves the batch for retry as a timeout."""
     events = _events(3)
     standin.delay_next(5.0)
-    outcome = _send(_settings(standin, read_timeout_seconds=0.2), events)
+    outcome = _send(standin_settings(standin, read_timeout_seconds=0.2), events)
     assert outcome.retry == dict.fromkeys(_ids(events), "timeout: ReadTimeout")
     assert [r.status for r in outcome.requests] == [None]
 
@@ -253,7 +233,7 @@ def test_dropped_connection_retries_the_batch(standin: MixpanelStandin) -> None:
     """A connection closed without an answer leaves the batch for retry as a connection error."""
     events = _events(2)
     standin.delay_next(0.0, drop=True)
-    outcome = _send(_settings(standin), events)
+    outcome = _send(standin_settings(standin), events)
     assert outcome.retry == dict.fromkeys(_ids(events), "connection error: RemoteProtocolError")
 
 
@@ -275,7 +255,7 @@ def test_refused_connection_retries_the_batch() -> None:
 def test_wrong_secret_stops_sending_and_leaves_every_row_unsent(standin: MixpanelStandin) -> None:
     """A 401 sets auth_error, leaves all rows unsent, and no further request is made."""
     events = _events(6)
-    settings = _settings(
+    settings = standin_settings(
         standin, mixpanel_service_account_secret=SecretStr("wrong"), batch_max_events=2
     )
     outcome = _send(settings, events)
@@ -292,7 +272,7 @@ def test_forbidden_or_not_found_is_treated_as_misconfiguration(
     """403 and 404, which /import never returns for good requests, stop sending like a 401."""
     events = _events(4)
     standin.fail_next(status)
-    outcome = _send(_settings(standin, batch_max_events=2), events)
+    outcome = _send(standin_settings(standin, batch_max_events=2), events)
     assert outcome.auth_error is not None
     assert outcome.auth_error.startswith(f"HTTP {status}")
     assert sorted(outcome.unsent) == _ids(events)
@@ -304,7 +284,7 @@ def test_rows_after_an_auth_failure_mid_send_stay_unsent(standin: MixpanelStandi
     events = _events(6)
     standin.fail_next(200, body={"code": 200, "num_records_imported": 2, "status": "OK"})
     standin.fail_next(401)
-    outcome = _send(_settings(standin, batch_max_events=2), events)
+    outcome = _send(standin_settings(standin, batch_max_events=2), events)
     assert outcome.delivered == _ids(events[:2])
     assert sorted(outcome.unsent) == _ids(events[2:])
     assert len(standin.request_log()) == 2
@@ -328,21 +308,22 @@ def test_missing_credentials_are_a_configuration_error(standin: MixpanelStandin)
 
 def test_blank_service_account_secret_is_a_configuration_error(standin: MixpanelStandin) -> None:
     """A whitespace-only secret, refused by ServiceAccountCredentials, is a configuration error."""
+    settings = standin_settings(standin, mixpanel_service_account_secret=SecretStr("  "))
     with pytest.raises(ConfigurationError, match="secret cannot be empty"):
-        MixpanelImportClient(_settings(standin, mixpanel_service_account_secret=SecretStr("  ")))
+        MixpanelImportClient(settings)
 
 
 def test_bodies_are_gzipped_by_default(standin: MixpanelStandin) -> None:
     """The stand-in receives Content-Encoding gzip and still reads every event."""
     events = _events(10)
-    outcome = _send(_settings(standin), events)
+    outcome = _send(standin_settings(standin), events)
     assert outcome.delivered == _ids(events)
     assert [r.content_encoding for r in standin.request_log()] == ["gzip"]
 
 
 def test_gzip_level_zero_sends_plain_json(standin: MixpanelStandin) -> None:
     """gzip_level 0 sends the JSON body uncompressed."""
-    outcome = _send(_settings(standin, gzip_level=0), _events(2))
+    outcome = _send(standin_settings(standin, gzip_level=0), _events(2))
     assert len(outcome.delivered) == 2
     assert [r.content_encoding for r in standin.request_log()] == [None]
 
@@ -350,7 +331,7 @@ def test_gzip_level_zero_sends_plain_json(standin: MixpanelStandin) -> None:
 def test_batches_never_exceed_2000_events(standin: MixpanelStandin) -> None:
     """4,500 rows go out as 2000 + 2000 + 500 events, all delivered."""
     events = _events(4_500)
-    outcome = _send(_settings(standin), events)
+    outcome = _send(standin_settings(standin), events)
     assert len(outcome.delivered) == 4_500
     assert [r.events for r in standin.request_log()] == [2000, 2000, 500]
     assert standin.stats().unique == 4_500
@@ -359,7 +340,7 @@ def test_batches_never_exceed_2000_events(standin: MixpanelStandin) -> None:
 def test_batches_never_exceed_the_byte_cap(standin: MixpanelStandin) -> None:
     """With a 4 KiB cap every uncompressed body the server sees is at most 4 KiB."""
     events = _events(60, padding=100)
-    outcome = _send(_settings(standin, batch_max_bytes=4_096), events)
+    outcome = _send(standin_settings(standin, batch_max_bytes=4_096), events)
     assert sorted(outcome.delivered) == _ids(events)
     log = standin.request_log()
     assert len(log) > 1

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from helpers.standin import StartStandin
 
 from relay.testing.mixpanel_standin import BANNED_IDS, TIMEOUT, MixpanelStandin
 
@@ -22,10 +23,9 @@ HOUR_MS = 3_600_000
 
 
 @pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
+def standin(start_standin: StartStandin) -> MixpanelStandin:
     """A running stand-in whose clock is pinned at NOW_S, with small limits for edge cases."""
-    with MixpanelStandin(now=lambda: NOW_S, max_events=5, max_bytes=4_096) as server:
-        yield server
+    return start_standin(now=lambda: NOW_S, max_events=5, max_bytes=4_096)
 
 
 @pytest.fixture(scope="module")

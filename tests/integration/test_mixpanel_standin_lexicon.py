@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers.standin import StartStandin
 
 from relay.testing.mixpanel_standin import MixpanelStandin
 
@@ -14,10 +15,9 @@ PROJECT = "2195193"
 
 
 @pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
+def standin(start_standin: StartStandin) -> MixpanelStandin:
     """A stand-in with an integer project id."""
-    with MixpanelStandin(project_id=PROJECT) as server:
-        yield server
+    return start_standin(project_id=PROJECT)
 
 
 @pytest.fixture

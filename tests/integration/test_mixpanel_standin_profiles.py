@@ -16,6 +16,7 @@ import jsonschema
 import orjson
 import pytest
 import yaml
+from helpers.standin import StartStandin
 
 from relay.testing.mixpanel_standin import MixpanelStandin
 
@@ -37,10 +38,9 @@ def _gdpr_schema(name: str) -> jsonschema.Draft7Validator:
 
 
 @pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
+def standin(start_standin: StartStandin) -> MixpanelStandin:
     """A stand-in with an integer project id."""
-    with MixpanelStandin(project_id="2195193") as server:
-        yield server
+    return start_standin(project_id="2195193")
 
 
 @pytest.fixture

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
+from helpers.standin import StartStandin, standin_settings
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 import relay
-from relay._config import RelaySettings
 from relay._delivery.drain import Drainer
 from relay._mixpanel.client import MixpanelImportClient
 from relay._tables import outbox
@@ -26,20 +26,8 @@ from relay.testing.mixpanel_standin import MixpanelStandin
 ORG = "organization_id"
 
 
-def _settings(engine: Engine, standin: MixpanelStandin) -> RelaySettings:
-    return RelaySettings(
-        database_url=engine.url.render_as_string(hide_password=False),
-        mixpanel_api_url=standin.url,
-        mixpanel_project_id=standin.project_id,
-        mixpanel_service_account_username=standin.username,
-        mixpanel_service_account_secret=standin.secret,
-        mixpanel_project_token=standin.project_token,
-        read_timeout_seconds=5.0,
-    )
-
-
 def _drain(engine: Engine, standin: MixpanelStandin) -> None:
-    settings = _settings(engine, standin)
+    settings = standin_settings(standin, engine, mixpanel_project_token=standin.project_token)
     now = dt.datetime.now(dt.UTC)
     with MixpanelImportClient(settings) as client:
         drainer = Drainer(engine, client, settings, rng=random.Random(1), monotonic=lambda: 0.0)
@@ -81,10 +69,9 @@ def _states(engine: Engine) -> dict[str, str]:
 
 
 @pytest.fixture(params=[False, True], ids=["text-1", "verbose-json"])
-def standin(request: pytest.FixtureRequest) -> Iterator[MixpanelStandin]:
+def standin(request: pytest.FixtureRequest, start_standin: StartStandin) -> MixpanelStandin:
     """A stand-in answering Received as text 1, or as {"status": 1, "error": null}."""
-    with MixpanelStandin(verbose_answers=request.param) as server:
-        yield server
+    return start_standin(verbose_answers=request.param)
 
 
 def test_profile_and_group_updates_are_delivered_on_either_documented_answer(
@@ -149,7 +136,7 @@ def test_a_profile_update_answered_429_keeps_its_attempt_and_waits_for_the_share
     with MixpanelStandin() as standin:
         standin.fail_next(429)
         _commit(engine, _user("u-1", "pro"))
-        settings = _settings(engine, standin)
+        settings = standin_settings(standin, engine, mixpanel_project_token=standin.project_token)
         now = dt.datetime.now(dt.UTC)
         with MixpanelImportClient(settings) as client:
             drainer = Drainer(engine, client, settings, rng=random.Random(1), monotonic=lambda: 0)

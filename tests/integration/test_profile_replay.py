@@ -18,13 +18,13 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from helpers.standin import standin_settings
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 import relay
 from relay import _store as store
 from relay import admin
-from relay._config import RelaySettings
 from relay._delivery.drain import Drainer, DrainResult
 from relay._mixpanel.client import MixpanelImportClient
 from relay._tables import audit, outbox
@@ -36,24 +36,9 @@ PERSON = "u-replay-1"
 
 
 @pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
-    """A running Mixpanel stand-in."""
-    with MixpanelStandin() as server:
-        yield server
-
-
-@pytest.fixture
 def drainer(engine: Engine, standin: MixpanelStandin) -> Iterator[Drainer]:
     """A drainer on the test database and the stand-in, with the project token."""
-    settings = RelaySettings(
-        database_url=engine.url.render_as_string(hide_password=False),
-        mixpanel_api_url=standin.url,
-        mixpanel_project_id=standin.project_id,
-        mixpanel_service_account_username=standin.username,
-        mixpanel_service_account_secret=standin.secret,
-        mixpanel_project_token=standin.project_token,
-        read_timeout_seconds=5.0,
-    )
+    settings = standin_settings(standin, engine, mixpanel_project_token=standin.project_token)
     with MixpanelImportClient(settings) as client:
         made = Drainer(engine, client, settings, rng=random.Random(1), monotonic=lambda: 0.0)
         yield made

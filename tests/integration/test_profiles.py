@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from helpers.standin import standin_settings
 from hr_catalog import OrganizationProfileHelper, StaticEmployeeDirectory
 from pydantic import SecretStr
 from sqlalchemy.engine import Engine
@@ -31,24 +32,9 @@ ORG = "organization_id"
 
 
 @pytest.fixture
-def standin() -> Iterator[MixpanelStandin]:
-    """A running Mixpanel stand-in."""
-    with MixpanelStandin() as server:
-        yield server
-
-
-@pytest.fixture
 def settings(engine: Engine, standin: MixpanelStandin) -> RelaySettings:
     """Settings pointing at the test database and the stand-in, with the project token."""
-    return RelaySettings(
-        database_url=engine.url.render_as_string(hide_password=False),
-        mixpanel_api_url=standin.url,
-        mixpanel_project_id=standin.project_id,
-        mixpanel_service_account_username=standin.username,
-        mixpanel_service_account_secret=standin.secret,
-        mixpanel_project_token=standin.project_token,
-        read_timeout_seconds=5.0,
-    )
+    return standin_settings(standin, engine, mixpanel_project_token=standin.project_token)
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from helpers.outbox import row_values
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
@@ -20,19 +20,11 @@ SETTINGS = RelaySettings(delivered_retention_hours=24, dead_retention_hours=48, 
 
 
 def _add(engine: Engine, count: int, state: OutboxState, age: dt.timedelta) -> None:
-    rows: list[dict[str, Any]] = [
-        {
-            "insert_id": str(uuid.uuid4()),
-            "event": "svc.test.thing_done",
-            "distinct_id": "user-1",
-            "time_ms": 1_767_225_600_000,
-            "properties": {"organization_id": "org-1"},
-            "state": state.value,
-            "next_attempt_at": NOW - age,
-            "created_at": NOW - age,
-            "updated_at": NOW - age,
-            "finished_at": None if state is OutboxState.PENDING else NOW - age,
-        }
+    finished_at = None if state is OutboxState.PENDING else NOW - age
+    rows = [
+        row_values(
+            at=NOW - age, time_ms=1_767_225_600_000, state=state.value, finished_at=finished_at
+        )
         for _ in range(count)
     ]
     with store.transaction(engine) as conn:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers.outbox import row_values
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
@@ -18,26 +18,13 @@ from relay._tables import OutboxState, outbox
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
-
-
-def _values(**overrides: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "insert_id": str(uuid.uuid4()),
-        "event": "svc.test.thing_done",
-        "distinct_id": "user-1",
-        "time_ms": 1_767_225_600_000,
-        "properties": {"organization_id": "org-1"},
-        "next_attempt_at": NOW,
-        "created_at": NOW,
-        "updated_at": NOW,
-    }
-    values.update(overrides)
-    return values
+TIME_MS = 1_767_225_600_000
 
 
 def _add(engine: Engine, count: int = 1, **overrides: Any) -> None:
+    rows = [row_values(at=NOW, time_ms=TIME_MS, **overrides) for _ in range(count)]
     with store.transaction(engine) as conn:
-        conn.execute(sa.insert(outbox), [_values(**overrides) for _ in range(count)])
+        conn.execute(sa.insert(outbox), rows)
 
 
 def _finished(state: OutboxState, age: dt.timedelta) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 import structlog
+from helpers.logs import logging_restored
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import Field
@@ -350,17 +351,15 @@ def test_failure_logs_name_the_event_but_never_property_values(
     db: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The failure log has the event name and the field, and no trace of the refused value."""
-    structlog.configure(
-        processors=[structlog.processors.JSONRenderer()],
-        logger_factory=structlog.PrintLoggerFactory(),
-    )
-    try:
+    with logging_restored():
+        structlog.configure(
+            processors=[structlog.processors.JSONRenderer()],
+            logger_factory=structlog.PrintLoggerFactory(),
+        )
         with db.begin() as conn:
             track(
                 conn, event=EVENT, distinct_id=USER, properties=props(widget_id="+1 415 555 0100")
             )
-    finally:
-        structlog.reset_defaults()
     out = capsys.readouterr().out
     assert "mixpanel_event_tracking_failed" in out
     assert EVENT in out
