@@ -97,12 +97,15 @@ def stats(relay: Relay, /, *, destination: str | None, as_json: bool) -> None:
     """Backlog numbers: pending, due, oldest age, in flight, dead by reason, delivered recently.
 
     Cheap on any table size: every number is read through an index. With rows going to more
-    than one destination, a table per destination follows (or use --destination NAME).
+    than one destination, a table per destination follows (or use --destination NAME). Rows
+    waiting for a destination that is not configured (no relay with these settings delivers
+    them) are listed last.
     """
     from relay.admin._stats import stats as read_stats  # noqa: PLC0415
 
+    configured = relay.settings.destination_names()
     with relay.engine() as engine:
-        s = read_stats(engine, now=relay.now, destination=destination)
+        s = read_stats(engine, now=relay.now, destination=destination, configured=configured)
 
     def text() -> None:
         if s.destination is not None:
@@ -154,6 +157,15 @@ def stats(relay: Relay, /, *, destination: str | None, as_json: bool) -> None:
                     (d.destination, d.pending, d.due, d.inflight, d.dead, d.delivered_recently)
                     for d in s.by_destination
                 ],
+            )
+        if s.pending_by_unconfigured_destination:
+            click.echo(
+                "\nwaiting for a destination that is not configured (no relay with these "
+                "settings delivers them; configure it, or move them with relay reroute):"
+            )
+            _render.table(
+                ("PENDING", "DESTINATION"),
+                [(n, d) for d, n in s.pending_by_unconfigured_destination.items()],
             )
 
     relay.emit(s, as_json=as_json, text=text)
