@@ -7,10 +7,13 @@ are dry runs unless given ``--yes`` (``purge`` runs unless given ``--dry-run``) 
 audit entry naming ``--actor`` (default: the OS user).
 
 Filters (``replay``, ``export``, ``dead-letters requeue|discard``): every option given must
-match, repeated options match any of their values. Instants are ISO 8601 *with* a UTC offset
-(``2026-03-01T00:00:00Z``) or a duration before now (``12h``, ``7d``, ``1d12h``); times without
-an offset are refused, not guessed. ``--event-time-*`` bound the event's own ``time``,
-``--created-*`` when the row was written; ``*-after`` is inclusive, ``*-before`` exclusive.
+match, repeated options match any of their values. ``--organization ID`` selects an
+organization's rows as ``relay reroute`` does (an event's ``organization_id``, an organization
+group's id, a user profile update setting ``organization_id``). Instants are ISO 8601 *with* a
+UTC offset (``2026-03-01T00:00:00Z``) or a duration before now (``12h``, ``7d``, ``1d12h``);
+times without an offset are refused, not guessed. ``--event-time-*`` bound the event's own
+``time``, ``--created-*`` when the row was written; ``*-after`` is inclusive, ``*-before``
+exclusive.
 
 Exit codes: see :mod:`relay._exit`. Bad input exits 2 with nothing changed and nothing
 audited; a database failure exits 1 (batches already committed stay done and are counted in
