@@ -31,7 +31,7 @@ from relay._delivery.throttling import PROBE_EVENTS, ThrottleGate
 from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
 from relay._mixpanel.answers import SendOutcome
 from relay._store.profiles import claim_profile_updates
-from relay._store.throttle import Throttle
+from relay._store.throttle import Throttle, read_pause_rows
 from relay._tables import DEFAULT_DESTINATION, OutboxEvent
 
 if TYPE_CHECKING:
@@ -287,7 +287,9 @@ class Drainer:
         claimed_at = self._monotonic()  # the lease runs from here, at the latest
         with store.transaction(self._engine, write=True, durable=False) as conn:
             known = self._gate.known
-            throttle, new = self._gate.check(conn)
+            # relay_pause read once for the throttle and the pauses: a round trip less a claim.
+            pause_rows = read_pause_rows(conn)
+            throttle, new = self._gate.check(conn, pause_rows=pause_rows)
             if throttle is None and known is not None and self._limiter is not None:
                 self._limiter.resume()  # lifted early, by another relay's probe
             pause = 0.0 if throttle is None else throttle.pause_left(now)
@@ -313,6 +315,7 @@ class Drainer:
                 max_bytes=request_bytes * CLAIM_BUDGET_REQUESTS,
                 row_max_bytes=request_bytes,
                 destination=self._destination,
+                pause_rows=pause_rows,
             )
         self._cursor.advance(claim, full=claim.full)
         # A short claim that started past the oldest rows may have left some behind it: say

@@ -34,7 +34,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from relay import _store as store
 from relay._delivery.backoff import retry_delay
-from relay._store.throttle import Throttle, lift_throttle, read_throttle, record_throttle
+from relay._store.throttle import (
+    PauseRows,
+    Throttle,
+    lift_throttle,
+    read_throttle,
+    record_throttle,
+)
 from relay._tables import DEFAULT_DESTINATION
 
 logger = structlog.get_logger("relay.drain")
@@ -127,9 +133,18 @@ class ThrottleGate:
         with self._lock:
             return self._known
 
-    def check(self, conn: Connection) -> tuple[Throttle | None, bool]:
-        """Read the throttle in the claim's transaction: (it, whether it is new to this relay)."""
-        throttle = read_throttle(conn, destination=self._destination)
+    def check(
+        self, conn: Connection, *, pause_rows: PauseRows | None = None
+    ) -> tuple[Throttle | None, bool]:
+        """Read the throttle in the claim's transaction: (it, whether it is new to this relay).
+
+        From ``pause_rows`` when the transaction has read ``relay_pause`` already.
+        """
+        throttle = (
+            pause_rows.throttle(self._destination)
+            if pause_rows is not None
+            else read_throttle(conn, destination=self._destination)
+        )
         with self._lock:
             new = throttle is not None and throttle != self._known
             self._known = throttle

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from relay._store import lanes
 from relay._store._base import id_is_one_of, is_mysql, per_row, state_is, translate_errors
+from relay._store.throttle import PauseRows
 from relay._tables import DEFAULT_DESTINATION, OutboxEvent, OutboxState, RowKind, outbox
 
 
@@ -170,6 +171,7 @@ def claim(
     max_bytes: int | None = None,
     row_max_bytes: int | None = None,
     destination: str = DEFAULT_DESTINATION,
+    pause_rows: PauseRows | None = None,
 ) -> Claim:
     """Lease up to ``limit`` due pending rows of ``destination``, live lane first, under a
     fresh token.
@@ -211,12 +213,15 @@ def claim(
     and :func:`is_due`, read through the partial index ``ix_relay_outbox_pending_due`` (rows
     under a live lease are passed over on the heap: at most the batches in flight); the
     lease and dead-letter updates touch only rows this transaction holds.
+
+    ``pause_rows``: ``relay_pause`` as this transaction read it already
+    (:func:`relay._store.throttle.read_pause_rows`); else the claim reads the pauses itself.
     """
     token = uuid.uuid4().hex
     lease_until = now + dt.timedelta(seconds=lease_seconds)
     measured = max_bytes is not None or row_max_bytes is not None
     size = stored_size(conn) if measured else sa.literal(0)
-    exclusion = lanes.claim_exclusion(conn, destination=destination)
+    exclusion = lanes.claim_exclusion(conn, destination=destination, pause_rows=pause_rows)
     if exclusion.everything:
         return Claim(token=token, events=[])
     # Events only: profile updates (kind user/group) are claimed per profile, in order

@@ -36,7 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from relay._store.throttle import is_throttle_scope
+from relay._store.throttle import PauseRows, is_throttle_scope
 from relay._tables import (
     DEFAULT_DESTINATION,
     PAUSE_ALL,
@@ -67,9 +67,14 @@ class Exclusion:
     events: tuple[str, ...]
 
 
-def claim_exclusion(conn: Connection, *, destination: str = DEFAULT_DESTINATION) -> Exclusion:
+def claim_exclusion(
+    conn: Connection,
+    *,
+    destination: str = DEFAULT_DESTINATION,
+    pause_rows: PauseRows | None = None,
+) -> Exclusion:
     """What a claim for ``destination`` in this transaction must pass over (read at each
-    claim: a small table).
+    claim: a small table; ``pause_rows`` when the claim's transaction has read it already).
 
     Everything while all delivery or this destination is paused; else the paused events.
     Other destinations' pauses and every throttle row are not this claim's business.
@@ -77,11 +82,12 @@ def claim_exclusion(conn: Connection, *, destination: str = DEFAULT_DESTINATION)
     takes effect from the next claim; rows already claimed are sent.
     """
     # The rate-limit throttles share the table but are the drainer's business, not pauses.
-    scopes = [
-        str(s)
-        for s in conn.execute(sa.select(pause.c.scope)).scalars()
-        if not is_throttle_scope(str(s))
-    ]
+    read = (
+        pause_rows.scopes()
+        if pause_rows is not None
+        else [str(s) for s in conn.execute(sa.select(pause.c.scope)).scalars()]
+    )
+    scopes = [s for s in read if not is_throttle_scope(s)]
     if PAUSE_ALL in scopes or PAUSE_DESTINATION_PREFIX + destination in scopes:
         return Exclusion(everything=True, events=())
     events = (s for s in scopes if not s.startswith(PAUSE_DESTINATION_PREFIX))

@@ -359,3 +359,45 @@ def test_an_accepted_probe_lifts_only_its_own_destinations_throttle(
         still = read_throttle(conn)
     assert still is not None
     assert still.level == 2
+
+
+def test_a_claim_reads_relay_pause_once_and_still_honours_both_a_pause_and_the_throttle(
+    engine: Engine, standin: MixpanelStandin, make_drainer: Callable[..., Drainer]
+) -> None:
+    """One read of relay_pause serves the claim's throttle check and its pauses: the paused
+    event stays pending while the others go out, and a throttle booked by another relay is seen."""
+    _add(engine, 2)
+    with store.transaction(engine) as conn:
+        store.insert_event(
+            conn,
+            values={
+                "insert_id": str(uuid.uuid4()),
+                "event": "svc.test.paused_thing",
+                "distinct_id": "user-1",
+                "time_ms": EVENT_TIME_MS,
+                "properties": {"organization_id": "org-1"},
+                "next_attempt_at": NOW,
+                "created_at": NOW,
+                "updated_at": NOW,
+            },
+        )
+        set_pause(conn, event="svc.test.paused_thing", reason="bad rows", actor="ops", now=NOW)
+        record_throttle(conn, now=NOW, delay=lambda level: 5.0, actor="another relay")
+    drainer = make_drainer()
+    reads: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "relay_pause" in statement:
+            reads.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        result = drainer.drain_once(now=NOW)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    assert len(reads) == 1, reads
+    assert drainer.throttle_gate.known is not None  # level 1: slow down, still claiming
+    assert (result.claimed, result.delivered) == (2, 2)
+    with engine.connect() as conn:
+        states = dict(conn.execute(sa.select(outbox.c.event, outbox.c.state)).all())
+    assert states["svc.test.paused_thing"] == OutboxState.PENDING

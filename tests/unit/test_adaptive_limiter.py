@@ -30,10 +30,8 @@ def _round_trip(limiter: AdaptiveLimiter, clock: FakeClock, *, events: int = 200
     limiter.accepted(events=events, seconds=0.3)
 
 
-def test_slow_start_grows_the_limit_by_half_a_request_per_accepted_answer_up_to_the_ceiling() -> (
-    None
-):
-    """Before any 429 every accepted answer adds half a request in flight, never past the ceiling."""
+def test_slow_start_grows_the_limit_by_half_a_request_per_answer_up_to_the_ceiling() -> None:
+    """Before any 429 each accepted answer adds half a request in flight, never past the ceiling."""
     clock = FakeClock()
     limiter = AdaptiveLimiter(2, monotonic=clock)
     assert SLOW_START_INCREASE == 0.5
