@@ -517,8 +517,15 @@ class RelaySettings(BaseSettings):
 
     def setting_names(self) -> dict[str, str]:
         """How a person sets each Mixpanel field of these settings, for messages: keys
-        ``project_id``, ``username``, ``secret``, ``token`` and ``prefix`` (``destination 'eu': ``
-        for a destination's copy, else empty)."""
+        ``project_id``, ``username``, ``secret``, ``token``, ``gdpr_token``, ``region``,
+        ``api_url``, ``app_api_url`` and ``prefix`` (``destination 'eu': `` for a destination's
+        copy, else empty).
+
+        ``RELAY_MIXPANEL_*`` for the settings as read; for a destination's copy its own: the
+        ``RELAY_DESTINATION_<NAME>_*`` variable of a secret, the key of its
+        ``[destinations.<name>]`` table for the rest (``region of [destinations.eu]``), never
+        default's variables.
+        """
         name = self._destination
         if name is None:
             return {
@@ -526,13 +533,22 @@ class RelaySettings(BaseSettings):
                 "username": "RELAY_MIXPANEL_SERVICE_ACCOUNT_USERNAME",
                 "secret": "RELAY_MIXPANEL_SERVICE_ACCOUNT_SECRET",
                 "token": "RELAY_MIXPANEL_PROJECT_TOKEN",
+                "gdpr_token": "RELAY_MIXPANEL_GDPR_TOKEN",
+                "region": "RELAY_MIXPANEL_REGION",
+                "api_url": "RELAY_MIXPANEL_API_URL",
+                "app_api_url": "RELAY_MIXPANEL_APP_API_URL",
                 "prefix": "",
             }
+        label = _destinations.setting_label
         return {
-            "project_id": f"project_id of [destinations.{name}]",
-            "username": f"service_account_username of [destinations.{name}]",
-            "secret": _destinations.secret_variable(name, "service_account_secret"),
-            "token": _destinations.secret_variable(name, "project_token"),
+            "project_id": label(name, "project_id"),
+            "username": label(name, "service_account_username"),
+            "secret": label(name, "service_account_secret"),
+            "token": label(name, "project_token"),
+            "gdpr_token": label(name, "gdpr_token"),
+            "region": label(name, "region"),
+            "api_url": label(name, "api_url"),
+            "app_api_url": label(name, "app_api_url"),
             "prefix": f"destination {name!r}: ",
         }
 

@@ -53,6 +53,16 @@ def secret_variable(name: str, key: str) -> str:
     return f"{SECRET_PREFIX}{env_name(name)}_{key.upper()}"
 
 
+def setting_label(name: str, key: str) -> str:
+    """Where a person sets destination ``name``'s ``key`` (a field of :data:`TABLE_KEYS` or
+    :data:`SECRET_KEYS`), for messages: a secret's variable
+    (``RELAY_DESTINATION_EU_PROJECT_TOKEN``), else the key of its table
+    (``project_id of [destinations.eu]``): no variable sets those."""
+    if key in SECRET_KEYS:
+        return secret_variable(name, key)
+    return f"{key} of [destinations.{name}]"
+
+
 def check_name(name: object, *, where: str) -> str:
     """``name`` if it is a destination name, else a ``ConfigurationError`` (clipped)."""
     if not isinstance(name, str) or NAME_PATTERN.fullmatch(name) is None:

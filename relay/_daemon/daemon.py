@@ -56,6 +56,7 @@ from relay._config import RelaySettings, load_settings
 from relay._daemon.metrics import HEALTH_STALE_SECONDS, MetricsServer, RelayMetrics
 from relay._daemon.pacing import DrainPacer, MetricsFeed
 from relay._daemon.summary import SUMMARY_INTERVAL_SECONDS, SummaryCounter
+from relay._daemon.unconfigured import warn_unconfigured_destinations
 from relay._daemon.watcher import WATCH_JOIN_SECONDS, OutboxWatcher
 from relay._database import create_engine
 from relay._delivery.drain import Drainer, utc_now
@@ -362,7 +363,9 @@ class RelayDaemon:
 
         A database down at start-up makes this raise (the tick fails and is retried, as any
         tick would). A revision this relay does not run on stops the daemon with exit code 3:
-        relays of two versions must never share a schema and disagree about leases.
+        relays of two versions must never share a schema and disagree about leases. Rows
+        waiting for a destination that is not configured are logged then, once
+        (:mod:`relay._daemon.unconfigured`).
         """
         with self._schema_lock:  # the destinations' drains start together: check once
             return self._check_schema()
@@ -384,6 +387,8 @@ class RelayDaemon:
             self.exit_code = EXIT_CONFIGURATION
             self._stop.set()
             return False
+        # Rows no drain of this daemon will ever claim: said once, delivery goes on.
+        warn_unconfigured_destinations(self._engine, self._settings)
         self._schema_checked = True
         return True
 

@@ -9,7 +9,7 @@ ambiguous is retried, never delivered or refused on a guess.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,8 +109,15 @@ def not_an_acknowledgement(body: bytes, batch_size: int) -> str | None:
     return None
 
 
-def redirect_text(status: int, response: httpx.Response) -> str:
-    """Name a redirect and its target without the target's query string or credentials."""
+def url_hint(names: Mapping[str, str]) -> str:
+    """The settings that decide where ingestion requests go, from
+    :meth:`relay._config.RelaySettings.setting_names`: what a redirect says to check."""
+    return f"{names['api_url']} / {names['region']}"
+
+
+def redirect_text(status: int, response: httpx.Response, *, hint: str) -> str:
+    """Name a redirect and its target without the target's query string or credentials;
+    ``hint`` names the settings to check (:func:`url_hint`: the destination's own)."""
     location = response.headers.get("location")
     target = "no Location"
     if location:
@@ -120,8 +127,7 @@ def redirect_text(status: int, response: httpx.Response) -> str:
         except (httpx.InvalidURL, ValueError, TypeError):
             target = "an invalid Location"
     return truncate(
-        f"HTTP {status}: redirected to {target}; relay does not follow redirects, "
-        "check RELAY_MIXPANEL_API_URL / RELAY_MIXPANEL_REGION"
+        f"HTTP {status}: redirected to {target}; relay does not follow redirects, check {hint}"
     )
 
 
@@ -146,8 +152,14 @@ def file_answer(
     answer: Answer,
     outcome: SendOutcome,
     stack: list[EncodedBatch],
+    *,
+    hint: str,
 ) -> bool:
-    """File the rows of a batch Mixpanel (or something) answered; ``True`` stops sending."""
+    """File the rows of a batch Mixpanel (or something) answered; ``True`` stops sending.
+
+    ``hint`` names the settings a redirect says to check (:func:`url_hint`); an endpoint binds
+    its destination's (``functools.partial``).
+    """
     ids = [event.id for event in batch.events]
     if status == 200:
         problem = not_an_acknowledgement(answer.body, len(ids))
@@ -162,7 +174,7 @@ def file_answer(
             outcome.retry.update(dict.fromkeys(ids, problem))
         return False
     if 300 <= status < 400 and answer.response is not None:
-        outcome.auth_error = redirect_text(status, answer.response)
+        outcome.auth_error = redirect_text(status, answer.response, hint=hint)
         logger.error(
             "mixpanel_import_redirected",
             status=status,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +98,7 @@ def call(
     *,
     what: str,
     credentials_hint: str,
+    url_hint: str,
     pacing: Pacing,
     max_bytes: int,
     body: Any = None,
@@ -109,8 +110,10 @@ def call(
     """Send one request (retried per ``pacing``); the first answer that is not retried.
 
     ``what`` names the API in messages ("Mixpanel's GDPR API"); ``credentials_hint`` names
-    the settings to check after a 401/403. Raises ``ConfigurationError`` for 401, 403 and
-    redirects, ``RelayError`` once every attempt failed.
+    the settings to check after a 401/403, ``url_hint`` after a redirect (both the
+    destination's own: :meth:`relay._config.RelaySettings.setting_names`). Raises
+    ``ConfigurationError`` for 401, 403 and redirects, ``RelayError`` once every attempt
+    failed.
     """
     rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
     content = None if body is None else orjson.dumps(body)
@@ -140,13 +143,19 @@ def call(
         if reading == CONFIGURATION:
             raise ConfigurationError(
                 f"{what} redirected (HTTP {answer.status}); relay does not follow redirects: "
-                "check RELAY_MIXPANEL_APP_API_URL / RELAY_MIXPANEL_REGION"
+                f"check {url_hint}"
             )
         if reading == ANSWER:
             return Reply(answer.status, _json(answer.body))
         problem = f"HTTP {answer.status}"
         logger.warning("mixpanel_app_api_retry", api=what, attempt=attempt, error=problem)
     raise RelayError(f"{what} did not answer after {pacing.attempts} attempts (last: {problem})")
+
+
+def app_url_hint(names: Mapping[str, str]) -> str:
+    """The settings that decide where application API requests go, from
+    :meth:`relay._config.RelaySettings.setting_names`: what a redirect says to check."""
+    return f"{names['app_api_url']} / {names['region']}"
 
 
 def _json(body: bytes) -> Any:

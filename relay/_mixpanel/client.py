@@ -11,6 +11,7 @@ decides what each bucket means for the outbox.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import zlib
@@ -34,6 +35,7 @@ from relay._mixpanel.answers import (
     SendOutcome,
     file_answer,
     truncate,
+    url_hint,
 )
 from relay._mixpanel.encoding import EMPTY_BATCH_BYTES, EncodedBatch, encode_event, plan_batches
 from relay._mixpanel.http import MixpanelHttp
@@ -100,7 +102,7 @@ def import_endpoint(settings: RelaySettings) -> BatchEndpoint:
         url=f"{settings.mixpanel_base_url}/import?{urlencode(query)}",
         auth=auth,
         encode=encode_event,
-        read_answer=file_answer,
+        read_answer=functools.partial(file_answer, hint=url_hint(settings.setting_names())),
         max_events=settings.batch_max_events,
         max_bytes=settings.batch_max_bytes,
         gzip_level=settings.gzip_level,

@@ -11,17 +11,18 @@ dropped. A ``default`` with any Mixpanel setting is acted on (and refused when i
 from __future__ import annotations
 
 from relay._config import RelaySettings
+from relay._destinations import setting_label
 from relay._tables import DEFAULT_DESTINATION
 
 
 def setting_name(destination: str, field: str) -> str:
-    """The variable that sets ``field`` (``GDPR_TOKEN``, ``PROJECT_ID``, ...) of
-    ``destination``: ``RELAY_MIXPANEL_<FIELD>`` for ``default``, else
-    ``RELAY_DESTINATION_<NAME>_<FIELD>`` (``-`` written ``_``)."""
-    field = field.upper()
+    """Where ``field`` (``GDPR_TOKEN``, ``PROJECT_ID``, ...) of ``destination`` is set:
+    ``RELAY_MIXPANEL_<FIELD>`` for ``default``; for another destination its secret's variable
+    ``RELAY_DESTINATION_<NAME>_<FIELD>`` (``-`` written ``_``), or the key of its table
+    (``project_id of [destinations.eu]``) for a field no variable sets."""
     if destination == DEFAULT_DESTINATION:
-        return f"RELAY_MIXPANEL_{field}"
-    return f"RELAY_DESTINATION_{destination.upper().replace('-', '_')}_{field}"
+        return f"RELAY_MIXPANEL_{field.upper()}"
+    return setting_label(destination, field.lower())
 
 
 def acted_on(settings: RelaySettings) -> tuple[tuple[str, ...], tuple[str, ...]]:

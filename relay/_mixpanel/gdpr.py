@@ -29,7 +29,7 @@ from urllib.parse import urlencode
 
 from relay._config import RelaySettings
 from relay._errors import ConfigurationError, GdprRequestError, RelayError
-from relay._mixpanel.app_api import Pacing, call, error_of
+from relay._mixpanel.app_api import Pacing, app_url_hint, call, error_of
 from relay._mixpanel.destinations import setting_name
 from relay._mixpanel.http import MixpanelHttp
 from relay._tables import DEFAULT_DESTINATION
@@ -107,6 +107,7 @@ def request_deletion(
                 url,
                 what=WHAT,
                 credentials_hint=hint,
+                url_hint=app_url_hint(settings.setting_names()),
                 pacing=PACING,
                 max_bytes=MAX_ANSWER_BYTES,
                 body={"distinct_ids": [distinct_id], "compliance_type": "GDPR"},

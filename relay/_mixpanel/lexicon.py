@@ -27,7 +27,7 @@ import httpx
 
 from relay._config import RelaySettings
 from relay._errors import RelayError
-from relay._mixpanel.app_api import Pacing, Reply, call, error_of, remote
+from relay._mixpanel.app_api import Pacing, Reply, app_url_hint, call, error_of, remote
 from relay._mixpanel.destinations import setting_name
 from relay._mixpanel.http import MixpanelHttp
 from relay._tables import DEFAULT_DESTINATION
@@ -98,6 +98,7 @@ class LexiconClient:
             for field in ("SERVICE_ACCOUNT_USERNAME", "SERVICE_ACCOUNT_SECRET", "PROJECT_ID")
         )
         self._hint = f"{username_setting}, {secret_setting} and {project_setting}"
+        self._url_hint = app_url_hint(settings.setting_names())
         self._base = f"{settings.mixpanel_app_base_url}/projects/{project_id}"
         self._auth = httpx.BasicAuth(username, secret)
         self._http = MixpanelHttp(settings)
@@ -162,6 +163,7 @@ class LexiconClient:
                 f"{self._base}{path}",
                 what=WHAT,
                 credentials_hint=self._hint,
+                url_hint=self._url_hint,
                 pacing=PACING,
                 max_bytes=MAX_ANSWER_BYTES,
                 body=body,

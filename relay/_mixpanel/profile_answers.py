@@ -74,8 +74,11 @@ def file_profile_answer(
     answer: Answer,
     outcome: SendOutcome,
     stack: list[EncodedBatch],
+    *,
+    hint: str,
 ) -> bool:
-    """File the rows of one profile request; ``True`` stops sending (as ``file_answer``)."""
+    """File the rows of one profile request; ``True`` stops sending (as ``file_answer``, whose
+    ``hint`` a redirect names)."""
     ids = [event.id for event in batch.events]
     if status == 200:
         valid, error = read_received(answer.body)
@@ -109,4 +112,4 @@ def file_profile_answer(
             logger.warning("mixpanel_profiles_failed", status=400, batch_size=len(ids), error=error)
             outcome.retry.update(dict.fromkeys(ids, error))
         return False
-    return file_answer(batch, status, answer, outcome, stack)
+    return file_answer(batch, status, answer, outcome, stack, hint=hint)

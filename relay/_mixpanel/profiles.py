@@ -12,6 +12,7 @@ the URL says ``ip=0`` too). The endpoints take no other credentials. Requests ca
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import urlencode
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from relay._config import RelaySettings
 from relay._errors import ConfigurationError, ProfileUpdateError
-from relay._mixpanel.answers import SendOutcome
+from relay._mixpanel.answers import SendOutcome, url_hint
 from relay._mixpanel.client import BatchClient, BatchEndpoint
 from relay._mixpanel.http import MixpanelHttp
 from relay._mixpanel.profile_answers import file_profile_answer
@@ -55,7 +56,7 @@ def profile_endpoint(settings: RelaySettings, path: str) -> BatchEndpoint:
         # The endpoints take no credentials but the token inside each update.
         auth=None,
         encode=_update_encoder(token.get_secret_value()),
-        read_answer=file_profile_answer,
+        read_answer=functools.partial(file_profile_answer, hint=url_hint(settings.setting_names())),
         max_events=min(settings.batch_max_events, MAX_UPDATES_PER_REQUEST),
         max_bytes=settings.batch_max_bytes,
         # Plain JSON: the endpoints' documented body; profile requests are small.

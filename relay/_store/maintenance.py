@@ -22,7 +22,8 @@ from relay._store.claims import is_due, lease_is_live
 from relay._tables import OutboxState, outbox
 
 _FINISHED_STATES = frozenset({OutboxState.DELIVERED, OutboxState.DEAD})
-_PENDING_INDEX = "ix_relay_outbox_pending_due"
+#: The partial index of pending rows, named in MySQL/MariaDB index hints.
+PENDING_INDEX = "ix_relay_outbox_pending_due"
 #: The actor and action of the audit entries automatic retention writes.
 RETENTION_ACTOR = "relay (automatic retention)"
 RETENTION_ACTION = "retention"
@@ -217,7 +218,7 @@ def pending_gauges(conn: Connection, *, now: dt.datetime) -> PendingGauges:
     for dialect in ("mysql", "mariadb"):
         # MySQL/MariaDB's optimizer trades the index for a full scan once pending rows are a
         # sizeable share; the cost of a gauge must follow the backlog, not the table.
-        query = query.with_hint(outbox, f"FORCE INDEX ({_PENDING_INDEX})", dialect_name=dialect)
+        query = query.with_hint(outbox, f"FORCE INDEX ({PENDING_INDEX})", dialect_name=dialect)
     row = conn.execute(query).one()
     return PendingGauges(
         pending=int(row.pending),

@@ -30,6 +30,8 @@ from relay._store.selection import EventFilter, to_state
 
 #: The largest id a BIGINT column holds.
 MAX_ID = 2**63 - 1
+#: Longest organization id accepted (a ``distinct_id`` is at most 255 characters).
+MAX_ORGANIZATION_LENGTH = 255
 #: The instants every supported database stores (MySQL/MariaDB ``DATETIME``: years 1000-9999).
 MIN_INSTANT = dt.datetime(1000, 1, 1, tzinfo=dt.UTC)
 MAX_INSTANT = dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
@@ -112,6 +114,18 @@ def parse_instant(text: str, *, now: dt.datetime, field: str = "date") -> dt.dat
     return utc
 
 
+def check_organization(organization: str, *, option: str = "--organization") -> str:
+    """``organization`` if it can be an organization's id (not blank, at most
+    :data:`MAX_ORGANIZATION_LENGTH` characters); :class:`FilterError` naming ``option``."""
+    if not organization.strip():
+        raise FilterError(f"{option} must not be empty", field="organization")
+    if len(organization) > MAX_ORGANIZATION_LENGTH:
+        raise FilterError(
+            f"{option} is longer than {MAX_ORGANIZATION_LENGTH} characters", field="organization"
+        )
+    return organization
+
+
 def _instant(text: str | None, *, now: dt.datetime, field: str) -> dt.datetime | None:
     return None if text is None else parse_instant(text, now=now, field=field)
 
@@ -131,10 +145,12 @@ def build_filter(
     errors: Iterable[str] = (),
     error_contains: str | None = None,
     destinations: Iterable[str] = (),
+    organizations: Iterable[str] = (),
 ) -> EventFilter:
     """An :class:`EventFilter` from text, as an operator types it (see the module docstring).
 
-    Relative instants are resolved against ``now``. Raises :class:`FilterError`.
+    Relative instants are resolved against ``now``; each of ``organizations`` is checked by
+    :func:`check_organization`. Raises :class:`FilterError`.
     """
     return EventFilter(
         events=tuple(events),
@@ -149,6 +165,7 @@ def build_filter(
         errors=tuple(errors),
         error_contains=error_contains,
         destinations=tuple(destinations),
+        organizations=tuple(check_organization(o, option="organizations") for o in organizations),
     )
 
 

@@ -24,11 +24,14 @@ from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 
-from relay._errors import FilterError
 from relay._store import reroute as reroute_store
 from relay._store import selection, transaction
 from relay._store.reroute import MOVABLE, RerouteGroup
 from relay._store.selection import Candidate, EventFilter, StoredRow
+from relay.admin._filters import (
+    MAX_ORGANIZATION_LENGTH,  # noqa: F401 - still importable from here, where it was defined
+    check_organization,
+)
 from relay.admin._replay import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SAMPLE_SIZE,
@@ -37,9 +40,6 @@ from relay.admin._replay import (
     run_operation,
 )
 from relay.admin.pauses import check_destination_name
-
-#: Longest organization id accepted (a ``distinct_id`` is at most 255 characters).
-MAX_ORGANIZATION_LENGTH = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +71,7 @@ def reroute_filter(organization: str, to: str) -> EventFilter:
     """The rows a reroute of ``organization`` to ``to`` selects: the organization's pending and
     dead rows going elsewhere. Raises :class:`FilterError` for an empty or over-long id or a
     malformed destination name."""
-    if not organization.strip():
-        raise FilterError("--organization must not be empty", field="organization")
-    if len(organization) > MAX_ORGANIZATION_LENGTH:
-        raise FilterError(
-            f"--organization is longer than {MAX_ORGANIZATION_LENGTH} characters",
-            field="organization",
-        )
+    check_organization(organization)
     check_destination_name(to, option="--to")
     return EventFilter(organizations=(organization,), states=MOVABLE, not_destinations=(to,))
 

@@ -8,6 +8,7 @@ table (see ``relay._store.stats`` and ``bench/stats_scale.py``).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -40,6 +41,9 @@ class Stats:
     (``None`` when Mixpanel is not throttling). ``destination``: the one destination every
     number is about (``None``: all of them); ``by_destination``: pending (due, in flight), dead
     and delivered in the last hour per destination that has any (all destinations' stats only).
+    ``pending_by_unconfigured_destination``: pending rows per destination that is not among the
+    configured ones :func:`stats` was given: rows no relay of those settings delivers (empty
+    when it was given none).
     """
 
     at: dt.datetime
@@ -57,6 +61,7 @@ class Stats:
     throttle: Throttle | None = None
     destination: str | None = None
     by_destination: list[DestinationCounts] = field(default_factory=list)
+    pending_by_unconfigured_destination: dict[str, int] = field(default_factory=dict)
 
     @property
     def delivery_rate(self) -> float:
@@ -74,11 +79,20 @@ class Stats:
         return out
 
 
-def stats(engine: Engine, *, now: dt.datetime, destination: str | None = None) -> Stats:
+def stats(
+    engine: Engine,
+    *,
+    now: dt.datetime,
+    destination: str | None = None,
+    configured: Collection[str] | None = None,
+) -> Stats:
     """Read every number of :class:`Stats` at ``now``, in one short read transaction.
 
     ``destination``: count only the rows going there (the pauses and the throttle are listed
     whole). Without it, :attr:`Stats.by_destination` breaks the backlog down per destination.
+    ``configured``: the destinations configured (``RelaySettings.destination_names()``);
+    pending rows going elsewhere are counted in
+    :attr:`Stats.pending_by_unconfigured_destination` (from the same reads, no other query).
     """
     with transaction(engine) as conn:
         if destination is None:
@@ -100,6 +114,14 @@ def stats(engine: Engine, *, now: dt.datetime, destination: str | None = None) -
     by_reason: dict[str, int] = {}
     for group in dead:
         by_reason[group.reason] = by_reason.get(group.reason, 0) + group.count
+    unconfigured: dict[str, int] = {}
+    if configured is not None:
+        counts = (
+            {d.destination: d.pending for d in per_destination}
+            if destination is None
+            else {destination: pending.pending}
+        )
+        unconfigured = {n: c for n, c in counts.items() if c and n not in configured}
     oldest = pending.oldest_created_at
     return Stats(
         at=now,
@@ -119,4 +141,5 @@ def stats(engine: Engine, *, now: dt.datetime, destination: str | None = None) -
         throttle=throttle,
         destination=destination,
         by_destination=per_destination,
+        pending_by_unconfigured_destination=unconfigured,
     )

@@ -142,6 +142,7 @@ _FILTER_FIELDS = (
     "errors",
     "error_contains",
     "destinations",
+    "organizations",
 )
 
 
@@ -160,7 +161,24 @@ class DestinationType(_ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class OrganizationType(_ParamType):
+    """An organization's id, as ``relay reroute --organization`` takes it: not blank, at most
+    255 characters. A row is the organization's as a router sees it (``organization_id``)."""
+
+    name = "ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from relay._errors import FilterError  # noqa: PLC0415
+        from relay.admin._filters import check_organization  # noqa: PLC0415
+
+        try:
+            return check_organization(str(value), option=_option_name(param))
+        except FilterError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 DESTINATION = DestinationType()
+ORGANIZATION = OrganizationType()
 #: ``--destination NAME`` as a filter: repeatable, any of the names.
 DESTINATION_FILTER = click.option(
     "--destination",
@@ -199,6 +217,13 @@ def selection_options(*, with_state: bool) -> Callable[[_F], _F]:
         ),
         click.option("--error-contains", metavar="TEXT", help="last_error contains TEXT."),
         DESTINATION_FILTER,
+        click.option(
+            "--organization",
+            "organizations",
+            multiple=True,
+            type=ORGANIZATION,
+            help="Rows of this organization (its organization_id, as relay reroute matches it).",
+        ),
         click.option("--all", "allow_all", is_flag=True, help="Allow an empty filter."),
     ]
     if with_state:

@@ -7,10 +7,13 @@ are dry runs unless given ``--yes`` (``purge`` runs unless given ``--dry-run``) 
 audit entry naming ``--actor`` (default: the OS user).
 
 Filters (``replay``, ``export``, ``dead-letters requeue|discard``): every option given must
-match, repeated options match any of their values. Instants are ISO 8601 *with* a UTC offset
-(``2026-03-01T00:00:00Z``) or a duration before now (``12h``, ``7d``, ``1d12h``); times without
-an offset are refused, not guessed. ``--event-time-*`` bound the event's own ``time``,
-``--created-*`` when the row was written; ``*-after`` is inclusive, ``*-before`` exclusive.
+match, repeated options match any of their values. ``--organization ID`` selects an
+organization's rows as ``relay reroute`` does (an event's ``organization_id``, an organization
+group's id, a user profile update setting ``organization_id``). Instants are ISO 8601 *with* a
+UTC offset (``2026-03-01T00:00:00Z``) or a duration before now (``12h``, ``7d``, ``1d12h``);
+times without an offset are refused, not guessed. ``--event-time-*`` bound the event's own
+``time``, ``--created-*`` when the row was written; ``*-after`` is inclusive, ``*-before``
+exclusive.
 
 Exit codes: see :mod:`relay._exit`. Bad input exits 2 with nothing changed and nothing
 audited; a database failure exits 1 (batches already committed stay done and are counted in
@@ -97,12 +100,15 @@ def stats(relay: Relay, /, *, destination: str | None, as_json: bool) -> None:
     """Backlog numbers: pending, due, oldest age, in flight, dead by reason, delivered recently.
 
     Cheap on any table size: every number is read through an index. With rows going to more
-    than one destination, a table per destination follows (or use --destination NAME).
+    than one destination, a table per destination follows (or use --destination NAME). Rows
+    waiting for a destination that is not configured (no relay with these settings delivers
+    them) are listed last.
     """
     from relay.admin._stats import stats as read_stats  # noqa: PLC0415
 
+    configured = relay.settings.destination_names()
     with relay.engine() as engine:
-        s = read_stats(engine, now=relay.now, destination=destination)
+        s = read_stats(engine, now=relay.now, destination=destination, configured=configured)
 
     def text() -> None:
         if s.destination is not None:
@@ -154,6 +160,15 @@ def stats(relay: Relay, /, *, destination: str | None, as_json: bool) -> None:
                     (d.destination, d.pending, d.due, d.inflight, d.dead, d.delivered_recently)
                     for d in s.by_destination
                 ],
+            )
+        if s.pending_by_unconfigured_destination:
+            click.echo(
+                "\nwaiting for a destination that is not configured (no relay with these "
+                "settings delivers them; configure it, or move them with relay reroute):"
+            )
+            _render.table(
+                ("PENDING", "DESTINATION"),
+                [(n, d) for d, n in s.pending_by_unconfigured_destination.items()],
             )
 
     relay.emit(s, as_json=as_json, text=text)

@@ -55,7 +55,8 @@ def run(relay: Relay, /) -> None:
     Exit 3 when the Mixpanel settings are unusable, the tables are not migrated, or the metrics
     port is taken (one relay per RELAY_METRICS_PORT on a host). A 401 from Mixpanel does not
     stop the daemon: it logs, reports it on /healthz and /metrics, leaves rows untouched and
-    retries after RELAY_AUTH_FAILURE_PAUSE_SECONDS.
+    retries after RELAY_AUTH_FAILURE_PAUSE_SECONDS. Rows waiting for a destination that is not
+    configured are left alone: one warning per such destination, at start-up, says how many.
     """
     try:
         code = _run(relay)
@@ -130,10 +131,13 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None, destination: 
     delivered (nothing due counts); exit 1 when some due rows were not: none could be delivered
     (Mixpanel unreachable or failing), some went to the dead letters, or some wait for a retry;
     exit 3 when Mixpanel rejects the credentials (rows are left untouched, no attempt is used
-    up), the destination is not configured, or the tables are not migrated.
+    up), the destination is not configured, or the tables are not migrated. Rows waiting for a
+    destination that is not configured are left alone: one warning per such destination says
+    how many (relay stats lists them too).
     """
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
+    from relay._daemon.unconfigured import warn_unconfigured_destinations  # noqa: PLC0415
     from relay._delivery.drain import DrainResult  # noqa: PLC0415
     from relay._errors import MixpanelAuthError  # noqa: PLC0415
     from relay._logging import configure_logging  # noqa: PLC0415
@@ -147,6 +151,7 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None, destination: 
     several = len(settings.destination_names()) > 1 or destination is not None
     with relay.engine(writes=True) as engine:
         require_profile_token(engine, settings)  # exit 3: profile updates wait, no token
+        warn_unconfigured_destinations(engine, settings)  # rows no drain here will claim
         with ThreadPoolExecutor(len(names), thread_name_prefix="relay-drain-dest") as pool:
             futures = {
                 name: pool.submit(_drain_destination, engine, settings, name, max_batches)

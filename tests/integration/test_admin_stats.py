@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 
 from relay import _store as store
 from relay import admin
+from relay._store.stats import pending_by_destination
 from relay._store.throttle import record_throttle
 from relay._tables import OutboxState, outbox
 
@@ -123,6 +124,26 @@ def test_every_stats_query_can_be_answered_from_an_index_on_postgresql(pg_engine
                 f"EXPLAIN (FORMAT JSON) {statement}", parameters
             ).scalar_one()
             assert "relay_outbox" not in _seq_scans(plan["Plan"]), statement
+
+
+def test_pending_rows_per_destination_are_read_from_the_pending_index_on_postgresql(
+    pg_engine: Engine,
+) -> None:
+    """The start-up read of rows waiting for unconfigured destinations (one grouped read, the
+    configured ones left out) is served by ix_relay_outbox_pending_due, never a table scan."""
+    _add(pg_engine, 5, **_finished(OutboxState.DELIVERED, MINUTE))
+    _add(pg_engine, 3, destination="gone")
+    _add(pg_engine, 2)
+    with _recorded_selects(pg_engine) as statements, store.transaction(pg_engine) as conn:
+        assert pending_by_destination(conn, excluding=("default", "eu")) == {"gone": 3}
+    ((statement, parameters),) = statements
+    with pg_engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        (plan,) = conn.exec_driver_sql(
+            f"EXPLAIN (FORMAT JSON) {statement}", parameters
+        ).scalar_one()
+    assert "relay_outbox" not in _seq_scans(plan["Plan"]), statement
+    assert "ix_relay_outbox_pending_due" in str(plan), plan
 
 
 def test_stats_show_the_delivery_rate_and_mixpanels_throttle(engine: Engine) -> None:

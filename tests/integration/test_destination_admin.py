@@ -262,6 +262,102 @@ def test_a_malformed_destination_filter_exits_2(engine: Engine) -> None:
     assert "not a destination name" in result.stderr
 
 
+# --- --organization ---------------------------------------------------------------------------
+
+
+def test_export_with_organization_writes_only_that_organizations_events(engine: Engine) -> None:
+    """export --organization (repeatable, with a --created-after bound as the guide advises)
+    writes the events of those organizations only, in every state, whatever their destination."""
+    seed(engine)
+    exported = relay_cli(
+        engine,
+        "export",
+        "--organization",
+        MOVING,
+        "--organization",
+        EUROPEAN,
+        "--created-after",
+        "1d",
+    ).stdout.splitlines()
+    assert sorted(orjson.loads(line)["properties"]["distinct_id"] for line in exported) == [
+        f"{org}-e{n}" for org in (EUROPEAN, MOVING) for n in range(3)
+    ]
+
+
+def test_replay_with_organization_selects_only_that_organizations_rows(engine: Engine) -> None:
+    """replay --organization: the dry run counts the organization's events and profile updates
+    (as reroute knows them) and nothing else; --yes replays only its dead event, audited."""
+    seed(engine)
+    preview = as_json(relay_cli(engine, "replay", "--organization", STAYING, "--json"))
+    assert (preview["count"], preview["events"], preview["profile_updates"]) == (5, 3, 2)
+    assert {r["distinct_id"] for r in preview["sample"]} == {
+        *(f"{STAYING}-e{n}" for n in range(3)),
+        f"{STAYING}-user",
+        STAYING,
+    }
+    before = where_is(engine)
+    done = as_json(
+        relay_cli(engine, "replay", "--organization", STAYING, "--state", "dead", "--yes", "--json")
+    )
+    assert done["replayed"] == 1
+    after = where_is(engine)
+    assert after[f"{STAYING}-e1"] == ("pending", "us")
+    assert {k: v for k, v in after.items() if k != f"{STAYING}-e1"} == {
+        k: v for k, v in before.items() if k != f"{STAYING}-e1"
+    }
+    assert audits(engine)[-1].filter["organizations"] == [STAYING]
+
+
+def test_dead_letters_requeue_and_discard_with_organization_touch_only_its_rows(
+    engine: Engine,
+) -> None:
+    """dead-letters requeue --organization revives that organization's dead letters only;
+    discard --organization deletes only its own."""
+    seed(engine)
+    requeued = as_json(
+        relay_cli(engine, "dead-letters", "requeue", "--organization", MOVING, "--yes", "--json")
+    )
+    assert requeued["requeued"] == 1
+    assert where_is(engine)[f"{MOVING}-e1"] == ("pending", "us")
+    assert where_is(engine)[f"{STAYING}-e1"] == ("dead", "us")
+    assert where_is(engine)[f"{EUROPEAN}-e1"] == ("dead", "eu")
+
+    discarded = as_json(
+        relay_cli(
+            engine,
+            "dead-letters",
+            "discard",
+            "--organization",
+            EUROPEAN,
+            "--reason",
+            "ticket OPS-7",
+            "--yes",
+            "--json",
+        )
+    )
+    assert discarded["discarded"] == 1
+    remaining = where_is(engine)
+    assert f"{EUROPEAN}-e1" not in remaining
+    assert remaining[f"{STAYING}-e1"] == ("dead", "us")
+    assert [e.filter.get("organizations") for e in audits(engine)] == [[MOVING], [EUROPEAN]]
+
+
+@pytest.mark.parametrize(
+    "command", [["replay", "--yes"], ["export"], ["dead-letters", "requeue", "--yes"]]
+)
+def test_an_empty_organization_filter_exits_2_and_changes_nothing(
+    engine: Engine, command: list[str]
+) -> None:
+    """--organization takes an organization's id: a blank one is refused, exit 2."""
+    seed(engine)
+    before = snapshot(engine)
+    result = relay_cli(engine, *command, "--organization", " ")
+    assert result.exit_code == 2
+    assert "--organization must not be empty" in result.stderr
+    assert snapshot(engine) == before
+    assert audits(engine) == []
+
+
 # --- reroute ---------------------------------------------------------------------------------
 
 

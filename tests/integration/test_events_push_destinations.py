@@ -119,7 +119,8 @@ def test_a_destination_without_a_service_account_is_one_line_and_exit_3(
     us: MixpanelStandin, eu: MixpanelStandin
 ) -> None:
     """The EU destination delivers with a project token only (no service account, which
-    Lexicon requires): its line names the EU variables to set, the US project is still pushed,
+    Lexicon requires): its line names the EU settings to set (its table's keys, its secret's
+    variable: no RELAY_DESTINATION_EU_PROJECT_ID exists), the US project is still pushed,
     and the exit code is the configuration one."""
     eu_settings = _destination(
         eu,
@@ -133,8 +134,8 @@ def test_a_destination_without_a_service_account_is_one_line_and_exit_3(
     assert eu.lexicon_requests() == []
     line = _outcomes(result)["eu"]
     assert line == (
-        "no service account: set RELAY_DESTINATION_EU_SERVICE_ACCOUNT_USERNAME, "
-        "RELAY_DESTINATION_EU_SERVICE_ACCOUNT_SECRET and RELAY_DESTINATION_EU_PROJECT_ID "
+        "no service account: set service_account_username of [destinations.eu], "
+        "RELAY_DESTINATION_EU_SERVICE_ACCOUNT_SECRET and project_id of [destinations.eu] "
         "(Lexicon takes a service account only)"
     )
 

@@ -134,6 +134,18 @@ def test_filter_json_carries_only_given_fields_in_iso_form() -> None:
     }
 
 
+def test_build_filter_takes_organizations_and_refuses_a_blank_or_overlong_one() -> None:
+    """Organizations are kept once each, in order; a blank id or one over 255 characters is a
+    FilterError naming the field, never a filter selecting nothing."""
+    f = build_filter(now=NOW, organizations=["org-2", "org-1", "org-2"])
+    assert f.organizations == ("org-2", "org-1")
+    assert f.to_json() == {"organizations": ["org-2", "org-1"]}
+    with pytest.raises(FilterError, match="organizations must not be empty"):
+        build_filter(now=NOW, organizations=["org-1", "  "])
+    with pytest.raises(FilterError, match="longer than 255"):
+        build_filter(now=NOW, organizations=["o" * 256])
+
+
 def test_where_clause_joins_every_field_with_and() -> None:
     """The WHERE clause ANDs the fields, inlines states, and escapes a substring's wildcards."""
     f = EventFilter(

@@ -16,13 +16,17 @@ EU = {"region": "eu", "project_token": "eu-token"}
     [
         ("default", "GDPR_TOKEN", "RELAY_MIXPANEL_GDPR_TOKEN"),
         ("eu", "gdpr_token", "RELAY_DESTINATION_EU_GDPR_TOKEN"),
-        ("eu-west", "PROJECT_ID", "RELAY_DESTINATION_EU_WEST_PROJECT_ID"),
+        ("eu-west", "SERVICE_ACCOUNT_SECRET", "RELAY_DESTINATION_EU_WEST_SERVICE_ACCOUNT_SECRET"),
+        ("eu-west", "PROJECT_ID", "project_id of [destinations.eu-west]"),
+        ("eu", "SERVICE_ACCOUNT_USERNAME", "service_account_username of [destinations.eu]"),
     ],
 )
 def test_setting_name_spells_each_destinations_variable(
     destination: str, field: str, expected: str
 ) -> None:
-    """`default` is RELAY_MIXPANEL_*, any other RELAY_DESTINATION_<NAME>_* with `-` as `_`."""
+    """`default` is RELAY_MIXPANEL_*; another destination's secret is its
+    RELAY_DESTINATION_<NAME>_* variable (`-` as `_`), the rest a key of its table (no variable
+    sets those: RELAY_DESTINATION_EU_PROJECT_ID is refused as not a relay setting)."""
     assert setting_name(destination, field) == expected
 
 

@@ -233,7 +233,7 @@ def classify(  # noqa: PLR0911 -- one return per bucket
     )
     stack: list[EncodedBatch] = []
     reader = file_answer if family == "import" else file_profile_answer
-    stopped = reader(batch, status, answer, outcome, stack)
+    stopped = reader(batch, status, answer, outcome, stack, hint="RELAY_MIXPANEL_API_URL")
     if stopped and outcome.auth_error and len(outcome.unsent) == size:
         return CONFIGURATION
     if stack:
