@@ -65,8 +65,9 @@ def settle(engine: Engine) -> None:
 
 
 def truncate(engine: Engine) -> None:
-    """Empty the outbox."""
+    """Empty the outbox and the pauses (a shared throttle left by the previous run's relay)."""
     with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM relay_pause")
         if engine.dialect.name == "postgresql":
             conn.exec_driver_sql("TRUNCATE relay_outbox RESTART IDENTITY")
         else:

@@ -293,8 +293,10 @@ class Drainer:
             if throttle is None and known is not None and self._limiter is not None:
                 self._limiter.resume()  # lifted early, by another relay's probe
             pause = 0.0 if throttle is None else throttle.pause_left(now)
-            if new and self._limiter is not None:
-                # Another relay's 429 slows this one too.
+            if new and self._limiter is not None and throttle is not None and throttle.until > now:
+                # Another relay's 429 slows this one too. A throttle whose backoff ended (left
+                # by a relay that stopped before its next delivery lifted it) says nothing of
+                # the project now: read at start-up, it would cut a relay that never sent.
                 if pause > 0:
                     self._limiter.halt(pause)
                 else:

@@ -204,6 +204,29 @@ def test_a_throttle_level_one_slows_a_paced_relay_without_stopping_it(
     assert second.delivered == 1
 
 
+def test_another_relays_current_throttle_slows_a_starting_relay_but_an_ended_one_does_not(
+    engine: Engine, make_drainer: Callable[..., Drainer]
+) -> None:
+    """A level-1 throttle still in its backoff ends a new relay's slow start; one whose backoff
+    ended (its relay stopped before a delivery lifted it) leaves the new relay in slow start."""
+    _add(engine, 2)
+    with store.transaction(engine) as conn:
+        record_throttle(conn, now=NOW - dt.timedelta(minutes=5), delay=lambda _l: 5.0, actor="old")
+    fresh = AdaptiveLimiter(8)
+    make_drainer(limiter=fresh, batch_max_events=1).drain_once(now=NOW)
+    assert fresh.state().slow_start
+
+    with engine.begin() as conn:
+        conn.execute(sa.delete(outbox))
+    _add(engine, 2)
+    with store.transaction(engine) as conn:
+        lift_throttle(conn, now=NOW)
+        record_throttle(conn, now=NOW, delay=lambda _l: 5.0, actor="another relay")
+    slowed = AdaptiveLimiter(8)
+    make_drainer(limiter=slowed, batch_max_events=1).drain_once(now=NOW)
+    assert not slowed.state().slow_start
+
+
 def test_a_503_still_uses_an_attempt(
     engine: Engine, standin: MixpanelStandin, make_drainer: Callable[..., Drainer]
 ) -> None:
