@@ -499,7 +499,7 @@ def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = 
         except ConfigurationError as exc:
             logger.critical("configuration_invalid", error=str(exc))
             return EXIT_CONFIGURATION
-        restore = _install_signal_handlers(stop)
+        restore = stop_on_signals(stop)
         resources.callback(restore)
         if settings.metrics_port:
             server = MetricsServer(metrics, host=settings.metrics_host, port=settings.metrics_port)
@@ -520,8 +520,12 @@ def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = 
     return daemon.exit_code if daemon is not None else EXIT_OK
 
 
-def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
-    """Make SIGTERM and SIGINT set ``stop``; returns a function restoring the old handlers."""
+def stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """Make SIGTERM and SIGINT set ``stop``; returns a function restoring the old handlers.
+
+    Does nothing (and restores nothing) outside the main thread, where Python cannot install
+    signal handlers.
+    """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -68,10 +69,26 @@ def run(relay: Relay, /) -> None:
 
 
 def _run(relay: Relay) -> int:
+    from relay._daemon.daemon import stop_on_signals  # noqa: PLC0415 - APScheduler only here
+
+    # From here on SIGINT/SIGTERM only set ``stop`` (the daemon's own handlers do the same)
+    # instead of raising KeyboardInterrupt into the start-up checks, where it must cross the
+    # database driver, the pool and the HTTP client, none written for it: under a loaded CI a
+    # Ctrl-C there was lost, and a daemon started after it and ran on.
+    stop = threading.Event()
+    restore = stop_on_signals(stop)
+    try:
+        return _start(relay, stop)
+    finally:
+        restore()
+
+
+def _start(relay: Relay, stop: threading.Event) -> int:
+    """``relay run``'s checks, then the daemon; 0 at once when a signal came during the checks."""
     import sqlalchemy as sa  # noqa: PLC0415
 
     from relay import _migrations  # noqa: PLC0415
-    from relay._daemon.daemon import run_daemon  # noqa: PLC0415 - APScheduler only here
+    from relay._daemon.daemon import run_daemon  # noqa: PLC0415
     from relay._errors import ConfigurationError, StoreError  # noqa: PLC0415
     from relay._logging import configure_logging  # noqa: PLC0415
     from relay._mixpanel.profiles import require_profile_token  # noqa: PLC0415
@@ -92,9 +109,11 @@ def _run(relay: Relay) -> int:
             raise
         except (sa.exc.DBAPIError, StoreError):
             pass
+    if stop.is_set():
+        return _exit.OK  # Ctrl-C during the checks: nothing was started
     configure_logging(settings)
     try:
-        return run_daemon(settings)
+        return run_daemon(settings, stop_event=stop)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise

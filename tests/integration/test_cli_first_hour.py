@@ -281,9 +281,15 @@ def test_ctrl_c_while_run_starts_is_a_clean_stop(tmp_path: Path, cpu: float) -> 
         while proc.poll() is None and _cpu_seconds(proc.pid) < cpu:
             time.sleep(0.005)
         proc.send_signal(signal.SIGINT)
-        _out, err = proc.communicate(timeout=60)
+        try:
+            _out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _out, err = proc.communicate()
+            pytest.fail(f"relay run did not stop within 60 s of SIGINT; it printed:\n{err}")
     finally:
         proc.kill()
+        proc.communicate()  # reaped and its pipes closed, whatever happened above
 
     assert proc.returncode == 0, err
     assert "Traceback" not in err
