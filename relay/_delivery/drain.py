@@ -246,7 +246,11 @@ class Drainer:
             self._observer.requests_sent(outcome.requests)
         # A 429 from /engage or /groups is the project's rate limit as on /import: the updates
         # keep their attempt and wait, with every relay, for the shared backoff's end.
-        retry_at = self._gate.throttled(now=ack_now).until if outcome.throttled else None
+        retry_at = (
+            self._gate.throttled(now=ack_now, monotonic=self._monotonic()).until
+            if outcome.throttled
+            else None
+        )
         result = self._ack(claim, outcome, now=ack_now, throttled_until=retry_at)
         log.debug("profile_batch_acked", delivered=result.delivered, rejected=result.rejected)
         return dataclasses.replace(result, batch_full=claimed.more or bool(result.delivered))
@@ -289,7 +293,9 @@ class Drainer:
             known = self._gate.known
             # relay_pause read once for the throttle and the pauses: a round trip less a claim.
             pause_rows = read_pause_rows(conn)
-            throttle, new = self._gate.check(conn, pause_rows=pause_rows)
+            throttle, new = self._gate.check(
+                conn, pause_rows=pause_rows, monotonic=self._monotonic()
+            )
             if throttle is None and known is not None and self._limiter is not None:
                 self._limiter.resume()  # lifted early, by another relay's probe
             pause = 0.0 if throttle is None else throttle.pause_left(now)
@@ -414,13 +420,14 @@ class Drainer:
             return claimed.too_large + self._hand_back_waiting(
                 claim, claimed.postponed, now=now, log=log
             )
+        sent_at = self._monotonic()
         outcome = self._send(claim.events, log)
         send_seconds = max(0.0, self._monotonic() - started)
         ack_now = now + dt.timedelta(seconds=send_seconds)
         if self._observer is not None:
             self._observer.requests_sent(outcome.requests)
         if claimed.probe is None:
-            throttle_seconds, retry_at = self._after_send(outcome, now=ack_now)
+            throttle_seconds, retry_at = self._after_send(outcome, now=ack_now, sent_at=sent_at)
         else:
             throttle_seconds, retry_at = self._after_probe(claimed.probe, outcome, now=ack_now)
         return _Sent(
@@ -491,9 +498,10 @@ class Drainer:
         return self._stop is not None and self._stop.is_set()
 
     def _after_send(
-        self, outcome: SendOutcome, *, now: dt.datetime
+        self, outcome: SendOutcome, *, now: dt.datetime, sent_at: float
     ) -> tuple[float, dt.datetime | None]:
-        """Tell the limiter and the shared throttle how the send went.
+        """Tell the limiter and the shared throttle how the send went (the request left at
+        ``sent_at``, on this drainer's monotonic clock).
 
         Returns the pause every relay must observe, and when a throttled request may be
         retried ("with exponential backoff", Mixpanel's 429 says): the throttle's end.
@@ -502,7 +510,7 @@ class Drainer:
         stats = outcome.requests
         seconds = max((r.seconds for r in stats), default=0.0)
         if outcome.throttled:
-            throttle = self._gate.throttled(now=now)
+            throttle = self._gate.throttled(now=now, monotonic=self._monotonic())
             if limiter is None:
                 # Nothing paces this relay: wait out the backoff rather than hammer Mixpanel.
                 wait = max(0.0, (throttle.until - now).total_seconds())
@@ -520,7 +528,7 @@ class Drainer:
             else:
                 limiter.accepted(events=len(outcome.delivered), seconds=seconds)
         if outcome.delivered:
-            self._gate.delivered(now=now)
+            self._gate.delivered(now=now, sent_at=sent_at)
         return 0.0, None
 
     def _until_probe(self, throttle: Throttle, wait: float, *, now: dt.datetime) -> float:

@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection, Engine
 from relay import _store as store
 from relay._delivery.backoff import retry_delay
 from relay._store.throttle import (
+    PAUSING_LEVEL,
     PauseRows,
     Throttle,
     lift_throttle,
@@ -85,6 +86,9 @@ class ThrottleGate:
         self._actor = actor or relay_actor()
         self._lock = threading.Lock()
         self._known: Throttle | None = None
+        # When (the drainer's monotonic clock) this relay learned of ``_known``: a request sent
+        # after it and accepted shows the project takes the slowed-down rate (see delivered()).
+        self._known_since = math.inf
         self._next_probe = -math.inf
 
     def take_probe(self, monotonic: float) -> float:
@@ -134,11 +138,16 @@ class ThrottleGate:
             return self._known
 
     def check(
-        self, conn: Connection, *, pause_rows: PauseRows | None = None
+        self,
+        conn: Connection,
+        *,
+        pause_rows: PauseRows | None = None,
+        monotonic: float = math.inf,
     ) -> tuple[Throttle | None, bool]:
         """Read the throttle in the claim's transaction: (it, whether it is new to this relay).
 
-        From ``pause_rows`` when the transaction has read ``relay_pause`` already.
+        From ``pause_rows`` when the transaction has read ``relay_pause`` already. ``monotonic``:
+        the drainer's clock now, remembered as when this relay learned of a new throttle.
         """
         throttle = (
             pause_rows.throttle(self._destination)
@@ -147,11 +156,14 @@ class ThrottleGate:
         )
         with self._lock:
             new = throttle is not None and throttle != self._known
+            if new:
+                self._known_since = monotonic
             self._known = throttle
         return throttle, new
 
-    def throttled(self, *, now: dt.datetime) -> Throttle:
-        """Book a 429 answered at ``now``; returns the throttle in force."""
+    def throttled(self, *, now: dt.datetime, monotonic: float = math.inf) -> Throttle:
+        """Book a 429 answered at ``now`` (``monotonic`` on the drainer's clock); returns the
+        throttle in force."""
         with store.transaction(self._engine, write=True, durable=False) as conn:
             throttle = record_throttle(
                 conn,
@@ -162,6 +174,8 @@ class ThrottleGate:
             )
         with self._lock:
             new = throttle != self._known
+            if new:
+                self._known_since = monotonic
             self._known = throttle
         if new:
             logger.warning(
@@ -172,14 +186,28 @@ class ThrottleGate:
             )
         return throttle
 
-    def delivered(self, *, now: dt.datetime) -> None:
-        """A request was accepted at ``now``: lift a throttle whose backoff ended."""
+    def delivered(self, *, now: dt.datetime, sent_at: float = -math.inf) -> None:
+        """A request sent at ``sent_at`` (the drainer's monotonic clock) was accepted at ``now``:
+        lift a throttle whose backoff ended, or a first-level one this relay learned of before
+        it sent the request.
+
+        A first-level throttle pauses nobody, it only slows the relays down; a request sent
+        after the slowdown and accepted shows the project takes that rate, so the throttle has
+        done its work. Left in place until its backoff ends, the next 429 of the limiter's
+        careful climb would find it ended but not yet lifted and raise it to the level that
+        pauses every relay for seconds (the limiter meets a 429 every few dozen requests at the
+        cap).
+        """
         with self._lock:
-            known = self._known
-        if known is None or known.until > now:
+            known, since = self._known, self._known_since
+        if known is None:
+            return
+        answered = known.level < PAUSING_LEVEL and sent_at > since
+        if known.until > now and not answered:
             return
         with store.transaction(self._engine, write=True, durable=False) as conn:
-            lifted = lift_throttle(conn, now=now, destination=self._destination)
+            # At least the throttle's end: a later backoff booked meanwhile survives.
+            lifted = lift_throttle(conn, now=max(now, known.until), destination=self._destination)
         with self._lock:
             if self._known == known:
                 self._known = None

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from relay import _store as store
 from relay._delivery.drain import Drainer
 from relay._delivery.limiter import AdaptiveLimiter
+from relay._delivery.throttling import ThrottleGate
 from relay._mixpanel.client import MixpanelImportClient
 from relay._store.lanes import claim_exclusion
 from relay._store.pauses import list_pauses, set_pause
@@ -368,3 +369,33 @@ def test_a_claim_reads_relay_pause_once_and_still_honours_both_a_pause_and_the_t
     with engine.connect() as conn:
         states = dict(conn.execute(sa.select(outbox.c.event, outbox.c.state)).all())
     assert states["svc.test.paused_thing"] == OutboxState.PENDING
+
+
+def test_an_answer_to_a_request_sent_after_a_first_429_lifts_it_before_its_backoff_ends(
+    engine: Engine,
+) -> None:
+    """Level 1 only slows relays down: a request sent after the relay learned of it and accepted
+    lifts it at once, so the next 429 of the limiter's climb is a first one again (not the level
+    that pauses every relay); an answer to a request sent before it lifts nothing, nor does any
+    answer lift a pausing level before its end."""
+    gate = ThrottleGate(engine, rng=random.Random(1))
+    booked = gate.throttled(now=NOW, monotonic=10.0)
+    assert booked.level == 1
+    assert booked.until > NOW + dt.timedelta(seconds=2)
+
+    gate.delivered(now=NOW + dt.timedelta(seconds=1), sent_at=9.5)  # left before the 429
+    with engine.connect() as conn:
+        assert read_throttle(conn) == booked
+    gate.delivered(now=NOW + dt.timedelta(seconds=1), sent_at=10.5)  # left after it
+    with engine.connect() as conn:
+        assert read_throttle(conn) is None
+
+    again = gate.throttled(now=NOW + dt.timedelta(seconds=2), monotonic=11.0)
+    assert again.level == 1  # a first 429 again, not level 2
+
+    later = again.until + dt.timedelta(seconds=1)
+    pausing = gate.throttled(now=later, monotonic=20.0)  # outlasted the backoff: level 2
+    assert pausing.level == 2
+    gate.delivered(now=later + dt.timedelta(seconds=1), sent_at=21.0)
+    with engine.connect() as conn:
+        assert read_throttle(conn) == pausing
