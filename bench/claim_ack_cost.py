@@ -1,0 +1,123 @@
+"""PostgreSQL's CPU per row for the relay's claim and its ack, measured alone (no HTTP, one thread).
+
+Per run: a new database with this checkout's schema, ``--events`` pending rows (``VACUUM
+ANALYZE`` and ``CHECKPOINT``, as ``drain_process.py`` loads them), then claims of 2,000 rows
+(the drain's byte budget and size limit) each acked as delivered, one after the other on one
+connection, until nothing is due. Printed: the backend's CPU microseconds per row for the claims
+and for the acks (``psutil`` on the connection's server process), and the client's wall time per
+row for each. What the database costs per event, without the drain's threads or the stand-in
+around it: where a loopback drain's ceiling on two cores comes from.
+
+    .venv/bin/python bench/claim_ack_cost.py [--events 100000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import time
+import uuid
+from typing import Any
+
+import psutil
+import sqlalchemy as sa
+from _db import DEFAULT_ADMIN_URL
+from _procs import REPO
+from _stats import median, print_header
+from drain_process import prepare
+
+from relay import _store as store
+from relay._database import create_engine
+
+#: The drain's defaults: rows per claim, bytes per request, claims' byte budget in requests.
+BATCH = 2000
+REQUEST_BYTES = 10_000_000
+
+
+def one_run(admin: sa.Engine, events: int) -> dict[str, float]:
+    """Claim and ack ``events`` rows in a fresh database; microseconds per row."""
+    name = "relay_bench_cost_" + uuid.uuid4().hex[:8]
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+        prepare(REPO, url, events, {**env, "RELAY_DATABASE_URL": url})
+        engine = create_engine(url, pool_size=1, max_overflow=0)
+        with engine.connect() as conn:
+            backend = psutil.Process(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+        def cpu() -> float:
+            times = backend.cpu_times()
+            return float(times.user + times.system)
+
+        totals = {"claim_cpu": 0.0, "ack_cpu": 0.0, "claim_wall": 0.0, "ack_wall": 0.0}
+        rows, due_from = 0, None
+        while True:
+            now = dt.datetime.now(dt.UTC)
+            cpu0, wall0 = cpu(), time.perf_counter()
+            with store.transaction(engine, write=True, durable=False) as conn:
+                claim = store.claim(
+                    conn,
+                    now=now,
+                    limit=BATCH,
+                    lease_seconds=60.0,
+                    due_from=due_from,
+                    max_bytes=REQUEST_BYTES,
+                    row_max_bytes=REQUEST_BYTES,
+                )
+            cpu1, wall1 = cpu(), time.perf_counter()
+            if not claim.events:
+                break
+            due_from = claim.last_due
+            with store.transaction(engine, write=True, durable=False) as conn:
+                store.mark_claim_delivered(conn, claim=claim, now=now)
+            cpu2, wall2 = cpu(), time.perf_counter()
+            totals["claim_cpu"] += cpu1 - cpu0
+            totals["ack_cpu"] += cpu2 - cpu1
+            totals["claim_wall"] += wall1 - wall0
+            totals["ack_wall"] += wall2 - wall1
+            rows += len(claim.events)
+        engine.dispose()
+        if rows != events:
+            raise SystemExit(f"claimed {rows} of {events} rows")
+        return {key: value / rows * 1e6 for key, value in totals.items()}
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    print_header()
+    admin = sa.create_engine(DEFAULT_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    results: list[dict[str, Any]] = []
+    for run in range(1, args.runs + 1):
+        result = one_run(admin, args.events)
+        results.append(result)
+        print(
+            f"run {run}: claim {result['claim_cpu']:.1f} us/row backend CPU "
+            f"({result['claim_wall']:.1f} us wall), ack {result['ack_cpu']:.1f} us/row "
+            f"({result['ack_wall']:.1f} us wall)",
+            flush=True,
+        )
+    print()
+    for key, label in (
+        ("claim_cpu", "claim, backend CPU"),
+        ("ack_cpu", "ack, backend CPU"),
+        ("claim_wall", "claim, client wall"),
+        ("ack_wall", "ack, client wall"),
+    ):
+        values = [r[key] for r in results]
+        print(
+            f"{label:20} median {median(values):6.1f} us/row ({min(values):.1f}-{max(values):.1f})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
