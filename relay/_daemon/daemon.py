@@ -89,6 +89,10 @@ EXIT_CONFIGURATION = _exit.CONFIGURATION
 _OTHER_JOB_THREADS = 4
 
 
+#: How often the daemon's main thread wakes to run a signal handler the kernel left pending.
+SIGNAL_POLL_SECONDS = 0.5
+
+
 def drain_job_id(destination: str) -> str:
     """The drain job of ``destination``: ``relay-drain`` for ``default``, ``relay-drain@name``."""
     return DRAIN_JOB_ID if destination == DEFAULT_DESTINATION else f"{DRAIN_JOB_ID}@{destination}"
@@ -514,7 +518,12 @@ def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = 
         logger.info(
             "daemon_started", dialect=engine.dialect.name, pid=os.getpid(), destinations=names
         )
-        stop.wait()
+        # Bounded waits: CPython runs a signal's Python handler in the main thread, and when
+        # the kernel delivers SIGINT/SIGTERM to one of the drain's threads instead, a main
+        # thread blocked in an unbounded wait never gets to run it (python/cpython#85300):
+        # under a loaded CI the daemon slept through Ctrl-C. Waking twice a second runs it.
+        while not stop.wait(SIGNAL_POLL_SECONDS):
+            pass
         logger.info("daemon_stopping")
     logger.info("daemon_stopped")
     return daemon.exit_code if daemon is not None else EXIT_OK

@@ -297,6 +297,53 @@ def test_ctrl_c_while_run_starts_is_a_clean_stop(tmp_path: Path, cpu: float) -> 
     assert "KeyboardInterrupt" not in err
 
 
+_SIGINT_TO_ANOTHER_THREAD = """
+import signal, sys, threading, time
+from relay._config import load_settings
+from relay._daemon.daemon import run_daemon
+
+def poke():
+    # Once the daemon's handler is in place and its main thread waits, SIGINT goes to this
+    # thread, not the main one: what the kernel may do with a signal sent to the process.
+    while signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        time.sleep(0.01)
+    time.sleep(1.0)
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+threading.Thread(target=poke, daemon=True).start()
+sys.exit(run_daemon(load_settings()))
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs pthread_kill")
+def test_a_sigint_the_kernel_hands_to_another_thread_still_stops_the_daemon(
+    tmp_path: Path,
+) -> None:
+    """SIGINT delivered to one of the daemon's other threads (the kernel's choice for a signal
+    sent to the process) still stops it within seconds: CPython runs the handler only in the
+    main thread, which an unbounded wait would never wake to do (python/cpython#85300)."""
+    url = migrated_sqlite(tmp_path / "r.db")
+    env = env_without_relay(
+        RELAY_DATABASE_URL=url,
+        RELAY_METRICS_PORT="0",
+        RELAY_MIXPANEL_API_URL="http://127.0.0.1:9",
+        RELAY_MIXPANEL_PROJECT_TOKEN="token",
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _SIGINT_TO_ANOTHER_THREAD],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the daemon slept through SIGINT for 60 s; it printed:\n{exc.stderr!r}")
+    assert done.returncode == 0, done.stderr
+    assert "daemon_stopping" in done.stdout + done.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "word"),
     [
