@@ -504,10 +504,7 @@ class Drainer:
         ``sent_at``, on this drainer's monotonic clock).
 
         Returns the pause every relay must observe, and when a throttled request may be
-        retried ("with exponential backoff", Mixpanel's 429 says): the throttle's end, or at
-        once when the limiter paces this relay and the throttle pauses nobody (level 1): the
-        lowered limit is the backoff then, and the rows would only wait behind the rest (at
-        the end of a backlog, seconds with nothing to send).
+        retried ("with exponential backoff", Mixpanel's 429 says): the throttle's end.
         """
         limiter = self._limiter
         stats = outcome.requests
@@ -522,8 +519,7 @@ class Drainer:
             pause = throttle.pause_left(now)
             if pause > 0:
                 limiter.halt(pause)
-                return self._until_probe(throttle, pause, now=now), throttle.until
-            return 0.0, now
+            return self._until_probe(throttle, pause, now=now), throttle.until
         if limiter is not None:
             if not stats:
                 limiter.abandoned()

@@ -399,23 +399,3 @@ def test_an_answer_to_a_request_sent_after_a_first_429_lifts_it_before_its_backo
     gate.delivered(now=later + dt.timedelta(seconds=1), sent_at=21.0)
     with engine.connect() as conn:
         assert read_throttle(conn) == pausing
-
-
-def test_a_paced_relays_first_429_makes_its_rows_due_at_once_behind_the_lowered_limit(
-    engine: Engine, standin: MixpanelStandin, make_drainer: Callable[..., Drainer]
-) -> None:
-    """At level 1 the lowered limit is the backoff: the throttled rows are due again at once,
-    attempt returned, instead of waiting seconds behind the rest (a backlog's tail)."""
-    _add(engine, 2)
-    standin.fail_next(429)
-    drainer = make_drainer(limiter=AdaptiveLimiter(4))
-    result = drainer.drain_once(now=NOW)
-    assert (result.throttled, result.throttle_seconds) == (2, 0.0)
-    rows = _rows(engine)
-    assert [(r.state, r.attempts) for r in rows] == [(OutboxState.PENDING, 0)] * 2
-    with engine.connect() as conn:
-        throttle = read_throttle(conn)
-    assert throttle is not None
-    assert throttle.level == 1
-    assert all(r.next_attempt_at < throttle.until for r in rows)
-    assert all(r.next_attempt_at <= NOW + dt.timedelta(seconds=5) for r in rows)
