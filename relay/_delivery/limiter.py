@@ -21,9 +21,8 @@ signal. Three changes fit it to a rate cap:
 * **leaving slow start at what was accepted**: the first 429 sets the limit to
   :data:`DECREASE_RATIO` of the rate Mixpanel *accepted* over the last :data:`MEASURE_SECONDS`
   (converted back into requests in flight), not to a fraction of the limit: that rate is the
-  project's cap, measured, however far slow start overshot; the limit where the 429 met the
-  burst is remembered as the maximum below which the climb is fast (the measure still holds
-  slow start's first, emptier round trips and so falls short of the cap);
+  project's cap, measured, however far slow start overshot, and it is remembered as the
+  maximum, so the climb from there is the careful one;
 * **a fast, then careful climb** (as TCP CUBIC's around its last maximum): each later 429
   remembers the limit it happened at and cuts by :data:`BACKOFF_RATIO`; the limit then grows by
   :data:`FAST_INCREASE_RATIO` per accepted answer back to just under that maximum, and by
@@ -311,12 +310,13 @@ class AdaptiveLimiter:
             return
         if self._slow_start:
             self._slow_start = False
-            # The climb back is fast up to where the burst met the 429: the accepted rate
-            # measured over a window that still holds slow start's first round trips is low,
-            # and a careful climb from there would stay under the cap for minutes.
-            overshoot = self._limit
-            self._limit = max(MIN_LIMIT, DECREASE_RATIO * self._accepted_limit(now))
-            self._last_max = max(overshoot, self._limit / DECREASE_RATIO)
+            # The accepted rate is the project's cap, measured: the climb from just under it
+            # is the careful one. (Remembering slow start's overshoot as the maximum instead
+            # made the climb fast up to it, straight into the cap's next 429s; their rows then
+            # wait out the backoff, seconds of an empty pipe at the end of a backlog.)
+            measured = self._accepted_limit(now)
+            self._limit = max(MIN_LIMIT, DECREASE_RATIO * measured)
+            self._last_max = max(measured, self._limit)
         else:
             self._last_max = self._limit
             self._limit = max(MIN_LIMIT, BACKOFF_RATIO * self._limit)
