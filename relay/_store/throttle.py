@@ -86,28 +86,25 @@ class PauseRows:
     trip to the database.
     """
 
-    rows: tuple[tuple[str, str, str, dt.datetime], ...]
+    rows: tuple[sa.Row[tuple[str, str, str, dt.datetime]], ...]
 
     def scopes(self) -> list[str]:
         """The scopes of every row."""
-        return [row[0] for row in self.rows]
+        return [str(row.scope) for row in self.rows]
 
     def throttle(self, destination: str) -> Throttle | None:
         """``destination``'s throttle among the rows, ``None`` if there is none."""
         scope = throttle_scope(destination)
-        for row_scope, reason, actor, paused_at in self.rows:
-            if row_scope == scope:
-                return Throttle(level=_level(reason), until=paused_at, actor=actor)
-        return None
+        return next((_from_row(row) for row in self.rows if row.scope == scope), None)
 
 
 @translate_errors
 def read_pause_rows(conn: Connection) -> PauseRows:
     """Every row of ``relay_pause`` in one read. Lock: none (a plain read)."""
-    rows = conn.execute(
-        sa.select(pause.c.scope, pause.c.reason, pause.c.actor, pause.c.paused_at)
-    ).all()
-    return PauseRows(rows=tuple((str(s), str(r), str(a), at) for s, r, a, at in rows))
+    every: sa.Select[tuple[str, str, str, dt.datetime]] = sa.select(
+        pause.c.scope, pause.c.reason, pause.c.actor, pause.c.paused_at
+    )
+    return PauseRows(rows=tuple(conn.execute(every).all()))
 
 
 def _select(destination: str) -> sa.Select[tuple[str, str, str, dt.datetime]]:

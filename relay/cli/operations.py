@@ -72,9 +72,9 @@ def _run(relay: Relay) -> int:
     from relay._daemon.daemon import stop_on_signals  # noqa: PLC0415 - APScheduler only here
 
     # From here on SIGINT/SIGTERM only set ``stop`` (the daemon's own handlers do the same)
-    # instead of raising KeyboardInterrupt into the start-up checks, where it must cross the
-    # database driver, the pool and the HTTP client, none written for it: under a loaded CI a
-    # Ctrl-C there was lost, and a daemon started after it and ran on.
+    # instead of raising KeyboardInterrupt into the start-up checks, where it would have to
+    # cross the database driver, the pool and the HTTP client, none written for it; a stop
+    # requested during the checks ends ``relay run`` before the daemon starts.
     stop = threading.Event()
     restore = stop_on_signals(stop)
     try:
