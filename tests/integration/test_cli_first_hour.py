@@ -262,18 +262,22 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _run_env(tmp_path: Path) -> dict[str, str]:
+    """Settings for a `relay run` on a migrated SQLite file and a Mixpanel that is not there."""
+    return env_without_relay(
+        RELAY_DATABASE_URL=migrated_sqlite(tmp_path / "r.db"),
+        RELAY_METRICS_PORT="0",
+        RELAY_MIXPANEL_API_URL="http://127.0.0.1:9",
+        RELAY_MIXPANEL_PROJECT_TOKEN="token",
+    )
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 @pytest.mark.parametrize("cpu", [0.1, 0.2, 0.4, 0.8])
 def test_ctrl_c_while_run_starts_is_a_clean_stop(tmp_path: Path, cpu: float) -> None:
     """SIGINT while `relay run` is still importing and checking (after `cpu` seconds of its
     CPU time, however busy the machine) exits 0 as documented: no traceback, no "Aborted!"."""
-    url = migrated_sqlite(tmp_path / "r.db")
-    env = env_without_relay(
-        RELAY_DATABASE_URL=url,
-        RELAY_METRICS_PORT="0",
-        RELAY_MIXPANEL_API_URL="http://127.0.0.1:9",
-        RELAY_MIXPANEL_PROJECT_TOKEN="token",
-    )
+    env = _run_env(tmp_path)
     proc = subprocess.Popen(
         [RELAY, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -322,13 +326,7 @@ def test_a_sigint_the_kernel_hands_to_another_thread_still_stops_the_daemon(
     """SIGINT delivered to one of the daemon's other threads (the kernel's choice for a signal
     sent to the process) still stops it within seconds: CPython runs the handler only in the
     main thread, which an unbounded wait would never wake to do (python/cpython#85300)."""
-    url = migrated_sqlite(tmp_path / "r.db")
-    env = env_without_relay(
-        RELAY_DATABASE_URL=url,
-        RELAY_METRICS_PORT="0",
-        RELAY_MIXPANEL_API_URL="http://127.0.0.1:9",
-        RELAY_MIXPANEL_PROJECT_TOKEN="token",
-    )
+    env = _run_env(tmp_path)
     try:
         done = subprocess.run(
             [sys.executable, "-c", _SIGINT_TO_ANOTHER_THREAD],

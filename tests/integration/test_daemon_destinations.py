@@ -15,11 +15,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from helpers.waiting import WAIT_SECONDS, wait_for
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
@@ -27,20 +28,6 @@ from relay._config import RelaySettings
 from relay._daemon.daemon import run_daemon
 from relay._tables import outbox
 from relay.testing.mixpanel_standin import MixpanelStandin
-
-WAIT_SECONDS = 30.0
-_T = TypeVar("_T")
-
-
-def _wait(predicate: Callable[[], _T], what: str) -> _T:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 def _free_port() -> int:
@@ -159,15 +146,15 @@ def test_a_refused_eu_secret_pauses_only_eu_and_health_names_it(
     delivered meanwhile; /healthz and /metrics name EU; EU resumes once it accepts again."""
     _add(pg_engine, "eu", 1)
     _add(pg_engine, "default", 1)
-    _wait(lambda: eu.stats().unique == 1 and us.stats().unique == 1, "first deliveries")
+    wait_for(lambda: eu.stats().unique == 1 and us.stats().unique == 1, "first deliveries")
     eu.refuse_credentials()
     _add(pg_engine, "eu", 4)
     _add(pg_engine, "default", 4)
     port = daemon["port"]
 
-    _wait(lambda: _states(pg_engine, "default") == [("delivered", 1)] * 5, "US delivered")
-    _wait(lambda: eu.stats().by_status.get(401), "EU refusing")
-    health = _wait(lambda: _eu_failing(port), "/healthz naming EU's problem")
+    wait_for(lambda: _states(pg_engine, "default") == [("delivered", 1)] * 5, "US delivered")
+    wait_for(lambda: eu.stats().by_status.get(401), "EU refusing")
+    health = wait_for(lambda: _eu_failing(port), "/healthz naming EU's problem")
     assert health["destinations"]["eu"]["status"] == "failing"
     assert "401" in health["destinations"]["eu"]["auth_error"]
     assert health["destinations"]["default"]["auth_error"] is None
@@ -180,8 +167,8 @@ def test_a_refused_eu_secret_pauses_only_eu_and_health_names_it(
     assert us.stats().unique == 5
 
     eu.refuse_credentials(False)  # the operator fixes the EU project's service account
-    _wait(lambda: _states(pg_engine, "eu") == [("delivered", 1)] * 5, "EU delivered")
-    _wait(lambda: _get(port, "/healthz")[0] == 200, "/healthz ok again")
+    wait_for(lambda: _states(pg_engine, "eu") == [("delivered", 1)] * 5, "EU delivered")
+    wait_for(lambda: _get(port, "/healthz")[0] == 200, "/healthz ok again")
     assert eu.stats().unique == 5
     assert us.stats().unique == 5
     daemon["stop"].set()
@@ -199,8 +186,8 @@ def test_a_destination_whose_project_lives_in_another_region_is_stopped_before_a
     _add(pg_engine, "default", 3)
     port = daemon["port"]
 
-    _wait(lambda: _states(pg_engine, "default") == [("delivered", 1)] * 3, "US delivered")
-    health = _wait(lambda: _eu_failing(port), "/healthz naming EU's problem")
+    wait_for(lambda: _states(pg_engine, "default") == [("delivered", 1)] * 3, "US delivered")
+    health = wait_for(lambda: _eu_failing(port), "/healthz naming EU's problem")
     assert "another region" in health["destinations"]["eu"]["auth_error"]
     assert health["destinations"]["default"]["status"] == "ok"
     assert _states(pg_engine, "eu") == [("pending", 0)] * 3
@@ -208,5 +195,5 @@ def test_a_destination_whose_project_lives_in_another_region_is_stopped_before_a
     assert eu.stats().requests == 0  # not one /import with an event, only the check's GETs
 
     eu.move_project("eu")
-    _wait(lambda: _states(pg_engine, "eu") == [("delivered", 1)] * 3, "EU delivered")
-    _wait(lambda: _get(port, "/healthz")[0] == 200, "/healthz ok again")
+    wait_for(lambda: _states(pg_engine, "eu") == [("delivered", 1)] * 3, "EU delivered")
+    wait_for(lambda: _get(port, "/healthz")[0] == 200, "/healthz ok again")

@@ -8,14 +8,15 @@ import datetime as dt
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import orjson
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from helpers.logs import logging_restored
+from helpers.waiting import WAIT_SECONDS, wait_for
 from sqlalchemy.engine import Engine
 from structlog.testing import capture_logs
 
@@ -27,23 +28,10 @@ from relay._tables import OutboxState, outbox
 from relay.cli import main
 from relay.testing.mixpanel_standin import MixpanelStandin
 
-WAIT_SECONDS = 30.0
 #: A property value and a distinct-id prefix no line about a destination may show.
 MARKER = "row-content-marker"
 #: What :func:`_seed` leaves waiting for destinations that are not configured.
 WAITING = {"gone": 3, "old-eu": 2}
-_T = TypeVar("_T")
-
-
-def _wait(predicate: Callable[[], _T], what: str) -> _T:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 def _add(engine: Engine, destination: str, count: int, state: OutboxState | None = None) -> None:
@@ -187,9 +175,9 @@ def test_relay_run_warns_once_per_unconfigured_destination_at_first_contact(
     at its first contact with the database, and never again while it runs; it delivers the
     configured destination's rows meanwhile."""
     _seed(engine)
-    _wait(lambda: _states(engine, "default") == [("delivered", 1)], "default delivered")
+    wait_for(lambda: _states(engine, "default") == [("delivered", 1)], "default delivered")
     _add(engine, "default", 1)  # more passes of the drain: no new warning
-    _wait(lambda: _states(engine, "default") == [("delivered", 1)] * 2, "the second row")
+    wait_for(lambda: _states(engine, "default") == [("delivered", 1)] * 2, "the second row")
 
     assert _warnings(daemon_logs) == list(WAITING.items())
     assert MARKER not in repr(daemon_logs)
