@@ -262,6 +262,15 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: Run argv[1:] with SIGINT at its default, as from a terminal: a test runner started in the
+#: background by a shell without job control ignores SIGINT, and its children inherit that (a
+#: Ctrl-C sent before relay installs its own handler would then simply be ignored).
+_WITH_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 def _run_env(tmp_path: Path) -> dict[str, str]:
     """Settings for a `relay run` on a migrated SQLite file and a Mixpanel that is not there."""
     return env_without_relay(
@@ -279,7 +288,11 @@ def test_ctrl_c_while_run_starts_is_a_clean_stop(tmp_path: Path, cpu: float) -> 
     CPU time, however busy the machine) exits 0 as documented: no traceback, no "Aborted!"."""
     env = _run_env(tmp_path)
     proc = subprocess.Popen(
-        [RELAY, "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", _WITH_DEFAULT_SIGINT, RELAY, "run"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         while proc.poll() is None and _cpu_seconds(proc.pid) < cpu:

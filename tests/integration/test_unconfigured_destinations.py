@@ -15,7 +15,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
-from helpers.logs import logging_restored
+from helpers.logs import logging_restored, plain_structlog_defaults
 from helpers.waiting import WAIT_SECONDS, wait_for
 from sqlalchemy.engine import Engine
 from structlog.testing import capture_logs
@@ -155,16 +155,20 @@ def daemon_logs(engine: Engine, standin: MixpanelStandin) -> Iterator[list[dict[
     )
     stop = threading.Event()
     exit_code: list[int] = []
-    with capture_logs() as logged:
-        thread = threading.Thread(
-            target=lambda: exit_code.append(run_daemon(settings, stop_event=stop)), daemon=True
-        )
-        thread.start()
-        try:
-            yield logged
-        finally:
-            stop.set()
-            thread.join(timeout=WAIT_SECONDS)
+    # From structlog's defaults: a configuration an earlier test on this worker left (a level
+    # filter above WARNING, another renderer) must not hide the lines this fixture captures.
+    with logging_restored():
+        plain_structlog_defaults()
+        with capture_logs() as logged:
+            thread = threading.Thread(
+                target=lambda: exit_code.append(run_daemon(settings, stop_event=stop)), daemon=True
+            )
+            thread.start()
+            try:
+                yield logged
+            finally:
+                stop.set()
+                thread.join(timeout=WAIT_SECONDS)
     assert exit_code == [0]
 
 
