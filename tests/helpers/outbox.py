@@ -6,9 +6,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
+from relay._tables import outbox
 
 
 def row_values(*, at: dt.datetime, time_ms: int, **columns: Any) -> dict[str, Any]:
@@ -37,3 +39,16 @@ def add_rows(
         for values in rows:
             store.insert_event(conn, values=values)
     return [values["insert_id"] for values in rows]
+
+
+def states_of(engine: Engine, destination: str) -> list[tuple[str, int]]:
+    """``(state, attempts)`` of each of ``destination``'s rows, in id order."""
+    with engine.connect() as conn:
+        return [
+            (str(state), int(attempts))
+            for state, attempts in conn.execute(
+                sa.select(outbox.c.state, outbox.c.attempts)
+                .where(outbox.c.destination == destination)
+                .order_by(outbox.c.id)
+            )
+        ]

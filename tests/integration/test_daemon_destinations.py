@@ -19,14 +19,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
+from helpers.outbox import states_of
 from helpers.waiting import WAIT_SECONDS, wait_for
 from sqlalchemy.engine import Engine
 
 from relay import _store as store
 from relay._config import RelaySettings
 from relay._daemon.daemon import run_daemon
-from relay._tables import outbox
 from relay.testing.mixpanel_standin import MixpanelStandin
 
 
@@ -72,18 +71,6 @@ def _add(engine: Engine, destination: str, count: int) -> None:
                     "destination": destination,
                 },
             )
-
-
-def _states(engine: Engine, destination: str) -> list[tuple[str, int]]:
-    with engine.connect() as conn:
-        return [
-            (str(state), int(attempts))
-            for state, attempts in conn.execute(
-                sa.select(outbox.c.state, outbox.c.attempts)
-                .where(outbox.c.destination == destination)
-                .order_by(outbox.c.id)
-            )
-        ]
 
 
 @pytest.fixture
@@ -152,7 +139,7 @@ def test_a_refused_eu_secret_pauses_only_eu_and_health_names_it(
     _add(pg_engine, "default", 4)
     port = daemon["port"]
 
-    wait_for(lambda: _states(pg_engine, "default") == [("delivered", 1)] * 5, "US delivered")
+    wait_for(lambda: states_of(pg_engine, "default") == [("delivered", 1)] * 5, "US delivered")
     wait_for(lambda: eu.stats().by_status.get(401), "EU refusing")
     health = wait_for(lambda: _eu_failing(port), "/healthz naming EU's problem")
     assert health["destinations"]["eu"]["status"] == "failing"
@@ -162,12 +149,12 @@ def test_a_refused_eu_secret_pauses_only_eu_and_health_names_it(
     assert 'relay_auth_failing{destination="eu"} 1.0' in metrics
     assert 'relay_auth_failing{destination="default"} 0.0' in metrics
     assert 'relay_delivered_total{destination="default"} 5.0' in metrics
-    assert _states(pg_engine, "eu") == [("delivered", 1)] + [("pending", 0)] * 4
+    assert states_of(pg_engine, "eu") == [("delivered", 1)] + [("pending", 0)] * 4
     assert eu.stats().unique == 1
     assert us.stats().unique == 5
 
     eu.refuse_credentials(False)  # the operator fixes the EU project's service account
-    wait_for(lambda: _states(pg_engine, "eu") == [("delivered", 1)] * 5, "EU delivered")
+    wait_for(lambda: states_of(pg_engine, "eu") == [("delivered", 1)] * 5, "EU delivered")
     wait_for(lambda: _get(port, "/healthz")[0] == 200, "/healthz ok again")
     assert eu.stats().unique == 5
     assert us.stats().unique == 5
@@ -186,14 +173,14 @@ def test_a_destination_whose_project_lives_in_another_region_is_stopped_before_a
     _add(pg_engine, "default", 3)
     port = daemon["port"]
 
-    wait_for(lambda: _states(pg_engine, "default") == [("delivered", 1)] * 3, "US delivered")
+    wait_for(lambda: states_of(pg_engine, "default") == [("delivered", 1)] * 3, "US delivered")
     health = wait_for(lambda: _eu_failing(port), "/healthz naming EU's problem")
     assert "another region" in health["destinations"]["eu"]["auth_error"]
     assert health["destinations"]["default"]["status"] == "ok"
-    assert _states(pg_engine, "eu") == [("pending", 0)] * 3
+    assert states_of(pg_engine, "eu") == [("pending", 0)] * 3
     assert eu.stats().unique == 0
     assert eu.stats().requests == 0  # not one /import with an event, only the check's GETs
 
     eu.move_project("eu")
-    wait_for(lambda: _states(pg_engine, "eu") == [("delivered", 1)] * 3, "EU delivered")
+    wait_for(lambda: states_of(pg_engine, "eu") == [("delivered", 1)] * 3, "EU delivered")
     wait_for(lambda: _get(port, "/healthz")[0] == 200, "/healthz ok again")

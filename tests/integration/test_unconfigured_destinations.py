@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from helpers.logs import logging_restored, plain_structlog_defaults
+from helpers.outbox import states_of
 from helpers.waiting import WAIT_SECONDS, wait_for
 from sqlalchemy.engine import Engine
 from structlog.testing import capture_logs
@@ -24,7 +24,7 @@ from relay import _store as store
 from relay._config import RelaySettings
 from relay._daemon.daemon import run_daemon
 from relay._store.stats import pending_by_destination
-from relay._tables import OutboxState, outbox
+from relay._tables import OutboxState
 from relay.cli import main
 from relay.testing.mixpanel_standin import MixpanelStandin
 
@@ -62,18 +62,6 @@ def _seed(engine: Engine) -> None:
     _add(engine, "gone", 1, OutboxState.DEAD)
     _add(engine, "gone", 1, OutboxState.DELIVERED)
     _add(engine, "old-eu", 2)
-
-
-def _states(engine: Engine, destination: str) -> list[tuple[str, int]]:
-    with engine.connect() as conn:
-        return [
-            (str(state), int(attempts))
-            for state, attempts in conn.execute(
-                sa.select(outbox.c.state, outbox.c.attempts)
-                .where(outbox.c.destination == destination)
-                .order_by(outbox.c.id)
-            )
-        ]
 
 
 def _relay(engine: Engine, *args: str, env: dict[str, str] | None = None) -> Result:
@@ -119,9 +107,9 @@ def test_relay_drain_warns_once_per_unconfigured_destination_with_its_count(
     assert all(line["level"] == "warning" for line in warned)
     assert all(line["configured"] == ["default"] for line in warned)
     assert MARKER not in result.stderr
-    assert _states(engine, "default") == [("delivered", 1)]
-    assert _states(engine, "gone")[:3] == [("pending", 0)] * 3
-    assert _states(engine, "old-eu") == [("pending", 0)] * 2
+    assert states_of(engine, "default") == [("delivered", 1)]
+    assert states_of(engine, "gone")[:3] == [("pending", 0)] * 3
+    assert states_of(engine, "old-eu") == [("pending", 0)] * 2
 
 
 def test_relay_drain_says_nothing_when_every_pending_row_is_configured(
@@ -179,13 +167,13 @@ def test_relay_run_warns_once_per_unconfigured_destination_at_first_contact(
     at its first contact with the database, and never again while it runs; it delivers the
     configured destination's rows meanwhile."""
     _seed(engine)
-    wait_for(lambda: _states(engine, "default") == [("delivered", 1)], "default delivered")
+    wait_for(lambda: states_of(engine, "default") == [("delivered", 1)], "default delivered")
     _add(engine, "default", 1)  # more passes of the drain: no new warning
-    wait_for(lambda: _states(engine, "default") == [("delivered", 1)] * 2, "the second row")
+    wait_for(lambda: states_of(engine, "default") == [("delivered", 1)] * 2, "the second row")
 
     assert _warnings(daemon_logs) == list(WAITING.items())
     assert MARKER not in repr(daemon_logs)
-    assert _states(engine, "old-eu") == [("pending", 0)] * 2
+    assert states_of(engine, "old-eu") == [("pending", 0)] * 2
     assert standin.stats().unique == 2
 
 
