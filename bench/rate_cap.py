@@ -132,7 +132,7 @@ def _run_once(
         relay = subprocess.Popen([_RELAY, "run"], env=env, cwd=REPO, stdout=subprocess.DEVNULL)
         sampler = RssSampler(relay.pid)
         samples: list[tuple[float, int]] = []
-        limits: list[tuple[float, float, float]] = []
+        limits: list[tuple[float, float, float, float, float]] = []
         first_at: float | None = None
         try:
             while True:
@@ -201,32 +201,45 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _limiter_metrics(port: int) -> tuple[float, float]:
-    """The relay's adaptive limit and requests in flight (NaN while /metrics is not up)."""
+def _limiter_metrics(port: int) -> tuple[float, float, float, float]:
+    """The relay's adaptive limit, requests in flight, and the seconds and count of its requests
+    so far (``relay_send_seconds``, every status): NaN while /metrics is not up."""
     try:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=0.5).text
     except httpx.HTTPError:
-        return float("nan"), float("nan")
-    values = {"relay_concurrency_limit": float("nan"), "relay_requests_in_flight": float("nan")}
+        return (math.nan,) * 4
+    values = {"relay_concurrency_limit": math.nan, "relay_requests_in_flight": math.nan}
+    sums = {"relay_send_seconds_sum": 0.0, "relay_send_seconds_count": 0.0}
     for line in text.splitlines():
         # ``relay_concurrency_limit{destination="default"} 2.5``: one destination here.
         series, _, value = line.rpartition(" ")
         name = series.partition("{")[0]
         if name in values:
             values[name] = float(value)
-    return values["relay_concurrency_limit"], values["relay_requests_in_flight"]
+        elif name in sums:
+            sums[name] += float(value)
+    return (
+        values["relay_concurrency_limit"],
+        values["relay_requests_in_flight"],
+        sums["relay_send_seconds_sum"],
+        sums["relay_send_seconds_count"],
+    )
 
 
 def _print_plot(
     samples: list[tuple[float, int]],
-    limits: list[tuple[float, float, float]],
+    limits: list[tuple[float, float, float, float, float]],
     *,
     started: float,
     cap: float,
     step: float = 0.5,
 ) -> None:
-    """Per ``step`` seconds: the limit (``#``, one per 0.25 request), requests in flight, rate."""
-    print(f"{'t s':>6} {'limit':>6} {'in fl.':>6} {'acc./s':>7}  limit: # = 0.25 request")
+    """Per ``step`` seconds: the limit (``#``, one per 0.25 request), requests in flight, the
+    mean round trip of the requests answered in the step, and the accepted rate."""
+    print(
+        f"{'t s':>6} {'limit':>6} {'in fl.':>6} {'rtt ms':>6} {'acc./s':>7}"
+        "  limit: # = 0.25 request"
+    )
     t = started
     end = samples[-1][0]
     while t < end:
@@ -237,8 +250,11 @@ def _print_plot(
             limit = max(x[1] for x in window)
             in_flight = max(x[2] for x in window)
             rate = (inside[-1] - (before[-1] if before else 0)) / step
+            earlier = [x for x in limits if x[0] < t] or window[:1]
+            answered = window[-1][4] - earlier[-1][4]
+            rtt = (window[-1][3] - earlier[-1][3]) / answered * 1000 if answered > 0 else math.nan
             bar = "" if math.isnan(limit) else "#" * round(limit * 4)  # NaN: /metrics not up
-            print(f"{t - started:6.1f} {limit:6.2f} {in_flight:6.0f} {rate:7.0f}  {bar}")
+            print(f"{t - started:6.1f} {limit:6.2f} {in_flight:6.0f} {rtt:6.0f} {rate:7.0f}  {bar}")
         t += step
     print(f"(cap {cap:g} events/s)")
 

@@ -157,9 +157,16 @@ def _commit_without_waiting_for_flush(conn: Connection) -> None:
     and claims and acks never delete a row. WAL is flushed in order, so a durable commit
     after them (any ``track()``) makes them durable too. Saves a WAL flush per claim and
     per ack. Lock: none.
+
+    A constant string sent as is: this runs twice a drain cycle, and building and caching an
+    SQLAlchemy ``select(set_config(...))`` cost more of the relay's CPU than the round trip
+    (``bench/drain_cycle_cost.py``).
     """
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.set_config("synchronous_commit", "off", True)))
+        conn.exec_driver_sql(_SYNCHRONOUS_COMMIT_OFF)
+
+
+_SYNCHRONOUS_COMMIT_OFF = "SET LOCAL synchronous_commit TO off"
 
 
 def clip_error(message: str) -> str:
@@ -177,6 +184,14 @@ def id_is_one_of(conn: Connection, ids: Collection[int]) -> sa.ColumnElement[boo
             sa.bindparam("ids", list(ids), type_=postgresql.ARRAY(sa.BigInteger()))
         )
     return outbox.c.id.in_(list(ids))
+
+
+def ids_bound(dialect: str) -> sa.ColumnElement[bool]:
+    """:func:`id_is_one_of` with the ids left to a bind parameter named ``ids`` (a list), for
+    statements built once and run many times."""
+    if dialect == "postgresql":
+        return outbox.c.id == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger())))
+    return outbox.c.id.in_(sa.bindparam("ids", expanding=True))
 
 
 def per_row(values: Mapping[int, _V], type_: sa.types.TypeEngine[_V]) -> sa.ColumnElement[_V]:

@@ -81,15 +81,37 @@ def mark_claim_delivered(conn: Connection, *, claim: Claim, now: dt.datetime) ->
     if last_id - first_id >= DENSE_CLAIM_SPAN * len(claim.events):
         return mark_delivered(conn, token=claim.token, ids=[e.id for e in claim.events], now=now)
     result = conn.execute(
-        sa.update(outbox)
-        .where(
-            outbox.c.id.between(first_id, last_id),
-            outbox.c.lease_token == claim.token,
-            state_is(OutboxState.PENDING),
-        )
-        .values(_delivered(now))
+        _DELIVERED_RANGE,
+        {"first_id": first_id, "last_id": last_id, "token": claim.token, "now": now},
     )
     return result.rowcount
+
+
+def _delivered_range() -> sa.Update:
+    # Built once (it runs after every request; see relay._store.claims._due_rows).
+    now = sa.bindparam("now", type_=UTCDateTime())
+    return (
+        sa.update(outbox)
+        .where(
+            outbox.c.id.between(
+                sa.bindparam("first_id", type_=sa.BigInteger()),
+                sa.bindparam("last_id", type_=sa.BigInteger()),
+            ),
+            outbox.c.lease_token == sa.bindparam("token", type_=outbox.c.lease_token.type),
+            state_is(OutboxState.PENDING),
+        )
+        .values(
+            state=OutboxState.DELIVERED.value,
+            finished_at=now,
+            updated_at=now,
+            lease_token=None,
+            lease_expires_at=None,
+            last_error=None,
+        )
+    )
+
+
+_DELIVERED_RANGE = _delivered_range()
 
 
 @translate_errors

@@ -9,6 +9,7 @@ acks that end a claim are in :mod:`relay._store.acks`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,9 +19,24 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from relay._store import lanes
-from relay._store._base import id_is_one_of, is_mysql, per_row, state_is, translate_errors
+from relay._store._base import (
+    id_is_one_of,
+    ids_bound,
+    is_mysql,
+    per_row,
+    state_is,
+    translate_errors,
+)
 from relay._store.throttle import PauseRows
-from relay._tables import DEFAULT_DESTINATION, OutboxEvent, OutboxState, RowKind, outbox
+from relay._tables import (
+    DEFAULT_DESTINATION,
+    Lane,
+    OutboxEvent,
+    OutboxState,
+    RowKind,
+    UTCDateTime,
+    outbox,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +61,14 @@ class Claim:
 
 def claimed_columns(conn: Connection) -> tuple[sa.ColumnElement[Any], ...]:
     """The columns an :class:`OutboxEvent` is built from, in its field order."""
+    return _claimed_columns(conn.dialect.name)
+
+
+def _claimed_columns(dialect: str) -> tuple[sa.ColumnElement[Any], ...]:
     # The stored JSON text goes to the client as is: on PostgreSQL the driver would parse
     # JSONB, so the server renders it as text; elsewhere the column already is text and only
     # SQLAlchemy's JSON result processing has to be bypassed.
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         properties: sa.ColumnElement[str] = sa.cast(outbox.c.properties, sa.Text)
     else:
         properties = sa.type_coerce(outbox.c.properties, sa.Text)
@@ -87,7 +107,7 @@ def lease_is_live(now: dt.datetime) -> sa.ColumnElement[bool]:
     )
 
 
-def is_due(now: dt.datetime) -> sa.ColumnElement[bool]:
+def is_due(now: dt.datetime | sa.ColumnElement[dt.datetime]) -> sa.ColumnElement[bool]:
     """A pending row may be claimed at ``now``: its time has come and no live lease holds it.
 
     ``next_attempt_at <= now`` is the range the claim reads from ``ix_relay_outbox_pending_due``;
@@ -107,9 +127,13 @@ def stored_size(conn: Connection) -> sa.ColumnElement[int]:
     SQLite and MariaDB store the text and count its bytes (SQLite's ``length`` of the text
     would count characters, hence the BLOB cast).
     """
-    if conn.dialect.name == "postgresql":
+    return _stored_size(conn.dialect.name)
+
+
+def _stored_size(dialect: str) -> sa.ColumnElement[int]:
+    if dialect == "postgresql":
         return sa.func.octet_length(sa.cast(outbox.c.properties, sa.Text))
-    if conn.dialect.name == "sqlite":
+    if dialect == "sqlite":
         return sa.func.length(sa.cast(sa.type_coerce(outbox.c.properties, sa.Text), sa.LargeBinary))
     return sa.func.octet_length(sa.type_coerce(outbox.c.properties, sa.Text))
 
@@ -158,6 +182,54 @@ def _pick(
             total += size
         last_due = due
     return _Pick(ids=ids, too_large=too_large, full=full, last_due=last_due)
+
+
+@functools.lru_cache(maxsize=64)
+def _due_rows(
+    dialect: str, measured: bool, lane: Lane, *, resume: bool, excluding: bool
+) -> sa.Select[tuple[int, dt.datetime, int]]:
+    """The statement reading one lane's due candidates (id, due, size), in due order.
+
+    Built once per shape and cached (a claim runs every drain cycle, and building this select
+    cost more of the relay's CPU than running it: ``bench/drain_cycle_cost.py``); the values
+    are bind parameters: ``destination``, ``now``, ``limit``, ``due_from`` when ``resume``
+    (the claim cursor: rows due before it are skipped) and ``excluded`` (paused event names)
+    when ``excluding``. Candidates are locked ``FOR UPDATE SKIP LOCKED`` except on SQLite,
+    whose claim holds the database write lock instead.
+    """
+    now = sa.bindparam("now", type_=UTCDateTime())
+    # PostgreSQL's driver returns timestamptz aware already: read the due time of the (up to
+    # 2,000) candidates without UTCDateTime's per-row conversion, about 8 % of the
+    # relay's CPU in a drain; SQLite and MariaDB return naive values and need it.
+    due_at: sa.ColumnElement[dt.datetime] = (
+        sa.type_coerce(outbox.c.next_attempt_at, sa.DateTime(timezone=True))
+        if dialect == "postgresql"
+        else outbox.c.next_attempt_at
+    )
+    size = _stored_size(dialect) if measured else sa.literal(0)
+    # Events only: profile updates (kind user/group) are claimed per profile, in order
+    # (relay._store.profiles.claim_profile_updates), and go to /engage and /groups.
+    statement = (
+        sa.select(outbox.c.id, due_at, size)
+        .where(
+            state_is(OutboxState.PENDING),
+            outbox.c.destination == sa.bindparam("destination", type_=outbox.c.destination.type),
+            outbox.c.lane == int(lane),
+            is_due(now),
+            outbox.c.kind == sa.literal(RowKind.EVENT.value, literal_execute=True),
+        )
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+    )
+    if resume:
+        statement = statement.where(
+            outbox.c.next_attempt_at >= sa.bindparam("due_from", type_=UTCDateTime())
+        )
+    if excluding:
+        statement = statement.where(outbox.c.event.not_in(sa.bindparam("excluded", expanding=True)))
+    if dialect != "sqlite":
+        statement = statement.with_for_update(skip_locked=True)
+    return statement
 
 
 @translate_errors
@@ -220,33 +292,16 @@ def claim(
     token = uuid.uuid4().hex
     lease_until = now + dt.timedelta(seconds=lease_seconds)
     measured = max_bytes is not None or row_max_bytes is not None
-    size = stored_size(conn) if measured else sa.literal(0)
     exclusion = lanes.claim_exclusion(conn, destination=destination, pause_rows=pause_rows)
     if exclusion.everything:
         return Claim(token=token, events=[])
-    # Events only: profile updates (kind user/group) are claimed per profile, in order
-    # (relay._store.profiles.claim_profile_updates), and go to /engage and /groups.
-    # PostgreSQL's driver returns timestamptz aware already: read the due time of the (up to
-    # 2,000) candidates without UTCDateTime's per-row conversion, about 8 % of the
-    # relay's CPU in a drain; SQLite and MariaDB return naive values and need it.
-    due_at: sa.ColumnElement[dt.datetime] = (
-        sa.type_coerce(outbox.c.next_attempt_at, sa.DateTime(timezone=True))
-        if conn.dialect.name == "postgresql"
-        else outbox.c.next_attempt_at
-    )
-    due = sa.select(outbox.c.id, due_at, size).where(
-        state_is(OutboxState.PENDING),
-        outbox.c.destination == destination,
-        is_due(now),
-        outbox.c.kind == sa.literal(RowKind.EVENT.value, literal_execute=True),
-    )
     candidates = lanes.claim_candidates(
         conn,
-        due=due,
+        select_lane=functools.partial(_due_rows, conn.dialect.name, measured),
+        params={"destination": destination, "now": now},
         limit=limit,
         due_from=due_from,
         exclusion=exclusion,
-        lock=conn.dialect.name != "sqlite",
     )
     picked = _pick(candidates.rows, limit=limit, max_bytes=max_bytes, row_max_bytes=row_max_bytes)
     # The cursor resumes the live lane only (see ClaimCursor): the last live row handled.
@@ -273,22 +328,35 @@ def lease_rows(
     conn: Connection, ids: list[int], *, token: str, lease_until: dt.datetime, now: dt.datetime
 ) -> list[OutboxEvent]:
     """Lease the locked rows ``ids`` under ``token`` and read them. Lock: held by the claim."""
-    lease = {
-        "lease_token": token,
-        "lease_expires_at": lease_until,
-        "attempts": outbox.c.attempts + 1,
-        "updated_at": now,
-    }
-    chosen = id_is_one_of(conn, ids)
+    values = {"token": token, "lease_until": lease_until, "now": now, "ids": list(ids)}
     if is_mysql(conn):
         # MariaDB has no UPDATE ... RETURNING: read, then mark, under the claim's row locks.
-        rows = conn.execute(sa.select(*claimed_columns(conn)).where(chosen)).all()
-        conn.execute(sa.update(outbox).where(chosen).values(lease))
+        read, mark = _lease_statements(conn.dialect.name)
+        rows = conn.execute(read, {"ids": values["ids"]}).all()
+        conn.execute(mark, values)
         return _to_events(rows, attempts_offset=1)
-    rows = conn.execute(
-        sa.update(outbox).where(chosen).values(lease).returning(*claimed_columns(conn))
-    ).all()
-    return _to_events(rows)
+    (update,) = _lease_statements(conn.dialect.name)
+    return _to_events(conn.execute(update, values).all())
+
+
+@functools.lru_cache(maxsize=8)
+def _lease_statements(dialect: str) -> tuple[Any, ...]:
+    """:func:`lease_rows`'s statements, built once per dialect (bind parameters ``ids``,
+    ``token``, ``lease_until`` and ``now``): an ``UPDATE ... RETURNING`` of the claimed
+    columns, or on MariaDB/MySQL (no ``RETURNING``) a read of them and an ``UPDATE``."""
+    lease = {
+        "lease_token": sa.bindparam("token", type_=outbox.c.lease_token.type),
+        "lease_expires_at": sa.bindparam("lease_until", type_=UTCDateTime()),
+        "attempts": outbox.c.attempts + 1,
+        "updated_at": sa.bindparam("now", type_=UTCDateTime()),
+    }
+    chosen = ids_bound(dialect)
+    if dialect in ("mysql", "mariadb"):
+        return (
+            sa.select(*_claimed_columns(dialect)).where(chosen),
+            sa.update(outbox).where(chosen).values(lease),
+        )
+    return (sa.update(outbox).where(chosen).values(lease).returning(*_claimed_columns(dialect)),)
 
 
 def _mark_too_large(

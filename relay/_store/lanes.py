@@ -29,9 +29,9 @@ others go on.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Container, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -42,7 +42,6 @@ from relay._tables import (
     PAUSE_ALL,
     PAUSE_DESTINATION_PREFIX,
     Lane,
-    outbox,
     pause,
 )
 
@@ -113,35 +112,42 @@ class Candidates:
         return max(dues) if dues else None
 
 
+class SelectLane(Protocol):
+    """Builds (or looks up) the statement that reads one lane's candidates: see
+    :func:`claim_candidates`."""
+
+    def __call__(
+        self, lane: Lane, *, resume: bool, excluding: bool
+    ) -> sa.Select[tuple[int, dt.datetime, int]]: ...
+
+
 def claim_candidates(
     conn: Connection,
     *,
-    due: sa.Select[Any],
+    select_lane: SelectLane,
+    params: Mapping[str, Any],
     limit: int,
     due_from: dt.datetime | None,
     exclusion: Exclusion,
-    lock: bool,
 ) -> Candidates:
     """Read up to ``limit`` candidates for a claim, lane by lane.
 
-    ``due`` selects ``(id, next_attempt_at, size)`` of due pending rows (no order, no limit);
-    ``due_from`` applies to the live lane only (replayed rows share one due time, which a
-    cursor by due time cannot skip past anyway). ``lock``: ``FOR UPDATE SKIP LOCKED``.
+    ``select_lane(lane, resume=..., excluding=...)`` is the statement reading ``(id,
+    next_attempt_at, size)`` of one lane's due pending rows in due order, with bind parameters
+    ``limit``, ``due_from`` (when ``resume``) and ``excluded`` (when ``excluding``) filled in
+    here, and ``params`` (its others). ``due_from`` applies to the live lane only (replayed
+    rows share one due time, which a cursor by due time cannot skip past anyway).
     """
-    if exclusion.events:
-        due = due.where(outbox.c.event.not_in(exclusion.events))
+    excluding = bool(exclusion.events)
 
     def lane(which: Lane, n: int, start: dt.datetime | None) -> list[Sequence[Any]]:
-        stmt = (
-            due.where(outbox.c.lane == int(which))
-            .order_by(outbox.c.next_attempt_at, outbox.c.id)
-            .limit(n)
-        )
+        values = {**params, "limit": n}
         if start is not None:
-            stmt = stmt.where(outbox.c.next_attempt_at >= start)
-        if lock:
-            stmt = stmt.with_for_update(skip_locked=True)
-        return list(conn.execute(stmt).all())
+            values["due_from"] = start
+        if excluding:
+            values["excluded"] = list(exclusion.events)
+        statement = select_lane(which, resume=start is not None, excluding=excluding)
+        return list(conn.execute(statement, values).all())
 
     live = lane(Lane.LIVE, limit, due_from)
     reserve = limit // BULK_SHARE_DIVISOR

@@ -101,10 +101,13 @@ class PauseRows:
 @translate_errors
 def read_pause_rows(conn: Connection) -> PauseRows:
     """Every row of ``relay_pause`` in one read. Lock: none (a plain read)."""
-    every: sa.Select[tuple[str, str, str, dt.datetime]] = sa.select(
-        pause.c.scope, pause.c.reason, pause.c.actor, pause.c.paused_at
-    )
-    return PauseRows(rows=tuple(conn.execute(every).all()))
+    return PauseRows(rows=tuple(conn.execute(_EVERY_PAUSE).all()))
+
+
+#: Built once: :func:`read_pause_rows` runs at every claim.
+_EVERY_PAUSE: sa.Select[tuple[str, str, str, dt.datetime]] = sa.select(
+    pause.c.scope, pause.c.reason, pause.c.actor, pause.c.paused_at
+)
 
 
 def _select(destination: str) -> sa.Select[tuple[str, str, str, dt.datetime]]:
