@@ -186,13 +186,20 @@ def _pick(
 
 @functools.lru_cache(maxsize=64)
 def _due_rows(
-    dialect: str, measured: bool, lane: Lane, *, resume: bool, excluding: bool
-) -> sa.Select[tuple[int, dt.datetime, int]]:
+    dialect: str,
+    measured: bool,
+    lane: Lane,
+    *,
+    resume: bool,
+    excluding: bool,
+    limit_name: str = "limit",
+) -> sa.Select[Any]:
     """The statement reading one lane's due candidates (id, due, size), in due order.
 
     Built once per shape and cached (a claim runs every drain cycle, and building this select
     cost more of the relay's CPU than running it: ``bench/drain_cycle_cost.py``); the values
-    are bind parameters: ``destination``, ``now``, ``limit``, ``due_from`` when ``resume``
+    are bind parameters: ``destination``, ``now``, ``limit`` (or ``limit_name``), ``due_from``
+    when ``resume``
     (the claim cursor: rows due before it are skipped) and ``excluded`` (paused event names)
     when ``excluding``. Candidates are locked ``FOR UPDATE SKIP LOCKED`` except on SQLite,
     whose claim holds the database write lock instead.
@@ -210,7 +217,7 @@ def _due_rows(
     # Events only: profile updates (kind user/group) are claimed per profile, in order
     # (relay._store.profiles.claim_profile_updates), and go to /engage and /groups.
     statement = (
-        sa.select(outbox.c.id, due_at, size)
+        sa.select(outbox.c.id, due_at.label("due"), size.label("size"))
         .where(
             state_is(OutboxState.PENDING),
             outbox.c.destination == sa.bindparam("destination", type_=outbox.c.destination.type),
@@ -219,7 +226,7 @@ def _due_rows(
             outbox.c.kind == sa.literal(RowKind.EVENT.value, literal_execute=True),
         )
         .order_by(outbox.c.next_attempt_at, outbox.c.id)
-        .limit(sa.bindparam("limit", type_=sa.Integer()))
+        .limit(sa.bindparam(limit_name, type_=sa.Integer()))
     )
     if resume:
         statement = statement.where(
@@ -230,6 +237,27 @@ def _due_rows(
     if dialect != "sqlite":
         statement = statement.with_for_update(skip_locked=True)
     return statement
+
+
+@functools.lru_cache(maxsize=32)
+def _due_rows_of_both_lanes(
+    dialect: str, measured: bool, *, resume: bool, excluding: bool
+) -> sa.Select[Any]:
+    """Both lanes' candidates in one statement (PostgreSQL): the live lane's first ``limit``
+    and the bulk lane's first ``bulk_limit``, each locked as :func:`_due_rows` locks them,
+    with their lane, live first, each lane in due order. One round trip and one statement's
+    overhead less per claim than reading the lanes apart."""
+    live = _due_rows(dialect, measured, Lane.LIVE, resume=resume, excluding=excluding)
+    bulk = _due_rows(
+        dialect, measured, Lane.BULK, resume=False, excluding=excluding, limit_name="bulk_limit"
+    )
+    both = sa.union_all(
+        sa.select(live.add_columns(outbox.c.lane).subquery("live")),
+        sa.select(bulk.add_columns(outbox.c.lane).subquery("bulk")),
+    ).subquery("candidates")
+    return sa.select(both.c.id, both.c.due, both.c.size, both.c.lane).order_by(
+        both.c.lane, both.c.due, both.c.id
+    )
 
 
 @translate_errors
@@ -298,6 +326,11 @@ def claim(
     candidates = lanes.claim_candidates(
         conn,
         select_lane=functools.partial(_due_rows, conn.dialect.name, measured),
+        select_both=(
+            functools.partial(_due_rows_of_both_lanes, conn.dialect.name, measured)
+            if conn.dialect.name == "postgresql"
+            else None
+        ),
         params={"destination": destination, "now": now},
         limit=limit,
         due_from=due_from,

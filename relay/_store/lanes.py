@@ -116,15 +116,21 @@ class SelectLane(Protocol):
     """Builds (or looks up) the statement that reads one lane's candidates: see
     :func:`claim_candidates`."""
 
-    def __call__(
-        self, lane: Lane, *, resume: bool, excluding: bool
-    ) -> sa.Select[tuple[int, dt.datetime, int]]: ...
+    def __call__(self, lane: Lane, *, resume: bool, excluding: bool) -> sa.Select[Any]: ...
+
+
+class SelectBoth(Protocol):
+    """Builds (or looks up) the statement that reads both lanes' candidates at once: see
+    :func:`claim_candidates`."""
+
+    def __call__(self, *, resume: bool, excluding: bool) -> sa.Select[Any]: ...
 
 
 def claim_candidates(
     conn: Connection,
     *,
     select_lane: SelectLane,
+    select_both: SelectBoth | None = None,
     params: Mapping[str, Any],
     limit: int,
     due_from: dt.datetime | None,
@@ -137,21 +143,43 @@ def claim_candidates(
     ``limit``, ``due_from`` (when ``resume``) and ``excluded`` (when ``excluding``) filled in
     here, and ``params`` (its others). ``due_from`` applies to the live lane only (replayed
     rows share one due time, which a cursor by due time cannot skip past anyway).
+
+    ``select_both(resume=..., excluding=...)``, where the database can lock rows read through
+    a ``UNION`` (PostgreSQL), reads both lanes in one statement: ``(id, next_attempt_at, size,
+    lane)``, live rows first, with ``limit`` and ``bulk_limit`` bind parameters. The bulk lane
+    is then read up to its cap whatever the live lane holds, and the rows beyond its share
+    are not taken (their locks end with the claim's transaction): the same rows as the
+    lane-by-lane reads.
     """
+    values: dict[str, Any] = {**params, "limit": limit}
+    if due_from is not None:
+        values["due_from"] = due_from
     excluding = bool(exclusion.events)
-
-    def lane(which: Lane, n: int, start: dt.datetime | None) -> list[Sequence[Any]]:
-        values = {**params, "limit": n}
-        if start is not None:
-            values["due_from"] = start
-        if excluding:
-            values["excluded"] = list(exclusion.events)
-        statement = select_lane(which, resume=start is not None, excluding=excluding)
-        return list(conn.execute(statement, values).all())
-
-    live = lane(Lane.LIVE, limit, due_from)
+    if excluding:
+        values["excluded"] = list(exclusion.events)
+    resume = due_from is not None
     reserve = limit // BULK_SHARE_DIVISOR
-    bulk_room = min(limit - min(len(live), limit - reserve), bulk_cap(limit))
-    bulk = lane(Lane.BULK, bulk_room, None) if bulk_room > 0 else []
+
+    def room(live: int) -> int:
+        return min(limit - min(live, limit - reserve), bulk_cap(limit))
+
+    if select_both is not None:
+        both = select_both(resume=resume, excluding=excluding)
+        rows = conn.execute(both, {**values, "bulk_limit": bulk_cap(limit)}).all()
+        live = [row[:3] for row in rows if row[3] == Lane.LIVE]
+        bulk_read = [row[:3] for row in rows if row[3] == Lane.BULK]
+        bulk_room = room(len(live))
+        bulk = bulk_read[:bulk_room]
+        more = bool(bulk) and len(bulk_read) >= bulk_room
+    else:
+        statement = select_lane(Lane.LIVE, resume=resume, excluding=excluding)
+        live = list(conn.execute(statement, values))
+        bulk_room = room(len(live))
+        bulk = []
+        if bulk_room > 0:
+            statement = select_lane(Lane.BULK, resume=False, excluding=excluding)
+            values.pop("due_from", None)
+            bulk = list(conn.execute(statement, {**values, "limit": bulk_room}))
+        more = bool(bulk) and len(bulk) >= bulk_room
     kept = live[: limit - len(bulk)]
-    return Candidates(rows=kept + bulk, live=len(kept), more=bool(bulk) and len(bulk) >= bulk_room)
+    return Candidates(rows=[*kept, *bulk], live=len(kept), more=more)

@@ -8,6 +8,7 @@ audited; replayed rows must never stand in front of live ones.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from typing import Any
 
@@ -227,3 +228,54 @@ def test_replay_moves_rows_to_the_bulk_lane(engine: Engine) -> None:
     assert {i: lanes[i] for i in ids} == dict.fromkeys(ids, int(Lane.BULK))
     assert lanes[live[0]] == int(Lane.LIVE)
     assert [e.id for e in _claim(engine, limit=1).events] == live
+
+
+@pytest.mark.parametrize(
+    ("live", "bulk", "limit", "resume", "paused"),
+    [
+        (0, 0, 10, False, False),
+        (5, 0, 10, False, False),
+        (0, 40, 10, False, False),
+        (5, 40, 10, False, False),
+        (30, 10, 16, False, False),
+        (30, 10, 16, True, False),
+        (12, 12, 7, False, False),  # limit // 8 == 0: no reserved share
+        (25, 300, 200, True, True),
+    ],
+)
+def test_one_statement_for_both_lanes_takes_the_rows_the_lane_by_lane_reads_take(
+    pg_engine: Engine, live: int, bulk: int, limit: int, resume: bool, paused: bool
+) -> None:
+    """PostgreSQL reads both lanes in one statement; it chooses exactly the candidates, in the
+    order, that reading the live lane and then the bulk lane's share would (a stale cursor,
+    a paused event and claims smaller than 8 rows included)."""
+    from relay._store import claims, lanes  # noqa: PLC0415 - the internals compared here
+
+    _add(pg_engine, bulk, next_attempt_at=NOW - dt.timedelta(hours=1), lane=int(Lane.BULK))
+    _add(pg_engine, bulk // 3, event=OTHER, lane=int(Lane.BULK))
+    for n in range(live):
+        _add(pg_engine, 1, next_attempt_at=NOW - dt.timedelta(seconds=60 - n))
+    _add(pg_engine, live // 3, event=OTHER)
+    exclusion = lanes.Exclusion(everything=False, events=(OTHER,) if paused else ())
+    due_from = NOW - dt.timedelta(seconds=60 - live // 2) if resume else None
+    read = {}
+    for name, both in (("apart", None), ("together", claims._due_rows_of_both_lanes)):
+        with store.transaction(pg_engine, write=True) as conn:
+            read[name] = lanes.claim_candidates(
+                conn,
+                select_lane=functools.partial(claims._due_rows, "postgresql", True),
+                select_both=None if both is None else functools.partial(both, "postgresql", True),
+                params={"destination": "default", "now": NOW},
+                limit=limit,
+                due_from=due_from,
+                exclusion=exclusion,
+            )
+            conn.rollback()
+    apart, together = read["apart"], read["together"]
+    assert [tuple(r) for r in together.rows] == [tuple(r) for r in apart.rows]
+    assert (together.live, together.more) == (apart.live, apart.more)
+    # Each case reads what it is meant to: rows of each lane that has some.
+    assert (together.live > 0) == (live > 0)
+    # (a claim under 8 rows reserves the bulk lane nothing: full of live rows, it takes none)
+    reserved = bulk > 0 and (limit >= BULK_SHARE_DIVISOR or live < limit)
+    assert (len(together.rows) > together.live) == reserved
