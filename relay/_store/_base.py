@@ -106,9 +106,11 @@ def state_is(state: OutboxState) -> sa.ColumnElement[bool]:
 
     A bound parameter would hide the value from PostgreSQL's planner in a generic (prepared)
     plan, and the partial index ``ix_relay_outbox_pending_due`` can only be chosen when the
-    planner sees the literal ``'pending'``.
+    planner sees the literal ``'pending'``. Inlined when the statement is compiled (the states
+    are fixed words), not at each execution as ``literal_execute`` would: the claims and acks
+    run their cached statements every drain cycle.
     """
-    return outbox.c.state == sa.literal(state.value, literal_execute=True)
+    return outbox.c.state == sa.literal_column(f"'{state.value}'", sa.String())
 
 
 def is_mysql(conn: Connection) -> bool:

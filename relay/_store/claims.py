@@ -223,7 +223,7 @@ def _due_rows(
             outbox.c.destination == sa.bindparam("destination", type_=outbox.c.destination.type),
             outbox.c.lane == int(lane),
             is_due(now),
-            outbox.c.kind == sa.literal(RowKind.EVENT.value, literal_execute=True),
+            outbox.c.kind == sa.literal_column(f"'{RowKind.EVENT.value}'", sa.String()),
         )
         .order_by(outbox.c.next_attempt_at, outbox.c.id)
         .limit(sa.bindparam(limit_name, type_=sa.Integer()))

@@ -97,7 +97,7 @@ def _earlier_pending() -> sa.Exists:
         sa.select(earlier.c.id)
         .where(
             earlier.c.profile_key == outbox.c.profile_key,
-            earlier.c.state == sa.literal(OutboxState.PENDING.value, literal_execute=True),
+            earlier.c.state == sa.literal_column(f"'{OutboxState.PENDING.value}'", sa.String()),
             earlier.c.id < outbox.c.id,
         )
         .exists()
