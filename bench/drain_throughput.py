@@ -55,7 +55,8 @@ from sqlalchemy.engine import make_url
 from relay._database import create_engine
 
 TARGET_EVENTS_PER_SECOND = 30_000
-TARGET_RATIO = 3.0
+#: Issue 20: >= 4x the baseline in the same invocation (an earlier issue asked for 3x).
+TARGET_RATIO = 4.0
 TARGET_RSS_MB = 200
 SCENARIOS = ("baseline", "pg1", "pg2", "sqlite1", "pg1-uuid4")
 DEFAULT_SCENARIOS = ("baseline", "pg1", "pg2", "sqlite1")
