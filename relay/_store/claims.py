@@ -171,7 +171,8 @@ def _pick(
     total = 0
     full = len(candidates) >= limit
     last_due: dt.datetime | None = None
-    for row_id, due, size in candidates:
+    for row in candidates:
+        row_id, due, size = row[0], row[1], row[2]
         if row_max_bytes is not None and size > row_max_bytes:
             too_large[row_id] = size
         else:

@@ -28,6 +28,7 @@ others go on.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
@@ -95,7 +96,8 @@ def claim_exclusion(
 
 @dataclass(frozen=True, slots=True)
 class Candidates:
-    """The rows a claim may take (id, due, size): the first ``live`` of them are live rows."""
+    """The rows a claim may take (id, due, size, and on PostgreSQL the lane): the first
+    ``live`` of them are live rows."""
 
     rows: list[Sequence[Any]]
     live: int
@@ -117,6 +119,10 @@ class SelectLane(Protocol):
     :func:`claim_candidates`."""
 
     def __call__(self, lane: Lane, *, resume: bool, excluding: bool) -> sa.Select[Any]: ...
+
+
+def _lane_of(row: Sequence[Any]) -> int:
+    return int(row[3])
 
 
 class SelectBoth(Protocol):
@@ -166,8 +172,9 @@ def claim_candidates(
     if select_both is not None:
         both = select_both(resume=resume, excluding=excluding)
         rows = conn.execute(both, {**values, "bulk_limit": bulk_cap(limit)}).all()
-        live = [row[:3] for row in rows if row[3] == Lane.LIVE]
-        bulk_read = [row[:3] for row in rows if row[3] == Lane.BULK]
+        # Live rows first (lane 0), then bulk (lane 1): split where the bulk lane begins.
+        first_bulk = bisect.bisect_left(rows, int(Lane.BULK), key=_lane_of)
+        live, bulk_read = rows[:first_bulk], rows[first_bulk:]
         bulk_room = room(len(live))
         bulk = bulk_read[:bulk_room]
         more = bool(bulk) and len(bulk_read) >= bulk_room

