@@ -11,6 +11,7 @@ relays, and one request never carries two updates of one profile.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from relay._event.properties import datetime_to_timestamp_ms
 from relay._store import lanes
 from relay._store._base import id_is_one_of, state_is, translate_errors
 from relay._store.claims import Claim, is_due, lease_is_live, lease_rows
-from relay._tables import DEFAULT_DESTINATION, OutboxState, RowKind, outbox
+from relay._tables import DEFAULT_DESTINATION, OutboxState, RowKind, UTCDateTime, outbox
 
 #: The kinds of row that are profile updates, and so are claimed here.
 PROFILE_KINDS = (RowKind.USER.value, RowKind.GROUP.value)
@@ -109,6 +110,23 @@ def _pending_profile_rows() -> list[sa.ColumnElement[bool]]:
     return [state_is(OutboxState.PENDING), outbox.c.profile_key.is_not(None)]
 
 
+@functools.cache
+def _heads() -> sa.Select[Any]:
+    """The due heads of the profiles' queues (bind parameters ``destination``, ``now`` and
+    ``limit``): built once, as this read runs every drain cycle, updates pending or not."""
+    return (
+        sa.select(outbox.c.id)
+        .where(
+            *_pending_profile_rows(),
+            outbox.c.destination == sa.bindparam("destination", type_=outbox.c.destination.type),
+            is_due(sa.bindparam("now", type_=UTCDateTime())),
+            ~_earlier_pending(),
+        )
+        .order_by(outbox.c.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
+    )
+
+
 @translate_errors
 def claim_profile_updates(
     conn: Connection,
@@ -143,10 +161,7 @@ def claim_profile_updates(
     heads = [
         int(row_id)
         for row_id in conn.execute(
-            sa.select(outbox.c.id)
-            .where(*_pending_profile_rows(), mine, is_due(now), ~_earlier_pending())
-            .order_by(outbox.c.id)
-            .limit(limit)
+            _heads(), {"destination": destination, "now": now, "limit": limit}
         ).scalars()
     ]
     if not heads:
