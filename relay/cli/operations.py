@@ -6,7 +6,6 @@ import dataclasses
 import errno
 import sys
 import threading
-import time
 from typing import TYPE_CHECKING
 
 import click
@@ -15,6 +14,8 @@ from relay import _exit
 from relay.cli._context import Relay, open_engine, pass_relay
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlalchemy.engine import Engine
 
     from relay._config import RelaySettings
@@ -152,13 +153,13 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None, destination: 
     exit 3 when Mixpanel rejects the credentials (rows are left untouched, no attempt is used
     up), the destination is not configured, or the tables are not migrated. Rows waiting for a
     destination that is not configured are left alone: one warning per such destination says
-    how many (relay stats lists them too).
+    how many (relay stats lists them too). SIGINT (Ctrl-C) or SIGTERM stops it within moments:
+    a request in flight is cut short, every batch claimed and not acked goes back unsent (its
+    attempt returned, due at once), and it exits 1.
     """
-    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
-
+    from relay._daemon.daemon import stop_on_signals  # noqa: PLC0415
     from relay._daemon.unconfigured import warn_unconfigured_destinations  # noqa: PLC0415
     from relay._delivery.drain import DrainResult  # noqa: PLC0415
-    from relay._errors import MixpanelAuthError  # noqa: PLC0415
     from relay._logging import configure_logging  # noqa: PLC0415
     from relay._mixpanel.profiles import require_profile_token  # noqa: PLC0415
 
@@ -168,17 +169,19 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None, destination: 
     for name in names:
         settings.for_destination(name)  # exit 3 before anything runs: an unknown name
     several = len(settings.destination_names()) > 1 or destination is not None
-    with relay.engine(writes=True) as engine:
-        require_profile_token(engine, settings)  # exit 3: profile updates wait, no token
-        warn_unconfigured_destinations(engine, settings)  # rows no drain here will claim
-        with ThreadPoolExecutor(len(names), thread_name_prefix="relay-drain-dest") as pool:
-            futures = {
-                name: pool.submit(_drain_destination, engine, settings, name, max_batches)
-                for name in names
-            }
-        results = {name: future.result() for name, future in futures.items()}
-        total = sum(results.values(), DrainResult())
-        empty = total.claimed == 0 and _outbox_is_empty(engine)
+    # SIGINT or SIGTERM stops the drain as it stops the daemon: requests in flight are cut
+    # short and every claimed batch not yet acked goes back unsent, due at once.
+    stop = threading.Event()
+    restore_signals = stop_on_signals(stop)
+    try:
+        with relay.engine(writes=True) as engine:
+            require_profile_token(engine, settings)  # exit 3: profile updates wait, no token
+            warn_unconfigured_destinations(engine, settings)  # rows no drain here will claim
+            results = _drain_side_by_side(engine, settings, names, max_batches, stop)
+            total = sum(results.values(), DrainResult())
+            empty = total.claimed == 0 and not stop.is_set() and _outbox_is_empty(engine)
+    finally:
+        restore_signals()
     if as_json:
         import orjson  # noqa: PLC0415
 
@@ -197,6 +200,29 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None, destination: 
             "tracked into this database; is RELAY_DATABASE_URL (or --database-url) the "
             "database your application tracks into?",
             err=True,
+        )
+    _exit_unless_all_delivered(settings, results, total, several=several, stopped=stop.is_set())
+
+
+def _exit_unless_all_delivered(
+    settings: RelaySettings,
+    results: dict[str, DrainResult],
+    total: DrainResult,
+    *,
+    several: bool,
+    stopped: bool,
+) -> None:
+    """``relay drain``'s exit: 0 when everything due was delivered, else a one-line reason and
+    exit 1 (stopped by a signal, Mixpanel failing or unreachable, rows dead or left for a
+    retry), or :class:`MixpanelAuthError` (exit 3) when Mixpanel refused the credentials."""
+    from relay._errors import MixpanelAuthError  # noqa: PLC0415
+
+    if stopped:
+        _exit.fail(
+            "stopped by a signal before everything due was delivered: "
+            f"{total.released} claimed events went back unsent, due at once; run relay drain "
+            "again to deliver the rest",
+            _exit.FAILURE,
         )
     refused = {n: r.auth_error for n, r in results.items() if r.auth_error is not None}
     if refused:
@@ -239,17 +265,47 @@ def _totals_line(result: DrainResult) -> str:
     )
 
 
+def _drain_side_by_side(
+    engine: Engine,
+    settings: RelaySettings,
+    names: Sequence[str],
+    max_batches: int | None,
+    stop: threading.Event,
+) -> dict[str, DrainResult]:
+    """:func:`_drain_destination` of every destination in ``names``, each on a thread."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+    from concurrent.futures import wait as wait_for_futures  # noqa: PLC0415
+
+    from relay._daemon.daemon import SIGNAL_POLL_SECONDS  # noqa: PLC0415
+
+    with ThreadPoolExecutor(len(names), thread_name_prefix="relay-drain-dest") as pool:
+        futures = {
+            name: pool.submit(_drain_destination, engine, settings, name, max_batches, stop)
+            for name in names
+        }
+        # In steps: CPython runs a signal's handler in the main thread only, between two
+        # bytecodes, and an unbounded wait would never return to run it.
+        while wait_for_futures(futures.values(), timeout=SIGNAL_POLL_SECONDS).not_done:
+            pass
+    return {name: future.result() for name, future in futures.items()}
+
+
 def _drain_destination(
-    engine: Engine, settings: RelaySettings, name: str, max_batches: int | None
+    engine: Engine,
+    settings: RelaySettings,
+    name: str,
+    max_batches: int | None,
+    stop: threading.Event,
 ) -> DrainResult:
-    """Drain destination ``name`` until nothing of it is due (``relay drain``, one thread)."""
+    """Drain destination ``name`` until nothing of it is due or ``stop`` is set (``relay
+    drain``, one thread)."""
     from relay._delivery.drain import DrainResult  # noqa: PLC0415
     from relay._delivery.wiring import open_drainer  # noqa: PLC0415
 
     total = DrainResult()
-    with open_drainer(engine, settings, destination=name) as drainer:
+    with open_drainer(engine, settings, destination=name, stop=stop) as drainer:
         own = settings.for_destination(name)
-        while True:
+        while not stop.is_set():
             left = None if max_batches is None else max_batches - _batches(total, own)
             if left is not None and left <= 0:
                 break
@@ -257,7 +313,7 @@ def _drain_destination(
             total += result
             if result.throttle_seconds > 0 and not result.auth_failing:
                 # Mixpanel's rate limit: wait out the shared backoff, then go on draining.
-                time.sleep(result.throttle_seconds)
+                stop.wait(result.throttle_seconds)
                 continue
             # During an outage, going on would use up an attempt on every row of the backlog.
             if result.claimed == 0 or result.auth_failing or result.mixpanel_failing:
