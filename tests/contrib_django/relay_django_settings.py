@@ -76,7 +76,9 @@ DATABASES = {
         "USER": "postgres",
         "HOST": "127.0.0.1",
         "PORT": "5432",
-        "TEST": {"NAME": f"relay_djt_{RUN}"},
+        # Created without waiting for default's (Django's default dependency), so that a run
+        # whose tests use the servers only need not create the SQLite one.
+        "TEST": {"NAME": f"relay_djt_{RUN}", "DEPENDENCIES": []},
     },
     "mariadb": {
         "ENGINE": "django.db.backends.mysql",
@@ -86,7 +88,7 @@ DATABASES = {
         "HOST": "127.0.0.1",
         "PORT": "3306",
         "OPTIONS": {"charset": "utf8mb4"},
-        "TEST": {"NAME": f"relay_djt_{RUN}"},
+        "TEST": {"NAME": f"relay_djt_{RUN}", "DEPENDENCIES": []},
     },
 }
 if os.environ.get("RELAY_TEST_DJANGO_TEST_NAMES"):
