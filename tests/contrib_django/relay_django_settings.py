@@ -33,6 +33,9 @@ ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = "relay_django_urls"
 STATIC_URL = "/static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The admin tests' users log in with a fast hasher, as Django advises for tests: the default
+# (PBKDF2, a million iterations) took more than a second of each admin test for two hashes.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
