@@ -1,7 +1,8 @@
 """Fixtures of relay's Django tests (run by tests/integration/test_django_suite.py).
 
 Every test names the databases it uses (``django_db(databases=[...])``); ``alias`` runs a test
-once per backend: SQLite (``default``), PostgreSQL and MariaDB.
+once per backend: SQLite (``default``), PostgreSQL and MariaDB, and such a test gets that one
+database only (:func:`pytest_collection_modifyitems`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,31 @@ def survey_properties(**changes: object) -> dict[str, object]:
         "is_reminder": False,
         **changes,
     }
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test run once per backend (an ``alias`` parameter) is given that backend's database
+    only: the databases its ``django_db`` mark names, narrowed to its ``alias``.
+
+    Django then flushes one database after a transactional test instead of three (the flush
+    and the permissions and content types its ``post_migrate`` re-creates were most of these
+    tests' time), and refuses, as it does for any database a test did not name, a query the
+    test makes on one of the other two. A run whose tests all use one backend creates that
+    backend's test database only.
+    """
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        alias = callspec.params.get("alias") if callspec is not None else None
+        marker = item.get_closest_marker("django_db")
+        if alias is None or marker is None:
+            continue
+        named = marker.kwargs.get("databases")
+        if named is None or alias not in named:
+            continue
+        item.add_marker(
+            pytest.mark.django_db(*marker.args, **{**marker.kwargs, "databases": [alias]}),
+            append=False,
+        )
 
 
 @pytest.fixture(params=ALIASES)

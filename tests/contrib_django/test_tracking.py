@@ -231,10 +231,9 @@ def test_strict_track_many_writes_nothing_of_a_bad_batch(alias: str) -> None:
     assert Delivery.objects.using(alias).count() == 1
 
 
-@pytest.mark.parametrize("server", ["postgresql", "mariadb"])  # SQLite: one writer at a time
-def test_threads_use_their_own_django_connections(server: str) -> None:
+@pytest.mark.parametrize("alias", ["postgresql", "mariadb"])  # SQLite: one writer at a time
+def test_threads_use_their_own_django_connections(alias: str) -> None:
     """Each thread borrows its own Django connection: a thread's rollback is its own."""
-    alias = server
     results: dict[str, str | None] = {}
 
     def work(name: str, fail: bool) -> None:

@@ -2,7 +2,7 @@
 
 pytest-django configures Django once per process, from a settings module; relay's own suite
 must not run under it. So the Django tests run here as child pytests with
-``DJANGO_SETTINGS_MODULE`` set: on psycopg 3 (with SQLite, PostgreSQL and MariaDB) in four
+``DJANGO_SETTINGS_MODULE`` set: on psycopg 3 (with SQLite, PostgreSQL and MariaDB) in three
 children of about a minute each (:data:`CHUNKS`: pytest-xdist's workers share them, where
 one child of the whole directory kept a worker busy for minutes), once with
 psycopg 3 hidden so that Django and relay use psycopg2 (the PostgreSQL tests), and the admin's
@@ -53,15 +53,19 @@ def _pytest(targets: list[str], settings: str, pythonpath: Path, *extra: str, **
 DJANGO_TESTS = ROOT / "tests" / "contrib_django"
 
 #: The files of tests/contrib_django, in children that take about as long as each other; the
-#: migration tests (the longest file) in two, SQLite in one and the servers in the other.
+#: migration tests (the longest file: a child process per command) in two, SQLite in one and
+#: the servers in the other, and every other file in a third (each child also pays for its
+#: start and for creating its test databases: 10-15 s).
 CHUNKS: dict[str, tuple[tuple[str, ...], str]] = {
     "migrate-sqlite": (("test_migrate.py",), "not postgresql and not mariadb"),
     "migrate-servers": (("test_migrate.py",), "postgresql or mariadb"),
-    "admin-commands": (("test_admin.py", "test_commands.py", "test_independent.py"), ""),
-    "tracking": (
+    "tracking-admin-commands": (
         (
+            "test_admin.py",
             "test_catalog.py",
+            "test_commands.py",
             "test_django_routing.py",
+            "test_independent.py",
             "test_leaks.py",
             "test_plugin.py",
             "test_postgresql.py",
