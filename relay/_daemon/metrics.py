@@ -361,6 +361,11 @@ class _BoundedHTTPServer(ThreadingHTTPServer):
     """A thread per connection, at most ``max_connections`` of them, each with a deadline."""
 
     daemon_threads = True
+    # Connections the kernel completes before the server accepts them. socketserver's 5 made a
+    # burst of connects (a flood of idle clients) overflow the queue: the kernel dropped the
+    # handshakes beyond it, and a probe among them waited a second or more for its retry.
+    # Accepting is cheap, over the cap too (503 at once), so the queue is emptied quickly.
+    request_queue_size = 128
 
     def __init__(
         self,

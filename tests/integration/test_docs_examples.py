@@ -1,7 +1,8 @@
 """Every code block of the documentation site and the README, run as written.
 
-Each page runs in a fresh directory (where ``relay migrate`` has created ``./relay.db``, the
-default database) as one bash script, its blocks in page order: a ``python`` block runs as a
+Each page runs in a fresh directory (holding a copy of the ``./relay.db``, the default database,
+that ``relay migrate`` created in an empty directory once for the module) as one bash script,
+its blocks in page order: a ``python`` block runs as a
 script of its own, unless its first line names a file (``# conftest.py``), which it then writes;
 ``sh`` blocks run as they are; ``console`` blocks run their ``$ `` lines. Background processes
 the page starts are stopped at the end. The stand-in's port 8765 is replaced by a free one, so
@@ -18,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -98,13 +100,24 @@ def _env() -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory where ``relay migrate`` created the default database, ``./relay.db``; each
+    page gets a copy of it (one migrate process per module instead of one per page)."""
+    directory = tmp_path_factory.mktemp("migrated")
+    subprocess.run(
+        [str(BIN / "relay"), "migrate"], cwd=directory, env=_env(), check=True, capture_output=True
+    )
+    return directory
+
+
 @pytest.mark.parametrize("page", [p for p in _pages() if _runnable(p)], ids=_name)
-def test_every_runnable_block_of_the_page_runs_as_written(page: Path, tmp_path: Path) -> None:
+def test_every_runnable_block_of_the_page_runs_as_written(
+    page: Path, tmp_path: Path, migrated: Path
+) -> None:
     """The page's blocks, in order, in a fresh directory, exit 0 (bash -e: every command)."""
     env = _env()
-    subprocess.run(
-        [str(BIN / "relay"), "migrate"], cwd=tmp_path, env=env, check=True, capture_output=True
-    )
+    shutil.copytree(migrated, tmp_path, dirs_exist_ok=True)
     script = _script(_runnable(page), tmp_path, str(free_port()))
     done = subprocess.run(
         ["bash", "-c", script],

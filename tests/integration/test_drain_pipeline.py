@@ -193,18 +193,20 @@ def test_a_batch_claimed_ahead_goes_back_before_its_lease_runs_out(
 ) -> None:
     """A batch waiting for a slot longer than half its lease goes back unsent, lease still live."""
     _add(engine, 200)
-    lease = 8.0
+    lease = 5.0
     observer = _HandBacks()
-    with MixpanelStandin(latency_ms=5000) as standin:
-        # One slot; a request takes 5 s; the batch claimed ahead may wait lease / 2 = 4 s.
+    with MixpanelStandin(latency_ms=3500) as standin:
+        # One slot; a request takes 3.5 s; the batch claimed ahead may wait lease / 2 = 2.5 s.
+        # Each margin is a second or half of one: the wait over lease / 2, the read timeout
+        # and the deadline over the request.
         drainer = make_drainer(
             engine,
             standin,
             limiter=AdaptiveLimiter(1),
             observer=observer,
             lease_seconds=lease,
-            request_deadline_seconds=6.0,
-            read_timeout_seconds=5.5,
+            request_deadline_seconds=4.5,
+            read_timeout_seconds=4.0,
         )
         result = drainer.drain_until_idle(clock=lambda: NOW)
         log = standin.request_log()

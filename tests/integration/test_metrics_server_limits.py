@@ -119,7 +119,9 @@ _SERVE = textwrap.dedent(
     import resource, sys
     resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
     from relay._daemon.metrics import MetricsServer, RelayMetrics
-    server = MetricsServer(RelayMetrics(), host="127.0.0.1", port=0)
+    # Idle clients are let go after 1 s, not 5: how long a slot stays held is the business of
+    # test_healthz_answers_once_idle_clients_are_gone; here, whether descriptors run out.
+    server = MetricsServer(RelayMetrics(), host="127.0.0.1", port=0, timeout_seconds=1.0)
     server.start()
     print(server.port, file=sys.stderr, flush=True)
     sys.stdin.read()
