@@ -19,7 +19,13 @@ import importlib
 #: relay's version (PEP 440); also the distribution's (pyproject reads it from here). See
 #: CHANGELOG.md and the versioning policy in CONTRIBUTING.md.
 __version__ = "0.2.0.dev0"
-from typing import TYPE_CHECKING, Any
+
+# typing.TYPE_CHECKING without importing typing (type checkers read the name itself): the
+# ``relay`` command imports this package before relay.__main__ can turn an early Ctrl-C into a
+# quiet stop, so the less it imports, the sooner that guard is in place.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Each public name: (private module, attribute there).
 _EXPORTS: dict[str, tuple[str, str]] = {
