@@ -200,10 +200,9 @@ def _due_rows(
     Built once per shape and cached (a claim runs every drain cycle, and building this select
     cost more of the relay's CPU than running it: ``bench/drain_cycle_cost.py``); the values
     are bind parameters: ``destination``, ``now``, ``limit`` (or ``limit_name``), ``due_from``
-    when ``resume``
-    (the claim cursor: rows due before it are skipped) and ``excluded`` (paused event names)
-    when ``excluding``. Candidates are locked ``FOR UPDATE SKIP LOCKED`` except on SQLite,
-    whose claim holds the database write lock instead.
+    when ``resume`` (the claim cursor: rows due before it are skipped) and ``excluded``
+    (paused event names) when ``excluding``. Candidates are locked ``FOR UPDATE SKIP LOCKED``
+    except on SQLite, whose claim holds the database write lock instead.
     """
     now = sa.bindparam("now", type_=UTCDateTime())
     # PostgreSQL's driver returns timestamptz aware already: read the due time of the (up to
