@@ -27,7 +27,7 @@ def _fenced(conn: Connection, token: str, ids: Collection[int]) -> sa.ColumnElem
     )
 
 
-def _delivered(now: dt.datetime) -> dict[str, Any]:
+def _delivered(now: dt.datetime | sa.ColumnElement[dt.datetime]) -> dict[str, Any]:
     """The columns an ack of accepted rows sets: finished now, lease and error cleared."""
     return {
         "state": OutboxState.DELIVERED.value,
@@ -100,14 +100,7 @@ def _delivered_range() -> sa.Update:
             outbox.c.lease_token == sa.bindparam("token", type_=outbox.c.lease_token.type),
             state_is(OutboxState.PENDING),
         )
-        .values(
-            state=OutboxState.DELIVERED.value,
-            finished_at=now,
-            updated_at=now,
-            lease_token=None,
-            lease_expires_at=None,
-            last_error=None,
-        )
+        .values(_delivered(now))
     )
 
 
