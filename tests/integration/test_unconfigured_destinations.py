@@ -129,7 +129,11 @@ def test_relay_drain_says_nothing_when_every_pending_row_is_configured(
 
 @pytest.fixture
 def daemon_logs(engine: Engine, standin: MixpanelStandin) -> Iterator[list[dict[str, Any]]]:
-    """``run_daemon`` in a thread delivering default to ``standin``, its log lines captured."""
+    """:func:`_seed`'s rows, then ``run_daemon`` in a thread delivering default to ``standin``,
+    its log lines captured. The rows are there before the daemon starts: it counts them once, at
+    its first contact with the database, and a seed still being written then would be half
+    counted."""
+    _seed(engine)
     settings = RelaySettings(
         database_url=engine.url.render_as_string(hide_password=False),
         mixpanel_api_url=standin.url,
@@ -166,7 +170,6 @@ def test_relay_run_warns_once_per_unconfigured_destination_at_first_contact(
     """The daemon logs one warning per destination it will not drain, with its pending rows,
     at its first contact with the database, and never again while it runs; it delivers the
     configured destination's rows meanwhile."""
-    _seed(engine)
     wait_for(lambda: states_of(engine, "default") == [("delivered", 1)], "default delivered")
     _add(engine, "default", 1)  # more passes of the drain: no new warning
     wait_for(lambda: states_of(engine, "default") == [("delivered", 1)] * 2, "the second row")
