@@ -23,11 +23,16 @@ signal. Three changes fit it to a rate cap:
   (converted back into requests in flight), not to a fraction of the limit: that rate is the
   project's cap, measured, however far slow start overshot, and it is remembered as the
   maximum, so the climb from there is the careful one;
-* **a fast, then careful climb** (as TCP CUBIC's around its last maximum): each later 429
-  remembers the limit it happened at and cuts by :data:`BACKOFF_RATIO`; the limit then grows by
-  :data:`FAST_INCREASE_RATIO` per accepted answer back to just under that maximum, and by
-  :data:`PROBE_INCREASE_RATIO` beyond it, so the relay spends its time near the cap and meets a
-  429 only every few dozen requests.
+* **a fast climb, a plateau, then a probe** (as TCP CUBIC's around its last maximum): each
+  later 429 remembers the limit it happened at and cuts by :data:`BACKOFF_RATIO`; the limit
+  then grows by :data:`FAST_INCREASE_RATIO` per accepted answer back to
+  :data:`NEAR_MAX_RATIO` of that maximum, by :data:`PROBE_INCREASE_RATIO` from there, and
+  holds at :data:`PLATEAU_RATIO` of it until :data:`PLATEAU_SECONDS` after the cut; only then
+  does it probe beyond. A cap that does not move is thus met about twice a minute, not every
+  ten seconds, and a cap that was raised is still found. The rate slow start ends at gets no
+  plateau: measured over a second of a few large requests, it reads anywhere from 80 to 100 %
+  of the cap (it cannot read more: the requests over the cap were refused), a floor to climb
+  carefully from, not a maximum to hold under.
 
 Further drops of the same burst cut nothing more: a 429 for a request sent before the last cut
 (as TCP's recovery period), or one that comes within a round trip of it. The round-trip estimate
@@ -71,8 +76,13 @@ FAILURE_RATIO = 0.7
 #: is below :data:`NEAR_MAX_RATIO` of the limit of the last 429...
 FAST_INCREASE_RATIO = 0.01
 NEAR_MAX_RATIO = 0.95
-#: ...and by this share beyond it.
+#: ...and by this share beyond it...
 PROBE_INCREASE_RATIO = 0.001
+#: ...up to this share of that limit, until :data:`PLATEAU_SECONDS` after the last cut; past
+#: them it probes beyond the last maximum (the cap may have been raised, or another relay
+#: sharing the project stopped).
+PLATEAU_RATIO = 0.98
+PLATEAU_SECONDS = 30.0
 #: The accepted rate slow start ends at is measured over this many seconds at least.
 MEASURE_SECONDS = 1.0
 #: Round-trip estimate before the first answer (seconds); replaced by a moving average.
@@ -138,6 +148,7 @@ class AdaptiveLimiter:
         self._accepted: deque[tuple[float, int]] = deque()
         self._slow_start = True
         self._last_max = 0.0
+        self._plateau_until = -math.inf
         self._ignore_drops_until = -math.inf
         self._halted_until = -math.inf
         self._throttled = 0
@@ -216,7 +227,10 @@ class AdaptiveLimiter:
             elif self._limit < NEAR_MAX_RATIO * self._last_max:
                 self._limit += FAST_INCREASE_RATIO * self._limit
             else:
-                self._limit += PROBE_INCREASE_RATIO * self._limit
+                grown = self._limit * (1 + PROBE_INCREASE_RATIO)
+                if now < self._plateau_until:
+                    grown = min(grown, max(self._limit, PLATEAU_RATIO * self._last_max))
+                self._limit = grown
             self._limit = min(self._limit, float(self.ceiling))
             self._changed.notify_all()
 
@@ -301,6 +315,7 @@ class AdaptiveLimiter:
         """
         self._limit = MIN_LIMIT
         self._slow_start = True
+        self._plateau_until = -math.inf
         self._accepted.clear()
         self._first_send = None
 
@@ -320,6 +335,7 @@ class AdaptiveLimiter:
         else:
             self._last_max = self._limit
             self._limit = max(MIN_LIMIT, BACKOFF_RATIO * self._limit)
+            self._plateau_until = now + PLATEAU_SECONDS
         self._ignore_drops_until = now + self._latency
         self._last_cut_at = now
 

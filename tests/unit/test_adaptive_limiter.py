@@ -8,6 +8,8 @@ from relay._config import RelaySettings
 from relay._delivery.limiter import (
     BACKOFF_RATIO,
     MIN_LIMIT,
+    PLATEAU_RATIO,
+    PLATEAU_SECONDS,
     SLOW_START_INCREASE,
     AdaptiveLimiter,
     limiter_for,
@@ -189,6 +191,47 @@ def test_after_slow_start_a_429_backs_off_then_climbs_fast_to_just_under_its_max
     assert fast == pytest.approx(1.01)
     assert slow == pytest.approx(1.001)
     assert climbed[-1] < 2.8
+
+
+def test_near_its_last_maximum_the_limit_holds_until_the_plateau_ends_then_probes_beyond() -> None:
+    """Under a cap that does not move, the climb after a 429 stops at 98 % of the limit that
+    met it and stays there for half a minute after the cut (not ten seconds to the next 429);
+    then it probes past the old maximum, since the cap may have been raised."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(16, initial_limit=4, monotonic=clock)
+    assert limiter.acquire(timeout=0)
+    limiter.failed(seconds=0.3)  # out of slow start: 4 x 0.7 = 2.8
+    clock.now += 1
+    assert limiter.acquire(timeout=0)
+    limiter.throttled(seconds=0.3)  # the 429 at 2.8: cut to 2.52
+    cut_at = clock.now
+    clock.now += 0.3  # the pacing's gap after the 429's send
+    held = []
+    while clock.now + 0.3 < cut_at + PLATEAU_SECONDS:  # 98 answers, 0.3 s apart
+        _round_trip(limiter, clock)
+        held.append(limiter.state().limit)
+    assert max(held) == pytest.approx(PLATEAU_RATIO * 2.8)
+    assert held[-30:] == [PLATEAU_RATIO * 2.8] * 30
+    clock.now += 1  # past the plateau: cut_at + 30.7 s
+    for _ in range(60):
+        _round_trip(limiter, clock)
+    assert limiter.state().limit > 2.8  # past the last maximum: probing
+
+
+def test_the_rate_slow_start_ends_at_is_a_floor_to_climb_from_not_a_plateau() -> None:
+    """Slow start's measured rate may read well under the cap (a second of a few large
+    requests): within half a minute of it the careful climb goes on past it."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(16, monotonic=clock)
+    for _ in range(5):
+        _round_trip(limiter, clock)
+    assert limiter.acquire(timeout=0)
+    limiter.throttled(seconds=0.3)
+    measured = limiter.state().limit / 0.95
+    clock.now += 0.3  # the pacing's gap after the 429's send
+    for _ in range(70):  # 21 s
+        _round_trip(limiter, clock)
+    assert limiter.state().limit > measured
 
 
 def test_at_most_two_batches_wait_claimed_until_one_gets_a_slot() -> None:
