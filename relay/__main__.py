@@ -2,9 +2,12 @@
 
 It exists so that Ctrl-C while Python is still importing the command (click and the command
 modules, the first tenth of a second or so) is a quiet stop rather than a ``KeyboardInterrupt``
-traceback: nothing has started yet. ``relay run`` exits 0, as it does on every SIGINT; any
-other command 130 (128 + SIGINT, the shell's convention for an interrupted command). Once the
-command runs, it handles Ctrl-C itself.
+traceback: nothing has started yet. ``relay run`` exits 0, as it does on every SIGINT: its
+SIGINT and SIGTERM are held from the first line here (:func:`relay._exit.hold_stop_signals`)
+until the daemon takes them over, so a signal while click parses the command or ``run``
+imports the daemon is the same clean stop. Any other command exits 130 (128 + SIGINT, the
+shell's convention for an interrupted command) on a Ctrl-C during the import; once the command
+runs, it handles Ctrl-C itself.
 """
 
 from __future__ import annotations
@@ -17,10 +20,15 @@ EXIT_INTERRUPTED = 130
 
 def main() -> None:
     """Import the ``relay`` command and run it."""
+    run = _command_word(sys.argv[1:]) == "run"
     try:
+        if run:
+            from relay._exit import hold_stop_signals  # noqa: PLC0415 - guarded too
+
+            hold_stop_signals()
         from relay.cli import main as command  # noqa: PLC0415 - the import is what is guarded
     except KeyboardInterrupt:
-        sys.exit(0 if _command_word(sys.argv[1:]) == "run" else EXIT_INTERRUPTED)
+        sys.exit(0 if run else EXIT_INTERRUPTED)
     command()
 
 

@@ -19,7 +19,9 @@ This module imports nothing heavy: the daemon and every command module use it.
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
 from typing import NoReturn
 
 OK = 0
@@ -45,3 +47,29 @@ def fail(message: str, code: int) -> NoReturn:
     sys.stderr.write(f"relay: {safe_text(message)}\n")
     sys.stderr.flush()
     sys.exit(code)
+
+
+#: The stop signals that came while :func:`hold_stop_signals` held them.
+_held: list[int] = []
+
+
+def _hold(signum: int, _frame: FrameType | None) -> None:
+    _held.append(signum)  # nothing else in a signal handler
+
+
+def hold_stop_signals() -> None:
+    """From now on SIGINT and SIGTERM only note a stop request, until a command installs its
+    own handlers (``relay run`` then asks :func:`stop_requested`): a Ctrl-C while Python is
+    still importing or parsing the command can then never surface as a traceback or click's
+    ``Aborted!``. Outside the main thread (where no handler can be installed) nothing changes.
+    """
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _hold)
+    except ValueError:  # not the main thread
+        pass
+
+
+def stop_requested() -> bool:
+    """Whether a SIGINT or SIGTERM came while :func:`hold_stop_signals` held them."""
+    return bool(_held)

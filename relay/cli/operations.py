@@ -78,6 +78,9 @@ def _run(relay: Relay) -> int:
     # requested during the checks ends ``relay run`` before the daemon starts.
     stop = threading.Event()
     restore = stop_on_signals(stop)
+    if _exit.stop_requested():  # a signal came before this (relay.__main__ held it)
+        restore()
+        return _exit.OK
     try:
         return _start(relay, stop)
     finally:
