@@ -80,6 +80,23 @@ def test_latency_holds_the_answer() -> None:
         assert standin.stats().unique == 1
 
 
+@pytest.mark.parametrize("refusal", ["outage", "fault"])
+def test_latency_holds_refusals_too(refusal: str) -> None:
+    """A 429 of an outage or an injected 503 crosses the network as an acceptance does: an
+    instant refusal would teach a client a round trip of a millisecond."""
+    with (
+        MixpanelStandin(now=lambda: NOW_S, latency_ms=30_000) as standin,
+        httpx.Client(timeout=0.5) as impatient,
+    ):
+        if refusal == "outage":
+            standin.set_outage(429, None)
+        else:
+            standin.fail_next(503)
+        with pytest.raises(httpx.ReadTimeout):
+            _post(impatient, standin, _records(0, 1))
+        assert standin.stats().unique == 0
+
+
 def test_held_requests_are_served_side_by_side() -> None:
     """Requests held by the latency do not queue behind each other: all are read at once."""
     clients = 8

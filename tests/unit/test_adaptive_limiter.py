@@ -296,3 +296,22 @@ def test_after_a_halt_the_accepted_rate_spans_only_the_sends_since_it_ended() ->
     # 6,000 events over the 0.9 s since the first send after the halt; not over the whole 1 s
     # window, whose first 0.1 s lay in the halt (6,000 events/s).
     assert limiter.state().accepted_per_second == pytest.approx(6000 / 0.9)
+
+
+def test_after_a_halt_the_first_full_answer_sets_the_round_trip_afresh() -> None:
+    """During a throttle the only answers may be quick ones (a 429, a probe of one event):
+    once the halt ends, the first batch's round trip replaces them rather than being averaged
+    in, or slow start would convert the accepted rate into too few requests in flight."""
+    clock = FakeClock()
+    limiter = AdaptiveLimiter(16, monotonic=clock)
+    _round_trip(limiter, clock)  # 0.3 s
+    for _ in range(5):  # quick 429s: the average would fall towards a millisecond
+        clock.now += 1
+        assert limiter.acquire(timeout=0)
+        limiter.throttled(seconds=0.001)
+        limiter.halt(2.0)
+        clock.now += 2.0
+    limiter.resume()
+    clock.now += 1
+    _round_trip(limiter, clock)
+    assert limiter.state().latency_seconds == pytest.approx(0.3)

@@ -394,15 +394,17 @@ class MixpanelStandin(StandinViews, FaultInjection):
             if not answer:
                 return self._finish(incoming, [], None)
             if outage_status is not None:
+                # After the round trip, as every answer: Mixpanel's 429 crosses the network
+                # too (an instant refusal taught the relay a round trip of a millisecond).
                 reply = self._fault_reply(outage_status, None, decoded)
-                return self._finish(incoming, [], reply)
+                return self._round_trip(self._finish(incoming, [], reply))
         elif fault.status is not None:
             reply = (
                 self._fault_reply(fault.status, fault.error, decoded)
                 if fault.body is None
                 else Reply(fault.status, fault.body)
             )
-            return self._finish(incoming, [], reply)
+            return self._round_trip(self._finish(incoming, [], reply))
         else:
             stopping = self._faults.hold(fault.seconds)
             if fault.drop or stopping:
