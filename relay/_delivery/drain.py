@@ -27,7 +27,7 @@ from relay._delivery.backoff import retry_delay
 from relay._delivery.cursor import ClaimCursor
 from relay._delivery.limiter import AdaptiveLimiter, Reservation
 from relay._delivery.results import BatchSender, DrainObserver, DrainResult
-from relay._delivery.throttling import PROBE_EVENTS, ThrottleGate
+from relay._delivery.throttling import PROBE_EVENTS, ThrottleGate, throttled_rows_due
 from relay._event.properties import datetime_to_timestamp_ms, timestamp_ms_to_datetime
 from relay._mixpanel.answers import SendOutcome
 from relay._store.profiles import claim_profile_updates
@@ -245,9 +245,13 @@ class Drainer:
         if self._observer is not None:
             self._observer.requests_sent(outcome.requests)
         # A 429 from /engage or /groups is the project's rate limit as on /import: the updates
-        # keep their attempt and wait, with every relay, for the shared backoff's end.
+        # keep their attempt and wait, with every relay, for the shared backoff (or its lift).
         retry_at = (
-            self._gate.throttled(now=ack_now, monotonic=self._monotonic()).until
+            throttled_rows_due(
+                self._gate.throttled(now=ack_now, monotonic=self._monotonic()),
+                now=ack_now,
+                rng=self._rng,
+            )
             if outcome.throttled
             else None
         )
@@ -503,8 +507,8 @@ class Drainer:
         """Tell the limiter and the shared throttle how the send went (the request left at
         ``sent_at``, on this drainer's monotonic clock).
 
-        Returns the pause every relay must observe, and when a throttled request may be
-        retried ("with exponential backoff", Mixpanel's 429 says): the throttle's end.
+        Returns the pause every relay must observe, and when a throttled request's rows may be
+        retried ("with exponential backoff", Mixpanel's 429 says): :func:`throttled_rows_due`.
         """
         limiter = self._limiter
         stats = outcome.requests
@@ -514,12 +518,14 @@ class Drainer:
             if limiter is None:
                 # Nothing paces this relay: wait out the backoff rather than hammer Mixpanel.
                 wait = max(0.0, (throttle.until - now).total_seconds())
-                return self._until_probe(throttle, wait, now=now), throttle.until
+                due = throttled_rows_due(throttle, now=now, rng=self._rng)
+                return self._until_probe(throttle, wait, now=now), due
             limiter.throttled(seconds=seconds)
             pause = throttle.pause_left(now)
             if pause > 0:
                 limiter.halt(pause)
-            return self._until_probe(throttle, pause, now=now), throttle.until
+            due = throttled_rows_due(throttle, now=now, rng=self._rng)
+            return self._until_probe(throttle, pause, now=now), due
         if limiter is not None:
             if not stats:
                 limiter.abandoned()
@@ -548,7 +554,7 @@ class Drainer:
         """A probe came back: lift the throttle if it got through, else wait for the next one.
 
         A throttled probe books nothing (the backoff's level stays): its row goes back pending,
-        its attempt returned, due when the backoff ends.
+        its attempt returned, due as :func:`throttled_rows_due` says (the pause holds it).
         """
         if outcome.delivered:
             self._gate.probe_accepted(throttle, now=now)
@@ -557,7 +563,8 @@ class Drainer:
             return 0.0, None
         wait = self._gate.probe_wait(self._monotonic())
         pause = min(throttle.pause_left(now), wait)
-        return pause, throttle.until if outcome.throttled else None
+        due = throttled_rows_due(throttle, now=now, rng=self._rng) if outcome.throttled else None
+        return pause, due
 
     def _hand_back_waiting(
         self, claim: store.Claim, postponed: int, *, now: dt.datetime, log: structlog.BoundLogger
@@ -700,8 +707,8 @@ class Drainer:
         # back with their attempt returned and are due again at once.
         release_ids = list(outcome.unsent)
         # A 429 is the project's rate limit, not the rows' failure: they (and the rows the
-        # client then left unsent) go back pending, their attempt returned, due when the
-        # shared backoff ends; the relays slow down meanwhile (ThrottleGate, the limiter).
+        # client then left unsent) go back pending, their attempt returned, due as
+        # throttled_rows_due says; the relays slow down meanwhile (ThrottleGate, the limiter).
         throttle_ids = [*outcome.throttled, *release_ids] if outcome.throttled else []
         if throttle_ids:
             release_ids = []

@@ -190,6 +190,41 @@ def test_an_accepted_probe_lifts_the_throttle_for_every_relay_before_the_backoff
     assert max(r.attempts for r in rows) == 1
 
 
+def test_the_rows_of_a_429_under_a_long_backoff_go_with_the_probes_lift_not_at_its_end(
+    engine: Engine, make_drainer: Callable[..., Drainer], standin: MixpanelStandin
+) -> None:
+    """At a level whose backoff is a minute, a refused batch's rows are due after Mixpanel's
+    first step (3-7 s): the backoff holds every relay's claims meanwhile, and once a probe
+    lifts it they go with the rest, not at the minute's end."""
+    _add(engine, 3)
+    at = NOW
+    with store.transaction(engine) as conn:
+        for _ in range(5):  # levels 1 to 5, each over after a second with nothing accepted
+            record_throttle(conn, now=at, delay=lambda _level: 1.0, actor="relay-a")
+            at += dt.timedelta(seconds=2)
+    standin.fail_next(429)
+    drainer = make_drainer()
+
+    refused = drainer.drain_once(now=at)
+
+    assert (refused.claimed, refused.throttled) == (3, 3)
+    with engine.connect() as conn:
+        booked = read_throttle(conn)
+    assert booked is not None
+    assert booked.level == 6
+    assert (booked.until - at).total_seconds() > 60
+    assert all(3 <= (r.next_attempt_at - at).total_seconds() <= 7 for r in _rows(engine))
+    # Due, yet held by the pause: nothing but a probe is claimed before the backoff's end.
+    held = make_drainer(batch_max_events=5).drain_once(now=at + dt.timedelta(seconds=8))
+    assert (held.claimed, held.delivered) == (1, 1)  # the probe, accepted: the lift
+    with engine.connect() as conn:
+        assert read_throttle(conn) is None
+    resumed = drainer.drain_once(now=at + dt.timedelta(seconds=9))
+
+    assert resumed.delivered == 2
+    assert {(r.state, r.attempts) for r in _rows(engine)} == {(OutboxState.DELIVERED, 1)}
+
+
 def test_a_throttle_level_one_slows_a_paced_relay_without_stopping_it(
     engine: Engine, standin: MixpanelStandin, make_drainer: Callable[..., Drainer]
 ) -> None:
