@@ -218,18 +218,23 @@ def test_near_its_last_maximum_the_limit_holds_until_the_plateau_ends_then_probe
     assert limiter.state().limit > 2.8  # past the last maximum: probing
 
 
-def test_the_rate_slow_start_ends_at_is_a_floor_to_climb_from_not_a_plateau() -> None:
-    """Slow start's measured rate may read well under the cap (a second of a few large
-    requests): within half a minute of it the careful climb goes on past it."""
+def test_leaving_slow_start_the_limit_holds_under_the_measured_rate_then_probes() -> None:
+    """Slow start's first 429 sets the limit to 95 % of the accepted rate: it climbs to 98 % of
+    that rate and holds there until half a minute after the 429, then probes beyond it."""
     clock = FakeClock()
     limiter = AdaptiveLimiter(16, monotonic=clock)
     for _ in range(5):
         _round_trip(limiter, clock)
     assert limiter.acquire(timeout=0)
     limiter.throttled(seconds=0.3)
+    cut_at = clock.now
     measured = limiter.state().limit / 0.95
     clock.now += 0.3  # the pacing's gap after the 429's send
-    for _ in range(70):  # 21 s
+    while clock.now + 0.3 < cut_at + PLATEAU_SECONDS:
+        _round_trip(limiter, clock)
+    assert limiter.state().limit == pytest.approx(PLATEAU_RATIO * measured)
+    clock.now += 1
+    for _ in range(40):
         _round_trip(limiter, clock)
     assert limiter.state().limit > measured
 
