@@ -316,8 +316,11 @@ def _run_env(tmp_path: Path) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("sig", "cpu"),
     [
-        *((signal.SIGINT, cpu) for cpu in (0.02, 0.05, 0.07, 0.1, 0.2, 0.4, 0.8)),
-        (signal.SIGTERM, 0.05),
+        *(
+            pytest.param(signal.SIGINT, cpu, id=f"SIGINT-{cpu}")
+            for cpu in (0.02, 0.05, 0.07, 0.1, 0.2, 0.4, 0.8)
+        ),
+        pytest.param(signal.SIGTERM, 0.05, id="SIGTERM-0.05"),
     ],
 )
 def test_ctrl_c_while_run_starts_is_a_clean_stop(
