@@ -8,7 +8,15 @@ and for the acks (``psutil`` on the connection's server process), and the client
 row for each. What the database costs per event, without the drain's threads or the stand-in
 around it: where a loopback drain's ceiling on two cores comes from.
 
+``--variants`` measures, interleaved run by run, what two schema decisions would save (neither
+is relay's schema; both are experiments for that decision): ``json`` (``properties`` stored as
+``json`` instead of ``jsonb``, altered after the load: PostgreSQL then stores and returns the
+text as it came, where ``jsonb`` renders it at each read and measure) and ``delete`` (the ack
+deletes the acked rows instead of updating them to ``delivered``: the most that keeping
+delivered rows out of the outbox could save; relay's replay, stats and erasure read them there).
+
     .venv/bin/python bench/claim_ack_cost.py [--events 100000] [--runs 3]
+    .venv/bin/python bench/claim_ack_cost.py --variants shipped,json,delete
 """
 
 from __future__ import annotations
@@ -35,7 +43,23 @@ BATCH = 2000
 REQUEST_BYTES = 10_000_000
 
 
-def one_run(admin: sa.Engine, events: int) -> dict[str, float]:
+#: ``--variants``: the schema as shipped, and the two experiments (see the module docstring).
+VARIANTS = ("shipped", "json", "delete")
+
+
+def _delete_acked(conn: sa.Connection, claim: store.Claim) -> int:
+    """The ``delete`` variant's ack: the claim's rows removed, fenced by its lease as the
+    shipped ack is."""
+    ids = [event.id for event in claim.events]
+    return conn.execute(
+        sa.text(
+            "DELETE FROM relay_outbox WHERE id BETWEEN :low AND :high AND lease_token = :token"
+        ),
+        {"low": min(ids), "high": max(ids), "token": claim.token},
+    ).rowcount
+
+
+def one_run(admin: sa.Engine, events: int, variant: str = "shipped") -> dict[str, float]:
     """Claim and ack ``events`` rows in a fresh database; microseconds per row."""
     name = "relay_bench_cost_" + uuid.uuid4().hex[:8]
     with admin.connect() as conn:
@@ -44,6 +68,16 @@ def one_run(admin: sa.Engine, events: int) -> dict[str, float]:
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
         prepare(REPO, url, events, {**env, "RELAY_DATABASE_URL": url})
+        if variant == "json":
+            altering = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+            with altering.connect() as conn:
+                conn.exec_driver_sql(
+                    "ALTER TABLE relay_outbox ALTER COLUMN properties TYPE json"
+                    " USING properties::json"
+                )
+                conn.exec_driver_sql("VACUUM ANALYZE relay_outbox")
+                conn.exec_driver_sql("CHECKPOINT")
+            altering.dispose()
         engine = create_engine(url, pool_size=1, max_overflow=0)
         with engine.connect() as conn:
             backend = psutil.Process(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
@@ -72,7 +106,12 @@ def one_run(admin: sa.Engine, events: int) -> dict[str, float]:
                 break
             due_from = claim.last_due
             with store.transaction(engine, write=True, durable=False) as conn:
-                store.mark_claim_delivered(conn, claim=claim, now=now)
+                if variant == "delete":
+                    acked = _delete_acked(conn, claim)
+                else:
+                    acked = store.mark_claim_delivered(conn, claim=claim, now=now)
+            if acked != len(claim.events):
+                raise SystemExit(f"acked {acked} of {len(claim.events)} claimed rows")
             cpu2, wall2 = cpu(), time.perf_counter()
             totals["claim_cpu"] += cpu1 - cpu0
             totals["ack_cpu"] += cpu2 - cpu1
@@ -92,30 +131,42 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--variants",
+        default="shipped",
+        help=f"comma-separated, interleaved run by run: {', '.join(VARIANTS)}",
+    )
     args = parser.parse_args()
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or not variants:
+        parser.error(f"--variants: unknown {', '.join(unknown) or '(none given)'}")
     print_header()
     admin = sa.create_engine(DEFAULT_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    results: list[dict[str, Any]] = []
+    results: dict[str, list[dict[str, Any]]] = {variant: [] for variant in variants}
     for run in range(1, args.runs + 1):
-        result = one_run(admin, args.events)
-        results.append(result)
-        print(
-            f"run {run}: claim {result['claim_cpu']:.1f} us/row backend CPU "
-            f"({result['claim_wall']:.1f} us wall), ack {result['ack_cpu']:.1f} us/row "
-            f"({result['ack_wall']:.1f} us wall)",
-            flush=True,
-        )
-    print()
-    for key, label in (
-        ("claim_cpu", "claim, backend CPU"),
-        ("ack_cpu", "ack, backend CPU"),
-        ("claim_wall", "claim, client wall"),
-        ("ack_wall", "ack, client wall"),
-    ):
-        values = [r[key] for r in results]
-        print(
-            f"{label:20} median {median(values):6.1f} us/row ({min(values):.1f}-{max(values):.1f})"
-        )
+        for variant in variants:
+            result = one_run(admin, args.events, variant)
+            results[variant].append(result)
+            print(
+                f"run {run} {variant}: claim {result['claim_cpu']:.1f} us/row backend CPU "
+                f"({result['claim_wall']:.1f} us wall), ack {result['ack_cpu']:.1f} us/row "
+                f"({result['ack_wall']:.1f} us wall)",
+                flush=True,
+            )
+    for variant, runs in results.items():
+        print(f"\n{variant}")
+        for key, label in (
+            ("claim_cpu", "claim, backend CPU"),
+            ("ack_cpu", "ack, backend CPU"),
+            ("claim_wall", "claim, client wall"),
+            ("ack_wall", "ack, client wall"),
+        ):
+            values = [r[key] for r in runs]
+            print(
+                f"{label:20} median {median(values):6.1f} us/row "
+                f"({min(values):.1f}-{max(values):.1f})"
+            )
     return 0
 
 
