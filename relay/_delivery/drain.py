@@ -515,16 +515,15 @@ class Drainer:
         seconds = max((r.seconds for r in stats), default=0.0)
         if outcome.throttled:
             throttle = self._gate.throttled(now=now, monotonic=self._monotonic())
+            due = throttled_rows_due(throttle, now=now, rng=self._rng)
             if limiter is None:
                 # Nothing paces this relay: wait out the backoff rather than hammer Mixpanel.
                 wait = max(0.0, (throttle.until - now).total_seconds())
-                due = throttled_rows_due(throttle, now=now, rng=self._rng)
                 return self._until_probe(throttle, wait, now=now), due
             limiter.throttled(seconds=seconds)
             pause = throttle.pause_left(now)
             if pause > 0:
                 limiter.halt(pause)
-            due = throttled_rows_due(throttle, now=now, rng=self._rng)
             return self._until_probe(throttle, pause, now=now), due
         if limiter is not None:
             if not stats:

@@ -338,11 +338,10 @@ class AdaptiveLimiter:
             measured = self._accepted_limit(now)
             self._limit = max(MIN_LIMIT, DECREASE_RATIO * measured)
             self._last_max = max(measured, self._limit)
-            self._plateau_until = now + PLATEAU_SECONDS
         else:
             self._last_max = self._limit
             self._limit = max(MIN_LIMIT, BACKOFF_RATIO * self._limit)
-            self._plateau_until = now + PLATEAU_SECONDS
+        self._plateau_until = now + PLATEAU_SECONDS
         self._ignore_drops_until = now + self._latency
         self._last_cut_at = now
 
