@@ -302,6 +302,18 @@ _WITH_DEFAULT_SIGINT = (
 )
 
 
+def _relay_as_from_a_terminal(command: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``relay <command>`` with SIGINT at its default (:data:`_WITH_DEFAULT_SIGINT`), its output
+    piped as text."""
+    return subprocess.Popen(
+        [sys.executable, "-c", _WITH_DEFAULT_SIGINT, RELAY, command],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _run_env(tmp_path: Path) -> dict[str, str]:
     """Settings for a `relay run` on a migrated SQLite file and a Mixpanel that is not there."""
     return env_without_relay(
@@ -333,13 +345,7 @@ def test_ctrl_c_while_run_starts_is_a_clean_stop(
     got through.)"""
     env = _run_env(tmp_path)
     startup = _interpreter_start_cpu()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _WITH_DEFAULT_SIGINT, RELAY, "run"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _relay_as_from_a_terminal("run", env)
     try:
         base = _relay_cpu_base(proc, startup)
         while proc.poll() is None and _cpu_seconds(proc.pid) < base + cpu:
@@ -439,13 +445,7 @@ def test_a_signal_stops_relay_drain_mid_request_and_hands_its_rows_back(
         env = env_without_relay(
             RELAY_DATABASE_URL=url, RELAY_BATCH_MAX_EVENTS="5", **standin.settings_env()
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _WITH_DEFAULT_SIGINT, RELAY, "drain"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = _relay_as_from_a_terminal("drain", env)
         try:
             wait_for(lambda: standin.stats().requests > 0, "a first /import request")
             proc.send_signal(signum)
