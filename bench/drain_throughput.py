@@ -10,7 +10,9 @@ load, so every run starts alike), then times, in separate processes:
 * ``pg x2``: two ``relay drain`` processes on the same PostgreSQL backlog;
 * ``sqlite x1``: one ``relay drain`` process on a SQLite file;
 * ``pg1-uuid4`` (not run by default): ``pg x1`` with ``$insert_id``\\ s scattered like
-  ``uuid4()``'s instead of time-ordered like the UUIDv7s ``track()`` makes.
+  ``uuid4()``'s instead of time-ordered like the UUIDv7s ``track()`` makes;
+* ``pg1-keep0`` (not run by default): ``pg x1`` with ``RELAY_DELIVERED_RETENTION_HOURS=0``,
+  whose acks delete the delivered rows instead of marking them ``delivered``.
 
 The stand-in runs in its own process with counters only. Every relay run is checked: the
 stand-in accepted each event exactly once and every row is ``delivered``. Events/s is events
@@ -58,12 +60,13 @@ TARGET_EVENTS_PER_SECOND = 30_000
 #: Issue 20: >= 4x the baseline in the same invocation (an earlier issue asked for 3x).
 TARGET_RATIO = 4.0
 TARGET_RSS_MB = 200
-SCENARIOS = ("baseline", "pg1", "pg2", "sqlite1", "pg1-uuid4")
+SCENARIOS = ("baseline", "pg1", "pg2", "sqlite1", "pg1-uuid4", "pg1-keep0")
 DEFAULT_SCENARIOS = ("baseline", "pg1", "pg2", "sqlite1")
 LABELS = {
     "baseline": "baseline (BufferedConsumer)",
     "pg1": "pg x1 (relay drain)",
     "pg1-uuid4": "pg x1, uuid4-like $insert_ids",
+    "pg1-keep0": "pg x1, delivered rows deleted",
     "pg2": "pg x2 (two relay drains)",
     "sqlite1": "sqlite x1 (relay drain)",
 }
@@ -118,7 +121,9 @@ def run_relays(
         states = count_by_state(engine)
     finally:
         engine.dispose()
-    if stats["unique"] != events or states.get("delivered") != events:
+    # With RELAY_DELIVERED_RETENTION_HOURS=0 the acks delete the rows: none is left at all.
+    keep = settings.get("delivered_retention_hours") != 0
+    if stats["unique"] != events or states != ({"delivered": events} if keep else {}):
         raise SystemExit(f"lost or duplicated events: stand-in {stats}, outbox {states}")
     if stats["duplicates"]:
         print(f"  note: {stats['duplicates']} re-sends of the same $insert_id", file=sys.stderr)
@@ -231,7 +236,11 @@ def main() -> int:
                             processes=2 if scenario == "pg2" else 1,
                             events=args.events,
                             ordered_ids=scenario != "pg1-uuid4",
-                            settings=settings,
+                            settings=(
+                                settings | {"delivered_retention_hours": 0}
+                                if scenario == "pg1-keep0"
+                                else settings
+                            ),
                             log_dir=log_dir,
                             profile=profile,
                             py_spy=spy,

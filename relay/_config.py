@@ -302,7 +302,10 @@ class RelaySettings(BaseSettings):
         default=DELIVERED_RETENTION_HOURS,
         ge=0,
         le=MAX_RETENTION_HOURS,
-        description="How long delivered rows are kept.",
+        description=(
+            "How long delivered rows are kept; 0 keeps none: each row is deleted by the ack"
+            " that records its delivery (nothing is left to replay)."
+        ),
     )
     dead_retention_hours: float = Field(
         default=DEAD_RETENTION_HOURS,

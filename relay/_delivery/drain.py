@@ -149,6 +149,8 @@ class Drainer:
         self._engine = engine
         self._client = client
         self._settings = settings
+        # RELAY_DELIVERED_RETENTION_HOURS=0 keeps no delivered row: the ack deletes it.
+        self._keep_delivered = settings.delivered_retention_hours > 0
         self._observer = observer
         self._stop = stop
         self._rng = rng
@@ -481,7 +483,9 @@ class Drainer:
         if whole:
             with store.transaction(self._engine, write=True, durable=False) as conn:
                 counts = [
-                    store.mark_claim_delivered(conn, claim=s.claimed.claim, now=s.ack_now)
+                    store.mark_claim_delivered(
+                        conn, claim=s.claimed.claim, now=s.ack_now, keep=self._keep_delivered
+                    )
                     for s in whole
                 ]
             for s, delivered in zip(whole, counts, strict=True):
@@ -690,7 +694,9 @@ class Drainer:
         if len(outcome.delivered) == len(claim.events):
             # The usual case: the whole batch was accepted (one statement; see the store).
             with store.transaction(self._engine, write=True, durable=False) as conn:
-                delivered = store.mark_claim_delivered(conn, claim=claim, now=now)
+                delivered = store.mark_claim_delivered(
+                    conn, claim=claim, now=now, keep=self._keep_delivered
+                )
             return DrainResult(
                 claimed=len(claim.events),
                 delivered=delivered,
@@ -728,7 +734,11 @@ class Drainer:
         expected += len(retries) + len(release_ids) + len(throttle_ids)
         with store.transaction(self._engine, write=True, durable=False) as conn:
             delivered = store.mark_delivered(
-                conn, token=claim.token, ids=outcome.delivered, now=now
+                conn,
+                token=claim.token,
+                ids=outcome.delivered,
+                now=now,
+                keep=self._keep_delivered,
             )
             rejected = store.mark_dead(conn, token=claim.token, errors=dead, now=now)
             exhausted = store.mark_dead(conn, token=claim.token, errors=out_of_attempts, now=now)

@@ -40,18 +40,27 @@ def _delivered(now: dt.datetime | sa.ColumnElement[dt.datetime]) -> dict[str, An
 
 
 @translate_errors
-def mark_delivered(conn: Connection, *, token: str, ids: Collection[int], now: dt.datetime) -> int:
+def mark_delivered(
+    conn: Connection, *, token: str, ids: Collection[int], now: dt.datetime, keep: bool = True
+) -> int:
     """Record that Mixpanel accepted ``ids``; returns how many rows changed.
+
+    ``keep=False`` deletes the rows instead of marking them ``delivered``
+    (``RELAY_DELIVERED_RETENTION_HOURS=0``: no delivered row is kept, and PostgreSQL is spared
+    the new row version and the index entries an update of ``state`` writes).
 
     Lock: the rows updated. Guard: fenced, ``lease_token = token AND state = 'pending'``, so a
     worker whose lease expired and was re-claimed changes nothing.
     """
     if not ids:
         return 0
-    result = conn.execute(
-        sa.update(outbox).where(_fenced(conn, token, ids)).values(_delivered(now))
+    fence = _fenced(conn, token, ids)
+    statement = (
+        sa.update(outbox).where(fence).values(_delivered(now))
+        if keep
+        else sa.delete(outbox).where(fence)
     )
-    return result.rowcount
+    return conn.execute(statement).rowcount
 
 
 #: A claim is acked by its id range when the range holds fewer than this many rows per
@@ -60,10 +69,13 @@ DENSE_CLAIM_SPAN = 4
 
 
 @translate_errors
-def mark_claim_delivered(conn: Connection, *, claim: Claim, now: dt.datetime) -> int:
+def mark_claim_delivered(
+    conn: Connection, *, claim: Claim, now: dt.datetime, keep: bool = True
+) -> int:
     """Record that Mixpanel accepted every row of ``claim``; returns how many rows changed.
 
-    The same as :func:`mark_delivered` with all of the claim's ids. When those ids are dense
+    The same as :func:`mark_delivered` with all of the claim's ids (``keep=False`` deletes
+    them). When those ids are dense
     (rows tracked one after the other, the usual case) the statement names only the claim's
     lowest and highest id: the claim's rows are exactly the rows in that range that still hold
     its token (a fresh one per claim), and the primary key walks the range once instead of
@@ -79,32 +91,34 @@ def mark_claim_delivered(conn: Connection, *, claim: Claim, now: dt.datetime) ->
     first_id = min(e.id for e in claim.events)
     last_id = max(e.id for e in claim.events)
     if last_id - first_id >= DENSE_CLAIM_SPAN * len(claim.events):
-        return mark_delivered(conn, token=claim.token, ids=[e.id for e in claim.events], now=now)
-    result = conn.execute(
-        _DELIVERED_RANGE,
-        {"first_id": first_id, "last_id": last_id, "token": claim.token, "now": now},
-    )
-    return result.rowcount
+        ids = [e.id for e in claim.events]
+        return mark_delivered(conn, token=claim.token, ids=ids, now=now, keep=keep)
+    if keep:
+        params = {"first_id": first_id, "last_id": last_id, "token": claim.token, "now": now}
+        return conn.execute(_DELIVERED_RANGE, params).rowcount
+    params = {"first_id": first_id, "last_id": last_id, "token": claim.token}
+    return conn.execute(_DELETED_RANGE, params).rowcount
 
 
-def _delivered_range() -> sa.Update:
-    # Built once (it runs after every request; see relay._store.claims._due_rows).
-    now = sa.bindparam("now", type_=UTCDateTime())
-    return (
-        sa.update(outbox)
-        .where(
-            outbox.c.id.between(
-                sa.bindparam("first_id", type_=sa.BigInteger()),
-                sa.bindparam("last_id", type_=sa.BigInteger()),
-            ),
-            outbox.c.lease_token == sa.bindparam("token", type_=outbox.c.lease_token.type),
-            state_is(OutboxState.PENDING),
-        )
-        .values(_delivered(now))
+def _claim_range() -> sa.ColumnElement[bool]:
+    """The claim's rows by id range: those in it that still hold its token (see above)."""
+    return sa.and_(
+        outbox.c.id.between(
+            sa.bindparam("first_id", type_=sa.BigInteger()),
+            sa.bindparam("last_id", type_=sa.BigInteger()),
+        ),
+        outbox.c.lease_token == sa.bindparam("token", type_=outbox.c.lease_token.type),
+        state_is(OutboxState.PENDING),
     )
 
 
-_DELIVERED_RANGE = _delivered_range()
+# Built once (they run after every request; see relay._store.claims._due_rows).
+_DELIVERED_RANGE = (
+    sa.update(outbox)
+    .where(_claim_range())
+    .values(_delivered(sa.bindparam("now", type_=UTCDateTime())))
+)
+_DELETED_RANGE = sa.delete(outbox).where(_claim_range())
 
 
 @translate_errors

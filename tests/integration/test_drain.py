@@ -427,6 +427,37 @@ def test_concurrent_drain_delivers_every_row_exactly_once(
     assert _states(engine) == {"delivered": 60}
 
 
+def test_with_a_delivered_retention_of_zero_delivered_rows_are_deleted_and_the_rest_kept(
+    engine: Engine,
+    standin: MixpanelStandin,
+    make_settings: SettingsFactory,
+    make_drainer: Callable[..., Drainer],
+) -> None:
+    """``RELAY_DELIVERED_RETENTION_HOURS=0``: every accepted row is gone after its ack (whole
+    batches, acked together, and a batch Mixpanel partly refused), each sent once; a refused
+    row stays dead with its reason and a row failing transiently stays pending."""
+    ids = _add(engine, 40)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(outbox.c.id, outbox.c.insert_id).where(outbox.c.id.in_(ids)))
+        insert_id = {row.id: row.insert_id for row in rows}
+    standin.reject_insert_ids([insert_id[ids[5]]], field="properties.plan", message="bad plan")
+    settings = make_settings(batch_max_events=4, delivered_retention_hours=0)
+    drainer = make_drainer(settings=settings, concurrency=3)
+
+    result = drainer.drain_until_idle(clock=lambda: NOW)
+
+    assert (result.claimed, result.delivered, result.rejected, result.lease_lost) == (40, 39, 1, 0)
+    assert standin.stats().accepted == standin.stats().unique == 39
+    assert _states(engine) == {"dead": 1}
+    assert _row(engine, ids[5]).last_error == "properties.plan: bad plan"
+
+    (failing,) = _add(engine)
+    standin.fail_next(503)
+    assert make_drainer(settings=settings).drain_once(now=NOW).retried == 1
+    assert _row(engine, failing).state == OutboxState.PENDING
+    assert _states(engine) == {"dead": 1, "pending": 1}
+
+
 def test_drain_until_idle_stops_after_max_batches(
     engine: Engine,
     standin: MixpanelStandin,

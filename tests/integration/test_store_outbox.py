@@ -624,6 +624,58 @@ def test_mark_claim_delivered_with_a_stale_token_changes_nothing(engine: Engine)
     assert _row(engine, row_id).state == OutboxState.PENDING
 
 
+def _states(engine: Engine) -> dict[int, str]:
+    with engine.connect() as conn:
+        return {row.id: row.state for row in conn.execute(sa.select(outbox.c.id, outbox.c.state))}
+
+
+def test_an_ack_that_keeps_no_delivered_row_deletes_exactly_the_claims_own_rows(
+    engine: Engine,
+) -> None:
+    """``keep=False`` (``RELAY_DELIVERED_RETENTION_HOURS=0``) deletes what ``keep=True``
+    would mark delivered, under the same fence: by the claim's id range (another claim's rows
+    in that range stay), by its ids (a claim spread over the table), never with a stale
+    token, and never a row that is no longer pending."""
+    early = NOW - dt.timedelta(seconds=10)
+    interleaved = [_add(engine, due=early if n % 2 == 0 else NOW)[0] for n in range(4)]
+    first = _claim(engine, limit=2)
+    second = _claim(engine, limit=2)
+    with store.transaction(engine, write=True) as conn:
+        assert store.mark_claim_delivered(conn, claim=first, now=NOW, keep=False) == 2
+    left = _states(engine)
+    assert sorted(left) == [interleaved[1], interleaved[3]]
+    assert set(left.values()) == {OutboxState.PENDING}
+
+    # The second claim's rows, one of them dead meanwhile (an operator, a max-attempts ack):
+    # the spread-out path by ids, which must neither delete the dead row nor count it.
+    (old,) = _add(engine, due=NOW - dt.timedelta(seconds=30))
+    _add(engine, 50, due=NOW + dt.timedelta(hours=1))
+    (new,) = _add(engine, due=NOW - dt.timedelta(seconds=1))
+    spread = _claim(engine)
+    assert [e.id for e in spread.events] == [old, new]
+    with store.transaction(engine, write=True) as conn:
+        store.mark_dead(conn, token=spread.token, errors={new: "refused"}, now=NOW)
+        assert store.mark_claim_delivered(conn, claim=spread, now=NOW, keep=False) == 1
+        assert store.mark_delivered(conn, token=second.token, ids=[], now=NOW, keep=False) == 0
+    left = _states(engine)
+    assert old not in left
+    assert left[new] == OutboxState.DEAD
+    assert len(left) == 2 + 50 + 1
+
+    # A stale token: the rows were claimed again after its lease ran out.
+    stale = second
+    _claim(engine, now=NOW + dt.timedelta(seconds=LEASE_SECONDS), limit=2)
+    with store.transaction(engine, write=True) as conn:
+        assert store.mark_claim_delivered(conn, claim=stale, now=NOW, keep=False) == 0
+        assert (
+            store.mark_delivered(
+                conn, token=stale.token, ids=[e.id for e in stale.events], now=NOW, keep=False
+            )
+            == 0
+        )
+    assert len(_states(engine)) == 2 + 50 + 1
+
+
 def test_mark_dead_keeps_each_rows_own_reason(engine: Engine) -> None:
     """Rows killed together keep their individual reasons, in one statement."""
     ids = _add(engine, 3)
