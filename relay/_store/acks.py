@@ -49,8 +49,9 @@ def mark_delivered(
     (``RELAY_DELIVERED_RETENTION_HOURS=0``: no delivered row is kept, and PostgreSQL is spared
     the new row version and the index entries an update of ``state`` writes).
 
-    Lock: the rows updated. Guard: fenced, ``lease_token = token AND state = 'pending'``, so a
-    worker whose lease expired and was re-claimed changes nothing.
+    Lock: the rows updated (or deleted). Guard: fenced,
+    ``lease_token = token AND state = 'pending'``, so a worker whose lease expired and was
+    re-claimed changes nothing.
     """
     if not ids:
         return 0
@@ -75,16 +76,16 @@ def mark_claim_delivered(
     """Record that Mixpanel accepted every row of ``claim``; returns how many rows changed.
 
     The same as :func:`mark_delivered` with all of the claim's ids (``keep=False`` deletes
-    them). When those ids are dense
-    (rows tracked one after the other, the usual case) the statement names only the claim's
-    lowest and highest id: the claim's rows are exactly the rows in that range that still hold
-    its token (a fresh one per claim), and the primary key walks the range once instead of
-    looking up 2000 ids one by one. A claim that mixes old rows (retries) with new ones would
-    stretch that range, and the walk, towards the whole table: it is acked by its ids.
+    them). When those ids are dense (rows tracked one after the other, the usual case) the
+    statement names only the claim's lowest and highest id: the claim's rows are exactly the
+    rows in that range that still hold its token (a fresh one per claim), and the primary key
+    walks the range once instead of looking up 2000 ids one by one. A claim that mixes old rows
+    (retries) with new ones would stretch that range, and the walk, towards the whole table: it
+    is acked by its ids.
 
-    Lock: the rows updated. Guard: fenced, ``lease_token = token AND state = 'pending'``, so a
-    worker whose lease expired and was re-claimed changes nothing; other rows in the range
-    hold other tokens or none.
+    Lock: the rows updated (or deleted). Guard: fenced,
+    ``lease_token = token AND state = 'pending'``, so a worker whose lease expired and was
+    re-claimed changes nothing; other rows in the range hold other tokens or none.
     """
     if not claim.events:
         return 0
