@@ -15,11 +15,11 @@ load, so every run starts alike), then times, in separate processes:
   whose acks delete the delivered rows instead of marking them ``delivered``.
 
 The stand-in runs in its own process with counters only. Every relay run is checked: the
-stand-in accepted each event exactly once and every row is ``delivered``. Events/s is events
-over the time from "go" to the last relay's exit (interpreter start-up and imports excluded).
-Peak RSS is the relay process's own high-water mark (``VmHWM``). Scenarios are interleaved run
-by run, so slow phases of this shared machine hit all of them alike; the table shows medians and
-the ratio of medians to the baseline.
+stand-in accepted each event exactly once and every row is ``delivered`` (``pg1-keep0``: no row
+is left). Events/s is events over the time from "go" to the last relay's exit (interpreter
+start-up and imports excluded). Peak RSS is the relay process's own high-water mark (``VmHWM``).
+Scenarios are interleaved run by run, so slow phases of this shared machine hit all of them
+alike; the table shows medians and the ratio of medians to the baseline.
 
     .venv/bin/python bench/drain_throughput.py [--events 200000] [--runs 3] [--quick]
         [--scenarios baseline,pg1,pg2,sqlite1[,pg1-uuid4]] [--concurrency N] [--gzip-level N]
