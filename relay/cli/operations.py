@@ -176,6 +176,13 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None, destination: 
     # short and every claimed batch not yet acked goes back unsent, due at once.
     stop = threading.Event()
     restore_signals = stop_on_signals(stop)
+    if _exit.stop_requested():
+        # A signal while the command started (relay.__main__ held it): stop before claiming.
+        restore_signals()
+        _exit.fail(
+            "stopped by a signal before draining: nothing was claimed; run relay drain again",
+            _exit.FAILURE,
+        )
     try:
         with relay.engine(writes=True) as engine:
             require_profile_token(engine, settings)  # exit 3: profile updates wait, no token

@@ -30,6 +30,7 @@ from helpers.waiting import wait_for
 
 from relay._database import create_engine
 from relay._tables import outbox
+from relay.testing.mixpanel_standin import MixpanelStandin
 
 pytestmark = pytest.mark.usefixtures("no_relay_env")
 
@@ -343,12 +344,34 @@ def test_ctrl_c_while_run_starts_is_a_clean_stop(
     machine) exits 0 as documented: no traceback, no "Aborted!". (At about 0.06 s, after the
     guarded import and before `run` took the signals over, click's "Aborted!" and exit 1 once
     got through.)"""
-    env = _run_env(tmp_path)
+    returncode, err = _signal_while_starting("run", _run_env(tmp_path), sig, cpu)
+
+    assert returncode == 0, err
+    assert "Traceback" not in err
+    assert "Aborted" not in err
+    assert "KeyboardInterrupt" not in err
+
+
+#: The longest :func:`_signal_while_starting` waits for the CPU time it was given.
+_SIGNAL_AFTER_SECONDS = 3.0
+
+
+def _signal_while_starting(
+    command: str, env: dict[str, str], sig: signal.Signals, cpu: float
+) -> tuple[int, str]:
+    """Start ``relay <command>`` as from a terminal, send ``sig`` once it has used ``cpu``
+    seconds of its own CPU time (or after :data:`_SIGNAL_AFTER_SECONDS` of waiting, when it
+    blocks before using that much), and return its exit code and stderr."""
     startup = _interpreter_start_cpu()
-    proc = _relay_as_from_a_terminal("run", env)
+    proc = _relay_as_from_a_terminal(command, env)
     try:
         base = _relay_cpu_base(proc, startup)
-        while proc.poll() is None and _cpu_seconds(proc.pid) < base + cpu:
+        waited_enough = time.monotonic() + _SIGNAL_AFTER_SECONDS
+        while (
+            proc.poll() is None
+            and _cpu_seconds(proc.pid) < base + cpu
+            and time.monotonic() < waited_enough
+        ):
             time.sleep(0.005)
         proc.send_signal(sig)
         try:
@@ -356,15 +379,56 @@ def test_ctrl_c_while_run_starts_is_a_clean_stop(
         except subprocess.TimeoutExpired:
             proc.kill()
             _out, err = proc.communicate()
-            pytest.fail(f"relay run did not stop within 60 s of {sig.name}; it printed:\n{err}")
+            pytest.fail(f"relay {command} did not stop within 60 s of {sig.name}:\n{err}")
     finally:
         proc.kill()
         proc.communicate()  # reaped and its pipes closed, whatever happened above
+    return proc.returncode, err
 
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
-    assert "Aborted" not in err
-    assert "KeyboardInterrupt" not in err
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+@pytest.mark.parametrize(
+    ("sig", "cpu"),
+    [
+        *(
+            pytest.param(signal.SIGINT, cpu, id=f"SIGINT-{cpu}")
+            for cpu in (0.02, 0.06, 0.1, 0.2, 0.4)
+        ),
+        pytest.param(signal.SIGTERM, 0.06, id="SIGTERM-0.06"),
+        # More CPU than the drain uses before its request: the signal comes during the send.
+        pytest.param(signal.SIGINT, 60.0, id="SIGINT-in-the-send"),
+    ],
+)
+def test_ctrl_c_while_drain_starts_is_its_documented_stop(
+    tmp_path: Path, sig: signal.Signals, cpu: float
+) -> None:
+    """SIGINT (or SIGTERM) at any moment of `relay drain`, from its import to its request,
+    exits 1 with one `relay: stopped by a signal ...` line, as documented: never click's
+    "Aborted!" (a Ctrl-C after the import and before drain took the signals over printed it,
+    exit 1 but no reason) and never a kill by SIGTERM's default action (exit -15). The due row
+    is still there, pending, its attempt not used up (a request cut short returns it)."""
+    url = migrated_sqlite(tmp_path / "d.db")
+    engine = create_engine(url)
+    try:
+        add_rows(engine, 1, at=dt.datetime.now(dt.UTC), time_ms=1_767_225_600_000)
+        # Mixpanel answers after a minute: the drain is still in its request when signalled.
+        with MixpanelStandin(latency_ms=60_000) as standin:
+            env = env_without_relay(
+                RELAY_DATABASE_URL=url, RELAY_LOG_LEVEL="WARNING", **standin.settings_env()
+            )
+            returncode, err = _signal_while_starting("drain", env, sig, cpu)
+
+        assert returncode == 1, err
+        assert "Traceback" not in err
+        assert "Aborted" not in err
+        assert "KeyboardInterrupt" not in err
+        assert "stopped by a signal" in one_line(err)
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(outbox.c.state, outbox.c.attempts)).all() == [
+                ("pending", 0)
+            ]
+    finally:
+        engine.dispose()
 
 
 _SIGINT_TO_ANOTHER_THREAD = """
