@@ -221,5 +221,7 @@ def start_py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
     command = [str(spy), "record", "--pid", str(pid), "--rate", "250", "--threads"]
     if os.environ.get("PY_SPY_IDLE", "1") == "1":
         command.append("--idle")
+    if os.environ.get("PY_SPY_GIL") == "1":  # only the thread holding the GIL: on-CPU Python
+        command.append("--gil")
     command += ["--format", "raw", "--output", str(output), "--nonblocking"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

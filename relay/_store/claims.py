@@ -24,6 +24,7 @@ from relay._store._base import (
     ids_bound,
     is_mysql,
     per_row,
+    plain_rows,
     state_is,
     translate_errors,
 )
@@ -83,9 +84,21 @@ def _claimed_columns(dialect: str) -> tuple[sa.ColumnElement[Any], ...]:
     )
 
 
-def _to_events(rows: Sequence[Sequence[Any]], *, attempts_offset: int = 0) -> list[OutboxEvent]:
-    """Events from claimed rows: :func:`claimed_columns`."""
-    # Positional unpacking: attribute access on 2000 rows per claim is measurably slower.
+#: ``OutboxEvent(*row)`` without the named tuple's ``__new__``, a Python lambda: one C call.
+_new_event = functools.partial(tuple.__new__, OutboxEvent)
+
+
+def _to_events(rows: Sequence[tuple[Any, ...]], *, attempts_offset: int = 0) -> list[OutboxEvent]:
+    """Events from claimed rows, plain tuples of :func:`claimed_columns` in field order."""
+    if attempts_offset == 0:
+        # The rows already are the fields in order: 2,000 named tuples built in C. (Through
+        # OutboxEvent's __new__ this was a seventh of the relay's CPU in a drain.)
+        events: list[OutboxEvent] = list(map(_new_event, rows))
+        if events and len(events[0]) != len(OutboxEvent._fields):
+            raise ValueError(
+                f"a claimed row has {len(events[0])} columns, not {len(OutboxEvent._fields)}"
+            )
+        return events
     return [
         OutboxEvent(
             row_id, insert_id, event, distinct_id, time_ms, properties, attempts + attempts_offset
@@ -362,14 +375,15 @@ def lease_rows(
 ) -> list[OutboxEvent]:
     """Lease the locked rows ``ids`` under ``token`` and read them. Lock: held by the claim."""
     values = {"token": token, "lease_until": lease_until, "now": now, "ids": list(ids)}
+    # The claimed columns have no result processor: plain rows are the same values.
     if is_mysql(conn):
         # MariaDB has no UPDATE ... RETURNING: read, then mark, under the claim's row locks.
         read, mark = _lease_statements(conn.dialect.name)
-        rows = conn.execute(read, {"ids": values["ids"]}).all()
+        rows = plain_rows(conn.execute(read, {"ids": values["ids"]}))
         conn.execute(mark, values)
         return _to_events(rows, attempts_offset=1)
     (update,) = _lease_statements(conn.dialect.name)
-    return _to_events(conn.execute(update, values).all())
+    return _to_events(plain_rows(conn.execute(update, values)))
 
 
 @functools.lru_cache(maxsize=8)

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from relay._store._base import plain_rows
 from relay._store.throttle import PauseRows, is_throttle_scope
 from relay._tables import (
     DEFAULT_DESTINATION,
@@ -171,7 +172,8 @@ def claim_candidates(
 
     if select_both is not None:
         both = select_both(resume=resume, excluding=excluding)
-        rows = conn.execute(both, {**values, "bulk_limit": bulk_cap(limit)}).all()
+        # PostgreSQL only, whose columns here have no result processor: plain rows.
+        rows = plain_rows(conn.execute(both, {**values, "bulk_limit": bulk_cap(limit)}))
         # Live rows first (lane 0), then bulk (lane 1): split where the bulk lane begins.
         first_bulk = bisect.bisect_left(rows, int(Lane.BULK), key=_lane_of)
         live, bulk_read = rows[:first_bulk], rows[first_bulk:]
