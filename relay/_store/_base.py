@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, ParamSpec, TypeVar
 
@@ -181,8 +182,9 @@ class IdArray(sa.types.TypeDecorator[Collection[int]]):
 
     psycopg's array dumper handles each element in Python: 5 % of the relay's CPU in a drain
     of 2,000-row claims (``bench/drain_throughput.py --py-spy``, ``PY_SPY_GIL=1``), where the
-    text is joined in C. Every value goes through ``int()``, so the text is never anything
-    but integers and commas.
+    text is joined in C. Every value goes through ``operator.index`` (integers only: a string
+    or a float is refused, never truncated into another row's id), so the text is never
+    anything but integers and commas.
     """
 
     impl = sa.Text
@@ -191,7 +193,7 @@ class IdArray(sa.types.TypeDecorator[Collection[int]]):
     def process_bind_param(self, value: Collection[int] | None, dialect: sa.Dialect) -> str | None:
         if value is None:
             return None
-        return "{" + ",".join(map(str, map(int, value))) + "}"
+        return "{" + ",".join(map(str, map(operator.index, value))) + "}"
 
     def bind_expression(self, bindvalue: sa.BindParameter[Any]) -> sa.ColumnElement[Any]:
         return sa.cast(bindvalue, postgresql.ARRAY(sa.BigInteger()))

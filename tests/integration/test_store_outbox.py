@@ -245,8 +245,43 @@ def test_claim_carries_the_stored_fields_and_properties_as_json_text(engine: Eng
         123,
     )
     assert event.event == "svc.test.thing_done"
+    assert event.attempts == 1
     assert isinstance(event.properties_json, str)
     assert json.loads(event.properties_json) == properties
+
+
+def test_an_id_list_selects_exactly_its_rows_whatever_its_size_or_ids(engine: Engine) -> None:
+    """``id_is_one_of`` and the cached statements' ``ids`` parameter (one ``bigint[]`` text on
+    PostgreSQL) select exactly the listed rows: none for an empty list, ids past 2**31 and
+    2**53 included, an id that names no row ignored."""
+    small = _add(engine, 3)
+    big = [2**31 + 7, 2**53 + 1]
+    with store.transaction(engine) as conn:
+        for row_id in big:
+            values = _values()
+            store.insert_event(conn, values=values)
+            conn.execute(
+                sa.update(outbox).where(outbox.c.insert_id == values["insert_id"]).values(id=row_id)
+            )
+    from relay._store._base import id_is_one_of, ids_bound  # noqa: PLC0415
+
+    def chosen(ids: list[int]) -> list[int]:
+        with engine.connect() as conn:
+            direct = conn.execute(
+                sa.select(outbox.c.id).where(id_is_one_of(conn, ids)).order_by(outbox.c.id)
+            ).scalars()
+            bound = conn.execute(
+                sa.select(outbox.c.id).where(ids_bound(conn.dialect.name)).order_by(outbox.c.id),
+                {"ids": ids},
+            ).scalars()
+            found, found_bound = list(direct), list(bound)
+        assert found == found_bound
+        return found
+
+    assert chosen([]) == []
+    assert chosen([small[1]]) == [small[1]]
+    assert chosen([big[1], small[0], 10**15]) == [small[0], big[1]]
+    assert chosen([*big, *small]) == [*small, *big]
 
 
 def test_claim_takes_oldest_due_first_and_at_most_the_limit(engine: Engine) -> None:
