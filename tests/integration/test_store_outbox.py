@@ -250,6 +250,24 @@ def test_claim_carries_the_stored_fields_and_properties_as_json_text(engine: Eng
     assert json.loads(event.properties_json) == properties
 
 
+def test_a_claim_through_psycopg2_reads_the_same_events_and_acks_them(postgresql_url: str) -> None:
+    """``postgresql+psycopg2://`` (a Django project's driver, which relay accepts): the claim's
+    rows read from the driver's cursor and its ids bound as ``bigint[]`` text work there too."""
+    from relay.testing.scratch import fresh_tables  # noqa: PLC0415
+
+    url = sa.make_url(postgresql_url).set(drivername="postgresql+psycopg2")
+    with fresh_tables(url.render_as_string(hide_password=False)) as engine:
+        properties = {"organization_id": "org-1", "unicode": "Zürich ✓", "n": [1, 2.5, None]}
+        ids = _add(engine, 3, properties=properties)
+        claim = _claim(engine)
+        assert [e.id for e in claim.events] == ids
+        assert all(json.loads(e.properties_json) == properties for e in claim.events)
+        assert {e.attempts for e in claim.events} == {1}
+        with store.transaction(engine) as conn:
+            store.mark_delivered(conn, token=claim.token, ids=ids[:2], now=NOW)
+        assert [_row(engine, i).state for i in ids] == ["delivered", "delivered", "pending"]
+
+
 def test_an_id_list_selects_exactly_its_rows_whatever_its_size_or_ids(engine: Engine) -> None:
     """``id_is_one_of`` and the cached statements' ``ids`` parameter (one ``bigint[]`` text on
     PostgreSQL) select exactly the listed rows: none for an empty list, ids past 2**31 and
