@@ -19,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine.cursor import CursorFetchStrategy
 
 from relay._database import immediate
 from relay._errors import DuplicateInsertIdError, OutboxTablesMissingError, StoreError
@@ -218,8 +219,11 @@ def plain_rows(result: sa.CursorResult[Any]) -> list[tuple[Any, ...]]:
     ``timestamptz``, which psycopg returns aware): the values are then the same.
     """
     try:
-        cursor = result.cursor
-        return list(cursor.fetchall()) if cursor is not None else []
+        if type(result.cursor_strategy) is not CursorFetchStrategy or result.cursor is None:
+            # SQLAlchemy fetched (or let go of) the rows itself (an executemany's RETURNING, a
+            # streamed result): the cursor may hold none of them; read them from the result.
+            return [tuple(row) for row in result.all()]
+        return list(result.cursor.fetchall())
     finally:
         result.close()
 
