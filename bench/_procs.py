@@ -216,7 +216,8 @@ def _postgres_kind(process: psutil.Process, database: str | None) -> str:
 
 
 def start_py_spy(pid: int, output: Path) -> subprocess.Popen[bytes]:
-    """``py-spy record`` of ``pid`` (all threads, idle stacks too) as collapsed stacks."""
+    """``py-spy record`` of ``pid`` (all threads) as collapsed stacks: idle stacks too unless
+    ``PY_SPY_IDLE=0``; with ``PY_SPY_GIL=1`` only the thread holding the GIL (on-CPU Python)."""
     spy = Path(PYTHON).with_name("py-spy")
     command = [str(spy), "record", "--pid", str(pid), "--rate", "250", "--threads"]
     if os.environ.get("PY_SPY_IDLE", "1") == "1":

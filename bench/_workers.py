@@ -64,8 +64,10 @@ def _usage() -> dict[str, float]:
 def _worker_relay_drain(argv: Sequence[str]) -> int:
     """Run ``relay drain --json`` in this process once told to go; print timing and usage.
 
-    With ``--profile PATH``, py-spy is not needed: pyinstrument profiles the drain and writes
-    its text report to PATH.
+    With ``--profile PATH``, pyinstrument profiles this process's main thread and writes its
+    text report to PATH. The drain itself runs on threads of its own, which pyinstrument does
+    not see (they show as one wait): for them, record with py-spy (``drain_throughput.py
+    --py-spy``).
     """
     import click  # noqa: PLC0415
 

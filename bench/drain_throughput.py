@@ -24,6 +24,11 @@ alike; the table shows medians and the ratio of medians to the baseline.
     .venv/bin/python bench/drain_throughput.py [--events 200000] [--runs 3] [--quick]
         [--scenarios baseline,pg1,pg2,sqlite1[,pg1-uuid4]] [--concurrency N] [--gzip-level N]
         [--profile DIR (pyinstrument)] [--py-spy DIR]
+
+Profiles: pyinstrument sees only the main thread, where the drain's threads show as one wait
+(the relay drains destinations on threads of their own). For where the relay's CPU goes, record
+the on-CPU Python of every thread: ``PY_SPY_IDLE=0 PY_SPY_GIL=1 ... --py-spy DIR`` (collapsed
+stacks, one file per relay; BENCHMARKS.md, "The claim read as the driver's tuples").
 """
 
 from __future__ import annotations
@@ -187,7 +192,8 @@ def main() -> int:
         "--py-spy",
         type=Path,
         default=None,
-        help="record every relay with py-spy (wall clock, idle included) into DIR",
+        help="record every relay with py-spy into DIR (wall clock, idle included; on-CPU "
+        "Python only with PY_SPY_IDLE=0 PY_SPY_GIL=1)",
     )
     parser.add_argument("--admin-url", default=DEFAULT_ADMIN_URL)
     args = parser.parse_args()
