@@ -213,8 +213,9 @@ def id_is_one_of(conn: Connection, ids: Collection[int]) -> sa.ColumnElement[boo
 def plain_rows(result: sa.CursorResult[Any]) -> list[tuple[Any, ...]]:
     """All of ``result``'s rows as the driver returned them (tuples), and the result closed.
 
-    For the claim's few thousand rows a cycle: SQLAlchemy's ``Row`` objects cost a fifth of
-    the relay's CPU in a drain, over the driver's own fetch. Only for statements none of whose
+    For the claim's few thousand rows a cycle: building SQLAlchemy's ``Row`` objects took about
+    an eighth of the relay's CPU in a drain, besides the driver's own fetch (BENCHMARKS.md, "The
+    claim read as the driver's tuples"). Only for statements none of whose
     columns has a result processor on the dialect (ints, strings, text; PostgreSQL's
     ``timestamptz``, which psycopg returns aware): the values are then the same.
     """
