@@ -532,8 +532,10 @@ def run_daemon(settings: RelaySettings, *, stop_event: threading.Event | None = 
 def stop_on_signals(stop: threading.Event) -> Callable[[], None]:
     """Make SIGTERM and SIGINT set ``stop``; returns a function restoring the old handlers.
 
-    Does nothing (and restores nothing) outside the main thread, where Python cannot install
-    signal handlers.
+    A signal that came before, while ``relay.__main__`` held them
+    (:func:`relay._exit.stop_requested`), sets ``stop`` at once: the command stops as it would
+    have had its handlers been in place. Does nothing (and restores nothing) outside the main
+    thread, where Python cannot install signal handlers.
     """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
@@ -543,6 +545,8 @@ def stop_on_signals(stop: threading.Event) -> Callable[[], None]:
         stop.set()
 
     previous = {sig: signal.signal(sig, _request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if _exit.stop_requested():
+        stop.set()
 
     def _restore() -> None:
         for sig, handler in previous.items():

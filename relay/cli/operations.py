@@ -78,7 +78,7 @@ def _run(relay: Relay) -> int:
     # requested during the checks ends ``relay run`` before the daemon starts.
     stop = threading.Event()
     restore = stop_on_signals(stop)
-    if _exit.stop_requested():  # a signal came before this (relay.__main__ held it)
+    if stop.is_set():  # a signal came before this (relay.__main__ held it)
         restore()
         return _exit.OK
     try:
@@ -176,7 +176,7 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None, destination: 
     # short and every claimed batch not yet acked goes back unsent, due at once.
     stop = threading.Event()
     restore_signals = stop_on_signals(stop)
-    if _exit.stop_requested():
+    if stop.is_set():
         # A signal while the command started (relay.__main__ held it): stop before claiming.
         restore_signals()
         _exit.fail(
