@@ -224,7 +224,15 @@ def plain_rows(result: sa.CursorResult[Any]) -> list[tuple[Any, ...]]:
             # SQLAlchemy fetched (or let go of) the rows itself (an executemany's RETURNING, a
             # streamed result): the cursor may hold none of them; read them from the result.
             return [tuple(row) for row in result.all()]
-        return list(result.cursor.fetchall())
+        dbapi_error = result.context.dialect.loaded_dbapi.Error
+        try:
+            return list(result.cursor.fetchall())
+        except dbapi_error as exc:
+            # As SQLAlchemy's own fetch would: a DBAPIError, which translate_errors turns into
+            # a StoreError naming no value (the driver's text may quote the row's data).
+            raise sa.exc.DBAPIError.instance(
+                None, None, exc, dbapi_error, hide_parameters=True, dialect=result.context.dialect
+            ) from exc
     finally:
         result.close()
 
