@@ -78,10 +78,9 @@ def _run(relay: Relay) -> int:
     # requested during the checks ends ``relay run`` before the daemon starts.
     stop = threading.Event()
     restore = stop_on_signals(stop)
-    if stop.is_set():  # a signal came before this (relay.__main__ held it)
-        restore()
-        return _exit.OK
     try:
+        if stop.is_set():  # a signal came before this (relay.__main__ held it)
+            return _exit.OK
         return _start(relay, stop)
     finally:
         restore()
@@ -176,14 +175,13 @@ def drain(relay: Relay, /, as_json: bool, max_batches: int | None, destination: 
     # short and every claimed batch not yet acked goes back unsent, due at once.
     stop = threading.Event()
     restore_signals = stop_on_signals(stop)
-    if stop.is_set():
-        # A signal while the command started (relay.__main__ held it): stop before claiming.
-        restore_signals()
-        _exit.fail(
-            "stopped by a signal before draining: nothing was claimed; run relay drain again",
-            _exit.FAILURE,
-        )
     try:
+        if stop.is_set():
+            # A signal while the command started (relay.__main__ held it): stop before claiming.
+            _exit.fail(
+                "stopped by a signal before draining: nothing was claimed; run relay drain again",
+                _exit.FAILURE,
+            )
         with relay.engine(writes=True) as engine:
             require_profile_token(engine, settings)  # exit 3: profile updates wait, no token
             warn_unconfigured_destinations(engine, settings)  # rows no drain here will claim
