@@ -10,13 +10,21 @@ around it: where a loopback drain's ceiling on two cores comes from.
 
 ``--variants`` measures, interleaved run by run: ``shipped`` (the default ack, rows updated to
 ``delivered``), ``delete`` (the ack of ``RELAY_DELIVERED_RETENTION_HOURS=0``, which deletes the
-acked rows: ``mark_claim_delivered(keep=False)``) and ``json``, an experiment that is not relay's
-schema (``properties`` stored as ``json`` instead of ``jsonb``, altered after the load:
-PostgreSQL then stores and returns the text as it came, where ``jsonb`` renders it at each read
-and measure).
+acked rows: ``mark_claim_delivered(keep=False)``), and experiments that are not relay's schema:
+
+* ``json``: ``properties`` stored as ``json`` instead of ``jsonb``, altered after the load:
+  PostgreSQL then stores and returns the text as it came, where ``jsonb`` renders it at each
+  read and measure;
+* ``history``: delivered rows moved out of the outbox by the ack, one statement
+  (``DELETE ... RETURNING`` into an ``INSERT``), into a table with the least a delivered
+  history needs: its primary key, a unique ``insert_id`` (``track()``'s duplicate check) and
+  ``finished_at`` (retention);
+* ``no-finished-index`` and ``no-unique``: the shipped ack without
+  ``ix_relay_outbox_state_finished_at``, or without the unique ``insert_id``: what each index
+  costs the ack's new row version (neither can be dropped).
 
     .venv/bin/python bench/claim_ack_cost.py [--events 100000] [--runs 3]
-    .venv/bin/python bench/claim_ack_cost.py --variants shipped,json,delete
+    .venv/bin/python bench/claim_ack_cost.py --variants shipped,json,delete,history
 """
 
 from __future__ import annotations
@@ -43,8 +51,62 @@ BATCH = 2000
 REQUEST_BYTES = 10_000_000
 
 
-#: ``--variants``: the two acks relay ships, and the ``json`` experiment (module docstring).
-VARIANTS = ("shipped", "json", "delete")
+#: ``--variants``: the two acks relay ships, and the experiments (module docstring).
+VARIANTS = ("shipped", "json", "delete", "history", "no-finished-index", "no-unique")
+
+#: What each experiment changes after the load (``{unique}``: the insert_id constraint's name).
+_EXPERIMENT_DDL = {
+    "json": ["ALTER TABLE relay_outbox ALTER COLUMN properties TYPE json USING properties::json"],
+    "history": [
+        "CREATE TABLE relay_delivered (LIKE relay_outbox INCLUDING DEFAULTS)",
+        "ALTER TABLE relay_delivered ADD PRIMARY KEY (id)",
+        "CREATE UNIQUE INDEX ON relay_delivered (insert_id)",
+        "CREATE INDEX ON relay_delivered (finished_at)",
+    ],
+    "no-finished-index": ["DROP INDEX ix_relay_outbox_state_finished_at"],
+    "no-unique": ["ALTER TABLE relay_outbox DROP CONSTRAINT {unique}"],
+}
+
+#: The ``history`` ack: the claim's rows by range and token (as the shipped range ack finds
+#: them), moved in one statement; ``{columns}``: the outbox's columns in table order.
+_MOVE_TO_HISTORY = (
+    "WITH moved AS (DELETE FROM relay_outbox WHERE id BETWEEN :first_id AND :last_id"
+    " AND lease_token = :token AND state = 'pending' RETURNING *)"
+    " INSERT INTO relay_delivered SELECT {columns} FROM moved"
+)
+_DELIVERED_COLUMNS = {
+    "state": "'delivered'",
+    "lease_token": "NULL",
+    "lease_expires_at": "NULL",
+    "updated_at": ":now",
+    "finished_at": ":now",
+}
+
+
+def _experiment(url: str, variant: str) -> sa.TextClause | None:
+    """Apply ``variant``'s schema change to the loaded database; the ``history`` ack."""
+    altering = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with altering.connect() as conn:
+            unique = conn.exec_driver_sql(
+                "SELECT conname FROM pg_constraint"
+                " WHERE conrelid = 'relay_outbox'::regclass AND contype = 'u'"
+            ).scalar_one()
+            columns = conn.exec_driver_sql(
+                "SELECT array_agg(attname::text ORDER BY attnum) FROM pg_attribute"
+                " WHERE attrelid = 'relay_outbox'::regclass AND attnum > 0"
+                " AND NOT attisdropped"
+            ).scalar_one()
+            for statement in _EXPERIMENT_DDL.get(variant, []):
+                conn.exec_driver_sql(statement.format(unique=unique))
+            conn.exec_driver_sql("VACUUM ANALYZE")
+            conn.exec_driver_sql("CHECKPOINT")
+    finally:
+        altering.dispose()
+    if variant != "history":
+        return None
+    selected = ", ".join(_DELIVERED_COLUMNS.get(c, c) for c in columns)
+    return sa.text(_MOVE_TO_HISTORY.format(columns=selected))
 
 
 def one_run(admin: sa.Engine, events: int, variant: str = "shipped") -> dict[str, float]:
@@ -56,16 +118,7 @@ def one_run(admin: sa.Engine, events: int, variant: str = "shipped") -> dict[str
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
         prepare(REPO, url, events, {**env, "RELAY_DATABASE_URL": url})
-        if variant == "json":
-            altering = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-            with altering.connect() as conn:
-                conn.exec_driver_sql(
-                    "ALTER TABLE relay_outbox ALTER COLUMN properties TYPE json"
-                    " USING properties::json"
-                )
-                conn.exec_driver_sql("VACUUM ANALYZE relay_outbox")
-                conn.exec_driver_sql("CHECKPOINT")
-            altering.dispose()
+        move = _experiment(url, variant) if variant in _EXPERIMENT_DDL else None
         engine = create_engine(url, pool_size=1, max_overflow=0)
         with engine.connect() as conn:
             backend = psutil.Process(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
@@ -94,9 +147,15 @@ def one_run(admin: sa.Engine, events: int, variant: str = "shipped") -> dict[str
                 break
             due_from = claim.last_due
             with store.transaction(engine, write=True, durable=False) as conn:
-                acked = store.mark_claim_delivered(
-                    conn, claim=claim, now=now, keep=variant != "delete"
-                )
+                if move is not None:
+                    ids = [event.id for event in claim.events]
+                    bounds = {"first_id": min(ids), "last_id": max(ids)}
+                    params = {**bounds, "token": claim.token, "now": now}
+                    acked = conn.execute(move, params).rowcount
+                else:
+                    acked = store.mark_claim_delivered(
+                        conn, claim=claim, now=now, keep=variant != "delete"
+                    )
             if acked != len(claim.events):
                 raise SystemExit(f"acked {acked} of {len(claim.events)} claimed rows")
             cpu2, wall2 = cpu(), time.perf_counter()
