@@ -23,6 +23,10 @@ from relay.testing import scratch
 _T = TypeVar("_T")
 DEFAULT_ADMIN_URL = scratch.POSTGRES_ADMIN_URL
 PREFIX = "relay_bench_"
+#: The ``json`` experiments (not relay's schema): ``properties`` as ``json`` (or back, ``jsonb``).
+ALTER_PROPERTIES = (
+    "ALTER TABLE relay_outbox ALTER COLUMN properties TYPE {type} USING properties::{type}"
+)
 
 
 @contextlib.contextmanager

@@ -38,7 +38,7 @@ from typing import Any
 
 import psutil
 import sqlalchemy as sa
-from _db import DEFAULT_ADMIN_URL
+from _db import ALTER_PROPERTIES, DEFAULT_ADMIN_URL
 from _procs import REPO
 from _stats import median, print_header
 from drain_process import prepare
@@ -56,7 +56,7 @@ VARIANTS = ("shipped", "json", "delete", "history", "no-finished-index", "no-uni
 
 #: What each experiment changes after the load (``{unique}``: the insert_id constraint's name).
 _EXPERIMENT_DDL = {
-    "json": ["ALTER TABLE relay_outbox ALTER COLUMN properties TYPE json USING properties::json"],
+    "json": [ALTER_PROPERTIES.format(type="json")],
     "history": [
         "CREATE TABLE relay_delivered (LIKE relay_outbox INCLUDING DEFAULTS)",
         "ALTER TABLE relay_delivered ADD PRIMARY KEY (id)",

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from _db import (
+    ALTER_PROPERTIES,
     DEFAULT_ADMIN_URL,
     count_by_state,
     retry_if_restarted,
@@ -87,10 +88,7 @@ LABELS = {
 def _alter_properties(engine: Engine, type_name: str) -> None:
     """``relay_outbox.properties`` to ``json`` or back to ``jsonb`` (``pg1-json-keep0``)."""
     with engine.begin() as conn:
-        conn.exec_driver_sql(
-            f"ALTER TABLE relay_outbox ALTER COLUMN properties TYPE {type_name}"
-            f" USING properties::{type_name}"
-        )
+        conn.exec_driver_sql(ALTER_PROPERTIES.format(type=type_name))
 
 
 def run_relays(
